@@ -1,0 +1,40 @@
+//! `epost`: the node daemon, the command-line client and the local dev
+//! network, in one binary.
+//!
+//! This crate is the only one that uses `anyhow`: it turns the libraries'
+//! typed errors into messages for a person, and exit codes for scripts.
+//! It must never hold protocol or storage logic of its own.
+
+mod cli;
+mod client;
+mod cmd;
+mod config;
+mod datadir;
+mod keys;
+mod multiaddr;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(cmd::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // `{:#}` prints the whole context chain on one line: what we were
+            // doing, then why it failed.
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,69 @@
+//! The composed libp2p behaviour: Kademlia for routing and small records,
+//! identify to learn peers' listen addresses, ping to keep connections
+//! honest, and `/epost/frag/1` for fragments.
+
+use std::time::Duration;
+
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::kad::{self, StoreInserts};
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{PeerId, StreamProtocol, identify, identity, ping, request_response};
+
+use crate::config::DhtConfig;
+use crate::frag::{FRAG_PROTOCOL, FragCodec};
+
+/// Kademlia's protocol name: ours, so we never mix with the public IPFS DHT.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/kad/1");
+const IDENTIFY_PROTOCOL: &str = "/epost/id/1";
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) kad: kad::Behaviour<MemoryStore>,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) frag: request_response::Behaviour<FragCodec>,
+}
+
+impl Behaviour {
+    pub(crate) fn new(key: &identity::Keypair, config: &DhtConfig) -> Self {
+        let peer_id = PeerId::from(key.public());
+
+        let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+        // Inbound records are validated by the event loop before they are
+        // kept: bad signature, wrong key or a stale sequence is refused.
+        kad_config.set_record_filtering(StoreInserts::FilterBoth);
+        kad_config.set_query_timeout(config.query_timeout);
+        kad_config.set_max_packet_size(kad_packet_limit());
+        kad_config.set_replication_factor(config.replication);
+        let store = MemoryStore::with_config(
+            peer_id,
+            MemoryStoreConfig {
+                max_records: config.max_records,
+                max_value_bytes: crate::MAX_RECORD_VALUE,
+                ..MemoryStoreConfig::default()
+            },
+        );
+        let mut kad = kad::Behaviour::with_config(peer_id, store, kad_config);
+        // Every epost node serves the DHT; there are no client-only nodes.
+        kad.set_mode(Some(kad::Mode::Server));
+
+        let identify = identify::Behaviour::new(
+            identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+                .with_agent_version(format!("epost/{}", env!("CARGO_PKG_VERSION"))),
+        );
+        let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
+        let frag = request_response::Behaviour::with_codec(
+            FragCodec,
+            [(FRAG_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_concurrent_streams),
+        );
+        Self { kad, identify, ping, frag }
+    }
+}
+
+/// Kademlia packets carry only small records; 16 KiB as the design says.
+const fn kad_packet_limit() -> usize {
+    16 * 1024
+}

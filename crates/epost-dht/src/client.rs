@@ -1,0 +1,210 @@
+//! `DhtClient`: the cloneable handle everything outside the event loop uses.
+//! Each call is one command over a bounded channel with a oneshot reply;
+//! the Swarm itself is never shared.
+
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+use crate::frag::{FragRequest, FragResponse};
+
+/// A record as found at one peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRecord {
+    /// The peer that answered with it (`None`: our own store).
+    pub peer: Option<PeerId>,
+    pub value: Vec<u8>,
+}
+
+/// A snapshot of the overlay as this node sees it.
+#[derive(Debug, Clone)]
+pub struct NetworkStatus {
+    pub peer_id: PeerId,
+    /// Full addresses, each ending in `/p2p/<our peer id>`.
+    pub listen_addrs: Vec<Multiaddr>,
+    pub connected_peers: Vec<PeerId>,
+    /// Peers in the Kademlia routing table.
+    pub known_peers: usize,
+    pub records: usize,
+}
+
+/// Something that happened in the overlay that services may care about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DhtEvent {
+    PeerConnected(PeerId),
+    PeerDisconnected(PeerId),
+}
+
+/// A fragment request from a peer, for the storage service to answer
+/// through [`DhtClient::respond`].
+#[derive(Debug)]
+pub struct InboundFrag {
+    pub peer: PeerId,
+    pub request: FragRequest,
+    pub reply: ReplyHandle,
+}
+
+/// Where the answer to an [`InboundFrag`] goes. Dropping it unanswered
+/// makes the peer see a failed request, never a hang.
+#[derive(Debug)]
+pub struct ReplyHandle(pub(crate) ResponseChannel<FragResponse>);
+
+/// Why a closest-peers query failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("the query timed out")]
+    Timeout,
+    #[error("no known peers: the node is not connected to the overlay")]
+    NoPeers,
+    #[error("the overlay is shutting down")]
+    Stopped,
+}
+
+/// Why a record could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error("record value of {len} bytes exceeds the {max}-byte limit")]
+    TooLarge { len: usize, max: usize },
+    #[error("the record could not be stored on enough peers: {0}")]
+    QuorumFailed(String),
+    #[error("the overlay is shutting down")]
+    Stopped,
+}
+
+/// Why a fragment request to a peer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RequestError {
+    #[error("cannot reach peer {peer}: {detail}")]
+    Unreachable { peer: PeerId, detail: String },
+    #[error("peer {peer} did not answer in time")]
+    Timeout { peer: PeerId },
+    #[error("peer {peer} broke the protocol: {detail}")]
+    Protocol { peer: PeerId, detail: String },
+    #[error("the overlay is shutting down")]
+    Stopped,
+}
+
+pub(crate) enum Command {
+    ClosestPeers {
+        key: Vec<u8>,
+        count: usize,
+        reply: oneshot::Sender<Result<Vec<PeerId>, QueryError>>,
+    },
+    KnownClosest {
+        key: Vec<u8>,
+        count: usize,
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        reply: oneshot::Sender<Result<(), RecordError>>,
+    },
+    GetRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>,
+    },
+    Request {
+        peer: PeerId,
+        request: FragRequest,
+        reply: oneshot::Sender<Result<FragResponse, RequestError>>,
+    },
+    Respond {
+        handle: ReplyHandle,
+        response: FragResponse,
+    },
+    Status {
+        reply: oneshot::Sender<NetworkStatus>,
+    },
+}
+
+/// The handle to the overlay. Cheap to clone; all clones talk to one event loop.
+#[derive(Clone)]
+pub struct DhtClient {
+    pub(crate) commands: mpsc::Sender<Command>,
+    pub(crate) events: broadcast::Sender<DhtEvent>,
+    pub(crate) local_peer: PeerId,
+}
+
+impl DhtClient {
+    /// This node's peer id.
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local_peer
+    }
+
+    /// Subscribes to overlay events (bounded: a slow subscriber misses the
+    /// oldest events and is told how many it lagged).
+    pub fn subscribe(&self) -> broadcast::Receiver<DhtEvent> {
+        self.events.subscribe()
+    }
+
+    /// The `count` peers closest to `key` in the whole overlay (a network
+    /// query), this node included if it is among them.
+    pub async fn closest_peers(&self, key: &[u8], count: usize) -> Result<Vec<PeerId>, QueryError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::ClosestPeers { key: key.to_vec(), count, reply })
+            .await
+            .ok_or(QueryError::Stopped)?;
+        rx.await.map_err(|_| QueryError::Stopped)?
+    }
+
+    /// The `count` peers closest to `key` among those this node already
+    /// knows (its routing table and itself): no network round trip.
+    pub async fn known_closest(&self, key: &[u8], count: usize) -> Result<Vec<PeerId>, QueryError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::KnownClosest { key: key.to_vec(), count, reply })
+            .await
+            .ok_or(QueryError::Stopped)?;
+        rx.await.map_err(|_| QueryError::Stopped)
+    }
+
+    /// Stores a small record on the K peers closest to `key` (and here).
+    pub async fn put_record(&self, key: &[u8], value: Vec<u8>) -> Result<(), RecordError> {
+        if value.len() > crate::MAX_RECORD_VALUE {
+            return Err(RecordError::TooLarge { len: value.len(), max: crate::MAX_RECORD_VALUE });
+        }
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::PutRecord { key: key.to_vec(), value, reply })
+            .await
+            .ok_or(RecordError::Stopped)?;
+        rx.await.map_err(|_| RecordError::Stopped)?
+    }
+
+    /// Every copy of the record at `key` that the closest peers (and this
+    /// node) hold. The caller validates them and picks (e.g. highest seq).
+    pub async fn get_record(&self, key: &[u8]) -> Result<Vec<FoundRecord>, RecordError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::GetRecord { key: key.to_vec(), reply })
+            .await
+            .ok_or(RecordError::Stopped)?;
+        rx.await.map_err(|_| RecordError::Stopped)?
+    }
+
+    /// Sends a fragment request to `peer` and waits for its answer.
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        request: FragRequest,
+    ) -> Result<FragResponse, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request { peer, request, reply }).await.ok_or(RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Answers an inbound fragment request.
+    pub async fn respond(&self, handle: ReplyHandle, response: FragResponse) {
+        // If the loop is gone the peer sees the stream close: nothing to do.
+        let _ = self.send(Command::Respond { handle, response }).await;
+    }
+
+    /// The overlay as this node sees it now.
+    pub async fn status(&self) -> Option<NetworkStatus> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Status { reply }).await?;
+        rx.await.ok()
+    }
+
+    async fn send(&self, command: Command) -> Option<()> {
+        self.commands.send(command).await.ok()
+    }
+}

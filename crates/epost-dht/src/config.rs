@@ -1,0 +1,52 @@
+//! Settings of the overlay, already validated by the caller's config loader.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::Multiaddr;
+
+/// How the overlay runs. `Default` gives production values.
+#[derive(Debug, Clone)]
+pub struct DhtConfig {
+    /// Addresses to listen on (`/ip4/127.0.0.1/tcp/0` lets the OS pick a port).
+    pub listen: Vec<Multiaddr>,
+    /// Peers to join through; each must end in `/p2p/<peer id>`.
+    pub bootstrap: Vec<Multiaddr>,
+    /// How long to wait for a first bootstrap peer before giving up.
+    pub bootstrap_timeout: Duration,
+    /// Kademlia's K: how many closest peers hold each record.
+    pub replication: NonZeroUsize,
+    /// Timeout of a whole Kademlia query.
+    pub query_timeout: Duration,
+    /// Timeout of one fragment request.
+    pub request_timeout: Duration,
+    /// Concurrent fragment streams per connection.
+    pub max_concurrent_streams: usize,
+    /// Records kept in memory (and on disk).
+    pub max_records: usize,
+    /// Inbound fragment requests queued for the storage service before the
+    /// overlay answers `Busy` instead of queueing more.
+    pub inbound_queue: usize,
+    /// Commands queued from clients to the event loop.
+    pub command_queue: usize,
+    /// Connections idle this long are closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for DhtConfig {
+    fn default() -> Self {
+        Self {
+            listen: Vec::new(),
+            bootstrap: Vec::new(),
+            bootstrap_timeout: Duration::from_secs(10),
+            replication: NonZeroUsize::new(20).unwrap_or(NonZeroUsize::MIN),
+            query_timeout: Duration::from_secs(30),
+            request_timeout: Duration::from_secs(30),
+            max_concurrent_streams: 256,
+            max_records: 64 * 1024,
+            inbound_queue: 1024,
+            command_queue: 1024,
+            idle_timeout: Duration::from_secs(120),
+        }
+    }
+}

@@ -1,0 +1,298 @@
+//! The one task that owns the Swarm. It turns client commands into swarm
+//! calls, swarm events into replies, and hands inbound fragment requests to
+//! the storage service through a bounded queue (answering `Busy` when full,
+//! never blocking the overlay).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::kad::{self, GetClosestPeersError, GetRecordOk, QueryId, QueryResult, Quorum};
+use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{PeerId, Swarm, identify};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tracing::{debug, info, warn};
+
+use crate::behaviour::{Behaviour, BehaviourEvent};
+use crate::client::{
+    Command, DhtEvent, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
+    ReplyHandle, RequestError,
+};
+use crate::frag::{FragResponse, RefusalReason};
+use crate::records::{RecordSink, RecordValidator};
+
+type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
+type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
+
+pub(crate) struct EventLoop {
+    pub(crate) swarm: Swarm<Behaviour>,
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) inbound: mpsc::Sender<InboundFrag>,
+    pub(crate) events: broadcast::Sender<DhtEvent>,
+    pub(crate) validator: Arc<dyn RecordValidator>,
+    pub(crate) sink: RecordSink,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    closest: HashMap<QueryId, (Vec<u8>, usize, ClosestReply)>,
+    gets: HashMap<QueryId, (Vec<FoundRecord>, GetReply)>,
+    puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
+    requests:
+        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<FragResponse, RequestError>>)>,
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        swarm: Swarm<Behaviour>,
+        commands: mpsc::Receiver<Command>,
+        inbound: mpsc::Sender<InboundFrag>,
+        events: broadcast::Sender<DhtEvent>,
+        validator: Arc<dyn RecordValidator>,
+        sink: RecordSink,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Self {
+            swarm,
+            commands,
+            inbound,
+            events,
+            validator,
+            sink,
+            shutdown,
+            closest: HashMap::new(),
+            gets: HashMap::new(),
+            puts: HashMap::new(),
+            requests: HashMap::new(),
+        }
+    }
+
+    /// Runs until shutdown is signalled or every client handle is gone.
+    /// Pending callers then see `Stopped` (their reply senders are dropped).
+    pub(crate) async fn run(mut self) {
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => break,
+                },
+                _ = self.shutdown.changed() => break,
+            }
+        }
+        debug!("overlay event loop stopped");
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let local = *self.swarm.local_peer_id();
+        match command {
+            Command::ClosestPeers { key, count, reply } => {
+                let Some(n) = std::num::NonZeroUsize::new(count) else {
+                    let _ = reply.send(Ok(Vec::new()));
+                    return;
+                };
+                let id = self.swarm.behaviour_mut().kad.get_n_closest_peers(key.clone(), n);
+                self.closest.insert(id, (key, count, reply));
+            }
+            Command::KnownClosest { key, count, reply } => {
+                let mut peers = vec![local];
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    peers.extend(bucket.iter().map(|entry| *entry.node.key.preimage()));
+                }
+                let _ = reply.send(closest_of(&key, peers, count));
+            }
+            Command::PutRecord { key, value, reply } => {
+                let record = kad::Record::new(key, value);
+                self.sink.save(&record);
+                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                    Ok(id) => {
+                        self.puts.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(RecordError::QuorumFailed(e.to_string())));
+                    }
+                }
+            }
+            Command::GetRecord { key, reply } => {
+                let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
+                self.gets.insert(id, (Vec::new(), reply));
+            }
+            Command::Request { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().frag.send_request(&peer, request);
+                self.requests.insert(id, (peer, reply));
+            }
+            Command::Respond { handle, response } => {
+                if self.swarm.behaviour_mut().frag.send_response(handle.0, response).is_err() {
+                    debug!("fragment response not sent: the requesting peer went away");
+                }
+            }
+            Command::Status { reply } => {
+                let _ = reply.send(self.status());
+            }
+        }
+    }
+
+    pub(crate) fn status(&mut self) -> NetworkStatus {
+        let peer_id = *self.swarm.local_peer_id();
+        let listen_addrs = self
+            .swarm
+            .listeners()
+            .map(|addr| addr.clone().with_p2p(peer_id).unwrap_or_else(|addr| addr))
+            .collect();
+        let connected_peers = self.swarm.connected_peers().copied().collect();
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let known_peers = kad.kbuckets().map(|bucket| bucket.num_entries()).sum();
+        let records = kad.store_mut().records().count();
+        NetworkStatus { peer_id, listen_addrs, connected_peers, known_peers, records }
+    }
+
+    pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Frag(event)) => self.on_frag_event(event),
+            // Only peers that speak our DHT go into the routing table.
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) if info.protocols.contains(&crate::behaviour::KAD_PROTOCOL) => {
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
+                if num_established.get() == 1 =>
+            {
+                let _ = self.events.send(DhtEvent::PeerConnected(peer_id));
+            }
+            SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                let _ = self.events.send(DhtEvent::PeerDisconnected(peer_id));
+            }
+            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
+            _ => {}
+        }
+    }
+
+    fn on_kad_event(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed { id, result, step, .. } => match result {
+                QueryResult::GetClosestPeers(result) => {
+                    let Some((key, count, reply)) = self.closest.remove(&id) else { return };
+                    let peers = match result {
+                        Ok(ok) => ok.peers,
+                        // A timed-out query still found some peers: use them.
+                        Err(GetClosestPeersError::Timeout { peers, .. }) => peers,
+                    };
+                    let mut candidates: Vec<PeerId> =
+                        peers.into_iter().map(|p| p.peer_id).collect();
+                    candidates.push(*self.swarm.local_peer_id());
+                    let _ = reply.send(Ok(closest_of(&key, candidates, count)));
+                }
+                QueryResult::GetRecord(result) => {
+                    let finished = step.last;
+                    if let Some((found, _)) = self.gets.get_mut(&id)
+                        && let Ok(GetRecordOk::FoundRecord(peer_record)) = result
+                    {
+                        found.push(FoundRecord {
+                            peer: peer_record.peer,
+                            value: peer_record.record.value,
+                        });
+                    }
+                    if finished && let Some((found, reply)) = self.gets.remove(&id) {
+                        let _ = reply.send(Ok(found));
+                    }
+                }
+                QueryResult::PutRecord(result) => {
+                    let Some(reply) = self.puts.remove(&id) else { return };
+                    let outcome = match result {
+                        Ok(_) => Ok(()),
+                        // Alone in the overlay, our own copy is all there is.
+                        Err(_) if self.swarm.connected_peers().next().is_none() => Ok(()),
+                        Err(e) => Err(RecordError::QuorumFailed(e.to_string())),
+                    };
+                    let _ = reply.send(outcome);
+                }
+                _ => {}
+            },
+            kad::Event::InboundRequest {
+                request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
+            } => self.on_inbound_record(source, record),
+            _ => {}
+        }
+    }
+
+    fn on_inbound_record(&mut self, source: PeerId, record: kad::Record) {
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        let current = store.get(&record.key).map(|r| r.value.clone());
+        if let Err(why) =
+            self.validator.validate(record.key.as_ref(), &record.value, current.as_deref())
+        {
+            debug!(%source, %why, "refused a record");
+            return;
+        }
+        self.sink.save(&record);
+        if let Err(e) = store.put(record) {
+            warn!(%source, error = %e, "record not stored");
+        }
+    }
+
+    fn on_frag_event(
+        &mut self,
+        event: request_response::Event<crate::frag::FragRequest, FragResponse>,
+    ) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let inbound = InboundFrag { peer, request, reply: ReplyHandle(channel) };
+                if let Err(refused) = self.inbound.try_send(inbound) {
+                    let (reason, inbound) = match refused {
+                        mpsc::error::TrySendError::Full(i) => (RefusalReason::Busy, i),
+                        mpsc::error::TrySendError::Closed(i) => (RefusalReason::Internal, i),
+                    };
+                    let response = FragResponse::Refused {
+                        reason,
+                        detail: "storage service unavailable".into(),
+                    };
+                    let _ =
+                        self.swarm.behaviour_mut().frag.send_response(inbound.reply.0, response);
+                }
+            }
+            Event::Message { message: Message::Response { request_id, response }, .. } => {
+                if let Some((_, reply)) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure { request_id, error, .. } => {
+                if let Some((peer, reply)) = self.requests.remove(&request_id) {
+                    let _ = reply.send(Err(request_error(peer, error)));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound fragment request failed")
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+}
+
+fn request_error(peer: PeerId, error: OutboundFailure) -> RequestError {
+    match error {
+        OutboundFailure::Timeout => RequestError::Timeout { peer },
+        OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
+            RequestError::Unreachable { peer, detail: error.to_string() }
+        }
+        OutboundFailure::UnsupportedProtocols | OutboundFailure::Io(_) => {
+            RequestError::Protocol { peer, detail: error.to_string() }
+        }
+    }
+}
+
+/// The `count` peers closest to `key` in Kademlia's XOR metric, closest first.
+pub fn closest_of(key: &[u8], mut peers: Vec<PeerId>, count: usize) -> Vec<PeerId> {
+    let target = kad::KBucketKey::new(key.to_vec());
+    peers.sort_unstable();
+    peers.dedup();
+    peers.sort_by_cached_key(|peer| target.distance(&kad::KBucketKey::from(*peer)));
+    peers.truncate(count);
+    peers
+}

@@ -1,0 +1,62 @@
+//! epost's overlay: a Kademlia DHT over libp2p (TCP, Noise, Yamux) that
+//! routes by XOR distance, holds small signed records, and carries
+//! erasure-coded fragments between peers over `/epost/frag/1`.
+//!
+//! This is the only crate that names libp2p. One task (the event loop) owns
+//! the Swarm; everything else holds a cloneable [`DhtClient`] and talks to
+//! it over a bounded channel. Inbound fragment requests come out of
+//! [`Dht::inbound`] for the storage service to answer.
+//!
+//! It must never interpret fragments or decide placement: that is the
+//! storage service's job. It must never keep an inbound record that its
+//! [`RecordValidator`] refused.
+
+mod behaviour;
+mod client;
+mod config;
+mod event_loop;
+pub mod frag;
+mod records;
+mod startup;
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use behaviour::KAD_PROTOCOL;
+pub use client::{
+    DhtClient, DhtEvent, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
+    ReplyHandle, RequestError,
+};
+pub use config::DhtConfig;
+pub use event_loop::closest_of;
+pub use libp2p::{Multiaddr, PeerId};
+pub use records::{RecordRejection, RecordValidator, RecordWrite, SignedEnvelopeValidator};
+pub use startup::{Dht, StartError};
+
+/// Largest record value kept (log heads, certificates, presence are far smaller).
+pub const MAX_RECORD_VALUE: usize = 8 * 1024;
+
+/// Records as (key, value) pairs, reloaded at start.
+pub type StoredRecords = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// What the overlay needs from its node to start.
+pub struct StartOptions {
+    pub config: DhtConfig,
+    /// The node's Ed25519 seed; its public key is the peer id.
+    pub identity_seed: [u8; 32],
+    /// Decides which inbound records are kept.
+    pub validator: Arc<dyn RecordValidator>,
+    /// Records held before the last shutdown, reloaded into memory.
+    pub stored_records: StoredRecords,
+    /// Where kept records are written behind (bounded; `None`: memory only).
+    pub record_writes: Option<tokio::sync::mpsc::Sender<RecordWrite>>,
+}
+
+/// The peer id an Ed25519 seed gives, without starting anything.
+pub fn peer_id_of(identity_seed: [u8; 32]) -> Result<PeerId, StartError> {
+    let mut seed = identity_seed;
+    let key = libp2p::identity::Keypair::ed25519_from_bytes(&mut seed)
+        .map_err(|e| StartError::Identity(e.to_string()))?;
+    Ok(key.public().to_peer_id())
+}

@@ -1,0 +1,204 @@
+//! Bringing the overlay up: listeners bound, bootstrap peers reached, and
+//! the event loop spawned. Each failure is reported with what to check.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::kad::store::RecordStore;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identity, kad, noise, tcp, yamux};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::StartOptions;
+use crate::behaviour::Behaviour;
+use crate::client::{DhtClient, InboundFrag, NetworkStatus};
+use crate::event_loop::EventLoop;
+use crate::records::RecordSink;
+
+/// Why the overlay could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("the node key is not a valid Ed25519 seed: {0}")]
+    Identity(String),
+    #[error("cannot set up the network transport: {0}")]
+    Transport(String),
+    #[error("cannot listen on {addr}: {detail}")]
+    Listen { addr: Multiaddr, detail: String },
+    #[error("bootstrap address {addr} must end in /p2p/<peer id>")]
+    BootstrapAddress { addr: Multiaddr },
+    #[error(
+        "none of the bootstrap peers could be reached within {timeout:?} ({detail}); \
+         check that they run and that network.bootstrap in config.toml is right"
+    )]
+    BootstrapUnreachable { timeout: Duration, detail: String },
+}
+
+/// A running overlay.
+pub struct Dht {
+    pub client: DhtClient,
+    /// The overlay as it was once listening and bootstrapped.
+    pub started: NetworkStatus,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Dht {
+    /// Starts the overlay: binds every listen address, reaches at least one
+    /// bootstrap peer (if any are configured), then runs the event loop.
+    /// Also returns the queue of fragment requests from peers, for the
+    /// storage service to answer.
+    pub async fn start(
+        options: StartOptions,
+    ) -> Result<(Self, mpsc::Receiver<InboundFrag>), StartError> {
+        let StartOptions { config, identity_seed, validator, stored_records, record_writes } =
+            options;
+        let mut seed = identity_seed;
+        let key = identity::Keypair::ed25519_from_bytes(&mut seed)
+            .map_err(|e| StartError::Identity(e.to_string()))?;
+        let mut swarm = build_swarm(key, &config)?;
+
+        for (key, value) in stored_records {
+            let store = swarm.behaviour_mut().kad.store_mut();
+            // A record that no longer fits the store's limits is simply not reloaded.
+            let _ = store.put(kad::Record::new(key, value));
+        }
+
+        let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
+        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue);
+        let (events_tx, _) = broadcast::channel(256);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let local_peer = *swarm.local_peer_id();
+
+        listen(&mut swarm, &config.listen).await?;
+        let mut event_loop = EventLoop::new(
+            swarm,
+            commands_rx,
+            inbound_tx,
+            events_tx.clone(),
+            validator,
+            RecordSink::new(record_writes),
+            shutdown_rx,
+        );
+        bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;
+        let started = event_loop.status();
+        info!(peer_id = %local_peer, addrs = ?started.listen_addrs, "overlay started");
+
+        let task = tokio::spawn(event_loop.run());
+        let client = DhtClient { commands: commands_tx, events: events_tx, local_peer };
+        Ok((Self { client, started, shutdown: shutdown_tx, task }, inbound_rx))
+    }
+
+    /// Stops the event loop and waits for it; pending calls see `Stopped`.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+fn build_swarm(
+    key: identity::Keypair,
+    config: &crate::DhtConfig,
+) -> Result<Swarm<Behaviour>, StartError> {
+    let transport = |e: &dyn std::fmt::Display| StartError::Transport(e.to_string());
+    Ok(SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport(&e))?
+        .with_behaviour(|key| Behaviour::new(key, config))
+        .map_err(|e| transport(&e))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build())
+}
+
+/// Binds every listen address and waits until each reports a real address
+/// (so port 0 has become a port), or fails naming the address.
+async fn listen(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(), StartError> {
+    let mut pending = std::collections::HashMap::new();
+    for addr in addrs {
+        let id = swarm
+            .listen_on(addr.clone())
+            .map_err(|e| StartError::Listen { addr: addr.clone(), detail: e.to_string() })?;
+        pending.insert(id, addr.clone());
+    }
+    while !pending.is_empty() {
+        match swarm.select_next_some().await {
+            SwarmEvent::NewListenAddr { listener_id, address }
+                if pending.remove(&listener_id).is_some() =>
+            {
+                info!(%address, "listening");
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                if let Some(addr) = pending.remove(&listener_id) {
+                    let detail = reason.err().map_or("closed".to_owned(), |e| e.to_string());
+                    return Err(StartError::Listen { addr, detail });
+                }
+            }
+            SwarmEvent::ListenerError { listener_id, error } => {
+                if let Some(addr) = pending.remove(&listener_id) {
+                    return Err(StartError::Listen { addr, detail: error.to_string() });
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Dials every bootstrap peer and returns once one connection is up, then
+/// starts Kademlia's own bootstrap (which fills the routing table).
+async fn bootstrap(
+    event_loop: &mut EventLoop,
+    addrs: &[Multiaddr],
+    timeout: Duration,
+) -> Result<(), StartError> {
+    if addrs.is_empty() {
+        return Ok(());
+    }
+    let mut waiting: HashSet<PeerId> = HashSet::new();
+    let mut failures = Vec::new();
+    for addr in addrs {
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
+            return Err(StartError::BootstrapAddress { addr: addr.clone() });
+        };
+        let swarm = &mut event_loop.swarm;
+        swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        match swarm.dial(addr.clone()) {
+            Ok(()) => {
+                waiting.insert(peer);
+            }
+            Err(e) => failures.push(format!("{addr}: {e}")),
+        }
+    }
+    let connected = tokio::time::timeout(timeout, async {
+        while !waiting.is_empty() {
+            let event = event_loop.swarm.select_next_some().await;
+            match &event {
+                SwarmEvent::ConnectionEstablished { peer_id, .. } if waiting.contains(peer_id) => {
+                    event_loop.on_swarm_event(event);
+                    return true;
+                }
+                SwarmEvent::OutgoingConnectionError { peer_id: Some(peer), error, .. }
+                    if waiting.remove(peer) =>
+                {
+                    failures.push(format!("{peer}: {error}"));
+                }
+                _ => {}
+            }
+            event_loop.on_swarm_event(event);
+        }
+        false
+    })
+    .await
+    .unwrap_or(false);
+    if !connected {
+        let detail = if failures.is_empty() { "no answer".to_owned() } else { failures.join("; ") };
+        return Err(StartError::BootstrapUnreachable { timeout, detail });
+    }
+    // Fails only with no known peers, and we just connected to one.
+    let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
+    Ok(())
+}

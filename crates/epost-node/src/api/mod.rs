@@ -1,0 +1,124 @@
+//! The control API: HTTP+JSON on a loopback address, for the `epost` CLI
+//! and scripts. Every route but `/metrics` needs the bearer token the node
+//! writes to its data directory (mode 0600), so only the node's user can
+//! drive it.
+
+mod body;
+mod objects;
+mod status;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use epost_dht::DhtClient;
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::storage::StorageService;
+
+/// What the handlers share (all of it cheap to clone).
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub(crate) storage: StorageService,
+    pub(crate) dht: DhtClient,
+    pub(crate) token: Arc<str>,
+    pub(crate) store_stats: Arc<dyn Fn() -> crate::StoreFigures + Send + Sync>,
+}
+
+/// A JSON error body with a status code: `{"error": "...", "kind": "..."}`.
+#[derive(Debug)]
+pub(crate) struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl ToString) -> Self {
+        Self { status, kind, message: message.to_string() }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            error: &'a str,
+            kind: &'a str,
+        }
+        (self.status, axum::Json(Body { error: &self.message, kind: self.kind })).into_response()
+    }
+}
+
+/// A running API server.
+pub(crate) struct ApiServer {
+    pub(crate) addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ApiServer {
+    pub(crate) async fn start(listen: SocketAddr, state: AppState) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(listen).await?;
+        let addr = listener.local_addr()?;
+        let authed = Router::new()
+            .route("/v1/status", get(status::status))
+            .route("/v1/objects", post(objects::put))
+            .route("/v1/objects/{cap}", get(objects::get))
+            .route("/v1/objects/{cap}/check", get(objects::check))
+            .route("/v1/repair", post(objects::repair))
+            .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
+        let app = Router::new()
+            .route("/metrics", get(status::metrics))
+            .merge(authed)
+            // Streaming uploads are bounded by the storage pipeline, not here.
+            .layer(axum::extract::DefaultBodyLimit::disable())
+            .with_state(state);
+        let (shutdown, mut rx) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                let _ = rx.changed().await;
+            });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "control API stopped");
+            }
+        });
+        Ok(Self { addr, shutdown, task })
+    }
+
+    /// Stops taking requests and waits for those in flight.
+    pub(crate) async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn require_token(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if presented.is_some_and(|t| constant_time_eq(t.as_bytes(), state.token.as_bytes())) {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or wrong API token (see api.token in the data directory)",
+        )
+        .into_response()
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

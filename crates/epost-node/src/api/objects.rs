@@ -1,0 +1,115 @@
+//! `/v1/objects`: put a stream, get a capability back as a stream, check
+//! an object's redundancy; `/v1/repair`: run a maintenance pass now.
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use epost_types::capability::Capability;
+use futures::{StreamExt, TryStreamExt};
+use tokio::sync::mpsc;
+use tokio_stream_shim::ReceiverStream;
+
+use super::body::{BodyItem, BodyWriter};
+use super::{ApiError, AppState};
+use crate::storage::{CheckError, CheckReport, GetError, PutError, PutReport, RepairReport};
+
+pub(crate) async fn put(
+    State(state): State<AppState>,
+    body: Body,
+) -> Result<Json<PutReport>, ApiError> {
+    let stream = body.into_data_stream().map_err(std::io::Error::other);
+    let reader = tokio_util::io::StreamReader::new(stream);
+    state.storage.put_reader(reader).await.map(Json).map_err(put_error)
+}
+
+pub(crate) async fn get(
+    State(state): State<AppState>,
+    Path(cap): Path<String>,
+) -> Result<Response, ApiError> {
+    let capability = parse_cap(&cap)?;
+    let (tx, mut rx) = mpsc::channel::<BodyItem>(8);
+    let storage = state.storage.clone();
+    let errors = tx.clone();
+    tokio::spawn(async move {
+        let mut writer = BodyWriter::new(tx);
+        if let Err(e) = storage.get_to(&capability, &mut writer).await {
+            let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    // Wait for the first piece: a failure before any data is a clean error
+    // status; a failure after it aborts the body.
+    let first = match rx.recv().await {
+        Some(Err(e)) => return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", e)),
+        other => other,
+    };
+    let stream = futures::stream::iter(first).chain(ReceiverStream::new(rx));
+    Ok((StatusCode::OK, Body::from_stream(stream)).into_response())
+}
+
+pub(crate) async fn check(
+    State(state): State<AppState>,
+    Path(cap): Path<String>,
+) -> Result<Json<CheckReport>, ApiError> {
+    let capability = parse_cap(&cap)?;
+    state.storage.check(&capability).await.map(Json).map_err(|e| match e {
+        CheckError::Get(e) => get_error(e),
+        CheckError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
+    })
+}
+
+pub(crate) async fn repair(State(state): State<AppState>) -> Result<Json<RepairReport>, ApiError> {
+    state.storage.repair_now().await.map(Json).ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the node is shutting down")
+    })
+}
+
+fn parse_cap(text: &str) -> Result<Capability, ApiError> {
+    Capability::from_str(text)
+        .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "bad_capability", e))
+}
+
+fn put_error(e: PutError) -> ApiError {
+    match e {
+        PutError::Input(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_input", e),
+        PutError::NotEnoughHolders { .. } | PutError::Placement(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", e)
+        }
+        PutError::Coding(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+fn get_error(e: GetError) -> ApiError {
+    match e {
+        GetError::NotEnoughFragments { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e),
+        GetError::Corrupt(_) => ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", e),
+        GetError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
+        GetError::Output(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+/// `mpsc::Receiver` as a `Stream`, without pulling in tokio-stream.
+mod tokio_stream_shim {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use tokio::sync::mpsc;
+
+    pub(crate) struct ReceiverStream<T>(mpsc::Receiver<T>);
+
+    impl<T> ReceiverStream<T> {
+        pub(crate) fn new(rx: mpsc::Receiver<T>) -> Self {
+            Self(rx)
+        }
+    }
+
+    impl<T> futures::Stream for ReceiverStream<T> {
+        type Item = T;
+        fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
+            self.0.poll_recv(cx)
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! `/v1/status` (JSON) and `/metrics` (Prometheus text).
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use serde::Serialize;
+
+use super::{ApiError, AppState};
+
+#[derive(Serialize)]
+pub(crate) struct Status {
+    peer_id: String,
+    /// Peers with an open connection.
+    peers: usize,
+    /// Peers in the routing table.
+    known_peers: usize,
+    listen_addrs: Vec<String>,
+    records: usize,
+    fragments: u64,
+    bytes: u64,
+    data_fragments: u8,
+    parity_fragments: u8,
+    warnings: Vec<String>,
+}
+
+pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    let net = state.dht.status().await.ok_or_else(|| {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the overlay is shutting down")
+    })?;
+    let figures = (state.store_stats)();
+    let (k, m) = state.storage.layout();
+    let mut warnings = Vec::new();
+    let nodes = net.connected_peers.len() + 1;
+    let wanted = usize::from(k) + usize::from(m).div_ceil(2);
+    if nodes < wanted {
+        warnings.push(format!(
+            "redundancy is reduced: {nodes} node(s) reachable, fewer than the {wanted} that {k}+{m} coding needs to spread one fragment per node"
+        ));
+    }
+    Ok(Json(Status {
+        peer_id: net.peer_id.to_string(),
+        peers: net.connected_peers.len(),
+        known_peers: net.known_peers,
+        listen_addrs: net.listen_addrs.iter().map(ToString::to_string).collect(),
+        records: net.records,
+        fragments: figures.fragments,
+        bytes: figures.bytes,
+        data_fragments: k,
+        parity_fragments: m,
+        warnings,
+    }))
+}
+
+pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::new();
+    state.storage.metrics().render(&mut out);
+    let figures = (state.store_stats)();
+    out.push_str(&format!(
+        "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",
+        figures.fragments, figures.bytes
+    ));
+    if let Some(net) = state.dht.status().await {
+        out.push_str(&format!(
+            "# TYPE epost_peers gauge\nepost_peers {}\n# TYPE epost_known_peers gauge\nepost_known_peers {}\n",
+            net.connected_peers.len(),
+            net.known_peers
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}

@@ -1,0 +1,143 @@
+//! An epost node's services, assembled: the overlay (`epost-dht`), the
+//! local store (`epost-store`), POST's storage service with repair and
+//! leases, the control API and `/metrics`.
+//!
+//! [`Node::start`] brings everything up in order and [`Node::shutdown`]
+//! takes it down in reverse, finishing what was acknowledged. This crate
+//! must never name libp2p or a storage engine (those belong to the crates
+//! below it), and never hold a lock across an await on the network.
+
+mod api;
+mod records;
+pub mod storage;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use epost_dht::{Dht, DhtConfig, Multiaddr, PeerId, SignedEnvelopeValidator, StartOptions};
+use epost_store::{Backend, Store};
+use epost_types::convergent::ConvergenceSecret;
+
+pub use epost_dht::StartError as OverlayError;
+use storage::LocalFragments;
+use storage::metrics::Metrics;
+use storage::{StorageConfig, StorageService};
+
+/// Everything a node needs to start, already validated by its caller.
+#[derive(Debug, Clone)]
+pub struct NodeOptions {
+    pub data_dir: PathBuf,
+    pub identity_seed: [u8; 32],
+    pub convergence_secret: Vec<u8>,
+    pub backend: Backend,
+    pub dht: DhtConfig,
+    pub storage: StorageConfig,
+    pub api_listen: SocketAddr,
+    /// The control API's bearer token.
+    pub api_token: String,
+}
+
+/// Why a node could not start. Each names what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    #[error("cannot open the local store in {path}: {source}")]
+    Store { path: String, source: epost_store::OpenError },
+    #[error("cannot start the overlay: {0}")]
+    Overlay(#[from] OverlayError),
+    #[error("cannot serve the control API on {addr}: {source}")]
+    Api { addr: SocketAddr, source: std::io::Error },
+}
+
+/// Local store figures for status and metrics.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StoreFigures {
+    pub fragments: u64,
+    pub bytes: u64,
+}
+
+/// A running node.
+pub struct Node {
+    pub peer_id: PeerId,
+    /// Full listen addresses, each ending in `/p2p/<peer id>`.
+    pub listen_addrs: Vec<Multiaddr>,
+    /// Where the control API listens.
+    pub api_addr: SocketAddr,
+    pub storage: StorageService,
+    dht: Dht,
+    storage_tasks: storage::StorageTasks,
+    api: api::ApiServer,
+    records: records::RecordWriter,
+    store: Store,
+}
+
+impl Node {
+    /// Opens the store, joins the overlay, starts the services and the API.
+    pub async fn start(options: NodeOptions) -> Result<Self, NodeError> {
+        let store_path = options.data_dir.join("store");
+        let store = Store::open(&store_path, options.backend).map_err(|source| {
+            NodeError::Store { path: store_path.display().to_string(), source }
+        })?;
+
+        let (stored_records, records) = records::RecordWriter::start(store.clone());
+        let (dht, inbound) = Dht::start(StartOptions {
+            config: options.dht.clone(),
+            identity_seed: options.identity_seed,
+            validator: Arc::new(SignedEnvelopeValidator),
+            stored_records,
+            record_writes: Some(records.sender()),
+        })
+        .await?;
+
+        let metrics = Arc::new(Metrics::default());
+        let local = LocalFragments::new(store.clone());
+        let (storage, storage_tasks) = StorageService::start(
+            options.storage.clone(),
+            ConvergenceSecret::new(options.convergence_secret.clone()),
+            dht.client.clone(),
+            inbound,
+            local.clone(),
+            metrics,
+        );
+        let stats_local = local.clone();
+        let state = api::AppState {
+            storage: storage.clone(),
+            dht: dht.client.clone(),
+            token: options.api_token.clone().into(),
+            store_stats: Arc::new(move || {
+                let (fragments, bytes) = stats_local.usage();
+                StoreFigures { fragments, bytes }
+            }),
+        };
+        let api = api::ApiServer::start(options.api_listen, state)
+            .await
+            .map_err(|source| NodeError::Api { addr: options.api_listen, source })?;
+
+        Ok(Self {
+            peer_id: dht.started.peer_id,
+            listen_addrs: dht.started.listen_addrs.clone(),
+            api_addr: api.addr,
+            storage,
+            dht,
+            storage_tasks,
+            api,
+            records,
+            store,
+        })
+    }
+
+    /// The overlay handle (for status and tests).
+    pub fn dht(&self) -> &epost_dht::DhtClient {
+        &self.dht.client
+    }
+
+    /// Stops in reverse order of start: no new API requests, services finish
+    /// what they accepted, the overlay stops, records and store are flushed.
+    pub async fn shutdown(self) {
+        self.api.shutdown().await;
+        self.storage_tasks.shutdown().await;
+        self.dht.shutdown().await;
+        self.records.shutdown().await;
+        self.store.close();
+    }
+}

@@ -1,0 +1,134 @@
+//! The holder side of `/epost/frag/1`: answers peers' fragment requests
+//! from the local store. Nothing a peer sends is stored unless it passes
+//! its own integrity check, and nothing read from disk is served unless it
+//! passes again (a flipped bit on disk becomes "not found" plus a repair,
+//! never bad data).
+
+use std::sync::Arc;
+
+use epost_dht::frag::{FragRequest, FragResponse, RefusalReason, WireId};
+use epost_dht::{InboundFrag, PeerId};
+use epost_types::fragment::Fragment;
+use epost_types::id::ObjectId;
+use tokio::sync::{Semaphore, mpsc, watch};
+use tracing::{debug, warn};
+
+use super::Ctx;
+use super::local::LocalError;
+use super::metrics::Metrics;
+
+/// Requests handled at once; more wait in the overlay's bounded queue.
+const CONCURRENT_REQUESTS: usize = 64;
+
+/// Serves inbound fragment requests until shutdown, then finishes the ones
+/// already accepted (a `Stored` is only ever sent for durable data).
+pub(crate) async fn serve(
+    ctx: Arc<Ctx>,
+    mut inbound: mpsc::Receiver<InboundFrag>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let limit = Arc::new(Semaphore::new(CONCURRENT_REQUESTS));
+    loop {
+        let request = tokio::select! {
+            request = inbound.recv() => request,
+            _ = shutdown.changed() => None,
+        };
+        let Some(InboundFrag { peer, request, reply }) = request else { break };
+        let Ok(permit) = limit.clone().acquire_owned().await else { break };
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            let response = answer(&ctx, peer, request).await;
+            ctx.dht.respond(reply, response).await;
+            drop(permit);
+        });
+    }
+    // Wait for in-flight requests: acquiring every permit means all are done.
+    let _ = limit.acquire_many(CONCURRENT_REQUESTS as u32).await;
+}
+
+/// Answers one request; also used directly when this node is its own holder.
+pub(crate) async fn answer(ctx: &Ctx, peer: PeerId, request: FragRequest) -> FragResponse {
+    match request {
+        FragRequest::Store { fragments, expires } => store(ctx, peer, fragments, expires).await,
+        FragRequest::Fetch { object, index } => {
+            fetch(ctx, ObjectId::from_bytes(object), index).await
+        }
+        FragRequest::Probe { objects } => probe(ctx, &objects),
+        FragRequest::Extend { objects, expires } => {
+            let mut extended = 0u32;
+            for object in objects {
+                match ctx.local.extend(ObjectId::from_bytes(object), expires).await {
+                    Ok(n) => extended += n,
+                    Err(e) => return refusal(&e),
+                }
+            }
+            FragResponse::Extended(extended)
+        }
+    }
+}
+
+async fn store(
+    ctx: &Ctx,
+    peer: PeerId,
+    encoded: Vec<serde_bytes::ByteBuf>,
+    expires: u64,
+) -> FragResponse {
+    let mut fragments = Vec::with_capacity(encoded.len());
+    for bytes in encoded {
+        match Fragment::decode(&bytes).map_err(|e| e.to_string()).and_then(|f| {
+            f.verify().map_err(|e| e.to_string())?;
+            Ok(f)
+        }) {
+            Ok(fragment) => fragments.push((fragment, bytes.into_vec())),
+            Err(why) => {
+                Metrics::inc(&ctx.metrics.fragments_rejected);
+                warn!(%peer, %why, "refused a bad fragment");
+                return FragResponse::Refused { reason: RefusalReason::BadFragment, detail: why };
+            }
+        }
+    }
+    let count = fragments.len() as u64;
+    match ctx.local.put(fragments, expires).await {
+        Ok(()) => {
+            Metrics::add(&ctx.metrics.fragments_stored, count);
+            FragResponse::Stored
+        }
+        Err(e) => refusal(&e),
+    }
+}
+
+async fn fetch(ctx: &Ctx, object: ObjectId, index: u8) -> FragResponse {
+    match ctx.local.get(object, index).await {
+        Ok(Some(bytes)) => {
+            Metrics::inc(&ctx.metrics.fragments_served);
+            FragResponse::Fragment(serde_bytes::ByteBuf::from(bytes))
+        }
+        Ok(None) => FragResponse::NotFound,
+        Err(LocalError::Corrupt { .. }) => {
+            // The bad copy is gone now; maintenance will rebuild it.
+            Metrics::inc(&ctx.metrics.fragments_corrupt);
+            debug!(%object, index, "dropped a corrupt fragment");
+            FragResponse::NotFound
+        }
+        Err(e) => refusal(&e),
+    }
+}
+
+fn probe(ctx: &Ctx, objects: &[WireId]) -> FragResponse {
+    let mut held = Vec::with_capacity(objects.len());
+    for object in objects {
+        match ctx.local.indices(ObjectId::from_bytes(*object)) {
+            Ok(indices) => held.push(indices),
+            Err(e) => return refusal(&e),
+        }
+    }
+    FragResponse::Held(held)
+}
+
+fn refusal(error: &LocalError) -> FragResponse {
+    let reason = match error {
+        LocalError::NoSpace => RefusalReason::NoSpace,
+        _ => RefusalReason::Internal,
+    };
+    FragResponse::Refused { reason, detail: error.to_string() }
+}

@@ -1,0 +1,83 @@
+//! POST's first service: secure single-copy storage.
+//!
+//! Objects are convergent-encrypted and chunked (`epost-types`), each
+//! chunk's ciphertext erasure-coded into k + m fragments placed on the
+//! peers closest to its id ([`put`]), read back from any k and verified
+//! ([`get`]), kept at full redundancy under churn ([`maintenance`]), and
+//! served to peers from the local store ([`holder`]).
+
+pub mod erasure;
+mod get;
+mod holder;
+mod local;
+mod maintenance;
+pub mod metrics;
+pub mod placement;
+mod put;
+mod service;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use epost_dht::DhtClient;
+use epost_types::convergent::ConvergenceSecret;
+
+pub use get::GetError;
+pub use local::{LocalError, LocalFragments};
+pub use maintenance::RepairReport;
+pub use put::PutError;
+pub use service::{CheckError, CheckReport, ObjectCheck, PutReport, StorageService, StorageTasks};
+
+/// Settings of the storage service.
+#[derive(Debug, Clone)]
+pub struct StorageConfig {
+    /// k: fragments needed to rebuild an object.
+    pub k: u8,
+    /// m: extra fragments; any m may be lost.
+    pub m: u8,
+    /// Lease given to new objects.
+    pub lease: Duration,
+    /// Plaintext chunk size.
+    pub chunk_size: usize,
+    /// How often maintenance runs.
+    pub repair_interval: Duration,
+    /// How long a peer must be unreachable before its fragments are rebuilt.
+    pub grace: Duration,
+    /// Fragments rebuilt per pass at most (rate limit on repair traffic).
+    pub repairs_per_pass: usize,
+    /// Chunks of one object stored or fetched at once.
+    pub parallel_chunks: usize,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            k: 4,
+            m: 4,
+            lease: Duration::from_secs(28 * 24 * 3600),
+            chunk_size: 1024 * 1024,
+            repair_interval: Duration::from_secs(60),
+            grace: Duration::from_secs(300),
+            repairs_per_pass: 4096,
+            parallel_chunks: 4,
+        }
+    }
+}
+
+/// What every part of the service shares: immutable settings, the overlay
+/// handle, the local store, the counters.
+pub(crate) struct Ctx {
+    pub(crate) config: StorageConfig,
+    pub(crate) secret: ConvergenceSecret,
+    pub(crate) dht: DhtClient,
+    pub(crate) local: local::LocalFragments,
+    pub(crate) metrics: Arc<metrics::Metrics>,
+}
+
+impl Ctx {
+    /// The lease end for something stored now.
+    pub(crate) fn default_expiry(&self) -> u64 {
+        let now = epost_types::time::Timestamp::now().as_millis();
+        now.saturating_add(u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX))
+    }
+}

@@ -1,0 +1,145 @@
+//! Putting one object: erasure-code its ciphertext, store fragment i on the
+//! i-th closest peer (batched: one request per peer), and acknowledge once
+//! enough fragments are durable. A peer that fails hands its fragments to
+//! the next-closest spare; stores still in flight at acknowledgement finish
+//! in the background (maintenance covers any that fail).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use epost_dht::PeerId;
+use epost_dht::frag::{FragRequest, FragResponse};
+use epost_types::fragment::Fragment;
+use epost_types::id::ObjectId;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
+use super::placement::Placement;
+use super::{Ctx, erasure, holder};
+use crate::storage::metrics::Metrics;
+
+/// Why an object could not be stored durably.
+#[derive(Debug, thiserror::Error)]
+pub enum PutError {
+    #[error("only {stored} of the {needed} fragments needed were stored durably ({failures})")]
+    NotEnoughHolders { stored: usize, needed: usize, failures: String },
+    #[error("cannot find peers to hold the object: {0}")]
+    Placement(String),
+    #[error(transparent)]
+    Coding(#[from] erasure::CodingError),
+    #[error("reading the input failed: {0}")]
+    Input(String),
+}
+
+/// Stores one sealed object (its ciphertext under `id`) until `expires`.
+pub(crate) async fn put_object(
+    ctx: &Arc<Ctx>,
+    id: ObjectId,
+    ciphertext: &[u8],
+    expires: u64,
+) -> Result<(), PutError> {
+    let started = Instant::now();
+    let (k, m) = (ctx.config.k, ctx.config.m);
+    let n = usize::from(k) + usize::from(m);
+    let fragments: Arc<Vec<Fragment>> = Arc::new(erasure::encode(id, ciphertext, k, m)?);
+    let closest = ctx
+        .dht
+        .closest_peers(id.as_bytes(), 2 * n)
+        .await
+        .map_err(|e| PutError::Placement(e.to_string()))?;
+    let placement = Placement::new(&closest, n);
+    let required = placement.required(usize::from(k));
+
+    let mut by_peer: BTreeMap<PeerId, Vec<usize>> = BTreeMap::new();
+    for index in 0..n {
+        if let Some(peer) = placement.holder(index) {
+            by_peer.entry(peer).or_default().push(index);
+        }
+    }
+    let mut spares =
+        closest.iter().skip(placement.peers.len()).copied().collect::<Vec<_>>().into_iter();
+    let mut in_flight = FuturesUnordered::new();
+    for (peer, indices) in by_peer {
+        in_flight.push(store_on(ctx.clone(), peer, indices, fragments.clone(), expires));
+    }
+    let mut stored = 0;
+    let mut failures = Vec::new();
+    while let Some((peer, indices, result)) = in_flight.next().await {
+        match result {
+            Ok(()) => stored += indices.len(),
+            Err(why) => {
+                failures.push(format!("{peer}: {why}"));
+                if let Some(spare) = spares.next() {
+                    in_flight.push(store_on(
+                        ctx.clone(),
+                        spare,
+                        indices,
+                        fragments.clone(),
+                        expires,
+                    ));
+                }
+            }
+        }
+        if stored >= required {
+            break;
+        }
+    }
+    if stored < required {
+        return Err(PutError::NotEnoughHolders {
+            stored,
+            needed: required,
+            failures: failures.join("; "),
+        });
+    }
+    // The rest keep going; their outcome only changes how much repair has to do.
+    if !in_flight.is_empty() {
+        tokio::spawn(async move { while in_flight.next().await.is_some() {} });
+    }
+    Metrics::inc(&ctx.metrics.objects_put);
+    ctx.metrics.put_latency.observe(started.elapsed());
+    Ok(())
+}
+
+/// Stores the fragments `indices` on `peer` in one request.
+pub(crate) async fn store_on(
+    ctx: Arc<Ctx>,
+    peer: PeerId,
+    indices: Vec<usize>,
+    fragments: Arc<Vec<Fragment>>,
+    expires: u64,
+) -> (PeerId, Vec<usize>, Result<(), String>) {
+    let encoded = indices
+        .iter()
+        .filter_map(|i| fragments.get(*i))
+        .map(|f| serde_bytes::ByteBuf::from(f.encode()))
+        .collect();
+    let request = FragRequest::Store { fragments: encoded, expires };
+    let result = match ctx.ask(peer, request).await {
+        Ok(FragResponse::Stored) => Ok(()),
+        Ok(FragResponse::Refused { reason, detail }) => {
+            Err(format!("refused ({reason:?}): {detail}"))
+        }
+        Ok(other) => {
+            Metrics::inc(&ctx.metrics.bad_peer_responses);
+            Err(format!("unexpected answer {other:?}"))
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    (peer, indices, result)
+}
+
+impl Ctx {
+    /// One fragment request, answered locally when `peer` is this node.
+    pub(crate) async fn ask(
+        &self,
+        peer: PeerId,
+        request: FragRequest,
+    ) -> Result<FragResponse, epost_dht::RequestError> {
+        if peer == self.dht.local_peer_id() {
+            Ok(holder::answer(self, peer, request).await)
+        } else {
+            self.dht.request(peer, request).await
+        }
+    }
+}

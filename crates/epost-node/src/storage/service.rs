@@ -1,0 +1,302 @@
+//! `StorageService`: the handle the control API and the mail layer use to
+//! put, get and check objects, and the owner of the service's tasks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use epost_dht::{DhtClient, InboundFrag};
+use epost_types::capability::Capability;
+use epost_types::chunk::{ObjectReader, ObjectWriter};
+use epost_types::convergent::{self, ConvergenceSecret, SealedObject};
+use epost_types::id::ObjectId;
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use serde::Serialize;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::get::{GetError, get_object};
+use super::local::LocalFragments;
+use super::maintenance::{self, RepairReport};
+use super::metrics::Metrics;
+use super::put::{PutError, put_object};
+use super::{Ctx, StorageConfig, holder};
+use epost_dht::frag::{FragRequest, FragResponse};
+
+/// What a put stored.
+#[derive(Debug, Clone, Serialize)]
+pub struct PutReport {
+    /// `epost:<id>#<key>`: all a reader needs.
+    pub capability: String,
+    /// Plaintext bytes.
+    pub size: u64,
+    /// Objects stored (chunks and manifests).
+    pub objects: u64,
+}
+
+/// Redundancy of one object as seen now.
+#[derive(Debug, Clone, Serialize)]
+pub struct ObjectCheck {
+    pub id: String,
+    pub fragments_alive: usize,
+    /// Distinct peers holding them.
+    pub holders: usize,
+}
+
+/// Redundancy of a whole capability (its manifest and every chunk).
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    pub objects: usize,
+    /// k + m for each object, summed.
+    pub fragments_total: usize,
+    /// Distinct fragments found on reachable peers, summed.
+    pub fragments_alive: usize,
+    /// k: fragments each object needs to be readable.
+    pub needed: usize,
+    /// The fewest fragments alive of any one object.
+    pub min_alive: usize,
+    /// Every object has at least k fragments alive.
+    pub readable: bool,
+    pub details: Vec<ObjectCheck>,
+}
+
+/// Why a check could not complete.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    #[error(transparent)]
+    Get(#[from] GetError),
+    #[error("cannot find the object's holders: {0}")]
+    Placement(String),
+}
+
+/// The running storage service. Clone freely.
+#[derive(Clone)]
+pub struct StorageService {
+    ctx: Arc<Ctx>,
+    repair: mpsc::Sender<oneshot::Sender<RepairReport>>,
+}
+
+/// The service's background tasks, for an orderly shutdown.
+pub struct StorageTasks {
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl StorageTasks {
+    /// Stops accepting work, finishes what was accepted, and returns.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+impl StorageService {
+    /// Starts the holder and maintenance tasks.
+    pub fn start(
+        config: StorageConfig,
+        secret: ConvergenceSecret,
+        dht: DhtClient,
+        inbound: mpsc::Receiver<InboundFrag>,
+        local: LocalFragments,
+        metrics: Arc<Metrics>,
+    ) -> (Self, StorageTasks) {
+        let ctx = Arc::new(Ctx { config, secret, dht, local, metrics });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let (repair, repair_rx) = mpsc::channel(4);
+        let tasks = vec![
+            tokio::spawn(holder::serve(ctx.clone(), inbound, shutdown_rx.clone())),
+            tokio::spawn(maintenance::run(ctx.clone(), repair_rx, shutdown_rx)),
+        ];
+        (Self { ctx, repair }, StorageTasks { shutdown, tasks })
+    }
+
+    /// The service's counters.
+    pub fn metrics(&self) -> &Metrics {
+        &self.ctx.metrics
+    }
+
+    /// The lease layout in use: (k, m).
+    pub fn layout(&self) -> (u8, u8) {
+        (self.ctx.config.k, self.ctx.config.m)
+    }
+
+    /// Stores everything `input` yields, chunk by chunk (memory stays bounded
+    /// by a few chunks whatever the size), and returns the capability.
+    pub async fn put_reader<R: AsyncRead + Unpin>(
+        &self,
+        mut input: R,
+    ) -> Result<PutReport, PutError> {
+        let chunk_size = self.ctx.config.chunk_size;
+        let expires = self.ctx.default_expiry();
+        let mut writer = ObjectWriter::new(self.ctx.secret.clone(), chunk_size);
+        let mut buf = vec![0u8; chunk_size.min(256 * 1024)];
+        let mut in_flight = FuturesUnordered::new();
+        let mut size = 0u64;
+        let mut objects = 0u64;
+        loop {
+            let read = input.read(&mut buf).await.map_err(|e| PutError::Input(e.to_string()))?;
+            if read == 0 {
+                break;
+            }
+            size += read as u64;
+            for sealed in writer.push(&buf[..read]) {
+                objects += 1;
+                in_flight.push(self.put_sealed(sealed, expires));
+                // Bounded: wait for a slot before reading more input.
+                while in_flight.len() >= self.ctx.config.parallel_chunks {
+                    if let Some(result) = in_flight.next().await {
+                        result?;
+                    }
+                }
+            }
+        }
+        let finished = writer.finish();
+        for sealed in finished.objects {
+            objects += 1;
+            in_flight.push(self.put_sealed(sealed, expires));
+        }
+        while let Some(result) = in_flight.next().await {
+            result?;
+        }
+        Ok(PutReport { capability: finished.capability.to_string(), size, objects })
+    }
+
+    async fn put_sealed(&self, sealed: SealedObject, expires: u64) -> Result<(), PutError> {
+        put_object(&self.ctx, sealed.id, &sealed.ciphertext, expires).await
+    }
+
+    /// Writes the plaintext of `capability` to `output`, verifying every
+    /// object on the way; returns the bytes written. The next few objects
+    /// are fetched ahead in parallel, and written strictly in order.
+    pub async fn get_to<W: AsyncWrite + Unpin>(
+        &self,
+        capability: &Capability,
+        output: &mut W,
+    ) -> Result<u64, GetError> {
+        let mut walker = ObjectReader::new(capability.clone());
+        let mut ahead: HashMap<ObjectId, JoinHandle<Result<Vec<u8>, GetError>>> = HashMap::new();
+        let result = async {
+            let mut written = 0u64;
+            while let Some(next) = walker.next_needed() {
+                for upcoming in walker.upcoming(self.ctx.config.parallel_chunks) {
+                    if let std::collections::hash_map::Entry::Vacant(slot) =
+                        ahead.entry(upcoming.id)
+                    {
+                        let ctx = self.ctx.clone();
+                        slot.insert(tokio::spawn(
+                            async move { get_object(&ctx, upcoming.id).await },
+                        ));
+                    }
+                }
+                let ciphertext = match ahead.remove(&next.id) {
+                    Some(task) => task.await.map_err(|e| GetError::Output(e.to_string()))??,
+                    None => get_object(&self.ctx, next.id).await?,
+                };
+                let data = walker
+                    .feed(&next, &ciphertext)
+                    .map_err(|e| GetError::Corrupt(e.to_string()))?;
+                if let Some(data) = data {
+                    output.write_all(&data).await.map_err(|e| GetError::Output(e.to_string()))?;
+                    written += data.len() as u64;
+                }
+            }
+            walker.finish().map_err(|e| GetError::Corrupt(e.to_string()))?;
+            output.flush().await.map_err(|e| GetError::Output(e.to_string()))?;
+            Ok(written)
+        }
+        .await;
+        for task in ahead.into_values() {
+            task.abort();
+        }
+        result
+    }
+
+    /// Counts the live fragments of every object under `capability`.
+    pub async fn check(&self, capability: &Capability) -> Result<CheckReport, CheckError> {
+        let ids = self.object_ids(capability).await?;
+        let k = usize::from(self.ctx.config.k);
+        let n = k + usize::from(self.ctx.config.m);
+        let mut details = Vec::with_capacity(ids.len());
+        for id in &ids {
+            details.push(self.check_object(*id, n).await?);
+        }
+        let fragments_alive = details.iter().map(|d| d.fragments_alive).sum();
+        let min_alive = details.iter().map(|d| d.fragments_alive).min().unwrap_or(0);
+        Ok(CheckReport {
+            objects: ids.len(),
+            fragments_total: n * ids.len(),
+            fragments_alive,
+            needed: k,
+            min_alive,
+            readable: min_alive >= k,
+            details,
+        })
+    }
+
+    /// Every object id under a capability: the root, and for a manifest
+    /// tree every manifest and chunk (manifests are fetched to list them).
+    async fn object_ids(&self, capability: &Capability) -> Result<Vec<ObjectId>, GetError> {
+        let mut ids = Vec::new();
+        let mut walker = ObjectReader::new(capability.clone());
+        while let Some(next) = walker.next_needed() {
+            ids.push(next.id);
+            if next.is_manifest() {
+                let ciphertext = get_object(&self.ctx, next.id).await?;
+                walker.feed(&next, &ciphertext).map_err(|e| GetError::Corrupt(e.to_string()))?;
+            } else {
+                walker.skip(&next).map_err(|e| GetError::Corrupt(e.to_string()))?;
+            }
+        }
+        Ok(ids)
+    }
+
+    async fn check_object(&self, id: ObjectId, n: usize) -> Result<ObjectCheck, CheckError> {
+        let closest = self
+            .ctx
+            .dht
+            .closest_peers(id.as_bytes(), 2 * n)
+            .await
+            .map_err(|e| CheckError::Placement(e.to_string()))?;
+        let mut indices = std::collections::BTreeSet::new();
+        let mut holders = 0;
+        // Spares too: after churn a fragment may sit just outside the placement.
+        for peer in &closest {
+            let probe = FragRequest::Probe { objects: vec![*id.as_bytes()] };
+            if let Ok(FragResponse::Held(held)) = self.ctx.ask(*peer, probe).await {
+                let held: Vec<u8> = held.into_iter().flatten().collect();
+                if !held.is_empty() {
+                    holders += 1;
+                }
+                indices.extend(held);
+            }
+        }
+        Ok(ObjectCheck { id: id.to_string(), fragments_alive: indices.len().min(n), holders })
+    }
+
+    /// Runs a maintenance pass now and reports what it did.
+    pub async fn repair_now(&self) -> Option<RepairReport> {
+        let (reply, rx) = oneshot::channel();
+        self.repair.send(reply).await.ok()?;
+        rx.await.ok()
+    }
+
+    /// Local store figures: (fragments, bytes).
+    pub fn local_usage(&self) -> (u64, u64) {
+        self.ctx.local.usage()
+    }
+
+    /// Fault injection for tests: flips one bit of a fragment of `id` held
+    /// on this node's disk, as a failing disk would. Returns whether one was.
+    #[doc(hidden)]
+    pub async fn inject_corruption(&self, id: ObjectId) -> bool {
+        self.ctx.local.flip_bit(id).await.unwrap_or(false)
+    }
+
+    /// Seals `data` as one object without storing it (for tests and tools).
+    pub fn seal(&self, data: &[u8]) -> SealedObject {
+        convergent::seal(&self.ctx.secret, convergent::Kind::Data, data)
+    }
+}

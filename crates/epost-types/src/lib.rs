@@ -1,0 +1,41 @@
+//! The pure foundation of epost: identifiers, keys, cryptography and every
+//! wire and stored format, as `spec/formats.md` defines them.
+//!
+//! Everything above this crate (store, DHT, node, gateway, CLI) builds its
+//! bytes through these types, so the formats have exactly one
+//! implementation and the published known-answer vectors
+//! (`spec/vectors/formats-v1.json`) are checked against it by the tests.
+//!
+//! What this crate must never do:
+//!
+//! - **No I/O.** No files, sockets, threads or async. The chunk writer and
+//!   reader are sans-IO state machines: callers feed bytes and store or
+//!   fetch the objects they are handed. The only things read from the
+//!   environment are the system clock ([`time::Timestamp::now`]) and the
+//!   system random source (key generation, HPKE ephemerals).
+//! - **No panics on input.** Every decoder is size-limited before it
+//!   parses, returns a typed error per operation, and accepts exactly one
+//!   encoding of each value.
+//! - **No secret in a log.** Key types zeroize on drop and their `Debug`
+//!   output is redacted.
+
+pub mod address;
+pub mod capability;
+pub mod cbor;
+pub mod chunk;
+pub mod convergent;
+pub mod envelope;
+pub mod fragment;
+pub mod hash;
+pub mod id;
+pub mod keyfile;
+pub mod limits;
+pub mod seal;
+pub mod sign;
+pub mod text;
+pub mod time;
+
+mod fixed;
+
+#[cfg(test)]
+mod known_answers;

@@ -1,0 +1,67 @@
+//! Every size bound of the formats, in one place, so a reviewer can see at
+//! a glance how much memory a hostile peer can make a decoder spend.
+//!
+//! Decoders check the input length against these constants *before*
+//! parsing. Changing one is a format change: update `spec/formats.md`.
+
+/// Deepest CBOR nesting any decoder follows. Our values nest at most four
+/// levels; the bound stops a hostile input from exhausting the stack.
+pub const MAX_CBOR_DEPTH: usize = 16;
+
+/// Largest encoded [`SignedEnvelope`](crate::envelope::SignedEnvelope).
+/// Envelopes travel as Kademlia record values, whose packets libp2p caps
+/// at 16 KiB by default.
+pub const MAX_ENVELOPE: usize = 16 * 1024;
+
+/// Largest envelope payload: [`MAX_ENVELOPE`] minus room for the fixed
+/// fields (version, kind, signer, signature and CBOR framing, under 160
+/// bytes), so every envelope that can be signed can also be decoded.
+pub const MAX_ENVELOPE_PAYLOAD: usize = MAX_ENVELOPE - 256;
+
+/// Chunk size a writer uses unless told otherwise.
+pub const DEFAULT_CHUNK_SIZE: usize = 1024 * 1024;
+
+/// Smallest chunk size. Together with [`MIN_FANOUT`] it guarantees that
+/// any length up to `u64::MAX` fits in [`MAX_TREE_DEPTH`] manifest levels
+/// (16 × 16^15 = 2^64). Tiny sizes are for tests that force trees cheaply.
+pub const MIN_CHUNK_SIZE: usize = 16;
+
+/// Largest chunk size a writer may use and a reader accepts in a manifest.
+pub const MAX_CHUNK_SIZE: usize = 4 * 1024 * 1024;
+
+/// Fewest children a full manifest holds (see [`MIN_CHUNK_SIZE`]).
+pub const MIN_FANOUT: usize = 16;
+
+/// Most children one manifest may list. A child entry encodes in at most
+/// 79 bytes, so a full manifest stays near 320 KiB, under [`MAX_MANIFEST`].
+pub const MAX_FANOUT: usize = 4096;
+
+/// Children per manifest a writer uses unless told otherwise. With 1 MiB
+/// chunks one manifest covers 4 GiB and a two-level tree 16 TiB.
+pub const DEFAULT_FANOUT: usize = MAX_FANOUT;
+
+/// Most manifest levels above the data chunks. A reader holds at most one
+/// pending child list per level, so this bounds its memory.
+pub const MAX_TREE_DEPTH: u8 = 16;
+
+/// Largest encoded manifest (the body of a manifest object).
+pub const MAX_MANIFEST: usize = 512 * 1024;
+
+/// Bytes an object's ciphertext adds to its body: the kind byte and the
+/// 16-byte AES-GCM tag.
+pub const OBJECT_OVERHEAD: usize = 1 + 16;
+
+/// Largest object ciphertext the storage network carries: a full chunk
+/// (manifests are smaller) plus [`OBJECT_OVERHEAD`].
+pub const MAX_OBJECT_CIPHERTEXT: usize = MAX_CHUNK_SIZE + OBJECT_OVERHEAD;
+
+/// Most bytes an erasure codec may pad a fragment beyond its share
+/// (`ceil(object_len / k)`) of the object.
+pub const MAX_FRAGMENT_PADDING: usize = 64;
+
+/// Largest encoded fragment: a whole object (k = 1) with its padding, 255
+/// hashes, and the header.
+pub const MAX_FRAGMENT: usize = MAX_OBJECT_CIPHERTEXT + MAX_FRAGMENT_PADDING + 16 * 1024;
+
+/// Largest encoded node key file.
+pub const MAX_KEYFILE: usize = 1024;

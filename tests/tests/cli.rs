@@ -1,0 +1,92 @@
+//! `epost init` and config loading, through the real binary.
+
+use std::os::unix::fs::PermissionsExt;
+
+use anyhow::Result;
+use epost_e2e::{epost, run, run_ok};
+
+#[test]
+fn init_makes_a_private_key_and_a_valid_config() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("node");
+    let out =
+        run_ok(epost(&dir)?.args(["--json", "init", "--listen", "/ip4/127.0.0.1/tcp/0"]).args([
+            "--bootstrap",
+            "/ip4/127.0.0.1/tcp/4100/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+        ]))?;
+    let report: serde_json::Value = serde_json::from_str(&out)?;
+    assert!(report["public_key"].as_str().is_some_and(|k| k.len() == 52), "{report}");
+
+    let key_mode = std::fs::metadata(dir.join("node.key"))?.permissions().mode() & 0o777;
+    assert_eq!(key_mode, 0o600, "node key must be private");
+    let dir_mode = std::fs::metadata(&dir)?.permissions().mode() & 0o777;
+    assert_eq!(dir_mode, 0o700);
+
+    let shown: serde_json::Value =
+        serde_json::from_str(&run_ok(epost(&dir)?.args(["--json", "config", "show"]))?)?;
+    assert_eq!(shown["network"]["listen"][0], "/ip4/127.0.0.1/tcp/0");
+    assert_eq!(shown["storage"]["data_fragments"], 4);
+    assert_eq!(shown["storage"]["parity_fragments"], 4);
+    assert_eq!(shown["storage"]["lease_days"], 28);
+    run_ok(epost(&dir)?.args(["config", "check"]))?;
+    Ok(())
+}
+
+#[test]
+fn init_refuses_to_overwrite_keys() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    run_ok(epost(tmp.path())?.arg("init"))?;
+    let key_before = std::fs::read(tmp.path().join("node.key"))?;
+    let out = run(epost(tmp.path())?.arg("init"))?;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("already initialised"));
+    assert_eq!(std::fs::read(tmp.path().join("node.key"))?, key_before);
+    Ok(())
+}
+
+#[test]
+fn bad_listen_flag_leaves_nothing_behind() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let dir = tmp.path().join("node");
+    let out = run(epost(&dir)?.args(["init", "--listen", "/ip4/127.0.0.1/tcp/99999"]))?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("network.listen") && err.contains("99999"), "{err}");
+    assert!(!dir.exists(), "a failed init must not create the directory");
+    Ok(())
+}
+
+#[test]
+fn bad_config_names_key_and_value() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    run_ok(epost(tmp.path())?.arg("init"))?;
+    let path = tmp.path().join("config.toml");
+    let text =
+        std::fs::read_to_string(&path)?.replace("parity_fragments = 4", "parity_fragments = 300");
+    std::fs::write(&path, text)?;
+    let out = run(epost(tmp.path())?.args(["config", "check"]))?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("parity_fragments") && err.contains("300"), "{err}");
+    Ok(())
+}
+
+#[test]
+fn data_dir_comes_from_the_environment() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let mut cmd = std::process::Command::new(epost_e2e::epost_bin()?);
+    cmd.env("EPOST_DATA_DIR", tmp.path()).arg("init");
+    run_ok(&mut cmd)?;
+    assert!(tmp.path().join("config.toml").exists());
+    Ok(())
+}
+
+#[test]
+fn commands_on_an_uninitialised_dir_say_what_to_do() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    let out = run(epost(tmp.path())?.args(["config", "check"]))?;
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("init"), "{err}");
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! epost's benchmarks. Each prints a Markdown section with the command,
+//! machine, commit and date, so results committed under `tools/results/`
+//! say how to reproduce them. Throughput is compared as ratios measured
+//! side by side in one run, never as absolute pass/fail thresholds.
+//!
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|all>`
+
+mod crypto;
+mod erasure;
+mod report;
+mod store;
+
+use anyhow::{Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let which = args.first().map(String::as_str).unwrap_or("all");
+    let mut out = report::header(&args);
+    match which {
+        "crypto" => crypto::run(&mut out)?,
+        "erasure" => erasure::run(&mut out)?,
+        "store" => store::run(&mut out)?,
+        "all" => {
+            crypto::run(&mut out)?;
+            erasure::run(&mut out)?;
+            store::run(&mut out)?;
+        }
+        "-h" | "--help" => {
+            println!("usage: epost-bench <crypto|erasure|store|all>");
+            return Ok(());
+        }
+        other => bail!("unknown benchmark {other:?}; try crypto, erasure, store or all"),
+    }
+    print!("{out}");
+    Ok(())
+}

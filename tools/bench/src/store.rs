@@ -1,0 +1,3 @@
+pub(crate) fn run(_out: &mut String) -> anyhow::Result<()> {
+    Ok(())
+}
