@@ -22,6 +22,9 @@ mod sled_engine;
 mod store;
 mod value;
 
+#[cfg(test)]
+mod tests;
+
 pub use error::{EngineError, OpenError, StoreError};
 pub use store::{Block, BlockMeta, Record, Stats, Store, StoreMetrics};
 
