@@ -29,7 +29,8 @@ pub struct DhtConfig {
     pub inbound_queue: usize,
     /// Commands queued from clients to the event loop.
     pub command_queue: usize,
-    /// Connections idle this long are closed.
+    /// Connections idle this long are closed (long: re-dialling costs a
+    /// Noise handshake, and a small overlay keeps a full mesh).
     pub idle_timeout: Duration,
 }
 
@@ -46,7 +47,7 @@ impl Default for DhtConfig {
             max_records: 64 * 1024,
             inbound_queue: 1024,
             command_queue: 1024,
-            idle_timeout: Duration::from_secs(120),
+            idle_timeout: Duration::from_secs(600),
         }
     }
 }

@@ -34,6 +34,8 @@ pub(crate) struct EventLoop {
     pub(crate) validator: Arc<dyn RecordValidator>,
     pub(crate) sink: RecordSink,
     pub(crate) shutdown: watch::Receiver<bool>,
+    /// Kademlia's K: a bucket with this many entries may have left peers out.
+    replication: usize,
     closest: HashMap<QueryId, (Vec<u8>, usize, ClosestReply)>,
     gets: HashMap<QueryId, (Vec<FoundRecord>, GetReply)>,
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
@@ -50,8 +52,10 @@ impl EventLoop {
         validator: Arc<dyn RecordValidator>,
         sink: RecordSink,
         shutdown: watch::Receiver<bool>,
+        replication: usize,
     ) -> Self {
         Self {
+            replication,
             swarm,
             commands,
             inbound,
@@ -83,22 +87,25 @@ impl EventLoop {
     }
 
     fn on_command(&mut self, command: Command) {
-        let local = *self.swarm.local_peer_id();
         match command {
             Command::ClosestPeers { key, count, reply } => {
                 let Some(n) = std::num::NonZeroUsize::new(count) else {
                     let _ = reply.send(Ok(Vec::new()));
                     return;
                 };
+                // While no k-bucket is full, the routing table holds every
+                // peer this node has heard of at every distance, so the
+                // local answer is what a network lookup would converge to,
+                // without its round trips.
+                if let Some(peers) = self.complete_table() {
+                    let _ = reply.send(Ok(closest_of(&key, peers, count)));
+                    return;
+                }
                 let id = self.swarm.behaviour_mut().kad.get_n_closest_peers(key.clone(), n);
                 self.closest.insert(id, (key, count, reply));
             }
             Command::KnownClosest { key, count, reply } => {
-                let mut peers = vec![local];
-                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
-                    peers.extend(bucket.iter().map(|entry| *entry.node.key.preimage()));
-                }
-                let _ = reply.send(closest_of(&key, peers, count));
+                let _ = reply.send(closest_of(&key, self.known_peers(), count));
             }
             Command::PutRecord { key, value, reply } => {
                 let record = kad::Record::new(key, value);
@@ -129,6 +136,23 @@ impl EventLoop {
                 let _ = reply.send(self.status());
             }
         }
+    }
+
+    /// This node and every peer in its routing table.
+    fn known_peers(&mut self) -> Vec<PeerId> {
+        let mut peers = vec![*self.swarm.local_peer_id()];
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            peers.extend(bucket.iter().map(|entry| *entry.node.key.preimage()));
+        }
+        peers
+    }
+
+    /// All known peers, if no bucket is full (so none was left out).
+    fn complete_table(&mut self) -> Option<Vec<PeerId>> {
+        let full = self.replication;
+        let saturated =
+            self.swarm.behaviour_mut().kad.kbuckets().any(|bucket| bucket.num_entries() >= full);
+        (!saturated).then(|| self.known_peers())
     }
 
     pub(crate) fn status(&mut self) -> NetworkStatus {

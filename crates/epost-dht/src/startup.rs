@@ -82,6 +82,7 @@ impl Dht {
             validator,
             RecordSink::new(record_writes),
             shutdown_rx,
+            config.replication.get(),
         );
         bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;
         let started = event_loop.status();

@@ -3,10 +3,11 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|all>`
 
 mod crypto;
 mod erasure;
+mod network;
 mod report;
 mod store;
 
@@ -20,16 +21,18 @@ fn main() -> Result<()> {
         "crypto" => crypto::run(&mut out)?,
         "erasure" => erasure::run(&mut out)?,
         "store" => store::run(&mut out)?,
+        "network" => network::run(&mut out)?,
         "all" => {
             crypto::run(&mut out)?;
             erasure::run(&mut out)?;
             store::run(&mut out)?;
+            network::run(&mut out)?;
         }
         "-h" | "--help" => {
-            println!("usage: epost-bench <crypto|erasure|store|all>");
+            println!("usage: epost-bench <crypto|erasure|store|network|all>");
             return Ok(());
         }
-        other => bail!("unknown benchmark {other:?}; try crypto, erasure, store or all"),
+        other => bail!("unknown benchmark {other:?}; try crypto, erasure, store, network or all"),
     }
     print!("{out}");
     Ok(())
