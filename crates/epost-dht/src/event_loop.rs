@@ -26,6 +26,18 @@ use crate::records::{RecordSink, RecordValidator};
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
 type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
 
+/// Everything the event loop is connected to, besides the Swarm.
+pub(crate) struct Wiring {
+    pub(crate) commands: mpsc::Receiver<Command>,
+    pub(crate) inbound: mpsc::Sender<InboundFrag>,
+    pub(crate) events: broadcast::Sender<DhtEvent>,
+    pub(crate) validator: Arc<dyn RecordValidator>,
+    pub(crate) sink: RecordSink,
+    pub(crate) shutdown: watch::Receiver<bool>,
+    /// Kademlia's K.
+    pub(crate) replication: usize,
+}
+
 pub(crate) struct EventLoop {
     pub(crate) swarm: Swarm<Behaviour>,
     pub(crate) commands: mpsc::Receiver<Command>,
@@ -44,18 +56,9 @@ pub(crate) struct EventLoop {
 }
 
 impl EventLoop {
-    pub(crate) fn new(
-        swarm: Swarm<Behaviour>,
-        commands: mpsc::Receiver<Command>,
-        inbound: mpsc::Sender<InboundFrag>,
-        events: broadcast::Sender<DhtEvent>,
-        validator: Arc<dyn RecordValidator>,
-        sink: RecordSink,
-        shutdown: watch::Receiver<bool>,
-        replication: usize,
-    ) -> Self {
+    pub(crate) fn new(swarm: Swarm<Behaviour>, wiring: Wiring) -> Self {
+        let Wiring { commands, inbound, events, validator, sink, shutdown, replication } = wiring;
         Self {
-            replication,
             swarm,
             commands,
             inbound,
@@ -63,6 +66,7 @@ impl EventLoop {
             validator,
             sink,
             shutdown,
+            replication,
             closest: HashMap::new(),
             gets: HashMap::new(),
             puts: HashMap::new(),

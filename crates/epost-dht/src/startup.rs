@@ -16,7 +16,7 @@ use tracing::info;
 use crate::StartOptions;
 use crate::behaviour::Behaviour;
 use crate::client::{DhtClient, InboundFrag, NetworkStatus};
-use crate::event_loop::EventLoop;
+use crate::event_loop::{EventLoop, Wiring};
 use crate::records::RecordSink;
 
 /// Why the overlay could not start.
@@ -76,13 +76,15 @@ impl Dht {
         listen(&mut swarm, &config.listen).await?;
         let mut event_loop = EventLoop::new(
             swarm,
-            commands_rx,
-            inbound_tx,
-            events_tx.clone(),
-            validator,
-            RecordSink::new(record_writes),
-            shutdown_rx,
-            config.replication.get(),
+            Wiring {
+                commands: commands_rx,
+                inbound: inbound_tx,
+                events: events_tx.clone(),
+                validator,
+                sink: RecordSink::new(record_writes),
+                shutdown: shutdown_rx,
+                replication: config.replication.get(),
+            },
         );
         bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;
         let started = event_loop.status();
