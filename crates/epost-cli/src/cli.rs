@@ -78,6 +78,13 @@ pub(crate) enum Command {
         capability: String,
     },
 
+    /// Extend the lease of an object (and its chunks) by a full lease from now.
+    #[command(after_help = "Objects expire unless refreshed; deleting is not refreshing.")]
+    Refresh {
+        /// `epost:<id>#<key>`.
+        capability: String,
+    },
+
     /// Run a maintenance pass (repair, hand-over, garbage collection) now.
     Repair,
 }

@@ -54,6 +54,10 @@ async fn objects_put_anywhere_read_anywhere() {
         assert!(report.readable);
         caps.push(cap);
     }
+    // A refresh reaches every fragment of every object under the capability.
+    let refreshed = net.node(1).storage.refresh(&caps[3]).await.unwrap();
+    assert!(refreshed.objects > 1, "a 3 MiB object is a manifest and chunks");
+    assert_eq!(refreshed.fragments_extended, 8 * refreshed.objects as u64, "{refreshed:?}");
     // Same plaintext, same realm secret: the same object, stored once.
     assert_eq!(put(net.node(4), &content(2, 4811)).await, caps[2]);
     net.shutdown().await;

@@ -5,14 +5,8 @@
 //! a capability); `Debug` adds the type, `ObjectId(…)` or `LogId(…)`, so
 //! the two stay distinguishable in logs.
 
-use std::fmt;
-use std::str::FromStr;
-
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use crate::hash::{sha256, sha256_parts};
 use crate::sign::VerifyingKey;
-use crate::text::{self, Base32Error};
 
 /// The name of a stored object: SHA-256 of its ciphertext, so anyone
 /// holding the bytes can check they are the ones asked for.
@@ -54,49 +48,14 @@ impl LogId {
     }
 }
 
-macro_rules! text_form {
-    ($name:ident) => {
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&text::encode(&self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "({})"), self)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Base32Error;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                text::decode_fixed(s).map($name)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                crate::fixed::serialize(&self.0, serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                crate::fixed::deserialize(deserializer).map($name)
-            }
-        }
-    };
-}
-
-text_form!(ObjectId);
-text_form!(LogId);
+crate::text::text_form!(ObjectId);
+crate::text::text_form!(LogId);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sign::SigningKey;
+    use crate::text::Base32Error;
     use proptest::prelude::*;
 
     #[test]

@@ -2,14 +2,10 @@
 //! certificate, a presence record, a notification.
 
 use std::fmt;
-use std::str::FromStr;
 
 use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, Ed25519KeyPair, KeyPair, UnparsedPublicKey};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use zeroize::Zeroizing;
-
-use crate::text::{self, Base32Error};
 
 /// The system random source failed; nothing secret was produced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -126,48 +122,13 @@ impl Signature {
     }
 }
 
-macro_rules! text_form {
-    ($name:ident) => {
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&text::encode(&self.0))
-            }
-        }
-
-        impl fmt::Debug for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, concat!(stringify!($name), "({})"), self)
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Base32Error;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                text::decode_fixed(s).map($name)
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                crate::fixed::serialize(&self.0, serializer)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                crate::fixed::deserialize(deserializer).map($name)
-            }
-        }
-    };
-}
-
-text_form!(VerifyingKey);
-text_form!(Signature);
+crate::text::text_form!(VerifyingKey);
+crate::text::text_form!(Signature);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::text;
     use data_encoding::HEXLOWER;
     use proptest::prelude::*;
 

@@ -60,6 +60,47 @@ pub fn decode_fixed<const N: usize>(text: &str) -> Result<[u8; N], Base32Error> 
     }
 }
 
+/// Display, Debug, FromStr and serde for a newtype over a byte array, all
+/// in the one base32 text form (ids, keys, signatures).
+macro_rules! text_form {
+    ($name:ident) => {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                f.write_str(&$crate::text::encode(&self.0))
+            }
+        }
+
+        impl ::std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+                write!(f, concat!(stringify!($name), "({})"), self)
+            }
+        }
+
+        impl ::std::str::FromStr for $name {
+            type Err = $crate::text::Base32Error;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $crate::text::decode_fixed(s).map($name)
+            }
+        }
+
+        impl ::serde::Serialize for $name {
+            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                $crate::fixed::serialize(&self.0, serializer)
+            }
+        }
+
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> Result<Self, D::Error> {
+                $crate::fixed::deserialize(deserializer).map($name)
+            }
+        }
+    };
+}
+pub(crate) use text_form;
+
 #[cfg(test)]
 mod tests {
     use super::*;

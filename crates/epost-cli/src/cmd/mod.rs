@@ -24,6 +24,7 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         }
         Command::Status => status::run(&dir, json).await,
         Command::Check { capability } => objects::check(&dir, &capability, json).await,
+        Command::Refresh { capability } => objects::refresh(&dir, &capability, json).await,
         Command::Repair => objects::repair(&dir, json).await,
     }
 }

@@ -88,6 +88,19 @@ pub(crate) async fn check(dir: &DataDir, capability: &str, json: bool) -> Result
     Ok(())
 }
 
+pub(crate) async fn refresh(dir: &DataDir, capability: &str, json: bool) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    let report: Value =
+        client.post_json(&format!("/v1/objects/{}/refresh", urlencode(capability))).await?;
+    emit(json, &report, |r| {
+        format!(
+            "{} object(s): {} fragment lease(s) extended to {} ms",
+            r["objects"], r["fragments_extended"], r["expires"]
+        )
+    });
+    Ok(())
+}
+
 pub(crate) async fn repair(dir: &DataDir, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
     let report: Value = client.post_json("/v1/repair").await?;

@@ -74,6 +74,7 @@ impl ApiServer {
             .route("/v1/objects", post(objects::put))
             .route("/v1/objects/{cap}", get(objects::get))
             .route("/v1/objects/{cap}/check", get(objects::check))
+            .route("/v1/objects/{cap}/refresh", post(objects::refresh))
             .route("/v1/repair", post(objects::repair))
             .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
         let app = Router::new()

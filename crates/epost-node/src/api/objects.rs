@@ -15,7 +15,9 @@ use tokio_stream_shim::ReceiverStream;
 
 use super::body::{BodyItem, BodyWriter};
 use super::{ApiError, AppState};
-use crate::storage::{CheckError, CheckReport, GetError, PutError, PutReport, RepairReport};
+use crate::storage::{
+    CheckError, CheckReport, GetError, PutError, PutReport, RefreshReport, RepairReport,
+};
 
 pub(crate) async fn put(
     State(state): State<AppState>,
@@ -55,10 +57,15 @@ pub(crate) async fn check(
     Path(cap): Path<String>,
 ) -> Result<Json<CheckReport>, ApiError> {
     let capability = parse_cap(&cap)?;
-    state.storage.check(&capability).await.map(Json).map_err(|e| match e {
-        CheckError::Get(e) => get_error(e),
-        CheckError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
-    })
+    state.storage.check(&capability).await.map(Json).map_err(check_error)
+}
+
+pub(crate) async fn refresh(
+    State(state): State<AppState>,
+    Path(cap): Path<String>,
+) -> Result<Json<RefreshReport>, ApiError> {
+    let capability = parse_cap(&cap)?;
+    state.storage.refresh(&capability).await.map(Json).map_err(check_error)
 }
 
 pub(crate) async fn repair(State(state): State<AppState>) -> Result<Json<RepairReport>, ApiError> {
@@ -79,6 +86,13 @@ fn put_error(e: PutError) -> ApiError {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", e)
         }
         PutError::Coding(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+    }
+}
+
+fn check_error(e: CheckError) -> ApiError {
+    match e {
+        CheckError::Get(e) => get_error(e),
+        CheckError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
     }
 }
 

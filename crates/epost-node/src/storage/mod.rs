@@ -26,7 +26,9 @@ pub use get::GetError;
 pub use local::{LocalError, LocalFragments};
 pub use maintenance::RepairReport;
 pub use put::PutError;
-pub use service::{CheckError, CheckReport, ObjectCheck, PutReport, StorageService, StorageTasks};
+pub use service::{
+    CheckError, CheckReport, ObjectCheck, PutReport, RefreshReport, StorageService, StorageTasks,
+};
 
 /// Settings of the storage service.
 #[derive(Debug, Clone)]

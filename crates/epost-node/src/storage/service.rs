@@ -61,6 +61,16 @@ pub struct CheckReport {
     pub details: Vec<ObjectCheck>,
 }
 
+/// What a lease refresh reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefreshReport {
+    pub objects: usize,
+    /// Fragments whose holders extended their lease.
+    pub fragments_extended: u64,
+    /// The new lease end, ms since the UNIX epoch.
+    pub expires: u64,
+}
+
 /// Why a check could not complete.
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError {
@@ -274,6 +284,32 @@ impl StorageService {
             }
         }
         Ok(ObjectCheck { id: id.to_string(), fragments_alive: indices.len().min(n), holders })
+    }
+
+    /// Extends the lease of every object under `capability` (manifests and
+    /// chunks) to a full lease from now, on every close peer holding them.
+    /// Owners call this for what they still reference; deletion is simply
+    /// not refreshing.
+    pub async fn refresh(&self, capability: &Capability) -> Result<RefreshReport, CheckError> {
+        let ids = self.object_ids(capability).await?;
+        let expires = self.ctx.default_expiry();
+        let n = usize::from(self.ctx.config.k) + usize::from(self.ctx.config.m);
+        let mut extended = 0u64;
+        for id in &ids {
+            let closest = self
+                .ctx
+                .dht
+                .closest_peers(id.as_bytes(), 2 * n)
+                .await
+                .map_err(|e| CheckError::Placement(e.to_string()))?;
+            for peer in closest {
+                let request = FragRequest::Extend { objects: vec![*id.as_bytes()], expires };
+                if let Ok(FragResponse::Extended(count)) = self.ctx.ask(peer, request).await {
+                    extended += u64::from(count);
+                }
+            }
+        }
+        Ok(RefreshReport { objects: ids.len(), fragments_extended: extended, expires })
     }
 
     /// Runs a maintenance pass now and reports what it did.
