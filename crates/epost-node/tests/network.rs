@@ -117,3 +117,38 @@ async fn a_flipped_fragment_is_never_served_and_is_repaired() {
     assert_eq!(get(net.node(5), &cap).await, data);
     net.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn holders_refuse_forged_and_malformed_fragments() {
+    use epost_dht::frag::{FragRequest, FragResponse, RefusalReason};
+    use epost_node::storage::erasure;
+    use serde_bytes::ByteBuf;
+
+    let net = TestNet::start(2, NetConfig::default()).await.unwrap();
+    let (liar, holder) = (net.node(0), net.node(1));
+    let sealed = liar.storage.seal(&content(7, 5000));
+    let fragments = erasure::encode(sealed.id, &sealed.ciphertext, 4, 4).unwrap();
+
+    let mut forged = fragments[0].clone();
+    forged.data[0] ^= 1; // wrong hash for its index
+    let mut relabelled = fragments[1].clone();
+    relabelled.index = 2; // claims to be another fragment
+    let offers = [forged.encode(), relabelled.encode(), b"not a fragment at all".to_vec()];
+    for offer in offers {
+        // A good fragment in the same batch does not sneak the bad one in.
+        let request = FragRequest::Store {
+            fragments: vec![ByteBuf::from(fragments[3].encode()), ByteBuf::from(offer)],
+            expires: u64::MAX,
+        };
+        let answer = liar.dht().request(holder.peer_id, request).await.unwrap();
+        assert!(
+            matches!(answer, FragResponse::Refused { reason: RefusalReason::BadFragment, .. }),
+            "{answer:?}"
+        );
+    }
+    assert_eq!(holder.storage.local_usage().0, 0, "nothing from a refused batch is stored");
+    assert_eq!(holder.storage.metrics().rejected_count(), 3, "every bad offer is counted");
+    let fetch = FragRequest::Fetch { object: *sealed.id.as_bytes(), index: 0 };
+    assert_eq!(liar.dht().request(holder.peer_id, fetch).await.unwrap(), FragResponse::NotFound);
+    net.shutdown().await;
+}

@@ -62,6 +62,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Fragments peers offered that failed their checks and were refused.
+    pub fn rejected_count(&self) -> u64 {
+        self.fragments_rejected.load(Ordering::Relaxed)
+    }
+
     /// Corrupt fragments found (on this node's disk or from peers).
     pub fn corrupt_count(&self) -> u64 {
         self.fragments_corrupt.load(Ordering::Relaxed)
