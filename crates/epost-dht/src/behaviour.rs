@@ -1,13 +1,16 @@
 //! The composed libp2p behaviour: Kademlia for routing and small records,
 //! identify to learn peers' listen addresses, ping to keep connections
-//! honest, and `/epost/frag/1` for fragments.
+//! honest, `/epost/frag/1` for fragments, and a block list of peers this
+//! node refuses to talk to (an operator's ban, or a test's partition).
 
 use std::time::Duration;
 
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
-use libp2p::{PeerId, StreamProtocol, identify, identity, ping, request_response};
+use libp2p::{
+    PeerId, StreamProtocol, allow_block_list, identify, identity, ping, request_response,
+};
 
 use crate::config::DhtConfig;
 use crate::frag::{FRAG_PROTOCOL, FragCodec};
@@ -18,6 +21,9 @@ const IDENTIFY_PROTOCOL: &str = "/epost/id/1";
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// First, so a blocked peer's connection is denied before any other
+    /// behaviour sees it.
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -59,7 +65,7 @@ impl Behaviour {
                 .with_request_timeout(config.request_timeout)
                 .with_max_concurrent_streams(config.max_concurrent_streams),
         );
-        Self { kad, identify, ping, frag }
+        Self { blocked: allow_block_list::Behaviour::default(), kad, identify, ping, frag }
     }
 }
 

@@ -84,6 +84,15 @@ pub enum RequestError {
     Stopped,
 }
 
+/// Why a dial could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DialError {
+    #[error("cannot dial {addr}: {detail}")]
+    Failed { addr: Multiaddr, detail: String },
+    #[error("the overlay is shutting down")]
+    Stopped,
+}
+
 pub(crate) enum Command {
     ClosestPeers {
         key: Vec<u8>,
@@ -115,6 +124,15 @@ pub(crate) enum Command {
     },
     Status {
         reply: oneshot::Sender<NetworkStatus>,
+    },
+    Dial {
+        addr: Multiaddr,
+        reply: oneshot::Sender<Result<(), DialError>>,
+    },
+    SetBlocked {
+        peer: PeerId,
+        blocked: bool,
+        reply: oneshot::Sender<()>,
     },
 }
 
@@ -202,6 +220,34 @@ impl DhtClient {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Status { reply }).await?;
         rx.await.ok()
+    }
+
+    /// Dials `addr` (ending in `/p2p/<peer id>`); once connected, identify
+    /// adds the peer to the routing table. Returns when the dial started.
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), DialError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Dial { addr, reply }).await.ok_or(DialError::Stopped)?;
+        rx.await.map_err(|_| DialError::Stopped)?
+    }
+
+    /// Refuses every connection to and from `peer` (closing the open ones)
+    /// until [`unblock`](Self::unblock). Requests to it fail at once as
+    /// unreachable. For an operator banning a peer, and for partitions in
+    /// tests.
+    pub async fn block(&self, peer: PeerId) {
+        self.set_blocked(peer, true).await;
+    }
+
+    /// Lets `peer` connect again; the next request or query dials it.
+    pub async fn unblock(&self, peer: PeerId) {
+        self.set_blocked(peer, false).await;
+    }
+
+    async fn set_blocked(&self, peer: PeerId, blocked: bool) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::SetBlocked { peer, blocked, reply }).await.is_some() {
+            let _ = rx.await;
+        }
     }
 
     async fn send(&self, command: Command) -> Option<()> {

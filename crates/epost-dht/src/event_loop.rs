@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
-    Command, DhtEvent, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
+    Command, DhtEvent, DialError, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
     ReplyHandle, RequestError,
 };
 use crate::frag::{FragResponse, RefusalReason};
@@ -138,6 +138,22 @@ impl EventLoop {
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
+            }
+            Command::Dial { addr, reply } => {
+                let result = self
+                    .swarm
+                    .dial(addr.clone())
+                    .map_err(|e| DialError::Failed { addr, detail: e.to_string() });
+                let _ = reply.send(result);
+            }
+            Command::SetBlocked { peer, blocked, reply } => {
+                let list = &mut self.swarm.behaviour_mut().blocked;
+                if blocked {
+                    list.block_peer(peer);
+                } else {
+                    list.unblock_peer(peer);
+                }
+                let _ = reply.send(());
             }
         }
     }

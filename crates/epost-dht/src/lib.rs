@@ -25,8 +25,8 @@ use std::sync::Arc;
 
 pub use behaviour::KAD_PROTOCOL;
 pub use client::{
-    DhtClient, DhtEvent, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
-    ReplyHandle, RequestError,
+    DhtClient, DhtEvent, DialError, FoundRecord, InboundFrag, NetworkStatus, QueryError,
+    RecordError, ReplyHandle, RequestError,
 };
 pub use config::DhtConfig;
 pub use event_loop::closest_of;

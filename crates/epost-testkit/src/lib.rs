@@ -1,6 +1,7 @@
 //! N epost nodes in one process, on loopback TCP, each with its own data
 //! directory: the harness the crates' multi-node tests run on. Nodes can be
-//! stopped and restarted with their stores.
+//! stopped and restarted with their stores, and the network cut in two and
+//! healed.
 //!
 //! Dev-only: never a dependency of a shipped crate. Tests that need real
 //! processes and SIGKILL live in the workspace's tests/ instead.
@@ -143,6 +144,52 @@ impl TestNet {
             }
         };
         let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+    }
+
+    /// Cuts the running nodes in two: those in `side` and the rest. Each
+    /// blocks the other side's peers (open connections close, new ones are
+    /// refused), as a network partition would. Returns once no connection
+    /// crosses the cut. A node restarted during a partition is not cut.
+    pub async fn partition(&self, side: &[usize]) {
+        let others: Vec<usize> = self.running().into_iter().filter(|i| !side.contains(i)).collect();
+        for a in side {
+            for b in &others {
+                self.node(*a).dht().block(self.node(*b).peer_id).await;
+                self.node(*b).dht().block(self.node(*a).peer_id).await;
+            }
+        }
+        let crossing = |peers: &[epost_dht::PeerId], other: &[usize]| {
+            peers.iter().any(|p| other.iter().any(|o| self.node(*o).peer_id == *p))
+        };
+        let wait = async {
+            for i in self.running() {
+                let other = if side.contains(&i) { &others[..] } else { side };
+                let dht = self.node(i).dht();
+                let mut events = dht.subscribe();
+                while dht.status().await.is_some_and(|s| crossing(&s.connected_peers, other)) {
+                    let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+    }
+
+    /// Ends a partition: every running node unblocks and dials every other,
+    /// then the network settles.
+    pub async fn heal(&self) {
+        let running = self.running();
+        for a in &running {
+            for b in &running {
+                if a != b {
+                    let dht = self.node(*a).dht();
+                    dht.unblock(self.node(*b).peer_id).await;
+                    if let Some(addr) = self.node(*b).listen_addrs.first() {
+                        let _ = dht.dial(addr.clone()).await;
+                    }
+                }
+            }
+        }
+        self.settle().await;
     }
 
     /// Stops every node in order.

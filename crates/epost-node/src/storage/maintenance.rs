@@ -285,11 +285,13 @@ async fn rebuild_missing(
     repaired
 }
 
-/// Drops copies held here that their rightful holder also has, and, when
-/// this node has left an object's placement, sends the fragments it holds
-/// to their rightful holders before dropping them. A placement member keeps
-/// what it holds even if the wrap rule would put it elsewhere: moving it
-/// would be churn, not redundancy.
+/// Sends each fragment held here that belongs to another peer (this node
+/// left the placement, the network grew, or a put wrapped fragments round
+/// fewer peers during a partition) to its rightful holder, then drops the
+/// copy; a copy the rightful holder already has is dropped at once. So an
+/// object ends one fragment per peer whenever the network has k+m peers,
+/// and losing one peer never costs more than its share. Placement only
+/// counts peers past the grace period as gone, so a restart moves nothing.
 async fn hand_over(
     ctx: &Arc<Ctx>,
     id: ObjectId,
@@ -299,16 +301,12 @@ async fn hand_over(
     report: &mut RepairReport,
 ) {
     let me = ctx.dht.local_peer_id();
-    let inside = placement.peers.contains(&me);
     for index in mine {
         let Some(holder) = placement.holder(usize::from(*index)) else { continue };
         if holder == me {
             continue;
         }
         let has_it = held.get(index).is_some_and(|holders| holders.contains(&holder));
-        if !has_it && inside {
-            continue;
-        }
         if !has_it {
             let Ok(Some(bytes)) = ctx.local.get(id, *index).await else { continue };
             let expires =

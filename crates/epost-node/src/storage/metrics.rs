@@ -67,6 +67,11 @@ impl Metrics {
         self.fragments_rejected.load(Ordering::Relaxed)
     }
 
+    /// Fragments this node rebuilt from others and stored.
+    pub fn repaired_count(&self) -> u64 {
+        self.fragments_repaired.load(Ordering::Relaxed)
+    }
+
     /// Corrupt fragments found (on this node's disk or from peers).
     pub fn corrupt_count(&self) -> u64 {
         self.fragments_corrupt.load(Ordering::Relaxed)

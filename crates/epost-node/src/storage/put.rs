@@ -1,7 +1,8 @@
 //! Putting one object: erasure-code its ciphertext, store fragment i on the
 //! i-th closest peer (batched: one request per peer), and acknowledge once
 //! enough fragments are durable. A peer that fails hands its fragments to
-//! the next-closest spare; stores still in flight at acknowledgement finish
+//! the next-closest spare, or when none is left, wraps round the peers that
+//! did store (then every fragment is needed); stores still in flight at acknowledgement finish
 //! in the background (maintenance covers any that fail).
 
 use std::collections::BTreeMap;
@@ -63,21 +64,43 @@ pub(crate) async fn put_object(
     for (peer, indices) in by_peer {
         in_flight.push(store_on(ctx.clone(), peer, indices, fragments.clone(), expires));
     }
+    let mut required = required;
     let mut stored = 0;
     let mut failures = Vec::new();
-    while let Some((peer, indices, result)) = in_flight.next().await {
+    // Fragments held per peer that stored its batch: where fragments go when
+    // there is no spare left (a partition, or a network that shrank).
+    let mut reached: BTreeMap<PeerId, usize> = BTreeMap::new();
+    let mut orphans: Vec<usize> = Vec::new();
+    let mut fallback_batches = n;
+    loop {
+        if !orphans.is_empty() && !reached.is_empty() && fallback_batches > 0 {
+            // Fewer peers answer than the placement wanted: wrap the rest
+            // round those that did, least loaded first, as placement does on
+            // a small network, and then every fragment is needed.
+            required = n;
+            for (peer, indices) in wrap_onto(&mut reached, std::mem::take(&mut orphans)) {
+                fallback_batches = fallback_batches.saturating_sub(1);
+                in_flight.push(store_on(ctx.clone(), peer, indices, fragments.clone(), expires));
+            }
+        }
+        let Some((peer, indices, result)) = in_flight.next().await else { break };
         match result {
-            Ok(()) => stored += indices.len(),
+            Ok(()) => {
+                stored += indices.len();
+                *reached.entry(peer).or_default() += indices.len();
+            }
             Err(why) => {
-                failures.push(format!("{peer}: {why}"));
-                if let Some(spare) = spares.next() {
-                    in_flight.push(store_on(
+                failures.push(why);
+                reached.remove(&peer);
+                match spares.next() {
+                    Some(spare) => in_flight.push(store_on(
                         ctx.clone(),
                         spare,
                         indices,
                         fragments.clone(),
                         expires,
-                    ));
+                    )),
+                    None => orphans.extend(indices),
                 }
             }
         }
@@ -101,6 +124,21 @@ pub(crate) async fn put_object(
     Ok(())
 }
 
+/// Assigns `orphans` one by one to the least-loaded peer of `load`
+/// (updating it), grouped into one batch per peer.
+fn wrap_onto(
+    load: &mut BTreeMap<PeerId, usize>,
+    orphans: Vec<usize>,
+) -> BTreeMap<PeerId, Vec<usize>> {
+    let mut batches: BTreeMap<PeerId, Vec<usize>> = BTreeMap::new();
+    for index in orphans {
+        let Some((peer, count)) = load.iter_mut().min_by_key(|(_, count)| **count) else { break };
+        *count += 1;
+        batches.entry(*peer).or_default().push(index);
+    }
+    batches
+}
+
 /// Stores the fragments `indices` on `peer` in one request.
 pub(crate) async fn store_on(
     ctx: Arc<Ctx>,
@@ -118,11 +156,11 @@ pub(crate) async fn store_on(
     let result = match ctx.ask(peer, request).await {
         Ok(FragResponse::Stored) => Ok(()),
         Ok(FragResponse::Refused { reason, detail }) => {
-            Err(format!("refused ({reason:?}): {detail}"))
+            Err(format!("peer {peer} refused ({reason:?}): {detail}"))
         }
         Ok(other) => {
             Metrics::inc(&ctx.metrics.bad_peer_responses);
-            Err(format!("unexpected answer {other:?}"))
+            Err(format!("peer {peer} gave an unexpected answer {other:?}"))
         }
         Err(e) => Err(e.to_string()),
     };
