@@ -71,6 +71,18 @@ impl Address {
     }
 }
 
+/// A mail domain as addresses use it: checked by the same rules and
+/// returned lowercased (realm trust is configured per domain).
+pub fn canonical_domain(domain: &str) -> Result<String, AddressError> {
+    let len = domain.chars().count();
+    if len > MAX_ADDRESS_LEN {
+        return Err(AddressError::TooLong { len });
+    }
+    let domain = domain.to_ascii_lowercase();
+    check_domain(&domain)?;
+    Ok(domain)
+}
+
 /// RFC 5322 `atext`, the characters of a dot-atom other than '.'.
 fn is_atext(c: char) -> bool {
     c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
@@ -220,6 +232,13 @@ mod tests {
         );
         let long = format!("a@{}.org", vec!["x".repeat(60); 5].join("."));
         assert!(matches!(parse(&long), Err(AddressError::TooLong { .. })));
+    }
+
+    #[test]
+    fn domains_alone() {
+        assert_eq!(canonical_domain("Mail.Example.ORG").as_deref(), Ok("mail.example.org"));
+        assert_eq!(canonical_domain(""), Err(AddressError::EmptyDomain));
+        assert!(matches!(canonical_domain("a b.org"), Err(AddressError::BadLabelChar { .. })));
     }
 
     #[test]

@@ -19,13 +19,12 @@
 
 use std::fmt;
 
-use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
-use ring::hkdf;
 use zeroize::Zeroizing;
 
 use crate::capability::{Capability, ObjectKey};
 use crate::hash::sha256;
 use crate::id::ObjectId;
+use crate::symmetric;
 
 /// HKDF info for the object key.
 pub const KEY_INFO: &[u8] = b"epost/v1/convergent-key";
@@ -158,10 +157,7 @@ pub fn seal(secret: &ConvergenceSecret, kind: Kind, body: &[u8]) -> SealedObject
 /// chunks with their kind byte in front, saving a copy per chunk).
 pub(crate) fn seal_framed(secret: &ConvergenceSecret, mut framed: Vec<u8>) -> SealedObject {
     let key = derive_key(secret, &framed);
-    let sealing = aes_key(&key);
-    if sealing.seal_in_place_append_tag(zero_nonce(), Aad::from(OBJECT_AAD), &mut framed).is_err() {
-        panic!("object body over AES-GCM's 64 GiB limit");
-    }
+    symmetric::seal_in_place(&key, ZERO_NONCE, OBJECT_AAD, &mut framed);
     SealedObject { id: ObjectId::of(&framed), key: ObjectKey::from_bytes(*key), ciphertext: framed }
 }
 
@@ -174,11 +170,8 @@ pub fn open(capability: &Capability, ciphertext: &[u8]) -> Result<Opened, OpenEr
         return Err(OpenError::IdMismatch { expected: capability.id, actual });
     }
     let mut buffer = ciphertext.to_vec();
-    let plaintext_len = aes_key(capability.key.as_bytes())
-        .open_in_place(zero_nonce(), Aad::from(OBJECT_AAD), &mut buffer)
-        .map_err(|_| OpenError::Decrypt)?
-        .len();
-    buffer.truncate(plaintext_len);
+    symmetric::open_in_place(capability.key.as_bytes(), ZERO_NONCE, OBJECT_AAD, &mut buffer)
+        .map_err(|()| OpenError::Decrypt)?;
     let byte = *buffer.first().ok_or(OpenError::Unframed)?;
     let kind = Kind::from_byte(byte).ok_or(OpenError::UnknownKind { byte })?;
     buffer.remove(0);
@@ -187,35 +180,11 @@ pub fn open(capability: &Capability, ciphertext: &[u8]) -> Result<Opened, OpenEr
 
 fn derive_key(secret: &ConvergenceSecret, framed: &[u8]) -> Zeroizing<[u8; 32]> {
     let ikm = Zeroizing::new(sha256(framed));
-    let mut key = Zeroizing::new([0u8; 32]);
-    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, secret.as_bytes()).extract(ikm.as_ref());
-    let filled = prk.expand(&[KEY_INFO], Len32).and_then(|okm| okm.fill(key.as_mut()));
-    if filled.is_err() {
-        // ring refuses only outputs over 255 hash lengths; 32 bytes is one.
-        unreachable!("HKDF-SHA256 always yields 32 bytes");
-    }
-    key
+    symmetric::hkdf_sha256(secret.as_bytes(), ikm.as_ref(), KEY_INFO)
 }
 
-struct Len32;
-
-impl hkdf::KeyType for Len32 {
-    fn len(&self) -> usize {
-        32
-    }
-}
-
-fn aes_key(key: &[u8; 32]) -> LessSafeKey {
-    match UnboundKey::new(&AES_256_GCM, key) {
-        Ok(key) => LessSafeKey::new(key),
-        // ring checks only the length, which the type fixes.
-        Err(_) => unreachable!("AES-256 accepts every 32-byte key"),
-    }
-}
-
-fn zero_nonce() -> Nonce {
-    Nonce::assume_unique_for_key([0u8; 12])
-}
+/// The nonce of every object: safe because a key encrypts one plaintext.
+const ZERO_NONCE: [u8; 12] = [0u8; 12];
 
 #[cfg(test)]
 mod tests {

@@ -98,11 +98,55 @@ pub(crate) mod hash_list {
         }
 
         fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            // Never trust a declared length for preallocation: 255 is the
-            // most any valid list holds.
+            // Never trust a declared length for preallocation; the input's
+            // size limit bounds what the loop can push.
             let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(255));
             while let Some(Owned(hash)) = seq.next_element()? {
                 out.push(hash);
+            }
+            Ok(out)
+        }
+    }
+}
+
+/// Serde for a list of byte strings (peer ids): a CBOR array of byte
+/// strings, never arrays of integers.
+pub(crate) mod byte_list {
+    use serde::de::{Deserializer, SeqAccess, Visitor};
+    use serde::ser::{SerializeSeq, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+    use std::fmt;
+
+    pub(crate) fn serialize<S: Serializer>(
+        items: &[Vec<u8>],
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = serializer.serialize_seq(Some(items.len()))?;
+        for item in items {
+            seq.serialize_element(Bytes::new(item))?;
+        }
+        seq.end()
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<Vec<u8>>, D::Error> {
+        deserializer.deserialize_seq(ListVisitor)
+    }
+
+    struct ListVisitor;
+
+    impl<'de> Visitor<'de> for ListVisitor {
+        type Value = Vec<Vec<u8>>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a list of byte strings")
+        }
+
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(16));
+            while let Some(item) = seq.next_element::<ByteBuf>()? {
+                out.push(item.into_vec());
             }
             Ok(out)
         }

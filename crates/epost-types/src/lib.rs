@@ -1,6 +1,12 @@
 //! The pure foundation of epost: identifiers, keys, cryptography and every
 //! wire and stored format, as `spec/formats.md` defines them.
 //!
+//! Besides storage objects, it defines the small signed values of the
+//! overlay: identity (realm certificates, presence, user bundles;
+//! `spec/identity.md`), single-writer logs (`spec/logs.md`), notifications
+//! (`spec/notify.md`), and the rule by which DHT holders judge records
+//! ([`record`]).
+//!
 //! Everything above this crate (store, DHT, node, gateway, CLI) builds its
 //! bytes through these types, so the formats have exactly one
 //! implementation and the published known-answer vectors
@@ -12,7 +18,8 @@
 //!   reader are sans-IO state machines: callers feed bytes and store or
 //!   fetch the objects they are handed. The only things read from the
 //!   environment are the system clock ([`time::Timestamp::now`]) and the
-//!   system random source (key generation, HPKE ephemerals).
+//!   system random source (key generation, HPKE ephemerals, salts and
+//!   nonces).
 //! - **No panics on input.** Every decoder is size-limited before it
 //!   parses, returns a typed error per operation, and accepts exactly one
 //!   encoding of each value.
@@ -28,14 +35,19 @@ pub mod envelope;
 pub mod fragment;
 pub mod hash;
 pub mod id;
+pub mod identity;
 pub mod keyfile;
 pub mod limits;
+pub mod log;
+pub mod notify;
+pub mod record;
 pub mod seal;
 pub mod sign;
 pub mod text;
 pub mod time;
 
 mod fixed;
+mod symmetric;
 
 #[cfg(test)]
 mod known_answers;

@@ -65,3 +65,47 @@ pub const MAX_FRAGMENT: usize = MAX_OBJECT_CIPHERTEXT + MAX_FRAGMENT_PADDING + 1
 
 /// Largest encoded node key file.
 pub const MAX_KEYFILE: usize = 1024;
+
+/// Largest value of a DHT record (an encoded log head, certificate or
+/// presence envelope). Holders refuse anything larger before decoding.
+pub const MAX_RECORD: usize = 8 * 1024;
+
+/// Longest log name, in UTF-8 bytes.
+pub const MAX_LOG_NAME: usize = 255;
+
+/// Largest application payload of a data log entry.
+pub const MAX_LOG_ENTRY: usize = 64 * 1024;
+
+/// Largest application state a snapshot entry may carry.
+pub const MAX_SNAPSHOT_STATE: usize = 64 * 1024;
+
+/// Largest encoded log entry of either kind. A snapshot's index of 499
+/// entry references is about 34 KiB; with a full state it stays under
+/// 100 KiB. Data entries are bounded tighter by [`MAX_LOG_ENTRY`].
+pub const MAX_LOG_SNAPSHOT: usize = 128 * 1024;
+
+/// Most peer ids in a presence record.
+pub const MAX_PRESENCE_PEERS: usize = 8;
+
+/// Longest peer id in a presence record (libp2p peer ids are multihashes:
+/// 38 bytes for an inlined Ed25519 key).
+pub const MAX_PEER_ID: usize = 64;
+
+/// Most listen addresses in a presence record.
+pub const MAX_PRESENCE_ADDRS: usize = 16;
+
+/// Longest listen address (multiaddr text) in a presence record.
+pub const MAX_MULTIADDR: usize = 256;
+
+/// Longest notification summary, in UTF-8 bytes.
+pub const MAX_SUMMARY: usize = 256;
+
+/// Largest encoded sealed notification (the unit inbox holders buffer).
+pub const MAX_NOTIFICATION: usize = 8 * 1024;
+
+/// Most notification ids one receipt acknowledges: 256 ids encode in
+/// about 8.7 KiB, well inside an envelope.
+pub const MAX_RECEIPT_IDS: usize = 256;
+
+/// Largest encoded user bundle, plain or passphrase-wrapped.
+pub const MAX_USER_BUNDLE: usize = 8 * 1024;

@@ -22,6 +22,8 @@ use crate::seal::{self, HpkePublicKey, HpkeSecretKey, SealedMessage};
 use crate::sign::SigningKey;
 use crate::text;
 
+mod overlay;
+
 const PATH: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/vectors/formats-v1.json");
 
 fn hex(bytes: &[u8]) -> String {
@@ -267,7 +269,7 @@ fn compute() -> Value {
     json!({
         "title": "epost formats, version 1: known-answer vectors",
         "spec": "spec/formats.md",
-        "notes": "Byte strings are lowercase hex. Ids, keys and capabilities also appear in their base32 text forms. Regenerate with EPOST_REGEN_VECTORS=1 cargo test -p epost-types known_answers::vectors_match.",
+        "notes": "Byte strings are lowercase hex. Sections users to user_bundle are specified in spec/identity.md, spec/logs.md and spec/notify.md. Ids, keys and capabilities also appear in their base32 text forms. Regenerate with EPOST_REGEN_VECTORS=1 cargo test -p epost-types known_answers::vectors_match.",
         "base32": base32(),
         "convergent": convergent_objects(),
         "chunked": chunked(),
@@ -278,6 +280,13 @@ fn compute() -> Value {
         "fragment": fragments(),
         "keyfile": keyfiles(),
         "address": addresses(),
+        "users": overlay::users(),
+        "record_key": overlay::record_keys(),
+        "certificate": overlay::certificates(),
+        "presence": overlay::presences(),
+        "log": overlay::logs(),
+        "notification": overlay::notifications(),
+        "user_bundle": overlay::bundles(),
     })
 }
 
@@ -316,6 +325,7 @@ fn encodings_are_core_deterministic() {
             encodings.push(unhex(case[field].as_str().expect("hex")));
         }
     }
+    encodings.extend(overlay::encodings(&vectors));
     for case in vectors["chunked"].as_array().expect("array") {
         let plaintext = unhex(case["root_plaintext"].as_str().expect("hex"));
         if plaintext.first() == Some(&Kind::Manifest.as_byte()) {
@@ -371,4 +381,5 @@ fn published_vectors_decode_and_open() {
         let file = NodeKeyFile::decode(&unhex(&s(&case["encoded"]))).expect("decodes");
         assert_eq!(file.verifying_key().to_string(), s(&case["public"]));
     }
+    overlay::check_published(&published);
 }
