@@ -37,6 +37,11 @@ impl ClusterNode {
         run_ok(epost(&self.dir)?.args(args))
     }
 
+    /// Like [`Self::cli`], with `input` on standard input.
+    pub fn cli_input(&self, args: &[&str], input: &[u8]) -> Result<String> {
+        crate::run_ok_with_input(epost(&self.dir)?.args(args), input)
+    }
+
     /// Like [`Self::cli`] with `--json`, parsed.
     pub fn cli_json(&self, args: &[&str]) -> Result<Value> {
         let mut all = vec!["--json"];

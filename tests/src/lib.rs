@@ -51,4 +51,22 @@ pub fn run_ok(cmd: &mut Command) -> Result<String> {
     String::from_utf8(out.stdout).context("stdout is not UTF-8")
 }
 
+/// Runs a command that must succeed with `input` as its standard input.
+pub fn run_ok_with_input(cmd: &mut Command, input: &[u8]) -> Result<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .with_context(|| format!("cannot run {cmd:?}"))?;
+    child.stdin.take().context("no stdin")?.write_all(input)?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("{cmd:?} failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8(out.stdout).context("stdout is not UTF-8")
+}
+
 pub mod cluster;

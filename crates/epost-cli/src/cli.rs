@@ -11,6 +11,9 @@ Examples:
   epost --data-dir ./node1 put photo.jpg
   epost --data-dir ./node1 get 'epost:...#...' -o photo.jpg
   epost --data-dir ./node1 status --json
+  epost --data-dir ./node1 realm init example.org
+  echo 'secret' | epost --data-dir ./node1 user add alice@example.org --password-stdin
+  echo 'hello' | epost --data-dir ./node1 log append --user alice@example.org notes
   epost --data-dir ./node1 config check
   EPOST_DATA_DIR=./node1 epost config show --json
 ";
@@ -87,6 +90,137 @@ pub(crate) enum Command {
 
     /// Run a maintenance pass (repair, hand-over, garbage collection) now.
     Repair,
+
+    /// Realm authority keys (a realm is a mail domain) and which realms to trust.
+    #[command(subcommand)]
+    Realm(RealmCommand),
+
+    /// Users hosted on this node: add, move between nodes, set passwords.
+    #[command(subcommand)]
+    User(UserCommand),
+
+    /// A user's single-writer signed logs: append, show, and check heads.
+    #[command(subcommand)]
+    Log(LogCommand),
+
+    /// Signed, sealed notifications between users: send, list, watch.
+    #[command(subcommand)]
+    Notify(NotifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum NotifyCommand {
+    /// Send a notification from a user hosted here to any certified user.
+    #[command(
+        after_help = "Example:\n  epost notify send --from alice@example.org --to bob@example.net 'lunch?'"
+    )]
+    Send {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// A short summary (at most 256 bytes).
+        text: String,
+        /// An object the notification points to (`epost:<id>#<key>`).
+        #[arg(long)]
+        capability: Option<String>,
+    },
+    /// List the notifications a user hosted here has received, oldest first.
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Print each notification the user receives from now on, one JSON object per line.
+    Watch {
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LogCommand {
+    /// Append standard input as one entry; prints the entry's sequence number (last line).
+    #[command(
+        after_help = "Example:\n  echo 'hello' | epost log append --user alice@example.org notes"
+    )]
+    Append {
+        /// The log's owner (hosted on this node).
+        #[arg(long)]
+        user: String,
+        /// The log's name.
+        name: String,
+    },
+    /// Print the log's entries in order (text entries as text).
+    #[command(after_help = "Example:\n  epost log show --user alice@example.org notes --json")]
+    Show {
+        #[arg(long)]
+        user: String,
+        name: String,
+    },
+    /// Show the newest signed head of anyone's log (verified against their certificate).
+    #[command(after_help = "Example:\n  epost log head alice@example.org notes --json")]
+    Head { address: String, name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RealmCommand {
+    /// Make a realm authority key for DOMAIN on this node; prints the realm's public key (last line).
+    #[command(after_help = "Example:\n  epost realm init example.org")]
+    Init {
+        /// The mail domain, e.g. example.org.
+        domain: String,
+    },
+    /// Trust another realm's key to certify its users (federation).
+    #[command(
+        after_help = "Example:\n  epost realm trust 3xq...  --domain example.net\nWithout --domain the key is trusted for any domain, like a CA bundle entry."
+    )]
+    Trust {
+        /// The realm's public key, as `epost realm init` printed it.
+        key: String,
+        /// Only trust the key for this domain.
+        #[arg(long)]
+        domain: Option<String>,
+    },
+    /// List the realm keys held here and the realms trusted.
+    List,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Make a user's keys, certify them with this node's realm key, host them here.
+    #[command(
+        after_help = "Example:\n  echo 'correct horse' | epost user add alice@example.org --password-stdin"
+    )]
+    Add {
+        /// The user's mail address.
+        address: String,
+        /// Read the gateway (IMAP/SMTP) password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Write the user's key bundle to standard output (to move them with `user import`).
+    #[command(
+        after_help = "Example:\n  epost user export alice@example.org > alice.user\nThe bundle holds the user's secret keys: keep it private, or use --passphrase-stdin."
+    )]
+    Export {
+        address: String,
+        /// Protect the bundle with a passphrase read from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Host a user from a bundle made by `user export` on another node.
+    #[command(after_help = "Example:\n  epost user import alice.user")]
+    Import {
+        /// The bundle file, or `-` for standard input.
+        file: PathBuf,
+        /// Read the bundle's passphrase from standard input.
+        #[arg(long)]
+        passphrase_stdin: bool,
+    },
+    /// Set a hosted user's gateway password (read from standard input).
+    Passwd { address: String },
+    /// List the users hosted here.
+    List,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,10 +47,34 @@ impl ApiClient {
         response.json().await.context("the node answered with invalid JSON")
     }
 
+    /// POSTs `body` as JSON and returns the JSON answer.
+    pub(crate) async fn post<B: serde::Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<T> {
+        let response = self.send(self.request(reqwest::Method::POST, path).json(body)).await?;
+        response.json().await.context("the node answered with invalid JSON")
+    }
+
     pub(crate) async fn post_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
         let response = self.send(self.request(reqwest::Method::POST, path)).await?;
         response.json().await.context("the node answered with invalid JSON")
     }
+}
+
+/// `text` as one URL path segment: everything but unreserved characters
+/// (and `@` and `:`, which are allowed in a segment) percent-encoded.
+pub(crate) fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~@:".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Turns an error status into the node's own message.

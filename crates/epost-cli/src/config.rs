@@ -16,7 +16,42 @@ pub(crate) struct Config {
     pub(crate) network: NetworkConfig,
     pub(crate) storage: StorageConfig,
     pub(crate) api: ApiConfig,
+    pub(crate) identity: IdentityConfig,
     pub(crate) log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct IdentityConfig {
+    /// Realm keys trusted to certify users, per mail domain (`*`: any domain).
+    pub(crate) trusted_realms: std::collections::BTreeMap<String, Vec<String>>,
+    /// Seconds between republishing hosted users' certificates and presence.
+    pub(crate) republish_interval_secs: u64,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { trusted_realms: Default::default(), republish_interval_secs: 600 }
+    }
+}
+
+impl IdentityConfig {
+    /// The trust list, or the first bad entry.
+    pub(crate) fn trusted(&self) -> Result<epost_types::identity::TrustedRealms, (String, String)> {
+        use std::str::FromStr;
+        let mut trust = epost_types::identity::TrustedRealms::new();
+        for (domain, keys) in &self.trusted_realms {
+            for key in keys {
+                let parsed = epost_types::sign::VerifyingKey::from_str(key).map_err(|e| {
+                    (format!("{domain} = {key:?}"), format!("not a realm key: {e}"))
+                })?;
+                trust
+                    .trust(domain, parsed)
+                    .map_err(|e| (quoted(domain), format!("not a mail domain: {e}")))?;
+            }
+        }
+        Ok(trust)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -229,6 +264,16 @@ impl Config {
                 "the control API must listen on a loopback address (127.0.0.1 or ::1)",
             ));
         }
+        if let Err((value, reason)) = self.identity.trusted() {
+            return Err(BadValue::new("identity.trusted_realms", value, reason));
+        }
+        if !(10..=86_400).contains(&self.identity.republish_interval_secs) {
+            return Err(BadValue::new(
+                "identity.republish_interval_secs",
+                self.identity.republish_interval_secs.to_string(),
+                "must be between 10 and 86400 seconds",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(BadValue::new("log.filter", quoted(&self.log.filter), e.to_string()));
         }
@@ -294,6 +339,15 @@ grace_secs = 300
 # Loopback only; port 0 lets the OS pick one.
 listen = "127.0.0.1:0"
 
+[identity]
+# Realm keys this node trusts to certify users (like a CA bundle): per mail
+# domain, a list of keys as `epost realm init` prints them; "*" for keys
+# trusted for any domain. `epost realm trust` adds to this at run time.
+# Example: trusted_realms = {{ "example.org" = ["abcd..."] }}
+trusted_realms = {{}}
+# Seconds between republishing hosted users' certificates and presence.
+republish_interval_secs = 600
+
 [log]
 # "text" or "json".
 format = "text"
@@ -334,6 +388,8 @@ mod tests {
         assert!(e.contains("network.listen") && e.contains("/ip4/1.2.3/tcp/1"), "{e}");
         let e = invalid("[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n");
         assert!(e.contains("network.bootstrap") && e.contains("/p2p/"), "{e}");
+        let e = invalid("[identity]\ntrusted_realms = { \"example.org\" = [\"nope\"] }\n");
+        assert!(e.contains("identity.trusted_realms") && e.contains("nope"), "{e}");
         let e = invalid("[log]\nfilter = \"info,[\"\n");
         assert!(e.contains("log.filter"), "{e}");
     }

@@ -59,3 +59,11 @@ pub(crate) fn init_logging(log: &config::LogConfig) {
         LogFormat::Text => builder.try_init(),
     };
 }
+
+/// The identity settings (the config was validated, so the trust list parses).
+pub(crate) fn identity(config: &Config) -> epost_node::identity::IdentityConfig {
+    epost_node::identity::IdentityConfig {
+        trusted: config.identity.trusted().unwrap_or_default(),
+        republish_interval: Duration::from_secs(config.identity.republish_interval_secs),
+    }
+}

@@ -1,7 +1,8 @@
 //! The composed libp2p behaviour: Kademlia for routing and small records,
 //! identify to learn peers' listen addresses, ping to keep connections
-//! honest, `/epost/frag/1` for fragments, and a block list of peers this
-//! node refuses to talk to (an operator's ban, or a test's partition).
+//! honest, `/epost/frag/1` for fragments, `/epost/notify/1` for
+//! notifications, and a block list of peers this node refuses to talk to
+//! (an operator's ban, or a test's partition).
 
 use std::time::Duration;
 
@@ -14,6 +15,7 @@ use libp2p::{
 
 use crate::config::DhtConfig;
 use crate::frag::{FRAG_PROTOCOL, FragCodec};
+use crate::notify::{NOTIFY_PROTOCOL, NotifyCodec};
 
 /// Kademlia's protocol name: ours, so we never mix with the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/kad/1");
@@ -28,6 +30,7 @@ pub(crate) struct Behaviour {
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
     pub(crate) frag: request_response::Behaviour<FragCodec>,
+    pub(crate) notify: request_response::Behaviour<NotifyCodec>,
 }
 
 impl Behaviour {
@@ -65,7 +68,14 @@ impl Behaviour {
                 .with_request_timeout(config.request_timeout)
                 .with_max_concurrent_streams(config.max_concurrent_streams),
         );
-        Self { blocked: allow_block_list::Behaviour::default(), kad, identify, ping, frag }
+        let notify = request_response::Behaviour::with_codec(
+            NotifyCodec,
+            [(NOTIFY_PROTOCOL, request_response::ProtocolSupport::Full)],
+            request_response::Config::default()
+                .with_request_timeout(config.request_timeout)
+                .with_max_concurrent_streams(config.max_concurrent_streams),
+        );
+        Self { blocked: allow_block_list::Behaviour::default(), kad, identify, ping, frag, notify }
     }
 }
 

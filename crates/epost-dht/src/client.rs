@@ -7,6 +7,7 @@ use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
 use crate::frag::{FragRequest, FragResponse};
+use crate::notify::{NotifyRequest, NotifyResponse};
 
 /// A record as found at one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +50,20 @@ pub struct InboundFrag {
 #[derive(Debug)]
 pub struct ReplyHandle(pub(crate) ResponseChannel<FragResponse>);
 
+/// A notify request from a peer, for the notification service to answer
+/// through [`DhtClient::respond_notify`].
+#[derive(Debug)]
+pub struct InboundNotify {
+    pub peer: PeerId,
+    pub request: NotifyRequest,
+    pub reply: NotifyReplyHandle,
+}
+
+/// Where the answer to an [`InboundNotify`] goes. Dropping it unanswered
+/// makes the peer see a failed request, never a hang.
+#[derive(Debug)]
+pub struct NotifyReplyHandle(pub(crate) ResponseChannel<NotifyResponse>);
+
 /// Why a closest-peers query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -71,7 +86,7 @@ pub enum RecordError {
     Stopped,
 }
 
-/// Why a fragment request to a peer failed.
+/// Why a request to a peer (fragment or notify) failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RequestError {
     #[error("cannot reach peer {peer}: {detail}")]
@@ -121,6 +136,15 @@ pub(crate) enum Command {
     Respond {
         handle: ReplyHandle,
         response: FragResponse,
+    },
+    Notify {
+        peer: PeerId,
+        request: NotifyRequest,
+        reply: oneshot::Sender<Result<NotifyResponse, RequestError>>,
+    },
+    RespondNotify {
+        handle: NotifyReplyHandle,
+        response: NotifyResponse,
     },
     Status {
         reply: oneshot::Sender<NetworkStatus>,
@@ -213,6 +237,24 @@ impl DhtClient {
     pub async fn respond(&self, handle: ReplyHandle, response: FragResponse) {
         // If the loop is gone the peer sees the stream close: nothing to do.
         let _ = self.send(Command::Respond { handle, response }).await;
+    }
+
+    /// Sends a notify request to `peer` and waits for its answer (at most
+    /// the configured request timeout).
+    pub async fn notify(
+        &self,
+        peer: PeerId,
+        request: NotifyRequest,
+    ) -> Result<NotifyResponse, RequestError> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Notify { peer, request, reply }).await.ok_or(RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    /// Answers an inbound notify request.
+    pub async fn respond_notify(&self, handle: NotifyReplyHandle, response: NotifyResponse) {
+        // If the loop is gone the peer sees the stream close: nothing to do.
+        let _ = self.send(Command::RespondNotify { handle, response }).await;
     }
 
     /// The overlay as this node sees it now.

@@ -18,15 +18,18 @@ pub struct DhtConfig {
     pub replication: NonZeroUsize,
     /// Timeout of a whole Kademlia query.
     pub query_timeout: Duration,
-    /// Timeout of one fragment request.
+    /// Timeout of one fragment or notify request.
     pub request_timeout: Duration,
-    /// Concurrent fragment streams per connection.
+    /// Concurrent fragment (and, separately, notify) streams per connection.
     pub max_concurrent_streams: usize,
     /// Records kept in memory (and on disk).
     pub max_records: usize,
     /// Inbound fragment requests queued for the storage service before the
     /// overlay answers `Busy` instead of queueing more.
     pub inbound_queue: usize,
+    /// Inbound notify requests queued for the notification service before
+    /// the overlay answers `RateLimited` instead of queueing more.
+    pub notify_queue: usize,
     /// Commands queued from clients to the event loop.
     pub command_queue: usize,
     /// Connections idle this long are closed (long: re-dialling costs a
@@ -46,6 +49,7 @@ impl Default for DhtConfig {
             max_concurrent_streams: 256,
             max_records: 64 * 1024,
             inbound_queue: 1024,
+            notify_queue: 1024,
             command_queue: 1024,
             idle_timeout: Duration::from_secs(600),
         }

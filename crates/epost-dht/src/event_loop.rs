@@ -1,7 +1,7 @@
 //! The one task that owns the Swarm. It turns client commands into swarm
-//! calls, swarm events into replies, and hands inbound fragment requests to
-//! the storage service through a bounded queue (answering `Busy` when full,
-//! never blocking the overlay).
+//! calls, swarm events into replies, and hands inbound fragment and notify
+//! requests to their services through bounded queues (answering `Busy` or
+//! `RateLimited` when one is full, never blocking the overlay).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,19 +17,22 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
-    Command, DhtEvent, DialError, FoundRecord, InboundFrag, NetworkStatus, QueryError, RecordError,
-    ReplyHandle, RequestError,
+    Command, DhtEvent, DialError, FoundRecord, InboundFrag, InboundNotify, NetworkStatus,
+    NotifyReplyHandle, QueryError, RecordError, ReplyHandle, RequestError,
 };
 use crate::frag::{FragResponse, RefusalReason};
+use crate::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use crate::records::{RecordSink, RecordValidator};
 
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
 type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
+type NotifyReply = oneshot::Sender<Result<NotifyResponse, RequestError>>;
 
 /// Everything the event loop is connected to, besides the Swarm.
 pub(crate) struct Wiring {
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) inbound: mpsc::Sender<InboundFrag>,
+    pub(crate) inbound_notify: mpsc::Sender<InboundNotify>,
     pub(crate) events: broadcast::Sender<DhtEvent>,
     pub(crate) validator: Arc<dyn RecordValidator>,
     pub(crate) sink: RecordSink,
@@ -42,6 +45,7 @@ pub(crate) struct EventLoop {
     pub(crate) swarm: Swarm<Behaviour>,
     pub(crate) commands: mpsc::Receiver<Command>,
     pub(crate) inbound: mpsc::Sender<InboundFrag>,
+    pub(crate) inbound_notify: mpsc::Sender<InboundNotify>,
     pub(crate) events: broadcast::Sender<DhtEvent>,
     pub(crate) validator: Arc<dyn RecordValidator>,
     pub(crate) sink: RecordSink,
@@ -53,15 +57,26 @@ pub(crate) struct EventLoop {
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
     requests:
         HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<FragResponse, RequestError>>)>,
+    notify_requests: HashMap<OutboundRequestId, (PeerId, NotifyReply)>,
 }
 
 impl EventLoop {
     pub(crate) fn new(swarm: Swarm<Behaviour>, wiring: Wiring) -> Self {
-        let Wiring { commands, inbound, events, validator, sink, shutdown, replication } = wiring;
+        let Wiring {
+            commands,
+            inbound,
+            inbound_notify,
+            events,
+            validator,
+            sink,
+            shutdown,
+            replication,
+        } = wiring;
         Self {
             swarm,
             commands,
             inbound,
+            inbound_notify,
             events,
             validator,
             sink,
@@ -71,6 +86,7 @@ impl EventLoop {
             gets: HashMap::new(),
             puts: HashMap::new(),
             requests: HashMap::new(),
+            notify_requests: HashMap::new(),
         }
     }
 
@@ -136,6 +152,15 @@ impl EventLoop {
                     debug!("fragment response not sent: the requesting peer went away");
                 }
             }
+            Command::Notify { peer, request, reply } => {
+                let id = self.swarm.behaviour_mut().notify.send_request(&peer, request);
+                self.notify_requests.insert(id, (peer, reply));
+            }
+            Command::RespondNotify { handle, response } => {
+                if self.swarm.behaviour_mut().notify.send_response(handle.0, response).is_err() {
+                    debug!("notify response not sent: the requesting peer went away");
+                }
+            }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
             }
@@ -193,6 +218,7 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Frag(event)) => self.on_frag_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Notify(event)) => self.on_notify_event(event),
             // Only peers that speak our DHT go into the routing table.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -313,6 +339,43 @@ impl EventLoop {
             }
             Event::InboundFailure { peer, error, .. } => {
                 debug!(%peer, %error, "inbound fragment request failed")
+            }
+            Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_notify_event(&mut self, event: request_response::Event<NotifyRequest, NotifyResponse>) {
+        use request_response::{Event, Message};
+        match event {
+            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let inbound = InboundNotify { peer, request, reply: NotifyReplyHandle(channel) };
+                if let Err(refused) = self.inbound_notify.try_send(inbound) {
+                    // A full queue means the service is behind: the sender
+                    // backs off exactly as when it is rate limited.
+                    let (reason, inbound) = match refused {
+                        mpsc::error::TrySendError::Full(i) => (NotifyRefusal::RateLimited, i),
+                        mpsc::error::TrySendError::Closed(i) => (NotifyRefusal::Internal, i),
+                    };
+                    let response = NotifyResponse::Refused {
+                        reason,
+                        detail: "notification service unavailable".into(),
+                    };
+                    let _ =
+                        self.swarm.behaviour_mut().notify.send_response(inbound.reply.0, response);
+                }
+            }
+            Event::Message { message: Message::Response { request_id, response }, .. } => {
+                if let Some((_, reply)) = self.notify_requests.remove(&request_id) {
+                    let _ = reply.send(Ok(response));
+                }
+            }
+            Event::OutboundFailure { request_id, error, .. } => {
+                if let Some((peer, reply)) = self.notify_requests.remove(&request_id) {
+                    let _ = reply.send(Err(request_error(peer, error)));
+                }
+            }
+            Event::InboundFailure { peer, error, .. } => {
+                debug!(%peer, %error, "inbound notify request failed")
             }
             Event::ResponseSent { .. } => {}
         }

@@ -1,21 +1,21 @@
 //! `/epost/frag/1`: moving erasure-coded fragments between peers.
 //!
 //! Fragments do not fit in Kademlia records (16 KiB packets), so they travel
-//! over a request-response protocol of their own. Each message is one CBOR
-//! value, versioned, behind a 4-byte big-endian length that is checked
-//! against a limit before a single byte of the body is read.
+//! over a request-response protocol of their own, framed as every epost
+//! protocol is (see `wire`): one versioned CBOR value behind a 4-byte
+//! big-endian length that is checked against a limit before a single byte
+//! of the body is read.
 
 use std::io;
 
-use futures::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
+use crate::wire;
+
 /// The protocol name on the wire.
 pub const FRAG_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/frag/1");
-
-/// Wire version of the messages below.
-const WIRE_VERSION: u8 = 1;
 
 /// The largest request or response body accepted: one fragment of the
 /// largest allowed chunk (16 MiB with k = 1) plus headroom for its header.
@@ -69,12 +69,6 @@ pub enum RefusalReason {
     Internal,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Wire<T> {
-    v: u8,
-    body: T,
-}
-
 /// The request-response codec: length-prefixed, size-limited, versioned CBOR.
 #[derive(Debug, Clone, Default)]
 pub struct FragCodec;
@@ -84,28 +78,7 @@ where
     T: DeserializeOwned,
     R: AsyncRead + Unpin + Send,
 {
-    let mut len = [0u8; 4];
-    io.read_exact(&mut len).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_MESSAGE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frag message of {len} bytes exceeds the {MAX_MESSAGE}-byte limit"),
-        ));
-    }
-    let mut buf = vec![0u8; len];
-    io.read_exact(&mut buf).await?;
-    let wire: Wire<T> =
-        ciborium::de::from_reader_with_recursion_limit(&buf[..], 32).map_err(|e| {
-            io::Error::new(io::ErrorKind::InvalidData, format!("bad frag message: {e}"))
-        })?;
-    if wire.v != WIRE_VERSION {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("frag message version {} (this node speaks {WIRE_VERSION})", wire.v),
-        ));
-    }
-    Ok(wire.body)
+    wire::read_message(io, MAX_MESSAGE, "frag").await
 }
 
 async fn write_message<T, W>(io: &mut W, body: &T) -> io::Result<()>
@@ -113,19 +86,7 @@ where
     T: Serialize,
     W: AsyncWrite + Unpin + Send,
 {
-    let mut buf = Vec::new();
-    ciborium::ser::into_writer(&Wire { v: WIRE_VERSION, body }, &mut buf)
-        .map_err(|e| io::Error::other(format!("cannot encode frag message: {e}")))?;
-    if buf.len() > MAX_MESSAGE {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("frag message of {} bytes exceeds the {MAX_MESSAGE}-byte limit", buf.len()),
-        ));
-    }
-    let len = u32::try_from(buf.len()).map_err(io::Error::other)?;
-    io.write_all(&len.to_be_bytes()).await?;
-    io.write_all(&buf).await?;
-    io.close().await
+    wire::write_message(io, body, MAX_MESSAGE, "frag").await
 }
 
 impl libp2p::request_response::Codec for FragCodec {
@@ -212,7 +173,8 @@ mod tests {
         assert!(block_on(read_message::<FragRequest, _>(&mut Cursor::new(bytes))).is_err());
 
         let mut body = Vec::new();
-        ciborium::ser::into_writer(&Wire { v: 9, body: FragResponse::Stored }, &mut body).unwrap();
+        ciborium::ser::into_writer(&wire::Wire { v: 9, body: FragResponse::Stored }, &mut body)
+            .unwrap();
         let mut bytes = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
         bytes.extend_from_slice(&body);
         let err = block_on(read_message::<FragResponse, _>(&mut Cursor::new(bytes))).unwrap_err();

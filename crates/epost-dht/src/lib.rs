@@ -1,14 +1,16 @@
 //! epost's overlay: a Kademlia DHT over libp2p (TCP, Noise, Yamux) that
-//! routes by XOR distance, holds small signed records, and carries
-//! erasure-coded fragments between peers over `/epost/frag/1`.
+//! routes by XOR distance, holds small signed records, carries
+//! erasure-coded fragments between peers over `/epost/frag/1` and sealed
+//! notifications over `/epost/notify/1`.
 //!
 //! This is the only crate that names libp2p. One task (the event loop) owns
 //! the Swarm; everything else holds a cloneable [`DhtClient`] and talks to
-//! it over a bounded channel. Inbound fragment requests come out of
-//! [`Dht::inbound`] for the storage service to answer.
+//! it over a bounded channel. Inbound fragment and notify requests come out
+//! of the [`Inbound`] queues [`Dht::start`] returns, for the storage and
+//! notification services to answer.
 //!
-//! It must never interpret fragments or decide placement: that is the
-//! storage service's job. It must never keep an inbound record that its
+//! It must never interpret fragments or notifications, or decide placement:
+//! that is the services' job. It must never keep an inbound record that its
 //! [`RecordValidator`] refused.
 
 mod behaviour;
@@ -16,23 +18,25 @@ mod client;
 mod config;
 mod event_loop;
 pub mod frag;
+pub mod notify;
 mod records;
 mod startup;
 #[cfg(test)]
 mod tests;
+mod wire;
 
 use std::sync::Arc;
 
 pub use behaviour::KAD_PROTOCOL;
 pub use client::{
-    DhtClient, DhtEvent, DialError, FoundRecord, InboundFrag, NetworkStatus, QueryError,
-    RecordError, ReplyHandle, RequestError,
+    DhtClient, DhtEvent, DialError, FoundRecord, InboundFrag, InboundNotify, NetworkStatus,
+    NotifyReplyHandle, QueryError, RecordError, ReplyHandle, RequestError,
 };
 pub use config::DhtConfig;
 pub use event_loop::closest_of;
 pub use libp2p::{Multiaddr, PeerId};
 pub use records::{RecordRejection, RecordValidator, RecordWrite, SignedEnvelopeValidator};
-pub use startup::{Dht, StartError};
+pub use startup::{Dht, Inbound, StartError};
 
 /// Largest record value kept (log heads, certificates, presence are far smaller).
 pub const MAX_RECORD_VALUE: usize = 8 * 1024;

@@ -15,7 +15,7 @@ use tracing::info;
 
 use crate::StartOptions;
 use crate::behaviour::Behaviour;
-use crate::client::{DhtClient, InboundFrag, NetworkStatus};
+use crate::client::{DhtClient, InboundFrag, InboundNotify, NetworkStatus};
 use crate::event_loop::{EventLoop, Wiring};
 use crate::records::RecordSink;
 
@@ -37,6 +37,17 @@ pub enum StartError {
     BootstrapUnreachable { timeout: Duration, detail: String },
 }
 
+/// The queues of requests peers sent, for the node's services to answer.
+/// Both are bounded; when one is full the overlay refuses instead of
+/// queueing more.
+#[derive(Debug)]
+pub struct Inbound {
+    /// `/epost/frag/1`, for the storage service.
+    pub frag: mpsc::Receiver<InboundFrag>,
+    /// `/epost/notify/1`, for the notification service.
+    pub notify: mpsc::Receiver<InboundNotify>,
+}
+
 /// A running overlay.
 pub struct Dht {
     pub client: DhtClient,
@@ -49,11 +60,9 @@ pub struct Dht {
 impl Dht {
     /// Starts the overlay: binds every listen address, reaches at least one
     /// bootstrap peer (if any are configured), then runs the event loop.
-    /// Also returns the queue of fragment requests from peers, for the
-    /// storage service to answer.
-    pub async fn start(
-        options: StartOptions,
-    ) -> Result<(Self, mpsc::Receiver<InboundFrag>), StartError> {
+    /// Also returns the queues of fragment and notify requests from peers,
+    /// for the storage and notification services to answer.
+    pub async fn start(options: StartOptions) -> Result<(Self, Inbound), StartError> {
         let StartOptions { config, identity_seed, validator, stored_records, record_writes } =
             options;
         let mut seed = identity_seed;
@@ -69,6 +78,7 @@ impl Dht {
 
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue);
+        let (notify_tx, notify_rx) = mpsc::channel(config.notify_queue);
         let (events_tx, _) = broadcast::channel(256);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let local_peer = *swarm.local_peer_id();
@@ -79,6 +89,7 @@ impl Dht {
             Wiring {
                 commands: commands_rx,
                 inbound: inbound_tx,
+                inbound_notify: notify_tx,
                 events: events_tx.clone(),
                 validator,
                 sink: RecordSink::new(record_writes),
@@ -92,7 +103,8 @@ impl Dht {
 
         let task = tokio::spawn(event_loop.run());
         let client = DhtClient { commands: commands_tx, events: events_tx, local_peer };
-        Ok((Self { client, started, shutdown: shutdown_tx, task }, inbound_rx))
+        let inbound = Inbound { frag: inbound_rx, notify: notify_rx };
+        Ok((Self { client, started, shutdown: shutdown_tx, task }, inbound))
     }
 
     /// Stops the event loop and waits for it; pending calls see `Stopped`.

@@ -7,18 +7,23 @@ use std::time::Duration;
 
 use epost_types::envelope::{EnvelopeKind, SignedEnvelope};
 use epost_types::sign::SigningKey;
-use tokio::sync::mpsc;
+use futures::StreamExt;
 
 use crate::frag::{FragRequest, FragResponse};
-use crate::{Dht, DhtConfig, InboundFrag, SignedEnvelopeValidator, StartOptions};
+use crate::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
+use crate::{Dht, DhtConfig, Inbound, SignedEnvelopeValidator, StartOptions};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
-async fn start(seed: u8, bootstrap: Option<&Dht>) -> (Dht, mpsc::Receiver<InboundFrag>) {
+async fn start(seed: u8, bootstrap: Option<&Dht>) -> (Dht, Inbound) {
+    start_with(seed, bootstrap, DhtConfig::default()).await
+}
+
+async fn start_with(seed: u8, bootstrap: Option<&Dht>, config: DhtConfig) -> (Dht, Inbound) {
     let config = DhtConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap: bootstrap.map(|b| vec![b.started.listen_addrs[0].clone()]).unwrap_or_default(),
-        ..DhtConfig::default()
+        ..config
     };
     Dht::start(StartOptions {
         config,
@@ -71,7 +76,8 @@ async fn peers_find_each_other_and_agree_on_placement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragment_requests_reach_the_holder_and_come_back() {
     let (a, _ia) = start(11, None).await;
-    let (b, mut inbound_b) = start(12, Some(&a)).await;
+    let (b, inbound_b) = start(12, Some(&a)).await;
+    let mut inbound_b = inbound_b.frag;
     until_everyone_knows_everyone(&[&a, &b]).await;
     let holder = b.client.clone();
     let serve = tokio::spawn(async move {
@@ -91,6 +97,80 @@ async fn fragment_requests_reach_the_holder_and_come_back() {
         a.client.request(b.started.peer_id, FragRequest::Fetch { object: [9; 32], index: 0 }).await;
     assert!(dropped.is_err(), "{dropped:?}");
     serve.await.unwrap();
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn notify_requests_reach_the_holder_and_come_back() {
+    let (a, _ia) = start(31, None).await;
+    let (b, inbound_b) = start(32, Some(&a)).await;
+    let mut inbound_b = inbound_b.notify;
+    until_everyone_knows_everyone(&[&a, &b]).await;
+    let asker = a.started.peer_id;
+    let holder = b.client.clone();
+    let serve = tokio::spawn(async move {
+        let request = inbound_b.recv().await.unwrap();
+        assert_eq!(request.peer, asker);
+        assert_eq!(request.request, NotifyRequest::Pull { inbox: [3; 32], auth: vec![1].into() });
+        let pending = NotifyResponse::Pending { notifications: vec![vec![7; 100].into()] };
+        holder.respond_notify(request.reply, pending).await;
+        // A request answered by dropping the handle fails cleanly for the asker.
+        drop(inbound_b.recv().await.unwrap());
+    });
+    let answer = a
+        .client
+        .notify(b.started.peer_id, NotifyRequest::Pull { inbox: [3; 32], auth: vec![1].into() })
+        .await
+        .unwrap();
+    assert_eq!(answer, NotifyResponse::Pending { notifications: vec![vec![7; 100].into()] });
+    let dropped = a
+        .client
+        .notify(b.started.peer_id, NotifyRequest::Receipt { receipt: vec![2].into() })
+        .await;
+    assert!(dropped.is_err(), "{dropped:?}");
+    serve.await.unwrap();
+    a.shutdown().await;
+    b.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_notify_queue_answers_rate_limited_and_frag_is_unaffected() {
+    let (a, _ia) = start(41, None).await;
+    let config = DhtConfig { notify_queue: 1, ..DhtConfig::default() };
+    let (b, inbound_b) = start_with(42, Some(&a), config).await;
+    let Inbound { frag: mut frag_b, notify: notify_b } = inbound_b;
+    until_everyone_knows_everyone(&[&a, &b]).await;
+    let deliver = || NotifyRequest::Deliver { notifications: Vec::new() };
+
+    // Nobody drains the queue: one request fills it, the others are refused
+    // by the overlay itself, at once.
+    let holder = b.started.peer_id;
+    let mut asks: futures::stream::FuturesUnordered<_> =
+        (0..3).map(|_| a.client.notify(holder, deliver())).collect();
+    let first = tokio::time::timeout(DEADLINE, asks.next()).await.unwrap().unwrap().unwrap();
+    assert!(
+        matches!(first, NotifyResponse::Refused { reason: NotifyRefusal::RateLimited, .. }),
+        "{first:?}"
+    );
+
+    // Fragments travel on their own queue.
+    let responder = b.client.clone();
+    let serve = tokio::spawn(async move {
+        let request = frag_b.recv().await.unwrap();
+        responder.respond(request.reply, FragResponse::NotFound).await;
+    });
+    let fetched =
+        a.client.request(holder, FragRequest::Fetch { object: [1; 32], index: 0 }).await.unwrap();
+    assert_eq!(fetched, FragResponse::NotFound);
+    serve.await.unwrap();
+
+    // Closing the queue fails the queued request; none was ever accepted.
+    drop(notify_b);
+    while let Some(answer) = tokio::time::timeout(DEADLINE, asks.next()).await.unwrap() {
+        assert!(matches!(answer, Err(_) | Ok(NotifyResponse::Refused { .. })), "{answer:?}");
+    }
+    drop(asks);
     a.shutdown().await;
     b.shutdown().await;
 }

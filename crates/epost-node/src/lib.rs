@@ -8,6 +8,10 @@
 //! below it), and never hold a lock across an await on the network.
 
 mod api;
+mod fsutil;
+pub mod identity;
+pub mod logs;
+pub mod notify;
 mod records;
 pub mod storage;
 
@@ -15,7 +19,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use epost_dht::{Dht, DhtConfig, Multiaddr, PeerId, SignedEnvelopeValidator, StartOptions};
+use epost_dht::{Dht, DhtConfig, Multiaddr, PeerId, StartOptions};
 use epost_store::{Backend, Store};
 use epost_types::convergent::ConvergenceSecret;
 
@@ -33,6 +37,8 @@ pub struct NodeOptions {
     pub backend: Backend,
     pub dht: DhtConfig,
     pub storage: StorageConfig,
+    pub identity: identity::IdentityConfig,
+    pub notify: notify::NotifyConfig,
     pub api_listen: SocketAddr,
     /// The control API's bearer token.
     pub api_token: String,
@@ -45,6 +51,8 @@ pub enum NodeError {
     Store { path: String, source: epost_store::OpenError },
     #[error("cannot start the overlay: {0}")]
     Overlay(#[from] OverlayError),
+    #[error("cannot load this node's identity files: {0}")]
+    Identity(#[from] identity::IdentityError),
     #[error("cannot serve the control API on {addr}: {source}")]
     Api { addr: SocketAddr, source: std::io::Error },
 }
@@ -64,8 +72,15 @@ pub struct Node {
     /// Where the control API listens.
     pub api_addr: SocketAddr,
     pub storage: StorageService,
+    pub identity: identity::Identity,
+    pub logs: logs::LogService,
+    identity_task: identity::IdentityTask,
     dht: Dht,
     storage_tasks: storage::StorageTasks,
+    pub notify: notify::NotifyHolder,
+    notify_tasks: notify::NotifyTasks,
+    pub notifications: notify::NotifyService,
+    notifications_task: notify::NotifyServiceTask,
     api: api::ApiServer,
     records: records::RecordWriter,
     store: Store,
@@ -79,29 +94,51 @@ impl Node {
             NodeError::Store { path: store_path.display().to_string(), source }
         })?;
 
+        let loaded = identity::LoadedIdentity::load(&options.data_dir, options.identity.clone())?;
         let (stored_records, records) = records::RecordWriter::start(store.clone());
         let (dht, inbound) = Dht::start(StartOptions {
             config: options.dht.clone(),
             identity_seed: options.identity_seed,
-            validator: Arc::new(SignedEnvelopeValidator),
+            validator: Arc::new(loaded.record_rules()),
             stored_records,
             record_writes: Some(records.sender()),
         })
         .await?;
 
+        let listen_text = dht.started.listen_addrs.iter().map(ToString::to_string).collect();
+        let (identity, identity_task) =
+            identity::Identity::start(loaded, dht.client.clone(), listen_text);
         let metrics = Arc::new(Metrics::default());
         let local = LocalFragments::new(store.clone());
         let (storage, storage_tasks) = StorageService::start(
             options.storage.clone(),
             ConvergenceSecret::new(options.convergence_secret.clone()),
             dht.client.clone(),
-            inbound,
+            inbound.frag,
             local.clone(),
             metrics,
         );
+        let (notify, notify_tasks) = notify::NotifyHolder::start(
+            options.notify.clone(),
+            dht.client.clone(),
+            store.clone(),
+            inbound.notify,
+        );
+        let (notifications, notifications_task) = notify::NotifyService::start(
+            dht.client.clone(),
+            identity.clone(),
+            notify.clone(),
+            store.clone(),
+            options.notify.resync_interval,
+        );
+        let logs = logs::LogService::new(storage.clone(), identity.clone(), dht.client.clone());
         let stats_local = local.clone();
         let state = api::AppState {
             storage: storage.clone(),
+            identity: identity.clone(),
+            logs: logs.clone(),
+            notifications: notifications.clone(),
+            notify_holder: notify.clone(),
             dht: dht.client.clone(),
             token: options.api_token.clone().into(),
             store_stats: Arc::new(move || {
@@ -118,8 +155,15 @@ impl Node {
             listen_addrs: dht.started.listen_addrs.clone(),
             api_addr: api.addr,
             storage,
+            identity,
+            logs,
+            identity_task,
             dht,
             storage_tasks,
+            notify,
+            notify_tasks,
+            notifications,
+            notifications_task,
             api,
             records,
             store,
@@ -135,7 +179,11 @@ impl Node {
     /// what they accepted, the overlay stops, records and store are flushed.
     pub async fn shutdown(self) {
         self.api.shutdown().await;
+        self.logs.shutdown().await;
+        self.notifications_task.shutdown().await;
+        self.identity_task.shutdown().await;
         self.storage_tasks.shutdown().await;
+        self.notify_tasks.shutdown().await;
         self.dht.shutdown().await;
         self.records.shutdown().await;
         self.store.close();

@@ -80,6 +80,8 @@ impl TestNet {
                     ..DhtConfig::default()
                 },
                 storage: config.storage.clone(),
+                identity: Default::default(),
+                notify: Default::default(),
                 api_listen: loopback(),
                 api_token: format!("token-{i}"),
             };

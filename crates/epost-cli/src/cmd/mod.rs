@@ -1,8 +1,11 @@
 //! One module per command family; `run` dispatches.
 
 mod config;
+mod identity;
 mod init;
+mod logs;
 pub(crate) mod node;
+mod notify;
 mod objects;
 mod status;
 
@@ -26,5 +29,9 @@ pub(crate) async fn run(cli: Cli) -> Result<()> {
         Command::Check { capability } => objects::check(&dir, &capability, json).await,
         Command::Refresh { capability } => objects::refresh(&dir, &capability, json).await,
         Command::Repair => objects::repair(&dir, json).await,
+        Command::Realm(command) => identity::realm(&dir, command, json).await,
+        Command::User(command) => identity::user(&dir, command, json).await,
+        Command::Log(command) => logs::run(&dir, command, json).await,
+        Command::Notify(command) => notify::run(&dir, command, json).await,
     }
 }

@@ -50,6 +50,8 @@ pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
         backend: settings::backend(config.storage.backend),
         dht: settings::dht(&config)?,
         storage: settings::storage(&config),
+        identity: settings::identity(&config),
+        notify: Default::default(),
         api_listen: config.api.listen,
         api_token: token.clone(),
     };

@@ -40,7 +40,7 @@ pub(crate) async fn put(dir: &DataDir, file: &Path, json: bool) -> Result<()> {
 
 pub(crate) async fn get(dir: &DataDir, capability: &str, output: Option<&Path>) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let path = format!("/v1/objects/{}", urlencode(capability));
+    let path = format!("/v1/objects/{}", crate::client::path_segment(capability));
     let response = client.send(client.request(reqwest::Method::GET, &path)).await?;
     let progress = progress_bar(None);
     let mut stream = response.bytes_stream();
@@ -73,8 +73,9 @@ pub(crate) async fn get(dir: &DataDir, capability: &str, output: Option<&Path>) 
 
 pub(crate) async fn check(dir: &DataDir, capability: &str, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let report: Value =
-        client.get_json(&format!("/v1/objects/{}/check", urlencode(capability))).await?;
+    let report: Value = client
+        .get_json(&format!("/v1/objects/{}/check", crate::client::path_segment(capability)))
+        .await?;
     emit(json, &report, |r| {
         format!(
             "{} object(s): {}/{} fragments alive, {} needed per object; {}",
@@ -90,8 +91,9 @@ pub(crate) async fn check(dir: &DataDir, capability: &str, json: bool) -> Result
 
 pub(crate) async fn refresh(dir: &DataDir, capability: &str, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let report: Value =
-        client.post_json(&format!("/v1/objects/{}/refresh", urlencode(capability))).await?;
+    let report: Value = client
+        .post_json(&format!("/v1/objects/{}/refresh", crate::client::path_segment(capability)))
+        .await?;
     emit(json, &report, |r| {
         format!(
             "{} object(s): {} fragment lease(s) extended to {} ms",
@@ -120,11 +122,6 @@ fn partial(path: &Path) -> std::path::PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".partial");
     path.with_file_name(name)
-}
-
-/// A capability contains `:` and `#`; `#` must be escaped in a URL path.
-fn urlencode(capability: &str) -> String {
-    capability.replace('%', "%25").replace('#', "%23").replace('/', "%2F").replace('?', "%3F")
 }
 
 /// A progress bar on a terminal; hidden when stderr is piped.

@@ -4,6 +4,9 @@
 //! drive it.
 
 mod body;
+mod identity;
+mod logs;
+mod notify;
 mod objects;
 mod status;
 
@@ -11,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::{Request, State};
+use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -24,10 +27,18 @@ use tokio::task::JoinHandle;
 
 use crate::storage::StorageService;
 
+/// Bodies of the routes that take small values (log entries, JSON): a log
+/// entry's limit plus room; anything larger is refused before it is read.
+const SMALL_BODY: usize = epost_types::limits::MAX_LOG_ENTRY + 64 * 1024;
+
 /// What the handlers share (all of it cheap to clone).
 #[derive(Clone)]
 pub(crate) struct AppState {
     pub(crate) storage: StorageService,
+    pub(crate) identity: crate::identity::Identity,
+    pub(crate) logs: crate::logs::LogService,
+    pub(crate) notifications: crate::notify::NotifyService,
+    pub(crate) notify_holder: crate::notify::NotifyHolder,
     pub(crate) dht: DhtClient,
     pub(crate) token: Arc<str>,
     pub(crate) store_stats: Arc<dyn Fn() -> crate::StoreFigures + Send + Sync>,
@@ -71,17 +82,29 @@ impl ApiServer {
         let addr = listener.local_addr()?;
         let authed = Router::new()
             .route("/v1/status", get(status::status))
-            .route("/v1/objects", post(objects::put))
+            // Streaming uploads are bounded by the storage pipeline.
+            .route("/v1/objects", post(objects::put).layer(DefaultBodyLimit::disable()))
             .route("/v1/objects/{cap}", get(objects::get))
             .route("/v1/objects/{cap}/check", get(objects::check))
             .route("/v1/objects/{cap}/refresh", post(objects::refresh))
             .route("/v1/repair", post(objects::repair))
+            .route("/v1/realms", get(identity::realms).post(identity::realm_init))
+            .route("/v1/trust", post(identity::trust))
+            .route("/v1/users", get(identity::users).post(identity::add_user))
+            .route("/v1/users/import", post(identity::import_user))
+            .route("/v1/users/{address}/export", post(identity::export_user))
+            .route("/v1/users/{address}/password", post(identity::set_password))
+            .route("/v1/users/{address}/certificate", get(identity::certificate))
+            .route("/v1/logs/{address}/{name}", get(logs::read).post(logs::append))
+            .route("/v1/heads/{address}/{name}", get(logs::head))
+            .route("/v1/notify", post(notify::send))
+            .route("/v1/notify/{address}", get(notify::list))
+            .route("/v1/notify/{address}/watch", get(notify::watch))
             .route_layer(middleware::from_fn_with_state(state.clone(), require_token));
         let app = Router::new()
             .route("/metrics", get(status::metrics))
             .merge(authed)
-            // Streaming uploads are bounded by the storage pipeline, not here.
-            .layer(axum::extract::DefaultBodyLimit::disable())
+            .layer(DefaultBodyLimit::max(SMALL_BODY))
             .with_state(state);
         let (shutdown, mut rx) = watch::channel(false);
         let task = tokio::spawn(async move {

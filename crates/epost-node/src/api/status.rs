@@ -55,6 +55,7 @@ pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     let mut out = String::new();
     state.storage.metrics().render(&mut out);
+    state.notify_holder.metrics().render(&mut out);
     let figures = (state.store_stats)();
     out.push_str(&format!(
         "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",

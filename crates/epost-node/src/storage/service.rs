@@ -178,6 +178,18 @@ impl StorageService {
         put_object(&self.ctx, sealed.id, &sealed.ciphertext, expires).await
     }
 
+    /// Stores one object its caller sealed (a log entry, a mail part
+    /// manifest), with the default lease; returns once it is durable.
+    pub async fn put_sealed_object(&self, sealed: &SealedObject) -> Result<(), PutError> {
+        put_object(&self.ctx, sealed.id, &sealed.ciphertext, self.ctx.default_expiry()).await
+    }
+
+    /// One object's ciphertext, decoded from its fragments and checked
+    /// against its id (the caller opens it).
+    pub async fn fetch_object(&self, id: ObjectId) -> Result<Vec<u8>, GetError> {
+        get_object(&self.ctx, id).await
+    }
+
     /// Writes the plaintext of `capability` to `output`, verifying every
     /// object on the way; returns the bytes written. The next few objects
     /// are fetched ahead in parallel, and written strictly in order.

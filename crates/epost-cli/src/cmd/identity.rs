@@ -1,0 +1,193 @@
+//! `epost realm ...` and `epost user ...`: identity through the running node.
+
+use std::io::{BufRead, Read, Write};
+use std::path::Path;
+
+use anyhow::{Context, Result, bail};
+use serde_json::{Value, json};
+
+use crate::cli::{RealmCommand, UserCommand};
+use crate::client::{ApiClient, path_segment};
+use crate::datadir::DataDir;
+use crate::output::emit;
+
+const ARMOR_BEGIN: &str = "-----BEGIN EPOST USER-----";
+const ARMOR_END: &str = "-----END EPOST USER-----";
+
+pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    match command {
+        RealmCommand::Init { domain } => {
+            let realm: Value = client.post("/v1/realms", &json!({ "domain": domain })).await?;
+            emit(json, &realm, |r| {
+                let verb = if r["created"].as_bool() == Some(true) { "created" } else { "exists" };
+                format!(
+                    "realm {} {verb}; its public key (give it to `epost realm trust` elsewhere):\n{}",
+                    r["domain"].as_str().unwrap_or_default(),
+                    r["key"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        RealmCommand::Trust { key, domain } => {
+            let trusted: Value =
+                client.post("/v1/trust", &json!({ "key": key, "domain": domain })).await?;
+            emit(json, &trusted, |t| {
+                format!(
+                    "trusted {} for {}",
+                    t["key"].as_str().unwrap_or_default(),
+                    t["domain"].as_str().unwrap_or_default()
+                )
+            });
+        }
+        RealmCommand::List => {
+            let realms: Value = client.get_json("/v1/realms").await?;
+            emit(json, &realms, |r| {
+                let mut lines = Vec::new();
+                for held in r["held"].as_array().into_iter().flatten() {
+                    lines.push(format!(
+                        "held     {} {}",
+                        held["domain"].as_str().unwrap_or_default(),
+                        held["key"].as_str().unwrap_or_default()
+                    ));
+                }
+                for (domain, keys) in r["trusted"].as_object().into_iter().flatten() {
+                    for key in keys.as_array().into_iter().flatten() {
+                        lines.push(format!(
+                            "trusted  {domain} {}",
+                            key.as_str().unwrap_or_default()
+                        ));
+                    }
+                }
+                if lines.is_empty() {
+                    "no realms held or trusted".to_owned()
+                } else {
+                    lines.join("\n")
+                }
+            });
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    match command {
+        UserCommand::Add { address, password_stdin } => {
+            let password = password_stdin.then(|| read_secret_line("password")).transpose()?;
+            let user: Value = client
+                .post("/v1/users", &json!({ "address": address, "password": password }))
+                .await?;
+            emit(json, &user, |u| {
+                format!(
+                    "added {} (certificate serial {}){}",
+                    u["address"].as_str().unwrap_or_default(),
+                    u["serial"],
+                    if u["has_password"].as_bool() == Some(true) { ", password set" } else { "" }
+                )
+            });
+        }
+        UserCommand::Export { address, passphrase_stdin } => {
+            let passphrase =
+                passphrase_stdin.then(|| read_secret_line("passphrase")).transpose()?;
+            let path = format!("/v1/users/{}/export", path_segment(&address));
+            let response = client
+                .send(
+                    client
+                        .request(reqwest::Method::POST, &path)
+                        .json(&json!({ "passphrase": passphrase })),
+                )
+                .await?;
+            let bytes = response.bytes().await.context("the node's answer was cut off")?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(armor(&bytes).as_bytes()).context("cannot write to standard output")?;
+        }
+        UserCommand::Import { file, passphrase_stdin } => {
+            let bytes = read_bundle(&file)?;
+            let passphrase =
+                passphrase_stdin.then(|| read_secret_line("passphrase")).transpose()?;
+            let bundle = data_encoding::BASE64.encode(&bytes);
+            let user: Value = client
+                .post("/v1/users/import", &json!({ "bundle": bundle, "passphrase": passphrase }))
+                .await?;
+            emit(json, &user, |u| {
+                format!("imported {}", u["address"].as_str().unwrap_or_default())
+            });
+        }
+        UserCommand::Passwd { address } => {
+            let password = read_secret_line("password")?;
+            let path = format!("/v1/users/{}/password", path_segment(&address));
+            client
+                .send(
+                    client
+                        .request(reqwest::Method::POST, &path)
+                        .json(&json!({ "password": password })),
+                )
+                .await?;
+            emit(json, &json!({ "address": address, "password_set": true }), |_| {
+                format!("password set for {address}")
+            });
+        }
+        UserCommand::List => {
+            let users: Value = client.get_json("/v1/users").await?;
+            emit(json, &users, |list| {
+                let lines: Vec<String> = list
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|u| {
+                        format!(
+                            "{} serial {}",
+                            u["address"].as_str().unwrap_or_default(),
+                            u["serial"]
+                        )
+                    })
+                    .collect();
+                if lines.is_empty() { "no users hosted here".to_owned() } else { lines.join("\n") }
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The first line of standard input, without its line ending.
+fn read_secret_line(what: &str) -> Result<String> {
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .with_context(|| format!("cannot read the {what} from standard input"))?;
+    let secret = line.trim_end_matches(['\n', '\r']).to_owned();
+    if secret.is_empty() {
+        bail!("the {what} read from standard input is empty");
+    }
+    Ok(secret)
+}
+
+/// A bundle as text: base64 between BEGIN/END lines, 64 columns.
+fn armor(bytes: &[u8]) -> String {
+    let text = data_encoding::BASE64.encode(bytes);
+    let mut out = format!("{ARMOR_BEGIN}\n");
+    for line in text.as_bytes().chunks(64) {
+        out.push_str(&String::from_utf8_lossy(line));
+        out.push('\n');
+    }
+    out.push_str(ARMOR_END);
+    out.push('\n');
+    out
+}
+
+/// Reads a bundle file, armored or raw.
+fn read_bundle(file: &Path) -> Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    if file == Path::new("-") {
+        std::io::stdin().lock().read_to_end(&mut bytes).context("cannot read standard input")?;
+    } else {
+        bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+    }
+    let Ok(text) = std::str::from_utf8(&bytes) else { return Ok(bytes) };
+    let Some(start) = text.find(ARMOR_BEGIN) else { return Ok(bytes) };
+    let body = &text[start + ARMOR_BEGIN.len()..];
+    let end = body.find(ARMOR_END).context("the bundle's END line is missing (cut off?)")?;
+    let base64: String = body[..end].chars().filter(|c| !c.is_whitespace()).collect();
+    data_encoding::BASE64.decode(base64.as_bytes()).context("the bundle's text is damaged")
+}

@@ -1,0 +1,173 @@
+//! `/v1/realms`, `/v1/trust`, `/v1/users`: realm keys, trust, and the
+//! users this node hosts (add, import, export, password).
+
+use std::str::FromStr;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use epost_types::address::Address;
+use epost_types::sign::VerifyingKey;
+use serde::{Deserialize, Serialize};
+
+use super::{ApiError, AppState};
+use crate::identity::{IdentityError, RealmInfo, UserInfo};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RealmInit {
+    domain: String,
+}
+
+pub(crate) async fn realm_init(
+    State(state): State<AppState>,
+    Json(body): Json<RealmInit>,
+) -> Result<Json<RealmInfo>, ApiError> {
+    state.identity.realm_init(&body.domain).map(Json).map_err(identity_error)
+}
+
+#[derive(Serialize)]
+pub(crate) struct Realms {
+    held: Vec<RealmInfo>,
+    trusted: epost_types::identity::TrustedRealms,
+}
+
+pub(crate) async fn realms(State(state): State<AppState>) -> Json<Realms> {
+    Json(Realms { held: state.identity.realms(), trusted: (*state.identity.trusted()).clone() })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Trust {
+    key: String,
+    domain: Option<String>,
+}
+
+pub(crate) async fn trust(
+    State(state): State<AppState>,
+    Json(body): Json<Trust>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let key = VerifyingKey::from_str(body.key.trim()).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_key", format!("realm key: {e}"))
+    })?;
+    state.identity.trust(key, body.domain.as_deref()).map_err(identity_error)?;
+    Ok(Json(serde_json::json!({
+        "key": key.to_string(),
+        "domain": body.domain.unwrap_or_else(|| "*".to_owned()),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AddUser {
+    address: String,
+    password: Option<String>,
+}
+
+pub(crate) async fn add_user(
+    State(state): State<AppState>,
+    Json(body): Json<AddUser>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let address = parse_address(&body.address)?;
+    state
+        .identity
+        .add_user(address, body.password.as_deref())
+        .await
+        .map(Json)
+        .map_err(identity_error)
+}
+
+pub(crate) async fn users(State(state): State<AppState>) -> Json<Vec<UserInfo>> {
+    Json(state.identity.users())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Export {
+    passphrase: Option<String>,
+}
+
+pub(crate) async fn export_user(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    Json(body): Json<Export>,
+) -> Result<Response, ApiError> {
+    let address = parse_address(&address)?;
+    let bytes =
+        state.identity.export_user(&address, body.passphrase.as_deref()).map_err(identity_error)?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Import {
+    /// The bundle, base64 (standard alphabet, padded).
+    bundle: String,
+    passphrase: Option<String>,
+    password: Option<String>,
+}
+
+pub(crate) async fn import_user(
+    State(state): State<AppState>,
+    Json(body): Json<Import>,
+) -> Result<Json<UserInfo>, ApiError> {
+    let bytes = data_encoding::BASE64.decode(body.bundle.trim().as_bytes()).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_bundle", format!("bundle is not base64: {e}"))
+    })?;
+    state
+        .identity
+        .import_user(&bytes, body.passphrase.as_deref(), body.password.as_deref())
+        .await
+        .map(Json)
+        .map_err(identity_error)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SetPassword {
+    password: String,
+}
+
+pub(crate) async fn set_password(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    Json(body): Json<SetPassword>,
+) -> Result<StatusCode, ApiError> {
+    let address = parse_address(&address)?;
+    state.identity.set_password(&address, &body.password).map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+pub(crate) async fn certificate(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<epost_types::identity::Certificate>, ApiError> {
+    let address = parse_address(&address)?;
+    state.identity.lookup_certificate(&address).await.map(Json).map_err(identity_error)
+}
+
+pub(crate) fn parse_address(text: &str) -> Result<Address, ApiError> {
+    Address::from_str(text.trim()).map_err(|e| {
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_address", format!("{text:?}: {e}"))
+    })
+}
+
+pub(crate) fn identity_error(e: IdentityError) -> ApiError {
+    use IdentityError as E;
+    let (status, kind) = match &e {
+        E::BadAddress(_) => (StatusCode::BAD_REQUEST, "bad_address"),
+        E::NoRealmKey { .. } => (StatusCode::CONFLICT, "no_realm_key"),
+        E::UserExists { .. } => (StatusCode::CONFLICT, "user_exists"),
+        E::UnknownUser { .. } => (StatusCode::NOT_FOUND, "unknown_user"),
+        E::NoCertificate { .. } => (StatusCode::NOT_FOUND, "no_certificate"),
+        E::Bundle(_) => (StatusCode::BAD_REQUEST, "bad_bundle"),
+        E::Certificate(_) | E::Presence(_) => (StatusCode::BAD_REQUEST, "untrusted"),
+        E::Password(_) => (StatusCode::BAD_REQUEST, "bad_password"),
+        E::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_published"),
+        E::Io { .. } | E::Damaged { .. } | E::Rng(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+        }
+    };
+    ApiError::new(status, kind, e)
+}

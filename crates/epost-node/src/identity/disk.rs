@@ -1,0 +1,151 @@
+//! The identity files under `DIR/identity/` (see the module docs).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use epost_types::address::Address;
+use epost_types::identity::TrustedRealms;
+use epost_types::identity::bundle::UserBundle;
+use epost_types::keyfile::NodeKeyFile;
+use epost_types::sign::SigningKey;
+
+use super::IdentityError;
+use crate::fsutil::write_atomic;
+
+const BUNDLE: &str = "bundle";
+const PASSWORD: &str = "password";
+
+pub(super) struct Disk {
+    root: PathBuf,
+}
+
+impl Disk {
+    pub(super) fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    fn realms_dir(&self) -> PathBuf {
+        self.root.join("realms")
+    }
+
+    fn users_dir(&self) -> PathBuf {
+        self.root.join("users")
+    }
+
+    fn trust_path(&self) -> PathBuf {
+        self.root.join("trusted.json")
+    }
+
+    /// `users/<base32 of the address>.<ext>`: addresses may hold `/`.
+    fn user_path(&self, address: &Address, ext: &str) -> PathBuf {
+        let name = epost_types::text::encode(address.as_str().as_bytes());
+        self.users_dir().join(format!("{name}.{ext}"))
+    }
+
+    pub(super) fn load_realms(&self) -> Result<BTreeMap<String, SigningKey>, IdentityError> {
+        let mut realms = BTreeMap::new();
+        for path in list(&self.realms_dir(), "key")? {
+            let bytes = read(&path)?;
+            let key = NodeKeyFile::decode(&bytes).map_err(|e| damaged(&path, e))?.signing_key();
+            let domain = stem(&path);
+            let domain =
+                epost_types::address::canonical_domain(&domain).map_err(|e| damaged(&path, e))?;
+            realms.insert(domain, key);
+        }
+        Ok(realms)
+    }
+
+    pub(super) fn save_realm(&self, domain: &str, key: &SigningKey) -> Result<(), IdentityError> {
+        let path = self.realms_dir().join(format!("{domain}.key"));
+        write(&path, &NodeKeyFile::new(key).encode(), true)
+    }
+
+    pub(super) fn load_trust(&self) -> Result<TrustedRealms, IdentityError> {
+        let path = self.trust_path();
+        match std::fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| damaged(&path, e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustedRealms::new()),
+            Err(source) => Err(io("read", &path, source)),
+        }
+    }
+
+    pub(super) fn save_trust(&self, trust: &TrustedRealms) -> Result<(), IdentityError> {
+        let path = self.trust_path();
+        let json = serde_json::to_vec_pretty(trust).map_err(|e| damaged(&path, e))?;
+        write(&path, &json, false)
+    }
+
+    /// Every hosted user's bundle and password hash.
+    pub(super) fn load_users(&self) -> Result<Vec<(UserBundle, Option<String>)>, IdentityError> {
+        let mut users = Vec::new();
+        for path in list(&self.users_dir(), BUNDLE)? {
+            let bytes = read(&path)?;
+            let bundle = UserBundle::decode(&bytes, None).map_err(|e| damaged(&path, e))?;
+            let password_path = path.with_extension(PASSWORD);
+            let password = match std::fs::read_to_string(&password_path) {
+                Ok(text) => Some(text.trim().to_owned()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(source) => return Err(io("read", &password_path, source)),
+            };
+            users.push((bundle, password));
+        }
+        Ok(users)
+    }
+
+    /// Writes the bundle, then the password hash (or removes a stale one).
+    pub(super) fn save_user(
+        &self,
+        bundle: &UserBundle,
+        password_hash: Option<&str>,
+    ) -> Result<(), IdentityError> {
+        let address = &bundle.keys.address;
+        write(&self.user_path(address, BUNDLE), &bundle.encode_plain(), true)?;
+        let password_path = self.user_path(address, PASSWORD);
+        match password_hash {
+            Some(hash) => write(&password_path, hash.as_bytes(), true),
+            None => match std::fs::remove_file(&password_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    Err(io("remove", &password_path, e))
+                }
+                _ => Ok(()),
+            },
+        }
+    }
+}
+
+fn list(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, IdentityError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => return Err(io("list", dir, source)),
+    };
+    let mut paths = Vec::new();
+    for entry in entries {
+        let path = entry.map_err(|source| io("list", dir, source))?.path();
+        if path.extension().is_some_and(|e| e == ext) {
+            paths.push(path);
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+fn stem(path: &Path) -> String {
+    path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, IdentityError> {
+    std::fs::read(path).map_err(|source| io("read", path, source))
+}
+
+fn write(path: &Path, bytes: &[u8], private: bool) -> Result<(), IdentityError> {
+    write_atomic(path, bytes, private).map_err(|source| io("write", path, source))
+}
+
+fn io(action: &'static str, path: &Path, source: std::io::Error) -> IdentityError {
+    IdentityError::Io { action, path: path.display().to_string(), source }
+}
+
+fn damaged(path: &Path, detail: impl ToString) -> IdentityError {
+    IdentityError::Damaged { path: path.display().to_string(), detail: detail.to_string() }
+}

@@ -1,0 +1,548 @@
+//! Identity on a node: the realm keys it holds, the realms it trusts, the
+//! users it hosts; publishing their certificates and presence in the
+//! overlay; looking up and verifying other users' certificates.
+//!
+//! On disk, under `DIR/identity/` (every secret 0600, every file replaced
+//! atomically):
+//! - `realms/<domain>.key`: a realm authority key (node key file format);
+//! - `trusted.json`: realm keys trusted at run time (`epost realm trust`),
+//!   merged with those the config lists;
+//! - `users/<base32 of the address>.bundle`: a hosted user's key bundle
+//!   (keys and realm-signed certificate, the `epost user export` format);
+//! - `users/<base32 of the address>.password`: the gateway password hash.
+//!
+//! The state sits behind a synchronous mutex that is never held across an
+//! await; the trust list is also published through a `watch` so the
+//! overlay's record validator reads it without locking.
+
+mod disk;
+mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use epost_dht::{DhtClient, RecordError};
+use epost_types::address::{Address, AddressError};
+use epost_types::envelope::SignedEnvelope;
+use epost_types::identity::bundle::{BundleError, UserBundle};
+use epost_types::identity::password::{self, PasswordError};
+use epost_types::identity::{
+    ANY_DOMAIN, CertError, Certificate, Presence, PresenceError, TrustedRealms, UserKeys,
+};
+use epost_types::record::{self, RecordKey};
+use epost_types::sign::{RngError, SigningKey, VerifyingKey};
+use epost_types::time::Timestamp;
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+pub use records::RecordRules;
+
+/// How long a certificate issued here is valid.
+pub const CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// How long a looked-up certificate is trusted from the cache.
+const CERT_CACHE_TTL: Duration = Duration::from_secs(300);
+/// Looked-up certificates kept at most.
+const CERT_CACHE_MAX: usize = 4096;
+
+/// Identity settings, validated by the caller.
+#[derive(Debug, Clone)]
+pub struct IdentityConfig {
+    /// Realm keys the configuration trusts.
+    pub trusted: TrustedRealms,
+    /// How often hosted users' certificates and presence are republished.
+    pub republish_interval: Duration,
+}
+
+impl Default for IdentityConfig {
+    fn default() -> Self {
+        Self { trusted: TrustedRealms::new(), republish_interval: Duration::from_secs(600) }
+    }
+}
+
+/// Why an identity operation failed. Each names what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum IdentityError {
+    #[error("cannot {action} {path}: {source}")]
+    Io { action: &'static str, path: String, source: std::io::Error },
+    #[error("{path} is damaged: {detail}")]
+    Damaged { path: String, detail: String },
+    #[error(transparent)]
+    BadAddress(#[from] AddressError),
+    #[error(
+        "this node holds no realm key for {domain}; run `epost realm init {domain}` here, or add the user on the node that holds it"
+    )]
+    NoRealmKey { domain: String },
+    #[error("{address} is already hosted on this node")]
+    UserExists { address: Address },
+    #[error("{address} is not hosted on this node")]
+    UnknownUser { address: Address },
+    #[error(
+        "no valid certificate for {address} was found in the overlay (is its realm trusted here?)"
+    )]
+    NoCertificate { address: Address },
+    #[error(transparent)]
+    Bundle(#[from] BundleError),
+    #[error(transparent)]
+    Certificate(#[from] CertError),
+    #[error(transparent)]
+    Presence(#[from] PresenceError),
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+    #[error(transparent)]
+    Rng(#[from] RngError),
+    #[error("cannot publish in the overlay: {0}")]
+    Publish(String),
+}
+
+/// A user hosted on this node: their keys and current certificate.
+pub struct HostedUser {
+    pub keys: UserKeys,
+    pub certificate: Certificate,
+    pub envelope: SignedEnvelope,
+    password_hash: Option<String>,
+}
+
+/// What the API shows of a hosted user (no secrets).
+#[derive(Debug, Clone, Serialize)]
+pub struct UserInfo {
+    pub address: Address,
+    pub signing_key: String,
+    pub hpke_key: String,
+    pub serial: u64,
+    pub expires: u64,
+    pub has_password: bool,
+}
+
+/// A realm key held here.
+#[derive(Debug, Clone, Serialize)]
+pub struct RealmInfo {
+    pub domain: String,
+    pub key: String,
+    /// False when the realm already existed (the same key is returned).
+    pub created: bool,
+}
+
+struct State {
+    realms: BTreeMap<String, SigningKey>,
+    /// Trust added at run time (persisted in `trusted.json`).
+    added: TrustedRealms,
+    users: BTreeMap<Address, Arc<HostedUser>>,
+    certs: HashMap<Address, (Certificate, Instant)>,
+}
+
+/// Identity loaded from disk, before the overlay starts (the overlay's
+/// record validator needs the trust list first).
+pub struct LoadedIdentity {
+    disk: disk::Disk,
+    config: IdentityConfig,
+    state: State,
+    trust: watch::Sender<Arc<TrustedRealms>>,
+}
+
+impl LoadedIdentity {
+    /// Reads `DIR/identity/`. A damaged file is an error naming it.
+    pub fn load(data_dir: &std::path::Path, config: IdentityConfig) -> Result<Self, IdentityError> {
+        let disk = disk::Disk::new(data_dir.join("identity"));
+        let realms = disk.load_realms()?;
+        let added = disk.load_trust()?;
+        let users = disk
+            .load_users()?
+            .into_iter()
+            .map(|(bundle, password_hash)| {
+                let certificate = Certificate::verify_signature(&bundle.certificate)?;
+                let user = HostedUser {
+                    keys: bundle.keys,
+                    certificate,
+                    envelope: bundle.certificate,
+                    password_hash,
+                };
+                Ok((user.keys.address.clone(), Arc::new(user)))
+            })
+            .collect::<Result<BTreeMap<_, _>, IdentityError>>()?;
+        let state = State { realms, added, users, certs: HashMap::new() };
+        let (trust, _) = watch::channel(Arc::new(effective_trust(&config.trusted, &state)));
+        Ok(Self { disk, config, state, trust })
+    }
+
+    /// The record validator the overlay runs every inbound record through.
+    pub fn record_rules(&self) -> RecordRules {
+        RecordRules::new(self.trust.subscribe())
+    }
+}
+
+/// The node's identity service. Clone freely.
+#[derive(Clone)]
+pub struct Identity {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    disk: disk::Disk,
+    config: IdentityConfig,
+    dht: DhtClient,
+    peer_id: Vec<u8>,
+    listen_addrs: Vec<String>,
+    state: Mutex<State>,
+    trust: watch::Sender<Arc<TrustedRealms>>,
+}
+
+/// The republishing task, for an orderly shutdown.
+pub struct IdentityTask {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl IdentityTask {
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl Identity {
+    /// Starts the service once the overlay is up: publishes every hosted
+    /// user's certificate and presence now and every republish interval.
+    pub fn start(
+        loaded: LoadedIdentity,
+        dht: DhtClient,
+        listen_addrs: Vec<String>,
+    ) -> (Self, IdentityTask) {
+        let peer_id = dht.local_peer_id().to_bytes();
+        let identity = Self {
+            inner: Arc::new(Inner {
+                disk: loaded.disk,
+                config: loaded.config,
+                dht,
+                peer_id,
+                listen_addrs,
+                state: Mutex::new(loaded.state),
+                trust: loaded.trust,
+            }),
+        };
+        let (shutdown, mut stop) = watch::channel(false);
+        let worker = identity.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(worker.inner.config.republish_interval);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => worker.republish_all().await,
+                    _ = stop.changed() => break,
+                }
+            }
+        });
+        (identity, IdentityTask { shutdown, task })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave State half-updated
+        // (every update is one insert), so a poisoned lock is still usable.
+        self.inner.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The realms trusted now (config and run-time additions, and every
+    /// realm whose key is held here).
+    pub fn trusted(&self) -> Arc<TrustedRealms> {
+        self.inner.trust.borrow().clone()
+    }
+
+    fn refresh_trust(&self, state: &State) {
+        self.inner.trust.send_replace(Arc::new(effective_trust(&self.inner.config.trusted, state)));
+    }
+
+    /// Makes a realm authority key for `domain` (or returns the one held).
+    pub fn realm_init(&self, domain: &str) -> Result<RealmInfo, IdentityError> {
+        let domain = epost_types::address::canonical_domain(domain)?;
+        let mut state = self.state();
+        if let Some(key) = state.realms.get(&domain) {
+            let key = key.verifying_key().to_string();
+            return Ok(RealmInfo { domain, key, created: false });
+        }
+        let key = SigningKey::generate()?;
+        self.inner.disk.save_realm(&domain, &key)?;
+        let public = key.verifying_key().to_string();
+        state.realms.insert(domain.clone(), key);
+        self.refresh_trust(&state);
+        info!(%domain, key = %public, "realm created");
+        Ok(RealmInfo { domain, key: public, created: true })
+    }
+
+    /// Realm keys held here.
+    pub fn realms(&self) -> Vec<RealmInfo> {
+        let state = self.state();
+        state
+            .realms
+            .iter()
+            .map(|(domain, key)| RealmInfo {
+                domain: domain.clone(),
+                key: key.verifying_key().to_string(),
+                created: false,
+            })
+            .collect()
+    }
+
+    /// Trusts `key` to certify `domain`, or every domain when `None`.
+    pub fn trust(&self, key: VerifyingKey, domain: Option<&str>) -> Result<(), IdentityError> {
+        let mut state = self.state();
+        let mut added = state.added.clone();
+        added.trust(domain.unwrap_or(ANY_DOMAIN), key)?;
+        self.inner.disk.save_trust(&added)?;
+        state.added = added;
+        state.certs.clear();
+        self.refresh_trust(&state);
+        Ok(())
+    }
+
+    /// Makes `address`'s keys, has this node's realm key certify them, and
+    /// publishes the certificate and the user's presence.
+    pub async fn add_user(
+        &self,
+        address: Address,
+        password: Option<&str>,
+    ) -> Result<UserInfo, IdentityError> {
+        let realm_key =
+            {
+                let state = self.state();
+                if state.users.contains_key(&address) {
+                    return Err(IdentityError::UserExists { address });
+                }
+                state.realms.get(address.domain()).cloned().ok_or_else(|| {
+                    IdentityError::NoRealmKey { domain: address.domain().to_owned() }
+                })?
+            };
+        // A user re-added after being lost gets a serial above the old one,
+        // so the new certificate replaces it everywhere.
+        let serial = match self.lookup_certificate(&address).await {
+            Ok(old) => old.serial + 1,
+            Err(_) => 1,
+        };
+        let keys = UserKeys::generate(address.clone())?;
+        let now = Timestamp::now();
+        let certificate = keys.certificate(serial, now, now.saturating_add(CERT_VALIDITY));
+        let envelope = Certificate::issue(&realm_key, &certificate)?;
+        let password_hash = password.map(password::hash_password).transpose()?;
+        let bundle = UserBundle::new(keys, envelope)?;
+        self.inner.disk.save_user(&bundle, password_hash.as_deref())?;
+        let user = Arc::new(HostedUser {
+            keys: bundle.keys,
+            certificate,
+            envelope: bundle.certificate,
+            password_hash,
+        });
+        self.state().users.insert(address.clone(), user.clone());
+        self.publish(&user).await;
+        info!(%address, serial, "user added");
+        Ok(user_info(&user))
+    }
+
+    /// Hosts a user moved from another node: no help from the realm needed,
+    /// only that this node trusts the realm that certified them.
+    pub async fn import_user(
+        &self,
+        bytes: &[u8],
+        passphrase: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<UserInfo, IdentityError> {
+        let bundle = UserBundle::decode(bytes, passphrase)?;
+        let certificate =
+            Certificate::verify(&bundle.certificate, &self.trusted(), Timestamp::now())?;
+        let address = certificate.address.clone();
+        let password_hash = match password {
+            Some(password) => Some(password::hash_password(password)?),
+            None => self.state().users.get(&address).and_then(|u| u.password_hash.clone()),
+        };
+        self.inner.disk.save_user(&bundle, password_hash.as_deref())?;
+        let user = Arc::new(HostedUser {
+            keys: bundle.keys,
+            certificate,
+            envelope: bundle.certificate,
+            password_hash,
+        });
+        self.state().users.insert(address.clone(), user.clone());
+        self.publish(&user).await;
+        info!(%address, "user imported");
+        Ok(user_info(&user))
+    }
+
+    /// The user's key bundle, passphrase-wrapped if one is given.
+    pub fn export_user(
+        &self,
+        address: &Address,
+        passphrase: Option<&str>,
+    ) -> Result<Vec<u8>, IdentityError> {
+        let user = self.user(address)?;
+        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?;
+        Ok(match passphrase {
+            Some(passphrase) => bundle.wrap(passphrase)?,
+            None => bundle.encode_plain().to_vec(),
+        })
+    }
+
+    /// Sets (or replaces) a hosted user's gateway password.
+    pub fn set_password(&self, address: &Address, password: &str) -> Result<(), IdentityError> {
+        let user = self.user(address)?;
+        let hash = password::hash_password(password)?;
+        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?;
+        self.inner.disk.save_user(&bundle, Some(&hash))?;
+        let updated = Arc::new(HostedUser {
+            keys: bundle.keys,
+            certificate: user.certificate.clone(),
+            envelope: bundle.certificate,
+            password_hash: Some(hash),
+        });
+        self.state().users.insert(address.clone(), updated);
+        Ok(())
+    }
+
+    /// Whether `password` is `address`'s gateway password (false for
+    /// unknown users and users without one). Constant-time in the hash.
+    pub fn check_password(&self, address: &Address, password: &str) -> bool {
+        let hash = self.state().users.get(address).and_then(|u| u.password_hash.clone());
+        hash.is_some_and(|hash| password::verify_password(&hash, password))
+    }
+
+    /// A hosted user.
+    pub fn user(&self, address: &Address) -> Result<Arc<HostedUser>, IdentityError> {
+        self.state()
+            .users
+            .get(address)
+            .cloned()
+            .ok_or_else(|| IdentityError::UnknownUser { address: address.clone() })
+    }
+
+    /// Every hosted user.
+    pub fn users(&self) -> Vec<UserInfo> {
+        self.state().users.values().map(|u| user_info(u)).collect()
+    }
+
+    /// `address`'s certificate, verified against the realms trusted here:
+    /// the hosted user's own, a cached one, or the newest valid copy the
+    /// closest holders return.
+    pub async fn lookup_certificate(
+        &self,
+        address: &Address,
+    ) -> Result<Certificate, IdentityError> {
+        {
+            let state = self.state();
+            if let Some(user) = state.users.get(address) {
+                return Ok(user.certificate.clone());
+            }
+            if let Some((cert, at)) = state.certs.get(address)
+                && at.elapsed() < CERT_CACHE_TTL
+                && Timestamp::now() < cert.expires
+            {
+                return Ok(cert.clone());
+            }
+        }
+        let key = RecordKey::for_certificate(address).encode();
+        let found = self.inner.dht.get_record(&key).await.unwrap_or_default();
+        let trust = self.trusted();
+        let now = Timestamp::now();
+        let newest =
+            record::newest_record(&key, found.iter().map(|r| r.value.as_slice()), &trust, now)
+                .ok_or_else(|| IdentityError::NoCertificate { address: address.clone() })?;
+        let envelope = SignedEnvelope::decode(newest)
+            .map_err(|_| IdentityError::NoCertificate { address: address.clone() })?;
+        let cert = Certificate::verify(&envelope, &trust, now)?;
+        let mut state = self.state();
+        if state.certs.len() >= CERT_CACHE_MAX {
+            state.certs.clear();
+        }
+        state.certs.insert(address.clone(), (cert.clone(), Instant::now()));
+        Ok(cert)
+    }
+
+    /// Where `address` is hosted: the newest presence signed by the key
+    /// its certificate names.
+    pub async fn lookup_presence(&self, address: &Address) -> Result<Presence, IdentityError> {
+        let cert = self.lookup_certificate(address).await?;
+        let key = RecordKey::for_presence(address).encode();
+        let found = self.inner.dht.get_record(&key).await.unwrap_or_default();
+        Presence::newest(found.iter().map(|r| r.value.as_slice()), &cert)
+            .ok_or_else(|| IdentityError::NoCertificate { address: address.clone() })
+    }
+
+    async fn republish_all(&self) {
+        let users: Vec<Arc<HostedUser>> = self.state().users.values().cloned().collect();
+        for user in users {
+            self.publish(&user).await;
+        }
+    }
+
+    /// Puts the user's certificate and a fresh presence in the overlay. A
+    /// put that reaches no peer (a lone node) is kept locally and retried
+    /// at the next republish, so it is logged, not failed.
+    async fn publish(&self, user: &HostedUser) {
+        let address = &user.keys.address;
+        let cert_key = RecordKey::for_certificate(address).encode();
+        if let Err(e) = self.inner.dht.put_record(&cert_key, user.envelope.encode()).await {
+            log_put_failure(address, "certificate", &e);
+        }
+        let presence = Presence::new(
+            address.clone(),
+            vec![self.inner.peer_id.clone()],
+            self.inner.listen_addrs.iter().take(16).cloned().collect(),
+            Timestamp::now(),
+        );
+        match Presence::sign(&user.keys.signing, &presence) {
+            Ok(envelope) => {
+                let key = RecordKey::for_presence(address).encode();
+                if let Err(e) = self.inner.dht.put_record(&key, envelope.encode()).await {
+                    log_put_failure(address, "presence", &e);
+                }
+            }
+            Err(e) => warn!(%address, error = %e, "cannot sign presence"),
+        }
+    }
+}
+
+fn log_put_failure(address: &Address, what: &str, error: &RecordError) {
+    match error {
+        RecordError::QuorumFailed(_) => {
+            debug!(%address, what, "no peer took the record yet; kept here, republished later")
+        }
+        other => warn!(%address, what, error = %other, "cannot publish"),
+    }
+}
+
+fn effective_trust(configured: &TrustedRealms, state: &State) -> TrustedRealms {
+    let mut trust = configured.clone();
+    for domain in state.added.domains().map(str::to_owned).collect::<Vec<_>>() {
+        for key in state.added.keys(&domain) {
+            // Domains in `added` were validated when added.
+            let _ = trust.trust(&domain, *key);
+        }
+    }
+    for (domain, key) in &state.realms {
+        let _ = trust.trust(domain, key.verifying_key());
+    }
+    trust
+}
+
+fn user_info(user: &HostedUser) -> UserInfo {
+    UserInfo {
+        address: user.keys.address.clone(),
+        signing_key: user.keys.verifying_key().to_string(),
+        hpke_key: user.keys.hpke_public().to_string(),
+        serial: user.certificate.serial,
+        expires: user.certificate.expires.as_millis(),
+        has_password: user.password_hash.is_some(),
+    }
+}
+
+fn clone_keys(keys: &UserKeys) -> UserKeys {
+    UserKeys {
+        address: keys.address.clone(),
+        signing: keys.signing.clone(),
+        hpke: keys.hpke.clone(),
+    }
+}
+
+/// Where the identity files live (for error messages).
+pub fn identity_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("identity")
+}

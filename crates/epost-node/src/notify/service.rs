@@ -1,0 +1,531 @@
+//! The sender and recipient sides of notification, on top of the holders.
+//!
+//! Sending: seal to the recipient's certified HPKE key, deliver to the
+//! [`INBOX_HOLDERS`](super::INBOX_HOLDERS) peers closest to the inbox key
+//! (durable there) and straight to the recipient's home node from its
+//! presence record. The send succeeds once at least one holder keeps it.
+//!
+//! Receiving (one task, for every user hosted here): pull what this node
+//! holds for its users whenever something arrives, and from every inbox
+//! holder at start and every resync interval; open each, check the
+//! sender's certificate, drop replays (same nonce) and rate-limit per
+//! sender; keep what passes (listed by `notify list`), publish it to
+//! subscribers, and receipt everything handled so holders release it.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use epost_dht::{DhtClient, PeerId};
+use epost_store::Store;
+use epost_types::address::Address;
+use epost_types::capability::Capability;
+use epost_types::notify::{Notification, Receipt, SealedNotification};
+use epost_types::record::inbox_key;
+use epost_types::time::Timestamp;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, info, warn};
+
+use super::{INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt};
+use crate::identity::{HostedUser, Identity, IdentityError};
+
+/// Lease asked of holders for a notification.
+const LEASE: Duration = Duration::from_secs(28 * 24 * 3600);
+/// Record-space tag of a received notification: tag || inbox || time || id.
+const RECEIVED_TAG: u8 = 0x43;
+/// Record-space tag of a seen nonce: tag || inbox || nonce.
+const SEEN_TAG: u8 = 0x42;
+/// Notifications handled from one sender per second, sustained, per user.
+const SENDER_RATE: f64 = 100.0;
+/// ... and at once after a quiet spell.
+const SENDER_BURST: f64 = 200.0;
+/// Subscribers may lag this many notifications before they miss some.
+const SUBSCRIBERS: usize = 1024;
+/// How long a recipient's home peers are reused without a new lookup.
+const HOME_TTL: Duration = Duration::from_secs(30);
+/// Ids per receipt (the format's limit).
+const RECEIPT_IDS: usize = 256;
+
+/// Why a notification was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum NotifyError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("cannot make the notification: {0}")]
+    Seal(String),
+    #[error("no inbox holder kept the notification ({0})")]
+    NotHeld(String),
+    #[error("the notification service is shutting down")]
+    Stopped,
+}
+
+/// What a send reached.
+#[derive(Debug, Clone, Serialize)]
+pub struct SendReport {
+    /// The sealed notification's id (hex).
+    pub id: String,
+    /// Inbox holders that keep it (this node included if it is one).
+    pub holders: usize,
+    /// Whether the recipient's home node took it directly.
+    pub direct: bool,
+}
+
+/// A notification as its recipient sees it, after every check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Received {
+    pub to: Address,
+    pub from: Address,
+    pub summary: String,
+    pub capability: Option<String>,
+    /// When the sender made it (ms since the UNIX epoch).
+    pub time: u64,
+    /// When this node accepted it.
+    pub received: u64,
+    /// The sealed notification's id (hex).
+    pub id: String,
+}
+
+/// The notification service. Clone freely.
+#[derive(Clone)]
+pub struct NotifyService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Where recipients were last seen hosted, briefly cached.
+    homes: std::sync::Mutex<HashMap<Address, (Vec<PeerId>, Instant)>>,
+    dht: DhtClient,
+    identity: Identity,
+    holder: NotifyHolder,
+    store: Store,
+    events: broadcast::Sender<Received>,
+    kick: mpsc::Sender<()>,
+}
+
+/// The recipient task, for an orderly shutdown.
+pub struct NotifyServiceTask {
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl NotifyServiceTask {
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+impl NotifyService {
+    /// Starts the recipient task: a pull from every holder now, then on
+    /// every arrival here and every `resync`.
+    pub fn start(
+        dht: DhtClient,
+        identity: Identity,
+        holder: NotifyHolder,
+        store: Store,
+        resync: Duration,
+    ) -> (Self, NotifyServiceTask) {
+        let (events, _) = broadcast::channel(SUBSCRIBERS);
+        let (kick, kicks) = mpsc::channel(1);
+        let arrivals = holder.arrivals();
+        let service = Self {
+            inner: Arc::new(Inner {
+                homes: std::sync::Mutex::new(HashMap::new()),
+                dht,
+                identity,
+                holder,
+                store,
+                events,
+                kick,
+            }),
+        };
+        let (shutdown, stop) = watch::channel(false);
+        let task = tokio::spawn(run(service.inner.clone(), kicks, arrivals, resync, stop));
+        (service, NotifyServiceTask { shutdown, task })
+    }
+
+    /// Received notifications as they pass every check (bounded: a slow
+    /// subscriber is told how many it missed).
+    pub fn subscribe(&self) -> broadcast::Receiver<Received> {
+        self.inner.events.subscribe()
+    }
+
+    /// Asks the recipient task to pull now (tests, and after an import).
+    pub fn resync(&self) {
+        let _ = self.inner.kick.try_send(());
+    }
+
+    /// Sends a notification from `from` (hosted here) to `to`.
+    pub async fn send(
+        &self,
+        from: &Address,
+        to: &Address,
+        capability: Option<Capability>,
+        summary: String,
+    ) -> Result<SendReport, NotifyError> {
+        let inner = &self.inner;
+        let sender = inner.identity.user(from)?;
+        let recipient = inner.identity.lookup_certificate(to).await?;
+        let notification =
+            Notification::new(from.clone(), to.clone(), capability, summary, Timestamp::now())
+                .map_err(|e| NotifyError::Seal(e.to_string()))?;
+        let expires = Timestamp::now().saturating_add(LEASE);
+        let sealed = Notification::seal(&sender.keys, &recipient, &notification, expires)
+            .map_err(|e| NotifyError::Seal(e.to_string()))?;
+        let id = sealed.id;
+
+        let me = inner.dht.local_peer_id();
+        let holders =
+            inner.dht.closest_peers(&sealed.inbox, INBOX_HOLDERS).await.unwrap_or_default();
+        let home = inner.home_of(to).await;
+        let mut targets: Vec<PeerId> = home.clone();
+        targets.extend(holders.iter().filter(|p| !home.contains(p)));
+        let deliveries = targets.iter().map(|peer| {
+            let inner = inner.clone();
+            let sealed = sealed.clone();
+            let peer = *peer;
+            async move {
+                let result = if peer == me {
+                    inner.holder.deliver_local(vec![sealed]).await
+                } else {
+                    deliver_to(&inner.dht, peer, vec![sealed]).await
+                };
+                (peer, result)
+            }
+        });
+        let mut kept = 0;
+        let mut direct = false;
+        let mut failures = Vec::new();
+        for (peer, result) in futures::future::join_all(deliveries).await {
+            match result {
+                Ok(ids) if ids.contains(&id) => {
+                    if home.contains(&peer) {
+                        direct = true;
+                    }
+                    if holders.contains(&peer) {
+                        kept += 1;
+                    }
+                }
+                Ok(_) => failures.push(format!("{peer}: not kept")),
+                Err(e) => failures.push(format!("{peer}: {e}")),
+            }
+        }
+        if kept == 0 && !direct {
+            return Err(NotifyError::NotHeld(if failures.is_empty() {
+                "no peers to hold it".to_owned()
+            } else {
+                failures.join("; ")
+            }));
+        }
+        Ok(SendReport { id: hex(&id), holders: kept, direct })
+    }
+
+    /// What `address` (hosted here) has received, oldest first.
+    pub fn list(&self, address: &Address) -> Result<Vec<Received>, NotifyError> {
+        self.inner.identity.user(address)?;
+        let inbox = inbox_key(address);
+        let mut prefix = vec![RECEIVED_TAG];
+        prefix.extend_from_slice(&inbox);
+        let mut out = Vec::new();
+        let mut from = prefix.clone();
+        loop {
+            let page = self.inner.store.records_from(&from, 256).unwrap_or_default();
+            let full = page.len() == 256;
+            let mut more = false;
+            for (key, record) in page {
+                if !key.starts_with(&prefix) {
+                    return Ok(out);
+                }
+                if let Ok(received) = serde_json::from_slice::<Received>(&record.value) {
+                    out.push(received);
+                }
+                from = key;
+                from.push(0);
+                more = true;
+            }
+            if !full || !more {
+                return Ok(out);
+            }
+        }
+    }
+}
+
+impl Inner {
+    /// The peers `to`'s presence names (cached for [`HOME_TTL`]); none if
+    /// it has no valid presence.
+    async fn home_of(&self, to: &Address) -> Vec<PeerId> {
+        {
+            let homes = self.homes.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some((peers, _)) = homes.get(to).filter(|(_, at)| at.elapsed() < HOME_TTL) {
+                return peers.clone();
+            }
+        }
+        let peers: Vec<PeerId> = match self.identity.lookup_presence(to).await {
+            Ok(presence) => {
+                presence.peers.iter().filter_map(|p| PeerId::from_bytes(p).ok()).collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        let mut homes = self.homes.lock().unwrap_or_else(|p| p.into_inner());
+        if homes.len() >= 4096 {
+            homes.clear();
+        }
+        homes.insert(to.clone(), (peers.clone(), Instant::now()));
+        peers
+    }
+}
+
+/// Per-sender token buckets of one recipient.
+struct SenderLimits {
+    buckets: HashMap<Address, (f64, Instant)>,
+}
+
+impl SenderLimits {
+    fn allow(&mut self, sender: &Address) -> bool {
+        let now = Instant::now();
+        if self.buckets.len() > 4096 {
+            self.buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let (tokens, at) = self.buckets.entry(sender.clone()).or_insert((SENDER_BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * SENDER_RATE).min(SENDER_BURST);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn run(
+    inner: Arc<Inner>,
+    mut kicks: mpsc::Receiver<()>,
+    mut arrivals: broadcast::Receiver<[u8; 32]>,
+    resync: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut limits = SenderLimits { buckets: HashMap::new() };
+    let mut tick = tokio::time::interval(resync);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => resync_all(&inner, &mut limits).await,
+            Some(()) = kicks.recv() => resync_all(&inner, &mut limits).await,
+            arrival = arrivals.recv() => match arrival {
+                Ok(inbox) => pull_here(&inner, &mut limits, inbox).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    for user in hosted(&inner) {
+                        pull_here(&inner, &mut limits, inbox_key(&user.keys.address)).await;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = stop.changed() => break,
+        }
+    }
+}
+
+fn hosted(inner: &Inner) -> Vec<Arc<HostedUser>> {
+    inner
+        .identity
+        .users()
+        .into_iter()
+        .filter_map(|info| inner.identity.user(&info.address).ok())
+        .collect()
+}
+
+/// Handles what this node itself holds for `inbox`, if a user here owns it.
+async fn pull_here(inner: &Arc<Inner>, limits: &mut SenderLimits, inbox: [u8; 32]) {
+    let Some(user) = hosted(inner).into_iter().find(|u| inbox_key(&u.keys.address) == inbox) else {
+        return;
+    };
+    let me = inner.dht.local_peer_id();
+    drain(inner, limits, &user, me).await;
+}
+
+/// Pulls from every inbox holder of every hosted user.
+async fn resync_all(inner: &Arc<Inner>, limits: &mut SenderLimits) {
+    for user in hosted(inner) {
+        let inbox = inbox_key(&user.keys.address);
+        let mut holders = inner.dht.closest_peers(&inbox, INBOX_HOLDERS).await.unwrap_or_default();
+        let me = inner.dht.local_peer_id();
+        if !holders.contains(&me) {
+            holders.push(me);
+        }
+        for holder in holders {
+            drain(inner, limits, &user, holder).await;
+        }
+    }
+}
+
+/// Pulls pages from `holder` until it has nothing more this user may take
+/// now, handling and receipting each page.
+async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser, holder: PeerId) {
+    let address = &user.keys.address;
+    let inbox = inbox_key(address);
+    let me = inner.dht.local_peer_id();
+    for _page in 0..64 {
+        let Ok(auth) = pull_auth(&user.keys.signing, inbox, Timestamp::now()) else { return };
+        let pulled = if holder == me {
+            inner.holder.pull_local(inbox, &auth).await
+        } else {
+            pull_from(&inner.dht, holder, inbox, &auth).await
+        };
+        let pending = match pulled {
+            Ok(pending) => pending,
+            Err(e) => {
+                debug!(%holder, %address, error = %e, "pull failed");
+                return;
+            }
+        };
+        if pending.is_empty() {
+            return;
+        }
+        let full = pending.len() >= epost_dht::notify::MAX_PENDING;
+        let mut handled = Vec::new();
+        let mut deferred = false;
+        for sealed in fair_order(user, pending) {
+            match handle(inner, limits, user, &sealed).await {
+                Handled::Done => handled.push(sealed.id),
+                Handled::Later => deferred = true,
+            }
+        }
+        if !handled.is_empty() {
+            receipt_everywhere(inner, user, &handled).await;
+        }
+        if !full || deferred || handled.is_empty() {
+            return;
+        }
+    }
+}
+
+/// Opened notifications interleaved round-robin by sender, so one sender's
+/// backlog does not sit in front of everyone else's.
+fn fair_order(user: &HostedUser, pending: Vec<SealedNotification>) -> Vec<SealedNotification> {
+    let mut by_sender: BTreeMap<String, VecDeque<SealedNotification>> = BTreeMap::new();
+    for sealed in pending {
+        let sender = match sealed.open(&user.keys) {
+            Ok((n, _)) => n.from.to_string(),
+            Err(_) => String::new(),
+        };
+        by_sender.entry(sender).or_default().push_back(sealed);
+    }
+    let mut out = Vec::new();
+    while !by_sender.is_empty() {
+        by_sender.retain(|_, queue| {
+            if let Some(next) = queue.pop_front() {
+                out.push(next);
+            }
+            !queue.is_empty()
+        });
+    }
+    out
+}
+
+enum Handled {
+    /// Kept, or dropped for good: receipt it.
+    Done,
+    /// Over the sender's rate: leave it with the holders for later.
+    Later,
+}
+
+async fn handle(
+    inner: &Arc<Inner>,
+    limits: &mut SenderLimits,
+    user: &HostedUser,
+    sealed: &SealedNotification,
+) -> Handled {
+    let address = &user.keys.address;
+    let (notification, signer) = match sealed.open(&user.keys) {
+        Ok(opened) => opened,
+        Err(e) => {
+            warn!(%address, error = %e, "dropped a notification that does not open");
+            return Handled::Done;
+        }
+    };
+    let inbox = inbox_key(address);
+    let mut seen_key = vec![SEEN_TAG];
+    seen_key.extend_from_slice(&inbox);
+    seen_key.extend_from_slice(&notification.nonce);
+    if matches!(inner.store.get_record(&seen_key), Ok(Some(_))) {
+        debug!(%address, "dropped a replayed notification");
+        return Handled::Done;
+    }
+    if !limits.allow(&notification.from) {
+        return Handled::Later;
+    }
+    let cert = match inner.identity.lookup_certificate(&notification.from).await {
+        Ok(cert) => cert,
+        Err(e) => {
+            warn!(%address, from = %notification.from, error = %e, "dropped a notification from an uncertified sender");
+            return Handled::Done;
+        }
+    };
+    if let Err(e) = notification.check_sender(&signer, &cert) {
+        warn!(%address, error = %e, "dropped a notification with a forged sender");
+        return Handled::Done;
+    }
+    let received = Received {
+        to: notification.to.clone(),
+        from: notification.from.clone(),
+        summary: notification.summary.clone(),
+        capability: notification.capability.as_ref().map(ToString::to_string),
+        time: notification.time.as_millis(),
+        received: Timestamp::now().as_millis(),
+        id: hex(&sealed.id),
+    };
+    let mut key = vec![RECEIVED_TAG];
+    key.extend_from_slice(&inbox);
+    key.extend_from_slice(&received.received.to_be_bytes());
+    key.extend_from_slice(&sealed.id);
+    let value = serde_json::to_vec(&received).unwrap_or_default();
+    let expires = sealed.expires.as_millis();
+    // Durable before the holders are told to let go.
+    if let Err(e) = inner.store.put_record(key, value, u64::MAX).await {
+        warn!(%address, error = %e, "cannot keep a notification; it stays with the holders");
+        return Handled::Later;
+    }
+    if let Err(e) = inner.store.put_record(seen_key, Vec::new(), expires).await {
+        warn!(%address, error = %e, "cannot record a nonce as seen");
+    }
+    info!(%address, from = %received.from, "notification received");
+    let _ = inner.events.send(received);
+    Handled::Done
+}
+
+/// Tells every inbox holder (and this node) to release `ids`.
+async fn receipt_everywhere(inner: &Arc<Inner>, user: &HostedUser, ids: &[[u8; 32]]) {
+    let inbox = inbox_key(&user.keys.address);
+    let me = inner.dht.local_peer_id();
+    let mut holders = inner.dht.closest_peers(&inbox, INBOX_HOLDERS).await.unwrap_or_default();
+    if !holders.contains(&me) {
+        holders.push(me);
+    }
+    for chunk in ids.chunks(RECEIPT_IDS) {
+        let receipt = Receipt::new(inbox, chunk.to_vec(), Timestamp::now());
+        let Ok(envelope) = Receipt::sign(&user.keys.signing, &receipt) else { continue };
+        let sends = holders.iter().map(|holder| {
+            let envelope = envelope.clone();
+            let inner = inner.clone();
+            let holder = *holder;
+            async move {
+                let result = if holder == me {
+                    inner.holder.receipt_local(&envelope).await
+                } else {
+                    send_receipt(&inner.dht, holder, &envelope).await
+                };
+                if let Err(e) = result {
+                    debug!(%holder, error = %e, "receipt not taken; the next resync repeats it");
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(bytes)
+}
