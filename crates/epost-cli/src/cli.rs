@@ -217,6 +217,11 @@ pub(crate) enum UserCommand {
         #[arg(long)]
         passphrase_stdin: bool,
     },
+    /// Stop hosting a user here (after `user import` on their new node).
+    #[command(
+        after_help = "Deletes the user's keys from this node; their certificate, logs and mail stay in the overlay.\nExport first if this node holds the only copy of the keys."
+    )]
+    Remove { address: String },
     /// Set a hosted user's gateway password (read from standard input).
     Passwd { address: String },
     /// List the users hosted here.

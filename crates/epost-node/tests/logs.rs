@@ -129,7 +129,10 @@ async fn a_long_log_survives_restart_and_moves_to_another_node() {
     let seq = append(net.node(2), "from the new node").await;
     assert_eq!(seq, 523);
 
-    // Reading a log needs the owner's keys: only the hosting node can.
+    // Reading a log needs the owner's keys: only a hosting node can.
+    net.node(2).identity.remove_user(&alice()).unwrap();
+    assert!(net.node(2).logs.read(&alice(), "notes").await.is_err());
+    assert!(net.node(2).identity.remove_user(&alice()).is_err(), "already gone");
     assert!(net.node(1).logs.read(&alice(), "notes").await.is_err());
     net.shutdown().await;
 }

@@ -113,6 +113,13 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                 format!("imported {}", u["address"].as_str().unwrap_or_default())
             });
         }
+        UserCommand::Remove { address } => {
+            let path = format!("/v1/users/{}", path_segment(&address));
+            client.send(client.request(reqwest::Method::DELETE, &path)).await?;
+            emit(json, &json!({ "address": address, "removed": true }), |_| {
+                format!("{address} is no longer hosted on this node")
+            });
+        }
         UserCommand::Passwd { address } => {
             let password = read_secret_line("password")?;
             let path = format!("/v1/users/{}/password", path_segment(&address));

@@ -139,6 +139,15 @@ pub(crate) async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+pub(crate) async fn remove_user(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let address = parse_address(&address)?;
+    state.identity.remove_user(&address).map_err(identity_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 pub(crate) async fn certificate(
     State(state): State<AppState>,
     Path(address): Path<String>,

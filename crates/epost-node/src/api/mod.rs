@@ -92,6 +92,7 @@ impl ApiServer {
             .route("/v1/trust", post(identity::trust))
             .route("/v1/users", get(identity::users).post(identity::add_user))
             .route("/v1/users/import", post(identity::import_user))
+            .route("/v1/users/{address}", axum::routing::delete(identity::remove_user))
             .route("/v1/users/{address}/export", post(identity::export_user))
             .route("/v1/users/{address}/password", post(identity::set_password))
             .route("/v1/users/{address}/certificate", get(identity::certificate))

@@ -113,6 +113,22 @@ impl Disk {
     }
 }
 
+impl Disk {
+    /// Deletes a user's bundle and password hash.
+    pub(super) fn remove_user(&self, address: &Address) -> Result<(), IdentityError> {
+        for ext in [PASSWORD, BUNDLE] {
+            let path = self.user_path(address, ext);
+            match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(io("remove", &path, e));
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
 fn list(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, IdentityError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,

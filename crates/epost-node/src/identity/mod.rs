@@ -382,6 +382,20 @@ impl Identity {
         })
     }
 
+    /// Stops hosting `address` here (after a move with export and import):
+    /// its key files are deleted and its presence is no longer published.
+    /// Its certificate, logs and mail stay in the overlay.
+    pub fn remove_user(&self, address: &Address) -> Result<(), IdentityError> {
+        let mut state = self.state();
+        if !state.users.contains_key(address) {
+            return Err(IdentityError::UnknownUser { address: address.clone() });
+        }
+        self.inner.disk.remove_user(address)?;
+        state.users.remove(address);
+        info!(%address, "user no longer hosted here");
+        Ok(())
+    }
+
     /// Sets (or replaces) a hosted user's gateway password.
     pub fn set_password(&self, address: &Address, password: &str) -> Result<(), IdentityError> {
         let user = self.user(address)?;
