@@ -325,15 +325,7 @@ impl Identity {
         let certificate = keys.certificate(serial, now, now.saturating_add(CERT_VALIDITY));
         let envelope = Certificate::issue(&realm_key, &certificate)?;
         let password_hash = password.map(password::hash_password).transpose()?;
-        let bundle = UserBundle::new(keys, envelope)?;
-        self.inner.disk.save_user(&bundle, password_hash.as_deref())?;
-        let user = Arc::new(HostedUser {
-            keys: bundle.keys,
-            certificate,
-            envelope: bundle.certificate,
-            password_hash,
-        });
-        self.state().users.insert(address.clone(), user.clone());
+        let user = self.host(UserBundle::new(keys, envelope)?, certificate, password_hash)?;
         self.publish(&user).await;
         info!(%address, serial, "user added");
         Ok(user_info(&user))
@@ -355,14 +347,7 @@ impl Identity {
             Some(password) => Some(password::hash_password(password)?),
             None => self.state().users.get(&address).and_then(|u| u.password_hash.clone()),
         };
-        self.inner.disk.save_user(&bundle, password_hash.as_deref())?;
-        let user = Arc::new(HostedUser {
-            keys: bundle.keys,
-            certificate,
-            envelope: bundle.certificate,
-            password_hash,
-        });
-        self.state().users.insert(address.clone(), user.clone());
+        let user = self.host(bundle, certificate, password_hash)?;
         self.publish(&user).await;
         info!(%address, "user imported");
         Ok(user_info(&user))
@@ -401,15 +386,27 @@ impl Identity {
         let user = self.user(address)?;
         let hash = password::hash_password(password)?;
         let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?;
-        self.inner.disk.save_user(&bundle, Some(&hash))?;
-        let updated = Arc::new(HostedUser {
-            keys: bundle.keys,
-            certificate: user.certificate.clone(),
-            envelope: bundle.certificate,
-            password_hash: Some(hash),
-        });
-        self.state().users.insert(address.clone(), updated);
+        self.host(bundle, user.certificate.clone(), Some(hash))?;
         Ok(())
+    }
+
+    /// Writes a user's files, then hosts them (replacing any earlier copy).
+    fn host(
+        &self,
+        bundle: UserBundle,
+        certificate: Certificate,
+        password_hash: Option<String>,
+    ) -> Result<Arc<HostedUser>, IdentityError> {
+        self.inner.disk.save_user(&bundle, password_hash.as_deref())?;
+        let address = bundle.keys.address.clone();
+        let user = Arc::new(HostedUser {
+            keys: bundle.keys,
+            certificate,
+            envelope: bundle.certificate,
+            password_hash,
+        });
+        self.state().users.insert(address, user.clone());
+        Ok(user)
     }
 
     /// Whether `password` is `address`'s gateway password (false for
