@@ -84,3 +84,37 @@ fn full_disk_at_start_is_reported() -> Result<()> {
     assert!(err.contains("space") || err.contains("too large"), "{err}");
     Ok(())
 }
+
+#[test]
+fn the_first_node_restarted_on_a_new_port_finds_its_network_again() -> Result<()> {
+    let mut cluster = Cluster::start(3, &ClusterConfig::default())?;
+    let file = cluster.nodes[0].dir.join("hello.txt");
+    std::fs::write(&file, b"still here")?;
+    let cap = cluster.nodes[1].cli(&["put", file.to_str().unwrap_or_default()])?;
+    let cap = cap.lines().last().unwrap_or_default().to_owned();
+    // The first node has no bootstrap peer; it remembers who it knew.
+    let remembered = cluster.nodes[0].dir.join("peers.json");
+    for _ in 0..100 {
+        if remembered.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(remembered.exists(), "peers.json was never written");
+    cluster.nodes[0].kill()?;
+    cluster.nodes[0].start()?;
+    let node = &cluster.nodes[0];
+    let mut peers = 0;
+    for _ in 0..100 {
+        peers = node.cli_json(&["status"])?["peers"].as_u64().unwrap_or(0);
+        if peers >= 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert!(peers >= 2, "the restarted first node reconnected to {peers} peers");
+    let out = node.dir.join("copy.txt");
+    node.cli(&["get", &cap, "-o", out.to_str().unwrap_or_default()])?;
+    assert_eq!(std::fs::read(out)?, b"still here");
+    Ok(())
+}

@@ -153,6 +153,9 @@ pub(crate) enum Command {
         addr: Multiaddr,
         reply: oneshot::Sender<Result<(), DialError>>,
     },
+    KnownAddresses {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
     SetBlocked {
         peer: PeerId,
         blocked: bool,
@@ -270,6 +273,16 @@ impl DhtClient {
         let (reply, rx) = oneshot::channel();
         self.send(Command::Dial { addr, reply }).await.ok_or(DialError::Stopped)?;
         rx.await.map_err(|_| DialError::Stopped)?
+    }
+
+    /// Every address in the routing table, each ending in `/p2p/<peer id>`
+    /// (what a node remembers to find its network again after a restart).
+    pub async fn known_addresses(&self) -> Vec<Multiaddr> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::KnownAddresses { reply }).await.is_none() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Refuses every connection to and from `peer` (closing the open ones)

@@ -171,6 +171,18 @@ impl EventLoop {
                     .map_err(|e| DialError::Failed { addr, detail: e.to_string() });
                 let _ = reply.send(result);
             }
+            Command::KnownAddresses { reply } => {
+                let mut addrs = Vec::new();
+                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+                    for entry in bucket.iter() {
+                        let peer = *entry.node.key.preimage();
+                        addrs.extend(
+                            entry.node.value.iter().filter_map(|a| a.clone().with_p2p(peer).ok()),
+                        );
+                    }
+                }
+                let _ = reply.send(addrs);
+            }
             Command::SetBlocked { peer, blocked, reply } => {
                 let list = &mut self.swarm.behaviour_mut().blocked;
                 if blocked {

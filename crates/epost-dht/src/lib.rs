@@ -55,6 +55,10 @@ pub struct StartOptions {
     pub stored_records: StoredRecords,
     /// Where kept records are written behind (bounded; `None`: memory only).
     pub record_writes: Option<tokio::sync::mpsc::Sender<RecordWrite>>,
+    /// Peers known at the last run (`.../p2p/<peer id>` addresses): dialled
+    /// after the bootstrap peers, best effort, so a node whose peers moved
+    /// or that has no bootstrap peer of its own finds its network again.
+    pub remembered_peers: Vec<Multiaddr>,
 }
 
 /// The peer id an Ed25519 seed gives, without starting anything.

@@ -63,8 +63,14 @@ impl Dht {
     /// Also returns the queues of fragment and notify requests from peers,
     /// for the storage and notification services to answer.
     pub async fn start(options: StartOptions) -> Result<(Self, Inbound), StartError> {
-        let StartOptions { config, identity_seed, validator, stored_records, record_writes } =
-            options;
+        let StartOptions {
+            config,
+            identity_seed,
+            validator,
+            stored_records,
+            record_writes,
+            remembered_peers,
+        } = options;
         let mut seed = identity_seed;
         let key = identity::Keypair::ed25519_from_bytes(&mut seed)
             .map_err(|e| StartError::Identity(e.to_string()))?;
@@ -98,6 +104,7 @@ impl Dht {
             },
         );
         bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;
+        rejoin(&mut event_loop, &remembered_peers);
         let started = event_loop.status();
         info!(peer_id = %local_peer, addrs = ?started.listen_addrs, "overlay started");
 
@@ -161,6 +168,26 @@ async fn listen(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(),
         }
     }
     Ok(())
+}
+
+/// Adds the peers remembered from the last run to the routing table and
+/// dials them without waiting: whichever still answer reconnect this node
+/// (identify and Kademlia take it from there); the others are forgotten as
+/// Kademlia finds them unreachable.
+fn rejoin(event_loop: &mut EventLoop, addrs: &[Multiaddr]) {
+    let me = *event_loop.swarm.local_peer_id();
+    let mut any = false;
+    for addr in addrs {
+        let Some(Protocol::P2p(peer)) = addr.iter().last() else { continue };
+        if peer == me {
+            continue;
+        }
+        event_loop.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
+        any |= event_loop.swarm.dial(addr.clone()).is_ok();
+    }
+    if any {
+        let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
+    }
 }
 
 /// Dials every bootstrap peer and returns once one connection is up, then

@@ -31,6 +31,7 @@ async fn start_with(seed: u8, bootstrap: Option<&Dht>, config: DhtConfig) -> (Dh
         validator: Arc::new(SignedEnvelopeValidator),
         stored_records: Vec::new(),
         record_writes: None,
+        remembered_peers: Vec::new(),
     })
     .await
     .unwrap()

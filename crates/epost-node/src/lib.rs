@@ -12,6 +12,7 @@ mod fsutil;
 pub mod identity;
 pub mod logs;
 pub mod notify;
+mod peers;
 mod records;
 pub mod storage;
 
@@ -82,6 +83,7 @@ pub struct Node {
     pub notifications: notify::NotifyService,
     notifications_task: notify::NotifyServiceTask,
     api: api::ApiServer,
+    peer_memory: peers::PeerMemory,
     records: records::RecordWriter,
     store: Store,
 }
@@ -102,9 +104,11 @@ impl Node {
             validator: Arc::new(loaded.record_rules()),
             stored_records,
             record_writes: Some(records.sender()),
+            remembered_peers: peers::load(&options.data_dir),
         })
         .await?;
 
+        let peer_memory = peers::PeerMemory::start(options.data_dir.clone(), dht.client.clone());
         let listen_text = dht.started.listen_addrs.iter().map(ToString::to_string).collect();
         let (identity, identity_task) =
             identity::Identity::start(loaded, dht.client.clone(), listen_text);
@@ -165,6 +169,7 @@ impl Node {
             notifications,
             notifications_task,
             api,
+            peer_memory,
             records,
             store,
         })
@@ -184,6 +189,7 @@ impl Node {
         self.identity_task.shutdown().await;
         self.storage_tasks.shutdown().await;
         self.notify_tasks.shutdown().await;
+        self.peer_memory.shutdown().await;
         self.dht.shutdown().await;
         self.records.shutdown().await;
         self.store.close();

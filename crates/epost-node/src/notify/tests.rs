@@ -234,6 +234,7 @@ async fn overlay() -> Dht {
         validator: std::sync::Arc::new(SignedEnvelopeValidator),
         stored_records: Vec::new(),
         record_writes: None,
+        remembered_peers: Vec::new(),
     })
     .await
     .unwrap()
