@@ -3,10 +3,12 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|all>`
 
 mod crypto;
 mod erasure;
+mod mail_services;
+mod measure;
 mod network;
 mod report;
 mod store;
@@ -22,17 +24,23 @@ fn main() -> Result<()> {
         "erasure" => erasure::run(&mut out)?,
         "store" => store::run(&mut out)?,
         "network" => network::run(&mut out)?,
+        "logs" => mail_services::run_logs(&mut out)?,
+        "notify" => mail_services::run_notify(&mut out)?,
         "all" => {
             crypto::run(&mut out)?;
             erasure::run(&mut out)?;
             store::run(&mut out)?;
             network::run(&mut out)?;
+            mail_services::run_logs(&mut out)?;
+            mail_services::run_notify(&mut out)?;
         }
         "-h" | "--help" => {
-            println!("usage: epost-bench <crypto|erasure|store|network|all>");
+            println!("usage: epost-bench <crypto|erasure|store|network|logs|notify|all>");
             return Ok(());
         }
-        other => bail!("unknown benchmark {other:?}; try crypto, erasure, store, network or all"),
+        other => bail!(
+            "unknown benchmark {other:?}; try crypto, erasure, store, network, logs, notify or all"
+        ),
     }
     print!("{out}");
     Ok(())

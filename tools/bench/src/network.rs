@@ -6,77 +6,12 @@
 use std::fmt::Write;
 use std::str::FromStr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use epost_testkit::{NetConfig, TestNet};
 use epost_types::capability::Capability;
-use futures::StreamExt;
 
-fn cpu_seconds() -> f64 {
-    // utime + stime of this process, in clock ticks (100 per second on Linux).
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| {
-            let rest = s.rsplit_once(')')?.1.split_whitespace().collect::<Vec<_>>();
-            Some((rest.get(11)?.parse::<f64>().ok()? + rest.get(12)?.parse::<f64>().ok()?) / 100.0)
-        })
-        .unwrap_or(0.0)
-}
-
-fn payload(i: u64, len: usize) -> Vec<u8> {
-    let mut v = vec![0u8; len];
-    for (j, chunk) in v.chunks_mut(8).enumerate() {
-        let x = (i << 20) ^ j as u64;
-        chunk.copy_from_slice(&x.to_le_bytes()[..chunk.len()]);
-    }
-    v
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[at].as_secs_f64() * 1000.0
-}
-
-struct Run {
-    ops_per_sec: f64,
-    p50: f64,
-    p99: f64,
-    cpu_ms_per_op: f64,
-}
-
-async fn drive<F, Fut>(ops: u64, concurrency: usize, op: F) -> Result<Run>
-where
-    F: Fn(u64) -> Fut,
-    Fut: std::future::Future<Output = Result<()>>,
-{
-    let cpu = cpu_seconds();
-    let start = Instant::now();
-    let mut latencies: Vec<Duration> = futures::stream::iter(0..ops)
-        .map(|i| {
-            let fut = op(i);
-            async move {
-                let t = Instant::now();
-                fut.await.map(|()| t.elapsed())
-            }
-        })
-        .buffer_unordered(concurrency)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect::<Result<_>>()?;
-    let elapsed = start.elapsed().as_secs_f64();
-    latencies.sort();
-    Ok(Run {
-        ops_per_sec: ops as f64 / elapsed,
-        p50: percentile(&latencies, 0.5),
-        p99: percentile(&latencies, 0.99),
-        cpu_ms_per_op: (cpu_seconds() - cpu) * 1000.0 / ops as f64,
-    })
-}
+use crate::measure::{Run, drive, payload};
 
 pub(crate) fn run(out: &mut String) -> Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

@@ -425,6 +425,11 @@ impl Identity {
             .ok_or_else(|| IdentityError::UnknownUser { address: address.clone() })
     }
 
+    /// Every hosted user's keys and certificate.
+    pub fn hosted_users(&self) -> Vec<Arc<HostedUser>> {
+        self.state().users.values().cloned().collect()
+    }
+
     /// Every hosted user.
     pub fn users(&self) -> Vec<UserInfo> {
         self.state().users.values().map(|u| user_info(u)).collect()

@@ -329,12 +329,7 @@ async fn run(
 }
 
 fn hosted(inner: &Inner) -> Vec<Arc<HostedUser>> {
-    inner
-        .identity
-        .users()
-        .into_iter()
-        .filter_map(|info| inner.identity.user(&info.address).ok())
-        .collect()
+    inner.identity.hosted_users()
 }
 
 /// Handles what this node itself holds for `inbox`, if a user here owns it.
@@ -387,8 +382,8 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         let full = pending.len() >= epost_dht::notify::MAX_PENDING;
         let mut handled = Vec::new();
         let mut deferred = false;
-        for sealed in fair_order(user, pending) {
-            match handle(inner, limits, user, &sealed).await {
+        for (sealed, opened) in fair_order(user, pending) {
+            match handle(inner, limits, user, &sealed, opened).await {
                 Handled::Done => handled.push(sealed.id),
                 Handled::Later => deferred = true,
             }
@@ -404,14 +399,18 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
 
 /// Opened notifications interleaved round-robin by sender, so one sender's
 /// backlog does not sit in front of everyone else's.
-fn fair_order(user: &HostedUser, pending: Vec<SealedNotification>) -> Vec<SealedNotification> {
-    let mut by_sender: BTreeMap<String, VecDeque<SealedNotification>> = BTreeMap::new();
+fn fair_order(
+    user: &HostedUser,
+    pending: Vec<SealedNotification>,
+) -> Vec<(SealedNotification, Opened)> {
+    let mut by_sender: BTreeMap<String, VecDeque<(SealedNotification, Opened)>> = BTreeMap::new();
     for sealed in pending {
-        let sender = match sealed.open(&user.keys) {
+        let opened = sealed.open(&user.keys);
+        let sender = match &opened {
             Ok((n, _)) => n.from.to_string(),
             Err(_) => String::new(),
         };
-        by_sender.entry(sender).or_default().push_back(sealed);
+        by_sender.entry(sender).or_default().push_back((sealed, opened));
     }
     let mut out = Vec::new();
     while !by_sender.is_empty() {
@@ -425,6 +424,12 @@ fn fair_order(user: &HostedUser, pending: Vec<SealedNotification>) -> Vec<Sealed
     out
 }
 
+/// A pulled notification, opened once.
+type Opened = Result<
+    (Notification, epost_types::sign::VerifyingKey),
+    epost_types::notify::OpenNotificationError,
+>;
+
 enum Handled {
     /// Kept, or dropped for good: receipt it.
     Done,
@@ -437,9 +442,10 @@ async fn handle(
     limits: &mut SenderLimits,
     user: &HostedUser,
     sealed: &SealedNotification,
+    opened: Opened,
 ) -> Handled {
     let address = &user.keys.address;
-    let (notification, signer) = match sealed.open(&user.keys) {
+    let (notification, signer) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             warn!(%address, error = %e, "dropped a notification that does not open");
@@ -483,7 +489,8 @@ async fn handle(
     key.extend_from_slice(&sealed.id);
     let value = serde_json::to_vec(&received).unwrap_or_default();
     let expires = sealed.expires.as_millis();
-    // Durable before the holders are told to let go.
+    // Durable before the holders are told to let go. The nonce is marked
+    // seen only after: a failed keep must never turn into a "replay" drop.
     if let Err(e) = inner.store.put_record(key, value, u64::MAX).await {
         warn!(%address, error = %e, "cannot keep a notification; it stays with the holders");
         return Handled::Later;
