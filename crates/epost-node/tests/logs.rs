@@ -66,6 +66,17 @@ async fn forged_and_replayed_heads_are_refused_by_holders_and_readers() {
     assert_eq!(append(net.node(0), "three").await, 3);
     let valid = net.node(0).dht().get_record(&key).await.unwrap();
     let valid = valid.iter().find(|r| r.peer.is_none()).unwrap().value.clone();
+    // An append returns once one holder has the head; let the rest catch up
+    // so what follows tests refusal, not propagation.
+    for _ in 0..50 {
+        let copies = net.node(1).dht().get_record(&key).await.unwrap();
+        if copies.iter().filter(|r| r.peer.is_some()).count() >= 3
+            && copies.iter().all(|r| r.value == valid)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 
     // A head for alice's log signed by someone else, claiming seq 99.
     let mallory = SigningKey::from_seed([7; 32]);
