@@ -34,6 +34,15 @@ pub struct NetworkStatus {
 pub enum DhtEvent {
     PeerConnected(PeerId),
     PeerDisconnected(PeerId),
+    /// A peer's record passed validation and is held here now.
+    RecordKept {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// A peer's record was refused (forged, malformed, or older than held).
+    RecordRefused {
+        key: Vec<u8>,
+    },
 }
 
 /// A fragment request from a peer, for the storage service to answer

@@ -310,11 +310,16 @@ impl EventLoop {
             self.validator.validate(record.key.as_ref(), &record.value, current.as_deref())
         {
             debug!(%source, %why, "refused a record");
+            let _ = self.events.send(DhtEvent::RecordRefused { key: record.key.to_vec() });
             return;
         }
         self.sink.save(&record);
-        if let Err(e) = store.put(record) {
-            warn!(%source, error = %e, "record not stored");
+        let kept = DhtEvent::RecordKept { key: record.key.to_vec(), value: record.value.clone() };
+        match store.put(record) {
+            Ok(()) => {
+                let _ = self.events.send(kept);
+            }
+            Err(e) => warn!(%source, error = %e, "record not stored"),
         }
     }
 

@@ -85,7 +85,7 @@ impl Dht {
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
         let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue);
         let (notify_tx, notify_rx) = mpsc::channel(config.notify_queue);
-        let (events_tx, _) = broadcast::channel(256);
+        let (events_tx, _) = broadcast::channel(1024);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
         let local_peer = *swarm.local_peer_id();
 

@@ -11,7 +11,7 @@ use futures::StreamExt;
 
 use crate::frag::{FragRequest, FragResponse};
 use crate::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
-use crate::{Dht, DhtConfig, Inbound, SignedEnvelopeValidator, StartOptions};
+use crate::{Dht, DhtConfig, DhtEvent, Inbound, SignedEnvelopeValidator, StartOptions};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -38,6 +38,22 @@ async fn start_with(seed: u8, bootstrap: Option<&Dht>, config: DhtConfig) -> (Dh
 }
 
 /// Waits (on peer events, bounded) until every node knows all the others.
+/// Waits (bounded) for this node's verdict on the record at `key`: true if
+/// it kept it, false if it refused it.
+async fn judged(events: &mut tokio::sync::broadcast::Receiver<DhtEvent>, key: &[u8]) -> bool {
+    let verdict = async {
+        loop {
+            match events.recv().await {
+                Ok(DhtEvent::RecordKept { key: k, .. }) if k == key => return true,
+                Ok(DhtEvent::RecordRefused { key: k }) if k == key => return false,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => panic!("overlay stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(DEADLINE, verdict).await.expect("the record never arrived")
+}
+
 /// If discovery alone has not done it in a while (a loaded machine can
 /// lose the one bootstrap query that would have), the nodes dial each
 /// other, as an operator would.
@@ -198,16 +214,13 @@ async fn only_validly_signed_records_are_kept_by_peers() {
     let owner = SigningKey::from_seed([7; 32]);
     let good =
         SignedEnvelope::sign(&owner, EnvelopeKind::Presence, b"here".to_vec()).unwrap().encode();
+    let mut seen_by = [b.client.subscribe(), c.client.subscribe()];
     a.client.put_record(b"good", good.clone()).await.unwrap();
-    // The put returns once one peer holds it; the other may still be storing.
-    let mut found = Vec::new();
-    for _ in 0..50 {
-        found = c.client.get_record(b"good").await.unwrap();
-        if found.iter().filter(|r| r.peer.is_some()).count() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    // The put returns once one peer holds it; wait until both have judged it.
+    for events in &mut seen_by {
+        assert!(judged(events, b"good").await, "a valid record was refused");
     }
+    let found = c.client.get_record(b"good").await.unwrap();
     assert!(found.iter().filter(|r| r.peer.is_some()).count() >= 2, "{found:?}");
     assert!(found.iter().all(|r| r.value == good));
 
@@ -217,12 +230,18 @@ async fn only_validly_signed_records_are_kept_by_peers() {
     let last = forged.len() - 1;
     forged[last] ^= 1;
     let _ = a.client.put_record(b"forged", forged).await;
+    for events in &mut seen_by {
+        assert!(!judged(events, b"forged").await, "a forged record was kept");
+    }
     let found = c.client.get_record(b"forged").await.unwrap();
     let holders: Vec<_> = found.iter().filter_map(|r| r.peer).collect();
     assert!(holders.iter().all(|p| *p == a.started.peer_id), "forged record kept by {holders:?}");
 
     // Not a signed envelope at all.
     let _ = a.client.put_record(b"junk", b"not an envelope".to_vec()).await;
+    for events in &mut seen_by {
+        assert!(!judged(events, b"junk").await, "junk was kept");
+    }
     let found = b.client.get_record(b"junk").await.unwrap();
     assert!(found.iter().filter_map(|r| r.peer).all(|p| p == a.started.peer_id));
     for net in [a, b, c] {

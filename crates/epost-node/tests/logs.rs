@@ -5,6 +5,7 @@
 
 use std::str::FromStr;
 
+use epost_dht::DhtEvent;
 use epost_node::Node;
 use epost_testkit::{NetConfig, TestNet};
 use epost_types::address::Address;
@@ -12,6 +13,7 @@ use epost_types::envelope::SignedEnvelope;
 use epost_types::log::LogHead;
 use epost_types::record::RecordKey;
 use epost_types::sign::{SigningKey, VerifyingKey};
+use tokio::sync::broadcast;
 
 fn alice() -> Address {
     Address::from_str("alice@example.org").unwrap()
@@ -26,6 +28,20 @@ async fn realm_and_alice(net: &TestNet) -> VerifyingKey {
     }
     net.node(0).identity.add_user(alice(), Some("pw")).await.unwrap();
     key
+}
+
+/// Waits (bounded) for the first event that `wanted` accepts.
+async fn until(events: &mut broadcast::Receiver<DhtEvent>, wanted: impl Fn(&DhtEvent) -> bool) {
+    let wait = async {
+        loop {
+            match events.recv().await {
+                Ok(event) if wanted(&event) => return,
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                Err(broadcast::error::RecvError::Closed) => panic!("overlay stopped"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), wait).await.expect("event never came");
 }
 
 async fn append(node: &Node, text: &str) -> u64 {
@@ -63,19 +79,18 @@ async fn forged_and_replayed_heads_are_refused_by_holders_and_readers() {
     let first_head = net.node(0).dht().get_record(&key).await.unwrap();
     let old = first_head.iter().find(|r| r.peer.is_none()).expect("own copy").value.clone();
     append(net.node(0), "two").await;
+    let mut holders: Vec<_> = (0..3).map(|i| net.node(i).dht().subscribe()).collect();
     assert_eq!(append(net.node(0), "three").await, 3);
     let valid = net.node(0).dht().get_record(&key).await.unwrap();
     let valid = valid.iter().find(|r| r.peer.is_none()).unwrap().value.clone();
-    // An append returns once one holder has the head; let the rest catch up
-    // so what follows tests refusal, not propagation.
-    for _ in 0..50 {
-        let copies = net.node(1).dht().get_record(&key).await.unwrap();
-        if copies.iter().filter(|r| r.peer.is_some()).count() >= 3
-            && copies.iter().all(|r| r.value == valid)
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // An append returns once one holder has the head; wait until the other
+    // holders keep it too, so what follows tests refusal, not propagation.
+    for events in &mut holders[1..] {
+        until(
+            events,
+            |e| matches!(e, DhtEvent::RecordKept { key: k, value } if *k == key && *value == valid),
+        )
+        .await;
     }
 
     // A head for alice's log signed by someone else, claiming seq 99.
@@ -94,6 +109,12 @@ async fn forged_and_replayed_heads_are_refused_by_holders_and_readers() {
     let attacker = net.node(3).dht();
     let _ = attacker.put_record(&key, forged_sig.encode()).await;
     let _ = attacker.put_record(&key, old.clone()).await;
+    // Each other holder refuses both.
+    for events in &mut holders {
+        for _ in 0..2 {
+            until(events, |e| matches!(e, DhtEvent::RecordRefused { key: k } if *k == key)).await;
+        }
+    }
 
     // Every other holder still has exactly the valid newest head...
     let attacker_peer = net.node(3).peer_id;

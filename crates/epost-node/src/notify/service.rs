@@ -24,7 +24,7 @@ use epost_types::notify::{Notification, Receipt, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
@@ -101,8 +101,11 @@ struct Inner {
     holder: NotifyHolder,
     store: Store,
     events: broadcast::Sender<Received>,
-    kick: mpsc::Sender<()>,
+    kick: mpsc::Sender<Kick>,
 }
+
+/// A request for a resync pass; the sender, if any, hears when it is done.
+type Kick = Option<oneshot::Sender<()>>;
 
 /// The recipient task, for an orderly shutdown.
 pub struct NotifyServiceTask {
@@ -154,7 +157,16 @@ impl NotifyService {
 
     /// Asks the recipient task to pull now (tests, and after an import).
     pub fn resync(&self) {
-        let _ = self.inner.kick.try_send(());
+        let _ = self.inner.kick.try_send(None);
+    }
+
+    /// Runs a full resync pass and returns once it is done (a pass already
+    /// queued counts only if it started after this call).
+    pub async fn resync_now(&self) {
+        let (done, finished) = oneshot::channel();
+        if self.inner.kick.send(Some(done)).await.is_ok() {
+            let _ = finished.await;
+        }
     }
 
     /// Sends a notification from `from` (hosted here) to `to`.
@@ -302,7 +314,7 @@ impl SenderLimits {
 
 async fn run(
     inner: Arc<Inner>,
-    mut kicks: mpsc::Receiver<()>,
+    mut kicks: mpsc::Receiver<Kick>,
     mut arrivals: broadcast::Receiver<[u8; 32]>,
     resync: Duration,
     mut stop: watch::Receiver<bool>,
@@ -313,7 +325,12 @@ async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => resync_all(&inner, &mut limits).await,
-            Some(()) = kicks.recv() => resync_all(&inner, &mut limits).await,
+            Some(kick) = kicks.recv() => {
+                resync_all(&inner, &mut limits).await;
+                if let Some(done) = kick {
+                    let _ = done.send(());
+                }
+            }
             arrival = arrivals.recv() => match arrival {
                 Ok(inbox) => pull_here(&inner, &mut limits, inbox).await,
                 Err(broadcast::error::RecvError::Lagged(_)) => {

@@ -65,6 +65,7 @@ impl Liveness {
             DhtEvent::PeerDisconnected(peer) => {
                 self.down_since.entry(*peer).or_insert_with(Instant::now);
             }
+            DhtEvent::RecordKept { .. } | DhtEvent::RecordRefused { .. } => {}
         }
     }
 
