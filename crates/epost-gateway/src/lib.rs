@@ -1,0 +1,18 @@
+//! epost's mail gateway: SMTP (inbound and submission), IMAP4rev1 and POP3
+//! for ordinary mail clients, in front of any [`backend::MailBackend`].
+//!
+//! Each protocol is a sans-IO session (bytes in, replies out) with one file
+//! per command family, driven by a small tokio connection loop that adds
+//! TLS (rustls), limits and the login throttle. The node's mail service is
+//! the real backend; [`memory::MemoryBackend`] serves the sessions' tests.
+
+pub mod backend;
+pub mod context;
+mod imap;
+pub mod memory;
+mod pop3;
+pub mod server;
+pub mod smtp;
+pub mod tls;
+
+pub use server::{BoundAddrs, Gateway, GatewayConfig, GatewayError};

@@ -1,0 +1,355 @@
+//! A mail backend in memory: the gateway's sessions are tested against it
+//! without an overlay. It follows the same rules as the node's mail
+//! service (UIDs ascend and are never reused, standard folders exist).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use epost_types::address::Address;
+use tokio::sync::broadcast;
+
+use crate::backend::{
+    Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
+    MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS,
+};
+
+/// Users, their passwords and mailboxes, in memory.
+#[derive(Clone, Default)]
+pub struct MemoryBackend {
+    inner: Arc<Mutex<Users>>,
+}
+
+#[derive(Default)]
+struct Users {
+    domains: Vec<String>,
+    users: HashMap<Address, (String, MemoryAccount)>,
+    /// Every message delivered to a foreign recipient (the "smart host").
+    relayed: Vec<(Envelope, Bytes)>,
+}
+
+impl MemoryBackend {
+    /// A backend whose realms are `domains`.
+    pub fn new(domains: &[&str]) -> Self {
+        let backend = Self::default();
+        backend.lock().domains = domains.iter().map(|d| d.to_string()).collect();
+        backend
+    }
+
+    /// Adds a user with a password and the standard folders.
+    pub fn add_user(&self, address: &Address, password: &str) {
+        self.lock().users.insert(address.clone(), (password.to_owned(), MemoryAccount::new()));
+    }
+
+    /// Messages handed to the smart host so far.
+    pub fn relayed(&self) -> Vec<(Envelope, Bytes)> {
+        self.lock().relayed.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Users> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl MailBackend for MemoryBackend {
+    type Account = MemoryAccount;
+
+    async fn authenticate(&self, user: &str, password: &str) -> Result<Address, AuthError> {
+        let address: Address = user.parse().map_err(|_| AuthError::Invalid)?;
+        match self.lock().users.get(&address) {
+            Some((expected, _)) if expected == password => Ok(address),
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    async fn recipient(&self, rcpt: &Address) -> Recipient {
+        let users = self.lock();
+        if users.users.contains_key(rcpt) {
+            Recipient::Deliverable
+        } else if users.domains.iter().any(|d| d == rcpt.domain()) {
+            Recipient::UnknownUser
+        } else {
+            Recipient::Foreign
+        }
+    }
+
+    async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
+        let mut targets = Vec::new();
+        {
+            let mut users = self.lock();
+            let mut foreign = Vec::new();
+            for rcpt in &envelope.to {
+                match users.users.get(rcpt) {
+                    Some((_, account)) => targets.push(account.clone()),
+                    None => foreign.push(rcpt.clone()),
+                }
+            }
+            if !foreign.is_empty() {
+                let relayed = Envelope { to: foreign, ..envelope.clone() };
+                users.relayed.push((relayed, raw.clone()));
+            }
+        }
+        for account in targets {
+            account.append("INBOX", raw.clone(), Vec::new(), None).await?;
+        }
+        Ok(())
+    }
+
+    async fn account(&self, user: &Address) -> Result<MemoryAccount, MailError> {
+        self.lock()
+            .users
+            .get(user)
+            .map(|(_, account)| account.clone())
+            .ok_or_else(|| MailError::NotAllowed(format!("{user} is not hosted here")))
+    }
+}
+
+/// One user's folders in memory.
+#[derive(Clone)]
+pub struct MemoryAccount {
+    inner: Arc<Mutex<Folders>>,
+    changes: broadcast::Sender<Change>,
+}
+
+struct Folders {
+    next_validity: u32,
+    folders: BTreeMap<String, Folder>,
+}
+
+struct Folder {
+    uid_validity: u32,
+    uid_next: u32,
+    subscribed: bool,
+    messages: BTreeMap<u32, (MessageMeta, Bytes)>,
+}
+
+impl MemoryAccount {
+    fn new() -> Self {
+        let mut folders = Folders { next_validity: 1, folders: BTreeMap::new() };
+        for (name, _) in STANDARD_FOLDERS {
+            folders.create(name);
+        }
+        Self { inner: Arc::new(Mutex::new(folders)), changes: broadcast::channel(64).0 }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Folders> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn changed(&self, folder: &str) {
+        let _ = self.changes.send(Change { folder: folder.to_owned() });
+    }
+}
+
+impl Folders {
+    fn create(&mut self, name: &str) {
+        let uid_validity = self.next_validity;
+        self.next_validity += 1;
+        self.folders.insert(
+            name.to_owned(),
+            Folder { uid_validity, uid_next: 1, subscribed: true, messages: BTreeMap::new() },
+        );
+    }
+
+    fn get(&mut self, name: &str) -> Result<&mut Folder, MailError> {
+        self.folders.get_mut(name).ok_or_else(|| MailError::NoFolder(name.to_owned()))
+    }
+}
+
+fn special_use(name: &str) -> Option<crate::backend::SpecialUse> {
+    STANDARD_FOLDERS.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s)
+}
+
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+impl Account for MemoryAccount {
+    async fn folders(&self) -> Result<Vec<FolderInfo>, MailError> {
+        Ok(self
+            .lock()
+            .folders
+            .iter()
+            .map(|(name, f)| FolderInfo {
+                name: name.clone(),
+                special_use: special_use(name),
+                subscribed: f.subscribed,
+            })
+            .collect())
+    }
+
+    async fn create(&self, name: &str) -> Result<(), MailError> {
+        let mut folders = self.lock();
+        if folders.folders.contains_key(name) {
+            return Err(MailError::FolderExists(name.to_owned()));
+        }
+        folders.create(name);
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<(), MailError> {
+        if name == "INBOX" {
+            return Err(MailError::NotAllowed("INBOX cannot be deleted".into()));
+        }
+        self.lock().folders.remove(name).ok_or_else(|| MailError::NoFolder(name.to_owned()))?;
+        Ok(())
+    }
+
+    async fn rename(&self, from: &str, to: &str) -> Result<(), MailError> {
+        let mut folders = self.lock();
+        if folders.folders.contains_key(to) {
+            return Err(MailError::FolderExists(to.to_owned()));
+        }
+        if from == "INBOX" {
+            // RFC 3501: renaming INBOX moves its messages and leaves it empty.
+            let messages = std::mem::take(&mut folders.get(from)?.messages);
+            folders.create(to);
+            let target = folders.get(to)?;
+            for (_, (mut meta, raw)) in messages {
+                meta.uid = target.uid_next;
+                target.uid_next += 1;
+                target.messages.insert(meta.uid, (meta, raw));
+            }
+            return Ok(());
+        }
+        let mut folder =
+            folders.folders.remove(from).ok_or_else(|| MailError::NoFolder(from.to_owned()))?;
+        folder.uid_validity = folders.next_validity;
+        folders.next_validity += 1;
+        folders.folders.insert(to.to_owned(), folder);
+        Ok(())
+    }
+
+    async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailError> {
+        self.lock().get(name)?.subscribed = subscribed;
+        Ok(())
+    }
+
+    async fn snapshot(&self, name: &str) -> Result<FolderSnapshot, MailError> {
+        let mut folders = self.lock();
+        let folder = folders.get(name)?;
+        Ok(FolderSnapshot {
+            name: name.to_owned(),
+            uid_validity: folder.uid_validity,
+            uid_next: folder.uid_next,
+            messages: folder.messages.values().map(|(meta, _)| meta.clone()).collect(),
+        })
+    }
+
+    async fn append(
+        &self,
+        folder: &str,
+        raw: Bytes,
+        flags: Vec<String>,
+        internal_date: Option<u64>,
+    ) -> Result<(u32, u32), MailError> {
+        let result = {
+            let mut folders = self.lock();
+            let target = folders.get(folder)?;
+            let uid = target.uid_next;
+            target.uid_next += 1;
+            let meta = MessageMeta {
+                uid,
+                flags,
+                internal_date: internal_date.unwrap_or_else(now_millis),
+                size: raw.len() as u64,
+            };
+            target.messages.insert(uid, (meta, raw));
+            (target.uid_validity, uid)
+        };
+        self.changed(folder);
+        Ok(result)
+    }
+
+    async fn store(
+        &self,
+        folder: &str,
+        uids: &[u32],
+        op: FlagOp,
+        flags: Vec<String>,
+    ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
+        let changed = {
+            let mut folders = self.lock();
+            let target = folders.get(folder)?;
+            let mut changed = Vec::new();
+            for uid in uids {
+                let Some((meta, _)) = target.messages.get_mut(uid) else { continue };
+                match op {
+                    FlagOp::Replace => meta.flags = flags.clone(),
+                    FlagOp::Add => {
+                        for flag in &flags {
+                            if !meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
+                                meta.flags.push(flag.clone());
+                            }
+                        }
+                    }
+                    FlagOp::Remove => {
+                        meta.flags.retain(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
+                    }
+                }
+                changed.push((*uid, meta.flags.clone()));
+            }
+            changed
+        };
+        self.changed(folder);
+        Ok(changed)
+    }
+
+    async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
+        let report = {
+            let mut folders = self.lock();
+            let picked: Vec<(MessageMeta, Bytes)> = {
+                let source = folders.get(from)?;
+                uids.iter().filter_map(|uid| source.messages.get(uid).cloned()).collect()
+            };
+            let target = folders.get(to)?;
+            let mut mapping = Vec::new();
+            for (mut meta, raw) in picked {
+                let old = meta.uid;
+                meta.uid = target.uid_next;
+                target.uid_next += 1;
+                mapping.push((old, meta.uid));
+                target.messages.insert(meta.uid, (meta, raw));
+            }
+            CopyReport { uid_validity: target.uid_validity, mapping }
+        };
+        self.changed(to);
+        Ok(report)
+    }
+
+    async fn move_to(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
+        let report = self.copy(from, uids, to).await?;
+        {
+            let mut folders = self.lock();
+            let source = folders.get(from)?;
+            for (old, _) in &report.mapping {
+                source.messages.remove(old);
+            }
+        }
+        self.changed(from);
+        Ok(report)
+    }
+
+    async fn expunge(&self, folder: &str, uids: &[u32]) -> Result<Vec<u32>, MailError> {
+        let removed = {
+            let mut folders = self.lock();
+            let target = folders.get(folder)?;
+            uids.iter().filter(|uid| target.messages.remove(uid).is_some()).copied().collect()
+        };
+        self.changed(folder);
+        Ok(removed)
+    }
+
+    async fn fetch(&self, folder: &str, uid: u32) -> Result<Bytes, MailError> {
+        let mut folders = self.lock();
+        let target = folders.get(folder)?;
+        target.messages.get(&uid).map(|(_, raw)| raw.clone()).ok_or(MailError::NoMessage(uid))
+    }
+
+    fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}

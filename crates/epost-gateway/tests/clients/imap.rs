@@ -1,0 +1,1 @@
+//! imap against real clients (being written).

@@ -1,0 +1,1 @@
+//! smtp against real clients (being written).
