@@ -1,6 +1,6 @@
 //! An epost node's services, assembled: the overlay (`epost-dht`), the
 //! local store (`epost-store`), POST's storage service with repair and
-//! leases, the control API and `/metrics`.
+//! leases, logs, notifications, ePOST mail, the control API and `/metrics`.
 //!
 //! [`Node::start`] brings everything up in order and [`Node::shutdown`]
 //! takes it down in reverse, finishing what was acknowledged. This crate
@@ -11,6 +11,7 @@ mod api;
 mod fsutil;
 pub mod identity;
 pub mod logs;
+pub mod mail;
 pub mod notify;
 mod peers;
 mod records;
@@ -75,6 +76,8 @@ pub struct Node {
     pub storage: StorageService,
     pub identity: identity::Identity,
     pub logs: logs::LogService,
+    pub mail: mail::MailService,
+    mail_task: mail::MailTask,
     identity_task: identity::IdentityTask,
     dht: Dht,
     storage_tasks: storage::StorageTasks,
@@ -136,6 +139,12 @@ impl Node {
             options.notify.resync_interval,
         );
         let logs = logs::LogService::new(storage.clone(), identity.clone(), dht.client.clone());
+        let (mail, mail_task) = mail::MailService::start(
+            storage.clone(),
+            logs.clone(),
+            identity.clone(),
+            notifications.clone(),
+        );
         let stats_local = local.clone();
         let state = api::AppState {
             storage: storage.clone(),
@@ -161,6 +170,8 @@ impl Node {
             storage,
             identity,
             logs,
+            mail,
+            mail_task,
             identity_task,
             dht,
             storage_tasks,
@@ -184,6 +195,7 @@ impl Node {
     /// what they accepted, the overlay stops, records and store are flushed.
     pub async fn shutdown(self) {
         self.api.shutdown().await;
+        self.mail_task.shutdown(&self.mail).await;
         self.logs.shutdown().await;
         self.notifications_task.shutdown().await;
         self.identity_task.shutdown().await;

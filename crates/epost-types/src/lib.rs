@@ -39,6 +39,7 @@ pub mod identity;
 pub mod keyfile;
 pub mod limits;
 pub mod log;
+pub mod mail;
 pub mod notify;
 pub mod record;
 pub mod seal;

@@ -1,0 +1,204 @@
+//! Messages into objects and back: MIME part bodies of some size become
+//! convergent objects of their own (so an attachment sent to many people,
+//! or forwarded, is stored once), everything else stays inline in the
+//! message manifest. Concatenating the pieces gives the exact bytes
+//! received; a message mail-parser cannot make sense of is stored whole,
+//! as received, never "fixed".
+
+use std::ops::Range;
+
+use epost_types::capability::Capability;
+use epost_types::mail::{MessageManifest, Piece};
+use futures::StreamExt;
+use mail_parser::{MessageParser, PartType};
+
+use crate::storage::{GetError, PutError, StorageService};
+
+/// A part body this large or larger is an object of its own.
+pub const PART_OBJECT_MIN: usize = 4 * 1024;
+/// Inline bytes a manifest may carry; past this the largest inline pieces
+/// become objects too (a manifest is one small object).
+const MAX_INLINE_TOTAL: usize = 128 * 1024;
+/// Part objects stored or fetched at once for one message.
+const PARALLEL: usize = 8;
+
+/// Why a message could not be stored or read.
+#[derive(Debug, thiserror::Error)]
+pub enum MessageError {
+    #[error("cannot store the message: {0}")]
+    Put(#[from] PutError),
+    #[error("cannot fetch the message: {0}")]
+    Get(#[from] GetError),
+    #[error("the stored message is damaged: {0}")]
+    Corrupt(String),
+}
+
+/// Where the message's bytes go: inline (false) or as an object (true).
+pub fn split(raw: &[u8]) -> Vec<(Range<usize>, bool)> {
+    let mut bodies = part_bodies(raw);
+    bodies.sort_by_key(|r| r.start);
+    let mut pieces = Vec::new();
+    let mut at = 0;
+    for body in bodies {
+        if body.start < at || body.end > raw.len() || body.len() < PART_OBJECT_MIN {
+            continue;
+        }
+        if body.start > at {
+            pieces.push((at..body.start, false));
+        }
+        at = body.end;
+        pieces.push((body, true));
+    }
+    if at < raw.len() || raw.is_empty() {
+        pieces.push((at..raw.len(), false));
+    }
+    // Keep the manifest small whatever the structure.
+    let mut inline: usize = pieces.iter().filter(|(_, o)| !o).map(|(r, _)| r.len()).sum();
+    while inline > MAX_INLINE_TOTAL {
+        let Some(largest) = pieces.iter_mut().filter(|(_, o)| !o).max_by_key(|(r, _)| r.len())
+        else {
+            break;
+        };
+        inline -= largest.0.len();
+        largest.1 = true;
+    }
+    pieces
+}
+
+/// The byte ranges of every leaf part body mail-parser finds.
+fn part_bodies(raw: &[u8]) -> Vec<Range<usize>> {
+    let Some(message) = MessageParser::default().parse(raw) else {
+        return std::iter::once(0..raw.len()).collect();
+    };
+    let mut bodies = Vec::new();
+    for part in &message.parts {
+        if matches!(part.body, PartType::Multipart(_)) {
+            continue;
+        }
+        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
+        if start <= end && end <= raw.len() {
+            bodies.push(start..end);
+        }
+    }
+    if bodies.is_empty() {
+        bodies.extend(std::iter::once(0..raw.len()));
+    }
+    bodies
+}
+
+/// Stores `raw`; returns the manifest's capability once every object is
+/// durable.
+pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<String, MessageError> {
+    let pieces = split(raw);
+    let stored = futures::stream::iter(pieces.into_iter().map(|(range, object)| async move {
+        let bytes = &raw[range];
+        if object {
+            let report = storage.put_reader(bytes).await?;
+            Ok::<_, MessageError>(Piece::Part {
+                capability: report.capability,
+                len: bytes.len() as u64,
+            })
+        } else {
+            Ok(Piece::Inline(bytes.to_vec()))
+        }
+    }))
+    .buffered(PARALLEL)
+    .collect::<Vec<_>>()
+    .await;
+    let pieces = stored.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let manifest = MessageManifest::new(pieces).encode();
+    Ok(storage.put_reader(manifest.as_slice()).await?.capability)
+}
+
+/// The exact bytes of the message whose manifest is `capability`.
+pub async fn load(storage: &StorageService, capability: &str) -> Result<Vec<u8>, MessageError> {
+    let manifest_bytes = get(storage, capability).await?;
+    let manifest = MessageManifest::decode(&manifest_bytes)
+        .map_err(|e| MessageError::Corrupt(e.to_string()))?;
+    let parts = futures::stream::iter(manifest.pieces.into_iter().map(|piece| async move {
+        match piece {
+            Piece::Inline(bytes) => Ok::<_, MessageError>(bytes),
+            Piece::Part { capability, len } => {
+                let bytes = get(storage, &capability).await?;
+                if bytes.len() as u64 != len {
+                    return Err(MessageError::Corrupt(format!(
+                        "a part is {} bytes, the manifest says {len}",
+                        bytes.len()
+                    )));
+                }
+                Ok(bytes)
+            }
+        }
+    }))
+    .buffered(PARALLEL)
+    .collect::<Vec<_>>()
+    .await;
+    let mut out = Vec::with_capacity(manifest.size as usize);
+    for part in parts {
+        out.extend_from_slice(&part?);
+    }
+    Ok(out)
+}
+
+/// Only the manifest of a message (to learn its size).
+pub async fn load_manifest(
+    storage: &StorageService,
+    capability: &str,
+) -> Result<MessageManifest, MessageError> {
+    let bytes = get(storage, capability).await?;
+    MessageManifest::decode(&bytes).map_err(|e| MessageError::Corrupt(e.to_string()))
+}
+
+async fn get(storage: &StorageService, capability: &str) -> Result<Vec<u8>, MessageError> {
+    let capability: Capability =
+        capability.parse().map_err(|e| MessageError::Corrupt(format!("bad capability: {e}")))?;
+    let mut out = Vec::new();
+    storage.get_to(&capability, &mut out).await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rebuilt(raw: &[u8]) -> Vec<u8> {
+        split(raw).into_iter().flat_map(|(r, _)| raw[r].to_vec()).collect()
+    }
+
+    #[test]
+    fn an_attachment_becomes_an_object_and_the_bytes_are_kept_exactly() {
+        let attachment = "QUJD".repeat(2000);
+        let raw = format!(
+            "From: a@x.test\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
+             Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\npreamble\r\n--b\r\n\
+             Content-Type: text/plain\r\n\r\nhello\r\n--b\r\n\
+             Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+             {attachment}\r\n--b--\r\nepilogue\r\n"
+        );
+        let pieces = split(raw.as_bytes());
+        let objects: Vec<_> = pieces.iter().filter(|(_, o)| *o).collect();
+        assert_eq!(objects.len(), 1, "{pieces:?}");
+        assert!(raw.as_bytes()[objects[0].0.clone()].starts_with(b"QUJD"));
+        assert_eq!(rebuilt(raw.as_bytes()), raw.as_bytes());
+    }
+
+    #[test]
+    fn anything_at_all_is_kept_exactly() {
+        let samples: Vec<Vec<u8>> = vec![
+            Vec::new(),
+            b"no headers at all".to_vec(),
+            b"Subject: \xff\xfe\0bad\nbare LF body\n".to_vec(),
+            [
+                b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\n".as_slice(),
+                &[0x41; 9000],
+            ]
+            .concat(),
+            vec![0u8; 300_000],
+        ];
+        for raw in samples {
+            assert_eq!(rebuilt(&raw), raw);
+            let inline: usize = split(&raw).iter().filter(|(_, o)| !o).map(|(r, _)| r.len()).sum();
+            assert!(inline <= MAX_INLINE_TOTAL);
+        }
+    }
+}

@@ -1,0 +1,344 @@
+//! ePOST mail (`spec/mail.md`): messages as objects, folders as the replay
+//! of each user's mail log, delivery by notification.
+//!
+//! - [`MailService::deliver`] stores a message once (parts as convergent
+//!   objects, a manifest naming them) and returns only once it is durable
+//!   for every recipient: appended to the INBOX of a recipient hosted here,
+//!   or held by the overlay as a sealed notification carrying the
+//!   manifest's capability for one hosted elsewhere.
+//! - The recipient's node turns each mail notification into an INBOX
+//!   insert, exactly once (the notification id is in the log), on arrival
+//!   and on a periodic pass over what was received, so a crash between the
+//!   two loses nothing.
+//! - Each hosted user's mail belongs to one task ([`account`]).
+
+pub mod account;
+pub mod message;
+pub mod state;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use epost_types::address::Address;
+use epost_types::capability::Capability;
+use epost_types::identity::ANY_DOMAIN;
+use epost_types::mail::MessageRef;
+use epost_types::time::Timestamp;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+pub use account::{Change, Changed, Mailbox};
+
+use crate::identity::{Identity, IdentityError};
+use crate::logs::LogService;
+use crate::notify::{NotifyError, NotifyService, Received};
+use crate::storage::StorageService;
+
+/// How often received notifications are checked against the INBOX.
+const RECONCILE: Duration = Duration::from_secs(60);
+/// What a mail notification's summary starts with.
+const MAIL_SUMMARY: &str = "mail";
+
+/// Why a mail operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum MailError {
+    #[error("no folder named {0:?}")]
+    NoFolder(String),
+    #[error("a folder named {0:?} already exists")]
+    FolderExists(String),
+    #[error("{0}")]
+    NotAllowed(String),
+    #[error("no message with UID {0}")]
+    NoMessage(u32),
+    #[error("{0} is not hosted on this node")]
+    NotHosted(Address),
+    /// The overlay could not store or fetch; retrying later may work.
+    #[error("temporary failure: {0}")]
+    Temporary(String),
+    #[error("the stored message is damaged: {0}")]
+    Corrupt(String),
+    #[error("the mail service is shutting down")]
+    Stopped,
+}
+
+/// Where mail for an address would go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// Hosted on this node.
+    Local,
+    /// Certified in a trusted realm and hosted elsewhere.
+    Remote,
+    /// A trusted realm's domain, but no such user.
+    Unknown,
+    /// Not a domain of any realm trusted here.
+    Foreign,
+}
+
+/// The mail service. Clone freely.
+#[derive(Clone)]
+pub struct MailService {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    storage: StorageService,
+    logs: LogService,
+    identity: Identity,
+    notifications: NotifyService,
+    /// `None` once shut down.
+    mailboxes: Mutex<Option<HashMap<Address, Running>>>,
+    stopped: watch::Receiver<bool>,
+}
+
+/// A mailbox and its task.
+type Running = (Mailbox, JoinHandle<()>);
+
+/// The receiving task, for an orderly shutdown.
+pub struct MailTask {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl MailTask {
+    /// Stops filing, lets every mailbox task finish its batch, and waits.
+    pub async fn shutdown(self, service: &MailService) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let boxes = service.inner.mailboxes.lock().unwrap_or_else(|p| p.into_inner()).take();
+        for (_, (_, task)) in boxes.into_iter().flatten() {
+            let _ = task.await;
+        }
+    }
+}
+
+impl MailService {
+    /// Starts the service and the task that files received mail.
+    pub fn start(
+        storage: StorageService,
+        logs: LogService,
+        identity: Identity,
+        notifications: NotifyService,
+    ) -> (Self, MailTask) {
+        let (stop, stopped) = watch::channel(false);
+        let service = Self {
+            inner: Arc::new(Inner {
+                storage,
+                logs,
+                identity,
+                notifications,
+                mailboxes: Mutex::new(Some(HashMap::new())),
+                stopped: stopped.clone(),
+            }),
+        };
+        let task = tokio::spawn(receive(service.clone(), stopped));
+        (service, MailTask { stop, task })
+    }
+
+    /// The mailbox of a user hosted here (its task starts on first use).
+    pub fn mailbox(&self, address: &Address) -> Result<Mailbox, MailError> {
+        self.inner.identity.user(address).map_err(|_| MailError::NotHosted(address.clone()))?;
+        let mut guard = self.inner.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
+        let boxes = guard.as_mut().ok_or(MailError::Stopped)?;
+        if let Some((mailbox, _)) = boxes.get(address).filter(|(m, _)| m.is_running()) {
+            return Ok(mailbox.clone());
+        }
+        let (mailbox, task) =
+            Mailbox::start(address.clone(), self.inner.logs.clone(), self.inner.stopped.clone());
+        boxes.insert(address.clone(), (mailbox.clone(), task));
+        Ok(mailbox)
+    }
+
+    /// Whether and how mail for `address` can be delivered.
+    pub async fn route(&self, address: &Address) -> Route {
+        if self.inner.identity.user(address).is_ok() {
+            return Route::Local;
+        }
+        let trusted = self.inner.identity.trusted();
+        let ours = trusted.keys(address.domain()).next().is_some()
+            || trusted.keys(ANY_DOMAIN).next().is_some();
+        if !ours {
+            return Route::Foreign;
+        }
+        match self.inner.identity.lookup_certificate(address).await {
+            Ok(_) => Route::Remote,
+            Err(_) => Route::Unknown,
+        }
+    }
+
+    /// Stores a message durably; returns how folders refer to it.
+    pub async fn store_message(&self, raw: &[u8]) -> Result<MessageRef, MailError> {
+        let manifest = message::store(&self.inner.storage, raw)
+            .await
+            .map_err(|e| MailError::Temporary(e.to_string()))?;
+        Ok(MessageRef {
+            manifest,
+            size: raw.len() as u64,
+            internal_date: Timestamp::now().as_millis(),
+        })
+    }
+
+    /// A stored message's exact bytes.
+    pub async fn fetch(&self, message: &MessageRef) -> Result<Vec<u8>, MailError> {
+        message::load(&self.inner.storage, &message.manifest).await.map_err(|e| match e {
+            message::MessageError::Corrupt(text) => MailError::Corrupt(text),
+            other => MailError::Temporary(other.to_string()),
+        })
+    }
+
+    /// Delivers `raw` to every recipient (each must route Local or Remote)
+    /// and returns once it is durable for all of them. Mail for a remote
+    /// recipient is announced by a notification signed by `submitter` if
+    /// hosted here, else by `postmaster@<recipient's domain>` hosted here.
+    pub async fn deliver(
+        &self,
+        submitter: Option<&Address>,
+        recipients: &[Address],
+        raw: &[u8],
+    ) -> Result<(), MailError> {
+        let message = self.store_message(raw).await?;
+        let summary = summary_of(raw);
+        let capability: Capability = message
+            .manifest
+            .parse()
+            .map_err(|e| MailError::Corrupt(format!("own capability unreadable: {e}")))?;
+        let sends = recipients.iter().map(|rcpt| {
+            let message = message.clone();
+            let capability = capability.clone();
+            let summary = summary.clone();
+            async move {
+                if self.inner.identity.user(rcpt).is_ok() {
+                    let insert = Change::Insert {
+                        folder: "INBOX".into(),
+                        message,
+                        flags: Vec::new(),
+                        notification: None,
+                    };
+                    return self.mailbox(rcpt)?.change(insert).await.map(|_| ());
+                }
+                let signer = self.signer(submitter, rcpt)?;
+                self.inner
+                    .notifications
+                    .send(&signer, rcpt, Some(capability), summary)
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        NotifyError::Identity(IdentityError::NoCertificate { .. }) => {
+                            MailError::NotAllowed(e.to_string())
+                        }
+                        other => MailError::Temporary(other.to_string()),
+                    })
+            }
+        });
+        for result in futures::future::join_all(sends).await {
+            result?;
+        }
+        Ok(())
+    }
+
+    fn signer(&self, submitter: Option<&Address>, rcpt: &Address) -> Result<Address, MailError> {
+        if let Some(submitter) = submitter
+            && self.inner.identity.user(submitter).is_ok()
+        {
+            return Ok(submitter.clone());
+        }
+        let postmaster: Address = format!("postmaster@{}", rcpt.domain())
+            .parse()
+            .map_err(|_| MailError::NotAllowed(format!("no postmaster for {rcpt}")))?;
+        if self.inner.identity.user(&postmaster).is_ok() {
+            return Ok(postmaster);
+        }
+        Err(MailError::NotAllowed(format!(
+            "{rcpt} is hosted on another node and this node hosts no {postmaster} to relay for it"
+        )))
+    }
+
+    /// Files one received notification into INBOX if it is mail.
+    async fn file(&self, received: &Received) -> Result<bool, MailError> {
+        if !is_mail(&received.summary) {
+            return Ok(false);
+        }
+        let Some(capability) = &received.capability else { return Ok(false) };
+        let id = data_encoding::HEXLOWER
+            .decode(received.id.as_bytes())
+            .map_err(|_| MailError::Corrupt("notification id is not hex".into()))?;
+        let mailbox = self.mailbox(&received.to)?;
+        let delivered = id.clone();
+        if mailbox.read(move |state| state.delivered.contains(&delivered)).await? {
+            return Ok(false);
+        }
+        // The size comes from the manifest itself, not the sender's word.
+        let manifest = message::load_manifest(&self.inner.storage, capability)
+            .await
+            .map_err(|e| MailError::Temporary(e.to_string()))?;
+        let insert = Change::Insert {
+            folder: "INBOX".into(),
+            message: MessageRef {
+                manifest: capability.clone(),
+                size: manifest.size,
+                internal_date: received.received,
+            },
+            flags: Vec::new(),
+            notification: Some(id),
+        };
+        Ok(mailbox.change(insert).await?.applied)
+    }
+
+    /// Files everything received but not yet in an INBOX (runs every
+    /// minute and when the notification stream lagged).
+    pub async fn reconcile(&self) {
+        for user in self.inner.identity.hosted_users() {
+            let address = user.keys.address.clone();
+            let Ok(received) = self.inner.notifications.list(&address) else { continue };
+            for item in received {
+                if let Err(e) = self.file(&item).await {
+                    debug!(%address, id = %item.id, error = %e, "not filed yet; the next pass retries");
+                }
+            }
+        }
+    }
+}
+
+fn is_mail(summary: &str) -> bool {
+    summary == MAIL_SUMMARY || summary.starts_with("mail\n")
+}
+
+/// "mail", then the subject (shortened) for `notify list`.
+fn summary_of(raw: &[u8]) -> String {
+    let subject = mail_parser::MessageParser::default()
+        .parse_headers(raw)
+        .and_then(|m| m.subject().map(str::to_owned))
+        .unwrap_or_default();
+    let mut summary = format!("{MAIL_SUMMARY}\n{subject}");
+    let limit = epost_types::limits::MAX_SUMMARY;
+    if summary.len() > limit {
+        let mut cut = limit;
+        while !summary.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        summary.truncate(cut);
+    }
+    summary
+}
+
+async fn receive(service: MailService, mut stopped: watch::Receiver<bool>) {
+    let mut events = service.inner.notifications.subscribe();
+    let mut tick = tokio::time::interval(RECONCILE);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => service.reconcile().await,
+            event = events.recv() => match event {
+                Ok(received) => {
+                    if let Err(e) = service.file(&received).await {
+                        warn!(to = %received.to, error = %e, "received mail not filed yet; the next pass retries");
+                    }
+                }
+                Err(broadcast::error::RecvError::Lagged(_)) => service.reconcile().await,
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            _ = stopped.changed() => break,
+        }
+    }
+}

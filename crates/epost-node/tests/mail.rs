@@ -1,0 +1,130 @@
+//! ePOST mail across in-process nodes: delivery by notification to a user
+//! hosted elsewhere, exact bytes back, an attachment stored once, folder
+//! operations, and UIDs that survive a restart.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use epost_node::mail::message::load_manifest;
+use epost_node::mail::{Change, Mailbox};
+use epost_testkit::{NetConfig, TestNet};
+use epost_types::address::Address;
+use epost_types::mail::{FlagChange, Piece};
+use epost_types::sign::VerifyingKey;
+
+fn addr(text: &str) -> Address {
+    Address::from_str(text).unwrap()
+}
+
+/// Realm example.test made on node 0 and trusted everywhere; each
+/// `(name, node)` hosted there.
+async fn users(net: &TestNet, hosted: &[(&str, usize)]) {
+    let realm = net.node(0).identity.realm_init("example.test").unwrap();
+    let key = VerifyingKey::from_str(&realm.key).unwrap();
+    for i in net.running() {
+        net.node(i).identity.trust(key, Some("example.test")).unwrap();
+    }
+    for (name, node) in hosted {
+        net.node(0).identity.add_user(addr(&format!("{name}@example.test")), None).await.unwrap();
+        if *node != 0 {
+            let address = addr(&format!("{name}@example.test"));
+            let exported = net.node(0).identity.export_user(&address, None).unwrap();
+            net.node(*node).identity.import_user(&exported, None, None).await.unwrap();
+            net.node(0).identity.remove_user(&address).unwrap();
+        }
+    }
+}
+
+/// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
+async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
+    let mut changes = mailbox.changes();
+    let wait = async {
+        loop {
+            if mailbox.folder("INBOX").await.unwrap().messages.len() >= n {
+                return;
+            }
+            let _ = changes.recv().await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("mail never arrived");
+}
+
+fn message(subject: &str, attachment: &str) -> Vec<u8> {
+    format!(
+        "From: alice@example.test\r\nTo: bob@example.test\r\nSubject: {subject}\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"sep\"\r\n\r\n\
+         --sep\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nHello \u{e9}\r\n--sep\r\n\
+         Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
+         {attachment}\r\n--sep--\r\n"
+    )
+    .into_bytes()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
+    let mut net = TestNet::start(4, NetConfig::default()).await.unwrap();
+    users(&net, &[("alice", 0), ("bob", 2), ("carol", 3)]).await;
+    let (alice, bob, carol) =
+        (addr("alice@example.test"), addr("bob@example.test"), addr("carol@example.test"));
+    let bob_box = net.node(2).mail.mailbox(&bob).unwrap();
+    let carol_box = net.node(3).mail.mailbox(&carol).unwrap();
+
+    let attachment = "U2FtZSBieXRlcw==".repeat(800);
+    let to_bob = message("for bob", &attachment);
+    let to_carol = message("for carol", &attachment);
+    net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&bob), &to_bob).await.unwrap();
+    net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&carol), &to_carol).await.unwrap();
+    inbox_reaches(&bob_box, 1).await;
+    inbox_reaches(&carol_box, 1).await;
+
+    let bob_inbox = bob_box.folder("INBOX").await.unwrap();
+    let (uid, stored) = bob_inbox.messages.iter().next().unwrap();
+    assert_eq!(stored.message.size, to_bob.len() as u64);
+    assert_eq!(net.node(2).mail.fetch(&stored.message).await.unwrap(), to_bob);
+    let carol_inbox = carol_box.folder("INBOX").await.unwrap();
+    let carol_msg = &carol_inbox.messages.values().next().unwrap().message;
+    assert_eq!(net.node(3).mail.fetch(carol_msg).await.unwrap(), to_carol);
+
+    // Two manifests, one attachment object.
+    let parts = |manifest: epost_types::mail::MessageManifest| -> Vec<String> {
+        manifest
+            .pieces
+            .into_iter()
+            .filter_map(|p| match p {
+                Piece::Part { capability, .. } => Some(capability),
+                Piece::Inline(_) => None,
+            })
+            .collect()
+    };
+    let storage = &net.node(2).storage;
+    let bob_parts = parts(load_manifest(storage, &stored.message.manifest).await.unwrap());
+    let carol_parts = parts(load_manifest(storage, &carol_msg.manifest).await.unwrap());
+    assert_eq!(bob_parts.len(), 1);
+    assert_eq!(bob_parts, carol_parts);
+    assert_ne!(stored.message.manifest, carol_msg.manifest);
+
+    // Flags and a move, then a restart: the same UIDs and UIDVALIDITY.
+    let uid = *uid;
+    let flagged = Change::Flags {
+        folder: "INBOX".into(),
+        uids: vec![uid],
+        change: FlagChange::Add,
+        flags: vec!["\\Seen".into()],
+    };
+    bob_box.change(flagged).await.unwrap();
+    let moved = Change::Move { from: "INBOX".into(), uids: vec![uid], to: "Trash".into() };
+    let report = bob_box.change(moved).await.unwrap();
+    assert_eq!(report.sources, vec![uid]);
+    let trash_before = bob_box.folder("Trash").await.unwrap();
+    net.stop(2).await;
+    net.restart(2).await.unwrap();
+    let bob_box = net.node(2).mail.mailbox(&bob).unwrap();
+    let trash_after = bob_box.folder("Trash").await.unwrap();
+    assert_eq!(trash_after, trash_before);
+    assert_eq!(trash_after.messages[&report.uids[0]].flags, vec!["\\Seen".to_string()]);
+    assert!(bob_box.folder("INBOX").await.unwrap().messages.is_empty());
+    // The notification is not filed twice after the restart.
+    net.node(2).notifications.resync_now().await;
+    net.node(2).mail.reconcile().await;
+    assert!(bob_box.folder("INBOX").await.unwrap().messages.is_empty());
+}

@@ -1,0 +1,218 @@
+//! ePOST mail formats (`spec/mail.md`): the message manifest that rebuilds
+//! a message's exact bytes from inline pieces and part objects, and the
+//! entries of a user's mail log, whose replay gives folders, UIDs and flags.
+
+use serde::{Deserialize, Serialize};
+
+use crate::cbor::{self, DecodeError, Versioned};
+use crate::limits::{MAX_LOG_ENTRY, MAX_MANIFEST};
+
+/// The manifest format this code writes and reads.
+pub const MESSAGE_VERSION: u8 = 1;
+/// The mail log entry format this code writes and reads.
+pub const MAIL_ENTRY_VERSION: u8 = 1;
+/// Longest folder name, bytes (IMAP mailbox names in UTF-8).
+pub const MAX_FOLDER_NAME: usize = 255;
+/// Most UIDs one log operation names.
+pub const MAX_OP_UIDS: usize = 2_000;
+
+/// One stored message: concatenating the pieces gives its exact bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageManifest {
+    pub v: u8,
+    /// Exact size of the message in bytes (the sum of the pieces).
+    pub size: u64,
+    pub pieces: Vec<Piece>,
+}
+
+/// A piece of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Piece {
+    /// Bytes kept in the manifest: headers, boundaries, small bodies.
+    Inline(#[serde(with = "serde_bytes")] Vec<u8>),
+    /// A MIME part body stored as its own convergent object, so the same
+    /// attachment in many messages is stored once.
+    Part { capability: String, len: u64 },
+}
+
+impl Versioned for MessageManifest {
+    const VERSION: u8 = MESSAGE_VERSION;
+
+    fn version(&self) -> u8 {
+        self.v
+    }
+}
+
+/// Why a manifest is not valid.
+#[derive(Debug, thiserror::Error)]
+pub enum ManifestError {
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    #[error("the pieces add up to {sum} bytes, the manifest says {size}")]
+    SizeMismatch { sum: u64, size: u64 },
+}
+
+impl MessageManifest {
+    pub fn new(pieces: Vec<Piece>) -> Self {
+        let size = pieces.iter().map(Piece::len).sum();
+        Self { v: MESSAGE_VERSION, size, pieces }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(self)
+    }
+
+    /// Decodes and checks that the pieces add up to the stated size.
+    pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
+        let manifest: Self = cbor::decode(bytes, MAX_MANIFEST)?;
+        let sum = manifest.pieces.iter().map(Piece::len).sum();
+        if sum != manifest.size {
+            return Err(ManifestError::SizeMismatch { sum, size: manifest.size });
+        }
+        Ok(manifest)
+    }
+}
+
+impl Piece {
+    pub fn len(&self) -> u64 {
+        match self {
+            Piece::Inline(bytes) => bytes.len() as u64,
+            Piece::Part { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A message as a folder refers to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRef {
+    /// The manifest's capability (`epost:<id>#<key>`).
+    pub manifest: String,
+    pub size: u64,
+    /// When it arrived, ms since the UNIX epoch (IMAP INTERNALDATE).
+    pub internal_date: u64,
+}
+
+/// How a Flags operation changes flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FlagChange {
+    Add,
+    Remove,
+    Replace,
+}
+
+/// One change to a user's mail. UIDs are assigned by replay: each folder
+/// gives the next UID to every message inserted, copied or moved into it,
+/// in log order, so every node that replays the log agrees on them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MailOp {
+    /// A new folder; its UIDVALIDITY is given by the writer (a time).
+    Create {
+        folder: String,
+        uid_validity: u32,
+    },
+    Delete {
+        folder: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+        uid_validity: u32,
+    },
+    Subscribe {
+        folder: String,
+        subscribed: bool,
+    },
+    /// A message into a folder. `notification` is the id of the
+    /// notification that brought it, so a redelivery is recognised.
+    Insert {
+        folder: String,
+        message: MessageRef,
+        flags: Vec<String>,
+        #[serde(with = "serde_bytes")]
+        notification: Option<Vec<u8>>,
+    },
+    Flags {
+        folder: String,
+        uids: Vec<u32>,
+        change: FlagChange,
+        flags: Vec<String>,
+    },
+    Copy {
+        from: String,
+        uids: Vec<u32>,
+        to: String,
+    },
+    Move {
+        from: String,
+        uids: Vec<u32>,
+        to: String,
+    },
+    Expunge {
+        folder: String,
+        uids: Vec<u32>,
+    },
+}
+
+/// One entry of a user's mail log: the operations of one group commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MailEntry {
+    pub v: u8,
+    pub ops: Vec<MailOp>,
+}
+
+impl Versioned for MailEntry {
+    const VERSION: u8 = MAIL_ENTRY_VERSION;
+
+    fn version(&self) -> u8 {
+        self.v
+    }
+}
+
+impl MailEntry {
+    pub fn new(ops: Vec<MailOp>) -> Self {
+        Self { v: MAIL_ENTRY_VERSION, ops }
+    }
+
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(self)
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        cbor::decode(bytes, MAX_LOG_ENTRY)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifests_and_entries_round_trip_and_sizes_are_checked() {
+        let manifest = MessageManifest::new(vec![
+            Piece::Inline(b"Subject: x\r\n\r\n".to_vec()),
+            Piece::Part { capability: "epost:x#y".into(), len: 5000 },
+        ]);
+        assert_eq!(manifest.size, 14 + 5000);
+        assert_eq!(MessageManifest::decode(&manifest.encode()).unwrap(), manifest);
+        let mut lying = manifest.clone();
+        lying.size += 1;
+        assert!(matches!(
+            MessageManifest::decode(&lying.encode()),
+            Err(ManifestError::SizeMismatch { .. })
+        ));
+        let entry = MailEntry::new(vec![
+            MailOp::Create { folder: "INBOX".into(), uid_validity: 7 },
+            MailOp::Flags {
+                folder: "INBOX".into(),
+                uids: vec![1, 2],
+                change: FlagChange::Add,
+                flags: vec!["\\Seen".into()],
+            },
+        ]);
+        assert_eq!(MailEntry::decode(&entry.encode()).unwrap(), entry);
+    }
+}
