@@ -10,6 +10,7 @@ pub mod backend;
 pub mod context;
 mod imap;
 pub mod memory;
+pub mod node;
 mod pop3;
 pub mod server;
 pub mod smtp;

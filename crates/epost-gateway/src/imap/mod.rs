@@ -1,5 +1,23 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! SPECIAL-USE and STARTTLS. (Being written.)
+//! UNSELECT, SPECIAL-USE and STARTTLS.
+//!
+//! Commands are parsed and responses written with `imap-codec`; the
+//! [`session::Session`] is a state machine fed decoded commands, one file
+//! per command family, and [`conn`] is the thin tokio loop around it
+//! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
+//! message's bytes: BODY[] is exactly what the backend stored.
+
+mod auth;
+mod conn;
+mod fetch;
+mod frame;
+mod idle;
+mod mailbox;
+mod mime;
+mod search;
+mod session;
+mod store;
+mod utf7;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,5 +33,5 @@ pub(crate) async fn serve<B: MailBackend>(
     peer: SocketAddr,
     shared: Arc<Shared<B>>,
 ) {
-    let _ = (stream, peer, shared);
+    conn::run(stream, peer, shared).await
 }

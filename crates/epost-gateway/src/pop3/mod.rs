@@ -1,5 +1,17 @@
-//! POP3 (RFC 1939) with CAPA, UIDL, TOP and STLS: a small view of INBOX.
-//! (Being written.)
+//! POP3 (RFC 1939) with CAPA, UIDL, TOP, PIPELINING and response codes
+//! (RFC 2449), STLS (RFC 2595) and AUTH PLAIN (RFC 5034): a small view of
+//! INBOX for clients that only download.
+//!
+//! [`session`] is the protocol as a state machine fed with bytes, with the
+//! login in [`auth`] and the maildrop commands in [`maildrop`]; [`conn`]
+//! is the tokio loop. Messages are numbered from the INBOX snapshot taken
+//! at login; DELE only marks, and QUIT expunges what was marked. A
+//! password never crosses the wire in plaintext except from loopback.
+
+mod auth;
+mod conn;
+mod maildrop;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,5 +27,5 @@ pub(crate) async fn serve<B: MailBackend>(
     peer: SocketAddr,
     shared: Arc<Shared<B>>,
 ) {
-    let _ = (stream, peer, shared);
+    conn::serve(stream, peer, shared).await
 }

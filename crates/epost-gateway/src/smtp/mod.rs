@@ -1,4 +1,20 @@
-//! SMTP (RFC 5321) inbound and submission. (Being written.)
+//! SMTP (RFC 5321): inbound mail for our users (MX) and authenticated
+//! submission (RFC 6409), with STARTTLS, SIZE, 8BITMIME, PIPELINING,
+//! CHUNKING, SMTPUTF8 and AUTH PLAIN/LOGIN.
+//!
+//! [`session`] is the protocol as a state machine fed with bytes (commands
+//! parsed by `smtp-proto`); one file per command family beside it; [`conn`]
+//! is the thin tokio loop that reads, writes, upgrades to TLS and applies
+//! the timeouts. The server must never be an open relay: mail for foreign
+//! domains is accepted only from authenticated submitters, and only when
+//! the gateway is configured to relay for them.
+
+mod auth;
+mod conn;
+mod data;
+mod ehlo;
+mod envelope;
+mod session;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -7,6 +23,9 @@ use tokio::net::TcpStream;
 
 use crate::backend::MailBackend;
 use crate::context::Shared;
+
+/// SASL PLAIN decoding, shared with POP3's AUTH.
+pub(crate) use auth::{decode as decode_base64, split_plain};
 
 /// Which SMTP service a listener offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,5 +43,5 @@ pub(crate) async fn serve<B: MailBackend>(
     shared: Arc<Shared<B>>,
     mode: Mode,
 ) {
-    let _ = (stream, peer, shared, mode);
+    conn::serve(stream, peer, shared, mode).await
 }

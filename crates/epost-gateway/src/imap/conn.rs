@@ -1,0 +1,547 @@
+//! The tokio side of an IMAP connection: reads bytes into the [`Framer`],
+//! decodes commands with `imap-codec`, agrees to (or refuses) literals,
+//! runs the [`Session`] and writes its responses; upgrades to TLS on
+//! STARTTLS; idles; and says BYE on shutdown, on an idle client and after
+//! too many bad commands. Generic over the stream, so TLS and plain share
+//! it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::encode::Encoder;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::auth::AuthenticateData;
+use imap_codec::imap_types::core::{LiteralMode, Tag};
+use imap_codec::imap_types::response::{
+    Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status, StatusKind,
+};
+use imap_codec::{
+    AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast;
+use tokio::time::{Instant, timeout, timeout_at};
+use tracing::debug;
+
+use crate::backend::{Change, MailBackend};
+use crate::context::Shared;
+use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
+use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
+
+/// How long a TLS handshake may take at most.
+const HANDSHAKE: Duration = Duration::from_secs(60);
+/// Bytes read at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serves one connection: plaintext, then (after STARTTLS) TLS.
+pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared<B>>) {
+    let mut session = Session::new(shared.clone(), peer.ip(), false);
+    let mut plain = BufWriter::new(tcp);
+    let end = Conn::new(&mut plain, &shared).serve(&mut session, true).await;
+    if end != End::StartTls {
+        let _ = plain.shutdown().await;
+        return;
+    }
+    let Some(acceptor) = shared.tls.clone() else { return };
+    let limit = HANDSHAKE.min(shared.limits.idle_timeout);
+    let tls = match timeout(limit, acceptor.accept(plain.into_inner())).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(error)) => {
+            debug!(%peer, %error, "IMAP STARTTLS handshake failed");
+            return;
+        }
+        Err(_) => return,
+    };
+    session.tls = true;
+    let mut tls = BufWriter::new(tls);
+    Conn::new(&mut tls, &shared).serve(&mut session, false).await;
+    let _ = tls.shutdown().await;
+}
+
+/// Why a connection loop ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum End {
+    Closed,
+    StartTls,
+}
+
+/// What waiting for input produced.
+enum Input {
+    Bytes,
+    Closed,
+    TimedOut,
+    Stopped,
+}
+
+struct Conn<'a, S, B: MailBackend> {
+    stream: &'a mut S,
+    shared: &'a Shared<B>,
+    framer: Framer,
+    stopped: tokio::sync::watch::Receiver<bool>,
+    deadline: Instant,
+    errors: usize,
+}
+
+/// Writes responses straight to the connection (the session's sink).
+struct Writer<'w, S> {
+    stream: &'w mut S,
+    limit: Duration,
+}
+
+impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
+    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        let bytes = ResponseCodec::default().encode(&response).dump();
+        match timeout(self.limit, self.stream.write_all(&bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        }
+    }
+}
+
+impl<'a, S, B> Conn<'a, S, B>
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    B: MailBackend,
+{
+    fn new(stream: &'a mut S, shared: &'a Shared<B>) -> Self {
+        let limits = &shared.limits;
+        Self {
+            stream,
+            shared,
+            framer: Framer::new(
+                limits.max_line,
+                limits.max_message.saturating_add(limits.max_line),
+            ),
+            stopped: shared.stopped.clone(),
+            deadline: Instant::now() + limits.idle_timeout,
+            errors: 0,
+        }
+    }
+
+    fn writer(&mut self) -> Writer<'_, S> {
+        Writer { stream: self.stream, limit: self.shared.limits.idle_timeout }
+    }
+
+    async fn send(&mut self, response: Response<'static>) -> Result<(), End> {
+        self.writer().send(response).await.map_err(|_| End::Closed)
+    }
+
+    async fn flush(&mut self) -> Result<(), End> {
+        match timeout(self.shared.limits.idle_timeout, self.stream.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(End::Closed),
+        }
+    }
+
+    async fn bye(&mut self, message: &str) -> End {
+        let Ok(bye) = Status::bye(None, text(message));
+        let _ = self.send(Response::Status(bye)).await;
+        let _ = self.flush().await;
+        End::Closed
+    }
+
+    /// Sends a tagged or untagged BAD and counts it.
+    async fn reject(&mut self, tag: Option<Tag<'static>>, message: &str) -> Result<(), End> {
+        let response = match tag {
+            Some(tag) => Response::Status(bad(&tag, message)),
+            None => untagged(StatusKind::Bad, None, message),
+        };
+        self.send(response).await?;
+        self.flush().await?;
+        self.count_error().await
+    }
+
+    async fn count_error(&mut self) -> Result<(), End> {
+        self.errors += 1;
+        if self.errors >= self.shared.limits.max_errors {
+            return Err(self.bye("too many bad commands").await);
+        }
+        Ok(())
+    }
+
+    async fn read(&mut self) -> Input {
+        let mut chunk = [0u8; READ_CHUNK];
+        let stopped = self.stopped.clone();
+        let result = tokio::select! {
+            read = timeout_at(self.deadline, self.stream.read(&mut chunk)) => match read {
+                Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
+                Ok(Ok(n)) => {
+                    self.framer.push(&chunk[..n]);
+                    Input::Bytes
+                }
+                Err(_) => Input::TimedOut,
+            },
+            _ = wait_stopped(stopped) => Input::Stopped,
+        };
+        if let Input::Bytes = result {
+            self.deadline = Instant::now() + self.shared.limits.idle_timeout;
+        }
+        result
+    }
+
+    /// Waits for more input; `Err` ends the connection.
+    async fn more(&mut self) -> Result<(), End> {
+        self.flush().await?;
+        match self.read().await {
+            Input::Bytes => Ok(()),
+            Input::Closed => Err(End::Closed),
+            Input::TimedOut => Err(self.bye("idle for too long").await),
+            Input::Stopped => Err(self.bye("server shutting down").await),
+        }
+    }
+
+    async fn serve(mut self, session: &mut Session<B>, greet: bool) -> End {
+        if greet {
+            let greeting = Greeting {
+                kind: GreetingKind::Ok,
+                code: Some(Code::Capability(session.capabilities())),
+                text: text(&format!("{} IMAP4rev1 ready", self.shared.hostname)),
+            };
+            let bytes = GreetingCodec::default().encode(&greeting).dump();
+            if self.stream.write_all(&bytes).await.is_err() {
+                return End::Closed;
+            }
+        }
+        match self.commands(session).await {
+            Ok(never) => match never {},
+            Err(end) => end,
+        }
+    }
+
+    async fn commands(
+        &mut self,
+        session: &mut Session<B>,
+    ) -> Result<std::convert::Infallible, End> {
+        loop {
+            if *self.stopped.borrow() {
+                return Err(self.bye("server shutting down").await);
+            }
+            match self.framer.next() {
+                Frame::NeedMore => self.more().await?,
+                Frame::LineTooLong { tag } => self.reject(tag, "line too long").await?,
+                Frame::Literal { length, mode } => {
+                    let authenticated = session.user.is_some();
+                    self.literal(length, mode, authenticated).await?
+                }
+                Frame::Complete { poisoned } => {
+                    let decoded = match CommandCodec::default().decode_static(self.framer.message())
+                    {
+                        Ok((rest, command)) if rest.is_empty() && !poisoned => Some(command),
+                        _ => None,
+                    };
+                    let tag = lexical_tag(self.framer.message());
+                    self.framer.reset();
+                    match decoded {
+                        Some(command) => self.command(session, command).await?,
+                        None => self.reject(tag, "syntax error").await?,
+                    }
+                }
+            }
+        }
+    }
+
+    /// A line ended with `{n}` or `{n+}`: take the literal or refuse it.
+    /// Only a logged-in APPEND may send a message-sized literal.
+    async fn literal(
+        &mut self,
+        length: u32,
+        mode: LiteralMode,
+        authenticated: bool,
+    ) -> Result<(), End> {
+        let limits = &self.shared.limits;
+        let limit = if authenticated && lexical_command(self.framer.message()) == "APPEND" {
+            limits.max_message
+        } else {
+            limits.max_line
+        };
+        let fits = length as usize <= limit;
+        match CommandCodec::default().decode(self.framer.message()) {
+            Err(CommandDecodeError::LiteralFound { tag, .. }) => {
+                let tag = IntoStatic::into_static(tag);
+                if fits && self.framer.accept_literal(length).is_ok() {
+                    if mode == LiteralMode::Sync {
+                        let go = CommandContinuationRequest::basic(None, "ready for literal data")
+                            .map_err(|_| End::Closed)?;
+                        self.send(Response::CommandContinuationRequest(go)).await?;
+                        self.flush().await?;
+                    }
+                    return Ok(());
+                }
+                self.framer.reset();
+                if mode == LiteralMode::NonSync {
+                    // The bytes are already on their way (RFC 7888 section 4).
+                    return Err(self.bye("literal too large").await);
+                }
+                let message = format!("literal too large (at most {limit} bytes)");
+                self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
+                self.flush().await
+            }
+            _ => {
+                let tag = lexical_tag(self.framer.message());
+                if mode == LiteralMode::Sync {
+                    self.framer.reset();
+                    return self.reject(tag, "syntax error").await;
+                }
+                if !fits {
+                    self.framer.reset();
+                    return Err(self.bye("literal too large").await);
+                }
+                self.framer.discard_literal(length);
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs one decoded command to its end; `Err` ends this loop (closed,
+    /// or TLS starts).
+    async fn command(
+        &mut self,
+        session: &mut Session<B>,
+        command: imap_codec::imap_types::command::Command<'static>,
+    ) -> Result<(), End> {
+        let mut writer = self.writer();
+        let mut done = session.handle(command, &mut writer).await.map_err(|_| End::Closed)?;
+        loop {
+            done = match done {
+                Done::Status { status, delay } => {
+                    if !delay.is_zero() {
+                        self.flush().await?;
+                        tokio::time::sleep(delay).await;
+                    }
+                    let is_bad =
+                        matches!(&status, Status::Tagged(t) if t.body.kind == StatusKind::Bad);
+                    self.send(Response::Status(status)).await?;
+                    self.flush().await?;
+                    if is_bad {
+                        self.count_error().await?;
+                    }
+                    return Ok(());
+                }
+                Done::StartTls(status) => {
+                    self.send(Response::Status(status)).await?;
+                    self.flush().await?;
+                    return Err(End::StartTls);
+                }
+                Done::Close(status) => {
+                    self.send(Response::Status(status)).await?;
+                    self.flush().await?;
+                    return Err(End::Closed);
+                }
+                Done::AuthPlain(tag) => {
+                    let answer = self.sasl_response().await?;
+                    match answer {
+                        Ok(response) => session.auth_plain(tag, response).await,
+                        Err(message) => Done::now(bad(&tag, message)),
+                    }
+                }
+                Done::Idle(tag) => self.idle(session, tag).await?,
+            };
+        }
+    }
+
+    /// Reads one client line in full (outside the command grammar).
+    async fn line(&mut self) -> Result<Option<Vec<u8>>, End> {
+        loop {
+            match self.framer.next() {
+                Frame::NeedMore => self.more().await?,
+                Frame::Complete { .. } => {
+                    let line = self.framer.message().to_vec();
+                    self.framer.reset();
+                    return Ok(Some(line));
+                }
+                Frame::LineTooLong { .. } => return Ok(None),
+                Frame::Literal { .. } => {
+                    self.framer.reset();
+                    return Ok(None);
+                }
+            }
+        }
+    }
+
+    /// The client's answer to AUTHENTICATE's continuation: the decoded
+    /// response, `None` if it cancelled, or why it was unreadable.
+    async fn sasl_response(&mut self) -> Result<Result<Option<Vec<u8>>, &'static str>, End> {
+        self.send(Response::CommandContinuationRequest(CommandContinuationRequest::base64(
+            &b""[..],
+        )))
+        .await?;
+        let Some(line) = self.line().await? else { return Ok(Err("response too long")) };
+        Ok(match AuthenticateDataCodec::default().decode(&line) {
+            Ok(([], AuthenticateData::Continue(data))) => Ok(Some(data.declassify().to_vec())),
+            Ok(([], AuthenticateData::Cancel)) => Ok(None),
+            _ => Err("malformed SASL response"),
+        })
+    }
+
+    /// IDLE until DONE, telling the client of changes as they happen.
+    async fn idle(&mut self, session: &mut Session<B>, tag: Tag<'static>) -> Result<Done, End> {
+        let mut changes = session.changes();
+        let go = CommandContinuationRequest::basic(None, "idling").map_err(|_| End::Closed)?;
+        self.send(Response::CommandContinuationRequest(go)).await?;
+        let mut writer = self.writer();
+        session.refresh(true, &mut writer).await.map_err(|_| End::Closed)?;
+        self.flush().await?;
+        loop {
+            match self.framer.next() {
+                Frame::NeedMore => {}
+                Frame::Complete { .. } => {
+                    let done = matches!(
+                        IdleDoneCodec::default().decode(self.framer.message()),
+                        Ok((rest, _)) if rest.is_empty()
+                    );
+                    self.framer.reset();
+                    return Ok(if done {
+                        session.idle_done(&tag)
+                    } else {
+                        Done::now(bad(&tag, "expected DONE"))
+                    });
+                }
+                Frame::LineTooLong { .. } | Frame::Literal { .. } => {
+                    self.framer.reset();
+                    return Ok(Done::now(bad(&tag, "expected DONE")));
+                }
+            }
+            let stopped = self.stopped.clone();
+            let mut chunk = [0u8; READ_CHUNK];
+            let event = tokio::select! {
+                read = timeout_at(self.deadline, self.stream.read(&mut chunk)) => match read {
+                    Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
+                    Ok(Ok(n)) => {
+                        self.framer.push(&chunk[..n]);
+                        self.deadline = Instant::now() + self.shared.limits.idle_timeout;
+                        None
+                    }
+                    Err(_) => return Err(self.bye("idle for too long").await),
+                },
+                change = next_change(&mut changes) => Some(change),
+                _ = wait_stopped(stopped) => return Err(self.bye("server shutting down").await),
+            };
+            if let Some(change) = event
+                && session.concerns(change.as_ref())
+            {
+                let mut writer = self.writer();
+                session.refresh(true, &mut writer).await.map_err(|_| End::Closed)?;
+                self.flush().await?;
+            }
+        }
+    }
+}
+
+/// The next change (`None`: some were missed); pending forever without
+/// a receiver.
+async fn next_change(changes: &mut Option<broadcast::Receiver<Change>>) -> Option<Change> {
+    loop {
+        let Some(receiver) = changes.as_mut() else {
+            return std::future::pending().await;
+        };
+        match receiver.recv().await {
+            Ok(change) => return Some(change),
+            Err(broadcast::error::RecvError::Lagged(_)) => return None,
+            Err(broadcast::error::RecvError::Closed) => *changes = None,
+        }
+    }
+}
+
+/// Resolves once the gateway is stopping.
+async fn wait_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
+    if stopped.wait_for(|&s| s).await.is_err() {
+        // The gateway is gone without saying stop: treat it as stopping.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::context::{Limits, Throttle};
+    use crate::memory::MemoryBackend;
+    use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
+
+    struct Harness {
+        client: BufReader<DuplexStream>,
+        stop: tokio::sync::watch::Sender<bool>,
+        server: tokio::task::JoinHandle<End>,
+    }
+
+    fn start(limits: Limits) -> Harness {
+        let backend = MemoryBackend::new(&["example.test"]);
+        backend.add_user(&"alice@example.test".parse().unwrap(), "alice-pw");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            backend,
+            tls: None,
+            limits,
+            throttle: Throttle::default(),
+            hostname: "gw.example.test".into(),
+            relay_for_submitters: false,
+            stopped,
+        });
+        let (client, mut server) = tokio::io::duplex(64 * 1024);
+        let server = tokio::spawn(async move {
+            let mut session = Session::new(shared.clone(), "127.0.0.1".parse().unwrap(), false);
+            Conn::new(&mut server, &shared).serve(&mut session, true).await
+        });
+        Harness { client: BufReader::new(client), stop, server }
+    }
+
+    impl Harness {
+        async fn line(&mut self) -> String {
+            let mut line = Vec::new();
+            self.client.read_until(b'\n', &mut line).await.unwrap();
+            String::from_utf8_lossy(&line).into_owned()
+        }
+
+        async fn say(&mut self, bytes: &[u8]) {
+            self.client.get_mut().write_all(bytes).await.unwrap();
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_client_is_told_goodbye() {
+        let limits = Limits { idle_timeout: Duration::from_secs(60), ..Limits::default() };
+        let mut h = start(limits);
+        assert!(h.line().await.starts_with("* OK [CAPABILITY IMAP4REV1"));
+        h.say(b"a NOOP\r\nb LOGIN alice@example.test alice-pw\r\n").await;
+        assert!(h.line().await.starts_with("a OK"));
+        assert!(h.line().await.starts_with("b OK"));
+        h.say(b"c SELECT INBOX\r\nd IDLE\r\n").await;
+        loop {
+            if h.line().await.starts_with("+ idling") {
+                break;
+            }
+        }
+        // Time passes (paused clock): idling counts as idle too.
+        assert_eq!(h.line().await, "* BYE idle for too long\r\n");
+        assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    #[tokio::test]
+    async fn shutdown_says_bye_and_ends_the_session() {
+        let mut h = start(Limits::default());
+        h.line().await;
+        h.say(b"a NOOP\r\n").await;
+        assert!(h.line().await.starts_with("a OK"));
+        h.stop.send(true).unwrap();
+        assert_eq!(h.line().await, "* BYE server shutting down\r\n");
+        assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    #[tokio::test]
+    async fn auth_plain_continuation_and_literals_before_login() {
+        let mut h = start(Limits::default());
+        h.line().await;
+        // A message-sized literal is not accepted before login.
+        h.say(b"a APPEND INBOX {100000}\r\n").await;
+        assert!(h.line().await.starts_with("a NO [TOOBIG]"));
+        h.say(b"b AUTHENTICATE PLAIN\r\n").await;
+        assert_eq!(h.line().await, "+ \r\n");
+        h.say(b"AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZS1wdw==\r\n").await;
+        assert!(h.line().await.starts_with("b OK [CAPABILITY"));
+        h.say(b"c LOGOUT\r\n").await;
+        assert!(h.line().await.starts_with("* BYE"));
+        assert!(h.line().await.starts_with("c OK"));
+        assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+}

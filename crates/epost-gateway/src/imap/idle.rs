@@ -1,0 +1,175 @@
+//! Keeping the client's view of the selected folder current: NOOP, CHECK
+//! and IDLE (RFC 2177) compare a fresh snapshot with what the client was
+//! told and send EXPUNGE, FETCH (FLAGS) and EXISTS for the difference.
+//! Other commands may report new messages and flag changes but never
+//! expunges, which would renumber messages under the client's feet.
+
+use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
+use tokio::sync::broadcast;
+
+use crate::backend::{Account, Change, FolderSnapshot, MailBackend};
+use crate::imap::session::{
+    Done, Gone, Selected, Session, Sink, flags_response, nonzero, ok, untagged,
+};
+
+impl Selected {
+    /// Takes in a fresh snapshot; returns what to tell the client.
+    pub(crate) fn apply(
+        &mut self,
+        snapshot: FolderSnapshot,
+        expunge: bool,
+    ) -> Vec<Response<'static>> {
+        let mut responses = Vec::new();
+        if snapshot.uid_validity != self.uid_validity {
+            // The folder was replaced: its UIDs name other messages now.
+            if !expunge {
+                return responses;
+            }
+            for position in (0..self.messages.len()).rev() {
+                responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+            }
+            self.messages.clear();
+            self.uid_validity = snapshot.uid_validity;
+            let code = Code::UidValidity(nonzero(snapshot.uid_validity));
+            responses.push(untagged(StatusKind::Ok, Some(code), "UIDs changed"));
+        }
+        let current = |uid: u32| {
+            snapshot
+                .messages
+                .binary_search_by_key(&uid, |m| m.uid)
+                .ok()
+                .map(|at| &snapshot.messages[at])
+        };
+        if expunge {
+            for position in (0..self.messages.len()).rev() {
+                if current(self.messages[position].uid).is_none() {
+                    self.messages.remove(position);
+                    responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+                }
+            }
+        }
+        for (position, meta) in self.messages.iter_mut().enumerate() {
+            if let Some(now) = current(meta.uid)
+                && now.flags != meta.flags
+            {
+                meta.flags = now.flags.clone();
+                responses.push(flags_response(position + 1, meta));
+            }
+        }
+        let known = self.messages.last().map_or(0, |m| m.uid);
+        let before = self.messages.len();
+        self.messages.extend(snapshot.messages.iter().filter(|m| m.uid > known).cloned());
+        if self.messages.len() != before {
+            responses.push(Response::Data(Data::Exists(self.messages.len() as u32)));
+        }
+        self.uid_next = self.uid_next.max(snapshot.uid_next);
+        responses
+    }
+}
+
+impl<B: MailBackend> Session<B> {
+    /// Brings the client's view of the selected folder up to date.
+    pub(crate) async fn refresh<O: Sink>(
+        &mut self,
+        expunge: bool,
+        out: &mut O,
+    ) -> Result<(), Gone> {
+        let (Some(account), Some(selected)) = (self.account(), self.selected.as_mut()) else {
+            return Ok(());
+        };
+        // A folder that cannot be read now is simply not refreshed.
+        let Ok(snapshot) = account.snapshot(&selected.name).await else {
+            return Ok(());
+        };
+        for response in selected.apply(snapshot, expunge) {
+            out.send(response).await?;
+        }
+        Ok(())
+    }
+
+    /// NOOP and CHECK.
+    pub(crate) async fn noop<O: Sink>(
+        &mut self,
+        tag: Tag<'static>,
+        out: &mut O,
+    ) -> Result<Done, Gone> {
+        self.refresh(true, out).await?;
+        Ok(Done::now(ok(&tag, None, "NOOP completed")))
+    }
+
+    /// Subscribes to the account's changes (before IDLE's first refresh,
+    /// so nothing falls between the two).
+    pub(crate) fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+        self.account().map(|account| account.changes())
+    }
+
+    /// Whether a change (or `None`: changes were lost) concerns the view.
+    pub(crate) fn concerns(&self, change: Option<&Change>) -> bool {
+        match (change, &self.selected) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(change), Some(selected)) => change.folder == selected.name,
+        }
+    }
+
+    /// The end of IDLE (the client said DONE).
+    pub(crate) fn idle_done(&self, tag: &Tag<'static>) -> Done {
+        Done::now(ok(tag, None, "IDLE terminated"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::MessageMeta;
+    use crate::imap::session::tests::{logged_in, run};
+    use bytes::Bytes;
+
+    fn meta(uid: u32, flags: &[&str]) -> MessageMeta {
+        MessageMeta {
+            uid,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+            internal_date: 0,
+            size: 1,
+        }
+    }
+
+    #[test]
+    fn expunges_wait_until_allowed() {
+        let mut view = Selected {
+            name: "INBOX".into(),
+            read_only: false,
+            uid_validity: 1,
+            uid_next: 4,
+            messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
+        };
+        let snapshot = FolderSnapshot {
+            name: "INBOX".into(),
+            uid_validity: 1,
+            uid_next: 5,
+            messages: vec![meta(1, &["\\Seen"]), meta(3, &[]), meta(4, &[])],
+        };
+        let quiet = view.apply(snapshot.clone(), false);
+        assert_eq!(view.messages.len(), 4);
+        assert_eq!(quiet.len(), 2, "{quiet:?}"); // FETCH FLAGS, EXISTS
+        let told = view.apply(snapshot, true);
+        assert_eq!(told, vec![Response::Data(Data::Expunge(nonzero(2)))]);
+        assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 3, 4]);
+    }
+
+    #[tokio::test]
+    async fn noop_reports_new_mail() {
+        let (mut s, _) = logged_in().await;
+        run(&mut s, "a SELECT INBOX").await;
+        let account = s.account().unwrap();
+        account
+            .append("INBOX", Bytes::from_static(b"Subject: x\r\n\r\nhi\r\n"), vec![], None)
+            .await
+            .unwrap();
+        let reply = run(&mut s, "b NOOP").await;
+        assert!(reply.starts_with("* 1 EXISTS\r\nb OK"), "{reply}");
+        assert!(s.concerns(Some(&Change { folder: "INBOX".into() })));
+        assert!(!s.concerns(Some(&Change { folder: "Sent".into() })));
+    }
+}

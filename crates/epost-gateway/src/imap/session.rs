@@ -1,0 +1,456 @@
+//! The IMAP session as a state machine: decoded commands in, imap-types
+//! responses out (untagged ones through a [`Sink`] as they are made, so a
+//! large FETCH streams; the tagged completion as a [`Done`]). No sockets
+//! and no bytes here; the command families live in their own files.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use epost_types::address::Address;
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::{Command, CommandBody};
+use imap_codec::imap_types::core::{Tag, Text};
+use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::mailbox::Mailbox;
+use imap_codec::imap_types::response::{
+    Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
+};
+use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
+
+use crate::backend::{MailBackend, MailError, MessageMeta};
+use crate::context::Shared;
+use crate::imap::utf7;
+
+/// Where untagged responses go while a command runs.
+pub(crate) trait Sink: Send {
+    fn send(
+        &mut self,
+        response: Response<'static>,
+    ) -> impl Future<Output = Result<(), Gone>> + Send;
+}
+
+impl Sink for Vec<Response<'static>> {
+    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        self.push(response);
+        Ok(())
+    }
+}
+
+/// The client went away while a command was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the client connection is gone")]
+pub(crate) struct Gone;
+
+/// How a command ends.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// Send the tagged status (after `delay`: failed logins are slowed
+    /// down), then read the next command.
+    Status { status: Status<'static>, delay: Duration },
+    /// Send the status, then start TLS on the connection.
+    StartTls(Status<'static>),
+    /// Send the status, then close (LOGOUT).
+    Close(Status<'static>),
+    /// Send a continuation request, then idle until DONE.
+    Idle(Tag<'static>),
+    /// Send an empty continuation request and read a SASL PLAIN response.
+    AuthPlain(Tag<'static>),
+}
+
+impl Done {
+    pub(crate) fn now(status: Status<'static>) -> Self {
+        Done::Status { status, delay: Duration::ZERO }
+    }
+}
+
+/// The selected folder as this session has shown it to the client.
+#[derive(Debug, Clone)]
+pub(crate) struct Selected {
+    pub(crate) name: String,
+    pub(crate) read_only: bool,
+    pub(crate) uid_validity: u32,
+    pub(crate) uid_next: u32,
+    /// In sequence order (ascending UIDs). Messages expunged elsewhere stay
+    /// until the client may be told (RFC 3501 section 7.4.1).
+    pub(crate) messages: Vec<MessageMeta>,
+}
+
+/// One client's session.
+pub(crate) struct Session<B: MailBackend> {
+    pub(crate) shared: Arc<Shared<B>>,
+    pub(crate) peer: IpAddr,
+    pub(crate) tls: bool,
+    pub(crate) user: Option<(Address, B::Account)>,
+    pub(crate) selected: Option<Selected>,
+}
+
+impl<B: MailBackend> Session<B> {
+    pub(crate) fn new(shared: Arc<Shared<B>>, peer: IpAddr, tls: bool) -> Self {
+        Self { shared, peer, tls, user: None, selected: None }
+    }
+
+    /// Answers one command.
+    pub(crate) async fn handle<O: Sink>(
+        &mut self,
+        command: Command<'static>,
+        out: &mut O,
+    ) -> Result<Done, Gone> {
+        let tag = command.tag;
+        let body = command.body;
+        // Commands valid in any state.
+        match body {
+            CommandBody::Capability => return self.capability(tag, out).await,
+            CommandBody::Noop => return self.noop(tag, out).await,
+            CommandBody::Logout => return self.logout(tag, out).await,
+            CommandBody::Id { .. } => return self.id(tag, out).await,
+            _ => {}
+        }
+        if self.user.is_none() {
+            return Ok(match body {
+                CommandBody::StartTLS => self.starttls(tag),
+                CommandBody::Login { username, password } => {
+                    let password = password.declassify().as_ref().to_vec();
+                    self.login(tag, username.as_ref(), &password).await
+                }
+                CommandBody::Authenticate { mechanism, initial_response } => {
+                    let initial = initial_response.map(|r| r.declassify().to_vec());
+                    self.authenticate(tag, mechanism, initial).await
+                }
+                _ => Done::now(bad(&tag, "log in first")),
+            });
+        }
+        match body {
+            CommandBody::StartTLS
+            | CommandBody::Login { .. }
+            | CommandBody::Authenticate { .. } => Ok(Done::now(bad(&tag, "already logged in"))),
+            CommandBody::Namespace => self.namespace(tag, out).await,
+            CommandBody::Select { mailbox, .. } => self.select(tag, &mailbox, false, out).await,
+            CommandBody::Examine { mailbox, .. } => self.select(tag, &mailbox, true, out).await,
+            CommandBody::Create { mailbox } => Ok(self.create(tag, &mailbox).await),
+            CommandBody::Delete { mailbox } => Ok(self.delete(tag, &mailbox).await),
+            CommandBody::Rename { from, to } => Ok(self.rename(tag, &from, &to).await),
+            CommandBody::Subscribe { mailbox } => Ok(self.subscribe(tag, &mailbox, true).await),
+            CommandBody::Unsubscribe { mailbox } => Ok(self.subscribe(tag, &mailbox, false).await),
+            CommandBody::List { reference, mailbox_wildcard } => {
+                self.list(tag, &reference, &mailbox_wildcard, false, out).await
+            }
+            CommandBody::Lsub { reference, mailbox_wildcard } => {
+                self.list(tag, &reference, &mailbox_wildcard, true, out).await
+            }
+            CommandBody::Status { mailbox, item_names } => {
+                self.status(tag, &mailbox, &item_names, out).await
+            }
+            CommandBody::Append { mailbox, flags, date, message } => {
+                self.append(tag, &mailbox, flags, date, message, out).await
+            }
+            CommandBody::Idle => Ok(match self.selected {
+                Some(_) => Done::Idle(tag),
+                None => Done::now(bad(&tag, "select a mailbox first")),
+            }),
+            body if self.selected.is_none() => {
+                Ok(Done::now(bad(&tag, &format!("{} needs a selected mailbox", body.name()))))
+            }
+            CommandBody::Check => self.noop(tag, out).await,
+            CommandBody::Close => self.close(tag).await,
+            CommandBody::Unselect => {
+                self.selected = None;
+                Ok(Done::now(ok(&tag, None, "UNSELECT completed")))
+            }
+            CommandBody::Expunge => self.expunge(tag, None, out).await,
+            CommandBody::ExpungeUid { sequence_set } => {
+                self.expunge(tag, Some(sequence_set), out).await
+            }
+            CommandBody::Search { charset, criteria, uid } => {
+                self.search(tag, charset, criteria, uid, out).await
+            }
+            CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
+                self.fetch(tag, &sequence_set, macro_or_item_names, uid, out).await
+            }
+            CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
+                self.store(tag, &sequence_set, kind, response, flags, uid, out).await
+            }
+            CommandBody::Copy { sequence_set, mailbox, uid } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, false, out).await
+            }
+            CommandBody::Move { sequence_set, mailbox, uid } => {
+                self.copy(tag, &sequence_set, &mailbox, uid, true, out).await
+            }
+            other => Ok(Done::now(bad(&tag, &format!("{} is not supported", other.name())))),
+        }
+    }
+
+    /// The logged-in account (a clone: accounts are cheap handles).
+    pub(crate) fn account(&self) -> Option<B::Account> {
+        self.user.as_ref().map(|(_, account)| account.clone())
+    }
+}
+
+// ---- Building responses --------------------------------------------------
+
+/// Text safe for a status line: ASCII without CR, LF or NUL, never empty.
+pub(crate) fn text(message: &str) -> Text<'static> {
+    let clean: String = message
+        .chars()
+        .map(|c| if c.is_ascii() && !c.is_ascii_control() { c } else { '?' })
+        .collect();
+    let clean = if clean.starts_with('[') { format!(" {clean}") } else { clean };
+    Text::try_from(clean).unwrap_or_else(|_| Text::unvalidated("-"))
+}
+
+pub(crate) fn status(
+    tag: &Tag<'static>,
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    message: &str,
+) -> Status<'static> {
+    Status::Tagged(Tagged {
+        tag: tag.clone(),
+        body: StatusBody { kind, code, text: text(message) },
+    })
+}
+
+pub(crate) fn ok(
+    tag: &Tag<'static>,
+    code: Option<Code<'static>>,
+    message: &str,
+) -> Status<'static> {
+    status(tag, StatusKind::Ok, code, message)
+}
+
+pub(crate) fn no(
+    tag: &Tag<'static>,
+    code: Option<Code<'static>>,
+    message: &str,
+) -> Status<'static> {
+    status(tag, StatusKind::No, code, message)
+}
+
+pub(crate) fn bad(tag: &Tag<'static>, message: &str) -> Status<'static> {
+    status(tag, StatusKind::Bad, None, message)
+}
+
+/// An untagged status response.
+pub(crate) fn untagged(
+    kind: StatusKind,
+    code: Option<Code<'static>>,
+    message: &str,
+) -> Response<'static> {
+    Response::Status(Status::Untagged(StatusBody { kind, code, text: text(message) }))
+}
+
+/// A response code imap-types has no variant for (RFC 5530 and friends).
+pub(crate) fn code(name: &'static str) -> Code<'static> {
+    Code::Other(CodeOther::unvalidated(name.as_bytes()))
+}
+
+/// A backend failure as a tagged NO with the matching RFC 5530 code.
+pub(crate) fn mail_error(tag: &Tag<'static>, error: &MailError) -> Status<'static> {
+    let code = match error {
+        MailError::NoFolder(_) => Some(code("NONEXISTENT")),
+        MailError::FolderExists(_) => Some(code("ALREADYEXISTS")),
+        MailError::NotAllowed(_) => Some(code("CANNOT")),
+        MailError::TooLarge { .. } => Some(Code::TooBig),
+        MailError::NoMessage(_) => Some(code("NONEXISTENT")),
+        MailError::Temporary(_) => Some(code("UNAVAILABLE")),
+    };
+    no(tag, code, &error.to_string())
+}
+
+pub(crate) fn nonzero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+/// Our flag strings as IMAP flags; ones IMAP cannot carry are left out.
+pub(crate) fn fetch_flags(flags: &[String]) -> Vec<FlagFetch<'static>> {
+    flags
+        .iter()
+        .filter_map(|f| Flag::try_from(f.as_str()).ok().map(|f| FlagFetch::Flag(f.into_static())))
+        .collect()
+}
+
+/// An IMAP flag as the backend stores it (`\Seen`, `$Forwarded`).
+pub(crate) fn flag_string(flag: &Flag<'_>) -> String {
+    flag.to_string()
+}
+
+pub(crate) fn has_flag(flags: &[String], flag: &str) -> bool {
+    flags.iter().any(|f| f.eq_ignore_ascii_case(flag))
+}
+
+/// A FETCH response with just the flags (and the UID, which clients want).
+pub(crate) fn flags_response(seq: usize, meta: &MessageMeta) -> Response<'static> {
+    use imap_codec::imap_types::core::Vec1;
+    use imap_codec::imap_types::fetch::MessageDataItem;
+    let items = vec![
+        MessageDataItem::Flags(fetch_flags(&meta.flags)),
+        MessageDataItem::Uid(nonzero(meta.uid)),
+    ];
+    Response::Data(Data::Fetch {
+        seq: nonzero(seq as u32),
+        items: Vec1::try_from(items)
+            .unwrap_or_else(|_| Vec1::from(MessageDataItem::Uid(nonzero(meta.uid)))),
+    })
+}
+
+// ---- Names -----------------------------------------------------------------
+
+/// The backend's name for a mailbox the client named (modified UTF-7 in,
+/// UTF-8 out; INBOX in any case is INBOX).
+pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<String> {
+    match mailbox {
+        Mailbox::Inbox => Some("INBOX".to_owned()),
+        Mailbox::Other(other) => {
+            let raw = std::str::from_utf8(other.as_ref()).ok()?;
+            let name = utf7::decode(raw)?;
+            if name.is_empty() || name.contains(['\r', '\n', '\0']) {
+                return None;
+            }
+            Some(name)
+        }
+    }
+}
+
+/// A backend folder name as the client sees it.
+pub(crate) fn mailbox(name: &str) -> Option<Mailbox<'static>> {
+    Mailbox::try_from(utf7::encode(name)).ok()
+}
+
+// ---- Sequence sets -----------------------------------------------------------
+
+/// The positions (0-based, ascending, without duplicates) in `messages`
+/// that a sequence set names, by sequence number or by UID.
+pub(crate) fn resolve(set: &SequenceSet, uid: bool, messages: &[MessageMeta]) -> Vec<usize> {
+    let count = messages.len() as u32;
+    let largest = if uid { messages.last().map_or(0, |m| m.uid) } else { count };
+    let value = |v: &SeqOrUid| match v {
+        SeqOrUid::Value(n) => n.get(),
+        SeqOrUid::Asterisk => largest,
+    };
+    let mut ranges: Vec<(usize, usize)> = Vec::new();
+    for sequence in set.0.as_ref() {
+        let (a, b) = match sequence {
+            Sequence::Single(v) => (value(v), value(v)),
+            Sequence::Range(a, b) => (value(a), value(b)),
+        };
+        let (lo, hi) = (a.min(b), a.max(b));
+        let span = if uid {
+            let start = messages.partition_point(|m| m.uid < lo);
+            let end = messages.partition_point(|m| m.uid <= hi);
+            (start, end)
+        } else {
+            let lo = lo.max(1) as usize;
+            let hi = (hi.min(count)) as usize;
+            (lo - 1, hi.max(lo - 1))
+        };
+        if span.0 < span.1 {
+            ranges.push(span);
+        }
+    }
+    ranges.sort_unstable();
+    let mut positions = Vec::new();
+    let mut next = 0;
+    for (start, end) in ranges {
+        for position in start.max(next)..end {
+            positions.push(position);
+        }
+        next = next.max(end);
+    }
+    positions
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::context::{Limits, Throttle};
+    use crate::memory::MemoryBackend;
+    use imap_codec::CommandCodec;
+    use imap_codec::ResponseCodec;
+    use imap_codec::decode::Decoder;
+    use imap_codec::encode::Encoder;
+
+    /// A session for alice on loopback, over the in-memory backend.
+    pub(crate) fn session() -> (Session<MemoryBackend>, MemoryBackend) {
+        let backend = MemoryBackend::new(&["example.test"]);
+        backend.add_user(&"alice@example.test".parse().unwrap(), "alice-pw");
+        backend.add_user(&"bob@example.test".parse().unwrap(), "bob-pw");
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            backend: backend.clone(),
+            tls: None,
+            limits: Limits::default(),
+            throttle: Throttle::default(),
+            hostname: "gw.example.test".into(),
+            relay_for_submitters: false,
+            stopped,
+        });
+        (Session::new(shared, "127.0.0.1".parse().unwrap(), false), backend)
+    }
+
+    /// Runs one command line; returns everything the client would see.
+    pub(crate) async fn run(session: &mut Session<MemoryBackend>, line: &str) -> String {
+        let input = format!("{line}\r\n");
+        let (_, command) = CommandCodec::default()
+            .decode_static(input.as_bytes())
+            .unwrap_or_else(|e| panic!("{line:?} does not parse: {e:?}"));
+        let mut out = Vec::new();
+        let done = session.handle(command, &mut out).await.unwrap();
+        let mut text = String::new();
+        for response in out {
+            text.push_str(&String::from_utf8_lossy(
+                &ResponseCodec::default().encode(&response).dump(),
+            ));
+        }
+        let status = match done {
+            Done::Status { status, .. } | Done::StartTls(status) | Done::Close(status) => status,
+            Done::Idle(tag) => ok(&tag, None, "(idle)"),
+            Done::AuthPlain(tag) => ok(&tag, None, "(auth continues)"),
+        };
+        let response = Response::Status(status);
+        text.push_str(&String::from_utf8_lossy(&ResponseCodec::default().encode(&response).dump()));
+        text
+    }
+
+    pub(crate) async fn logged_in() -> (Session<MemoryBackend>, MemoryBackend) {
+        let (mut session, backend) = session();
+        let reply = run(&mut session, "a LOGIN alice@example.test alice-pw").await;
+        assert!(reply.starts_with("a OK"), "{reply}");
+        (session, backend)
+    }
+
+    fn meta(uid: u32) -> MessageMeta {
+        MessageMeta { uid, flags: vec![], internal_date: 0, size: 1 }
+    }
+
+    #[test]
+    fn sequence_sets_resolve_by_number_and_by_uid() {
+        let messages: Vec<_> = [3, 5, 9, 10].into_iter().map(meta).collect();
+        let set = |s: &str| SequenceSet::try_from(s).unwrap();
+        assert_eq!(resolve(&set("1:*"), false, &messages), vec![0, 1, 2, 3]);
+        assert_eq!(resolve(&set("2,4,2:3"), false, &messages), vec![1, 2, 3]);
+        assert_eq!(resolve(&set("9"), false, &messages), Vec::<usize>::new());
+        assert_eq!(resolve(&set("4:9"), true, &messages), vec![1, 2]);
+        assert_eq!(resolve(&set("*"), true, &messages), vec![3]);
+        assert_eq!(resolve(&set("20:*"), true, &messages), vec![3]);
+        assert_eq!(resolve(&set("1:*"), true, &[]), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn status_text_is_always_valid() {
+        assert_eq!(text("").as_ref(), "-");
+        assert_eq!(text("caf\u{e9}\r\n").as_ref(), "caf???");
+        assert_eq!(text("[x]").as_ref(), " [x]");
+    }
+
+    #[tokio::test]
+    async fn commands_need_the_right_state() {
+        let (mut session, _) = session();
+        assert!(run(&mut session, "a SELECT INBOX").await.starts_with("a BAD"));
+        let (mut session, _) = logged_in().await;
+        assert!(run(&mut session, "b FETCH 1 FLAGS").await.starts_with("b BAD"));
+        assert!(run(&mut session, "c LOGIN x y").await.starts_with("c BAD"));
+        assert!(run(&mut session, "d NOOP").await.starts_with("d OK"));
+    }
+}

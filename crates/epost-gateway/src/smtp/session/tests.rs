@@ -1,0 +1,391 @@
+//! The SMTP session fed byte strings, against the in-memory backend.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use epost_types::address::Address;
+
+use super::{Session, Step};
+use crate::backend::{Account, MailBackend};
+use crate::context::{Limits, Shared, Throttle};
+use crate::memory::MemoryBackend;
+use crate::smtp::Mode;
+use crate::tls::{TlsSource, acceptor};
+
+fn addr(text: &str) -> Address {
+    text.parse().unwrap()
+}
+
+const LOOPBACK: &str = "127.0.0.1";
+const REMOTE: &str = "192.0.2.10";
+
+struct Harness {
+    session: Session<MemoryBackend>,
+    backend: MemoryBackend,
+    _dir: tempfile::TempDir,
+}
+
+struct Setup {
+    limits: Limits,
+    relay: bool,
+    throttle: Throttle,
+}
+
+impl Harness {
+    fn new(mode: Mode, peer: &str) -> Self {
+        Self::with(mode, peer, |_| {})
+    }
+
+    fn with(mode: Mode, peer: &str, adjust: impl FnOnce(&mut Setup)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let tls = acceptor(&TlsSource::SelfSigned {
+            dir: dir.path().into(),
+            names: vec!["localhost".into()],
+        })
+        .unwrap();
+        let backend = MemoryBackend::new(&["example.test"]);
+        backend.add_user(&addr("alice@example.test"), "alice-pw");
+        backend.add_user(&addr("bob@example.test"), "bob-pw");
+        let mut setup =
+            Setup { limits: Limits::default(), relay: false, throttle: Throttle::default() };
+        adjust(&mut setup);
+        let (_stop, stopped) = tokio::sync::watch::channel(false);
+        let shared = Arc::new(Shared {
+            backend: backend.clone(),
+            tls: Some(tls),
+            limits: setup.limits,
+            throttle: setup.throttle,
+            hostname: "mx.example.test".into(),
+            relay_for_submitters: setup.relay,
+            stopped,
+        });
+        let peer: IpAddr = peer.parse().unwrap();
+        let mut session = Session::new(shared, mode, peer);
+        let greeting = String::from_utf8(session.take_output()).unwrap();
+        assert!(greeting.starts_with("220 mx.example.test "), "{greeting}");
+        Self { session, backend, _dir: dir }
+    }
+
+    async fn send(&mut self, bytes: impl AsRef<[u8]>) -> (String, Step) {
+        let step = self.session.feed(bytes.as_ref()).await;
+        (String::from_utf8_lossy(&self.session.take_output()).into_owned(), step)
+    }
+
+    /// Sends and returns the reply codes, one per reply (the last line of
+    /// a multi-line reply).
+    async fn codes(&mut self, bytes: impl AsRef<[u8]>) -> Vec<u16> {
+        let (out, _) = self.send(bytes).await;
+        reply_codes(&out)
+    }
+
+    async fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
+        let account = self.backend.account(&addr(user)).await.unwrap();
+        let snapshot = account.snapshot("INBOX").await.unwrap();
+        let mut all = Vec::new();
+        for meta in snapshot.messages {
+            all.push(account.fetch("INBOX", meta.uid).await.unwrap().to_vec());
+        }
+        all
+    }
+
+    async fn login_plain(&mut self, user: &str, password: &str) -> String {
+        let token = data_encoding::BASE64.encode(format!("\0{user}\0{password}").as_bytes());
+        self.send(format!("AUTH PLAIN {token}\r\n")).await.0
+    }
+}
+
+fn reply_codes(out: &str) -> Vec<u16> {
+    out.split("\r\n")
+        .filter(|line| line.len() >= 4 && line.as_bytes()[3] == b' ')
+        .filter_map(|line| line[..3].parse().ok())
+        .collect()
+}
+
+/// Splits a stored message into our Received header and the rest.
+fn split_received(raw: &[u8]) -> (String, &[u8]) {
+    let text = String::from_utf8_lossy(raw);
+    assert!(text.starts_with("Received: from "), "{text}");
+    // The header ends at the first CRLF not followed by a tab.
+    let mut end = 0;
+    while let Some(pos) = raw[end..].windows(2).position(|w| w == b"\r\n") {
+        end += pos + 2;
+        if raw.get(end) != Some(&b'\t') {
+            break;
+        }
+    }
+    (String::from_utf8_lossy(&raw[..end]).into_owned(), &raw[end..])
+}
+
+#[tokio::test]
+async fn mx_delivers_to_a_local_user_with_a_trace_header() {
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("250-STARTTLS\r\n"), "{ehlo}");
+    assert!(ehlo.contains("PIPELINING"), "{ehlo}");
+    assert!(!ehlo.contains("AUTH"), "no AUTH on MX: {ehlo}");
+    assert_eq!(h.codes("MAIL FROM:<someone@elsewhere.test>\r\n").await, [250]);
+    assert_eq!(h.codes("RCPT TO:<bob@example.test>\r\n").await, [250]);
+    assert_eq!(h.codes("DATA\r\n").await, [354]);
+    let message = b"Subject: hi\r\n\r\n..dot\r\nline\0nul\nbare\r\n";
+    let mut stuffed = message.to_vec();
+    stuffed.extend_from_slice(b".\r\n");
+    let (reply, step) = h.send(&stuffed).await;
+    assert!(reply.starts_with("250 2.0.0"), "{reply}");
+    assert_eq!(step, Step::Continue);
+    let inbox = h.inbox("bob@example.test").await;
+    assert_eq!(inbox.len(), 1);
+    let (received, rest) = split_received(&inbox[0]);
+    assert!(received.contains("from client.test ([192.0.2.10])"), "{received}");
+    assert!(received.contains("by mx.example.test with ESMTP;"), "{received}");
+    assert_eq!(rest, b"Subject: hi\r\n\r\n.dot\r\nline\0nul\nbare\r\n");
+}
+
+#[tokio::test]
+async fn mx_refuses_unknown_users_and_relaying() {
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    h.send("EHLO client.test\r\n").await;
+    h.send("MAIL FROM:<x@elsewhere.test>\r\n").await;
+    let (unknown, _) = h.send("RCPT TO:<nobody@example.test>\r\n").await;
+    assert!(unknown.starts_with("550 5.1.1 "), "{unknown}");
+    let (relay, _) = h.send("RCPT TO:<someone@foreign.test>\r\n").await;
+    assert!(relay.starts_with("550 5.7.1 "), "{relay}");
+    let (data, _) = h.send("DATA\r\n").await;
+    assert!(data.starts_with("554 5.5.1 "), "{data}");
+    // AUTH is not for the MX port, even from loopback.
+    let (auth, _) = h.send("AUTH PLAIN AGFsaWNlAGFsaWNlLXB3\r\n").await;
+    assert!(auth.starts_with("503 "), "{auth}");
+    assert!(h.backend.relayed().is_empty());
+}
+
+#[tokio::test]
+async fn submission_needs_auth_and_tls_away_from_loopback() {
+    let mut h = Harness::new(Mode::Submission, REMOTE);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(!ehlo.contains("AUTH"), "no AUTH in plaintext: {ehlo}");
+    let (mail, _) = h.send("MAIL FROM:<alice@example.test>\r\n").await;
+    assert!(mail.starts_with("530 5.7.0 "), "{mail}");
+    let auth = h.login_plain("alice@example.test", "alice-pw").await;
+    assert!(auth.starts_with("530 5.7.0 Must issue STARTTLS first"), "{auth}");
+    // STARTTLS: anything pipelined behind it is dropped, then all resets.
+    let (reply, step) = h.send("STARTTLS\r\nMAIL FROM:<alice@example.test>\r\n").await;
+    assert_eq!((reply.as_str(), step), ("220 2.0.0 Ready to start TLS\r\n", Step::StartTls));
+    h.session.tls_started();
+    let (mail, _) = h.send("MAIL FROM:<alice@example.test>\r\n").await;
+    assert!(mail.starts_with("503 5.5.1 Send HELO"), "state reset after TLS: {mail}");
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("AUTH PLAIN LOGIN"), "{ehlo}");
+    assert!(!ehlo.contains("STARTTLS"), "{ehlo}");
+    let auth = h.login_plain("alice@example.test", "alice-pw").await;
+    assert!(auth.starts_with("235 2.7.0 "), "{auth}");
+    assert_eq!(
+        h.codes("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n").await,
+        [250, 250, 354]
+    );
+    assert_eq!(h.codes("Subject: x\r\n\r\nhello\r\n.\r\n").await, [250]);
+    let inbox = h.inbox("bob@example.test").await;
+    let (received, rest) = split_received(&inbox[0]);
+    assert!(received.contains("with ESMTPSA;"), "{received}");
+    assert_eq!(rest, b"Subject: x\r\n\r\nhello\r\n");
+}
+
+#[tokio::test]
+async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
+    let mut h = Harness::new(Mode::Submission, LOOPBACK);
+    h.send("EHLO client.test\r\n").await;
+    assert!(h.login_plain("alice@example.test", "alice-pw").await.starts_with("235"));
+    let (mail, _) = h.send("MAIL FROM:<bob@example.test>\r\n").await;
+    assert!(mail.starts_with("553 5.7.1 "), "{mail}");
+    assert_eq!(h.codes("MAIL FROM:<alice@EXAMPLE.test>\r\n").await, [250]);
+    let (relay, _) = h.send("RCPT TO:<friend@foreign.test>\r\n").await;
+    assert!(relay.starts_with("550 5.7.1 "), "{relay}");
+    assert_eq!(h.codes("RSET\r\nMAIL FROM:<>\r\n").await, [250, 250]);
+
+    let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| s.relay = true);
+    h.send("EHLO client.test\r\n").await;
+    h.login_plain("alice@example.test", "alice-pw").await;
+    let codes = h
+        .codes("MAIL FROM:<alice@example.test>\r\nRCPT TO:<friend@foreign.test>\r\nDATA\r\n")
+        .await;
+    assert_eq!(codes, [250, 250, 354]);
+    assert_eq!(h.codes("hi\r\n.\r\n").await, [250]);
+    let relayed = h.backend.relayed();
+    assert_eq!(relayed.len(), 1);
+    assert_eq!(relayed[0].0.to, [addr("friend@foreign.test")]);
+    assert_eq!(relayed[0].0.submitter, Some(addr("alice@example.test")));
+}
+
+#[tokio::test]
+async fn auth_login_and_the_throttle() {
+    let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| {
+        s.throttle = Throttle::new(std::time::Duration::from_secs(60), 5, 2);
+    });
+    h.send("EHLO client.test\r\n").await;
+    let b64 = |s: &str| data_encoding::BASE64.encode(s.as_bytes());
+    let (challenge, _) = h.send("AUTH LOGIN\r\n").await;
+    assert_eq!(challenge, "334 VXNlcm5hbWU6\r\n");
+    let (challenge, _) = h.send(format!("{}\r\n", b64("alice@example.test"))).await;
+    assert_eq!(challenge, "334 UGFzc3dvcmQ6\r\n");
+    let (reply, _) = h.send(format!("{}\r\n", b64("wrong"))).await;
+    assert!(reply.starts_with("535 5.7.8 "), "{reply}");
+    let (reply, _) = h.send("AUTH PLAIN\r\n*\r\n").await;
+    assert_eq!(reply_codes(&reply), [334, 501]);
+    assert!(h.login_plain("alice@example.test", "bad").await.starts_with("535"));
+    // Locked now: even the right password is refused without a check.
+    let locked = h.login_plain("alice@example.test", "alice-pw").await;
+    assert!(locked.starts_with("454 4.7.0 "), "{locked}");
+    // Another user is not locked out on loopback.
+    let (reply, _) =
+        h.send(format!("AUTH LOGIN {}\r\n{}\r\n", b64("bob@example.test"), b64("bob-pw"))).await;
+    assert_eq!(reply_codes(&reply), [334, 235]);
+}
+
+#[tokio::test]
+async fn sizes_are_enforced_at_mail_and_during_data() {
+    let mut h = Harness::with(Mode::Inbound, REMOTE, |s| s.limits.max_message = 100);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("SIZE 100\r\n"), "{ehlo}");
+    let (mail, _) = h.send("MAIL FROM:<x@elsewhere.test> SIZE=101\r\n").await;
+    assert!(mail.starts_with("552 5.3.4 "), "{mail}");
+    let codes = h
+        .codes("MAIL FROM:<x@elsewhere.test> SIZE=50\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n")
+        .await;
+    assert_eq!(codes, [250, 250, 354]);
+    let big = vec![b'x'; 300];
+    assert_eq!(h.codes(&big).await, Vec::<u16>::new());
+    assert_eq!(h.codes("\r\n.\r\nNOOP\r\n").await, [552, 250]);
+    assert!(h.inbox("bob@example.test").await.is_empty());
+}
+
+#[tokio::test]
+async fn long_lines_garbage_and_too_many_errors() {
+    let mut h = Harness::with(Mode::Inbound, REMOTE, |s| {
+        s.limits.max_line = 64;
+        s.limits.max_errors = 5;
+    });
+    let (reply, _) = h.send(vec![b'A'; 100]).await;
+    assert!(reply.starts_with("500 5.5.2 Line too long"), "{reply}");
+    // The rest of that line is dropped; the next one is a command.
+    assert_eq!(h.codes("AAAA\r\nNOOP\r\n").await, [250]);
+    for garbage in [&b"\x00\xff\xfe\r\n"[..], b"MAIL FROM:<<>>\r\n", b"RCPT\r\n"] {
+        let (reply, step) = h.send(garbage).await;
+        assert!(reply.starts_with('5'), "{reply}");
+        assert_eq!(step, Step::Continue);
+    }
+    let (reply, step) = h.send("FOO\r\n").await;
+    assert!(reply.ends_with("421 4.7.0 Too many errors; closing\r\n"), "{reply}");
+    assert_eq!(step, Step::Close);
+}
+
+#[tokio::test]
+async fn arbitrary_bytes_never_panic() {
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    for _ in 0..200 {
+        let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| s.limits.max_line = 128);
+        for _ in 0..20 {
+            let mut chunk = Vec::new();
+            for _ in 0..(seed % 64) {
+                seed ^= seed << 13;
+                seed ^= seed >> 7;
+                seed ^= seed << 17;
+                let pick = b"MAIL FROM:<a@b.c>RCPT TO DATA BDAT 3 LAST AUTH PLAIN\r\n.\0\xff ";
+                chunk.push(pick[(seed % pick.len() as u64) as usize]);
+            }
+            if h.send(&chunk).await.1 != Step::Continue {
+                break;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn pipelined_commands_are_answered_in_order() {
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    let batch = "EHLO c.test\r\nMAIL FROM:<x@elsewhere.test>\r\nRCPT TO:<bob@example.test>\r\n\
+                 RCPT TO:<nobody@example.test>\r\nRCPT TO:<alice@example.test>\r\nDATA\r\n\
+                 Subject: p\r\n\r\nbody\r\n.\r\nQUIT\r\n";
+    let (out, step) = h.send(batch).await;
+    assert_eq!(reply_codes(&out), [250, 250, 250, 550, 250, 354, 250, 221]);
+    assert_eq!(step, Step::Close);
+    assert_eq!(h.inbox("alice@example.test").await.len(), 1);
+    assert_eq!(h.inbox("bob@example.test").await.len(), 1);
+}
+
+#[tokio::test]
+async fn bdat_chunks_make_one_message() {
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    h.send("EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<bob@example.test>\r\n").await;
+    let (out, _) = h.send("BDAT 5\r\nab\r\n.").await;
+    assert_eq!(reply_codes(&out), [250]);
+    let (out, _) = h.send("BDAT 3 LAST\r\nxyz").await;
+    assert_eq!(reply_codes(&out), [250]);
+    let inbox = h.inbox("bob@example.test").await;
+    assert_eq!(split_received(&inbox[0]).1, b"ab\r\n.xyz");
+    // A chunk without a transaction is read, then refused.
+    let (out, _) = h.send("BDAT 4 LAST\r\nQUITNOOP\r\n").await;
+    assert_eq!(reply_codes(&out), [503, 250]);
+}
+
+/// A backend whose overlay is down for one domain and for delivery.
+#[derive(Clone)]
+struct Flaky(MemoryBackend);
+
+impl MailBackend for Flaky {
+    type Account = crate::memory::MemoryAccount;
+
+    async fn authenticate(
+        &self,
+        user: &str,
+        password: &str,
+    ) -> Result<Address, crate::backend::AuthError> {
+        self.0.authenticate(user, password).await
+    }
+
+    async fn recipient(&self, rcpt: &Address) -> crate::backend::Recipient {
+        if rcpt.domain() == "flaky.test" {
+            return crate::backend::Recipient::TryLater("overlay unreachable".into());
+        }
+        self.0.recipient(rcpt).await
+    }
+
+    async fn deliver(
+        &self,
+        _: crate::backend::Envelope,
+        _: bytes::Bytes,
+    ) -> Result<(), crate::backend::MailError> {
+        Err(crate::backend::MailError::Temporary("no storage quorum".into()))
+    }
+
+    async fn account(
+        &self,
+        user: &Address,
+    ) -> Result<crate::memory::MemoryAccount, crate::backend::MailError> {
+        self.0.account(user).await
+    }
+}
+
+#[tokio::test]
+async fn backend_trouble_is_a_temporary_failure() {
+    let backend = MemoryBackend::new(&["example.test"]);
+    backend.add_user(&addr("bob@example.test"), "bob-pw");
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let shared = Arc::new(Shared {
+        backend: Flaky(backend),
+        tls: None,
+        limits: Limits::default(),
+        throttle: Throttle::default(),
+        hostname: "mx.example.test".into(),
+        relay_for_submitters: false,
+        stopped,
+    });
+    let mut session = Session::new(shared, Mode::Inbound, REMOTE.parse().unwrap());
+    session.take_output();
+    let batch = "EHLO c.test\r\nSTARTTLS\r\nMAIL FROM:<>\r\nRCPT TO:<x@flaky.test>\r\n\
+                 RCPT TO:<bob@example.test>\r\nDATA\r\nhi\r\n.\r\n";
+    assert_eq!(session.feed(batch.as_bytes()).await, Step::Continue);
+    let out = String::from_utf8(session.take_output()).unwrap();
+    assert!(!out.contains("STARTTLS\r\n"), "no TLS, not offered: {out}");
+    let lines: Vec<&str> = out.lines().filter(|l| l.as_bytes().get(3) == Some(&b' ')).collect();
+    assert!(lines[1].starts_with("454 4.7.0 "), "{out}");
+    assert!(lines[3].starts_with("451 4.4.3 <x@flaky.test>: "), "{out}");
+    assert!(lines[6].starts_with("451 4.3.0 Temporary failure: no storage quorum"), "{out}");
+}
