@@ -6,6 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "\
 Examples:
+  epost dev
   epost --data-dir ./node1 init --listen /ip4/127.0.0.1/tcp/0
   epost --data-dir ./node1 node run &
   epost --data-dir ./node1 put photo.jpg
@@ -102,6 +103,15 @@ pub(crate) enum Command {
     /// A user's single-writer signed logs: append, show, and check heads.
     #[command(subcommand)]
     Log(LogCommand),
+
+    #[command(flatten)]
+    Mail(MailCommand),
+
+    /// A whole local network in one process with the mail gateway, ready for a mail client.
+    #[command(
+        after_help = "Example:\n  epost dev\n  epost dev --nodes 7 --data-dir ./devnet\n\nWrites DIR/dev.json (gateway addresses, users and passwords); Ctrl-C stops it."
+    )]
+    Dev(DevArgs),
 
     /// Signed, sealed notifications between users: send, list, watch.
     #[command(subcommand)]
@@ -235,6 +245,86 @@ pub(crate) enum NodeCommand {
         after_help = "Writes DIR/node.json (peer id, listen addresses, API URL) once listening."
     )]
     Run(NodeRunArgs),
+}
+
+/// Mail as a hosted user, through the running node.
+#[derive(Debug, Subcommand)]
+pub(crate) enum MailCommand {
+    /// Send mail (the body is read from standard input).
+    #[command(
+        after_help = "Example:\n  echo 'See attached.' | epost send --from alice@example.test --to bob@example.test \\\n      --subject 'Figures' --attach figures.pdf"
+    )]
+    Send {
+        /// The sender, hosted on this node.
+        #[arg(long)]
+        from: String,
+        /// A recipient (repeatable, or comma-separated).
+        #[arg(long, required = true)]
+        to: Vec<String>,
+        #[arg(long, default_value = "")]
+        subject: String,
+        /// A file to attach (repeatable).
+        #[arg(long, value_name = "FILE")]
+        attach: Vec<PathBuf>,
+    },
+    /// List the messages of a folder (INBOX unless --folder).
+    Inbox {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+    },
+    /// Print one message exactly as stored.
+    Read {
+        #[arg(long)]
+        user: String,
+        /// The message's UID (as `epost inbox` lists it).
+        uid: u32,
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+    },
+    /// Import messages from an mbox file or a maildir into a folder.
+    #[command(
+        after_help = "Example:\n  epost import --user alice@example.test mbox ~/old-mail.mbox"
+    )]
+    Import {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        format: ImportFormat,
+        path: PathBuf,
+    },
+    /// Export a folder to an mbox file.
+    #[command(
+        after_help = "Example:\n  epost export --user alice@example.test --folder INBOX mbox inbox.mbox"
+    )]
+    Export {
+        #[arg(long)]
+        user: String,
+        #[arg(long, default_value = "INBOX")]
+        folder: String,
+        format: ExportFormat,
+        path: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ImportFormat {
+    Mbox,
+    Maildir,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub(crate) enum ExportFormat {
+    Mbox,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DevArgs {
+    /// How many nodes to run.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) nodes: usize,
 }
 
 #[derive(Debug, Args)]

@@ -17,7 +17,67 @@ pub(crate) struct Config {
     pub(crate) storage: StorageConfig,
     pub(crate) api: ApiConfig,
     pub(crate) identity: IdentityConfig,
+    pub(crate) gateway: GatewayConfig,
     pub(crate) log: LogConfig,
+}
+
+/// The mail gateway: where mail clients connect. An empty address turns
+/// that protocol off.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct GatewayConfig {
+    pub(crate) smtp_listen: String,
+    pub(crate) submission_listen: String,
+    pub(crate) imap_listen: String,
+    pub(crate) pop3_listen: String,
+    /// The name the gateway greets with and puts in its TLS certificate.
+    pub(crate) hostname: String,
+    /// PEM certificate chain and key; both empty: a self-signed certificate
+    /// is made on first start and kept in the data directory.
+    pub(crate) tls_cert: String,
+    pub(crate) tls_key: String,
+    /// Largest message accepted, in bytes.
+    pub(crate) max_message_bytes: u64,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            smtp_listen: "127.0.0.1:0".into(),
+            submission_listen: "127.0.0.1:0".into(),
+            imap_listen: "127.0.0.1:0".into(),
+            pop3_listen: "127.0.0.1:0".into(),
+            hostname: "localhost".into(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
+            max_message_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+impl GatewayConfig {
+    /// Each protocol's listen address, `None` when turned off, or the
+    /// first bad one as (key, value, reason).
+    pub(crate) fn listeners(&self) -> Result<[Option<SocketAddr>; 4], BadValue> {
+        let parse = |key: &'static str, text: &str| {
+            if text.is_empty() {
+                return Ok(None);
+            }
+            text.parse::<SocketAddr>().map(Some).map_err(|_| {
+                BadValue::new(
+                    key,
+                    quoted(text),
+                    "must be IP:PORT (port 0 picks one), or \"\" to turn it off",
+                )
+            })
+        };
+        Ok([
+            parse("gateway.smtp_listen", &self.smtp_listen)?,
+            parse("gateway.submission_listen", &self.submission_listen)?,
+            parse("gateway.imap_listen", &self.imap_listen)?,
+            parse("gateway.pop3_listen", &self.pop3_listen)?,
+        ])
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -274,6 +334,30 @@ impl Config {
                 "must be between 10 and 86400 seconds",
             ));
         }
+        self.gateway.listeners()?;
+        if self.gateway.hostname.is_empty()
+            || epost_types::address::canonical_domain(&self.gateway.hostname).is_err()
+        {
+            return Err(BadValue::new(
+                "gateway.hostname",
+                quoted(&self.gateway.hostname),
+                "must be a host name such as mail.example.org",
+            ));
+        }
+        if self.gateway.tls_cert.is_empty() != self.gateway.tls_key.is_empty() {
+            return Err(BadValue::new(
+                "gateway.tls_cert",
+                quoted(&self.gateway.tls_cert),
+                "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
+            ));
+        }
+        if !(1024..=1024 * 1024 * 1024).contains(&self.gateway.max_message_bytes) {
+            return Err(BadValue::new(
+                "gateway.max_message_bytes",
+                self.gateway.max_message_bytes.to_string(),
+                "must be between 1 KiB and 1 GiB",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(BadValue::new("log.filter", quoted(&self.log.filter), e.to_string()));
         }
@@ -281,7 +365,7 @@ impl Config {
     }
 }
 
-struct BadValue {
+pub(crate) struct BadValue {
     key: &'static str,
     value: String,
     reason: String,
@@ -347,6 +431,24 @@ listen = "127.0.0.1:0"
 trusted_realms = {{}}
 # Seconds between republishing hosted users' certificates and presence.
 republish_interval_secs = 600
+
+[gateway]
+# Where mail clients connect (host:port; port 0 lets the OS pick, and the
+# bound addresses go into node.json; "" turns a protocol off). Loopback by
+# default: several nodes on one machine must not fight over ports. For a
+# real server use e.g. "0.0.0.0:25", "0.0.0.0:587", "0.0.0.0:143", "0.0.0.0:110".
+smtp_listen = "127.0.0.1:0"
+submission_listen = "127.0.0.1:0"
+imap_listen = "127.0.0.1:0"
+pop3_listen = "127.0.0.1:0"
+# The name in greetings and in the self-signed certificate.
+hostname = "localhost"
+# PEM certificate chain and private key for STARTTLS; leave both empty for a
+# self-signed certificate made on first start (kept in the data directory).
+tls_cert = ""
+tls_key = ""
+# Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.
+max_message_bytes = 26214400
 
 [log]
 # "text" or "json".

@@ -10,6 +10,7 @@ mod client;
 mod cmd;
 mod config;
 mod datadir;
+mod gateway;
 mod keys;
 mod multiaddr;
 mod output;

@@ -15,3 +15,19 @@ pub(crate) fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -
         println!("{}", human(value));
     }
 }
+
+/// A progress bar counting `len` items on a terminal; hidden when stderr
+/// is piped, so scripts see only the result.
+pub(crate) fn progress(len: u64, label: &'static str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let style =
+        indicatif::ProgressStyle::with_template("{msg} {pos}/{len} {per_sec} {wide_bar} {eta}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar.set_message(label);
+    bar
+}

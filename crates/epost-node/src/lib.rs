@@ -150,6 +150,7 @@ impl Node {
             storage: storage.clone(),
             identity: identity.clone(),
             logs: logs.clone(),
+            mail: mail.clone(),
             notifications: notifications.clone(),
             notify_holder: notify.clone(),
             dht: dht.client.clone(),

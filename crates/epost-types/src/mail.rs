@@ -94,6 +94,10 @@ pub struct MessageRef {
     pub size: u64,
     /// When it arrived, ms since the UNIX epoch (IMAP INTERNALDATE).
     pub internal_date: u64,
+    /// The envelope sender it came with (SMTP MAIL FROM, an mbox From_
+    /// line), when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_from: Option<String>,
 }
 
 /// How a Flags operation changes flags.

@@ -22,6 +22,15 @@ pub(crate) struct NodeInfo {
     pub(crate) api_url: String,
     pub(crate) pid: u32,
     pub(crate) version: String,
+    /// The mail gateway's bound addresses ("host:port"), when serving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) smtp: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) submission: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) imap: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pop3: Option<String>,
 }
 
 pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
@@ -39,56 +48,89 @@ pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
     config.validate_all(&dir.config_path().display().to_string())?;
     settings::init_logging(&config.log);
 
-    let seed = keys::load_node_seed(&dir.node_key_path())?;
-    let secret = keys::load_or_create_convergence_secret(&dir.convergence_path())?;
-    let token = keys::new_api_token()?;
-
-    let options = NodeOptions {
-        data_dir: dir.root().to_path_buf(),
-        identity_seed: seed,
-        convergence_secret: secret,
-        backend: settings::backend(config.storage.backend),
-        dht: settings::dht(&config)?,
-        storage: settings::storage(&config),
-        identity: settings::identity(&config),
-        notify: Default::default(),
-        api_listen: config.api.listen,
-        api_token: token.clone(),
-    };
-    let node = Node::start(options)
-        .await
-        .with_context(|| format!("cannot start the node in {}", dir.root().display()))?;
-    // Only now, with the data directory ours: a second instance that fails
-    // to start must not replace the running node's token.
-    crate::datadir::write_private(&dir.api_token_path(), token.as_bytes())?;
-
-    let info = NodeInfo {
-        peer_id: node.peer_id.to_string(),
-        listen_addrs: node.listen_addrs.iter().map(ToString::to_string).collect(),
-        api_url: format!("http://{}", node.api_addr),
-        pid: std::process::id(),
-        version: env!("CARGO_PKG_VERSION").to_owned(),
-    };
-    let json = serde_json::to_vec_pretty(&info)?;
-    replace_file(&dir.node_info_path(), &json)?;
-    // The same facts as one line on stdout: a supervisor (or a test) can
-    // wait for this line instead of polling for the file.
-    println!("{}", serde_json::to_string(&info)?);
-    info!(peer_id = %info.peer_id, api = %info.api_url, "node running; SIGINT or SIGTERM stops it");
+    let daemon = Daemon::start(dir, &config).await?;
+    // The same facts as node.json, as one line on stdout: a supervisor (or
+    // a test) can wait for this line instead of polling for the file.
+    println!("{}", serde_json::to_string(&daemon.info)?);
+    info!(peer_id = %daemon.info.peer_id, api = %daemon.info.api_url, "node running; SIGINT or SIGTERM stops it");
 
     wait_for_signal().await?;
     info!("shutting down");
-    let _ = std::fs::remove_file(dir.node_info_path());
-    // A hung peer must not keep the process alive forever.
-    if tokio::time::timeout(Duration::from_secs(30), node.shutdown()).await.is_err() {
-        tracing::warn!(
-            "shutdown took over 30 s; exiting anyway (everything acknowledged is on disk)"
-        );
-    }
+    daemon.stop().await;
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
+/// A node with its gateway, announced in `node.json`.
+pub(crate) struct Daemon {
+    pub(crate) node: Node,
+    gateway: epost_gateway::Gateway,
+    pub(crate) info: NodeInfo,
+    info_path: std::path::PathBuf,
+}
+
+impl Daemon {
+    /// Starts the node and its gateway from a validated config, then
+    /// writes the API token and `node.json`.
+    pub(crate) async fn start(dir: &DataDir, config: &Config) -> Result<Self> {
+        let seed = keys::load_node_seed(&dir.node_key_path())?;
+        let secret = keys::load_or_create_convergence_secret(&dir.convergence_path())?;
+        let token = keys::new_api_token()?;
+
+        let options = NodeOptions {
+            data_dir: dir.root().to_path_buf(),
+            identity_seed: seed,
+            convergence_secret: secret,
+            backend: settings::backend(config.storage.backend),
+            dht: settings::dht(config)?,
+            storage: settings::storage(config),
+            identity: settings::identity(config),
+            notify: Default::default(),
+            api_listen: config.api.listen,
+            api_token: token.clone(),
+        };
+        let node = Node::start(options)
+            .await
+            .with_context(|| format!("cannot start the node in {}", dir.root().display()))?;
+        // Only now, with the data directory ours: a second instance that
+        // fails to start must not replace the running node's token.
+        crate::datadir::write_private(&dir.api_token_path(), token.as_bytes())?;
+        let gateway = match crate::gateway::start(&node, &config.gateway, dir.root()).await {
+            Ok(gateway) => gateway,
+            Err(e) => {
+                node.shutdown().await;
+                return Err(e);
+            }
+        };
+        let shown = |addr: Option<std::net::SocketAddr>| addr.map(|a| a.to_string());
+        let info = NodeInfo {
+            peer_id: node.peer_id.to_string(),
+            listen_addrs: node.listen_addrs.iter().map(ToString::to_string).collect(),
+            api_url: format!("http://{}", node.api_addr),
+            pid: std::process::id(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            smtp: shown(gateway.addrs.smtp),
+            submission: shown(gateway.addrs.submission),
+            imap: shown(gateway.addrs.imap),
+            pop3: shown(gateway.addrs.pop3),
+        };
+        replace_file(&dir.node_info_path(), &serde_json::to_vec_pretty(&info)?)?;
+        Ok(Self { node, gateway, info, info_path: dir.node_info_path() })
+    }
+
+    /// Stops the gateway (sessions finish their command), then the node.
+    pub(crate) async fn stop(self) {
+        let _ = std::fs::remove_file(&self.info_path);
+        self.gateway.shutdown().await;
+        // A hung peer must not keep the process alive forever.
+        if tokio::time::timeout(Duration::from_secs(30), self.node.shutdown()).await.is_err() {
+            tracing::warn!(
+                "shutdown took over 30 s; exiting anyway (everything acknowledged is on disk)"
+            );
+        }
+    }
+}
+
+pub(crate) async fn wait_for_signal() -> Result<()> {
     let mut term = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
     let mut int = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
     tokio::select! {

@@ -6,6 +6,7 @@
 mod body;
 mod identity;
 mod logs;
+mod mail;
 mod notify;
 mod objects;
 mod status;
@@ -37,6 +38,7 @@ pub(crate) struct AppState {
     pub(crate) storage: StorageService,
     pub(crate) identity: crate::identity::Identity,
     pub(crate) logs: crate::logs::LogService,
+    pub(crate) mail: crate::mail::MailService,
     pub(crate) notifications: crate::notify::NotifyService,
     pub(crate) notify_holder: crate::notify::NotifyHolder,
     pub(crate) dht: DhtClient,
@@ -98,6 +100,18 @@ impl ApiServer {
             .route("/v1/users/{address}/certificate", get(identity::certificate))
             .route("/v1/logs/{address}/{name}", get(logs::read).post(logs::append))
             .route("/v1/heads/{address}/{name}", get(logs::head))
+            .route(
+                "/v1/mail/{address}/send",
+                post(mail::send).layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
+            )
+            .route("/v1/mail/{address}/folders", get(mail::folders))
+            .route(
+                "/v1/mail/{address}/folders/{folder}",
+                get(mail::messages)
+                    .post(mail::append)
+                    .layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
+            )
+            .route("/v1/mail/{address}/folders/{folder}/{uid}", get(mail::message))
             .route("/v1/notify", post(notify::send))
             .route("/v1/notify/{address}", get(notify::list))
             .route("/v1/notify/{address}/watch", get(notify::watch))

@@ -176,6 +176,7 @@ impl MailService {
             manifest,
             size: raw.len() as u64,
             internal_date: Timestamp::now().as_millis(),
+            envelope_from: None,
         })
     }
 
@@ -278,6 +279,7 @@ impl MailService {
                 manifest: capability.clone(),
                 size: manifest.size,
                 internal_date: received.received,
+                envelope_from: None,
             },
             flags: Vec::new(),
             notification: Some(id),

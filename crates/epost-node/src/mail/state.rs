@@ -205,7 +205,7 @@ mod tests {
     use super::*;
 
     fn msg(n: u64) -> MessageRef {
-        MessageRef { manifest: format!("m{n}"), size: n, internal_date: n }
+        MessageRef { manifest: format!("m{n}"), size: n, internal_date: n, envelope_from: None }
     }
 
     fn insert(folder: &str, n: u64) -> MailOp {

@@ -1,0 +1,210 @@
+//! `epost dev`: a whole local network in one process, ready for a mail
+//! client. Nodes on loopback, realm `example.test`, users alice, bob and
+//! carol (and postmaster) with fresh passwords, the gateway on node 0.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::{Context, Result};
+use epost_types::address::Address;
+use epost_types::keyfile::NodeKeyFile;
+use epost_types::sign::{SigningKey, VerifyingKey};
+use serde::Serialize;
+
+use crate::cli::DevArgs;
+use crate::cmd::node::{Daemon, wait_for_signal};
+use crate::config::{self, Config};
+use crate::datadir::{DataDir, replace_file, write_new_file};
+use crate::settings;
+
+/// The dev network's mail domain.
+pub(crate) const REALM: &str = "example.test";
+const USERS: [&str; 4] = ["alice", "bob", "carol", "postmaster"];
+/// Ports tried first, so a mail client set up once keeps working; taken
+/// ones fall back to ports the OS picks.
+const PORTS: [u16; 4] = [2525, 2587, 2143, 2110];
+
+#[derive(Debug, Serialize)]
+struct DevUser {
+    address: String,
+    password: String,
+}
+
+#[derive(Debug, Serialize)]
+struct DevInfo {
+    data_dir: String,
+    smtp: Option<String>,
+    submission: Option<String>,
+    imap: Option<String>,
+    pop3: Option<String>,
+    users: Vec<DevUser>,
+    nodes: Vec<String>,
+}
+
+pub(crate) async fn run(data_dir: Option<PathBuf>, args: &DevArgs, json: bool) -> Result<()> {
+    anyhow::ensure!((1..=64).contains(&args.nodes), "--nodes must be between 1 and 64");
+    let root = match data_dir {
+        Some(dir) => dir,
+        None => std::env::temp_dir().join(format!("epost-dev-{}", std::process::id())),
+    };
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let log = config::LogConfig {
+        filter: "warn,epost_gateway=info".into(),
+        ..config::LogConfig::default()
+    };
+    settings::init_logging(&log);
+
+    let mut daemons: Vec<Daemon> = Vec::new();
+    let result = start_all(&root, args.nodes, &mut daemons).await;
+    let info = match result {
+        Ok(info) => info,
+        Err(e) => {
+            for daemon in daemons.into_iter().rev() {
+                daemon.stop().await;
+            }
+            return Err(e);
+        }
+    };
+    replace_file(&root.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
+    if json {
+        println!("{}", serde_json::to_string(&info)?);
+    } else {
+        print_welcome(&info);
+    }
+    wait_for_signal().await?;
+    eprintln!("stopping the dev network");
+    let _ = std::fs::remove_file(root.join("dev.json"));
+    for daemon in daemons.into_iter().rev() {
+        daemon.stop().await;
+    }
+    Ok(())
+}
+
+async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Result<DevInfo> {
+    for i in 0..nodes {
+        let dir = DataDir::resolve(Some(root.join(format!("node{i}"))))?;
+        prepare(&dir)?;
+        let mut config = Config::load(&dir.config_path())?;
+        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.bootstrap =
+            daemons.first().map(|first| first.info.listen_addrs.clone()).unwrap_or_default();
+        let off = |c: &mut Config| {
+            c.gateway.smtp_listen.clear();
+            c.gateway.submission_listen.clear();
+            c.gateway.imap_listen.clear();
+            c.gateway.pop3_listen.clear();
+        };
+        let daemon = if i == 0 {
+            let [smtp, submission, imap, pop3] = PORTS.map(|p| format!("127.0.0.1:{p}"));
+            let mut fixed = config.clone();
+            fixed.gateway.smtp_listen = smtp;
+            fixed.gateway.submission_listen = submission;
+            fixed.gateway.imap_listen = imap;
+            fixed.gateway.pop3_listen = pop3;
+            match Daemon::start(&dir, &fixed).await {
+                Ok(daemon) => daemon,
+                Err(e) => {
+                    tracing::info!(error = %e, "the usual dev ports are taken; letting the OS pick");
+                    Daemon::start(&dir, &config).await?
+                }
+            }
+        } else {
+            off(&mut config);
+            Daemon::start(&dir, &config).await?
+        };
+        daemons.push(daemon);
+    }
+
+    // The realm lives on node 0; every node trusts it.
+    let first = &daemons[0].node;
+    let realm = match first.identity.realms().into_iter().find(|r| r.domain == REALM) {
+        Some(realm) => realm,
+        None => first.identity.realm_init(REALM)?,
+    };
+    let key = VerifyingKey::from_str(&realm.key).context("the realm key does not parse")?;
+    for daemon in daemons.iter() {
+        daemon.node.identity.trust(key, Some(REALM))?;
+    }
+    let mut users = Vec::new();
+    for name in USERS {
+        let address = Address::from_str(&format!("{name}@{REALM}"))?;
+        let password = new_password()?;
+        if first.identity.user(&address).is_ok() {
+            first.identity.set_password(&address, &password)?;
+        } else {
+            first.identity.add_user(address.clone(), Some(&password)).await?;
+        }
+        users.push(DevUser { address: address.to_string(), password });
+    }
+    let gateway = &daemons[0].info;
+    Ok(DevInfo {
+        data_dir: root.display().to_string(),
+        smtp: gateway.smtp.clone(),
+        submission: gateway.submission.clone(),
+        imap: gateway.imap.clone(),
+        pop3: gateway.pop3.clone(),
+        users,
+        nodes: daemons.iter().map(|d| d.info.peer_id.clone()).collect(),
+    })
+}
+
+/// Makes a node data directory (key and config) unless it exists.
+fn prepare(dir: &DataDir) -> Result<()> {
+    if dir.node_key_path().exists() {
+        return Ok(());
+    }
+    dir.create_root()?;
+    let key = SigningKey::generate().context("cannot generate a node key")?;
+    write_new_file(&dir.node_key_path(), &NodeKeyFile::new(&key).encode(), 0o600)?;
+    let text = config::template(&["/ip4/127.0.0.1/tcp/0".to_owned()], &[]);
+    write_new_file(&dir.config_path(), text.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+fn new_password() -> Result<String> {
+    use ring::rand::{SecureRandom, SystemRandom};
+    let mut bytes = [0u8; 10];
+    SystemRandom::new().fill(&mut bytes).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+    Ok(data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase())
+}
+
+fn print_welcome(info: &DevInfo) {
+    let show = |addr: &Option<String>| addr.clone().unwrap_or_else(|| "off".into());
+    let host_port = |addr: &Option<String>| {
+        addr.as_deref()
+            .and_then(|a| a.rsplit_once(':'))
+            .map(|(h, p)| (h.to_owned(), p.to_owned()))
+            .unwrap_or_default()
+    };
+    let (imap_host, imap_port) = host_port(&info.imap);
+    let (sub_host, sub_port) = host_port(&info.submission);
+    println!(
+        "epost dev network: {} nodes, realm {REALM}, data in {}",
+        info.nodes.len(),
+        info.data_dir
+    );
+    println!();
+    println!("  SMTP (MX)    {}", show(&info.smtp));
+    println!("  submission   {}   (AUTH PLAIN/LOGIN; STARTTLS offered)", show(&info.submission));
+    println!(
+        "  IMAP         {}   (STARTTLS offered; plain login allowed on loopback)",
+        show(&info.imap)
+    );
+    println!("  POP3         {}", show(&info.pop3));
+    println!();
+    for user in &info.users {
+        println!("  {:<24} password {}", user.address, user.password);
+    }
+    println!();
+    println!("Point a mail client at it (Thunderbird: manual setup):");
+    println!(
+        "  incoming IMAP {imap_host} port {imap_port}, outgoing SMTP {sub_host} port {sub_port},"
+    );
+    println!("  user name = the full address, normal password, no SSL or STARTTLS (self-signed).");
+    println!("Or from a shell:");
+    println!(
+        "  python3 -c \"import smtplib; s=smtplib.SMTP('{sub_host}', {sub_port}); s.login('alice@{REALM}', '<password>'); s.sendmail('alice@{REALM}', ['bob@{REALM}'], 'Subject: hi\\r\\n\\r\\nhello')\""
+    );
+    println!();
+    println!("Everything is also in {}/dev.json. Ctrl-C stops the network.", info.data_dir);
+}

@@ -1,0 +1,165 @@
+//! `epost send|inbox|read|import|export`: mail through the running node.
+
+use std::io::{Read, Write};
+
+use anyhow::{Context, Result, bail};
+use serde_json::Value;
+
+use crate::cli::{ExportFormat, ImportFormat, MailCommand};
+use crate::client::{ApiClient, path_segment};
+use crate::datadir::DataDir;
+use crate::output::{emit, progress};
+
+pub(crate) mod compose;
+pub(crate) mod mbox;
+
+pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    match command {
+        MailCommand::Send { from, to, subject, attach } => {
+            let mut body = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut body)
+                .context("cannot read the body from standard input")?;
+            let body = String::from_utf8(body).context("the body is not UTF-8 text")?;
+            let mut attachments = Vec::new();
+            for path in &attach {
+                let bytes = std::fs::read(path)
+                    .with_context(|| format!("cannot read the attachment {}", path.display()))?;
+                let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+                attachments.push((name.unwrap_or_else(|| "attachment".into()), bytes));
+            }
+            let to: Vec<String> = to
+                .iter()
+                .flat_map(|t| t.split(','))
+                .map(|t| t.trim().to_owned())
+                .filter(|t| !t.is_empty())
+                .collect();
+            if to.is_empty() {
+                bail!("--to names no recipient");
+            }
+            let raw = compose::message(&from, &to, &subject, &body, &attachments)?;
+            let path =
+                format!("/v1/mail/{}/send?to={}", path_segment(&from), path_segment(&to.join(",")));
+            let response =
+                client.send(client.request(reqwest::Method::POST, &path).body(raw)).await?;
+            let sent: Value = response.json().await.context("the node's answer is not JSON")?;
+            emit(json, &sent, |s| {
+                format!(
+                    "sent {} bytes from {} to {}",
+                    s["size"],
+                    s["from"].as_str().unwrap_or_default(),
+                    to.join(", ")
+                )
+            });
+        }
+        MailCommand::Inbox { user, folder } => {
+            let path =
+                format!("/v1/mail/{}/folders/{}", path_segment(&user), path_segment(&folder));
+            let list: Value = client.get_json(&path).await?;
+            emit(json, &list, |items| {
+                let rows: Vec<String> = items
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|m| {
+                        let seen =
+                            m["flags"].as_array().into_iter().flatten().any(|f| f == "\\Seen");
+                        format!(
+                            "{:>6} {} {:<32} {}",
+                            m["uid"],
+                            if seen { " " } else { "N" },
+                            truncate(m["from"].as_str().unwrap_or_default(), 32),
+                            m["subject"].as_str().unwrap_or_default()
+                        )
+                    })
+                    .collect();
+                if rows.is_empty() { format!("{folder} is empty") } else { rows.join("\n") }
+            });
+        }
+        MailCommand::Read { user, uid, folder } => {
+            let raw = fetch(&client, &user, &folder, uid).await?;
+            let mut out = std::io::stdout().lock();
+            out.write_all(&raw).context("cannot write to standard output")?;
+            out.flush()?;
+        }
+        MailCommand::Import { user, folder, format, path } => {
+            let messages = match format {
+                ImportFormat::Mbox => mbox::read_mbox(&path)?,
+                ImportFormat::Maildir => mbox::read_maildir(&path)?,
+            };
+            let bar = progress(messages.len() as u64, "importing");
+            let mut imported = 0u64;
+            for message in messages {
+                let mut target = format!(
+                    "/v1/mail/{}/folders/{}?flags={}",
+                    path_segment(&user),
+                    path_segment(&folder),
+                    path_segment(&message.flags.join(","))
+                );
+                if let Some(date) = message.date {
+                    target.push_str(&format!("&date={date}"));
+                }
+                if let Some(from) = &message.from {
+                    target.push_str(&format!("&from={}", path_segment(from)));
+                }
+                let request = client.request(reqwest::Method::POST, &target).body(message.raw);
+                client
+                    .send(request)
+                    .await
+                    .with_context(|| format!("message {} was not imported", imported + 1))?;
+                imported += 1;
+                bar.inc(1);
+            }
+            bar.finish_and_clear();
+            emit(json, &serde_json::json!({ "imported": imported, "folder": folder }), |r| {
+                format!("imported {} messages into {}", r["imported"], folder)
+            });
+        }
+        MailCommand::Export { user, folder, format, path } => {
+            let ExportFormat::Mbox = format;
+            let list_path =
+                format!("/v1/mail/{}/folders/{}", path_segment(&user), path_segment(&folder));
+            let list: Vec<Value> = client.get_json(&list_path).await?;
+            let bar = progress(list.len() as u64, "exporting");
+            let mut out = mbox::MboxWriter::create(&path)?;
+            for item in &list {
+                let uid = item["uid"].as_u64().context("a listed message has no UID")? as u32;
+                let raw = fetch(&client, &user, &folder, uid).await?;
+                let date = item["internal_date"].as_u64().unwrap_or(0);
+                let from = item["envelope_from"].as_str();
+                out.write(&raw, from, date)?;
+                bar.inc(1);
+            }
+            out.finish()?;
+            bar.finish_and_clear();
+            emit(
+                json,
+                &serde_json::json!({ "exported": list.len(), "path": path.display().to_string() }),
+                |r| {
+                    format!(
+                        "exported {} messages to {}",
+                        r["exported"],
+                        r["path"].as_str().unwrap_or_default()
+                    )
+                },
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn fetch(client: &ApiClient, user: &str, folder: &str, uid: u32) -> Result<Vec<u8>> {
+    let path = format!("/v1/mail/{}/folders/{}/{uid}", path_segment(user), path_segment(folder));
+    let response = client.send(client.request(reqwest::Method::GET, &path)).await?;
+    Ok(response.bytes().await.context("the message was cut off")?.to_vec())
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        return text.to_owned();
+    }
+    let mut cut: String = text.chars().take(max - 1).collect();
+    cut.push('…');
+    cut
+}

@@ -1,0 +1,43 @@
+//! Starting a node's mail gateway from the config.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use epost_gateway::context::Limits;
+use epost_gateway::node::NodeBackend;
+use epost_gateway::tls::TlsSource;
+use epost_gateway::{Gateway, GatewayConfig as Listeners};
+use epost_node::Node;
+
+use crate::config::GatewayConfig;
+
+/// Serves `node`'s mail per `config`; the TLS certificate, if self-signed,
+/// is kept in `data_dir`.
+pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) -> Result<Gateway> {
+    let [smtp, submission, imap, pop3] =
+        config.listeners().map_err(|_| anyhow::anyhow!("the [gateway] section is invalid"))?;
+    let tls = if config.tls_cert.is_empty() {
+        TlsSource::SelfSigned { dir: data_dir.to_path_buf(), names: vec![config.hostname.clone()] }
+    } else {
+        TlsSource::Files {
+            cert: config.tls_cert.clone().into(),
+            key: config.tls_key.clone().into(),
+        }
+    };
+    let limits = Limits {
+        max_message: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
+        ..Limits::default()
+    };
+    let listeners = Listeners {
+        smtp,
+        submission,
+        imap,
+        pop3,
+        tls,
+        hostname: config.hostname.clone(),
+        limits,
+        relay_for_submitters: false,
+    };
+    let backend = NodeBackend::new(node.mail.clone(), node.identity.clone());
+    Gateway::start(listeners, backend).await.context("cannot start the mail gateway")
+}

@@ -1,0 +1,251 @@
+//! `/v1/mail`: send as a hosted user, list folders and messages, read one
+//! message's exact bytes, and append messages (import).
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::identity::parse_address;
+use super::{ApiError, AppState};
+use crate::mail::{Change, MailError, Route};
+
+/// Largest message the API takes, bytes.
+pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+/// Messages read at once when listing a folder.
+const PARALLEL: usize = 8;
+
+fn mail_error(e: MailError) -> ApiError {
+    let (status, kind) = match &e {
+        MailError::NoFolder(_) | MailError::NoMessage(_) => (StatusCode::NOT_FOUND, "not_found"),
+        MailError::NotHosted(_) => (StatusCode::NOT_FOUND, "unknown_user"),
+        MailError::FolderExists(_) => (StatusCode::CONFLICT, "exists"),
+        MailError::NotAllowed(_) => (StatusCode::BAD_REQUEST, "not_allowed"),
+        MailError::Corrupt(_) => (StatusCode::BAD_GATEWAY, "corrupt"),
+        MailError::Temporary(_) | MailError::Stopped => {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        }
+    };
+    ApiError::new(status, kind, e)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct SendQuery {
+    /// Recipients, comma-separated.
+    to: String,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Sent {
+    from: String,
+    to: Vec<String>,
+    size: usize,
+}
+
+/// Sends the raw message in the body from `address` (hosted here) to
+/// every `to`; answers once it is durable for all of them.
+pub(crate) async fn send(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    Query(query): Query<SendQuery>,
+    raw: Bytes,
+) -> Result<Json<Sent>, ApiError> {
+    let from = parse_address(&address)?;
+    state.mail.mailbox(&from).map_err(mail_error)?;
+    let mut to = Vec::new();
+    for rcpt in query.to.split(',').filter(|s| !s.trim().is_empty()) {
+        let rcpt = parse_address(rcpt)?;
+        match state.mail.route(&rcpt).await {
+            Route::Local | Route::Remote => to.push(rcpt),
+            Route::Unknown => {
+                return Err(ApiError::new(
+                    StatusCode::NOT_FOUND,
+                    "unknown_user",
+                    format!("no such user: {rcpt}"),
+                ));
+            }
+            Route::Foreign => {
+                return Err(ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "foreign",
+                    format!("{rcpt} is outside the realms trusted here"),
+                ));
+            }
+        }
+    }
+    if to.is_empty() {
+        return Err(ApiError::new(StatusCode::BAD_REQUEST, "no_recipient", "no recipient given"));
+    }
+    state.mail.deliver(Some(&from), &to, &raw).await.map_err(mail_error)?;
+    Ok(Json(Sent {
+        from: from.to_string(),
+        to: to.iter().map(ToString::to_string).collect(),
+        size: raw.len(),
+    }))
+}
+
+#[derive(Serialize)]
+pub(crate) struct FolderSummary {
+    name: String,
+    uid_validity: u32,
+    uid_next: u32,
+    messages: usize,
+    unseen: usize,
+}
+
+pub(crate) async fn folders(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+) -> Result<Json<Vec<FolderSummary>>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    let list = mailbox
+        .read(|s| {
+            s.folders
+                .iter()
+                .map(|(name, f)| FolderSummary {
+                    name: name.clone(),
+                    uid_validity: f.uid_validity,
+                    uid_next: f.uid_next,
+                    messages: f.messages.len(),
+                    unseen: f
+                        .messages
+                        .values()
+                        .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+                        .count(),
+                })
+                .collect()
+        })
+        .await
+        .map_err(mail_error)?;
+    Ok(Json(list))
+}
+
+#[derive(Serialize)]
+pub(crate) struct MessageSummary {
+    uid: u32,
+    size: u64,
+    internal_date: u64,
+    flags: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    envelope_from: Option<String>,
+    from: String,
+    to: String,
+    subject: String,
+    date: String,
+    /// Why the headers could not be read, if they could not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// Every message of a folder with its main headers, in UID order.
+pub(crate) async fn messages(
+    State(state): State<AppState>,
+    Path((address, folder)): Path<(String, String)>,
+) -> Result<Json<Vec<MessageSummary>>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    let folder = mailbox.folder(&folder).await.map_err(mail_error)?;
+    let mail = state.mail.clone();
+    let list = futures::stream::iter(folder.messages.into_iter().map(|(uid, stored)| {
+        let mail = mail.clone();
+        async move {
+            let mut summary = MessageSummary {
+                uid,
+                size: stored.message.size,
+                internal_date: stored.message.internal_date,
+                flags: stored.flags.clone(),
+                envelope_from: stored.message.envelope_from.clone(),
+                from: String::new(),
+                to: String::new(),
+                subject: String::new(),
+                date: String::new(),
+                error: None,
+            };
+            match mail.fetch(&stored.message).await {
+                Ok(raw) => {
+                    if let Some(parsed) = mail_parser::MessageParser::default().parse_headers(&raw)
+                    {
+                        let text = |name: &str| {
+                            parsed.header_raw(name).map(|v| v.trim().to_owned()).unwrap_or_default()
+                        };
+                        summary.from = text("From");
+                        summary.to = text("To");
+                        summary.subject = parsed.subject().unwrap_or_default().to_owned();
+                        summary.date = text("Date");
+                    }
+                }
+                Err(e) => summary.error = Some(e.to_string()),
+            }
+            summary
+        }
+    }))
+    .buffered(PARALLEL)
+    .collect::<Vec<_>>()
+    .await;
+    Ok(Json(list))
+}
+
+/// One message's exact bytes.
+pub(crate) async fn message(
+    State(state): State<AppState>,
+    Path((address, folder, uid)): Path<(String, String, u32)>,
+) -> Result<Response, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    let folder = mailbox.folder(&folder).await.map_err(mail_error)?;
+    let stored = folder.messages.get(&uid).ok_or(MailError::NoMessage(uid)).map_err(mail_error)?;
+    let raw = state.mail.fetch(&stored.message).await.map_err(mail_error)?;
+    Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AppendQuery {
+    /// INTERNALDATE, ms since the UNIX epoch (default: now).
+    date: Option<u64>,
+    /// Flags, comma-separated (`\Seen,\Flagged`).
+    flags: Option<String>,
+    /// The envelope sender (an mbox From_ line's).
+    from: Option<String>,
+}
+
+#[derive(Serialize)]
+pub(crate) struct Appended {
+    uid: u32,
+    uid_validity: u32,
+}
+
+/// Stores the body as a message in `folder`.
+pub(crate) async fn append(
+    State(state): State<AppState>,
+    Path((address, folder)): Path<(String, String)>,
+    Query(query): Query<AppendQuery>,
+    raw: Bytes,
+) -> Result<Json<Appended>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    mailbox.folder(&folder).await.map_err(mail_error)?;
+    let mut message = state.mail.store_message(&raw).await.map_err(mail_error)?;
+    if let Some(date) = query.date {
+        message.internal_date = date;
+    }
+    message.envelope_from = query.from.filter(|f| !f.is_empty() && f.len() <= 256);
+    let flags = query
+        .flags
+        .unwrap_or_default()
+        .split(',')
+        .filter(|f| !f.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let changed = mailbox
+        .change(Change::Insert { folder, message, flags, notification: None })
+        .await
+        .map_err(mail_error)?;
+    let uid = changed.uids.first().copied().unwrap_or_default();
+    Ok(Json(Appended { uid, uid_validity: changed.uid_validity }))
+}
