@@ -67,3 +67,89 @@ fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()>
     );
     Ok(())
 }
+
+#[test]
+fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
+    let cluster = Cluster::start(3, &ClusterConfig::default())?;
+    let first = &cluster.nodes[0];
+    let key = last_line(&first.cli(&["realm", "init", "example.test"])?)?;
+    for node in &cluster.nodes {
+        node.cli(&["realm", "trust", &key, "--domain", "example.test"])?;
+    }
+    host(&cluster, "alice@example.test", "a-pw", 0)?;
+    host(&cluster, "bob@example.test", "b-pw", 0)?;
+    let dir = tempfile::tempdir()?;
+
+    // send (local delivery answers once the message is in bob's INBOX).
+    let attachment = dir.path().join("figures.bin");
+    let figures: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&attachment, &figures)?;
+    first.cli_input(
+        &[
+            "send",
+            "--from",
+            "alice@example.test",
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "Quarterly figures",
+            "--attach",
+            attachment.to_str().context("path")?,
+        ],
+        b"See attached.\n",
+    )?;
+    let inbox = first.cli_json(&["inbox", "--user", "bob@example.test"])?;
+    let inbox = inbox.as_array().context("a list")?;
+    ensure!(inbox.len() == 1, "{inbox:?}");
+    ensure!(inbox[0]["subject"] == "Quarterly figures", "{inbox:?}");
+    ensure!(inbox[0]["from"] == "alice@example.test", "{inbox:?}");
+    let uid = inbox[0]["uid"].as_u64().context("uid")?.to_string();
+    let raw = first.cli(&["read", "--user", "bob@example.test", &uid])?;
+    ensure!(raw.contains("Subject: Quarterly figures\r\n"), "{raw}");
+    ensure!(raw.contains("filename=\"figures.bin\""), "{raw}");
+    ensure!(first.cli(&["read", "--user", "bob@example.test", "999"]).is_err());
+
+    // An mbox of 1,000 messages made by Python's mailbox module, imported
+    // and exported again, is the same file.
+    let mbox = dir.path().join("in.mbox");
+    let maker = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/make_mbox.py");
+    let made = run(std::process::Command::new("python3").args([
+        maker.to_str().context("path")?,
+        mbox.to_str().context("path")?,
+        "1000",
+    ]))?;
+    ensure!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let imported = first.cli_json(&[
+        "import",
+        "--user",
+        "alice@example.test",
+        "--folder",
+        "Archive",
+        "mbox",
+        mbox.to_str().context("path")?,
+    ])?;
+    ensure!(imported["imported"] == 1000, "{imported}");
+    let out = dir.path().join("out.mbox");
+    first.cli(&[
+        "export",
+        "--user",
+        "alice@example.test",
+        "--folder",
+        "Archive",
+        "mbox",
+        out.to_str().context("path")?,
+    ])?;
+    let (before, after) = (std::fs::read(&mbox)?, std::fs::read(&out)?);
+    ensure!(before.len() == after.len(), "sizes differ: {} vs {}", before.len(), after.len());
+    ensure!(before == after, "the exported mbox differs from the imported one");
+    // Flags came from the Status headers.
+    let listed = first.cli_json(&["inbox", "--user", "alice@example.test", "--folder", "Archive"])?;
+    let seen = listed
+        .as_array()
+        .context("a list")?
+        .iter()
+        .filter(|m| m["flags"].as_array().is_some_and(|f| f.iter().any(|f| f == "\\Seen")))
+        .count();
+    ensure!(seen == 334, "{seen} messages marked seen");
+    Ok(())
+}
