@@ -9,6 +9,7 @@
 pub mod backend;
 pub mod context;
 mod imap;
+mod line;
 pub mod memory;
 pub mod node;
 mod pop3;

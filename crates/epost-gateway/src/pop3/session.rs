@@ -14,15 +14,7 @@ use super::maildrop::Maildrop;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
-/// What the connection does after a batch of input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    Continue,
-    /// Write the responses, run the TLS handshake, then call
-    /// [`Session::tls_started`]; unread input is discarded.
-    StartTls,
-    Close,
-}
+pub(crate) use crate::line::Step;
 
 /// What the next line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,17 +20,7 @@ use super::data::{Body, DotReader, one_line};
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
-/// What the connection does after a batch of input.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Step {
-    /// Write the replies and read on.
-    Continue,
-    /// Write the replies, then run the TLS handshake and call
-    /// [`Session::tls_started`]; unread input is discarded.
-    StartTls,
-    /// Write the replies and close.
-    Close,
-}
+pub(crate) use crate::line::Step;
 
 /// What the next input bytes are.
 #[derive(Debug)]
