@@ -109,48 +109,8 @@ fn now_secs() -> u64 {
         .unwrap_or(0)
 }
 
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01
-/// (Howard Hinnant's civil_from_days).
-pub(crate) fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Days since 1970-01-01 of a civil date (days_from_civil).
-pub(crate) fn days(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let m = i64::from(month);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-pub(crate) const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-pub(crate) const MONTHS: [&str; 12] =
-    ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-
 fn rfc5322_date(secs: u64) -> String {
-    let days_since = (secs / 86_400) as i64;
-    let (year, month, day) = civil(days_since);
-    let rem = secs % 86_400;
-    format!(
-        "{}, {day} {} {year} {:02}:{:02}:{:02} +0000",
-        WEEKDAYS[days_since.rem_euclid(7) as usize],
-        MONTHS[month as usize - 1],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
+    epost_types::maildate::rfc5322(secs)
 }
 
 fn random<const N: usize>() -> Result<[u8; N]> {
@@ -166,16 +126,6 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dates_and_days_agree() {
-        assert_eq!(rfc5322_date(0), "Thu, 1 Jan 1970 00:00:00 +0000");
-        assert_eq!(rfc5322_date(1_795_437_296), "Mon, 23 Nov 2026 12:34:56 +0000");
-        for d in [-1000, 0, 59, 60, 365, 11_016, 20_000, 100_000] {
-            let (y, m, day) = civil(d);
-            assert_eq!(days(y, m, day), d);
-        }
-    }
 
     #[test]
     fn a_message_with_an_attachment_parses_back() {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 
-use super::compose::{MONTHS, WEEKDAYS, civil, days};
+use epost_types::maildate;
 
 /// Largest mbox or maildir message read, bytes.
 const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -78,7 +78,7 @@ fn finish(from_line: &[u8], mut body: Vec<u8>) -> Result<Message> {
     let raw = if body.contains(&b'\r') { body } else { to_crlf(&body) };
     Ok(Message {
         raw,
-        date: parse_asctime(date.trim()),
+        date: maildate::parse_asctime(date.trim()).map(|secs| secs * 1000),
         from: Some(sender.to_owned()).filter(|s| !s.is_empty()),
         flags,
     })
@@ -123,37 +123,6 @@ fn to_crlf(lf: &[u8]) -> Vec<u8> {
         out.push(*b);
     }
     out
-}
-
-/// "Thu Jan  1 00:00:00 2026" (asctime, UTC), as ms since the epoch.
-fn parse_asctime(text: &str) -> Option<u64> {
-    let parts: Vec<&str> = text.split_whitespace().collect();
-    if parts.len() < 5 {
-        return None;
-    }
-    let month = MONTHS.iter().position(|m| *m == parts[1])? as u32 + 1;
-    let day: u32 = parts[2].parse().ok()?;
-    let mut hms = parts[3].split(':').map(|p| p.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    let year: i64 = parts[4].parse().ok()?;
-    let since = days(year, month, day);
-    let secs = u64::try_from(since).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(secs * 1000)
-}
-
-fn asctime(ms: u64) -> String {
-    let secs = ms / 1000;
-    let d = (secs / 86_400) as i64;
-    let (year, month, day) = civil(d);
-    let rem = secs % 86_400;
-    format!(
-        "{} {} {day:>2} {:02}:{:02}:{:02} {year}",
-        WEEKDAYS[d.rem_euclid(7) as usize],
-        MONTHS[month as usize - 1],
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 /// Every message of a maildir (cur/ and new/), oldest name first.
@@ -224,7 +193,7 @@ impl MboxWriter {
         let from = from
             .filter(|f| !f.is_empty() && !f.contains(char::is_whitespace))
             .unwrap_or("MAILER-DAEMON");
-        writeln!(self.out, "From {from} {}", asctime(date_ms))?;
+        writeln!(self.out, "From {from} {}", maildate::asctime(date_ms / 1000))?;
         let body = if raw.windows(2).all(|w| w[1] != b'\n' || w[0] == b'\r')
             && raw.first() != Some(&b'\n')
         {
