@@ -75,6 +75,28 @@ def main():
     assert fetched.startswith(b"Received: "), fetched[:200]
     typ, data = imap.fetch("1", "(BODYSTRUCTURE)")
     assert typ == "OK" and b"figures.bin" in data[0], data
+
+    # The rest of a session as Thunderbird runs it, on the real node.
+    typ, data = imap.capability()
+    for wanted in (b"IDLE", b"UIDPLUS", b"MOVE", b"SPECIAL-USE", b"ID"):
+        assert wanted in data[0], data
+    typ, data = imap.xatom("ID", '("name" "Thunderbird" "version" "128.0")')
+    assert typ == "OK", (typ, data)
+    typ, data = imap.list('""', "*")
+    listing = b" ".join(data)
+    for special in (b"\\Sent", b"\\Trash", b"\\Drafts", b"\\Junk", b"\\Archive"):
+        assert special in listing, listing
+    typ, data = imap.uid("FETCH", "1:*", "(FLAGS)")
+    assert typ == "OK" and b"UID 1" in data[0], data
+    typ, data = imap.uid("MOVE", "1", "Trash")
+    assert typ == "OK", (typ, data)
+    typ, data = imap.select("Trash")
+    assert data[0] == b"1", data
+    typ, _ = imap.uid("STORE", "1", "+FLAGS", "(\\Deleted)")
+    typ, data = imap.expunge()
+    assert typ == "OK" and data[0] == b"1", data
+    typ, data = imap.select("INBOX")
+    assert data[0] == b"0", data
     imap.logout()
 
     pop = poplib.POP3(*hostport(pop_addr))

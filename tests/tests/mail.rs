@@ -65,6 +65,16 @@ fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()>
         "the mail clients failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // Carol moves to node 2: her folders, UIDs and UIDVALIDITY come with
+    // her, replayed from her mail log.
+    let before = cluster.nodes[1].cli_json(&["inbox", "--user", "carol@example.test"])?;
+    let bundle = cluster.nodes[1].cli(&["user", "export", "carol@example.test"])?;
+    cluster.nodes[2].cli_input(&["user", "import", "-"], bundle.as_bytes())?;
+    cluster.nodes[1].cli(&["user", "remove", "carol@example.test"])?;
+    let after = cluster.nodes[2].cli_json(&["inbox", "--user", "carol@example.test"])?;
+    ensure!(before.as_array().is_some_and(|a| a.len() == 1), "{before}");
+    ensure!(before == after, "carol's INBOX differs after the move:\n{before}\n{after}");
     Ok(())
 }
 
@@ -143,7 +153,8 @@ fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
     ensure!(before.len() == after.len(), "sizes differ: {} vs {}", before.len(), after.len());
     ensure!(before == after, "the exported mbox differs from the imported one");
     // Flags came from the Status headers.
-    let listed = first.cli_json(&["inbox", "--user", "alice@example.test", "--folder", "Archive"])?;
+    let listed =
+        first.cli_json(&["inbox", "--user", "alice@example.test", "--folder", "Archive"])?;
     let seen = listed
         .as_array()
         .context("a list")?
