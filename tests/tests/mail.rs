@@ -164,3 +164,48 @@ fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
     ensure!(seen == 334, "{seen} messages marked seen");
     Ok(())
 }
+
+#[test]
+fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
+    let mut cluster = Cluster::start(2, &ClusterConfig::default())?;
+    // Node 1 is another organisation's mail server: realm example.net,
+    // which node 0 does not trust.
+    let test_key = last_line(&cluster.nodes[0].cli(&["realm", "init", "example.test"])?)?;
+    cluster.nodes[0].cli(&["realm", "trust", &test_key, "--domain", "example.test"])?;
+    let net_key = last_line(&cluster.nodes[1].cli(&["realm", "init", "example.net"])?)?;
+    cluster.nodes[1].cli(&["realm", "trust", &net_key, "--domain", "example.net"])?;
+    cluster.nodes[0].cli_input(&["user", "add", "alice@example.test", "--password-stdin"], b"a-pw")?;
+    cluster.nodes[1].cli(&["user", "add", "dave@example.net"])?;
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/relay.py");
+    let submit = |node: &ClusterNode, expect: &str| -> Result<()> {
+        let out = run(std::process::Command::new("python3").args([
+            script.to_str().context("path")?,
+            &addr(node, "submission")?,
+            expect,
+        ]))?;
+        ensure!(
+            out.status.success(),
+            "{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(())
+    };
+    // No smart host: refused with a clear reply, nothing kept.
+    submit(&cluster.nodes[0], "refused")?;
+
+    // With node 1's MX as the smart host, dave gets it.
+    let smart_host = addr(&cluster.nodes[1], "smtp")?;
+    let node = &mut cluster.nodes[0];
+    node.kill()?;
+    let config = node.dir.join("config.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(&config, text.replace("smart_host = \"\"", &format!("smart_host = {smart_host:?}")))?;
+    node.start()?;
+    submit(&cluster.nodes[0], "accepted")?;
+    let inbox = cluster.nodes[1].cli_json(&["inbox", "--user", "dave@example.net"])?;
+    let inbox = inbox.as_array().context("a list")?;
+    ensure!(inbox.len() == 1 && inbox[0]["subject"] == "across the border", "{inbox:?}");
+    Ok(())
+}

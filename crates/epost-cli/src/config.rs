@@ -38,6 +38,9 @@ pub(crate) struct GatewayConfig {
     pub(crate) tls_key: String,
     /// Largest message accepted, in bytes.
     pub(crate) max_message_bytes: u64,
+    /// "host:port" that takes authenticated users' mail for domains outside
+    /// the trusted realms; empty: such mail is refused.
+    pub(crate) smart_host: String,
 }
 
 impl Default for GatewayConfig {
@@ -51,6 +54,7 @@ impl Default for GatewayConfig {
             tls_cert: String::new(),
             tls_key: String::new(),
             max_message_bytes: 25 * 1024 * 1024,
+            smart_host: String::new(),
         }
     }
 }
@@ -351,6 +355,18 @@ impl Config {
                 "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
             ));
         }
+        if !self.gateway.smart_host.is_empty() {
+            let ok = self.gateway.smart_host.rsplit_once(':').is_some_and(|(host, port)| {
+                !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+            });
+            if !ok {
+                return Err(BadValue::new(
+                    "gateway.smart_host",
+                    quoted(&self.gateway.smart_host),
+                    "must be host:port, e.g. \"smtp.example.org:25\", or \"\" for none",
+                ));
+            }
+        }
         if !(1024..=1024 * 1024 * 1024).contains(&self.gateway.max_message_bytes) {
             return Err(BadValue::new(
                 "gateway.max_message_bytes",
@@ -449,6 +465,9 @@ tls_cert = ""
 tls_key = ""
 # Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.
 max_message_bytes = 26214400
+# Where authenticated users' mail for domains outside the trusted realms
+# goes ("host:port"); empty: such mail is refused with a clear reply.
+smart_host = ""
 
 [log]
 # "text" or "json".

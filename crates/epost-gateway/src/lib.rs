@@ -14,6 +14,7 @@ pub mod memory;
 pub mod node;
 mod pop3;
 pub mod server;
+pub mod smarthost;
 pub mod smtp;
 pub mod tls;
 

@@ -14,17 +14,25 @@ use crate::backend::{
     Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
     MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS, SpecialUse,
 };
+use crate::smarthost::{RelayError, SmartHost};
 
 /// A node's mail, for the gateway.
 #[derive(Clone)]
 pub struct NodeBackend {
     mail: MailService,
     identity: Identity,
+    smart_host: Option<SmartHost>,
 }
 
 impl NodeBackend {
     pub fn new(mail: MailService, identity: Identity) -> Self {
-        Self { mail, identity }
+        Self { mail, identity, smart_host: None }
+    }
+
+    /// Mail for domains outside the trusted realms goes to `smart_host`.
+    pub fn with_smart_host(mut self, smart_host: SmartHost) -> Self {
+        self.smart_host = Some(smart_host);
+        self
     }
 }
 
@@ -68,18 +76,33 @@ impl MailBackend for NodeBackend {
 
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
         let mut ours = Vec::new();
+        let mut foreign = Vec::new();
         for rcpt in &envelope.to {
             match self.mail.route(rcpt).await {
                 Route::Local | Route::Remote => ours.push(rcpt.clone()),
                 Route::Unknown => {
                     return Err(MailError::NotAllowed(format!("no such user: {rcpt}")));
                 }
-                Route::Foreign => {
-                    return Err(MailError::NotAllowed(format!(
-                        "{rcpt} is outside the realms trusted here and no smart host is configured"
-                    )));
-                }
+                Route::Foreign => foreign.push(rcpt.to_string()),
             }
+        }
+        // The relay first: it may fail without anything delivered here.
+        if !foreign.is_empty() {
+            let Some(smart_host) = &self.smart_host else {
+                return Err(MailError::NotAllowed(format!(
+                    "{} is outside the realms trusted here and no smart host is configured",
+                    foreign.join(", ")
+                )));
+            };
+            smart_host.relay(envelope.from.as_deref(), &foreign, &raw).await.map_err(
+                |e| match e {
+                    RelayError::Refused(text) => MailError::NotAllowed(text),
+                    RelayError::Unavailable(text) => MailError::Temporary(text),
+                },
+            )?;
+        }
+        if ours.is_empty() {
+            return Ok(());
         }
         self.mail.deliver(envelope.submitter.as_ref(), &ours, &raw).await.map_err(mail_error)
     }
