@@ -296,7 +296,7 @@ impl Account for NodeAccount {
             .map_err(mail_error)?
             .ok_or_else(|| MailError::NoFolder(folder.to_owned()))?
             .ok_or(MailError::NoMessage(uid))?;
-        Ok(Bytes::from(self.inner.mail.fetch(&message).await.map_err(mail_error)?))
+        self.inner.mail.fetch(&message).await.map_err(mail_error)
     }
 
     fn changes(&self) -> broadcast::Receiver<Change> {

@@ -13,6 +13,7 @@
 //! - Each hosted user's mail belongs to one task ([`account`]).
 
 pub mod account;
+mod cache;
 pub mod message;
 pub mod state;
 
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::capability::Capability;
 use epost_types::identity::ANY_DOMAIN;
@@ -38,6 +40,9 @@ use crate::storage::StorageService;
 
 /// How often received notifications are checked against the INBOX.
 const RECONCILE: Duration = Duration::from_secs(60);
+/// Bytes of messages kept in memory for repeated reads (IMAP clients
+/// fetch headers, then structure, then bodies of the same message).
+const CACHE_BYTES: usize = 64 * 1024 * 1024;
 /// What a mail notification's summary starts with.
 const MAIL_SUMMARY: &str = "mail";
 
@@ -89,6 +94,8 @@ struct Inner {
     notifications: NotifyService,
     /// `None` once shut down.
     mailboxes: Mutex<Option<HashMap<Address, Running>>>,
+    /// Messages recently stored or read here.
+    cache: Mutex<cache::MessageCache>,
     stopped: watch::Receiver<bool>,
 }
 
@@ -129,6 +136,7 @@ impl MailService {
                 identity,
                 notifications,
                 mailboxes: Mutex::new(Some(HashMap::new())),
+                cache: Mutex::new(cache::MessageCache::new(CACHE_BYTES)),
                 stopped: stopped.clone(),
             }),
         };
@@ -172,6 +180,7 @@ impl MailService {
         let manifest = message::store(&self.inner.storage, raw)
             .await
             .map_err(|e| MailError::Temporary(e.to_string()))?;
+        self.cache().insert(manifest.clone(), Bytes::copy_from_slice(raw));
         Ok(MessageRef {
             manifest,
             size: raw.len() as u64,
@@ -181,11 +190,22 @@ impl MailService {
     }
 
     /// A stored message's exact bytes.
-    pub async fn fetch(&self, message: &MessageRef) -> Result<Vec<u8>, MailError> {
-        message::load(&self.inner.storage, &message.manifest).await.map_err(|e| match e {
-            message::MessageError::Corrupt(text) => MailError::Corrupt(text),
-            other => MailError::Temporary(other.to_string()),
-        })
+    pub async fn fetch(&self, message: &MessageRef) -> Result<Bytes, MailError> {
+        if let Some(hit) = self.cache().get(&message.manifest) {
+            return Ok(hit);
+        }
+        let raw =
+            message::load(&self.inner.storage, &message.manifest).await.map_err(|e| match e {
+                message::MessageError::Corrupt(text) => MailError::Corrupt(text),
+                other => MailError::Temporary(other.to_string()),
+            })?;
+        let raw = Bytes::from(raw);
+        self.cache().insert(message.manifest.clone(), raw.clone());
+        Ok(raw)
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, cache::MessageCache> {
+        self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Delivers `raw` to every recipient (each must route Local or Remote)
