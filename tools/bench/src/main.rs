@@ -3,10 +3,12 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|mail|all>`
 
 mod crypto;
 mod erasure;
+mod mail;
+mod mail_clients;
 mod mail_services;
 mod measure;
 mod network;
@@ -26,6 +28,7 @@ fn main() -> Result<()> {
         "network" => network::run(&mut out)?,
         "logs" => mail_services::run_logs(&mut out)?,
         "notify" => mail_services::run_notify(&mut out)?,
+        "mail" => mail::run(&mut out)?,
         "all" => {
             crypto::run(&mut out)?;
             erasure::run(&mut out)?;
@@ -33,13 +36,14 @@ fn main() -> Result<()> {
             network::run(&mut out)?;
             mail_services::run_logs(&mut out)?;
             mail_services::run_notify(&mut out)?;
+            mail::run(&mut out)?;
         }
         "-h" | "--help" => {
-            println!("usage: epost-bench <crypto|erasure|store|network|logs|notify|all>");
+            println!("usage: epost-bench <crypto|erasure|store|network|logs|notify|mail|all>");
             return Ok(());
         }
         other => bail!(
-            "unknown benchmark {other:?}; try crypto, erasure, store, network, logs, notify or all"
+            "unknown benchmark {other:?}; try crypto, erasure, store, network, logs, notify, mail or all"
         ),
     }
     print!("{out}");
