@@ -12,7 +12,7 @@
 //! sender; keep what passes (listed by `notify list`), publish it to
 //! subscribers, and receipt everything handled so holders release it.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -399,11 +399,45 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         let full = pending.len() >= epost_dht::notify::MAX_PENDING;
         let mut handled = Vec::new();
         let mut deferred = false;
+        let mut keep = Vec::new();
+        let mut nonces = HashSet::new();
         for (sealed, opened) in fair_order(user, pending) {
-            match handle(inner, limits, user, &sealed, opened).await {
-                Handled::Done => handled.push(sealed.id),
-                Handled::Later => deferred = true,
+            match check(inner, limits, user, &sealed, opened, &mut nonces).await {
+                Checked::Done => handled.push(sealed.id),
+                Checked::Later => deferred = true,
+                Checked::Keep(kept) => keep.push((sealed.id, kept)),
             }
+        }
+        // The page's keeps go to the store together (one group commit),
+        // then its nonces.
+        let kept = futures::future::join_all(keep.into_iter().map(|(id, kept)| async move {
+            let stored = inner.store.put_record(kept.key, kept.value, u64::MAX).await;
+            (id, kept.seen_key, kept.expires, kept.received, stored)
+        }))
+        .await;
+        let mut seen = Vec::new();
+        for (id, seen_key, expires, received, stored) in kept {
+            match stored {
+                Ok(()) => {
+                    handled.push(id);
+                    seen.push((seen_key, expires, received));
+                }
+                Err(e) => {
+                    warn!(%address, error = %e, "cannot keep a notification; it stays with the holders");
+                    deferred = true;
+                }
+            }
+        }
+        let marked = futures::future::join_all(seen.iter().map(|(seen_key, expires, _)| {
+            inner.store.put_record(seen_key.clone(), Vec::new(), *expires)
+        }))
+        .await;
+        for ((_, _, received), marked) in seen.into_iter().zip(marked) {
+            if let Err(e) = marked {
+                warn!(%address, error = %e, "cannot record a nonce as seen");
+            }
+            info!(%address, from = %received.from, "notification received");
+            let _ = inner.events.send(received);
         }
         if !handled.is_empty() {
             receipt_everywhere(inner, user, &handled).await;
@@ -447,50 +481,65 @@ type Opened = Result<
     epost_types::notify::OpenNotificationError,
 >;
 
-enum Handled {
-    /// Kept, or dropped for good: receipt it.
+enum Checked {
+    /// Dropped for good: receipt it.
     Done,
     /// Over the sender's rate: leave it with the holders for later.
     Later,
+    /// Passed every check: keep it durably, then receipt it.
+    Keep(Box<Kept>),
 }
 
-async fn handle(
+/// What keeping a notification writes.
+struct Kept {
+    key: Vec<u8>,
+    value: Vec<u8>,
+    /// Marked only after the keep is durable: a failed keep must never
+    /// turn into a "replay" drop.
+    seen_key: Vec<u8>,
+    expires: u64,
+    received: Received,
+}
+
+async fn check(
     inner: &Arc<Inner>,
     limits: &mut SenderLimits,
     user: &HostedUser,
     sealed: &SealedNotification,
     opened: Opened,
-) -> Handled {
+    page_nonces: &mut HashSet<Vec<u8>>,
+) -> Checked {
     let address = &user.keys.address;
     let (notification, signer) = match opened {
         Ok(opened) => opened,
         Err(e) => {
             warn!(%address, error = %e, "dropped a notification that does not open");
-            return Handled::Done;
+            return Checked::Done;
         }
     };
     let inbox = inbox_key(address);
     let mut seen_key = vec![SEEN_TAG];
     seen_key.extend_from_slice(&inbox);
     seen_key.extend_from_slice(&notification.nonce);
-    if matches!(inner.store.get_record(&seen_key), Ok(Some(_))) {
+    if page_nonces.contains(&seen_key) || matches!(inner.store.get_record(&seen_key), Ok(Some(_))) {
         debug!(%address, "dropped a replayed notification");
-        return Handled::Done;
+        return Checked::Done;
     }
     if !limits.allow(&notification.from) {
-        return Handled::Later;
+        return Checked::Later;
     }
     let cert = match inner.identity.lookup_certificate(&notification.from).await {
         Ok(cert) => cert,
         Err(e) => {
             warn!(%address, from = %notification.from, error = %e, "dropped a notification from an uncertified sender");
-            return Handled::Done;
+            return Checked::Done;
         }
     };
     if let Err(e) = notification.check_sender(&signer, &cert) {
         warn!(%address, error = %e, "dropped a notification with a forged sender");
-        return Handled::Done;
+        return Checked::Done;
     }
+    page_nonces.insert(seen_key.clone());
     let received = Received {
         to: notification.to.clone(),
         from: notification.from.clone(),
@@ -505,19 +554,13 @@ async fn handle(
     key.extend_from_slice(&received.received.to_be_bytes());
     key.extend_from_slice(&sealed.id);
     let value = serde_json::to_vec(&received).unwrap_or_default();
-    let expires = sealed.expires.as_millis();
-    // Durable before the holders are told to let go. The nonce is marked
-    // seen only after: a failed keep must never turn into a "replay" drop.
-    if let Err(e) = inner.store.put_record(key, value, u64::MAX).await {
-        warn!(%address, error = %e, "cannot keep a notification; it stays with the holders");
-        return Handled::Later;
-    }
-    if let Err(e) = inner.store.put_record(seen_key, Vec::new(), expires).await {
-        warn!(%address, error = %e, "cannot record a nonce as seen");
-    }
-    info!(%address, from = %received.from, "notification received");
-    let _ = inner.events.send(received);
-    Handled::Done
+    Checked::Keep(Box::new(Kept {
+        key,
+        value,
+        seen_key,
+        expires: sealed.expires.as_millis(),
+        received,
+    }))
 }
 
 /// Tells every inbox holder (and this node) to release `ids`.
