@@ -66,6 +66,31 @@ fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()>
         String::from_utf8_lossy(&out.stderr)
     );
 
+    // curl, as a script would send through the MX port of bob's node.
+    if run(std::process::Command::new("curl").arg("--version")).is_ok_and(|o| o.status.success()) {
+        let mail = dir.path().join("curl.eml");
+        std::fs::write(&mail, "From: dave@example.org\r\nSubject: by curl\r\n\r\nhello\r\n")?;
+        let smtp = addr(&cluster.nodes[2], "smtp")?;
+        let sent = run(std::process::Command::new("curl").args([
+            "--silent",
+            "--show-error",
+            "--url",
+            &format!("smtp://{smtp}"),
+            "--mail-from",
+            "dave@example.org",
+            "--mail-rcpt",
+            "bob@example.test",
+            "--upload-file",
+            mail.to_str().context("path")?,
+        ]))?;
+        ensure!(sent.status.success(), "curl: {}", String::from_utf8_lossy(&sent.stderr));
+        let inbox = cluster.nodes[2].cli_json(&["inbox", "--user", "bob@example.test"])?;
+        let inbox = inbox.as_array().context("a list")?;
+        ensure!(inbox.iter().any(|m| m["subject"] == "by curl"), "{inbox:?}");
+    } else {
+        eprintln!("curl is not installed; its part of this test is skipped");
+    }
+
     // Carol moves to node 2: her folders, UIDs and UIDVALIDITY come with
     // her, replayed from her mail log.
     let before = cluster.nodes[1].cli_json(&["inbox", "--user", "carol@example.test"])?;
@@ -174,7 +199,8 @@ fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
     cluster.nodes[0].cli(&["realm", "trust", &test_key, "--domain", "example.test"])?;
     let net_key = last_line(&cluster.nodes[1].cli(&["realm", "init", "example.net"])?)?;
     cluster.nodes[1].cli(&["realm", "trust", &net_key, "--domain", "example.net"])?;
-    cluster.nodes[0].cli_input(&["user", "add", "alice@example.test", "--password-stdin"], b"a-pw")?;
+    cluster.nodes[0]
+        .cli_input(&["user", "add", "alice@example.test", "--password-stdin"], b"a-pw")?;
     cluster.nodes[1].cli(&["user", "add", "dave@example.net"])?;
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/relay.py");
@@ -201,7 +227,10 @@ fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
     node.kill()?;
     let config = node.dir.join("config.toml");
     let text = std::fs::read_to_string(&config)?;
-    std::fs::write(&config, text.replace("smart_host = \"\"", &format!("smart_host = {smart_host:?}")))?;
+    std::fs::write(
+        &config,
+        text.replace("smart_host = \"\"", &format!("smart_host = {smart_host:?}")),
+    )?;
     node.start()?;
     submit(&cluster.nodes[0], "accepted")?;
     let inbox = cluster.nodes[1].cli_json(&["inbox", "--user", "dave@example.net"])?;
