@@ -58,6 +58,23 @@ impl ClusterNode {
         Ok(())
     }
 
+    /// SIGTERM, then waits: the node shuts down in order, as a supervisor
+    /// would stop it.
+    pub fn stop(&mut self) -> Result<()> {
+        if let Some(mut child) = self.child.take() {
+            let pid = child.id().to_string();
+            let sent = std::process::Command::new("kill").args(["-TERM", &pid]).status()?;
+            if !sent.success() {
+                bail!("cannot send SIGTERM to node {pid}");
+            }
+            let status = child.wait()?;
+            if !status.success() {
+                bail!("node {pid} exited with {status} after SIGTERM");
+            }
+        }
+        Ok(())
+    }
+
     /// Starts (or restarts) the node with its existing data directory.
     pub fn start(&mut self) -> Result<()> {
         let mut child = epost(&self.dir)?

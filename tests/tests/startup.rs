@@ -92,26 +92,14 @@ fn the_first_node_restarted_on_a_new_port_finds_its_network_again() -> Result<()
     std::fs::write(&file, b"still here")?;
     let cap = cluster.nodes[1].cli(&["put", file.to_str().unwrap_or_default()])?;
     let cap = cap.lines().last().unwrap_or_default().to_owned();
-    // The first node has no bootstrap peer; it remembers who it knew.
-    let remembered = cluster.nodes[0].dir.join("peers.json");
-    for _ in 0..100 {
-        if remembered.exists() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    assert!(remembered.exists(), "peers.json was never written");
-    cluster.nodes[0].kill()?;
+    // The first node has no bootstrap peer; it remembers who it knew
+    // (peers.json, saved on connections and at shutdown).
+    cluster.nodes[0].stop()?;
+    assert!(cluster.nodes[0].dir.join("peers.json").exists(), "peers.json was never written");
     cluster.nodes[0].start()?;
     let node = &cluster.nodes[0];
-    let mut peers = 0;
-    for _ in 0..100 {
-        peers = node.cli_json(&["status"])?["peers"].as_u64().unwrap_or(0);
-        if peers >= 2 {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let status = node.cli_json(&["status", "--wait-peers", "2", "--timeout", "60"])?;
+    let peers = status["peers"].as_u64().unwrap_or(0);
     assert!(peers >= 2, "the restarted first node reconnected to {peers} peers");
     let out = node.dir.join("copy.txt");
     node.cli(&["get", &cap, "-o", out.to_str().unwrap_or_default()])?;

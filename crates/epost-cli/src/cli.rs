@@ -74,7 +74,17 @@ pub(crate) enum Command {
     },
 
     /// Show the running node's view of the overlay and its store.
-    Status,
+    #[command(
+        after_help = "Example (wait until the node has joined):\n  epost status --wait-peers 2 --timeout 30"
+    )]
+    Status {
+        /// Answer once this many peers are connected (or at --timeout).
+        #[arg(long, value_name = "N")]
+        wait_peers: Option<usize>,
+        /// Seconds to wait for --wait-peers (at most 300).
+        #[arg(long, value_name = "SECS", default_value_t = 30, requires = "wait_peers")]
+        timeout: u64,
+    },
 
     /// Count the live fragments of an object (and of its chunks).
     Check {

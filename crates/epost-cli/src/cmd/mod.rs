@@ -35,7 +35,9 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         Command::Get { capability, output } => {
             objects::get(dir, &capability, output.as_deref()).await
         }
-        Command::Status => status::run(dir, json).await,
+        Command::Status { wait_peers, timeout } => {
+            status::run(dir, wait_peers, timeout, json).await
+        }
         Command::Check { capability } => objects::check(dir, &capability, json).await,
         Command::Refresh { capability } => objects::refresh(dir, &capability, json).await,
         Command::Repair => objects::repair(dir, json).await,

@@ -7,9 +7,18 @@ use crate::client::ApiClient;
 use crate::datadir::DataDir;
 use crate::output::emit;
 
-pub(crate) async fn run(dir: &DataDir, json: bool) -> Result<()> {
+pub(crate) async fn run(
+    dir: &DataDir,
+    wait_peers: Option<usize>,
+    timeout: u64,
+    json: bool,
+) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let status: Value = client.get_json("/v1/status").await?;
+    let path = match wait_peers {
+        Some(n) => format!("/v1/status?min_peers={n}&wait_secs={timeout}"),
+        None => "/v1/status".to_owned(),
+    };
+    let status: Value = client.get_json(&path).await?;
     emit(json, &status, |s| {
         let mut text = format!(
             "peer id:   {}\npeers:     {} connected, {} known\nstore:     {} fragments, {} bytes\ncoding:    {}+{}",

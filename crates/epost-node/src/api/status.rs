@@ -1,10 +1,13 @@
 //! `/v1/status` (JSON) and `/metrics` (Prometheus text).
 
+use std::time::Duration;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use super::{ApiError, AppState};
 
@@ -24,10 +27,39 @@ pub(crate) struct Status {
     warnings: Vec<String>,
 }
 
-pub(crate) async fn status(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    let net = state.dht.status().await.ok_or_else(|| {
+/// Longest `wait_secs` a status request may ask for.
+const MAX_WAIT: Duration = Duration::from_secs(300);
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StatusQuery {
+    /// Answer once this many peers are connected...
+    min_peers: Option<usize>,
+    /// ...or after this many seconds, whichever comes first.
+    wait_secs: Option<u64>,
+}
+
+pub(crate) async fn status(
+    State(state): State<AppState>,
+    Query(query): Query<StatusQuery>,
+) -> Result<Json<Status>, ApiError> {
+    let stopping = || {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the overlay is shutting down")
-    })?;
+    };
+    // Subscribed before the first look, so no connection goes unseen.
+    let mut events = state.dht.subscribe();
+    let mut net = state.dht.status().await.ok_or_else(stopping)?;
+    if let Some(wanted) = query.min_peers {
+        let wait = Duration::from_secs(query.wait_secs.unwrap_or(0)).min(MAX_WAIT);
+        let deadline = tokio::time::Instant::now() + wait;
+        while net.connected_peers.len() < wanted {
+            match tokio::time::timeout_at(deadline, events.recv()).await {
+                Err(_) => break,
+                Ok(Err(broadcast::error::RecvError::Closed)) => return Err(stopping()),
+                Ok(_) => net = state.dht.status().await.ok_or_else(stopping)?,
+            }
+        }
+    }
     let figures = (state.store_stats)();
     let (k, m) = state.storage.layout();
     let mut warnings = Vec::new();
