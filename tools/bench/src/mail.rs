@@ -27,7 +27,7 @@ use tokio::sync::{broadcast, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::mail_clients::{Imap, Smtp, Submitted};
-use crate::measure::{cpu_seconds, percentile};
+use crate::measure::{cpu_seconds, idle_cpu_ms_per_sec, percentile};
 
 const NODES: usize = 5;
 const REALM: &str = "example.test";
@@ -56,8 +56,6 @@ const TARGET_PER_SEC: f64 = 500.0;
 const TARGET_P99_MS: f64 = 100.0;
 /// NinjaMail's estimate of store/retrieve cycles per second per node.
 const NINJAMAIL_PER_NODE: f64 = 52.0;
-/// How long the idle network's own CPU use is measured.
-const IDLE: Duration = Duration::from_secs(2);
 
 /// A network with the sender on node 0, the recipient on `home`, a
 /// submission and IMAP gateway on node 0 and, if `home` is another node,
@@ -324,13 +322,6 @@ async fn warm_up(setup: &Setup) -> Result<()> {
     let p = phase(setup, "warm-up", 1, WARM_UP).await?;
     ensure!(p.visible == WARM_UP as usize, "only {} warm-up messages arrived", p.visible);
     Ok(())
-}
-
-async fn idle_cpu_ms_per_sec() -> f64 {
-    let cpu = cpu_seconds();
-    let start = Instant::now();
-    tokio::time::sleep(IDLE).await;
-    (cpu_seconds() - cpu) * 1000.0 / start.elapsed().as_secs_f64()
 }
 
 /// One variant on a fresh network: idle CPU, then both phases.

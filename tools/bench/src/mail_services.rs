@@ -25,7 +25,7 @@ use epost_types::time::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::measure::{Run, cpu_seconds, drive, payload, percentile};
+use crate::measure::{Run, cpu_seconds, drive, idle_cpu_ms_per_sec, payload, percentile};
 
 const NODES: usize = 5;
 
@@ -53,8 +53,6 @@ const LOAD_PER_SENDER: u64 = 50;
 const ARRIVAL_WAIT: Duration = Duration::from_secs(10);
 /// The target for an online recipient.
 const TARGET_P99_MS: f64 = 50.0;
-/// How long the idle network's own CPU use is measured.
-const IDLE: Duration = Duration::from_secs(2);
 
 /// `name@name.test` hosted on node `node`.
 async fn host(net: &TestNet, name: &str, node: usize) -> Result<Address> {
@@ -67,15 +65,6 @@ async fn host(net: &TestNet, name: &str, node: usize) -> Result<Address> {
     let address = Address::from_str(&format!("{name}@{domain}"))?;
     net.node(node).identity.add_user(address.clone(), None).await?;
     Ok(address)
-}
-
-/// CPU the network uses per second with nothing asked of it: the floor
-/// under every CPU-per-operation figure.
-async fn idle_cpu_ms_per_sec() -> f64 {
-    let cpu = cpu_seconds();
-    let start = Instant::now();
-    tokio::time::sleep(IDLE).await;
-    (cpu_seconds() - cpu) * 1000.0 / start.elapsed().as_secs_f64()
 }
 
 fn idle_line(out: &mut String, idle: f64) {

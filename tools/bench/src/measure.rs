@@ -19,6 +19,18 @@ pub(crate) fn cpu_seconds() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// How long an idle network's own CPU use is measured.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// CPU an idle in-process network uses per second with nothing asked of
+/// it: the floor under every CPU-per-operation figure.
+pub(crate) async fn idle_cpu_ms_per_sec() -> f64 {
+    let cpu = cpu_seconds();
+    let start = Instant::now();
+    tokio::time::sleep(IDLE).await;
+    (cpu_seconds() - cpu) * 1000.0 / start.elapsed().as_secs_f64()
+}
+
 /// `len` bytes that differ for every `i` (so convergent encryption never
 /// deduplicates them).
 pub(crate) fn payload(i: u64, len: usize) -> Vec<u8> {
