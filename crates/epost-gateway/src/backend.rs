@@ -31,6 +31,11 @@ pub const STANDARD_FOLDERS: [(&str, Option<SpecialUse>); 6] = [
     ("Archive", Some(SpecialUse::Archive)),
 ];
 
+/// The special use of a folder, by its name.
+pub fn special_use(name: &str) -> Option<SpecialUse> {
+    STANDARD_FOLDERS.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s)
+}
+
 /// What an SMTP server may do with a recipient.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Recipient {

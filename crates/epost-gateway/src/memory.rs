@@ -11,7 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
-    MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS,
+    MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS, special_use,
 };
 
 /// Users, their passwords and mailboxes, in memory.
@@ -154,10 +154,6 @@ impl Folders {
     fn get(&mut self, name: &str) -> Result<&mut Folder, MailError> {
         self.folders.get_mut(name).ok_or_else(|| MailError::NoFolder(name.to_owned()))
     }
-}
-
-fn special_use(name: &str) -> Option<crate::backend::SpecialUse> {
-    STANDARD_FOLDERS.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s)
 }
 
 fn now_millis() -> u64 {

@@ -12,7 +12,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
-    MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS, SpecialUse,
+    MailBackend, MailError, MessageMeta, Recipient, special_use,
 };
 use crate::smarthost::{RelayError, SmartHost};
 
@@ -136,6 +136,15 @@ impl NodeAccount {
     async fn change(&self, change: MailChange) -> Result<mail::Changed, MailError> {
         self.inner.mailbox.change(change).await.map_err(mail_error)
     }
+
+    /// Applies a copy or move; says where each message went.
+    async fn copied(&self, change: MailChange) -> Result<CopyReport, MailError> {
+        let changed = self.change(change).await?;
+        Ok(CopyReport {
+            uid_validity: changed.uid_validity,
+            mapping: changed.sources.into_iter().zip(changed.uids).collect(),
+        })
+    }
 }
 
 /// Passes the mailbox's folder changes on while the account is in use.
@@ -151,10 +160,6 @@ async fn forward(mut from: broadcast::Receiver<String>, to: Weak<AccountInner>) 
         let Some(inner) = to.upgrade() else { return };
         let _ = inner.changes.send(Change { folder });
     }
-}
-
-fn special_use(name: &str) -> Option<SpecialUse> {
-    STANDARD_FOLDERS.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s)
 }
 
 fn flag_change(op: FlagOp) -> FlagChange {
@@ -262,21 +267,13 @@ impl Account for NodeAccount {
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
         let change =
             MailChange::Copy { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
-        let changed = self.change(change).await?;
-        Ok(CopyReport {
-            uid_validity: changed.uid_validity,
-            mapping: changed.sources.into_iter().zip(changed.uids).collect(),
-        })
+        self.copied(change).await
     }
 
     async fn move_to(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
         let change =
             MailChange::Move { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
-        let changed = self.change(change).await?;
-        Ok(CopyReport {
-            uid_validity: changed.uid_validity,
-            mapping: changed.sources.into_iter().zip(changed.uids).collect(),
-        })
+        self.copied(change).await
     }
 
     async fn expunge(&self, folder: &str, uids: &[u32]) -> Result<Vec<u32>, MailError> {
