@@ -4,8 +4,9 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 /// Size and time limits for every protocol.
@@ -22,8 +23,24 @@ pub struct Limits {
     /// A session with no input for this long is closed (IMAP IDLE included,
     /// as RFC 9051 allows after 30 minutes).
     pub idle_timeout: Duration,
-    /// Most open sessions in all; more are refused at once.
+    /// Once a command line (or an AUTH response) has begun, it must be
+    /// complete within this long, however the bytes trickle in: a client
+    /// sending one byte just inside the idle timeout cannot hold a session.
+    pub command_timeout: Duration,
+    /// Once message content (SMTP DATA or BDAT, an IMAP literal) has
+    /// begun, it must be complete within this long.
+    pub data_timeout: Duration,
+    /// Most open sessions in all; more are refused at once, with the
+    /// protocol's "try later" (SMTP 421, IMAP BYE, POP3 -ERR).
     pub max_sessions: usize,
+    /// The login throttle: failures are remembered this long ...
+    pub login_window: Duration,
+    /// ... this many per address (and per non-loopback client) cost
+    /// nothing, each further one is answered more slowly ...
+    pub login_free_failures: u32,
+    /// ... and from this many on, logins are refused without checking
+    /// the password until the window has passed.
+    pub login_lockout: u32,
 }
 
 impl Default for Limits {
@@ -34,8 +51,20 @@ impl Default for Limits {
             max_recipients: 100,
             max_errors: 20,
             idle_timeout: Duration::from_secs(30 * 60),
+            command_timeout: Duration::from_secs(5 * 60),
+            data_timeout: Duration::from_secs(30 * 60),
             max_sessions: 1024,
+            login_window: Duration::from_secs(15 * 60),
+            login_free_failures: 3,
+            login_lockout: 10,
         }
+    }
+}
+
+impl Limits {
+    /// The login throttle these limits describe.
+    pub fn throttle(&self) -> Throttle {
+        Throttle::new(self.login_window, self.login_free_failures, self.login_lockout)
     }
 }
 
@@ -57,9 +86,10 @@ pub struct Shared<B> {
 }
 
 /// Failed logins remembered per address and per client IP. After a few
-/// failures each further one waits before its reply; past the lockout
-/// count, logins are refused without checking the password until the
-/// window passes. Loopback clients are throttled per address only, so
+/// failures each further one waits before its reply (200 ms more per
+/// failure, at most 2 s); past the lockout count, logins are refused
+/// without checking the password until the window passes. Time is
+/// tokio's, so tests can pause it. Loopback clients are throttled per address only, so
 /// one local script with a wrong password cannot lock out local users.
 pub struct Throttle {
     window: Duration,
@@ -93,7 +123,7 @@ const MAX_KEYS: usize = 100_000;
 
 impl Default for Throttle {
     fn default() -> Self {
-        Self::new(Duration::from_secs(15 * 60), 3, 10)
+        Limits::default().throttle()
     }
 }
 
@@ -170,6 +200,28 @@ mod tests {
         assert_eq!(throttle.check(other, "b@x.test"), Verdict::Allow);
         throttle.succeeded("a@x.test");
         assert_eq!(throttle.check(other, "a@x.test"), Verdict::Allow);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delays_grow_then_a_lockout_lasts_one_window() {
+        let limits = Limits {
+            login_window: Duration::from_secs(60),
+            login_free_failures: 1,
+            login_lockout: 4,
+            ..Limits::default()
+        };
+        let throttle = limits.throttle();
+        let ip: IpAddr = "192.0.2.9".parse().unwrap();
+        let delays: Vec<Duration> = (0..4).map(|_| throttle.failed(ip, "a@x.test")).collect();
+        let ms = |n| Duration::from_millis(n);
+        assert_eq!(delays, [ms(0), ms(200), ms(400), ms(600)]);
+        assert_eq!(throttle.check(ip, "a@x.test"), Verdict::Locked);
+        tokio::time::advance(Duration::from_secs(59)).await;
+        assert_eq!(throttle.check(ip, "a@x.test"), Verdict::Locked);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(throttle.check(ip, "a@x.test"), Verdict::Allow);
+        // The count starts again from nothing.
+        assert_eq!(throttle.failed(ip, "a@x.test"), Duration::ZERO);
     }
 
     #[test]

@@ -8,11 +8,16 @@
 
 pub mod backend;
 pub mod context;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 mod imap;
 mod line;
 pub mod memory;
 pub mod node;
 mod pop3;
+#[cfg(test)]
+mod proptests;
 pub mod server;
 pub mod smarthost;
 pub mod smtp;

@@ -1,5 +1,6 @@
 //! Listeners: one accept loop per configured protocol, a session task per
-//! connection (bounded in all), and an orderly shutdown.
+//! connection (bounded in all: past the bound a client hears the
+//! protocol's "try later" at once), and an orderly shutdown.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::backend::MailBackend;
-use crate::context::{Limits, Shared, Throttle};
+use crate::context::{Limits, Shared};
 use crate::tls::{TlsError, TlsSource, acceptor};
 use crate::{imap, pop3, smtp};
 
@@ -72,6 +73,19 @@ impl Protocol {
             Protocol::Pop3 => "POP3",
         }
     }
+
+    /// What a client past the session limit hears before the close.
+    fn refusal(self, hostname: &str) -> String {
+        match self {
+            Protocol::Smtp(_) => {
+                format!("421 4.7.0 {hostname} Too many connections; try again later\r\n")
+            }
+            Protocol::Imap => {
+                "* BYE [UNAVAILABLE] Too many connections; try again later\r\n".into()
+            }
+            Protocol::Pop3 => "-ERR [SYS/TEMP] Too many connections; try again later\r\n".into(),
+        }
+    }
 }
 
 impl Gateway {
@@ -86,7 +100,7 @@ impl Gateway {
             backend,
             tls: Some(tls),
             limits: config.limits.clone(),
-            throttle: Throttle::default(),
+            throttle: config.limits.throttle(),
             hostname: config.hostname.clone(),
             relay_for_submitters: config.relay_for_submitters,
             stopped,
@@ -157,7 +171,7 @@ async fn accept_loop<B: MailBackend>(
         };
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
             debug!(%peer, "too many sessions; refusing");
-            drop(stream);
+            refuse(stream, &protocol.refusal(&shared.hostname));
             continue;
         };
         let _ = stream.set_nodelay(true);
@@ -176,4 +190,14 @@ async fn accept_loop<B: MailBackend>(
     if tokio::time::timeout(std::time::Duration::from_secs(10), drain).await.is_err() {
         running.abort_all();
     }
+}
+
+/// Tells a client past the session limit to come back later, without a
+/// task or a wait: one non-blocking write into the fresh socket's empty
+/// send buffer (a few dozen bytes always fit), then the close.
+fn refuse(stream: tokio::net::TcpStream, refusal: &str) {
+    use std::io::Write;
+    let Ok(mut stream) = stream.into_std() else { return };
+    let _ = stream.write(refusal.as_bytes());
+    let _ = stream.shutdown(std::net::Shutdown::Write);
 }

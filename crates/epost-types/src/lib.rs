@@ -53,3 +53,5 @@ mod symmetric;
 
 #[cfg(test)]
 mod known_answers;
+#[cfg(test)]
+mod proptests;

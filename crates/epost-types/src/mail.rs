@@ -50,6 +50,8 @@ pub enum ManifestError {
     Decode(#[from] DecodeError),
     #[error("the pieces add up to {sum} bytes, the manifest says {size}")]
     SizeMismatch { sum: u64, size: u64 },
+    #[error("the pieces add up to more than 2^64 bytes")]
+    SizeOverflow,
 }
 
 impl MessageManifest {
@@ -65,7 +67,12 @@ impl MessageManifest {
     /// Decodes and checks that the pieces add up to the stated size.
     pub fn decode(bytes: &[u8]) -> Result<Self, ManifestError> {
         let manifest: Self = cbor::decode(bytes, MAX_MANIFEST)?;
-        let sum = manifest.pieces.iter().map(Piece::len).sum();
+        // Checked: hostile piece lengths must not wrap around to `size`.
+        let sum = manifest
+            .pieces
+            .iter()
+            .try_fold(0u64, |sum, piece| sum.checked_add(piece.len()))
+            .ok_or(ManifestError::SizeOverflow)?;
         if sum != manifest.size {
             return Err(ManifestError::SizeMismatch { sum, size: manifest.size });
         }
@@ -218,5 +225,23 @@ mod tests {
             },
         ]);
         assert_eq!(MailEntry::decode(&entry.encode()).unwrap(), entry);
+    }
+
+    /// Found writing the hostile-input properties: piece lengths that overflow a u64 panicked (debug
+    /// builds) or wrapped around to match `size` (release builds).
+    #[test]
+    fn piece_lengths_that_overflow_are_refused() {
+        let wrapping = MessageManifest {
+            v: MESSAGE_VERSION,
+            size: 5,
+            pieces: vec![
+                Piece::Part { capability: "epost:x#y".into(), len: u64::MAX },
+                Piece::Inline(vec![b'x'; 6]),
+            ],
+        };
+        assert!(matches!(
+            MessageManifest::decode(&wrapping.encode()),
+            Err(ManifestError::SizeOverflow)
+        ));
     }
 }

@@ -1,9 +1,10 @@
 //! The tokio side of an IMAP connection: reads bytes into the [`Framer`],
 //! decodes commands with `imap-codec`, agrees to (or refuses) literals,
 //! runs the [`Session`] and writes its responses; upgrades to TLS on
-//! STARTTLS; idles; and says BYE on shutdown, on an idle client and after
-//! too many bad commands. Generic over the stream, so TLS and plain share
-//! it.
+//! STARTTLS; idles; and says BYE on shutdown, on an idle client, on one
+//! too slow to finish a command (`limits.command_timeout`, and
+//! `limits.data_timeout` once a literal has begun) and after too many bad
+//! commands. Generic over the stream, so TLS and plain share it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,6 +31,7 @@ use crate::backend::{Change, MailBackend};
 use crate::context::Shared;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
+use crate::line::Busy;
 
 /// How long a TLS handshake may take at most.
 const HANDSHAKE: Duration = Duration::from_secs(60);
@@ -61,6 +63,23 @@ pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared
     let _ = tls.shutdown().await;
 }
 
+/// Serves a plaintext connection over any stream, with no TLS upgrade
+/// (STARTTLS ends it): for fuzzing and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) async fn serve_stream<S, B>(
+    stream: &mut S,
+    peer: std::net::IpAddr,
+    shared: Arc<Shared<B>>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    B: MailBackend,
+{
+    let mut session = Session::new(shared.clone(), peer, false);
+    let mut buffered = BufWriter::new(stream);
+    Conn::new(&mut buffered, &shared).serve(&mut session, true).await;
+    let _ = buffered.shutdown().await;
+}
+
 /// Why a connection loop ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum End {
@@ -81,7 +100,10 @@ struct Conn<'a, S, B: MailBackend> {
     shared: &'a Shared<B>,
     framer: Framer,
     stopped: tokio::sync::watch::Receiver<bool>,
+    /// The idle deadline: the last input plus the idle timeout.
     deadline: Instant,
+    /// What the framer was busy with, and since when.
+    busy: Option<(Busy, Instant)>,
     errors: usize,
 }
 
@@ -117,8 +139,31 @@ where
             ),
             stopped: shared.stopped.clone(),
             deadline: Instant::now() + limits.idle_timeout,
+            busy: None,
             errors: 0,
         }
+    }
+
+    /// When the next read must have returned: the idle deadline, or
+    /// earlier if a command has begun and its own time is running out.
+    fn read_deadline(&mut self) -> Instant {
+        let kind = self.framer.busy();
+        self.busy = match (kind, self.busy) {
+            (Busy::Idle, _) => None,
+            (kind, Some((was, since))) if was == kind => Some((was, since)),
+            (kind, _) => Some((kind, Instant::now())),
+        };
+        let limits = &self.shared.limits;
+        match self.busy {
+            None => self.deadline,
+            Some((Busy::Data, since)) => self.deadline.min(since + limits.data_timeout),
+            Some((_, since)) => self.deadline.min(since + limits.command_timeout),
+        }
+    }
+
+    /// The goodbye for a client whose time ran out.
+    fn timeout_message(&self) -> &'static str {
+        if self.busy.is_some() { "command not completed in time" } else { "idle for too long" }
     }
 
     fn writer(&mut self) -> Writer<'_, S> {
@@ -165,8 +210,9 @@ where
     async fn read(&mut self) -> Input {
         let mut chunk = [0u8; READ_CHUNK];
         let stopped = self.stopped.clone();
+        let deadline = self.read_deadline();
         let result = tokio::select! {
-            read = timeout_at(self.deadline, self.stream.read(&mut chunk)) => match read {
+            read = timeout_at(deadline, self.stream.read(&mut chunk)) => match read {
                 Ok(Ok(0)) | Ok(Err(_)) => Input::Closed,
                 Ok(Ok(n)) => {
                     self.framer.push(&chunk[..n]);
@@ -188,7 +234,7 @@ where
         match self.read().await {
             Input::Bytes => Ok(()),
             Input::Closed => Err(End::Closed),
-            Input::TimedOut => Err(self.bye("idle for too long").await),
+            Input::TimedOut => Err(self.bye(self.timeout_message()).await),
             Input::Stopped => Err(self.bye("server shutting down").await),
         }
     }
@@ -234,6 +280,8 @@ where
                     };
                     let tag = lexical_tag(self.framer.message());
                     self.framer.reset();
+                    // A whole command arrived: the next one's clock starts anew.
+                    self.busy = None;
                     match decoded {
                         Some(command) => self.command(session, command).await?,
                         None => self.reject(tag, "syntax error").await?,
@@ -406,15 +454,16 @@ where
             }
             let stopped = self.stopped.clone();
             let mut chunk = [0u8; READ_CHUNK];
+            let deadline = self.read_deadline();
             let event = tokio::select! {
-                read = timeout_at(self.deadline, self.stream.read(&mut chunk)) => match read {
+                read = timeout_at(deadline, self.stream.read(&mut chunk)) => match read {
                     Ok(Ok(0)) | Ok(Err(_)) => return Err(End::Closed),
                     Ok(Ok(n)) => {
                         self.framer.push(&chunk[..n]);
                         self.deadline = Instant::now() + self.shared.limits.idle_timeout;
                         None
                     }
-                    Err(_) => return Err(self.bye("idle for too long").await),
+                    Err(_) => return Err(self.bye(self.timeout_message()).await),
                 },
                 change = next_change(&mut changes) => Some(change),
                 _ = wait_stopped(stopped) => return Err(self.bye("server shutting down").await),

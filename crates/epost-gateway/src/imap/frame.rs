@@ -6,6 +6,8 @@
 
 use imap_codec::imap_types::core::{LiteralMode, Tag};
 
+use crate::line::Busy;
+
 /// Buffer capacity kept between commands.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
@@ -75,6 +77,18 @@ impl Framer {
     /// The command framed so far (whole after [`Frame::Complete`]).
     pub(crate) fn message(&self) -> &[u8] {
         &self.message
+    }
+
+    /// Whether a command has begun and how far: in a literal, message
+    /// content is arriving; otherwise part of a line (or a line being
+    /// skipped) is. For the connection's clocks.
+    pub(crate) fn busy(&self) -> Busy {
+        match self.state {
+            State::Literal { .. } => Busy::Data,
+            State::Announced | State::SkipLine => Busy::Command,
+            State::Line if self.message.is_empty() && self.input.is_empty() => Busy::Idle,
+            State::Line => Busy::Command,
+        }
     }
 
     /// Forgets the current command (after it was handled or refused);
@@ -261,6 +275,25 @@ mod tests {
         assert_eq!(framer.next(), Frame::Complete { poisoned: true });
         assert_eq!(framer.message(), b"x BOGUS {2+}\r\n\r\n");
         assert!(framer.accept_literal(5000).is_err());
+    }
+
+    #[test]
+    fn busy_says_what_has_begun() {
+        let mut framer = Framer::new(100, 1000);
+        assert_eq!(framer.busy(), Busy::Idle);
+        framer.push(b"a LOGIN {3}\r\n");
+        assert_eq!(framer.busy(), Busy::Command);
+        assert!(matches!(framer.next(), Frame::Literal { .. }));
+        framer.accept_literal(3).unwrap();
+        assert_eq!(framer.next(), Frame::NeedMore);
+        assert_eq!(framer.busy(), Busy::Data);
+        framer.push(b"bob x\r\n");
+        assert_eq!(framer.next(), Frame::Complete { poisoned: false });
+        framer.reset();
+        assert_eq!(framer.busy(), Busy::Idle);
+        framer.push(b"b NOO");
+        assert_eq!(framer.next(), Frame::NeedMore);
+        assert_eq!(framer.busy(), Busy::Command);
     }
 
     #[test]

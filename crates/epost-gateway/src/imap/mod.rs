@@ -27,6 +27,9 @@ use tokio::net::TcpStream;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use conn::serve_stream;
+
 /// Serves one IMAP connection to its end.
 pub(crate) async fn serve<B: MailBackend>(
     stream: TcpStream,

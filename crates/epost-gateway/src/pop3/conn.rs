@@ -1,6 +1,7 @@
 //! The tokio side of a POP3 connection (the loop shared with SMTP): close
 //! when the gateway stops (with `-ERR [SYS/TEMP]`) or the client idles past
-//! `limits.idle_timeout` (RFC 1939 asks for at least ten minutes). A
+//! `limits.idle_timeout` (RFC 1939 asks for at least ten minutes), or
+//! takes longer than `limits.command_timeout` over one command line. A
 //! session that ends without QUIT expunges nothing.
 
 use std::future::Future;
@@ -12,7 +13,7 @@ use tokio::net::TcpStream;
 use super::session::Session;
 use crate::backend::MailBackend;
 use crate::context::Shared;
-use crate::line::{self, LineSession, Step};
+use crate::line::{self, Busy, LineSession, Step, Timeouts};
 
 pub(super) async fn serve<B: MailBackend>(
     stream: TcpStream,
@@ -20,9 +21,9 @@ pub(super) async fn serve<B: MailBackend>(
     shared: Arc<Shared<B>>,
 ) {
     let session = Session::new(shared.clone(), peer.ip());
-    let (idle, tls, stopped) =
-        (shared.limits.idle_timeout, shared.tls.clone(), shared.stopped.clone());
-    line::serve(stream, peer, "POP3", session, idle, tls, stopped).await;
+    let timeouts = Timeouts::new(&shared.limits, shared.limits.idle_timeout);
+    let (tls, stopped) = (shared.tls.clone(), shared.stopped.clone());
+    line::serve(stream, peer, "POP3", session, timeouts, tls, stopped).await;
 }
 
 impl<B: MailBackend> LineSession for Session<B> {
@@ -43,4 +44,8 @@ impl<B: MailBackend> LineSession for Session<B> {
     }
 
     fn timed_out(&mut self) {}
+
+    fn busy(&self) -> Busy {
+        Session::busy(self)
+    }
 }

@@ -21,6 +21,9 @@ use tokio::net::TcpStream;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use session::Session;
+
 /// Serves one POP3 connection to its end.
 pub(crate) async fn serve<B: MailBackend>(
     stream: TcpStream,

@@ -14,6 +14,7 @@ use super::maildrop::Maildrop;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
+use crate::line::Busy;
 pub(crate) use crate::line::Step;
 
 /// What the next line is.
@@ -84,6 +85,15 @@ impl<B: MailBackend> Session<B> {
     /// The goodbye for a gateway shutting down (nothing is expunged).
     pub(crate) fn shutting_down(&mut self) {
         self.err("[SYS/TEMP] Server shutting down");
+    }
+
+    /// What the session is in the middle of (for the connection's clocks).
+    pub(crate) fn busy(&self) -> Busy {
+        if self.input == Input::SkipLine || !self.line.is_empty() {
+            Busy::Command
+        } else {
+            Busy::Idle
+        }
     }
 
     /// Whether a password may be sent here (under TLS or from loopback).

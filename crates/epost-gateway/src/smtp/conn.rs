@@ -3,7 +3,9 @@
 //!
 //! The idle timeout is `limits.idle_timeout`, capped at the five minutes
 //! RFC 5321 section 4.5.3.2.7 asks a server to wait for a command; the
-//! TLS handshake gets the same time.
+//! TLS handshake gets the same time. A begun command line must be whole
+//! within `limits.command_timeout`, message content within
+//! `limits.data_timeout`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +18,7 @@ use super::Mode;
 use super::session::Session;
 use crate::backend::MailBackend;
 use crate::context::Shared;
-use crate::line::{self, LineSession, Step};
+use crate::line::{self, Busy, LineSession, Step, Timeouts};
 
 /// The longest an SMTP client may stay silent.
 const SMTP_IDLE: Duration = Duration::from_secs(5 * 60);
@@ -28,9 +30,9 @@ pub(super) async fn serve<B: MailBackend>(
     mode: Mode,
 ) {
     let session = Session::new(shared.clone(), mode, peer.ip());
-    let idle = shared.limits.idle_timeout.min(SMTP_IDLE);
+    let timeouts = Timeouts::new(&shared.limits, SMTP_IDLE);
     let (tls, stopped) = (shared.tls.clone(), shared.stopped.clone());
-    line::serve(stream, peer, "SMTP", session, idle, tls, stopped).await;
+    line::serve(stream, peer, "SMTP", session, timeouts, tls, stopped).await;
 }
 
 impl<B: MailBackend> LineSession for Session<B> {
@@ -52,5 +54,9 @@ impl<B: MailBackend> LineSession for Session<B> {
 
     fn timed_out(&mut self) {
         self.shutting_down("Timeout; closing");
+    }
+
+    fn busy(&self) -> Busy {
+        Session::busy(self)
     }
 }

@@ -24,6 +24,9 @@ use tokio::net::TcpStream;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) use session::Session;
+
 /// SASL PLAIN decoding, shared with POP3's AUTH.
 pub(crate) use auth::{decode as decode_base64, split_plain};
 

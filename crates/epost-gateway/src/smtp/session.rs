@@ -20,6 +20,7 @@ use super::data::{Body, DotReader, one_line};
 use crate::backend::MailBackend;
 use crate::context::Shared;
 
+use crate::line::Busy;
 pub(crate) use crate::line::Step;
 
 /// What the next input bytes are.
@@ -115,6 +116,16 @@ impl<B: MailBackend> Session<B> {
     /// The goodbye for a gateway shutting down (or an idle client).
     pub(crate) fn shutting_down(&mut self, why: &str) {
         self.reply(421, [4, 3, 2], format!("{} {why}", self.shared.hostname));
+    }
+
+    /// What the session is in the middle of (for the connection's clocks).
+    pub(crate) fn busy(&self) -> Busy {
+        match self.input {
+            Input::Data(_) | Input::Bdat { .. } => Busy::Data,
+            Input::SkipLine => Busy::Command,
+            Input::Command | Input::Auth(_) if !self.line.is_empty() => Busy::Command,
+            Input::Command | Input::Auth(_) => Busy::Idle,
+        }
     }
 
     /// Whether the client may authenticate here and now (RFC 4954 says

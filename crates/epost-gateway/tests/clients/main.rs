@@ -1,6 +1,8 @@
 //! The gateway driven by real clients (Python's smtplib, imaplib and
-//! poplib) over real sockets, in front of the in-memory backend.
+//! poplib, and raw sockets for hostile ones) over real sockets, in front
+//! of the in-memory backend.
 
+mod hardening;
 mod imap;
 mod pop3;
 mod smtp;
