@@ -7,6 +7,7 @@
 //! processes and SIGKILL live in the workspace's tests/ instead.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::Duration;
 
 use epost_dht::DhtConfig;
@@ -39,6 +40,8 @@ pub struct NetConfig {
     pub storage: StorageConfig,
     /// Shared by all nodes, so the same plaintext gives the same object anywhere.
     pub convergence_secret: Vec<u8>,
+    /// The inbox holders' limits (tests shrink them to reach them quickly).
+    pub notify: epost_node::notify::NotifyConfig,
 }
 
 impl Default for NetConfig {
@@ -51,6 +54,7 @@ impl Default for NetConfig {
                 ..StorageConfig::default()
             },
             convergence_secret: b"testkit realm".to_vec(),
+            notify: Default::default(),
         }
     }
 }
@@ -81,7 +85,7 @@ impl TestNet {
                 },
                 storage: config.storage.clone(),
                 identity: Default::default(),
-                notify: Default::default(),
+                notify: config.notify.clone(),
                 api_listen: loopback(),
                 api_token: format!("token-{i}"),
             };
@@ -97,6 +101,12 @@ impl TestNet {
     /// The running node `i`. Panics if it is stopped (a test bug).
     pub fn node(&self, i: usize) -> &Node {
         self.slots[i].node.as_ref().unwrap_or_else(|| panic!("node {i} is stopped"))
+    }
+
+    /// Node `i`'s data directory (running or not): tests plant files there
+    /// (a poisoned `peers.json`, say) while the node is stopped.
+    pub fn data_dir(&self, i: usize) -> &Path {
+        &self.slots[i].options.data_dir
     }
 
     pub fn len(&self) -> usize {

@@ -10,8 +10,9 @@
 //! - Every 500th entry is a snapshot listing the 499 before it, so a reader
 //!   walks at most 499 entries one by one and fetches the rest in parallel.
 //! - Readers take the newest valid head from every holder that answers
-//!   (holders already refuse forged and older heads); the head names the
-//!   newest entry, and each entry names its predecessor.
+//!   (holders already refuse forged and older heads), and never one older
+//!   than the newest they have verified before; the head names the newest
+//!   entry, and each entry names its predecessor.
 //!
 //! Normative formats: `spec/logs.md`.
 
@@ -121,7 +122,15 @@ struct Inner {
     identity: Identity,
     dht: DhtClient,
     writers: Mutex<Option<HashMap<LogId, Writer>>>,
+    /// The newest head this node has verified for each log it read: a
+    /// reader never goes back below it, even when only holders serving an
+    /// older head (stale, or hostile) answer.
+    seen: Mutex<HashMap<LogId, Vec<u8>>>,
 }
+
+/// Logs whose newest head is remembered at most (then the memory starts
+/// afresh; the holders still refuse rollbacks).
+const SEEN_MAX: usize = 4096;
 
 /// What a writer knows about its log between appends.
 struct Tail {
@@ -141,6 +150,7 @@ impl LogService {
                 identity,
                 dht,
                 writers: Mutex::new(Some(HashMap::new())),
+                seen: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -286,25 +296,30 @@ impl LogService {
 }
 
 impl Inner {
-    /// The newest valid head the holders (and this node) have.
+    /// The newest valid head the holders (and this node) have, and never
+    /// one older than this node has already seen.
     async fn fetch_head(&self, log: LogId) -> Option<(LogHead, SignedEnvelope)> {
         let key = RecordKey::from(log).encode();
         let found = match self.dht.get_record(&key).await {
             Ok(found) => found,
             Err(e) => {
                 debug!(%log, error = %e, "head lookup failed");
-                return None;
+                Vec::new()
             }
         };
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&log).cloned();
         let trust = self.identity.trusted();
-        let newest = record::newest_record(
-            &key,
-            found.iter().map(|r| r.value.as_slice()),
-            &trust,
-            Timestamp::now(),
-        )?;
+        let candidates = found.iter().map(|r| r.value.as_slice()).chain(seen.as_deref());
+        let newest = record::newest_record(&key, candidates, &trust, Timestamp::now())?;
         let envelope = SignedEnvelope::decode(newest).ok()?;
         let head = LogHead::verify(&envelope).ok()?;
+        if seen.as_deref() != Some(newest) {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.len() >= SEEN_MAX && !seen.contains_key(&log) {
+                seen.clear();
+            }
+            seen.insert(log, newest.to_vec());
+        }
         Some((head, envelope))
     }
 

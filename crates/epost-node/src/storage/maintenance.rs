@@ -5,9 +5,14 @@
 //! (one `Probe` per peer per page) what they hold. Then, per object:
 //! - the *leader* (the first peer in placement order that holds any
 //!   fragment; every node computes the same one) rebuilds missing fragments
-//!   from any k and stores them where they belong;
+//!   from any k and stores them where they belong; if it does not (down,
+//!   or hostile), the next holder takes over a pass later;
 //! - a node holding a fragment that now belongs elsewhere hands it over and
 //!   drops its copy once the new holder has it.
+//!
+//! A peer's `Stored` is never taken on its word: a probe checks it keeps
+//! what it acknowledged before anything counts as repaired or a local copy
+//! is dropped, and a peer that declines is passed over.
 //!
 //! A peer is only treated as gone after it has been unreachable for the
 //! grace period, so a restart does not trigger a repair, and a returning
@@ -27,7 +32,7 @@ use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
 use super::placement::Placement;
-use super::{Ctx, erasure, get, put};
+use super::{Ctx, erasure, get};
 
 /// Objects examined per page (one probe per peer per page).
 const PAGE: usize = 128;
@@ -50,11 +55,34 @@ pub struct RepairReport {
 pub(crate) struct Liveness {
     down_since: HashMap<PeerId, Instant>,
     grace: Duration,
+    /// Objects seen short of fragments, and in how many passes in a row:
+    /// if the leader does not repair (it is down, slow, or hostile), the
+    /// next holder in placement order takes over one pass later, and so on.
+    short: HashMap<ObjectId, u32>,
 }
+
+/// Objects whose shortfall is remembered at most (a hint; forgetting one
+/// only delays a take-over).
+const SHORT_MAX: usize = 65_536;
 
 impl Liveness {
     pub(crate) fn new(grace: Duration) -> Self {
-        Self { down_since: HashMap::new(), grace }
+        Self { down_since: HashMap::new(), grace, short: HashMap::new() }
+    }
+
+    /// Records whether `id` is short of fragments in this pass; returns in
+    /// how many earlier passes in a row it already was.
+    fn passes_short(&mut self, id: ObjectId, short: bool) -> u32 {
+        if !short {
+            self.short.remove(&id);
+            return 0;
+        }
+        if self.short.len() >= SHORT_MAX && !self.short.contains_key(&id) {
+            self.short.clear();
+        }
+        let passes = self.short.entry(id).or_insert(0);
+        *passes += 1;
+        *passes - 1
     }
 
     pub(crate) fn on_event(&mut self, event: &DhtEvent) {
@@ -212,14 +240,26 @@ async fn examine_page(
             Err(_) => liveness.failed(peer),
         }
     }
-    for (((id, placement), held), mine) in objects.iter().zip(&placements).zip(held).zip(mine_all) {
+    let rows = objects.iter().zip(&nearby).zip(&placements).zip(held).zip(mine_all);
+    for ((((id, near), placement), held), mine) in rows {
         report.objects_checked += 1;
         let Some(mine) = mine else { continue };
-        let leader =
-            placement.peers.iter().find(|p| held.values().any(|holders| holders.contains(p)));
-        let leading = leader == Some(&me) || (leader.is_none() && !mine.is_empty());
+        // Holders in placement order: the first leads; each next one takes
+        // over after one more pass in which the object stayed short.
+        let holders: Vec<&PeerId> = placement
+            .peers
+            .iter()
+            .filter(|p| held.values().any(|holders| holders.contains(p)))
+            .collect();
+        let short = (0..placement.n).any(|i| {
+            u8::try_from(i).ok().is_none_or(|i| held.get(&i).is_none_or(BTreeSet::is_empty))
+        });
+        let waited = liveness.passes_short(*id, short);
+        let rank = holders.iter().position(|p| **p == me);
+        let leading =
+            rank.is_some_and(|r| r <= waited as usize) || (holders.is_empty() && !mine.is_empty());
         if leading && *budget > 0 {
-            let repaired = rebuild_missing(ctx, *id, placement, &held, &mine, report).await;
+            let repaired = rebuild_missing(ctx, *id, near, placement, &held, &mine, report).await;
             *budget = budget.saturating_sub(repaired);
         }
         hand_over(ctx, *id, placement, &held, &mine, report).await;
@@ -228,10 +268,14 @@ async fn examine_page(
 
 /// Rebuilds the fragments no reachable peer holds, on their rightful
 /// holders; returns how many. (A fragment held by the wrong peer is moved
-/// by that peer's hand-over, not rebuilt.)
+/// by that peer's hand-over, not rebuilt.) A rightful holder that refuses,
+/// or acknowledges but does not keep what it was sent (checked with a
+/// probe: an acknowledgement alone is not believed), is passed over for a
+/// spare, else the least-loaded placement peer, as a put does.
 async fn rebuild_missing(
     ctx: &Arc<Ctx>,
     id: ObjectId,
+    near: &[PeerId],
     placement: &Placement,
     held: &BTreeMap<u8, BTreeSet<PeerId>>,
     mine: &[u8],
@@ -270,14 +314,41 @@ async fn rebuild_missing(
         }
     }
     let mut repaired = 0;
+    let mut declined: Vec<PeerId> = Vec::new();
+    let mut orphans: Vec<usize> = Vec::new();
     for (peer, indices) in by_peer {
-        let (_, indices, result) =
-            put::store_on(ctx.clone(), peer, indices, fragments.clone(), expires).await;
-        match result {
-            Ok(()) => repaired += indices.len(),
-            Err(why) => {
+        match store_kept(ctx, id, peer, &indices, &fragments, expires).await {
+            Stored::Kept(n) => repaired += n,
+            Stored::Unreachable(why) => {
                 debug!(%peer, %id, %why, "repair store failed");
                 report.errors += 1;
+            }
+            Stored::Declined(why) => {
+                debug!(%peer, %id, %why, "repair store declined; placing elsewhere");
+                report.errors += 1;
+                declined.push(peer);
+                orphans.extend(indices);
+            }
+        }
+    }
+    // Elsewhere: spares first, then the placement peers holding least;
+    // never a peer that just declined.
+    let mut load: Vec<(bool, usize, PeerId)> = near
+        .iter()
+        .filter(|p| !declined.contains(p))
+        .map(|p| {
+            let count = held.values().filter(|holders| holders.contains(p)).count();
+            (placement.peers.contains(p), count, *p)
+        })
+        .collect();
+    for index in orphans {
+        load.sort();
+        for (_, count, peer) in &mut load {
+            if let Stored::Kept(n) = store_kept(ctx, id, *peer, &[index], &fragments, expires).await
+            {
+                repaired += n;
+                *count += 1;
+                break;
             }
         }
     }
@@ -314,7 +385,11 @@ async fn hand_over(
                 ctx.local.expiry(id, *index).ok().flatten().unwrap_or_else(|| ctx.default_expiry());
             let request =
                 FragRequest::Store { fragments: vec![serde_bytes::ByteBuf::from(bytes)], expires };
-            if !matches!(ctx.ask(holder, request).await, Ok(FragResponse::Stored)) {
+            if !matches!(ctx.ask(holder, request).await, Ok(FragResponse::Stored))
+                || !holds(ctx, holder, id, &[usize::from(*index)]).await
+            {
+                // Refused, or acknowledged and not kept: ours stays the copy.
+                report.errors += 1;
                 continue;
             }
             report.fragments_handed_over += 1;
@@ -324,5 +399,62 @@ async fn hand_over(
         if ctx.local.delete(id, *index).await.is_ok() {
             report.fragments_dropped += 1;
         }
+    }
+}
+
+/// How a repair store went.
+enum Stored {
+    /// Acknowledged, and a probe confirms the peer keeps them.
+    Kept(usize),
+    /// The peer answered but will not keep them: it refused, or it
+    /// acknowledged and a probe shows it did not. Place them elsewhere.
+    Declined(String),
+    /// No answer: the peer may be restarting; retry next pass (moving
+    /// fragments off it now is what the grace period prevents).
+    Unreachable(String),
+}
+
+/// Stores `indices` on `peer` and checks with a probe that it keeps them.
+async fn store_kept(
+    ctx: &Arc<Ctx>,
+    id: ObjectId,
+    peer: PeerId,
+    indices: &[usize],
+    fragments: &[epost_types::fragment::Fragment],
+    expires: u64,
+) -> Stored {
+    let encoded = indices
+        .iter()
+        .filter_map(|i| fragments.get(*i))
+        .map(|f| serde_bytes::ByteBuf::from(f.encode()))
+        .collect();
+    match ctx.ask(peer, FragRequest::Store { fragments: encoded, expires }).await {
+        Ok(FragResponse::Stored) if holds(ctx, peer, id, indices).await => {
+            Stored::Kept(indices.len())
+        }
+        Ok(FragResponse::Stored) => {
+            Metrics::inc(&ctx.metrics.bad_peer_responses);
+            warn!(%peer, %id, "peer acknowledged fragments it does not keep");
+            Stored::Declined("acknowledged but not kept".to_owned())
+        }
+        Ok(FragResponse::Refused { reason, detail }) => {
+            Stored::Declined(format!("refused ({reason:?}): {detail}"))
+        }
+        Ok(other) => {
+            Metrics::inc(&ctx.metrics.bad_peer_responses);
+            Stored::Declined(format!("unexpected answer {other:?}"))
+        }
+        Err(e) => Stored::Unreachable(e.to_string()),
+    }
+}
+
+/// Whether `peer` says it holds every fragment `indices` of `id`.
+async fn holds(ctx: &Arc<Ctx>, peer: PeerId, id: ObjectId, indices: &[usize]) -> bool {
+    match ctx.ask(peer, FragRequest::Probe { objects: vec![*id.as_bytes()] }).await {
+        Ok(FragResponse::Held(lists)) => {
+            let held: BTreeSet<usize> = lists.into_iter().flatten().map(usize::from).collect();
+            indices.iter().all(|i| held.contains(i))
+        }
+        _ => false,
     }
 }

@@ -1,0 +1,62 @@
+//! Hostile peers among honest in-process nodes: holders that serve corrupt
+//! or forged fragments, acknowledge stores and drop them, refuse them,
+//! serve stale or forged log heads and certificates, lie in routing
+//! answers, and flood inboxes with junk, oversized and forged
+//! notifications. Readers get the right data or a typed error; nothing a
+//! rogue sends is believed without verification.
+//!
+//! The rogues ([`rogue::Rogue`]) are real overlay peers (the same
+//! `epost-dht` the nodes run) whose request handlers the test writes, so
+//! the honest nodes meet them exactly as they would meet a hostile node.
+
+mod logs;
+mod notify;
+mod rogue;
+mod routing;
+mod storage;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use epost_node::Node;
+use epost_node::storage::GetError;
+use epost_testkit::TestNet;
+use epost_types::capability::Capability;
+
+/// Deterministic test content (object ids, hence placements, are stable
+/// from run to run).
+pub(crate) fn content(seed: usize, len: usize) -> Vec<u8> {
+    (0..len).map(|i| ((i * 7 + seed * 13) % 251) as u8).collect()
+}
+
+pub(crate) async fn put(node: &Node, data: &[u8]) -> Capability {
+    let report = node.storage.put_reader(data).await.expect("put");
+    Capability::from_str(&report.capability).expect("capability")
+}
+
+/// The plaintext, or the typed error; on error, also what was written
+/// before it (which must be nothing wrong).
+pub(crate) async fn get(node: &Node, cap: &Capability) -> Result<Vec<u8>, (GetError, Vec<u8>)> {
+    let mut out = Vec::new();
+    match node.storage.get_to(cap, &mut out).await {
+        Ok(_) => Ok(out),
+        Err(e) => Err((e, out)),
+    }
+}
+
+/// Waits (bounded, on overlay events) until every running node of `net`
+/// has at least `peers` peers in its routing table (rogues included).
+pub(crate) async fn await_known_peers(net: &TestNet, peers: usize) {
+    let wait = async {
+        for i in net.running() {
+            let dht = net.node(i).dht();
+            let mut events = dht.subscribe();
+            while dht.status().await.is_some_and(|s| s.known_peers < peers) {
+                let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), wait)
+        .await
+        .unwrap_or_else(|_| panic!("the nodes never learned {peers} peers"));
+}
