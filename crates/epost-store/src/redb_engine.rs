@@ -2,13 +2,15 @@
 //! each), every batch one write transaction committed with
 //! `Durability::Immediate` (fsync before `commit` returns).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::engine::{Applied, Engine, Entries, Mutation, Space};
 use crate::error::EngineError;
 use crate::value;
+use tracing::warn;
 
 const BLOCKS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("blocks");
 const BLOCK_EXPIRY: TableDefinition<'static, &[u8], ()> = TableDefinition::new("block_expiry");
@@ -16,7 +18,10 @@ const RECORDS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("re
 const RECORD_EXPIRY: TableDefinition<'static, &[u8], ()> = TableDefinition::new("record_expiry");
 
 pub(crate) struct RedbEngine {
-    db: Database,
+    path: PathBuf,
+    /// `None` only after a database that hit an I/O failure was dropped and
+    /// opening it again failed too (the disk is still full, say).
+    db: RwLock<Option<Database>>,
 }
 
 fn map(e: impl Into<redb::Error>) -> EngineError {
@@ -30,18 +35,58 @@ fn map(e: impl Into<redb::Error>) -> EngineError {
 
 impl RedbEngine {
     pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
-        let db = Database::create(path).map_err(map)?;
-        // Create the tables once, so readers never meet a missing table.
-        let txn = db.begin_write().map_err(map)?;
-        {
-            txn.open_table(BLOCKS).map_err(map)?;
-            txn.open_table(BLOCK_EXPIRY).map_err(map)?;
-            txn.open_table(RECORDS).map_err(map)?;
-            txn.open_table(RECORD_EXPIRY).map_err(map)?;
-        }
-        txn.commit().map_err(map)?;
-        Ok(Self { db })
+        Ok(Self { path: path.to_path_buf(), db: RwLock::new(Some(open_db(path)?)) })
     }
+
+    /// Runs `op` on the database. After an I/O failure (a full disk, say)
+    /// redb refuses every later transaction until the database is opened
+    /// again; so that a node recovers by itself once space is freed, the
+    /// database is then reopened (at its last commit: nothing acknowledged
+    /// is lost) and `op` tried once more.
+    fn with_db<T>(
+        &self,
+        op: impl Fn(&Database) -> Result<T, EngineError>,
+    ) -> Result<T, EngineError> {
+        {
+            let guard = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            if let Some(db) = guard.as_ref() {
+                match op(db) {
+                    Err(EngineError::NeedsReopen) => {}
+                    other => return other,
+                }
+            }
+        }
+        let mut guard = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        // Another caller may have reopened it meanwhile.
+        if let Some(db) = guard.as_ref() {
+            match op(db) {
+                Err(EngineError::NeedsReopen) => {}
+                other => return other,
+            }
+        }
+        // Only one `Database` may hold the file: drop the failed one first.
+        *guard = None;
+        let db = open_db(&self.path)?;
+        warn!(path = %self.path.display(), "reopened the store after an I/O failure");
+        let result = op(&db);
+        *guard = Some(db);
+        result
+    }
+}
+
+/// Opens (or creates) the database with every table in it.
+fn open_db(path: &Path) -> Result<Database, EngineError> {
+    let db = Database::create(path).map_err(map)?;
+    // Create the tables once, so readers never meet a missing table.
+    let txn = db.begin_write().map_err(map)?;
+    {
+        txn.open_table(BLOCKS).map_err(map)?;
+        txn.open_table(BLOCK_EXPIRY).map_err(map)?;
+        txn.open_table(RECORDS).map_err(map)?;
+        txn.open_table(RECORD_EXPIRY).map_err(map)?;
+    }
+    txn.commit().map_err(map)?;
+    Ok(db)
 }
 
 struct Tables<'t> {
@@ -135,72 +180,85 @@ fn expire(
 
 impl Engine for RedbEngine {
     fn apply(&self, batch: &[Mutation]) -> Result<Applied, EngineError> {
-        let mut txn = self.db.begin_write().map_err(map)?;
-        txn.set_durability(Durability::Immediate).map_err(map)?;
-        let mut applied = Applied::default();
-        {
-            let mut blocks = Tables {
-                values: txn.open_table(BLOCKS).map_err(map)?,
-                expiry: txn.open_table(BLOCK_EXPIRY).map_err(map)?,
-            };
-            let mut records = Tables {
-                values: txn.open_table(RECORDS).map_err(map)?,
-                expiry: txn.open_table(RECORD_EXPIRY).map_err(map)?,
-            };
-            for mutation in batch {
-                let space = match mutation {
-                    Mutation::Put { space, .. }
-                    | Mutation::Delete { space, .. }
-                    | Mutation::Extend { space, .. }
-                    | Mutation::Expire { space, .. } => *space,
-                };
-                let t = if space == Space::Blocks { &mut blocks } else { &mut records };
-                match mutation {
-                    Mutation::Put { key, payload, expires, .. } => {
-                        put(t, space, key, payload, *expires, &mut applied)?
-                    }
-                    Mutation::Delete { key, .. } => {
-                        delete(t, space, key, &mut applied)?;
-                    }
-                    Mutation::Extend { key, expires, .. } => extend(t, key, *expires)?,
-                    Mutation::Expire { now, limit, .. } => {
-                        expire(t, space, *now, *limit, &mut applied)?
-                    }
-                }
-            }
-        }
-        txn.commit().map_err(map)?;
-        Ok(applied)
+        self.with_db(|db| apply_on(db, batch))
     }
 
     fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
-        let txn = self.db.begin_read().map_err(map)?;
-        let table =
-            txn.open_table(if space == Space::Blocks { BLOCKS } else { RECORDS }).map_err(map)?;
-        Ok(table.get(key).map_err(map)?.map(|g| g.value().to_vec()))
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(map)?;
+            let table = txn
+                .open_table(if space == Space::Blocks { BLOCKS } else { RECORDS })
+                .map_err(map)?;
+            Ok(table.get(key).map_err(map)?.map(|g| g.value().to_vec()))
+        })
     }
 
     fn scan(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, EngineError> {
-        let txn = self.db.begin_read().map_err(map)?;
-        let table =
-            txn.open_table(if space == Space::Blocks { BLOCKS } else { RECORDS }).map_err(map)?;
-        let mut out = Vec::new();
-        for entry in table.range::<&[u8]>(from..).map_err(map)?.take(limit) {
-            let (k, v) = entry.map_err(map)?;
-            out.push((k.value().to_vec(), v.value().to_vec()));
-        }
-        Ok(out)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(map)?;
+            let table = txn
+                .open_table(if space == Space::Blocks { BLOCKS } else { RECORDS })
+                .map_err(map)?;
+            let mut out = Vec::new();
+            for entry in table.range::<&[u8]>(from..).map_err(map)?.take(limit) {
+                let (k, v) = entry.map_err(map)?;
+                out.push((k.value().to_vec(), v.value().to_vec()));
+            }
+            Ok(out)
+        })
     }
 
     fn block_totals(&self) -> Result<(u64, u64), EngineError> {
-        let txn = self.db.begin_read().map_err(map)?;
-        let table = txn.open_table(BLOCKS).map_err(map)?;
-        let (mut count, mut bytes) = (0u64, 0u64);
-        for entry in table.iter().map_err(map)? {
-            let (_, v) = entry.map_err(map)?;
-            count += 1;
-            bytes += v.value().len().saturating_sub(value::HEADER) as u64;
-        }
-        Ok((count, bytes))
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(map)?;
+            let table = txn.open_table(BLOCKS).map_err(map)?;
+            let (mut count, mut bytes) = (0u64, 0u64);
+            for entry in table.iter().map_err(map)? {
+                let (_, v) = entry.map_err(map)?;
+                count += 1;
+                bytes += v.value().len().saturating_sub(value::HEADER) as u64;
+            }
+            Ok((count, bytes))
+        })
     }
+}
+
+/// Applies one batch in one write transaction, fsynced before it returns.
+fn apply_on(db: &Database, batch: &[Mutation]) -> Result<Applied, EngineError> {
+    let mut txn = db.begin_write().map_err(map)?;
+    txn.set_durability(Durability::Immediate).map_err(map)?;
+    let mut applied = Applied::default();
+    {
+        let mut blocks = Tables {
+            values: txn.open_table(BLOCKS).map_err(map)?,
+            expiry: txn.open_table(BLOCK_EXPIRY).map_err(map)?,
+        };
+        let mut records = Tables {
+            values: txn.open_table(RECORDS).map_err(map)?,
+            expiry: txn.open_table(RECORD_EXPIRY).map_err(map)?,
+        };
+        for mutation in batch {
+            let space = match mutation {
+                Mutation::Put { space, .. }
+                | Mutation::Delete { space, .. }
+                | Mutation::Extend { space, .. }
+                | Mutation::Expire { space, .. } => *space,
+            };
+            let t = if space == Space::Blocks { &mut blocks } else { &mut records };
+            match mutation {
+                Mutation::Put { key, payload, expires, .. } => {
+                    put(t, space, key, payload, *expires, &mut applied)?
+                }
+                Mutation::Delete { key, .. } => {
+                    delete(t, space, key, &mut applied)?;
+                }
+                Mutation::Extend { key, expires, .. } => extend(t, key, *expires)?,
+                Mutation::Expire { now, limit, .. } => {
+                    expire(t, space, *now, *limit, &mut applied)?
+                }
+            }
+        }
+    }
+    txn.commit().map_err(map)?;
+    Ok(applied)
 }

@@ -31,9 +31,19 @@ impl Timestamp {
     /// The system clock now. A clock set before 1970 reads as the epoch
     /// rather than failing: callers compare timestamps, and "very old" is
     /// the safe reading of a broken clock.
+    ///
+    /// `EPOST_CLOCK_SKEW_SECS` (signed seconds, read once) shifts it: fault
+    /// tests run one node with a wrong clock that way, with no privileges
+    /// and no LD_PRELOAD shim. Unset or unparsable: no shift.
     pub fn now() -> Self {
         let since = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
-        Timestamp(u64::try_from(since.as_millis()).unwrap_or(u64::MAX))
+        let millis = u64::try_from(since.as_millis()).unwrap_or(u64::MAX);
+        let skew = clock_skew_millis();
+        Timestamp(if skew >= 0 {
+            millis.saturating_add(skew.unsigned_abs())
+        } else {
+            millis.saturating_sub(skew.unsigned_abs())
+        })
     }
 
     /// `self + duration`, or `None` past `u64::MAX` milliseconds.
@@ -51,6 +61,17 @@ impl Timestamp {
     pub fn duration_since(self, earlier: Timestamp) -> Option<Duration> {
         self.0.checked_sub(earlier.0).map(Duration::from_millis)
     }
+}
+
+/// The process-wide clock shift from `EPOST_CLOCK_SKEW_SECS`, in ms.
+fn clock_skew_millis() -> i64 {
+    static SKEW: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *SKEW.get_or_init(|| {
+        std::env::var("EPOST_CLOCK_SKEW_SECS")
+            .ok()
+            .and_then(|text| text.trim().parse::<i64>().ok())
+            .map_or(0, |secs| secs.saturating_mul(1000))
+    })
 }
 
 impl fmt::Display for Timestamp {
