@@ -130,7 +130,39 @@ impl EventLoop {
             Command::PutRecord { key, value, reply } => {
                 let record = kad::Record::new(key, value);
                 self.sink.save(&record);
-                match self.swarm.behaviour_mut().kad.put_record(record, Quorum::One) {
+                // As for closest peers: with a complete table the holders
+                // are known here, so the record goes straight to them
+                // instead of after a lookup round over every peer.
+                let started = match self.complete_table() {
+                    Some(peers) => {
+                        let local = *self.swarm.local_peer_id();
+                        let holders: Vec<PeerId> =
+                            closest_of(&record.key.to_vec(), peers, self.replication)
+                                .into_iter()
+                                .filter(|p| *p != local)
+                                .collect();
+                        // put_record_to does not keep a copy here, as
+                        // put_record does: keep it first.
+                        let mut own = record.clone();
+                        own.publisher = Some(local);
+                        if let Err(e) = self.swarm.behaviour_mut().kad.store_mut().put(own) {
+                            let _ = reply.send(Err(RecordError::QuorumFailed(e.to_string())));
+                            return;
+                        }
+                        if holders.is_empty() {
+                            // Alone in the overlay, our own copy is all there is.
+                            let _ = reply.send(Ok(()));
+                            return;
+                        }
+                        Ok(self.swarm.behaviour_mut().kad.put_record_to(
+                            record,
+                            holders.into_iter(),
+                            Quorum::One,
+                        ))
+                    }
+                    None => self.swarm.behaviour_mut().kad.put_record(record, Quorum::One),
+                };
+                match started {
                     Ok(id) => {
                         self.puts.insert(id, reply);
                     }

@@ -206,22 +206,32 @@ impl Account for NodeAccount {
     }
 
     async fn snapshot(&self, name: &str) -> Result<FolderSnapshot, MailError> {
-        let folder = self.inner.mailbox.folder(name).await.map_err(mail_error)?;
-        Ok(FolderSnapshot {
-            name: name.to_owned(),
-            uid_validity: folder.uid_validity,
-            uid_next: folder.uid_next,
-            messages: folder
-                .messages
-                .iter()
-                .map(|(uid, stored)| MessageMeta {
-                    uid: *uid,
-                    flags: stored.flags.clone(),
-                    internal_date: stored.message.internal_date,
-                    size: stored.message.size,
+        // Built by the account's task from its state: copying only what a
+        // session needs, not the whole folder (every NOOP asks for this).
+        let owned = name.to_owned();
+        self.inner
+            .mailbox
+            .read(move |state| {
+                let folder = state.folders.get(&owned)?;
+                Some(FolderSnapshot {
+                    uid_validity: folder.uid_validity,
+                    uid_next: folder.uid_next,
+                    messages: folder
+                        .messages
+                        .iter()
+                        .map(|(uid, stored)| MessageMeta {
+                            uid: *uid,
+                            flags: stored.flags.clone(),
+                            internal_date: stored.message.internal_date,
+                            size: stored.message.size,
+                        })
+                        .collect(),
+                    name: owned,
                 })
-                .collect(),
-        })
+            })
+            .await
+            .map_err(mail_error)?
+            .ok_or_else(|| mail_error(mail::MailError::NoFolder(name.to_owned())))
     }
 
     async fn append(

@@ -69,7 +69,7 @@ async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
     let bob_box = net.node(2).mail.mailbox(&bob).unwrap();
     let carol_box = net.node(3).mail.mailbox(&carol).unwrap();
 
-    let attachment = "U2FtZSBieXRlcw==".repeat(800);
+    let attachment = "U2FtZSBieXRlcw==".repeat(2500);
     let to_bob = message("for bob", &attachment);
     let to_carol = message("for carol", &attachment);
     net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&bob), &to_bob).await.unwrap();

@@ -20,6 +20,8 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 const MAX_LINE: u64 = 8 * 1024;
 /// Largest IMAP literal read (a few header lines are asked for).
 const MAX_LITERAL: usize = 64 * 1024;
+/// Largest whole message read by [`Imap::fetch_all`].
+const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 /// The longest any one reply may take.
 const REPLY_WAIT: Duration = Duration::from_secs(60);
 
@@ -60,6 +62,14 @@ pub(crate) struct Submitted {
 impl Smtp {
     /// Greeting, EHLO and AUTH PLAIN (plaintext: loopback is trusted).
     pub(crate) async fn login(addr: SocketAddr, user: &str, password: &str) -> Result<Self> {
+        let mut s = Self::connect(addr).await?;
+        let token = data_encoding::BASE64.encode(format!("\0{user}\0{password}").as_bytes());
+        s.command(&format!("AUTH PLAIN {token}"), 235).await?;
+        Ok(s)
+    }
+
+    /// Greeting and EHLO only, as a mail exchanger is reached (no AUTH).
+    pub(crate) async fn connect(addr: SocketAddr) -> Result<Self> {
         let stream = tokio::time::timeout(REPLY_WAIT, TcpStream::connect(addr))
             .await
             .context("cannot connect in time")??;
@@ -67,8 +77,6 @@ impl Smtp {
         let mut s = Self { reader, writer };
         s.expect(220).await.context("greeting")?;
         s.command("EHLO bench.test", 250).await?;
-        let token = data_encoding::BASE64.encode(format!("\0{user}\0{password}").as_bytes());
-        s.command(&format!("AUTH PLAIN {token}"), 235).await?;
         Ok(s)
     }
 
@@ -96,9 +104,11 @@ impl Smtp {
 
     /// One message (`body` ends with CRLF); refusals are outcomes, broken
     /// sessions errors.
-    pub(crate) async fn send(&mut self, from: &str, to: &str, body: &[u8]) -> Result<Submitted> {
+    pub(crate) async fn send(&mut self, from: &str, to: &[&str], body: &[u8]) -> Result<Submitted> {
         self.command(&format!("MAIL FROM:<{from}>"), 250).await?;
-        self.command(&format!("RCPT TO:<{to}>"), 250).await?;
+        for to in to {
+            self.command(&format!("RCPT TO:<{to}>"), 250).await?;
+        }
         self.command("DATA", 354).await?;
         self.writer.write_all(&stuffed(body)).await?;
         let dot = Instant::now();
@@ -233,6 +243,40 @@ impl Imap {
             if let Some(status) = response.strip_prefix(&tag) {
                 ensure!(status.starts_with("OK"), "IDLE ended with {status}");
                 return Ok(());
+            }
+        }
+    }
+
+    /// A NOOP; the highest `* N EXISTS` it brought, if any.
+    pub(crate) async fn poll(&mut self) -> Result<Option<u32>> {
+        Ok(self.command("NOOP").await?.iter().filter_map(|r| exists(r)).max())
+    }
+
+    /// `FETCH 1:* (BODY.PEEK[])`: every message whole, read and dropped;
+    /// returns how many messages and bytes came.
+    pub(crate) async fn fetch_all(&mut self) -> Result<(u32, u64)> {
+        self.tag += 1;
+        let tag = format!("b{} ", self.tag);
+        self.writer.write_all(format!("{tag}FETCH 1:* (BODY.PEEK[])\r\n").as_bytes()).await?;
+        let (mut messages, mut bytes) = (0, 0);
+        let mut buf = Vec::new();
+        loop {
+            let mut response = line(&mut self.reader).await?;
+            if let Some(status) = response.strip_prefix(&tag) {
+                ensure!(status.starts_with("OK"), "FETCH failed: {status}");
+                return Ok((messages, bytes));
+            }
+            if response.starts_with("* ") && response.contains(" FETCH ") {
+                messages += 1;
+            }
+            while let Some(len) = literal(&response) {
+                ensure!(len <= MAX_MESSAGE, "a literal of {len} bytes");
+                buf.resize(len, 0);
+                tokio::time::timeout(REPLY_WAIT, self.reader.read_exact(&mut buf))
+                    .await
+                    .context("literal not sent in time")??;
+                bytes += len as u64;
+                response = line(&mut self.reader).await?;
             }
         }
     }

@@ -3,8 +3,9 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|mail|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|mail|compare|all>`
 
+mod compare;
 mod crypto;
 mod erasure;
 mod mail;
@@ -29,6 +30,7 @@ fn main() -> Result<()> {
         "logs" => mail_services::run_logs(&mut out)?,
         "notify" => mail_services::run_notify(&mut out)?,
         "mail" => mail::run(&mut out)?,
+        "compare" => compare::run(&mut out, &args[1..])?,
         "all" => {
             crypto::run(&mut out)?;
             erasure::run(&mut out)?;
@@ -39,7 +41,9 @@ fn main() -> Result<()> {
             mail::run(&mut out)?;
         }
         "-h" | "--help" => {
-            println!("usage: epost-bench <crypto|erasure|store|network|logs|notify|mail|all>");
+            println!(
+                "usage: epost-bench <crypto|erasure|store|network|logs|notify|mail|compare|all>"
+            );
             return Ok(());
         }
         other => bail!(

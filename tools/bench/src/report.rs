@@ -31,6 +31,11 @@ pub(crate) fn header(args: &[String]) -> String {
     out
 }
 
+/// Today's date, UTC, as `YYYY-MM-DD` (results files are named by it).
+pub(crate) fn today() -> String {
+    capture("date", &["-u", "+%Y-%m-%d"])
+}
+
 fn capture(cmd: &str, args: &[&str]) -> String {
     Command::new(cmd)
         .args(args)

@@ -15,7 +15,7 @@ use mail_parser::{MessageParser, PartType};
 use crate::storage::{GetError, PutError, StorageService};
 
 /// A part body this large or larger is an object of its own.
-pub const PART_OBJECT_MIN: usize = 4 * 1024;
+pub const PART_OBJECT_MIN: usize = 32 * 1024;
 /// Inline bytes a manifest may carry; past this the largest inline pieces
 /// become objects too (a manifest is one small object).
 const MAX_INLINE_TOTAL: usize = 128 * 1024;
@@ -167,7 +167,7 @@ mod tests {
 
     #[test]
     fn an_attachment_becomes_an_object_and_the_bytes_are_kept_exactly() {
-        let attachment = "QUJD".repeat(2000);
+        let attachment = "QUJD".repeat(10_000);
         let raw = format!(
             "From: a@x.test\r\nSubject: hi\r\nMIME-Version: 1.0\r\n\
              Content-Type: multipart/mixed; boundary=\"b\"\r\n\r\npreamble\r\n--b\r\n\

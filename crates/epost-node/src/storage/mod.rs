@@ -6,6 +6,7 @@
 //! ([`get`]), kept at full redundancy under churn ([`maintenance`]), and
 //! served to peers from the local store ([`holder`]).
 
+mod batch;
 pub mod erasure;
 mod get;
 mod holder;
@@ -74,6 +75,8 @@ pub(crate) struct Ctx {
     pub(crate) dht: DhtClient,
     pub(crate) local: local::LocalFragments,
     pub(crate) metrics: Arc<metrics::Metrics>,
+    /// Fragment stores to remote peers, coalesced per peer.
+    pub(crate) batcher: batch::StoreBatcher,
 }
 
 impl Ctx {

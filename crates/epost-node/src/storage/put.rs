@@ -1,5 +1,6 @@
 //! Putting one object: erasure-code its ciphertext, store fragment i on the
-//! i-th closest peer (batched: one request per peer), and acknowledge once
+//! i-th closest peer (one request per peer, coalesced with other objects' stores
+//! to the same peer under load: `batch`), and acknowledge once
 //! enough fragments are durable. A peer that fails hands its fragments to
 //! the next-closest spare, or when none is left, wraps round the peers that
 //! did store (then every fragment is needed); stores still in flight at acknowledgement finish
@@ -152,8 +153,12 @@ pub(crate) async fn store_on(
         .filter_map(|i| fragments.get(*i))
         .map(|f| serde_bytes::ByteBuf::from(f.encode()))
         .collect();
-    let request = FragRequest::Store { fragments: encoded, expires };
-    let result = match ctx.ask(peer, request).await {
+    let answer = if peer == ctx.dht.local_peer_id() {
+        Ok(holder::answer(&ctx, peer, FragRequest::Store { fragments: encoded, expires }).await)
+    } else {
+        ctx.batcher.store(peer, encoded, expires).await
+    };
+    let result = match answer {
         Ok(FragResponse::Stored) => Ok(()),
         Ok(FragResponse::Refused { reason, detail }) => {
             Err(format!("peer {peer} refused ({reason:?}): {detail}"))
@@ -162,7 +167,7 @@ pub(crate) async fn store_on(
             Metrics::inc(&ctx.metrics.bad_peer_responses);
             Err(format!("peer {peer} gave an unexpected answer {other:?}"))
         }
-        Err(e) => Err(e.to_string()),
+        Err(e) => Err(e),
     };
     (peer, indices, result)
 }

@@ -113,7 +113,8 @@ impl StorageService {
         local: LocalFragments,
         metrics: Arc<Metrics>,
     ) -> (Self, StorageTasks) {
-        let ctx = Arc::new(Ctx { config, secret, dht, local, metrics });
+        let batcher = super::batch::StoreBatcher::new(dht.clone());
+        let ctx = Arc::new(Ctx { config, secret, dht, local, metrics, batcher });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (repair, repair_rx) = mpsc::channel(4);
         let tasks = vec![
