@@ -295,7 +295,11 @@ struct SenderLimits {
 }
 
 impl SenderLimits {
-    fn allow(&mut self, sender: &Address) -> bool {
+    /// Whether `sender` has budget left for one more notification. Only
+    /// [`Self::spend`] uses it up, once the notification proved to come
+    /// from that sender: forgeries that merely claim a sender must not eat
+    /// the real sender's budget.
+    fn has_room(&mut self, sender: &Address) -> bool {
         let now = Instant::now();
         if self.buckets.len() > 4096 {
             self.buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
@@ -303,11 +307,12 @@ impl SenderLimits {
         let (tokens, at) = self.buckets.entry(sender.clone()).or_insert((SENDER_BURST, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * SENDER_RATE).min(SENDER_BURST);
         *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            true
-        } else {
-            false
+        *tokens >= 1.0
+    }
+
+    fn spend(&mut self, sender: &Address) {
+        if let Some((tokens, _)) = self.buckets.get_mut(sender) {
+            *tokens = (*tokens - 1.0).max(0.0);
         }
     }
 }
@@ -525,7 +530,7 @@ async fn check(
         debug!(%address, "dropped a replayed notification");
         return Checked::Done;
     }
-    if !limits.allow(&notification.from) {
+    if !limits.has_room(&notification.from) {
         return Checked::Later;
     }
     let cert = match inner.identity.lookup_certificate(&notification.from).await {
@@ -539,6 +544,7 @@ async fn check(
         warn!(%address, error = %e, "dropped a notification with a forged sender");
         return Checked::Done;
     }
+    limits.spend(&notification.from);
     page_nonces.insert(seen_key.clone());
     let received = Received {
         to: notification.to.clone(),
@@ -595,4 +601,26 @@ async fn receipt_everywhere(inner: &Arc<Inner>, user: &HostedUser, ids: &[[u8; 3
 
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn only_verified_notifications_use_up_a_senders_budget() {
+        let carol: Address = "carol@example.test".parse().unwrap();
+        let mut limits = SenderLimits { buckets: HashMap::new() };
+        // Forgeries claiming carol are looked at but never spent.
+        for _ in 0..10 * SENDER_BURST as usize {
+            assert!(limits.has_room(&carol));
+        }
+        // Her own notifications spend it, down to the burst.
+        let mut spent = 0;
+        while limits.has_room(&carol) && spent < 10 * SENDER_BURST as usize {
+            limits.spend(&carol);
+            spent += 1;
+        }
+        assert!(spent >= SENDER_BURST as usize && spent < SENDER_BURST as usize + 50, "{spent}");
+    }
 }
