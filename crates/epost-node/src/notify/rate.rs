@@ -3,10 +3,16 @@
 //! others' buckets are untouched. The table of peers is bounded: when it
 //! is full, the peer that has been quiet longest (fullest bucket) is
 //! forgotten, which costs it nothing but a fresh full bucket.
+//!
+//! And per-sender buckets on the receiving side ([`SenderLimits`]), spent
+//! only by notifications whose sender checked out.
 
 use std::collections::HashMap;
 
+use std::time::Duration;
+
 use epost_dht::PeerId;
+use epost_types::address::Address;
 use tokio::time::Instant;
 
 pub(crate) struct RateLimiter {
@@ -92,10 +98,45 @@ impl Bucket {
     }
 }
 
+/// Notifications handled from one sender per second, sustained, per user.
+const SENDER_RATE: f64 = 100.0;
+/// ... and at once after a quiet spell.
+const SENDER_BURST: f64 = 200.0;
+
+/// Per-sender token buckets of one recipient.
+pub(crate) struct SenderLimits {
+    buckets: HashMap<Address, (f64, Instant)>,
+}
+
+impl SenderLimits {
+    pub(crate) fn new() -> Self {
+        Self { buckets: HashMap::new() }
+    }
+
+    /// Whether `sender` has budget left for one more notification. Only
+    /// [`Self::spend`] uses it up, once the notification proved to come
+    /// from that sender: forgeries that merely claim a sender must not eat
+    /// the real sender's budget.
+    pub(crate) fn has_room(&mut self, sender: &Address) -> bool {
+        let now = Instant::now();
+        if self.buckets.len() > 4096 {
+            self.buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
+        }
+        let (tokens, at) = self.buckets.entry(sender.clone()).or_insert((SENDER_BURST, now));
+        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * SENDER_RATE).min(SENDER_BURST);
+        *at = now;
+        *tokens >= 1.0
+    }
+
+    pub(crate) fn spend(&mut self, sender: &Address) {
+        if let Some((tokens, _)) = self.buckets.get_mut(sender) {
+            *tokens = (*tokens - 1.0).max(0.0);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     fn peer(n: u8) -> PeerId {
@@ -135,5 +176,22 @@ mod tests {
         // Everyone refilled: pruning forgets them all.
         limiter.prune(start + Duration::from_secs(60));
         assert_eq!(limiter.tracked(), 0);
+    }
+
+    #[test]
+    fn only_verified_notifications_use_up_a_senders_budget() {
+        let carol: Address = "carol@example.test".parse().unwrap();
+        let mut limits = SenderLimits { buckets: HashMap::new() };
+        // Forgeries claiming carol are looked at but never spent.
+        for _ in 0..10 * SENDER_BURST as usize {
+            assert!(limits.has_room(&carol));
+        }
+        // Her own notifications spend it, down to the burst.
+        let mut spent = 0;
+        while limits.has_room(&carol) && spent < 10 * SENDER_BURST as usize {
+            limits.spend(&carol);
+            spent += 1;
+        }
+        assert!(spent >= SENDER_BURST as usize && spent < SENDER_BURST as usize + 50, "{spent}");
     }
 }

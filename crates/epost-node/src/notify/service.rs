@@ -28,6 +28,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use super::rate::SenderLimits;
 use super::{INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt};
 use crate::identity::{HostedUser, Identity, IdentityError};
 
@@ -37,10 +38,6 @@ const LEASE: Duration = Duration::from_secs(28 * 24 * 3600);
 const RECEIVED_TAG: u8 = 0x43;
 /// Record-space tag of a seen nonce: tag || inbox || nonce.
 const SEEN_TAG: u8 = 0x42;
-/// Notifications handled from one sender per second, sustained, per user.
-const SENDER_RATE: f64 = 100.0;
-/// ... and at once after a quiet spell.
-const SENDER_BURST: f64 = 200.0;
 /// Subscribers may lag this many notifications before they miss some.
 const SUBSCRIBERS: usize = 1024;
 /// How long a recipient's home peers are reused without a new lookup.
@@ -289,34 +286,6 @@ impl Inner {
     }
 }
 
-/// Per-sender token buckets of one recipient.
-struct SenderLimits {
-    buckets: HashMap<Address, (f64, Instant)>,
-}
-
-impl SenderLimits {
-    /// Whether `sender` has budget left for one more notification. Only
-    /// [`Self::spend`] uses it up, once the notification proved to come
-    /// from that sender: forgeries that merely claim a sender must not eat
-    /// the real sender's budget.
-    fn has_room(&mut self, sender: &Address) -> bool {
-        let now = Instant::now();
-        if self.buckets.len() > 4096 {
-            self.buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
-        }
-        let (tokens, at) = self.buckets.entry(sender.clone()).or_insert((SENDER_BURST, now));
-        *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * SENDER_RATE).min(SENDER_BURST);
-        *at = now;
-        *tokens >= 1.0
-    }
-
-    fn spend(&mut self, sender: &Address) {
-        if let Some((tokens, _)) = self.buckets.get_mut(sender) {
-            *tokens = (*tokens - 1.0).max(0.0);
-        }
-    }
-}
-
 async fn run(
     inner: Arc<Inner>,
     mut kicks: mpsc::Receiver<Kick>,
@@ -324,7 +293,7 @@ async fn run(
     resync: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut limits = SenderLimits { buckets: HashMap::new() };
+    let mut limits = SenderLimits::new();
     let mut tick = tokio::time::interval(resync);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -601,26 +570,4 @@ async fn receipt_everywhere(inner: &Arc<Inner>, user: &HostedUser, ids: &[[u8; 3
 
 fn hex(bytes: &[u8]) -> String {
     data_encoding::HEXLOWER.encode(bytes)
-}
-
-#[cfg(test)]
-mod limit_tests {
-    use super::*;
-
-    #[test]
-    fn only_verified_notifications_use_up_a_senders_budget() {
-        let carol: Address = "carol@example.test".parse().unwrap();
-        let mut limits = SenderLimits { buckets: HashMap::new() };
-        // Forgeries claiming carol are looked at but never spent.
-        for _ in 0..10 * SENDER_BURST as usize {
-            assert!(limits.has_room(&carol));
-        }
-        // Her own notifications spend it, down to the burst.
-        let mut spent = 0;
-        while limits.has_room(&carol) && spent < 10 * SENDER_BURST as usize {
-            limits.spend(&carol);
-            spent += 1;
-        }
-        assert!(spent >= SENDER_BURST as usize && spent < SENDER_BURST as usize + 50, "{spent}");
-    }
 }

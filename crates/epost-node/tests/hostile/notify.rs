@@ -20,7 +20,7 @@ use epost_types::record::inbox_key;
 use epost_types::sign::VerifyingKey;
 use epost_types::time::Timestamp;
 use serde_bytes::ByteBuf;
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::await_known_peers;
 use crate::rogue::{Fragments, Rogue};
@@ -83,11 +83,14 @@ struct Met {
 
 /// Sends `batches` to each victim in turn, round and round, until `stop`
 /// (or a minute, if the test forgets).
+/// Floods `victims` with `batches` until `stop`; `filled` is told each
+/// time a victim answers that it is full.
 async fn flood(
     dht: DhtClient,
     victims: Vec<PeerId>,
     batches: Vec<NotifyRequest>,
     stop: Arc<AtomicBool>,
+    filled: Arc<Vec<Notify>>,
 ) -> Vec<Met> {
     let mut met: Vec<Met> = victims.iter().map(|_| Met::default()).collect();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
@@ -103,7 +106,8 @@ async fn flood(
                         met[v].rate_limited += 1
                     }
                     Ok(NotifyResponse::Refused { reason: NotifyRefusal::Full, .. }) => {
-                        met[v].full += 1
+                        met[v].full += 1;
+                        filled[v].notify_one();
                     }
                     _ => met[v].other += 1,
                 }
@@ -168,15 +172,20 @@ async fn a_hostile_flood_is_bounded_and_nothing_forged_is_accepted() {
     let batches =
         NotifyRequest::deliver_batches(forged.iter().map(|n| ByteBuf::from(n.encode())).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let flooding = tokio::spawn(flood(rogue.dht.clone(), vec![home, other], batches, stop.clone()));
+    let filled = Arc::new(vec![Notify::new(), Notify::new()]);
+    let flooding = tokio::spawn(flood(
+        rogue.dht.clone(),
+        vec![home, other],
+        batches,
+        stop.clone(),
+        filled.clone(),
+    ));
 
-    // Once node 2 is full of bob's forgeries, carol writes.
-    let full = async {
-        while NotifyMetrics::get(&net.node(2).notify.metrics().full) == 0 {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(20), full).await.expect("node 2 never filled up");
+    // Once node 2 says it is full of bob's forgeries, carol writes.
+    tokio::time::timeout(Duration::from_secs(20), filled[1].notified())
+        .await
+        .expect("node 2 never filled up");
+    assert!(NotifyMetrics::get(&net.node(2).notify.metrics().full) > 0);
     let report =
         net.node(0).notifications.send(&carol, &bob, None, "the real one".into()).await.unwrap();
     assert!(report.holders >= 1, "{report:?}");
