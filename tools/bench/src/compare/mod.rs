@@ -398,44 +398,18 @@ pub(crate) fn run(out: &mut String, args: &[String]) -> Result<()> {
         ours.disk_att / theirs.disk_att,
         ours.fetch_per_sec / theirs.fetch_per_sec,
     );
+    // One panel per figure, one bar per system.
+    let panel = |title: &str, better: &'static str, value: fn(&Figures) -> f64| plot::Panel {
+        title: title.into(),
+        better,
+        values: [&theirs, &ours].iter().map(|f| (f.name.clone(), value(f))).collect(),
+    };
     let panels = [
-        plot::Panel {
-            title: "ingest".into(),
-            better: "messages/s, higher is better",
-            values: vec![
-                (theirs.name.clone(), theirs.ingest_per_sec),
-                (ours.name.clone(), ours.ingest_per_sec),
-            ],
-        },
-        plot::Panel {
-            title: "delivery p99".into(),
-            better: "ms, lower is better",
-            values: vec![(theirs.name.clone(), theirs.p99), (ours.name.clone(), ours.p99)],
-        },
-        plot::Panel {
-            title: "CPU per message".into(),
-            better: "ms, lower is better",
-            values: vec![
-                (theirs.name.clone(), theirs.cpu_ms_per_msg),
-                (ours.name.clone(), ours.cpu_ms_per_msg),
-            ],
-        },
-        plot::Panel {
-            title: "disk ÷ raw, with attachment".into(),
-            better: "lower is better",
-            values: vec![
-                (theirs.name.clone(), theirs.disk_att / theirs.raw_att),
-                (ours.name.clone(), ours.disk_att / ours.raw_att),
-            ],
-        },
-        plot::Panel {
-            title: "FETCH whole mailbox".into(),
-            better: "messages/s, higher is better",
-            values: vec![
-                (theirs.name.clone(), theirs.fetch_per_sec),
-                (ours.name.clone(), ours.fetch_per_sec),
-            ],
-        },
+        panel("ingest", "messages/s, higher is better", |f| f.ingest_per_sec),
+        panel("delivery p99", "ms, lower is better", |f| f.p99),
+        panel("CPU per message", "ms, lower is better", |f| f.cpu_ms_per_msg),
+        panel("disk ÷ raw, with attachment", "lower is better", |f| f.disk_att / f.raw_att),
+        panel("FETCH whole mailbox", "messages/s, higher is better", |f| f.fetch_per_sec),
     ];
     if let Some(dir) = &o.out {
         let date = crate::report::today();
