@@ -27,7 +27,8 @@ fn init_makes_a_private_key_and_a_valid_config() -> Result<()> {
     assert_eq!(shown["network"]["listen"][0], "/ip4/127.0.0.1/tcp/0");
     assert_eq!(shown["storage"]["data_fragments"], 4);
     assert_eq!(shown["storage"]["parity_fragments"], 4);
-    assert_eq!(shown["storage"]["lease_days"], 28);
+    assert_eq!(shown["storage"]["lease_days"], 180);
+    assert_eq!(shown["storage"]["renew_after_days"], 30);
     run_ok(epost(&dir)?.args(["config", "check"]))?;
     Ok(())
 }

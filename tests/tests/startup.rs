@@ -23,10 +23,13 @@ fn bad_config_is_named() -> Result<()> {
     let tmp = tempfile::tempdir()?;
     run_ok(epost(tmp.path())?.args(["init", "--listen", "/ip4/127.0.0.1/tcp/0"]))?;
     let path = tmp.path().join("config.toml");
-    std::fs::write(
-        &path,
-        std::fs::read_to_string(&path)?.replace("lease_days = 28", "lease_days = 0"),
-    )?;
+    let text: String = std::fs::read_to_string(&path)?
+        .lines()
+        .map(|line| if line.starts_with("lease_days =") { "lease_days = 0" } else { line })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(text.contains("lease_days = 0\n"), "the template has no lease_days line");
+    std::fs::write(&path, text)?;
     node_run_fails(tmp.path(), &["storage.lease_days", "0"])?;
     Ok(())
 }

@@ -102,6 +102,12 @@ pub(crate) enum Command {
     /// Run a maintenance pass (repair, hand-over, garbage collection) now.
     Repair,
 
+    /// Renew now everything the users hosted here still reference; returns when done.
+    #[command(
+        after_help = "Passes also run at start and every storage.renew_interval_secs.\nExample:\n  epost renew --json"
+    )]
+    Renew,
+
     /// Realm authority keys (a realm is a mail domain) and which realms to trust.
     #[command(subcommand)]
     Realm(RealmCommand),

@@ -136,8 +136,17 @@ pub(crate) struct StorageConfig {
     pub(crate) data_fragments: u8,
     /// m: extra fragments; an object survives the loss of any m.
     pub(crate) parity_fragments: u8,
-    /// How long a stored object lives unless its owner refreshes it.
+    /// How long a stored object lives unless its owner renews it.
     pub(crate) lease_days: u32,
+    /// An object is renewed once this many days have passed since its
+    /// lease was last secured.
+    pub(crate) renew_after_days: u32,
+    /// Seconds between renewal passes (one also runs at start).
+    pub(crate) renew_interval_secs: u64,
+    /// Objects renewed per second at most.
+    pub(crate) renew_rate: u32,
+    /// Seconds between sweeps of expired records from the local store.
+    pub(crate) sweep_interval_secs: u64,
     /// Plaintext chunk size for large objects, in bytes.
     pub(crate) chunk_size: u32,
     /// Local storage engine.
@@ -197,7 +206,11 @@ impl Default for StorageConfig {
         Self {
             data_fragments: 4,
             parity_fragments: 4,
-            lease_days: 28,
+            lease_days: 180,
+            renew_after_days: 30,
+            renew_interval_secs: 86_400,
+            renew_rate: 2000,
+            sweep_interval_secs: 600,
             chunk_size: 1024 * 1024,
             backend: Backend::Redb,
             repair_interval_secs: 60,
@@ -307,11 +320,42 @@ impl Config {
                 "must be between 0 and 64",
             ));
         }
-        if !(1..=3650).contains(&s.lease_days) {
+        if !(2..=3650).contains(&s.lease_days) {
             return Err(BadValue::new(
                 "storage.lease_days",
                 s.lease_days.to_string(),
-                "must be between 1 and 3650 days",
+                "must be between 2 and 3650 days",
+            ));
+        }
+        if s.renew_after_days == 0 || s.renew_after_days >= s.lease_days {
+            return Err(BadValue::new(
+                "storage.renew_after_days",
+                s.renew_after_days.to_string(),
+                format!("must be at least 1 and below lease_days ({})", s.lease_days),
+            ));
+        }
+        let window = u64::from(s.lease_days - s.renew_after_days) * 86_400;
+        if !(60..=7 * 86_400).contains(&s.renew_interval_secs) || s.renew_interval_secs >= window {
+            return Err(BadValue::new(
+                "storage.renew_interval_secs",
+                s.renew_interval_secs.to_string(),
+                format!(
+                    "must be between 60 and 604800 seconds and shorter than lease_days - renew_after_days ({window} s), or leases lapse between passes"
+                ),
+            ));
+        }
+        if !(1..=1_000_000).contains(&s.renew_rate) {
+            return Err(BadValue::new(
+                "storage.renew_rate",
+                s.renew_rate.to_string(),
+                "must be between 1 and 1000000 objects a second",
+            ));
+        }
+        if !(10..=86_400).contains(&s.sweep_interval_secs) {
+            return Err(BadValue::new(
+                "storage.sweep_interval_secs",
+                s.sweep_interval_secs.to_string(),
+                "must be between 10 and 86400 seconds",
             ));
         }
         if !(MIN_CHUNK..=MAX_CHUNK).contains(&s.chunk_size) {
@@ -422,8 +466,22 @@ bootstrap_timeout_secs = 10
 # survives the loss of any m. 4+4 stores 2x the object size.
 data_fragments = 4
 parity_fragments = 4
-# Objects expire unless their owner refreshes them; deletion is non-renewal.
-lease_days = 28
+# Objects expire unless their owner renews them; deletion is non-renewal.
+# The node renews, for the users it hosts, everything their mail and logs
+# still reference, once renew_after_days have passed since its lease was
+# last secured, in passes every renew_interval_secs (and at start), at most
+# renew_rate objects a second. So everything always has at least
+# lease_days - renew_after_days - 1 day left: with the defaults a node
+# switched off for 149 days still finds every message when it returns
+# (see spec/store.md). Deleted mail stays readable on holders for up to
+# lease_days after its last renewal.
+lease_days = 180
+renew_after_days = 30
+renew_interval_secs = 86400
+renew_rate = 2000
+# Seconds between sweeps of expired records (Kademlia records, received
+# notifications, seen nonces) from the local store.
+sweep_interval_secs = 600
 # Large plaintexts are split into chunks of this many bytes (64 KiB to 16 MiB).
 chunk_size = 1048576
 # Local storage engine: "redb" (default) or "sled" (needs the `sled` build feature).

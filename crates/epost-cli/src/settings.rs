@@ -30,6 +30,8 @@ pub(crate) fn dht(config: &Config) -> Result<DhtConfig> {
         listen: parse(&config.network.listen, "network.listen")?,
         bootstrap: parse(&config.network.bootstrap, "network.bootstrap")?,
         bootstrap_timeout: Duration::from_secs(config.network.bootstrap_timeout_secs),
+        // Records outlive an owner's absence as long as its objects do.
+        record_ttl: lease_of(config),
         ..DhtConfig::default()
     })
 }
@@ -39,12 +41,38 @@ pub(crate) fn storage(config: &Config) -> StorageConfig {
     StorageConfig {
         k: s.data_fragments,
         m: s.parity_fragments,
-        lease: Duration::from_secs(u64::from(s.lease_days) * 24 * 3600),
+        lease: lease_of(config),
         chunk_size: s.chunk_size as usize,
         repair_interval: Duration::from_secs(s.repair_interval_secs),
         grace: Duration::from_secs(s.grace_secs),
         ..StorageConfig::default()
     }
+}
+
+fn lease_of(config: &Config) -> Duration {
+    Duration::from_secs(u64::from(config.storage.lease_days) * 24 * 3600)
+}
+
+/// When and how fast the node renews what its users reference.
+pub(crate) fn lease(config: &Config) -> epost_node::lease::LeaseConfig {
+    let s = &config.storage;
+    epost_node::lease::LeaseConfig {
+        lease: lease_of(config),
+        renew_after: Duration::from_secs(u64::from(s.renew_after_days) * 24 * 3600),
+        interval: Duration::from_secs(s.renew_interval_secs),
+        rate: s.renew_rate,
+    }
+}
+
+/// The inbox holders' settings: notifications are kept for a lease, so
+/// mail for a user whose node is away waits for it as long as its objects.
+pub(crate) fn notify(config: &Config) -> epost_node::notify::NotifyConfig {
+    epost_node::notify::NotifyConfig { max_lease: lease_of(config), ..Default::default() }
+}
+
+/// How often expired entries are swept from the store.
+pub(crate) fn sweep_interval(config: &Config) -> Duration {
+    Duration::from_secs(config.storage.sweep_interval_secs)
 }
 
 /// Logs to stderr; RUST_LOG overrides the config's filter.

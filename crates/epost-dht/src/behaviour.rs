@@ -44,6 +44,12 @@ impl Behaviour {
         kad_config.set_query_timeout(config.query_timeout);
         kad_config.set_max_packet_size(kad_packet_limit());
         kad_config.set_replication_factor(config.replication);
+        // Records live for the TTL from their owner's last put; owners
+        // republish themselves (identity, log heads), so Kademlia's own
+        // 22-hour republication is off, and its hourly replication to new
+        // closest peers carries the remaining TTL.
+        kad_config.set_record_ttl(Some(config.record_ttl));
+        kad_config.set_publication_interval(None);
         let store = MemoryStore::with_config(
             peer_id,
             MemoryStoreConfig {

@@ -24,6 +24,10 @@ pub struct DhtConfig {
     pub max_concurrent_streams: usize,
     /// Records kept in memory (and on disk).
     pub max_records: usize,
+    /// How long holders keep a record after its publisher last put it. Its
+    /// owner republishes well within this; it must cover an owner's node
+    /// being switched off for months, so a certificate is still found.
+    pub record_ttl: Duration,
     /// Inbound fragment requests queued for the storage service before the
     /// overlay answers `Busy` instead of queueing more.
     pub inbound_queue: usize,
@@ -48,6 +52,7 @@ impl Default for DhtConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent_streams: 256,
             max_records: 64 * 1024,
+            record_ttl: Duration::from_secs(180 * 24 * 3600),
             inbound_queue: 1024,
             notify_queue: 1024,
             command_queue: 1024,

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
@@ -39,6 +40,8 @@ pub(crate) struct Wiring {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Kademlia's K.
     pub(crate) replication: usize,
+    /// How long holders keep a record after its publisher's last put.
+    pub(crate) record_ttl: Duration,
 }
 
 pub(crate) struct EventLoop {
@@ -52,6 +55,7 @@ pub(crate) struct EventLoop {
     pub(crate) shutdown: watch::Receiver<bool>,
     /// Kademlia's K: a bucket with this many entries may have left peers out.
     replication: usize,
+    record_ttl: Duration,
     closest: HashMap<QueryId, (Vec<u8>, usize, ClosestReply)>,
     gets: HashMap<QueryId, (Vec<FoundRecord>, GetReply)>,
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
@@ -71,6 +75,7 @@ impl EventLoop {
             sink,
             shutdown,
             replication,
+            record_ttl,
         } = wiring;
         Self {
             swarm,
@@ -82,6 +87,7 @@ impl EventLoop {
             sink,
             shutdown,
             replication,
+            record_ttl,
             closest: HashMap::new(),
             gets: HashMap::new(),
             puts: HashMap::new(),
@@ -128,7 +134,11 @@ impl EventLoop {
                 let _ = reply.send(closest_of(&key, self.known_peers(), count));
             }
             Command::PutRecord { key, value, reply } => {
-                let record = kad::Record::new(key, value);
+                let mut record = kad::Record::new(key, value);
+                // Holders keep it for the TTL from this put: the owner
+                // republishes before it lapses (replication keeps the
+                // remaining time, so only the owner extends it).
+                record.expires = Instant::now().checked_add(self.record_ttl);
                 self.sink.save(&record);
                 // As for closest peers: with a complete table the holders
                 // are known here, so the record goes straight to them

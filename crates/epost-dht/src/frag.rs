@@ -37,7 +37,13 @@ pub enum FragRequest {
     Probe { objects: Vec<WireId> },
     /// Extend the lease of every held fragment of these objects to `expires`.
     Extend { objects: Vec<WireId>, expires: u64 },
+    /// The same, answered per object, for an owner's renewal: at most
+    /// [`MAX_RENEW`] objects, all extended in one commit.
+    Renew { objects: Vec<WireId>, expires: u64 },
 }
+
+/// Most objects one `Renew` names (32 bytes each: 128 KiB of ids).
+pub const MAX_RENEW: usize = 4096;
 
 /// The answer to a [`FragRequest`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -52,6 +58,9 @@ pub enum FragResponse {
     Held(Vec<Vec<u8>>),
     /// For `Extend`: how many fragments had their lease extended.
     Extended(u32),
+    /// For `Renew`: per object (same order), how many of its fragments
+    /// held here now have a lease ending no earlier than asked.
+    Renewed(Vec<u8>),
     /// The request was refused; `reason` says why (bad fragment, full disk...).
     Refused { reason: RefusalReason, detail: String },
 }

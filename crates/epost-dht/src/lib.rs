@@ -41,8 +41,8 @@ pub use startup::{Dht, Inbound, StartError};
 /// Largest record value kept (log heads, certificates, presence are far smaller).
 pub const MAX_RECORD_VALUE: usize = 8 * 1024;
 
-/// Records as (key, value) pairs, reloaded at start.
-pub type StoredRecords = Vec<(Vec<u8>, Vec<u8>)>;
+/// Records reloaded at start, with the lease end they were kept until.
+pub type StoredRecords = Vec<RecordWrite>;
 
 /// What the overlay needs from its node to start.
 pub struct StartOptions {

@@ -53,11 +53,34 @@ impl RecordValidator for SignedEnvelopeValidator {
     }
 }
 
-/// A record on its way to disk.
-#[derive(Debug)]
+/// A record on its way to disk, or back from it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordWrite {
     pub key: Vec<u8>,
     pub value: Vec<u8>,
+    /// When holders stop keeping it, ms since the UNIX epoch (the clock of
+    /// `epost_types::time`): its publisher's last put plus the record TTL.
+    pub expires: u64,
+}
+
+/// Between the overlay's monotonic expiry instants and the wall-clock
+/// lease ends kept on disk.
+pub(crate) mod expiry {
+    use std::time::{Duration, Instant};
+
+    use epost_types::time::Timestamp;
+
+    pub(crate) fn to_millis(expires: Option<Instant>) -> u64 {
+        let Some(at) = expires else { return u64::MAX };
+        let left = at.saturating_duration_since(Instant::now());
+        Timestamp::now().saturating_add(left).as_millis()
+    }
+
+    /// `None` when the lease has ended.
+    pub(crate) fn to_instant(millis: u64) -> Option<Instant> {
+        let left = millis.checked_sub(Timestamp::now().as_millis()).filter(|l| *l > 0)?;
+        Instant::now().checked_add(Duration::from_millis(left))
+    }
 }
 
 /// The event loop's end of the write-behind queue. Never blocks: if the
@@ -74,7 +97,11 @@ impl RecordSink {
 
     pub(crate) fn save(&self, record: &kad::Record) {
         let Some(tx) = &self.tx else { return };
-        let op = RecordWrite { key: record.key.to_vec(), value: record.value.clone() };
+        let op = RecordWrite {
+            key: record.key.to_vec(),
+            value: record.value.clone(),
+            expires: expiry::to_millis(record.expires),
+        };
         if tx.try_send(op).is_err() {
             warn!(
                 "record store is behind; a record is held in memory only until it is republished"

@@ -76,10 +76,15 @@ impl Dht {
             .map_err(|e| StartError::Identity(e.to_string()))?;
         let mut swarm = build_swarm(key, &config)?;
 
-        for (key, value) in stored_records {
-            let store = swarm.behaviour_mut().kad.store_mut();
-            // A record that no longer fits the store's limits is simply not reloaded.
-            let _ = store.put(kad::Record::new(key, value));
+        for stored in stored_records {
+            // A lapsed record, or one that no longer fits the store's
+            // limits, is simply not reloaded.
+            let Some(expires) = crate::records::expiry::to_instant(stored.expires) else {
+                continue;
+            };
+            let mut record = kad::Record::new(stored.key, stored.value);
+            record.expires = Some(expires);
+            let _ = swarm.behaviour_mut().kad.store_mut().put(record);
         }
 
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
@@ -101,6 +106,7 @@ impl Dht {
                 sink: RecordSink::new(record_writes),
                 shutdown: shutdown_rx,
                 replication: config.replication.get(),
+                record_ttl: config.record_ttl,
             },
         );
         bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;

@@ -243,12 +243,18 @@ impl Account for NodeAccount {
     ) -> Result<(u32, u32), MailError> {
         // Refuse before storing anything if the folder is not there.
         self.inner.mailbox.folder(folder).await.map_err(mail_error)?;
-        let mut message = self.inner.mail.store_message(&raw).await.map_err(mail_error)?;
+        let (mut message, objects) =
+            self.inner.mail.store_message(&raw).await.map_err(mail_error)?;
         if let Some(date) = internal_date {
             message.internal_date = date;
         }
-        let insert =
-            MailChange::Insert { folder: folder.to_owned(), message, flags, notification: None };
+        let insert = MailChange::Insert {
+            folder: folder.to_owned(),
+            message,
+            flags,
+            notification: None,
+            objects: Some(objects),
+        };
         let changed = self.change(insert).await?;
         let uid = changed
             .uids

@@ -10,12 +10,16 @@
 mod api;
 mod fsutil;
 pub mod identity;
+pub mod keyspaces;
+pub mod lease;
 pub mod logs;
 pub mod mail;
+mod migrate;
 pub mod notify;
 mod peers;
 mod records;
 pub mod storage;
+mod sweep;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -41,6 +45,10 @@ pub struct NodeOptions {
     pub storage: StorageConfig,
     pub identity: identity::IdentityConfig,
     pub notify: notify::NotifyConfig,
+    /// When and how fast what the hosted users reference is renewed.
+    pub lease: lease::LeaseConfig,
+    /// How often expired entries are swept from the store.
+    pub sweep_interval: std::time::Duration,
     pub api_listen: SocketAddr,
     /// The control API's bearer token.
     pub api_token: String,
@@ -51,6 +59,8 @@ pub struct NodeOptions {
 pub enum NodeError {
     #[error("cannot open the local store in {path}: {source}")]
     Store { path: String, source: epost_store::OpenError },
+    #[error("cannot move the records of {path} to their keyspaces: {source}")]
+    Migrate { path: String, source: epost_store::StoreError },
     #[error("cannot start the overlay: {0}")]
     Overlay(#[from] OverlayError),
     #[error("cannot load this node's identity files: {0}")]
@@ -88,6 +98,11 @@ pub struct Node {
     api: api::ApiServer,
     peer_memory: peers::PeerMemory,
     records: records::RecordWriter,
+    /// Runs renewal passes (`epost renew`).
+    pub renewer: lease::Renewer,
+    renew_task: lease::RenewTask,
+    sweep_task: sweep::SweepTask,
+    book_task: lease::BookTask,
     store: Store,
 }
 
@@ -95,10 +110,19 @@ impl Node {
     /// Opens the store, joins the overlay, starts the services and the API.
     pub async fn start(options: NodeOptions) -> Result<Self, NodeError> {
         let store_path = options.data_dir.join("store");
-        let store = Store::open(&store_path, options.backend).map_err(|source| {
-            NodeError::Store { path: store_path.display().to_string(), source }
-        })?;
+        let store =
+            Store::open(&store_path, options.backend, keyspaces::ALL).map_err(|source| {
+                NodeError::Store { path: store_path.display().to_string(), source }
+            })?;
+        migrate::legacy_records(&store, epost_types::time::Timestamp::now().as_millis())
+            .await
+            .map_err(|source| NodeError::Migrate {
+                path: store_path.display().to_string(),
+                source,
+            })?;
 
+        let (book, book_task) = lease::LeaseBook::start(store.clone());
+        let (sweeper, sweep_task) = sweep::Sweeper::start(store.clone(), options.sweep_interval);
         let loaded = identity::LoadedIdentity::load(&options.data_dir, options.identity.clone())?;
         let (stored_records, records) = records::RecordWriter::start(store.clone());
         let (dht, inbound) = Dht::start(StartOptions {
@@ -136,14 +160,28 @@ impl Node {
             identity.clone(),
             notify.clone(),
             store.clone(),
-            options.notify.resync_interval,
+            &options.notify,
         );
-        let logs = logs::LogService::new(storage.clone(), identity.clone(), dht.client.clone());
+        let logs = logs::LogService::new(
+            storage.clone(),
+            identity.clone(),
+            dht.client.clone(),
+            book.clone(),
+            store.clone(),
+        );
+        let (renewer, renew_task) = lease::Renewer::start(
+            options.lease.clone(),
+            storage.clone(),
+            dht.client.clone(),
+            book.clone(),
+            logs.clone(),
+        );
         let (mail, mail_task) = mail::MailService::start(
             storage.clone(),
             logs.clone(),
             identity.clone(),
             notifications.clone(),
+            book.clone(),
         );
         let stats_local = local.clone();
         let state = api::AppState {
@@ -154,6 +192,9 @@ impl Node {
             notifications: notifications.clone(),
             notify_holder: notify.clone(),
             dht: dht.client.clone(),
+            renewer: renewer.clone(),
+            sweeper: sweeper.clone(),
+            book: book.clone(),
             token: options.api_token.clone().into(),
             store_stats: Arc::new(move || {
                 let (fragments, bytes) = stats_local.usage();
@@ -183,6 +224,10 @@ impl Node {
             api,
             peer_memory,
             records,
+            renewer,
+            renew_task,
+            sweep_task,
+            book_task,
             store,
         })
     }
@@ -196,6 +241,7 @@ impl Node {
     /// what they accepted, the overlay stops, records and store are flushed.
     pub async fn shutdown(self) {
         self.api.shutdown().await;
+        self.renew_task.shutdown().await;
         self.mail_task.shutdown(&self.mail).await;
         self.logs.shutdown().await;
         self.notifications_task.shutdown().await;
@@ -205,6 +251,8 @@ impl Node {
         self.peer_memory.shutdown().await;
         self.dht.shutdown().await;
         self.records.shutdown().await;
+        self.sweep_task.shutdown().await;
+        self.book_task.shutdown().await;
         self.store.close();
     }
 }

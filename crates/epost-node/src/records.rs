@@ -2,14 +2,11 @@
 //! node runs (through the store's group commit), so a restarted holder
 //! still knows what it held, and still refuses an older log head.
 //!
-//! The store's record space is shared with other services (the
-//! notification buffer keeps its entries there under 65-byte keys), so
-//! only keys that are Kademlia record keys ([`RecordKey`], 33 bytes) are
-//! reloaded, and only those are written: a peer cannot plant an entry in
-//! another service's part of the space by publishing a record under its
-//! key.
-
-use std::time::Duration;
+//! Records live in their own keyspace, each until the lease end the
+//! overlay gave it (its publisher's last put plus the record TTL); start-up
+//! reads only the live ones, and the sweeper removes the rest. Only keys
+//! that are Kademlia record keys ([`RecordKey`], 33 bytes) are written or
+//! reloaded.
 
 use epost_dht::{RecordWrite, StoredRecords};
 use epost_store::Store;
@@ -19,9 +16,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-/// Records are kept this long unless republished (their owners republish
-/// far more often).
-const RECORD_LEASE: Duration = Duration::from_secs(7 * 24 * 3600);
+use crate::keyspaces::KAD_RECORDS;
+
 /// Records queued for disk before the overlay keeps new ones in memory only.
 const QUEUE: usize = 4096;
 const PAGE: usize = 1024;
@@ -36,28 +32,13 @@ impl RecordWriter {
     pub(crate) fn start(store: Store) -> (StoredRecords, Self) {
         let now = Timestamp::now().as_millis();
         let mut loaded = Vec::new();
-        let mut from = Vec::new();
-        loop {
-            let page = match store.records_from(&from, PAGE) {
-                Ok(page) => page,
-                Err(e) => {
-                    warn!(error = %e, "cannot reload stored records; starting without them");
-                    break;
-                }
-            };
-            let full = page.len() == PAGE;
-            if let Some((last, _)) = page.last() {
-                from = last.clone();
-                from.push(0);
+        let reloaded = store.for_each_live(&KAD_RECORDS, now, PAGE, |key, entry| {
+            if is_record_key(&key) {
+                loaded.push(RecordWrite { key, value: entry.value, expires: entry.expires });
             }
-            loaded.extend(
-                page.into_iter()
-                    .filter(|(k, r)| r.expires > now && is_record_key(k))
-                    .map(|(k, r)| (k, r.value)),
-            );
-            if !full {
-                break;
-            }
+        });
+        if let Err(e) = reloaded {
+            warn!(error = %e, "cannot reload stored records; starting without them");
         }
         let (tx, mut rx) = mpsc::channel::<RecordWrite>(QUEUE);
         let task = tokio::spawn(async move {
@@ -66,8 +47,8 @@ impl RecordWriter {
                     debug!(len = write.key.len(), "not writing a record under a foreign key");
                     continue;
                 }
-                let expires = Timestamp::now().saturating_add(RECORD_LEASE).as_millis();
-                if let Err(e) = store.put_record(write.key, write.value, expires).await {
+                if let Err(e) = store.put(&KAD_RECORDS, write.key, write.value, write.expires).await
+                {
                     warn!(error = %e, "a record could not be written to disk");
                 }
             }
@@ -95,31 +76,37 @@ fn is_record_key(key: &[u8]) -> bool {
 mod tests {
     use super::*;
 
+    fn record(key: Vec<u8>, value: &[u8], expires: u64) -> RecordWrite {
+        RecordWrite { key, value: value.to_vec(), expires }
+    }
+
     #[tokio::test]
-    async fn only_kademlia_record_keys_are_reloaded_and_written() {
+    async fn only_live_kademlia_records_are_reloaded_and_only_those_are_written() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path(), epost_store::Backend::Redb).unwrap();
-        let far = Timestamp::now().saturating_add(Duration::from_secs(3600)).as_millis();
-        let mut kad_key = vec![0x02];
-        kad_key.extend_from_slice(&[7; 32]);
-        let mut notify_key = vec![0x40];
-        notify_key.extend_from_slice(&[7; 64]);
-        store.put_record(kad_key.clone(), b"cert".to_vec(), far).await.unwrap();
-        store.put_record(notify_key.clone(), b"pending".to_vec(), far).await.unwrap();
-        store.put_record(b"junk".to_vec(), b"junk".to_vec(), far).await.unwrap();
+        let store =
+            Store::open(dir.path(), epost_store::Backend::Redb, crate::keyspaces::ALL).unwrap();
+        let now = Timestamp::now().as_millis();
+        let mut cert = vec![0x02];
+        cert.extend_from_slice(&[7; 32]);
+        let mut lapsed = vec![0x03];
+        lapsed.extend_from_slice(&[7; 32]);
+        store.put(&KAD_RECORDS, cert.clone(), b"cert".to_vec(), now + 60_000).await.unwrap();
+        store.put(&KAD_RECORDS, lapsed, b"old".to_vec(), now - 1).await.unwrap();
+        store.put(&KAD_RECORDS, b"junk".to_vec(), b"junk".to_vec(), now + 60_000).await.unwrap();
 
         let (loaded, writer) = RecordWriter::start(store.clone());
-        assert_eq!(loaded, vec![(kad_key.clone(), b"cert".to_vec())]);
+        assert_eq!(loaded, vec![record(cert.clone(), b"cert", now + 60_000)]);
 
-        // A peer's record under a foreign key does not reach the disk.
+        // Only record keys reach the disk, each with its own lease end.
         let tx = writer.sender();
-        tx.send(RecordWrite { key: notify_key.clone(), value: b"planted".to_vec() }).await.unwrap();
-        let mut log_key = vec![0x01];
-        log_key.extend_from_slice(&[9; 32]);
-        tx.send(RecordWrite { key: log_key.clone(), value: b"head".to_vec() }).await.unwrap();
+        tx.send(record(vec![0x40; 65], b"planted", now + 1)).await.unwrap();
+        let mut head = vec![0x01];
+        head.extend_from_slice(&[9; 32]);
+        tx.send(record(head.clone(), b"head", now + 5_000)).await.unwrap();
         drop(tx);
         writer.shutdown().await;
-        assert_eq!(store.get_record(&notify_key).unwrap().unwrap().value, b"pending");
-        assert_eq!(store.get_record(&log_key).unwrap().unwrap().value, b"head");
+        assert!(store.get(&KAD_RECORDS, &[0x40; 65]).unwrap().is_none());
+        let stored = store.get(&KAD_RECORDS, &head).unwrap().unwrap();
+        assert_eq!((stored.value.as_slice(), stored.expires), (&b"head"[..], now + 5_000));
     }
 }

@@ -32,6 +32,17 @@ impl EngineError {
             _ => Self::Io(e),
         }
     }
+
+    /// A copy for each waiter of a failed batch (`io::Error` is not `Clone`).
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::NoSpace(io) => Self::NoSpace(io::Error::new(io.kind(), io.to_string())),
+            Self::Io(io) => Self::Io(io::Error::new(io.kind(), io.to_string())),
+            Self::Corrupt(s) => Self::Corrupt(s.clone()),
+            Self::NeedsReopen => Self::NeedsReopen,
+            Self::Other(s) => Self::Other(s.clone()),
+        }
+    }
 }
 
 /// Why the store could not be opened.
@@ -47,6 +58,8 @@ pub enum OpenError {
     NoSpace { path: String, source: io::Error },
     #[error("cannot open the store in {path}: {source}")]
     Engine { path: String, source: EngineError },
+    #[error("keyspace {0:?} is declared twice")]
+    DuplicateKeyspace(&'static str),
     #[error("the {0:?} backend is not compiled in (build with `--features sled`)")]
     BackendMissing(crate::Backend),
 }
@@ -60,11 +73,24 @@ pub enum StoreError {
     ValueTooLarge { len: usize, max: usize },
     #[error("the store is closed")]
     Closed,
+    #[error("keyspace {0:?} was not declared when the store was opened")]
+    UnknownKeyspace(&'static str),
     #[error(transparent)]
     Engine(#[from] EngineError),
 }
 
 impl StoreError {
+    /// A copy, for each of several callers waiting on one failed commit.
+    pub fn duplicate(&self) -> Self {
+        match self {
+            Self::KeyTooLarge { len, max } => Self::KeyTooLarge { len: *len, max: *max },
+            Self::ValueTooLarge { len, max } => Self::ValueTooLarge { len: *len, max: *max },
+            Self::Closed => Self::Closed,
+            Self::UnknownKeyspace(name) => Self::UnknownKeyspace(name),
+            Self::Engine(e) => Self::Engine(e.duplicate()),
+        }
+    }
+
     /// The disk (or its quota, or the process's file-size limit) is full.
     pub fn is_no_space(&self) -> bool {
         matches!(self, Self::Engine(EngineError::NoSpace(_)))

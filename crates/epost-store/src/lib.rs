@@ -1,6 +1,8 @@
-//! epost's local store: immutable blocks (erasure-coded fragments) and
-//! small mutable records (Kademlia records, log heads), each with a lease,
-//! on disk, crash-safe.
+//! epost's local store: named keyspaces of values, each value with a lease,
+//! on disk, crash-safe. Immutable keyspaces hold content-addressed values
+//! (erasure-coded fragments); mutable ones small records (Kademlia records,
+//! notifications, the lease book). Each keyspace has an expiry index, so
+//! expired entries are swept in order and start-up reads only live ones.
 //!
 //! The rest of epost uses [`Store`]: many concurrent writers, one committer
 //! thread that groups their mutations into one transaction and one fsync
@@ -16,6 +18,7 @@
 mod committer;
 pub mod engine;
 mod error;
+mod keyspace;
 mod redb_engine;
 #[cfg(feature = "sled")]
 mod sled_engine;
@@ -26,16 +29,8 @@ mod value;
 mod tests;
 
 pub use error::{EngineError, OpenError, StoreError};
-pub use store::{Block, BlockMeta, Record, Stats, Store, StoreMetrics};
-
-/// Largest block key (an object id and a fragment index fit easily).
-pub const MAX_BLOCK_KEY: usize = 64;
-/// Largest block value (one fragment of the largest chunk, with headroom).
-pub const MAX_BLOCK_VALUE: usize = 17 * 1024 * 1024;
-/// Largest record key.
-pub const MAX_RECORD_KEY: usize = 256;
-/// Largest record value (records are small signed values).
-pub const MAX_RECORD_VALUE: usize = 64 * 1024;
+pub use keyspace::{Keyspace, Kind};
+pub use store::{Batch, Entry, Stats, Store, StoreMetrics, Swept, successor};
 
 /// Which engine stores the bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,24 +1,25 @@
-//! The redb engine: four tables (blocks, records, and an expiry index for
-//! each), every batch one write transaction committed with
+//! The redb engine: two tables per keyspace (its values, and its expiry
+//! index), every batch one write transaction committed with
 //! `Durability::Immediate` (fsync before `commit` returns).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::engine::{Applied, Engine, Entries, Mutation, Space};
+use crate::engine::{Applied, Engine, Entries, Mutation, Op, SpaceId};
 use crate::error::EngineError;
+use crate::keyspace::{Keyspace, Kind};
 use crate::value;
 use tracing::warn;
 
-const BLOCKS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("blocks");
-const BLOCK_EXPIRY: TableDefinition<'static, &[u8], ()> = TableDefinition::new("block_expiry");
-const RECORDS: TableDefinition<'static, &[u8], &[u8]> = TableDefinition::new("records");
-const RECORD_EXPIRY: TableDefinition<'static, &[u8], ()> = TableDefinition::new("record_expiry");
+type Values = TableDefinition<'static, &'static [u8], &'static [u8]>;
+type Expiry = TableDefinition<'static, &'static [u8], ()>;
 
 pub(crate) struct RedbEngine {
     path: PathBuf,
+    spaces: Vec<Keyspace>,
     /// `None` only after a database that hit an I/O failure was dropped and
     /// opening it again failed too (the disk is still full, say).
     db: RwLock<Option<Database>>,
@@ -33,9 +34,27 @@ fn map(e: impl Into<redb::Error>) -> EngineError {
     }
 }
 
+fn values(space: &Keyspace) -> Values {
+    TableDefinition::new(space.name())
+}
+
+fn expiry(space: &Keyspace) -> Expiry {
+    TableDefinition::new(space.expiry_name())
+}
+
 impl RedbEngine {
-    pub(crate) fn open(path: &Path) -> Result<Self, EngineError> {
-        Ok(Self { path: path.to_path_buf(), db: RwLock::new(Some(open_db(path)?)) })
+    pub(crate) fn open(path: &Path, spaces: &[Keyspace]) -> Result<Self, EngineError> {
+        Ok(Self {
+            path: path.to_path_buf(),
+            spaces: spaces.to_vec(),
+            db: RwLock::new(Some(open_db(path, spaces)?)),
+        })
+    }
+
+    fn space(&self, space: SpaceId) -> Result<&Keyspace, EngineError> {
+        self.spaces
+            .get(space)
+            .ok_or_else(|| EngineError::Other(format!("no keyspace number {space}")))
     }
 
     /// Runs `op` on the database. After an I/O failure (a full disk, say)
@@ -66,7 +85,7 @@ impl RedbEngine {
         }
         // Only one `Database` may hold the file: drop the failed one first.
         *guard = None;
-        let db = open_db(&self.path)?;
+        let db = open_db(&self.path, &self.spaces)?;
         warn!(path = %self.path.display(), "reopened the store after an I/O failure");
         let result = op(&db);
         *guard = Some(db);
@@ -74,131 +93,120 @@ impl RedbEngine {
     }
 }
 
-/// Opens (or creates) the database with every table in it.
-fn open_db(path: &Path) -> Result<Database, EngineError> {
+/// Opens (or creates) the database with every keyspace's tables in it.
+fn open_db(path: &Path, spaces: &[Keyspace]) -> Result<Database, EngineError> {
     let db = Database::create(path).map_err(map)?;
     // Create the tables once, so readers never meet a missing table.
     let txn = db.begin_write().map_err(map)?;
-    {
-        txn.open_table(BLOCKS).map_err(map)?;
-        txn.open_table(BLOCK_EXPIRY).map_err(map)?;
-        txn.open_table(RECORDS).map_err(map)?;
-        txn.open_table(RECORD_EXPIRY).map_err(map)?;
+    for space in spaces {
+        txn.open_table(values(space)).map_err(map)?;
+        txn.open_table(expiry(space)).map_err(map)?;
     }
     txn.commit().map_err(map)?;
     Ok(db)
 }
 
 struct Tables<'t> {
+    id: SpaceId,
+    kind: Kind,
     values: Table<'t, &'static [u8], &'static [u8]>,
     expiry: Table<'t, &'static [u8], ()>,
 }
 
-fn put(
-    t: &mut Tables<'_>,
-    space: Space,
-    key: &[u8],
-    payload: &[u8],
-    expires: u64,
-    applied: &mut Applied,
-) -> Result<(), EngineError> {
-    let old = t.values.get(key).map_err(map)?.map(|g| g.value().to_vec());
-    let old = old.as_deref().and_then(|raw| value::decode(raw).ok().map(|(e, p)| (e, p.to_vec())));
-    let (expires, payload): (u64, &[u8]) = match (&old, space) {
-        // Blocks are immutable: keep the stored bytes, extend the lease.
-        (Some((old_expires, old_payload)), Space::Blocks) => {
-            ((*old_expires).max(expires), old_payload)
-        }
-        _ => (expires, payload),
-    };
-    if let Some((old_expires, old_payload)) = &old {
-        t.expiry.remove(value::expiry_key(*old_expires, key).as_slice()).map_err(map)?;
-        if space == Space::Blocks {
-            applied.blocks_delta -= 1;
-            applied.bytes_delta -= old_payload.len() as i64;
+impl Tables<'_> {
+    fn count(&self, applied: &mut Applied, entries: i64, bytes: usize) {
+        if self.kind == Kind::Immutable {
+            applied.count(self.id, entries, entries * bytes as i64);
         }
     }
-    t.values.insert(key, value::encode(expires, payload).as_slice()).map_err(map)?;
-    t.expiry.insert(value::expiry_key(expires, key).as_slice(), ()).map_err(map)?;
-    if space == Space::Blocks {
-        applied.blocks_delta += 1;
-        applied.bytes_delta += payload.len() as i64;
-    }
-    Ok(())
-}
 
-fn delete(
-    t: &mut Tables<'_>,
-    space: Space,
-    key: &[u8],
-    applied: &mut Applied,
-) -> Result<bool, EngineError> {
-    let old = t.values.remove(key).map_err(map)?.map(|g| g.value().to_vec());
-    let Some(raw) = old else { return Ok(false) };
-    if let Ok((expires, payload)) = value::decode(&raw) {
-        t.expiry.remove(value::expiry_key(expires, key).as_slice()).map_err(map)?;
-        if space == Space::Blocks {
-            applied.blocks_delta -= 1;
-            applied.bytes_delta -= payload.len() as i64;
+    fn put(
+        &mut self,
+        key: &[u8],
+        payload: &[u8],
+        expires: u64,
+        applied: &mut Applied,
+    ) -> Result<(), EngineError> {
+        let old = self.values.get(key).map_err(map)?.map(|g| g.value().to_vec());
+        let old =
+            old.as_deref().and_then(|raw| value::decode(raw).ok().map(|(e, p)| (e, p.to_vec())));
+        let (expires, payload): (u64, &[u8]) = match (&old, self.kind) {
+            // Immutable: keep the stored bytes, extend the lease.
+            (Some((old_expires, old_payload)), Kind::Immutable) => {
+                ((*old_expires).max(expires), old_payload)
+            }
+            _ => (expires, payload),
+        };
+        if let Some((old_expires, old_payload)) = &old {
+            self.expiry.remove(value::expiry_key(*old_expires, key).as_slice()).map_err(map)?;
+            self.count(applied, -1, old_payload.len());
         }
+        self.values.insert(key, value::encode(expires, payload).as_slice()).map_err(map)?;
+        self.expiry.insert(value::expiry_key(expires, key).as_slice(), ()).map_err(map)?;
+        self.count(applied, 1, payload.len());
+        Ok(())
     }
-    Ok(true)
-}
 
-fn extend(t: &mut Tables<'_>, key: &[u8], expires: u64) -> Result<(), EngineError> {
-    let old = t.values.get(key).map_err(map)?.map(|g| g.value().to_vec());
-    let Some(raw) = old else { return Ok(()) };
-    let (old_expires, payload) = value::decode(&raw)?;
-    if expires > old_expires {
-        t.expiry.remove(value::expiry_key(old_expires, key).as_slice()).map_err(map)?;
-        t.values.insert(key, value::encode(expires, payload).as_slice()).map_err(map)?;
-        t.expiry.insert(value::expiry_key(expires, key).as_slice(), ()).map_err(map)?;
-    }
-    Ok(())
-}
-
-fn expire(
-    t: &mut Tables<'_>,
-    space: Space,
-    now: u64,
-    limit: usize,
-    applied: &mut Applied,
-) -> Result<(), EngineError> {
-    let end = now.to_be_bytes();
-    let mut keys = Vec::new();
-    for entry in t.expiry.range::<&[u8]>(..&end[..]).map_err(map)?.take(limit) {
-        let (k, _) = entry.map_err(map)?;
-        keys.push(k.value()[8..].to_vec());
-    }
-    for key in keys {
-        if delete(t, space, &key, applied)? {
-            applied.expired += 1;
+    fn delete(&mut self, key: &[u8], applied: &mut Applied) -> Result<bool, EngineError> {
+        let old = self.values.remove(key).map_err(map)?.map(|g| g.value().to_vec());
+        let Some(raw) = old else { return Ok(false) };
+        if let Ok((expires, payload)) = value::decode(&raw) {
+            self.expiry.remove(value::expiry_key(expires, key).as_slice()).map_err(map)?;
+            self.count(applied, -1, payload.len());
         }
+        Ok(true)
     }
-    Ok(())
+
+    fn extend(&mut self, key: &[u8], expires: u64) -> Result<(), EngineError> {
+        let old = self.values.get(key).map_err(map)?.map(|g| g.value().to_vec());
+        let Some(raw) = old else { return Ok(()) };
+        let (old_expires, payload) = value::decode(&raw)?;
+        if expires > old_expires {
+            self.expiry.remove(value::expiry_key(old_expires, key).as_slice()).map_err(map)?;
+            self.values.insert(key, value::encode(expires, payload).as_slice()).map_err(map)?;
+            self.expiry.insert(value::expiry_key(expires, key).as_slice(), ()).map_err(map)?;
+        }
+        Ok(())
+    }
+
+    fn expire(&mut self, now: u64, limit: usize, applied: &mut Applied) -> Result<(), EngineError> {
+        let end = now.to_be_bytes();
+        let mut keys = Vec::new();
+        for entry in self.expiry.range::<&[u8]>(..&end[..]).map_err(map)?.take(limit) {
+            let (k, _) = entry.map_err(map)?;
+            keys.push(k.value()[8..].to_vec());
+        }
+        for key in keys {
+            if self.delete(&key, applied)? {
+                applied.expired += 1;
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Engine for RedbEngine {
     fn apply(&self, batch: &[Mutation]) -> Result<Applied, EngineError> {
-        self.with_db(|db| apply_on(db, batch))
+        for mutation in batch {
+            self.space(mutation.space)?;
+        }
+        self.with_db(|db| self.apply_on(db, batch))
     }
 
-    fn get(&self, space: Space, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+    fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError> {
+        let space = self.space(space)?;
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
-            let table = txn
-                .open_table(if space == Space::Blocks { BLOCKS } else { RECORDS })
-                .map_err(map)?;
+            let table = txn.open_table(values(space)).map_err(map)?;
             Ok(table.get(key).map_err(map)?.map(|g| g.value().to_vec()))
         })
     }
 
-    fn scan(&self, space: Space, from: &[u8], limit: usize) -> Result<Entries, EngineError> {
+    fn scan(&self, space: SpaceId, from: &[u8], limit: usize) -> Result<Entries, EngineError> {
+        let space = self.space(space)?;
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
-            let table = txn
-                .open_table(if space == Space::Blocks { BLOCKS } else { RECORDS })
-                .map_err(map)?;
+            let table = txn.open_table(values(space)).map_err(map)?;
             let mut out = Vec::new();
             for entry in table.range::<&[u8]>(from..).map_err(map)?.take(limit) {
                 let (k, v) = entry.map_err(map)?;
@@ -208,10 +216,42 @@ impl Engine for RedbEngine {
         })
     }
 
-    fn block_totals(&self) -> Result<(u64, u64), EngineError> {
+    fn scan_expiry(
+        &self,
+        space: SpaceId,
+        from: &[u8],
+        until: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, EngineError> {
+        let space = self.space(space)?;
+        if until.is_some_and(|until| from >= until) {
+            return Ok(Vec::new());
+        }
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
-            let table = txn.open_table(BLOCKS).map_err(map)?;
+            let index = txn.open_table(expiry(space)).map_err(map)?;
+            let table = txn.open_table(values(space)).map_err(map)?;
+            let mut out = Vec::new();
+            let range = match until {
+                Some(until) => index.range::<&[u8]>(from..until),
+                None => index.range::<&[u8]>(from..),
+            };
+            for entry in range.map_err(map)?.take(limit) {
+                let (k, _) = entry.map_err(map)?;
+                let key = k.value().get(8..).unwrap_or_default();
+                if let Some(v) = table.get(key).map_err(map)? {
+                    out.push((key.to_vec(), v.value().to_vec()));
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn totals(&self, space: SpaceId) -> Result<(u64, u64), EngineError> {
+        let space = self.space(space)?;
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(map)?;
+            let table = txn.open_table(values(space)).map_err(map)?;
             let (mut count, mut bytes) = (0u64, 0u64);
             for entry in table.iter().map_err(map)? {
                 let (_, v) = entry.map_err(map)?;
@@ -223,42 +263,41 @@ impl Engine for RedbEngine {
     }
 }
 
-/// Applies one batch in one write transaction, fsynced before it returns.
-fn apply_on(db: &Database, batch: &[Mutation]) -> Result<Applied, EngineError> {
-    let mut txn = db.begin_write().map_err(map)?;
-    txn.set_durability(Durability::Immediate).map_err(map)?;
-    let mut applied = Applied::default();
-    {
-        let mut blocks = Tables {
-            values: txn.open_table(BLOCKS).map_err(map)?,
-            expiry: txn.open_table(BLOCK_EXPIRY).map_err(map)?,
-        };
-        let mut records = Tables {
-            values: txn.open_table(RECORDS).map_err(map)?,
-            expiry: txn.open_table(RECORD_EXPIRY).map_err(map)?,
-        };
-        for mutation in batch {
-            let space = match mutation {
-                Mutation::Put { space, .. }
-                | Mutation::Delete { space, .. }
-                | Mutation::Extend { space, .. }
-                | Mutation::Expire { space, .. } => *space,
-            };
-            let t = if space == Space::Blocks { &mut blocks } else { &mut records };
-            match mutation {
-                Mutation::Put { key, payload, expires, .. } => {
-                    put(t, space, key, payload, *expires, &mut applied)?
-                }
-                Mutation::Delete { key, .. } => {
-                    delete(t, space, key, &mut applied)?;
-                }
-                Mutation::Extend { key, expires, .. } => extend(t, key, *expires)?,
-                Mutation::Expire { now, limit, .. } => {
-                    expire(t, space, *now, *limit, &mut applied)?
+impl RedbEngine {
+    /// Applies one batch in one write transaction, fsynced before it returns.
+    fn apply_on(&self, db: &Database, batch: &[Mutation]) -> Result<Applied, EngineError> {
+        let mut txn = db.begin_write().map_err(map)?;
+        txn.set_durability(Durability::Immediate).map_err(map)?;
+        let mut applied = Applied::default();
+        {
+            // Each keyspace's tables are opened once per transaction.
+            let mut open: BTreeMap<SpaceId, Tables<'_>> = BTreeMap::new();
+            for mutation in batch {
+                let tables = match open.entry(mutation.space) {
+                    std::collections::btree_map::Entry::Occupied(slot) => slot.into_mut(),
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        let space = self.space(mutation.space)?;
+                        slot.insert(Tables {
+                            id: mutation.space,
+                            kind: space.kind(),
+                            values: txn.open_table(values(space)).map_err(map)?,
+                            expiry: txn.open_table(expiry(space)).map_err(map)?,
+                        })
+                    }
+                };
+                match &mutation.op {
+                    Op::Put { key, payload, expires } => {
+                        tables.put(key, payload, *expires, &mut applied)?
+                    }
+                    Op::Delete { key } => {
+                        tables.delete(key, &mut applied)?;
+                    }
+                    Op::Extend { key, expires } => tables.extend(key, *expires)?,
+                    Op::Expire { now, limit } => tables.expire(*now, *limit, &mut applied)?,
                 }
             }
         }
+        txn.commit().map_err(map)?;
+        Ok(applied)
     }
-    txn.commit().map_err(map)?;
-    Ok(applied)
 }

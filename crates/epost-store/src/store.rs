@@ -1,6 +1,9 @@
 //! `Store`: the façade the rest of epost uses. Writes go through the group
 //! committer and return once durable; reads go straight to the engine.
+//! Every call names its [`Keyspace`], which must have been declared when
+//! the store was opened.
 
+use std::collections::HashMap;
 use std::fs::{self, File};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::Path;
@@ -10,38 +13,26 @@ use std::thread::JoinHandle;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::committer::{self, Counters, Op};
-use crate::engine::{Applied, Engine, Mutation, Space};
+use crate::committer::{self, Counters, Group, Totals};
+use crate::engine::{Engine, Mutation, Op, SpaceId};
 use crate::error::{EngineError, OpenError, StoreError};
-use crate::{Backend, MAX_BLOCK_KEY, MAX_BLOCK_VALUE, MAX_RECORD_KEY, MAX_RECORD_VALUE, value};
+use crate::keyspace::{Keyspace, Kind};
+use crate::{Backend, value};
 
-/// Mutations waiting for the committer before writers wait for a slot.
+/// Groups waiting for the committer before writers wait for a slot.
 const QUEUE: usize = 4096;
 /// Expired entries removed per transaction by a sweep.
 const EXPIRE_BATCH: usize = 4096;
 
-/// A stored block.
+/// A stored value and its lease.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Block {
-    pub data: Vec<u8>,
-    pub expires: u64,
-}
-
-/// A block's metadata.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockMeta {
-    pub expires: u64,
-    pub size: u64,
-}
-
-/// A stored record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Record {
+pub struct Entry {
     pub value: Vec<u8>,
+    /// ms since the UNIX epoch; `u64::MAX` for "kept until deleted".
     pub expires: u64,
 }
 
-/// Block totals.
+/// Totals of a counted ([`Kind::Immutable`]) keyspace.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Stats {
     pub count: u64,
@@ -57,6 +48,46 @@ pub struct StoreMetrics {
     pub failed_commits: u64,
 }
 
+/// What one sweep removed from one keyspace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Swept {
+    pub keyspace: &'static str,
+    pub removed: u64,
+}
+
+/// Changes to several keyspaces applied together: all are durable, or
+/// none is.
+#[derive(Debug, Default)]
+pub struct Batch {
+    ops: Vec<(Keyspace, Op)>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn put(&mut self, keyspace: &Keyspace, key: Vec<u8>, value: Vec<u8>, expires: u64) {
+        self.ops.push((*keyspace, Op::Put { key, payload: value, expires }));
+    }
+
+    pub fn delete(&mut self, keyspace: &Keyspace, key: Vec<u8>) {
+        self.ops.push((*keyspace, Op::Delete { key }));
+    }
+
+    pub fn extend(&mut self, keyspace: &Keyspace, key: Vec<u8>, expires: u64) {
+        self.ops.push((*keyspace, Op::Extend { key, expires }));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+}
+
 /// The local store. Cheap to clone; clones share one engine and committer.
 #[derive(Clone)]
 pub struct Store {
@@ -65,7 +96,9 @@ pub struct Store {
 
 struct Inner {
     engine: Arc<dyn Engine>,
-    tx: Mutex<Option<mpsc::Sender<Op>>>,
+    spaces: Vec<Keyspace>,
+    ids: HashMap<&'static str, SpaceId>,
+    tx: Mutex<Option<mpsc::Sender<Group>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Arc<Counters>,
     /// Held for the store's lifetime: the OS lock says "one process here".
@@ -78,7 +111,7 @@ impl Drop for Inner {
     }
 }
 
-fn close(tx: &Mutex<Option<mpsc::Sender<Op>>>, thread: &Mutex<Option<JoinHandle<()>>>) {
+fn close(tx: &Mutex<Option<mpsc::Sender<Group>>>, thread: &Mutex<Option<JoinHandle<()>>>) {
     // Dropping the sender lets the committer drain what it accepted, then exit.
     drop(tx.lock().map(|mut t| t.take()).ok().flatten());
     if let Some(handle) = thread.lock().ok().and_then(|mut h| h.take()) {
@@ -87,9 +120,16 @@ fn close(tx: &Mutex<Option<mpsc::Sender<Op>>>, thread: &Mutex<Option<JoinHandle<
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in directory `dir`.
-    pub fn open(dir: &Path, backend: Backend) -> Result<Self, OpenError> {
+    /// Opens (creating if needed) the store in directory `dir` with every
+    /// keyspace in `keyspaces` (their trees are created now).
+    pub fn open(dir: &Path, backend: Backend, keyspaces: &[Keyspace]) -> Result<Self, OpenError> {
         let shown = dir.display().to_string();
+        let mut ids = HashMap::new();
+        for (id, space) in keyspaces.iter().enumerate() {
+            if ids.insert(space.name(), id).is_some() {
+                return Err(OpenError::DuplicateKeyspace(space.name()));
+            }
+        }
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
@@ -106,21 +146,28 @@ impl Store {
         }
         let engine: Arc<dyn Engine> = match backend {
             Backend::Redb => Arc::new(
-                crate::redb_engine::RedbEngine::open(&dir.join("epost.redb"))
+                crate::redb_engine::RedbEngine::open(&dir.join("epost.redb"), keyspaces)
                     .map_err(|e| engine_open_error(&shown, e))?,
             ),
             #[cfg(feature = "sled")]
             Backend::Sled => Arc::new(
-                crate::sled_engine::SledEngine::open(&dir.join("sled"))
+                crate::sled_engine::SledEngine::open(&dir.join("sled"), keyspaces)
                     .map_err(|e| engine_open_error(&shown, e))?,
             ),
             #[cfg(not(feature = "sled"))]
             Backend::Sled => return Err(OpenError::BackendMissing(backend)),
         };
-        let (blocks, bytes) = engine.block_totals().map_err(|e| engine_open_error(&shown, e))?;
-        let counters = Arc::new(Counters::default());
-        counters.blocks.store(i64::try_from(blocks).unwrap_or(i64::MAX), Ordering::Relaxed);
-        counters.bytes.store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+        let mut totals = Vec::with_capacity(keyspaces.len());
+        for (id, space) in keyspaces.iter().enumerate() {
+            let slot = Totals::default();
+            if space.kind() == Kind::Immutable {
+                let (count, bytes) = engine.totals(id).map_err(|e| engine_open_error(&shown, e))?;
+                slot.entries.store(i64::try_from(count).unwrap_or(i64::MAX), Ordering::Relaxed);
+                slot.bytes.store(i64::try_from(bytes).unwrap_or(i64::MAX), Ordering::Relaxed);
+            }
+            totals.push(slot);
+        }
+        let counters = Arc::new(Counters { totals, ..Counters::default() });
         let (tx, rx) = mpsc::channel(QUEUE);
         let thread = {
             let engine = engine.clone();
@@ -133,6 +180,8 @@ impl Store {
         Ok(Self {
             inner: Arc::new(Inner {
                 engine,
+                spaces: keyspaces.to_vec(),
+                ids,
                 tx: Mutex::new(Some(tx)),
                 thread: Mutex::new(Some(thread)),
                 counters,
@@ -147,107 +196,221 @@ impl Store {
         close(&self.inner.tx, &self.inner.thread);
     }
 
-    async fn submit(&self, mutation: Mutation) -> Result<Applied, StoreError> {
+    fn id(&self, keyspace: &Keyspace) -> Result<SpaceId, StoreError> {
+        self.inner
+            .ids
+            .get(keyspace.name())
+            .copied()
+            .ok_or(StoreError::UnknownKeyspace(keyspace.name()))
+    }
+
+    /// Checks limits and names the keyspace by its number.
+    fn mutation(&self, keyspace: &Keyspace, op: Op) -> Result<Mutation, StoreError> {
+        let space = self.id(keyspace)?;
+        match &op {
+            Op::Put { key, payload, .. } => {
+                check_key(keyspace, key)?;
+                if payload.len() > keyspace.max_value() {
+                    return Err(StoreError::ValueTooLarge {
+                        len: payload.len(),
+                        max: keyspace.max_value(),
+                    });
+                }
+            }
+            Op::Delete { key } | Op::Extend { key, .. } => check_key(keyspace, key)?,
+            Op::Expire { .. } => {}
+        }
+        Ok(Mutation { space, op })
+    }
+
+    async fn submit(&self, mutations: Vec<Mutation>) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
         let tx = self.sender()?;
-        tx.send(Op { mutation, reply }).await.map_err(|_| StoreError::Closed)?;
+        tx.send(Group { mutations, reply }).await.map_err(|_| StoreError::Closed)?;
         Ok(rx.await.map_err(|_| StoreError::Closed)??)
     }
 
-    fn submit_blocking(&self, mutation: Mutation) -> Result<Applied, StoreError> {
+    fn submit_blocking(&self, mutations: Vec<Mutation>) -> Result<u64, StoreError> {
         let (reply, rx) = oneshot::channel();
         let tx = self.sender()?;
-        tx.blocking_send(Op { mutation, reply }).map_err(|_| StoreError::Closed)?;
+        tx.blocking_send(Group { mutations, reply }).map_err(|_| StoreError::Closed)?;
         Ok(rx.blocking_recv().map_err(|_| StoreError::Closed)??)
     }
 
-    fn sender(&self) -> Result<mpsc::Sender<Op>, StoreError> {
+    fn sender(&self) -> Result<mpsc::Sender<Group>, StoreError> {
         self.inner.tx.lock().ok().and_then(|t| t.clone()).ok_or(StoreError::Closed)
     }
 
-    /// Stores a block durably. Re-putting a key keeps its data and extends
-    /// its lease to the later of the two.
-    pub async fn put_block(
+    /// Stores a value durably until `expires`. In an immutable keyspace a
+    /// second put of a key keeps its data and extends its lease to the
+    /// later of the two; elsewhere it overwrites.
+    pub async fn put(
         &self,
+        keyspace: &Keyspace,
         key: Vec<u8>,
-        data: Vec<u8>,
+        value: Vec<u8>,
         expires: u64,
     ) -> Result<(), StoreError> {
-        check(&key, MAX_BLOCK_KEY, &data, MAX_BLOCK_VALUE)?;
-        self.submit(Mutation::Put { space: Space::Blocks, key, payload: data, expires })
-            .await
-            .map(drop)
+        let m = self.mutation(keyspace, Op::Put { key, payload: value, expires })?;
+        self.submit(vec![m]).await.map(drop)
     }
 
-    /// [`Self::put_block`] for threads outside an async runtime.
-    pub fn put_block_blocking(
+    /// [`Self::put`] for threads outside an async runtime.
+    pub fn put_blocking(
         &self,
+        keyspace: &Keyspace,
         key: Vec<u8>,
-        data: Vec<u8>,
+        value: Vec<u8>,
         expires: u64,
     ) -> Result<(), StoreError> {
-        check(&key, MAX_BLOCK_KEY, &data, MAX_BLOCK_VALUE)?;
-        self.submit_blocking(Mutation::Put { space: Space::Blocks, key, payload: data, expires })
-            .map(drop)
+        let m = self.mutation(keyspace, Op::Put { key, payload: value, expires })?;
+        self.submit_blocking(vec![m]).map(drop)
     }
 
-    pub async fn delete_block(&self, key: Vec<u8>) -> Result<(), StoreError> {
-        self.submit(Mutation::Delete { space: Space::Blocks, key }).await.map(drop)
+    pub async fn delete(&self, keyspace: &Keyspace, key: Vec<u8>) -> Result<(), StoreError> {
+        let m = self.mutation(keyspace, Op::Delete { key })?;
+        self.submit(vec![m]).await.map(drop)
     }
 
-    /// Moves a block's lease later (never earlier).
-    pub async fn extend_block(&self, key: Vec<u8>, expires: u64) -> Result<(), StoreError> {
-        self.submit(Mutation::Extend { space: Space::Blocks, key, expires }).await.map(drop)
-    }
-
-    pub fn get_block(&self, key: &[u8]) -> Result<Option<Block>, StoreError> {
-        let Some(raw) = self.inner.engine.get(Space::Blocks, key)? else { return Ok(None) };
-        let (expires, data) = value::decode(&raw)?;
-        Ok(Some(Block { data: data.to_vec(), expires }))
-    }
-
-    pub fn block_meta(&self, key: &[u8]) -> Result<Option<BlockMeta>, StoreError> {
-        Ok(self
-            .get_block(key)?
-            .map(|b| BlockMeta { expires: b.expires, size: b.data.len() as u64 }))
-    }
-
-    /// Up to `limit` blocks with key >= `from`, in key order.
-    pub fn blocks_from(
+    /// Moves a value's lease later (never earlier); nothing if absent.
+    pub async fn extend(
         &self,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, BlockMeta)>, StoreError> {
-        let mut out = Vec::new();
-        for (key, raw) in self.inner.engine.scan(Space::Blocks, from, limit)? {
-            let (expires, data) = value::decode(&raw)?;
-            out.push((key, BlockMeta { expires, size: data.len() as u64 }));
+        keyspace: &Keyspace,
+        key: Vec<u8>,
+        expires: u64,
+    ) -> Result<(), StoreError> {
+        let m = self.mutation(keyspace, Op::Extend { key, expires })?;
+        self.submit(vec![m]).await.map(drop)
+    }
+
+    /// Applies every change of `batch` in one transaction: once this
+    /// returns `Ok`, all of them are durable; on an error, none is.
+    pub async fn commit(&self, batch: Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
         }
-        Ok(out)
+        let mutations = batch
+            .ops
+            .into_iter()
+            .map(|(keyspace, op)| self.mutation(&keyspace, op))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.submit(mutations).await.map(drop)
     }
 
-    /// Removes every block whose lease ended before `now`; returns how many.
-    pub async fn collect_expired_blocks(&self, now: u64) -> Result<u64, StoreError> {
-        self.collect_expired(Space::Blocks, now).await
-    }
-
-    async fn collect_expired(&self, space: Space, now: u64) -> Result<u64, StoreError> {
+    /// Removes every entry of `keyspace` whose lease ended before `now`;
+    /// returns how many.
+    pub async fn expire(&self, keyspace: &Keyspace, now: u64) -> Result<u64, StoreError> {
+        let space = self.id(keyspace)?;
         let mut total = 0;
         loop {
-            let applied = self.submit(Mutation::Expire { space, now, limit: EXPIRE_BATCH }).await?;
-            total += applied.expired;
-            if applied.expired < EXPIRE_BATCH as u64 {
+            let expire = Mutation { space, op: Op::Expire { now, limit: EXPIRE_BATCH } };
+            let removed = self.submit(vec![expire]).await?;
+            total += removed;
+            if removed < EXPIRE_BATCH as u64 {
                 return Ok(total);
             }
         }
     }
 
-    /// Blocks held and their payload bytes.
-    pub fn block_stats(&self) -> Stats {
-        let c = &self.inner.counters;
+    /// Expires every swept keyspace (see [`Keyspace::unswept`]) at `now`.
+    pub async fn sweep(&self, now: u64) -> Result<Vec<Swept>, StoreError> {
+        let mut out = Vec::new();
+        for keyspace in self.inner.spaces.iter().filter(|k| k.swept()) {
+            let removed = self.expire(keyspace, now).await?;
+            out.push(Swept { keyspace: keyspace.name(), removed });
+        }
+        Ok(out)
+    }
+
+    /// The value at `key`, whatever its lease (callers compare it with
+    /// their clock: a sweep may not have run yet).
+    pub fn get(&self, keyspace: &Keyspace, key: &[u8]) -> Result<Option<Entry>, StoreError> {
+        let Some(raw) = self.inner.engine.get(self.id(keyspace)?, key)? else { return Ok(None) };
+        decode(&raw).map(Some)
+    }
+
+    /// Up to `limit` entries with key >= `from`, in key order.
+    pub fn scan(
+        &self,
+        keyspace: &Keyspace,
+        from: &[u8],
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let raw = self.inner.engine.scan(self.id(keyspace)?, from, limit)?;
+        raw.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
+    }
+
+    /// Up to `limit` entries whose key starts with `prefix`, after `after`
+    /// (a key of an earlier page) or from the first, in key order.
+    pub fn scan_prefix(
+        &self,
+        keyspace: &Keyspace,
+        prefix: &[u8],
+        after: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let from = match after {
+            Some(key) => successor(key),
+            None => prefix.to_vec(),
+        };
+        let mut page = self.scan(keyspace, &from, limit)?;
+        page.retain(|(k, _)| k.starts_with(prefix));
+        Ok(page)
+    }
+
+    /// Up to `limit` entries whose lease ends at or after `from.0` and
+    /// before `until` (no bound when `None`), in lease order (ties by key),
+    /// starting at `(from.0, from.1)`.
+    pub fn expiring(
+        &self,
+        keyspace: &Keyspace,
+        from: (u64, &[u8]),
+        until: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
+        let start = value::expiry_key(from.0, from.1);
+        let end = until.map(u64::to_be_bytes);
+        let raw = self.inner.engine.scan_expiry(
+            self.id(keyspace)?,
+            &start,
+            end.as_ref().map(|e| &e[..]),
+            limit,
+        )?;
+        raw.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
+    }
+
+    /// Every live entry of `keyspace` (lease ending after `now`), read in
+    /// pages of `page` in lease order, through `f`. Expired entries are
+    /// never read, however many there are: what start-up needs.
+    pub fn for_each_live(
+        &self,
+        keyspace: &Keyspace,
+        now: u64,
+        page: usize,
+        mut f: impl FnMut(Vec<u8>, Entry),
+    ) -> Result<(), StoreError> {
+        let mut cursor: (u64, Vec<u8>) = (now.saturating_add(1), Vec::new());
+        loop {
+            let entries = self.expiring(keyspace, (cursor.0, &cursor.1), None, page)?;
+            let full = entries.len() == page;
+            let last = entries.last().map(|(k, e)| (e.expires, successor(k)));
+            for (key, entry) in entries {
+                f(key, entry);
+            }
+            match last {
+                Some(next) if full => cursor = next,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Totals of a counted keyspace (zero for others).
+    pub fn stats(&self, keyspace: &Keyspace) -> Stats {
+        let Ok(id) = self.id(keyspace) else { return Stats::default() };
+        let Some(totals) = self.inner.counters.totals.get(id) else { return Stats::default() };
         Stats {
-            count: u64::try_from(c.blocks.load(Ordering::Relaxed)).unwrap_or(0),
-            bytes: u64::try_from(c.bytes.load(Ordering::Relaxed)).unwrap_or(0),
+            count: u64::try_from(totals.entries.load(Ordering::Relaxed)).unwrap_or(0),
+            bytes: u64::try_from(totals.bytes.load(Ordering::Relaxed)).unwrap_or(0),
         }
     }
 
@@ -260,56 +423,23 @@ impl Store {
             failed_commits: c.failed_commits.load(Ordering::Relaxed),
         }
     }
-
-    /// Stores (overwrites) a record durably.
-    pub async fn put_record(
-        &self,
-        key: Vec<u8>,
-        value: Vec<u8>,
-        expires: u64,
-    ) -> Result<(), StoreError> {
-        check(&key, MAX_RECORD_KEY, &value, MAX_RECORD_VALUE)?;
-        self.submit(Mutation::Put { space: Space::Records, key, payload: value, expires })
-            .await
-            .map(drop)
-    }
-
-    pub async fn delete_record(&self, key: Vec<u8>) -> Result<(), StoreError> {
-        self.submit(Mutation::Delete { space: Space::Records, key }).await.map(drop)
-    }
-
-    pub fn get_record(&self, key: &[u8]) -> Result<Option<Record>, StoreError> {
-        let Some(raw) = self.inner.engine.get(Space::Records, key)? else { return Ok(None) };
-        let (expires, value) = value::decode(&raw)?;
-        Ok(Some(Record { value: value.to_vec(), expires }))
-    }
-
-    /// Up to `limit` records with key >= `from`, in key order.
-    pub fn records_from(
-        &self,
-        from: &[u8],
-        limit: usize,
-    ) -> Result<Vec<(Vec<u8>, Record)>, StoreError> {
-        let mut out = Vec::new();
-        for (key, raw) in self.inner.engine.scan(Space::Records, from, limit)? {
-            let (expires, value) = value::decode(&raw)?;
-            out.push((key, Record { value: value.to_vec(), expires }));
-        }
-        Ok(out)
-    }
-
-    /// Removes every record whose lease ended before `now`.
-    pub async fn collect_expired_records(&self, now: u64) -> Result<u64, StoreError> {
-        self.collect_expired(Space::Records, now).await
-    }
 }
 
-fn check(key: &[u8], max_key: usize, value: &[u8], max_value: usize) -> Result<(), StoreError> {
-    if key.len() > max_key {
-        return Err(StoreError::KeyTooLarge { len: key.len(), max: max_key });
-    }
-    if value.len() > max_value {
-        return Err(StoreError::ValueTooLarge { len: value.len(), max: max_value });
+/// The smallest key after `key` in byte order.
+pub fn successor(key: &[u8]) -> Vec<u8> {
+    let mut next = key.to_vec();
+    next.push(0);
+    next
+}
+
+fn decode(raw: &[u8]) -> Result<Entry, StoreError> {
+    let (expires, value) = value::decode(raw)?;
+    Ok(Entry { value: value.to_vec(), expires })
+}
+
+fn check_key(keyspace: &Keyspace, key: &[u8]) -> Result<(), StoreError> {
+    if key.len() > keyspace.max_key() {
+        return Err(StoreError::KeyTooLarge { len: key.len(), max: keyspace.max_key() });
     }
     Ok(())
 }

@@ -42,6 +42,8 @@ pub struct NetConfig {
     pub convergence_secret: Vec<u8>,
     /// The inbox holders' limits (tests shrink them to reach them quickly).
     pub notify: epost_node::notify::NotifyConfig,
+    /// Renewal: tests trigger passes themselves.
+    pub lease: epost_node::lease::LeaseConfig,
 }
 
 impl Default for NetConfig {
@@ -55,6 +57,11 @@ impl Default for NetConfig {
             },
             convergence_secret: b"testkit realm".to_vec(),
             notify: Default::default(),
+            lease: epost_node::lease::LeaseConfig {
+                interval: Duration::from_secs(24 * 3600),
+                rate: 1_000_000,
+                ..Default::default()
+            },
         }
     }
 }
@@ -86,6 +93,8 @@ impl TestNet {
                 storage: config.storage.clone(),
                 identity: Default::default(),
                 notify: config.notify.clone(),
+                lease: config.lease.clone(),
+                sweep_interval: Duration::from_secs(3600),
                 api_listen: loopback(),
                 api_token: format!("token-{i}"),
             };

@@ -76,6 +76,12 @@ pub enum RecordKeyError {
 impl RecordKey {
     /// Length of an encoded record key.
     pub const LEN: usize = 33;
+    /// The first byte of a log head's key.
+    pub const LOG_HEAD_TAG: u8 = 0x01;
+    /// The first byte of a certificate's key.
+    pub const CERTIFICATE_TAG: u8 = 0x02;
+    /// The first byte of a presence's key.
+    pub const PRESENCE_TAG: u8 = 0x03;
 
     pub fn for_certificate(address: &Address) -> Self {
         RecordKey::Certificate(cert_key(address))
@@ -87,9 +93,9 @@ impl RecordKey {
 
     pub const fn tag(&self) -> u8 {
         match self {
-            RecordKey::LogHead(_) => 0x01,
-            RecordKey::Certificate(_) => 0x02,
-            RecordKey::Presence(_) => 0x03,
+            RecordKey::LogHead(_) => Self::LOG_HEAD_TAG,
+            RecordKey::Certificate(_) => Self::CERTIFICATE_TAG,
+            RecordKey::Presence(_) => Self::PRESENCE_TAG,
         }
     }
 
@@ -122,9 +128,9 @@ impl RecordKey {
         let mut hash = [0u8; 32];
         hash.copy_from_slice(&bytes[1..]);
         match bytes[0] {
-            0x01 => Ok(RecordKey::LogHead(LogId::from_bytes(hash))),
-            0x02 => Ok(RecordKey::Certificate(hash)),
-            0x03 => Ok(RecordKey::Presence(hash)),
+            Self::LOG_HEAD_TAG => Ok(RecordKey::LogHead(LogId::from_bytes(hash))),
+            Self::CERTIFICATE_TAG => Ok(RecordKey::Certificate(hash)),
+            Self::PRESENCE_TAG => Ok(RecordKey::Presence(hash)),
             tag => Err(RecordKeyError::UnknownTag { tag }),
         }
     }

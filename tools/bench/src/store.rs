@@ -5,6 +5,7 @@ use std::fmt::Write;
 use std::time::Instant;
 
 use anyhow::Result;
+use epost_node::keyspaces::BLOCKS;
 use epost_store::{Backend, Store};
 
 const VALUE: usize = 4700;
@@ -30,7 +31,7 @@ async fn puts(store: &Store, writers: u64, total: u64) -> Result<Figures> {
             tokio::spawn(async move {
                 let mut i = w;
                 while i < total {
-                    store.put_block(i.to_be_bytes().to_vec(), value(i), u64::MAX).await?;
+                    store.put(&BLOCKS, i.to_be_bytes().to_vec(), value(i), u64::MAX).await?;
                     i += writers;
                 }
                 Ok::<_, epost_store::StoreError>(())
@@ -63,14 +64,14 @@ pub(crate) fn run(out: &mut String) -> Result<()> {
     for (name, backend) in [("redb", Backend::Redb), ("sled", Backend::Sled)] {
         for (writers, total) in [(1u64, 300u64), (64, 20_000)] {
             let dir = tempfile::tempdir_in(std::env::current_dir()?)?;
-            let store = Store::open(dir.path(), backend)?;
+            let store = Store::open(dir.path(), backend, &[BLOCKS])?;
             let figures = runtime.block_on(puts(&store, writers, total))?;
             let start = Instant::now();
             let mut found = 0u64;
             let reads = 20_000u64;
             for i in 0..reads {
                 let k = (i * 7919) % total;
-                found += u64::from(store.get_block(&k.to_be_bytes())?.is_some());
+                found += u64::from(store.get(&BLOCKS, &k.to_be_bytes())?.is_some());
             }
             anyhow::ensure!(found == reads, "reads missed blocks");
             let gets = reads as f64 / start.elapsed().as_secs_f64();

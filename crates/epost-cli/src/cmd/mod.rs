@@ -41,6 +41,7 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         Command::Check { capability } => objects::check(dir, &capability, json).await,
         Command::Refresh { capability } => objects::refresh(dir, &capability, json).await,
         Command::Repair => objects::repair(dir, json).await,
+        Command::Renew => objects::renew(dir, json).await,
         Command::Realm(command) => identity::realm(dir, command, json).await,
         Command::User(command) => identity::user(dir, command, json).await,
         Command::Log(command) => logs::run(dir, command, json).await,

@@ -84,7 +84,9 @@ impl Daemon {
             dht: settings::dht(config)?,
             storage: settings::storage(config),
             identity: settings::identity(config),
-            notify: Default::default(),
+            notify: settings::notify(config),
+            lease: settings::lease(config),
+            sweep_interval: settings::sweep_interval(config),
             api_listen: config.api.listen,
             api_token: token.clone(),
         };

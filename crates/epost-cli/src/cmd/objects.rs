@@ -8,6 +8,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
+use epost_node::lease::RenewReport;
+use epost_node::storage::RepairReport;
+
 use crate::client::ApiClient;
 use crate::datadir::DataDir;
 use crate::output::emit;
@@ -105,15 +108,33 @@ pub(crate) async fn refresh(dir: &DataDir, capability: &str, json: bool) -> Resu
 
 pub(crate) async fn repair(dir: &DataDir, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let report: Value = client.post_json("/v1/repair").await?;
+    let report: RepairReport = client.post_json("/v1/repair").await?;
     emit(json, &report, |r| {
         format!(
-            "checked {} object(s): {} fragment(s) repaired, {} handed over, {} unrecoverable",
-            r["objects_checked"],
-            r["fragments_repaired"],
-            r["fragments_handed_over"],
-            r["unrecoverable"]
+            "checked {} object(s): {} fragment(s) repaired, {} handed over, {} unrecoverable; {} expired fragment(s) and {} expired record(s) removed",
+            r.objects_checked,
+            r.fragments_repaired,
+            r.fragments_handed_over,
+            r.unrecoverable,
+            r.expired_removed,
+            r.records_expired_removed
         )
+    });
+    Ok(())
+}
+
+pub(crate) async fn renew(dir: &DataDir, json: bool) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    let report: RenewReport = client.post_json("/v1/renew").await?;
+    emit(json, &report, |r| {
+        let mut text = format!(
+            "renewed {} object(s) of {} root(s), {} not renewed (retried next pass); {} log head(s) republished",
+            r.renewed, r.roots, r.failed, r.heads_republished
+        );
+        if r.lost > 0 {
+            text.push_str(&format!("; {} lost (no holder has them)", r.lost));
+        }
+        text
     });
     Ok(())
 }

@@ -145,6 +145,13 @@ pub(crate) async fn remove_user(
 ) -> Result<StatusCode, ApiError> {
     let address = parse_address(&address)?;
     state.identity.remove_user(&address).map_err(identity_error)?;
+    // Nothing of theirs is renewed from here any more (after a move, their
+    // new node renews it).
+    state
+        .book
+        .forget(&address)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "lease_book", e))?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -69,7 +69,7 @@ fn log_error(e: LogError) -> ApiError {
         LogError::Get { source: GetError::NotEnoughFragments { .. }, .. } => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e)
         }
-        LogError::Put(_) | LogError::Get { .. } | LogError::Head(_) => {
+        LogError::Put(_) | LogError::Get { .. } | LogError::Head(_) | LogError::Book(_) => {
             ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", e)
         }
         LogError::Corrupt { .. } => ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", e),

@@ -230,7 +230,7 @@ pub(crate) async fn append(
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
     mailbox.folder(&folder).await.map_err(mail_error)?;
-    let mut message = state.mail.store_message(&raw).await.map_err(mail_error)?;
+    let (mut message, objects) = state.mail.store_message(&raw).await.map_err(mail_error)?;
     if let Some(date) = query.date {
         message.internal_date = date;
     }
@@ -243,7 +243,13 @@ pub(crate) async fn append(
         .map(str::to_owned)
         .collect();
     let changed = mailbox
-        .change(Change::Insert { folder, message, flags, notification: None })
+        .change(Change::Insert {
+            folder,
+            message,
+            flags,
+            notification: None,
+            objects: Some(objects),
+        })
         .await
         .map_err(mail_error)?;
     let uid = changed.uids.first().copied().unwrap_or_default();

@@ -42,6 +42,9 @@ pub(crate) struct AppState {
     pub(crate) notifications: crate::notify::NotifyService,
     pub(crate) notify_holder: crate::notify::NotifyHolder,
     pub(crate) dht: DhtClient,
+    pub(crate) renewer: crate::lease::Renewer,
+    pub(crate) sweeper: crate::sweep::Sweeper,
+    pub(crate) book: crate::lease::LeaseBook,
     pub(crate) token: Arc<str>,
     pub(crate) store_stats: Arc<dyn Fn() -> crate::StoreFigures + Send + Sync>,
 }
@@ -90,6 +93,7 @@ impl ApiServer {
             .route("/v1/objects/{cap}/check", get(objects::check))
             .route("/v1/objects/{cap}/refresh", post(objects::refresh))
             .route("/v1/repair", post(objects::repair))
+            .route("/v1/renew", post(objects::renew))
             .route("/v1/realms", get(identity::realms).post(identity::realm_init))
             .route("/v1/trust", post(identity::trust))
             .route("/v1/users", get(identity::users).post(identity::add_user))

@@ -88,5 +88,6 @@ fn notify_error(e: NotifyError) -> ApiError {
         NotifyError::Seal(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_notification", e),
         NotifyError::NotHeld(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_held", e),
         NotifyError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
+        NotifyError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e),
     }
 }

@@ -15,6 +15,7 @@ use tokio_stream_shim::ReceiverStream;
 
 use super::body::{BodyItem, BodyWriter};
 use super::{ApiError, AppState};
+use crate::lease::RenewReport;
 use crate::storage::{
     CheckError, CheckReport, GetError, PutError, PutReport, RefreshReport, RepairReport,
 };
@@ -69,9 +70,27 @@ pub(crate) async fn refresh(
 }
 
 pub(crate) async fn repair(State(state): State<AppState>) -> Result<Json<RepairReport>, ApiError> {
-    state.storage.repair_now().await.map(Json).ok_or_else(|| {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the node is shutting down")
-    })
+    let mut report = state.storage.repair_now().await.ok_or_else(stopping)?;
+    let swept = state
+        .sweeper
+        .sweep_now()
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e))?;
+    // Fragments were collected by the pass itself.
+    report.records_expired_removed = swept
+        .iter()
+        .filter(|s| s.keyspace != crate::keyspaces::BLOCKS.name())
+        .map(|s| s.removed)
+        .sum();
+    Ok(Json(report))
+}
+
+pub(crate) async fn renew(State(state): State<AppState>) -> Result<Json<RenewReport>, ApiError> {
+    state.renewer.renew_now().await.map(Json).ok_or_else(stopping)
+}
+
+fn stopping() -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", "the node is shutting down")
 }
 
 fn parse_cap(text: &str) -> Result<Capability, ApiError> {

@@ -93,6 +93,18 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",
         figures.fragments, figures.bytes
     ));
+    out.push_str(&format!(
+        "# TYPE epost_swept_total counter\nepost_swept_total {}\n",
+        state.sweeper.removed()
+    ));
+    if let Some(report) = state.renewer.last().await {
+        out.push_str(&format!(
+            "# TYPE epost_renew_last_renewed gauge\nepost_renew_last_renewed {}\n\
+             # TYPE epost_renew_last_failed gauge\nepost_renew_last_failed {}\n\
+             # TYPE epost_renew_last_finished_ms gauge\nepost_renew_last_finished_ms {}\n",
+            report.renewed, report.failed, report.finished_at
+        ));
+    }
     if let Some(net) = state.dht.status().await {
         out.push_str(&format!(
             "# TYPE epost_peers gauge\nepost_peers {}\n# TYPE epost_known_peers gauge\nepost_known_peers {}\n",

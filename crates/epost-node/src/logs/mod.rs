@@ -2,25 +2,33 @@
 //! whose entries are encrypted objects in the storage network and whose
 //! signed head is a Kademlia record on the K closest nodes.
 //!
-//! - One writer task per log on this node serialises its appends: put the
-//!   entry object (durable at k + m/2 fragments), then put the new head.
-//!   A crash between the two leaves the old head; the orphan entry is never
-//!   referenced and expires with its lease. So the log is always at the
-//!   old head or the new one, never broken.
+//! - One writer task per log on this node serialises its appends
+//!   ([`writer`]): put the entry object (durable at k + m/2 fragments),
+//!   then commit the entry into the lease book and the new head as this
+//!   node's own in one transaction, then publish the head. A crash before
+//!   the commit leaves the old head; the orphan entry is never referenced
+//!   and expires with its lease. So the log is always at the old head or
+//!   the new one, never broken, and every entry it names is renewed.
 //! - Every 500th entry is a snapshot listing the 499 before it, so a reader
 //!   walks at most 499 entries one by one and fetches the rest in parallel.
 //! - Readers take the newest valid head from every holder that answers
-//!   (holders already refuse forged and older heads), and never one older
-//!   than the newest they have verified before; the head names the newest
-//!   entry, and each entry names its predecessor.
+//!   (holders already refuse forged and older heads), the owner's own copy
+//!   included, and never one older than the newest they have verified
+//!   before; the head names the newest entry, and each entry names its
+//!   predecessor ([`walk`]).
 //!
 //! Normative formats: `spec/logs.md`.
 
-use std::collections::{BTreeMap, HashMap};
+mod catchup;
+mod walk;
+mod writer;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use epost_dht::DhtClient;
+use epost_store::Store;
 use epost_types::address::Address;
 use epost_types::envelope::SignedEnvelope;
 use epost_types::id::LogId;
@@ -28,21 +36,19 @@ use epost_types::limits::{MAX_LOG_ENTRY, MAX_LOG_NAME};
 use epost_types::log::{EntryBody, EntryRef, LogEntry, LogHead, LogKey};
 use epost_types::record::{self, RecordKey};
 use epost_types::time::Timestamp;
-use futures::StreamExt;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::identity::{HostedUser, Identity, IdentityError};
+use crate::lease::{BookError, LeaseBook};
 use crate::storage::{GetError, PutError, StorageService};
+use walk::{Visit, Walk, walk};
+use writer::Job;
 
 /// Appends queued per log before callers wait.
 const QUEUE: usize = 64;
-/// A writer with nothing to do for this long stops (and restarts on demand).
-const IDLE: Duration = Duration::from_secs(300);
-/// Entries fetched at once when reading behind a snapshot.
-const PARALLEL_FETCHES: usize = 16;
 
 /// Why a log operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +69,8 @@ pub enum LogError {
     Empty { address: Address, name: String },
     #[error("cannot sign or publish the new head: {0}")]
     Head(String),
+    #[error("cannot record the entry in the lease book")]
+    Book(#[from] BookError),
     #[error("the log service is shutting down")]
     Stopped,
 }
@@ -101,11 +109,6 @@ pub struct HeadReport {
     pub envelope: String,
 }
 
-struct Job {
-    body: Vec<u8>,
-    reply: oneshot::Sender<Result<AppendReport, LogError>>,
-}
-
 struct Writer {
     tx: mpsc::Sender<Job>,
     task: JoinHandle<()>,
@@ -121,6 +124,10 @@ struct Inner {
     storage: StorageService,
     identity: Identity,
     dht: DhtClient,
+    book: LeaseBook,
+    /// The overlay's records held here (heads to adopt after an upgrade).
+    store: Store,
+    adopted: AtomicBool,
     writers: Mutex<Option<HashMap<LogId, Writer>>>,
     /// The newest head this node has verified for each log it read: a
     /// reader never goes back below it, even when only holders serving an
@@ -132,23 +139,22 @@ struct Inner {
 /// afresh; the holders still refuse rollbacks).
 const SEEN_MAX: usize = 4096;
 
-/// What a writer knows about its log between appends.
-struct Tail {
-    seq: u64,
-    newest: Option<EntryRef>,
-    /// Entries after the newest snapshot, oldest first (the next
-    /// snapshot's index).
-    since_snapshot: Vec<EntryRef>,
-    last_snapshot: Option<EntryRef>,
-}
-
 impl LogService {
-    pub fn new(storage: StorageService, identity: Identity, dht: DhtClient) -> Self {
+    pub fn new(
+        storage: StorageService,
+        identity: Identity,
+        dht: DhtClient,
+        book: LeaseBook,
+        store: Store,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 storage,
                 identity,
                 dht,
+                book,
+                store,
+                adopted: AtomicBool::new(false),
                 writers: Mutex::new(Some(HashMap::new())),
                 seen: Mutex::new(HashMap::new()),
             }),
@@ -196,7 +202,7 @@ impl LogService {
         }
         let (tx, rx) = mpsc::channel(QUEUE);
         let task =
-            tokio::spawn(run_writer(self.inner.clone(), log, user.clone(), name.to_owned(), rx));
+            tokio::spawn(writer::run(self.inner.clone(), log, user.clone(), name.to_owned(), rx));
         writers.insert(log, Writer { tx: tx.clone(), task });
         Ok(tx)
     }
@@ -204,6 +210,19 @@ impl LogService {
     /// Every data entry of `address`'s log `name`, oldest first (the user
     /// must be hosted here: entries open with keys only the owner derives).
     pub async fn read(&self, address: &Address, name: &str) -> Result<Vec<ReadEntry>, LogError> {
+        self.read_back(address, name, |_| false).await
+    }
+
+    /// The data entries of `address`'s log `name` from the newest back to
+    /// the newest for which `until` holds (included), oldest first; all of
+    /// them if none does. Reading what followed a checkpoint costs only
+    /// what followed it.
+    pub async fn read_back(
+        &self,
+        address: &Address,
+        name: &str,
+        mut until: impl FnMut(&[u8]) -> bool,
+    ) -> Result<Vec<ReadEntry>, LogError> {
         check_name(name)?;
         let user = self.inner.identity.user(address)?;
         let log = LogId::derive(&user.keys.verifying_key(), name);
@@ -214,52 +233,29 @@ impl LogService {
         let newest = head
             .newest_entry(&log_key)
             .map_err(|e| LogError::Corrupt { seq: head.seq, detail: e.to_string() })?;
-        let mut entries: BTreeMap<u64, LogEntry> = BTreeMap::new();
-        // Walk back one by one to the newest snapshot.
-        let mut next = Some((head.seq, newest));
-        let mut snapshot = None;
-        while let Some((seq, entry_ref)) = next.take() {
-            let entry = self.inner.fetch_entry(&log, seq, &entry_ref).await?;
-            if LogEntry::is_snapshot_seq(seq) {
-                snapshot = Some(entry);
-                break;
-            }
-            next = entry.prev.clone().map(|prev| (seq - 1, prev));
-            entries.insert(seq, entry);
+        let mut entries = Vec::new();
+        let from = Walk { log, newest: (head.seq, newest), floor: 0, open_indexed: true };
+        walk(&self.inner, from, |_, _, entry| {
+            let Some(LogEntry { seq, time, body: EntryBody::Data(body), .. }) = entry else {
+                return Visit::More;
+            };
+            let found = until(body);
+            entries.push(ReadEntry { seq: *seq, time: time.as_millis(), body: body.clone() });
+            if found { Visit::Enough } else { Visit::More }
+        })
+        .await?;
+        entries.reverse();
+        Ok(entries)
+    }
+
+    /// Registers in the lease book the entries of this node's logs it does
+    /// not list yet (after an upgrade, the heads this node published are
+    /// adopted first); returns how many it added.
+    pub async fn register_unlisted_entries(&self) -> u64 {
+        if !self.inner.adopted.swap(true, Ordering::Relaxed) {
+            catchup::adopt_heads(&self.inner).await;
         }
-        // Behind each snapshot: its index in parallel, then the one before.
-        while let Some(snap) = snapshot.take() {
-            let mut wanted = Vec::new();
-            let mut previous = None;
-            for (seq, link) in snap.links() {
-                if LogEntry::is_snapshot_seq(seq) {
-                    previous = Some((seq, link.clone()));
-                } else {
-                    wanted.push((seq, link.clone()));
-                }
-            }
-            let mut fetches = futures::stream::iter(wanted.into_iter().map(|(seq, link)| {
-                let inner = self.inner.clone();
-                async move { inner.fetch_entry(&log, seq, &link).await.map(|e| (seq, e)) }
-            }))
-            .buffer_unordered(PARALLEL_FETCHES);
-            while let Some(fetched) = fetches.next().await {
-                let (seq, entry) = fetched?;
-                entries.insert(seq, entry);
-            }
-            if let Some((seq, link)) = previous {
-                snapshot = Some(self.inner.fetch_entry(&log, seq, &link).await?);
-            }
-        }
-        Ok(entries
-            .into_values()
-            .filter_map(|entry| match entry.body {
-                EntryBody::Data(body) => {
-                    Some(ReadEntry { seq: entry.seq, time: entry.time.as_millis(), body })
-                }
-                EntryBody::Snapshot { .. } => None,
-            })
-            .collect())
+        catchup::register_unlisted(&self.inner).await
     }
 
     /// The newest valid head of `address`'s log `name`, for anyone: the
@@ -308,8 +304,12 @@ impl Inner {
             }
         };
         let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner()).get(&log).cloned();
+        // This node's own head of a log it writes, even if the overlay's
+        // copies lapsed while it was away.
+        let owned = self.book.head(log).ok().flatten().map(|h| h.envelope);
         let trust = self.identity.trusted();
-        let candidates = found.iter().map(|r| r.value.as_slice()).chain(seen.as_deref());
+        let candidates =
+            found.iter().map(|r| r.value.as_slice()).chain(seen.as_deref()).chain(owned.as_deref());
         let newest = record::newest_record(&key, candidates, &trust, Timestamp::now())?;
         let envelope = SignedEnvelope::decode(newest).ok()?;
         let head = LogHead::verify(&envelope).ok()?;
@@ -336,134 +336,6 @@ impl Inner {
             .map_err(|source| LogError::Get { seq, source })?;
         epost_types::log::open_entry(entry, &ciphertext, log, seq)
             .map_err(|e| LogError::Corrupt { seq, detail: e.to_string() })
-    }
-
-    /// Rebuilds a writer's view from the newest head: walks back to the
-    /// newest snapshot (at most 499 entries).
-    async fn load_tail(&self, log: LogId, log_key: &LogKey) -> Result<Tail, LogError> {
-        let Some((head, _)) = self.fetch_head(log).await else {
-            return Ok(Tail {
-                seq: 0,
-                newest: None,
-                since_snapshot: Vec::new(),
-                last_snapshot: None,
-            });
-        };
-        let newest = head
-            .newest_entry(log_key)
-            .map_err(|e| LogError::Corrupt { seq: head.seq, detail: e.to_string() })?;
-        let mut since_snapshot = Vec::new();
-        let mut last_snapshot = None;
-        let mut next = Some((head.seq, newest.clone()));
-        while let Some((seq, entry_ref)) = next.take() {
-            if LogEntry::is_snapshot_seq(seq) {
-                last_snapshot = Some(entry_ref);
-                break;
-            }
-            let entry = self.fetch_entry(&log, seq, &entry_ref).await?;
-            since_snapshot.push(entry_ref);
-            next = entry.prev.map(|prev| (seq - 1, prev));
-        }
-        since_snapshot.reverse();
-        Ok(Tail { seq: head.seq, newest: Some(newest), since_snapshot, last_snapshot })
-    }
-
-    /// Writes entry `tail.seq + 1` and the head naming it.
-    async fn write_entry(
-        &self,
-        user: &HostedUser,
-        name: &str,
-        log: LogId,
-        log_key: &LogKey,
-        tail: &mut Tail,
-        body: EntryBody,
-    ) -> Result<EntryRef, LogError> {
-        let seq = tail.seq + 1;
-        let entry = LogEntry::new(log, seq, tail.newest.clone(), Timestamp::now(), body);
-        let sealed = epost_types::log::seal_entry(log_key, &entry)
-            .map_err(|e| LogError::Corrupt { seq, detail: e.to_string() })?;
-        self.storage.put_sealed_object(&sealed).await?;
-        let entry_ref = sealed.capability();
-        let head = LogHead::new(
-            &user.keys.verifying_key(),
-            name,
-            seq,
-            &entry_ref,
-            log_key,
-            Timestamp::now(),
-        );
-        let envelope =
-            LogHead::sign(&user.keys.signing, &head).map_err(|e| LogError::Head(e.to_string()))?;
-        let key = RecordKey::from(log).encode();
-        match self.dht.put_record(&key, envelope.encode()).await {
-            Ok(()) => {}
-            // Kept here and republished by Kademlia; readers that reach
-            // this node see it. Only a lone node gets this.
-            Err(epost_dht::RecordError::QuorumFailed(why)) => {
-                debug!(%log, seq, %why, "head stored here only for now");
-            }
-            Err(e) => return Err(LogError::Head(e.to_string())),
-        }
-        if LogEntry::is_snapshot_seq(seq) {
-            tail.since_snapshot.clear();
-            tail.last_snapshot = Some(entry_ref.clone());
-        } else {
-            tail.since_snapshot.push(entry_ref.clone());
-        }
-        tail.seq = seq;
-        tail.newest = Some(entry_ref.clone());
-        Ok(entry_ref)
-    }
-}
-
-/// One log's writer: loads the tail once, then appends jobs in order.
-async fn run_writer(
-    inner: Arc<Inner>,
-    log: LogId,
-    user: Arc<HostedUser>,
-    name: String,
-    mut jobs: mpsc::Receiver<Job>,
-) {
-    let log_key = LogKey::derive(&user.keys.signing, &log);
-    let mut tail: Option<Tail> = None;
-    loop {
-        let job = match tokio::time::timeout(IDLE, jobs.recv()).await {
-            Ok(Some(job)) => job,
-            Ok(None) => break,
-            Err(_idle) => {
-                // Close first so no job is accepted and then dropped.
-                jobs.close();
-                match jobs.recv().await {
-                    Some(job) => job,
-                    None => break,
-                }
-            }
-        };
-        let result = async {
-            if tail.is_none() {
-                tail = Some(inner.load_tail(log, &log_key).await?);
-            }
-            let Some(current) = tail.as_mut() else { return Err(LogError::Stopped) };
-            if LogEntry::is_snapshot_seq(current.seq + 1) {
-                let body = EntryBody::Snapshot {
-                    index: current.since_snapshot.clone(),
-                    state: None,
-                    prev_snapshot: current.last_snapshot.clone(),
-                };
-                inner.write_entry(&user, &name, log, &log_key, current, body).await?;
-            }
-            let entry = inner
-                .write_entry(&user, &name, log, &log_key, current, EntryBody::Data(job.body))
-                .await?;
-            Ok(AppendReport { log: log.to_string(), seq: current.seq, entry: entry.id.to_string() })
-        }
-        .await;
-        if result.is_err() {
-            // What failed may have half-happened (entry stored, head not):
-            // reload from the overlay before the next append.
-            tail = None;
-        }
-        let _ = job.reply.send(result);
     }
 }
 

@@ -3,7 +3,10 @@
 //! the operations of every request that arrived meanwhile as one entry,
 //! and answers each request only once that entry is durable.
 
+use std::collections::HashMap;
+
 use epost_types::address::Address;
+use epost_types::id::ObjectId;
 use epost_types::limits::MAX_LOG_ENTRY;
 use epost_types::mail::{FlagChange, MAX_OP_UIDS, MailEntry, MailOp, MessageRef};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -11,7 +14,8 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::MailError;
-use super::state::{Folder, MailState, OpError, STANDARD};
+use super::state::{Folder, MailState, OpError, STANDARD, manifest_id};
+use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
 
 /// The log every user's mail lives in.
@@ -35,6 +39,9 @@ pub enum Change {
         message: MessageRef,
         flags: Vec<String>,
         notification: Option<Vec<u8>>,
+        /// The message's objects, when the caller just stored them (else
+        /// the renewal finds them by opening the message).
+        objects: Option<StoredObjects>,
     },
     Flags {
         folder: String,
@@ -73,6 +80,15 @@ pub struct Changed {
     pub applied: bool,
 }
 
+/// The objects a message was just stored as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredObjects {
+    /// Every object besides the manifest's root.
+    pub members: Vec<ObjectId>,
+    /// The lease they were stored with.
+    pub expires: u64,
+}
+
 enum Request {
     Change(Change, oneshot::Sender<Result<Changed, MailError>>),
     Read(Box<dyn FnOnce(&MailState) + Send>),
@@ -91,11 +107,12 @@ impl Mailbox {
     pub(super) fn start(
         address: Address,
         logs: LogService,
+        book: LeaseBook,
         stopped: watch::Receiver<bool>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (changes, _) = broadcast::channel(256);
-        let task = tokio::spawn(run(address.clone(), logs, rx, changes.clone(), stopped));
+        let task = tokio::spawn(run(address.clone(), logs, book, rx, changes.clone(), stopped));
         (Self { address, tx, changes }, task)
     }
 
@@ -142,11 +159,12 @@ impl Mailbox {
 async fn run(
     address: Address,
     logs: LogService,
+    book: LeaseBook,
     mut rx: mpsc::Receiver<Request>,
     changes: broadcast::Sender<String>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut state = match replay(&address, &logs).await {
+    let mut state = match replay(&address, &logs, &book).await {
         Ok(state) => state,
         Err(e) => {
             warn!(%address, error = %e, "cannot read the mail log; requests fail until it can");
@@ -179,26 +197,35 @@ async fn run(
         let mut ops = Vec::new();
         let mut replies = Vec::new();
         let mut touched = Vec::new();
+        let mut leases = Leases::default();
         for request in batch {
             match request {
                 Request::Read(job) => job(&state),
                 Request::Change(change, reply) => {
-                    let result = plan(&mut state, change, &mut ops, &mut touched);
+                    let result = plan(&mut state, change, &mut ops, &mut touched, &mut leases);
                     replies.push((reply, result));
                 }
             }
         }
+        let mut last_seq = None;
         for entry in entries(ops) {
-            if let Err(e) = logs.append(&address, MAIL_LOG, entry.encode()).await {
-                // What this task holds may now be ahead of the log: refuse
-                // the batch and stop; the next request replays afresh.
-                warn!(%address, error = %e, "mail log append failed; the batch is refused");
-                for (reply, result) in replies {
-                    let _ = reply.send(result.and(Err(MailError::Temporary(e.to_string()))));
+            match logs.append(&address, MAIL_LOG, entry.encode()).await {
+                Ok(appended) => last_seq = Some(appended.seq),
+                Err(e) => {
+                    // What this task holds may now be ahead of the log:
+                    // refuse the batch and stop; the next request replays
+                    // afresh (and registers what was written).
+                    warn!(%address, error = %e, "mail log append failed; the batch is refused");
+                    for (reply, result) in replies {
+                        let _ = reply.send(result.and(Err(MailError::Temporary(e.to_string()))));
+                    }
+                    return;
                 }
-                return;
             }
             state.entries += 1;
+        }
+        if let Some(seq) = last_seq {
+            leases.register(&book, &address, &state, seq).await;
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -213,15 +240,26 @@ async fn run(
 }
 
 /// Reads and replays the user's mail log; writes the standard folders if
-/// the log is new.
-async fn replay(address: &Address, logs: &LogService) -> Result<MailState, MailError> {
+/// the log is new. What the log says this user holds is brought into the
+/// lease book: entries after the book's mark are replayed with their
+/// changes tracked (a crash between an append and its registration).
+async fn replay(
+    address: &Address,
+    logs: &LogService,
+    book: &LeaseBook,
+) -> Result<MailState, MailError> {
     let entries =
         logs.read(address, MAIL_LOG).await.map_err(|e| MailError::Temporary(e.to_string()))?;
+    let mark = registered_mark(book, address);
     let mut state = MailState::default();
+    let mut leases = Leases::default();
     for entry in &entries {
         match MailEntry::decode(&entry.body) {
             Ok(decoded) => {
                 for op in &decoded.ops {
+                    if entry.seq > mark {
+                        leases.before(&state, op);
+                    }
                     if let Err(e) = state.apply(op) {
                         debug!(%address, seq = entry.seq, error = %e, "skipping an operation");
                     }
@@ -232,6 +270,9 @@ async fn replay(address: &Address, logs: &LogService) -> Result<MailState, MailE
             }
         }
         state.entries += 1;
+    }
+    if let Some(last) = entries.last().filter(|e| e.seq > mark) {
+        leases.register(book, address, &state, last.seq).await;
     }
     let missing: Vec<MailOp> = STANDARD
         .iter()
@@ -255,6 +296,85 @@ async fn replay(address: &Address, logs: &LogService) -> Result<MailState, MailE
     Ok(state)
 }
 
+/// The key of the mark saying up to which mail log entry the lease book
+/// holds what `address`'s folders name.
+fn mark_key(address: &Address) -> Vec<u8> {
+    let mut key = OwnerId::mail(address).as_bytes().to_vec();
+    key.push(b'r');
+    key
+}
+
+fn registered_mark(book: &LeaseBook, address: &Address) -> u64 {
+    book.mark(&mark_key(address))
+        .ok()
+        .flatten()
+        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+        .map_or(0, u64::from_be_bytes)
+}
+
+/// The changes a batch makes to which messages this user holds: the count
+/// of folder entries of each manifest it touched, before the batch, and
+/// the objects of messages it stores.
+#[derive(Debug, Default)]
+struct Leases {
+    before: HashMap<ObjectId, (MessageRef, u32)>,
+    objects: HashMap<ObjectId, StoredObjects>,
+}
+
+impl Leases {
+    /// Notes what `op` may change, before it is applied to `state`.
+    fn before(&mut self, state: &MailState, op: &MailOp) {
+        for message in state.touched(op) {
+            if let Some(id) = manifest_id(&message) {
+                let count = state.refs(&id);
+                self.before.entry(id).or_insert((message, count));
+            }
+        }
+    }
+
+    /// The manifests now held that were not, and those no longer held.
+    fn transitions(&mut self, state: &MailState) -> (Vec<NewRoot>, Vec<ObjectId>) {
+        let mut add = Vec::new();
+        let mut drop = Vec::new();
+        for (id, (message, before)) in self.before.drain() {
+            let after = state.refs(&id);
+            if before == 0 && after > 0 {
+                let objects = self.objects.remove(&id);
+                add.push(NewRoot {
+                    id,
+                    kind: RootKind::Message,
+                    capability: message.manifest.parse().ok(),
+                    members: objects.as_ref().map(|o| o.members.clone()),
+                    expires: objects.map_or(0, |o| o.expires),
+                });
+            } else if before > 0 && after == 0 {
+                drop.push(id);
+            }
+        }
+        (add, drop)
+    }
+
+    /// Commits the batch's changes to the lease book, with the mark of the
+    /// log entry `seq` they bring it to. A failure is logged: the next
+    /// replay finds the changes again from the mark.
+    async fn register(mut self, book: &LeaseBook, address: &Address, state: &MailState, seq: u64) {
+        let (add, drop) = self.transitions(state);
+        if add.is_empty() && drop.is_empty() {
+            return;
+        }
+        let change = lease::Change {
+            owner: Some(OwnerId::mail(address)),
+            add,
+            drop,
+            marks: vec![(mark_key(address), seq.to_be_bytes().to_vec())],
+            head: None,
+        };
+        if let Err(e) = book.change(change).await {
+            warn!(%address, error = %e, "cannot record in the lease book what the folders hold; the next start does");
+        }
+    }
+}
+
 /// A fresh UIDVALIDITY: the time in seconds (as Dovecot does), plus an
 /// offset so folders made together differ.
 fn validity(offset: u32) -> u32 {
@@ -271,6 +391,7 @@ fn plan(
     change: Change,
     ops: &mut Vec<MailOp>,
     touched: &mut Vec<String>,
+    leases: &mut Leases,
 ) -> Result<Changed, MailError> {
     let op = match change {
         Change::Create(folder) => {
@@ -286,7 +407,10 @@ fn plan(
         Change::Insert { notification: Some(id), .. } if state.delivered.contains(&id) => {
             return Ok(Changed::default());
         }
-        Change::Insert { folder, message, flags, notification } => {
+        Change::Insert { folder, message, flags, notification, objects } => {
+            if let (Some(objects), Some(id)) = (objects, manifest_id(&message)) {
+                leases.objects.insert(id, objects);
+            }
             MailOp::Insert { folder, message, flags, notification }
         }
         Change::Flags { folder, uids, change, flags } => {
@@ -306,6 +430,7 @@ fn plan(
         MailOp::Copy { uids, .. } | MailOp::Move { uids, .. } => uids.clone(),
         _ => Vec::new(),
     };
+    leases.before(state, &op);
     let uids = state.apply(&op).map_err(|e| match e {
         OpError::NoFolder(name) => MailError::NoFolder(name),
         OpError::Exists(name) => MailError::FolderExists(name),

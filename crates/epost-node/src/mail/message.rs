@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use epost_types::capability::Capability;
+use epost_types::id::ObjectId;
 use epost_types::mail::{MessageManifest, Piece};
 use futures::StreamExt;
 use mail_parser::{MessageParser, PartType};
@@ -86,28 +87,78 @@ fn part_bodies(raw: &[u8]) -> Vec<Range<usize>> {
     bodies
 }
 
+/// A message once stored.
+#[derive(Debug, Clone)]
+pub struct StoredMessage {
+    /// The manifest's capability.
+    pub capability: String,
+    /// Every object stored for it besides the manifest's own root: its
+    /// parts and their chunks (what renewing the message extends).
+    pub members: Vec<ObjectId>,
+    /// The lease they were stored with.
+    pub expires: u64,
+}
+
 /// Stores `raw`; returns the manifest's capability once every object is
 /// durable.
-pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<String, MessageError> {
+pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<StoredMessage, MessageError> {
     let pieces = split(raw);
     let stored = futures::stream::iter(pieces.into_iter().map(|(range, object)| async move {
         let bytes = &raw[range];
         if object {
             let report = storage.put_reader(bytes).await?;
-            Ok::<_, MessageError>(Piece::Part {
-                capability: report.capability,
-                len: bytes.len() as u64,
-            })
+            let piece = Piece::Part { capability: report.capability, len: bytes.len() as u64 };
+            Ok::<_, MessageError>((piece, report.ids))
         } else {
-            Ok(Piece::Inline(bytes.to_vec()))
+            Ok((Piece::Inline(bytes.to_vec()), Vec::new()))
         }
     }))
     .buffered(PARALLEL)
     .collect::<Vec<_>>()
     .await;
-    let pieces = stored.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let mut pieces = Vec::new();
+    let mut members = Vec::new();
+    for piece in stored {
+        let (piece, ids) = piece?;
+        pieces.push(piece);
+        members.extend(ids);
+    }
     let manifest = MessageManifest::new(pieces).encode();
-    Ok(storage.put_reader(manifest.as_slice()).await?.capability)
+    let report = storage.put_reader(manifest.as_slice()).await?;
+    let expires = report.expires;
+    // The root (last) is the manifest itself; chunks of a large manifest
+    // come before it.
+    members.extend(report.ids.iter().rev().skip(1));
+    members.sort();
+    members.dedup();
+    Ok(StoredMessage { capability: report.capability, members, expires })
+}
+
+/// Every object of the message whose manifest is `capability`, besides
+/// the manifest's root: found by opening the manifest and each part's
+/// root (so a part's chunks are listed too).
+pub async fn member_ids(
+    storage: &StorageService,
+    capability: &Capability,
+) -> Result<Vec<ObjectId>, MessageError> {
+    let mut members: Vec<ObjectId> = storage
+        .object_ids(capability)
+        .await?
+        .into_iter()
+        .filter(|id| *id != capability.id)
+        .collect();
+    let manifest = load_manifest(storage, &capability.to_string()).await?;
+    for piece in manifest.pieces {
+        if let Piece::Part { capability, .. } = piece {
+            let part: Capability = capability
+                .parse()
+                .map_err(|e| MessageError::Corrupt(format!("bad part capability: {e}")))?;
+            members.extend(storage.object_ids(&part).await?);
+        }
+    }
+    members.sort();
+    members.dedup();
+    Ok(members)
 }
 
 /// The exact bytes of the message whose manifest is `capability`.

@@ -32,9 +32,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-pub use account::{Change, Changed, Mailbox};
+pub use account::{Change, Changed, Mailbox, StoredObjects};
 
 use crate::identity::{Identity, IdentityError};
+use crate::lease::LeaseBook;
 use crate::logs::LogService;
 use crate::notify::{NotifyError, NotifyService, Received};
 use crate::storage::StorageService;
@@ -95,6 +96,7 @@ struct Inner {
     logs: LogService,
     identity: Identity,
     notifications: NotifyService,
+    book: LeaseBook,
     /// `None` once shut down.
     mailboxes: Mutex<Option<HashMap<Address, Running>>>,
     /// Messages recently stored or read here.
@@ -130,6 +132,7 @@ impl MailService {
         logs: LogService,
         identity: Identity,
         notifications: NotifyService,
+        book: LeaseBook,
     ) -> (Self, MailTask) {
         let (stop, stopped) = watch::channel(false);
         let service = Self {
@@ -138,6 +141,7 @@ impl MailService {
                 logs,
                 identity,
                 notifications,
+                book,
                 mailboxes: Mutex::new(Some(HashMap::new())),
                 cache: Mutex::new(cache::MessageCache::new(CACHE_BYTES)),
                 stopped: stopped.clone(),
@@ -155,8 +159,12 @@ impl MailService {
         if let Some((mailbox, _)) = boxes.get(address).filter(|(m, _)| m.is_running()) {
             return Ok(mailbox.clone());
         }
-        let (mailbox, task) =
-            Mailbox::start(address.clone(), self.inner.logs.clone(), self.inner.stopped.clone());
+        let (mailbox, task) = Mailbox::start(
+            address.clone(),
+            self.inner.logs.clone(),
+            self.inner.book.clone(),
+            self.inner.stopped.clone(),
+        );
         boxes.insert(address.clone(), (mailbox.clone(), task));
         Ok(mailbox)
     }
@@ -178,18 +186,23 @@ impl MailService {
         }
     }
 
-    /// Stores a message durably; returns how folders refer to it.
-    pub async fn store_message(&self, raw: &[u8]) -> Result<MessageRef, MailError> {
-        let manifest = message::store(&self.inner.storage, raw)
+    /// Stores a message durably; returns how folders refer to it, and
+    /// its objects (for the lease book, with the insert).
+    pub async fn store_message(
+        &self,
+        raw: &[u8],
+    ) -> Result<(MessageRef, StoredObjects), MailError> {
+        let stored = message::store(&self.inner.storage, raw)
             .await
             .map_err(|e| MailError::Temporary(e.to_string()))?;
-        self.cache().insert(manifest.clone(), Bytes::copy_from_slice(raw));
-        Ok(MessageRef {
-            manifest,
+        self.cache().insert(stored.capability.clone(), Bytes::copy_from_slice(raw));
+        let message = MessageRef {
+            manifest: stored.capability,
             size: raw.len() as u64,
             internal_date: Timestamp::now().as_millis(),
             envelope_from: None,
-        })
+        };
+        Ok((message, StoredObjects { members: stored.members, expires: stored.expires }))
     }
 
     /// A stored message's exact bytes.
@@ -221,7 +234,7 @@ impl MailService {
         recipients: &[Address],
         raw: &[u8],
     ) -> Result<(), MailError> {
-        let message = self.store_message(raw).await?;
+        let (message, objects) = self.store_message(raw).await?;
         let summary = summary_of(raw);
         let capability: Capability = message
             .manifest
@@ -229,6 +242,7 @@ impl MailService {
             .map_err(|e| MailError::Corrupt(format!("own capability unreadable: {e}")))?;
         let sends = recipients.iter().map(|rcpt| {
             let message = message.clone();
+            let objects = objects.clone();
             let capability = capability.clone();
             let summary = summary.clone();
             async move {
@@ -238,6 +252,7 @@ impl MailService {
                         message,
                         flags: Vec::new(),
                         notification: None,
+                        objects: Some(objects),
                     };
                     return self.mailbox(rcpt)?.change(insert).await.map(|_| ());
                 }
@@ -306,6 +321,8 @@ impl MailService {
             },
             flags: Vec::new(),
             notification: Some(id),
+            // Stored by the sender's node: the renewal lists them.
+            objects: None,
         };
         Ok(mailbox.change(insert).await?.applied)
     }

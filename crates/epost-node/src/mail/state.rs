@@ -1,8 +1,10 @@
 //! A user's mail as the replay of their mail log: folders, UIDs, flags.
 //! Pure and deterministic, so every node that reads the log agrees.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use epost_types::capability::Capability;
+use epost_types::id::ObjectId;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
 
 /// The standard folders and whether they are subscribed at creation.
@@ -45,9 +47,73 @@ pub struct MailState {
     pub delivered: HashSet<Vec<u8>>,
     /// Entries applied so far (0: an empty log).
     pub entries: u64,
+    /// How many folder entries name each message manifest: what the lease
+    /// book holds for this user is exactly the manifests counted here.
+    refs: HashMap<ObjectId, u32>,
+}
+
+/// The manifest object a message names (`None` if its capability does not
+/// parse: such a message was never stored by this code).
+pub fn manifest_id(message: &MessageRef) -> Option<ObjectId> {
+    message.manifest.parse::<Capability>().ok().map(|c| c.id)
 }
 
 impl MailState {
+    /// Folder entries naming the manifest `id`.
+    pub fn refs(&self, id: &ObjectId) -> u32 {
+        self.refs.get(id).copied().unwrap_or(0)
+    }
+
+    /// Every manifest some folder names, with one message naming it.
+    pub fn live_manifests(&self) -> HashMap<ObjectId, &MessageRef> {
+        let mut out = HashMap::with_capacity(self.refs.len());
+        for folder in self.folders.values() {
+            for stored in folder.messages.values() {
+                if let Some(id) = manifest_id(&stored.message) {
+                    out.entry(id).or_insert(&stored.message);
+                }
+            }
+        }
+        out
+    }
+
+    /// The messages whose count of folder entries `op` may change.
+    pub fn touched(&self, op: &MailOp) -> Vec<MessageRef> {
+        let pick = |folder: &str, uids: &[u32]| -> Vec<MessageRef> {
+            self.folders.get(folder).map_or_else(Vec::new, |f| {
+                uids.iter()
+                    .filter_map(|uid| f.messages.get(uid).map(|s| s.message.clone()))
+                    .collect()
+            })
+        };
+        match op {
+            MailOp::Insert { message, .. } => vec![message.clone()],
+            MailOp::Copy { from, uids, .. } | MailOp::Expunge { folder: from, uids } => {
+                pick(from, uids)
+            }
+            MailOp::Delete { folder } => self.folders.get(folder).map_or_else(Vec::new, |f| {
+                f.messages.values().map(|s| s.message.clone()).collect()
+            }),
+            MailOp::Create { .. }
+            | MailOp::Rename { .. }
+            | MailOp::Subscribe { .. }
+            | MailOp::Flags { .. }
+            | MailOp::Move { .. } => Vec::new(),
+        }
+    }
+
+    fn count(&mut self, message: &MessageRef, up: bool) {
+        let Some(id) = manifest_id(message) else { return };
+        if up {
+            *self.refs.entry(id).or_insert(0) += 1;
+        } else if let Some(n) = self.refs.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.refs.remove(&id);
+            }
+        }
+    }
+
     fn folder(&mut self, name: &str) -> Result<&mut Folder, OpError> {
         self.folders.get_mut(name).ok_or_else(|| OpError::NoFolder(name.to_owned()))
     }
@@ -75,7 +141,11 @@ impl MailState {
                 if folder == "INBOX" {
                     return Err(OpError::NotAllowed("INBOX cannot be deleted".into()));
                 }
-                self.folders.remove(folder).ok_or_else(|| OpError::NoFolder(folder.clone()))?;
+                let gone =
+                    self.folders.remove(folder).ok_or_else(|| OpError::NoFolder(folder.clone()))?;
+                for stored in gone.messages.values() {
+                    self.count(&stored.message, false);
+                }
                 Ok(Vec::new())
             }
             MailOp::Rename { from, to, uid_validity } => {
@@ -117,6 +187,7 @@ impl MailState {
                 target
                     .messages
                     .insert(uid, Stored { message: message.clone(), flags: clean(flags) });
+                self.count(message, true);
                 if let Some(id) = notification {
                     self.delivered.insert(id.clone());
                 }
@@ -135,8 +206,10 @@ impl MailState {
             MailOp::Move { from, uids, to } => self.copy(from, uids, to, true),
             MailOp::Expunge { folder, uids } => {
                 let target = self.folder(folder)?;
-                for uid in uids {
-                    target.messages.remove(uid);
+                let gone: Vec<Stored> =
+                    uids.iter().filter_map(|uid| target.messages.remove(uid)).collect();
+                for stored in &gone {
+                    self.count(&stored.message, false);
                 }
                 Ok(Vec::new())
             }
@@ -157,6 +230,11 @@ impl MailState {
         } else {
             uids.iter().filter_map(|uid| source.messages.get(uid).cloned()).collect()
         };
+        if !remove {
+            for stored in &picked {
+                self.count(&stored.message, true);
+            }
+        }
         let target = self.folder(to)?;
         let mut assigned = Vec::with_capacity(picked.len());
         for stored in picked {

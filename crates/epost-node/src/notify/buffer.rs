@@ -2,22 +2,24 @@
 //! the ids their recipients have receipted, durable in the local store's
 //! record space and indexed in memory.
 //!
-//! On disk (keys cannot collide with Kademlia's 33-byte record keys):
+//! On disk, in two keyspaces of its own, both keyed `inbox || id` (64
+//! bytes):
 //!
-//! - `0x40 || inbox || id` (65 bytes): a pending notification; the value
-//!   is the encoded `SealedNotification` as delivered, the entry's expiry
-//!   its lease (the sender's `expires`, capped).
-//! - `0x41 || inbox || id` (65 bytes): a receipted id; the value is a
-//!   versioned `{v: 1, recipient}` naming the key that receipted it, the
-//!   expiry that of the notification it released.
+//! - [`NOTIFY_PENDING`]: a pending notification; the value is the encoded
+//!   `SealedNotification` as delivered, the entry's expiry its lease (the
+//!   sender's `expires`, capped).
+//! - [`NOTIFY_RECEIPTED`]: a receipted id; the value is a versioned
+//!   `{v: 1, recipient}` naming the key that receipted it, the expiry that
+//!   of the notification it released.
 //!
 //! Memory holds only the index (recipient key and expiry per entry); the
 //! notifications themselves are read from disk when pulled. Every change
-//! is on disk before the caller is answered.
+//! is on disk before the caller is answered. Start-up reads only live
+//! entries; expired ones are removed by [`Buffer::collect_expired`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
-use epost_store::{Store, StoreError};
+use epost_store::{Keyspace, Store, StoreError};
 use epost_types::cbor::{self, Versioned};
 use epost_types::notify::SealedNotification;
 use epost_types::sign::VerifyingKey;
@@ -26,13 +28,10 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, warn};
 
 use super::NotifyConfig;
+use crate::keyspaces::{NOTIFY_PENDING, NOTIFY_RECEIPTED};
 
-/// Key tag of a pending notification.
-pub(crate) const PENDING_TAG: u8 = 0x40;
-/// Key tag of a receipted id.
-pub(crate) const RECEIPTED_TAG: u8 = 0x41;
 /// Length of both kinds of key.
-const KEY_LEN: usize = 65;
+const KEY_LEN: usize = 64;
 /// Entries read per page while reloading.
 const PAGE: usize = 1024;
 /// Store mutations in flight at once (the committer groups them).
@@ -104,21 +103,20 @@ pub(crate) struct Buffer {
     receipted_total: usize,
 }
 
-fn key(tag: u8, inbox: &[u8; 32], id: &[u8; 32]) -> Vec<u8> {
+pub(crate) fn key(inbox: &[u8; 32], id: &[u8; 32]) -> Vec<u8> {
     let mut key = Vec::with_capacity(KEY_LEN);
-    key.push(tag);
     key.extend_from_slice(inbox);
     key.extend_from_slice(id);
     key
 }
 
-fn split_key(key: &[u8]) -> Option<(u8, [u8; 32], [u8; 32])> {
+fn split_key(key: &[u8]) -> Option<([u8; 32], [u8; 32])> {
     if key.len() != KEY_LEN {
         return None;
     }
-    let inbox = key[1..33].try_into().ok()?;
-    let id = key[33..].try_into().ok()?;
-    Some((key[0], inbox, id))
+    let inbox = key[..32].try_into().ok()?;
+    let id = key[32..].try_into().ok()?;
+    Some((inbox, id))
 }
 
 fn short(inbox: &[u8; 32]) -> String {
@@ -126,8 +124,8 @@ fn short(inbox: &[u8; 32]) -> String {
 }
 
 impl Buffer {
-    /// Reloads what was held at the last shutdown. Entries that fail to
-    /// decode or whose lease ended are deleted.
+    /// Reloads what was held at the last shutdown: only live entries are
+    /// read. Entries that fail to decode are deleted.
     pub(crate) async fn load(
         store: Store,
         config: NotifyConfig,
@@ -136,30 +134,22 @@ impl Buffer {
         let mut buffer =
             Self { store, config, inboxes: HashMap::new(), pending_total: 0, receipted_total: 0 };
         let mut loaded = Loaded::default();
-        let mut doomed = Vec::new();
-        let mut from = vec![PENDING_TAG];
-        'pages: loop {
-            let page = buffer.store.records_from(&from, PAGE)?;
-            let full = page.len() == PAGE;
-            for (raw_key, record) in page {
-                if raw_key.first().is_none_or(|tag| *tag > RECEIPTED_TAG) {
-                    break 'pages;
+        for keyspace in [NOTIFY_PENDING, NOTIFY_RECEIPTED] {
+            let mut doomed = Vec::new();
+            let mut found = Vec::new();
+            buffer.store.for_each_live(&keyspace, now, PAGE, |raw_key, record| {
+                let entry = split_key(&raw_key).and_then(|(inbox, id)| {
+                    decode_entry(&keyspace, &inbox, &id, &record.value, record.expires)
+                        .map(|e| (inbox, id, e))
+                });
+                match entry {
+                    Some(entry) => found.push(entry),
+                    None => doomed.push(raw_key),
                 }
-                from.clone_from(&raw_key);
-                from.push(0);
-                let entry = match split_key(&raw_key) {
-                    Some((tag, inbox, id)) if record.expires > now => {
-                        decode_entry(tag, &inbox, &id, &record.value, record.expires)
-                            .map(|e| (tag, inbox, id, e))
-                    }
-                    _ => None,
-                };
-                let Some((tag, inbox, id, entry)) = entry else {
-                    doomed.push(raw_key);
-                    continue;
-                };
+            })?;
+            for (inbox, id, entry) in found {
                 let slot = buffer.inboxes.entry(inbox).or_default();
-                if tag == PENDING_TAG {
+                if keyspace == NOTIFY_PENDING {
                     slot.pending.insert(id, entry);
                     buffer.pending_total += 1;
                     loaded.pending += 1;
@@ -169,12 +159,9 @@ impl Buffer {
                     loaded.receipted += 1;
                 }
             }
-            if !full {
-                break;
-            }
+            loaded.dropped += doomed.len();
+            buffer.delete_all(&keyspace, doomed).await?;
         }
-        loaded.dropped = doomed.len();
-        buffer.delete_all(doomed).await?;
         Ok((buffer, loaded))
     }
 
@@ -255,9 +242,12 @@ impl Buffer {
         let (filed, writes): (Vec<_>, Vec<_>) = fresh
             .into_iter()
             .map(|(sealed, bytes, expires)| {
-                let key = key(PENDING_TAG, &sealed.inbox, &sealed.id);
+                let key = key(&sealed.inbox, &sealed.id);
                 let entry = Entry { recipient: sealed.recipient, expires };
-                ((sealed.inbox, sealed.id, entry), self.store.put_record(key, bytes, expires))
+                (
+                    (sealed.inbox, sealed.id, entry),
+                    self.store.put(&NOTIFY_PENDING, key, bytes, expires),
+                )
             })
             .unzip();
         let results = join_all(writes).await;
@@ -322,7 +312,7 @@ impl Buffer {
         // lease clears, never a released id that could be kept again.
         let value = cbor::encode(&ReceiptedValue { v: 1, recipient: signer });
         let puts = remembered.iter().map(|(id, entry)| {
-            self.store.put_record(key(RECEIPTED_TAG, inbox, id), value.clone(), entry.expires)
+            self.store.put(&NOTIFY_RECEIPTED, key(inbox, id), value.clone(), entry.expires)
         });
         for result in join_all(puts).await {
             result?;
@@ -333,8 +323,7 @@ impl Buffer {
                 self.receipted_total += 1;
             }
         }
-        let deletes =
-            released.iter().map(|id| self.store.delete_record(key(PENDING_TAG, inbox, id)));
+        let deletes = released.iter().map(|id| self.store.delete(&NOTIFY_PENDING, key(inbox, id)));
         let results = join_all(deletes).await;
         let slot = self.inboxes.entry(*inbox).or_default();
         let mut count = 0;
@@ -374,8 +363,8 @@ impl Buffer {
             slot.receipted.remove(id);
         }
         self.receipted_total -= doomed.len();
-        let keys = doomed.iter().map(|id| key(RECEIPTED_TAG, inbox, id)).collect();
-        self.delete_all(keys).await
+        let keys = doomed.iter().map(|id| key(inbox, id)).collect();
+        self.delete_all(&NOTIFY_RECEIPTED, keys).await
     }
 
     /// Up to `max` notifications held at `inbox` for `recipient` whose
@@ -398,9 +387,9 @@ impl Buffer {
             if entry.recipient != *recipient || entry.expires <= now {
                 continue;
             }
-            let stored = self.store.get_record(&key(PENDING_TAG, inbox, id))?;
+            let stored = self.store.get(&NOTIFY_PENDING, &key(inbox, id))?;
             match stored
-                .filter(|r| decode_entry(PENDING_TAG, inbox, id, &r.value, r.expires).is_some())
+                .filter(|r| decode_entry(&NOTIFY_PENDING, inbox, id, &r.value, r.expires).is_some())
             {
                 Some(record) => out.push(record.value),
                 None => lost.push(*id),
@@ -414,45 +403,38 @@ impl Buffer {
                 }
             }
             self.pending_total -= lost.len();
-            self.delete_all(lost.iter().map(|id| key(PENDING_TAG, inbox, id)).collect()).await?;
+            self.delete_all(&NOTIFY_PENDING, lost.iter().map(|id| key(inbox, id)).collect())
+                .await?;
         }
         Ok(out)
     }
 
     /// Removes every notification and receipted id whose lease ended at
-    /// or before `now`; returns how many.
+    /// or before `now`, from memory and from disk (where entries that
+    /// expired while the node was down are too); returns how many.
     pub(crate) async fn collect_expired(&mut self, now: u64) -> Result<usize, StoreError> {
-        let mut doomed = Vec::new();
-        for (inbox, slot) in &mut self.inboxes {
-            slot.pending.retain(|id, entry| {
-                let keep = entry.expires > now;
-                if !keep {
-                    doomed.push(key(PENDING_TAG, inbox, id));
-                    self.pending_total -= 1;
-                }
-                keep
-            });
-            slot.receipted.retain(|id, entry| {
-                let keep = entry.expires > now;
-                if !keep {
-                    doomed.push(key(RECEIPTED_TAG, inbox, id));
-                    self.receipted_total -= 1;
-                }
-                keep
-            });
+        for slot in self.inboxes.values_mut() {
+            let (pending, receipted) = (slot.pending.len(), slot.receipted.len());
+            slot.pending.retain(|_, entry| entry.expires > now);
+            slot.receipted.retain(|_, entry| entry.expires > now);
+            self.pending_total -= pending - slot.pending.len();
+            self.receipted_total -= receipted - slot.receipted.len();
         }
         self.inboxes.retain(|_, slot| !slot.pending.is_empty() || !slot.receipted.is_empty());
-        let count = doomed.len();
-        if count > 0 {
-            debug!(count, "notification leases ended");
+        // The store removes leases ending before its bound: up to `now`
+        // included, as in memory.
+        let bound = now.saturating_add(1);
+        let removed = self.store.expire(&NOTIFY_PENDING, bound).await?
+            + self.store.expire(&NOTIFY_RECEIPTED, bound).await?;
+        if removed > 0 {
+            debug!(removed, "notification leases ended");
         }
-        self.delete_all(doomed).await?;
-        Ok(count)
+        Ok(usize::try_from(removed).unwrap_or(usize::MAX))
     }
 
-    async fn delete_all(&self, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
+    async fn delete_all(&self, keyspace: &Keyspace, keys: Vec<Vec<u8>>) -> Result<(), StoreError> {
         for chunk in keys.chunks(WRITE_BATCH) {
-            let deletes = chunk.iter().map(|k| self.store.delete_record(k.clone()));
+            let deletes = chunk.iter().map(|k| self.store.delete(keyspace, k.clone()));
             for result in join_all(deletes).await {
                 result?;
             }
@@ -464,22 +446,18 @@ impl Buffer {
 /// The index entry of a stored value, if it is intact and belongs under
 /// its key.
 fn decode_entry(
-    tag: u8,
+    keyspace: &Keyspace,
     inbox: &[u8; 32],
     id: &[u8; 32],
     value: &[u8],
     expires: u64,
 ) -> Option<Entry> {
-    match tag {
-        PENDING_TAG => {
-            let sealed = SealedNotification::decode(value).ok()?;
-            (sealed.inbox == *inbox && sealed.id == *id)
-                .then_some(Entry { recipient: sealed.recipient, expires })
-        }
-        RECEIPTED_TAG => {
-            let stored: ReceiptedValue = cbor::decode(value, 128).ok()?;
-            Some(Entry { recipient: stored.recipient, expires })
-        }
-        _ => None,
+    if *keyspace == NOTIFY_PENDING {
+        let sealed = SealedNotification::decode(value).ok()?;
+        (sealed.inbox == *inbox && sealed.id == *id)
+            .then_some(Entry { recipient: sealed.recipient, expires })
+    } else {
+        let stored: ReceiptedValue = cbor::decode(value, 128).ok()?;
+        Some(Entry { recipient: stored.recipient, expires })
     }
 }

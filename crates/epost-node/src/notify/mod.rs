@@ -76,7 +76,7 @@ impl Default for NotifyConfig {
             max_pending_per_inbox: 10_000,
             max_pending_total: 200_000,
             max_receipted_per_inbox: 10_000,
-            max_lease: Duration::from_secs(28 * 24 * 3600),
+            max_lease: Duration::from_secs(180 * 24 * 3600),
             gc_interval: Duration::from_secs(60),
             max_tracked_peers: 4096,
             resync_interval: Duration::from_secs(30),

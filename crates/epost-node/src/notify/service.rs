@@ -31,13 +31,7 @@ use tracing::{debug, info, warn};
 use super::rate::SenderLimits;
 use super::{INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt};
 use crate::identity::{HostedUser, Identity, IdentityError};
-
-/// Lease asked of holders for a notification.
-const LEASE: Duration = Duration::from_secs(28 * 24 * 3600);
-/// Record-space tag of a received notification: tag || inbox || time || id.
-const RECEIVED_TAG: u8 = 0x43;
-/// Record-space tag of a seen nonce: tag || inbox || nonce.
-const SEEN_TAG: u8 = 0x42;
+use crate::keyspaces::{NOTIFY_RECEIVED, NOTIFY_SEEN};
 /// Subscribers may lag this many notifications before they miss some.
 const SUBSCRIBERS: usize = 1024;
 /// How long a recipient's home peers are reused without a new lookup.
@@ -54,6 +48,8 @@ pub enum NotifyError {
     Seal(String),
     #[error("no inbox holder kept the notification ({0})")]
     NotHeld(String),
+    #[error("cannot read what was received")]
+    Store(#[source] epost_store::StoreError),
     #[error("the notification service is shutting down")]
     Stopped,
 }
@@ -99,6 +95,9 @@ struct Inner {
     store: Store,
     events: broadcast::Sender<Received>,
     kick: mpsc::Sender<Kick>,
+    /// Asked of holders for what this node sends, and how long what it
+    /// received is listed (and its nonce remembered).
+    lease: Duration,
 }
 
 /// A request for a resync pass; the sender, if any, hears when it is done.
@@ -125,8 +124,9 @@ impl NotifyService {
         identity: Identity,
         holder: NotifyHolder,
         store: Store,
-        resync: Duration,
+        config: &super::NotifyConfig,
     ) -> (Self, NotifyServiceTask) {
+        let resync = config.resync_interval;
         let (events, _) = broadcast::channel(SUBSCRIBERS);
         let (kick, kicks) = mpsc::channel(1);
         let arrivals = holder.arrivals();
@@ -139,6 +139,7 @@ impl NotifyService {
                 store,
                 events,
                 kick,
+                lease: config.max_lease,
             }),
         };
         let (shutdown, stop) = watch::channel(false);
@@ -180,7 +181,7 @@ impl NotifyService {
         let notification =
             Notification::new(from.clone(), to.clone(), capability, summary, Timestamp::now())
                 .map_err(|e| NotifyError::Seal(e.to_string()))?;
-        let expires = Timestamp::now().saturating_add(LEASE);
+        let expires = Timestamp::now().saturating_add(inner.lease);
         let sealed = Notification::seal(&sender.keys, &recipient, &notification, expires)
             .map_err(|e| NotifyError::Seal(e.to_string()))?;
         let id = sealed.id;
@@ -231,35 +232,59 @@ impl NotifyService {
         Ok(SendReport { id: hex(&id), holders: kept, direct })
     }
 
-    /// What `address` (hosted here) has received, oldest first.
+    /// What `address` (hosted here) has received, oldest first (for as
+    /// long as a notification's lease: then it is swept).
     pub fn list(&self, address: &Address) -> Result<Vec<Received>, NotifyError> {
+        self.list_after(address, None, usize::MAX)
+            .map(|page| page.into_iter().map(|(_, r)| r).collect())
+    }
+
+    /// Up to `limit` of what `address` received after the entry `after`
+    /// (a cursor from an earlier page), oldest first, each with its cursor.
+    pub fn list_after(
+        &self,
+        address: &Address,
+        after: Option<&ReceivedCursor>,
+        limit: usize,
+    ) -> Result<Vec<(ReceivedCursor, Received)>, NotifyError> {
         self.inner.identity.user(address)?;
         let inbox = inbox_key(address);
-        let mut prefix = vec![RECEIVED_TAG];
-        prefix.extend_from_slice(&inbox);
+        let now = Timestamp::now().as_millis();
         let mut out = Vec::new();
-        let mut from = prefix.clone();
-        loop {
-            let page = self.inner.store.records_from(&from, 256).unwrap_or_default();
-            let full = page.len() == 256;
-            let mut more = false;
+        let mut cursor = after.map(|c| c.0.clone());
+        while out.len() < limit {
+            let page = self
+                .inner
+                .store
+                .scan_prefix(
+                    &NOTIFY_RECEIVED,
+                    &inbox,
+                    cursor.as_deref(),
+                    256.min(limit - out.len()),
+                )
+                .map_err(NotifyError::Store)?;
+            let Some((last, _)) = page.last() else { break };
+            cursor = Some(last.clone());
+            let full = page.len() == 256.min(limit - out.len());
             for (key, record) in page {
-                if !key.starts_with(&prefix) {
-                    return Ok(out);
+                if record.expires <= now {
+                    continue;
                 }
                 if let Ok(received) = serde_json::from_slice::<Received>(&record.value) {
-                    out.push(received);
+                    out.push((ReceivedCursor(key), received));
                 }
-                from = key;
-                from.push(0);
-                more = true;
             }
-            if !full || !more {
-                return Ok(out);
+            if !full {
+                break;
             }
         }
+        Ok(out)
     }
 }
+
+/// Where an entry of [`NotifyService::list_after`] sits, to resume after it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ReceivedCursor(pub Vec<u8>);
 
 impl Inner {
     /// The peers `to`'s presence names (cached for [`HOME_TTL`]); none if
@@ -385,7 +410,8 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         // The page's keeps go to the store together (one group commit),
         // then its nonces.
         let kept = futures::future::join_all(keep.into_iter().map(|(id, kept)| async move {
-            let stored = inner.store.put_record(kept.key, kept.value, u64::MAX).await;
+            let stored =
+                inner.store.put(&NOTIFY_RECEIVED, kept.key, kept.value, kept.listed_until).await;
             (id, kept.seen_key, kept.expires, kept.received, stored)
         }))
         .await;
@@ -403,7 +429,7 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
             }
         }
         let marked = futures::future::join_all(seen.iter().map(|(seen_key, expires, _)| {
-            inner.store.put_record(seen_key.clone(), Vec::new(), *expires)
+            inner.store.put(&NOTIFY_SEEN, seen_key.clone(), Vec::new(), *expires)
         }))
         .await;
         for ((_, _, received), marked) in seen.into_iter().zip(marked) {
@@ -471,7 +497,12 @@ struct Kept {
     /// Marked only after the keep is durable: a failed keep must never
     /// turn into a "replay" drop.
     seen_key: Vec<u8>,
+    /// Until when the nonce is remembered: as long as a holder may still
+    /// hand out a copy.
     expires: u64,
+    /// Until when `notify list` shows it (the mail service files it long
+    /// before).
+    listed_until: u64,
     received: Received,
 }
 
@@ -492,10 +523,11 @@ async fn check(
         }
     };
     let inbox = inbox_key(address);
-    let mut seen_key = vec![SEEN_TAG];
-    seen_key.extend_from_slice(&inbox);
+    let mut seen_key = inbox.to_vec();
     seen_key.extend_from_slice(&notification.nonce);
-    if page_nonces.contains(&seen_key) || matches!(inner.store.get_record(&seen_key), Ok(Some(_))) {
+    if page_nonces.contains(&seen_key)
+        || matches!(inner.store.get(&NOTIFY_SEEN, &seen_key), Ok(Some(_)))
+    {
         debug!(%address, "dropped a replayed notification");
         return Checked::Done;
     }
@@ -524,18 +556,17 @@ async fn check(
         received: Timestamp::now().as_millis(),
         id: hex(&sealed.id),
     };
-    let mut key = vec![RECEIVED_TAG];
-    key.extend_from_slice(&inbox);
+    let mut key = inbox.to_vec();
     key.extend_from_slice(&received.received.to_be_bytes());
     key.extend_from_slice(&sealed.id);
     let value = serde_json::to_vec(&received).unwrap_or_default();
-    Checked::Keep(Box::new(Kept {
-        key,
-        value,
-        seen_key,
-        expires: sealed.expires.as_millis(),
-        received,
-    }))
+    let lease = u64::try_from(inner.lease.as_millis()).unwrap_or(u64::MAX);
+    // A sender's far-off `expires` must not pin the marker for ever; no
+    // holder keeps a copy longer than a lease (twice ours, for holders
+    // configured longer).
+    let expires = sealed.expires.as_millis().min(received.received.saturating_add(2 * lease));
+    let listed_until = received.received.saturating_add(lease);
+    Checked::Keep(Box::new(Kept { key, value, seen_key, expires, listed_until, received }))
 }
 
 /// Tells every inbox holder (and this node) to release `ids`.

@@ -10,8 +10,9 @@ use epost_types::notify::{Notification, Receipt, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
 
-use super::buffer::{Buffer, BufferError, PENDING_TAG};
+use super::buffer::{self, Buffer, BufferError};
 use super::*;
+use crate::keyspaces::{KAD_RECORDS, NOTIFY_PENDING};
 
 const DAY: u64 = 24 * 3600 * 1000;
 
@@ -38,7 +39,7 @@ fn with_bytes(notes: &[SealedNotification]) -> Vec<(SealedNotification, Vec<u8>)
 
 fn store() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path(), Backend::Redb).unwrap();
+    let store = Store::open(dir.path(), Backend::Redb, crate::keyspaces::ALL).unwrap();
     (dir, store)
 }
 
@@ -65,12 +66,11 @@ async fn keeps_once_caps_the_lease_and_skips_the_expired() {
     assert_eq!(buffer.pending_count(&inbox), 2);
     assert_eq!(buffer.recipients(&inbox), vec![bob.verifying_key()]);
 
-    let mut key = vec![PENDING_TAG];
-    key.extend_from_slice(&inbox);
-    key.extend_from_slice(&long.id);
-    let record = store.get_record(&key).unwrap().unwrap();
+    let record = store.get(&NOTIFY_PENDING, &buffer::key(&inbox, &long.id)).unwrap().unwrap();
     assert_eq!(record.value, long.encode(), "kept as delivered");
-    assert_eq!(record.expires, t + 28 * DAY, "lease capped at 28 days");
+    let lease = NotifyConfig::default().max_lease.as_millis() as u64;
+    assert!(lease < 365 * DAY);
+    assert_eq!(record.expires, t + lease, "lease capped");
 
     // Delivered again: held already, not kept twice.
     let again = buffer.keep(with_bytes(std::slice::from_ref(&short)), t).await.unwrap();
@@ -163,27 +163,29 @@ async fn reload_restores_the_buffer_and_drops_what_is_broken_or_expired() {
     }
     // Garbage under a pending key, a notification filed under the wrong
     // id, and a Kademlia record that must be left alone.
-    let mut garbage = vec![PENDING_TAG];
-    garbage.extend_from_slice(&[1; 64]);
-    store.put_record(garbage.clone(), b"junk".to_vec(), t + DAY).await.unwrap();
-    let mut misfiled = vec![PENDING_TAG];
-    misfiled.extend_from_slice(&inbox);
-    misfiled.extend_from_slice(&[2; 32]);
-    store.put_record(misfiled.clone(), notes[1].encode(), t + DAY).await.unwrap();
+    let garbage = vec![1; 64];
+    store.put(&NOTIFY_PENDING, garbage.clone(), b"junk".to_vec(), t + DAY).await.unwrap();
+    let misfiled = buffer::key(&inbox, &[2; 32]);
+    store.put(&NOTIFY_PENDING, misfiled.clone(), notes[1].encode(), t + DAY).await.unwrap();
     let mut kad = vec![0x02];
     kad.extend_from_slice(&[3; 32]);
-    store.put_record(kad.clone(), b"cert".to_vec(), t + DAY).await.unwrap();
+    store.put(&KAD_RECORDS, kad.clone(), b"cert".to_vec(), t + DAY).await.unwrap();
 
     let (buffer, loaded) = Buffer::load(store.clone(), NotifyConfig::default(), t).await.unwrap();
     assert_eq!(loaded, super::buffer::Loaded { pending: 3, receipted: 1, dropped: 2 });
     assert_eq!(buffer.pending_count(&inbox), 3);
-    assert!(store.get_record(&garbage).unwrap().is_none());
-    assert!(store.get_record(&misfiled).unwrap().is_none());
-    assert!(store.get_record(&kad).unwrap().is_some());
+    assert!(store.get(&NOTIFY_PENDING, &garbage).unwrap().is_none());
+    assert!(store.get(&NOTIFY_PENDING, &misfiled).unwrap().is_none());
+    assert!(store.get(&KAD_RECORDS, &kad).unwrap().is_some());
 
-    // Once their lease is over, a reload keeps nothing.
-    let (_, loaded) = Buffer::load(store, NotifyConfig::default(), t + 2 * DAY).await.unwrap();
-    assert_eq!((loaded.pending, loaded.receipted, loaded.dropped), (0, 0, 4));
+    // Once their lease is over, a reload keeps nothing and reads nothing
+    // (not even to drop it): the expired entries are left to the sweep.
+    let later = t + 2 * DAY;
+    let (mut buffer, loaded) =
+        Buffer::load(store.clone(), NotifyConfig::default(), later).await.unwrap();
+    assert_eq!(loaded, super::buffer::Loaded::default());
+    assert_eq!(buffer.collect_expired(later).await.unwrap(), 4);
+    assert!(store.scan(&NOTIFY_PENDING, &[], 10).unwrap().is_empty());
 }
 
 #[tokio::test]

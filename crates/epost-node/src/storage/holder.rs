@@ -64,6 +64,31 @@ pub(crate) async fn answer(ctx: &Ctx, peer: PeerId, request: FragRequest) -> Fra
             }
             FragResponse::Extended(extended)
         }
+        FragRequest::Renew { objects, expires } => renew(ctx, &objects, expires).await,
+    }
+}
+
+/// Extends what is held here of `objects`, the lease capped at twice this
+/// node's own lease from now (owners renew long before that; nobody pins
+/// fragments here for ever).
+async fn renew(ctx: &Ctx, objects: &[WireId], expires: u64) -> FragResponse {
+    if objects.len() > epost_dht::frag::MAX_RENEW {
+        return FragResponse::Refused {
+            reason: RefusalReason::BadFragment,
+            detail: format!("at most {} objects per renewal", epost_dht::frag::MAX_RENEW),
+        };
+    }
+    let cap = ctx.lease_cap();
+    let ids: Vec<ObjectId> = objects.iter().map(|o| ObjectId::from_bytes(*o)).collect();
+    match ctx.local.renew(&ids, expires.min(cap)).await {
+        Ok(counts) => {
+            Metrics::add(
+                &ctx.metrics.fragments_renewed,
+                counts.iter().map(|c| u64::from(*c)).sum(),
+            );
+            FragResponse::Renewed(counts)
+        }
+        Err(e) => refusal(&e),
     }
 }
 

@@ -5,6 +5,8 @@
 //! reported, never returned.
 
 use epost_store::Store;
+
+use crate::keyspaces::BLOCKS;
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
 
@@ -15,13 +17,13 @@ pub enum LocalError {
     NoSpace,
     #[error("fragment {index} of {id} was corrupt on disk and has been dropped")]
     Corrupt { id: ObjectId, index: u8 },
-    #[error("local store: {0}")]
-    Store(String),
+    #[error(transparent)]
+    Store(epost_store::StoreError),
 }
 
 impl From<epost_store::StoreError> for LocalError {
     fn from(e: epost_store::StoreError) -> Self {
-        if e.is_no_space() { Self::NoSpace } else { Self::Store(e.to_string()) }
+        if e.is_no_space() { Self::NoSpace } else { Self::Store(e) }
     }
 }
 
@@ -57,7 +59,7 @@ impl LocalFragments {
         expires: u64,
     ) -> Result<(), LocalError> {
         let puts = fragments.into_iter().map(|(f, bytes)| {
-            self.store.put_block(key(f.object_id, f.index).to_vec(), bytes, expires)
+            self.store.put(&BLOCKS, key(f.object_id, f.index).to_vec(), bytes, expires)
         });
         for result in futures::future::join_all(puts).await {
             result?;
@@ -67,22 +69,22 @@ impl LocalFragments {
 
     /// The encoded fragment, verified against itself and its key.
     pub(crate) async fn get(&self, id: ObjectId, index: u8) -> Result<Option<Vec<u8>>, LocalError> {
-        let Some(block) = self.store.get_block(&key(id, index))? else { return Ok(None) };
-        let good = Fragment::decode(&block.data)
+        let Some(block) = self.store.get(&BLOCKS, &key(id, index))? else { return Ok(None) };
+        let good = Fragment::decode(&block.value)
             .ok()
             .filter(|f| f.verify().is_ok() && f.object_id == id && f.index == index);
         if good.is_none() {
             self.delete(id, index).await?;
             return Err(LocalError::Corrupt { id, index });
         }
-        Ok(Some(block.data))
+        Ok(Some(block.value))
     }
 
     /// Indices of `id` held here (from keys alone; see [`Self::scrub`]).
     pub(crate) fn indices(&self, id: ObjectId) -> Result<Vec<u8>, LocalError> {
         let start = key(id, 0);
         let mut out = Vec::new();
-        for (k, _) in self.store.blocks_from(&start, 256)? {
+        for (k, _) in self.store.scan(&BLOCKS, &start, 256)? {
             match split(&k) {
                 Some((found, index)) if found == id => out.push(index),
                 _ => break,
@@ -109,21 +111,42 @@ impl LocalFragments {
 
     /// When the lease of fragment `index` of `id` ends.
     pub(crate) fn expiry(&self, id: ObjectId, index: u8) -> Result<Option<u64>, LocalError> {
-        Ok(self.store.block_meta(&key(id, index))?.map(|m| m.expires))
+        Ok(self.store.get(&BLOCKS, &key(id, index))?.map(|m| m.expires))
     }
 
     /// Extends every fragment of `id` held here to `expires`.
     pub(crate) async fn extend(&self, id: ObjectId, expires: u64) -> Result<u32, LocalError> {
         let mut n = 0;
         for index in self.indices(id)? {
-            self.store.extend_block(key(id, index).to_vec(), expires).await?;
+            self.store.extend(&BLOCKS, key(id, index).to_vec(), expires).await?;
             n += 1;
         }
         Ok(n)
     }
 
+    /// Extends every fragment held here of each object in `ids` to at
+    /// least `expires`, in one commit; returns per object how many
+    /// fragments are held (each now leased until `expires` or later).
+    pub(crate) async fn renew(
+        &self,
+        ids: &[ObjectId],
+        expires: u64,
+    ) -> Result<Vec<u8>, LocalError> {
+        let mut batch = epost_store::Batch::new();
+        let mut counts = Vec::with_capacity(ids.len());
+        for id in ids {
+            let indices = self.indices(*id)?;
+            for index in &indices {
+                batch.extend(&BLOCKS, key(*id, *index).to_vec(), expires);
+            }
+            counts.push(u8::try_from(indices.len()).unwrap_or(u8::MAX));
+        }
+        self.store.commit(batch).await?;
+        Ok(counts)
+    }
+
     pub(crate) async fn delete(&self, id: ObjectId, index: u8) -> Result<(), LocalError> {
-        Ok(self.store.delete_block(key(id, index).to_vec()).await?)
+        Ok(self.store.delete(&BLOCKS, key(id, index).to_vec()).await?)
     }
 
     /// Distinct object ids after `cursor`, in key order, at most `limit`.
@@ -141,7 +164,7 @@ impl LocalFragments {
         let mut out: Vec<ObjectId> = Vec::with_capacity(limit);
         let mut from = start;
         'pages: loop {
-            let page = self.store.blocks_from(&from, 1024)?;
+            let page = self.store.scan(&BLOCKS, &from, 1024)?;
             let Some((last, _)) = page.last() else { break };
             let mut next = last.clone();
             next.push(0);
@@ -165,12 +188,12 @@ impl LocalFragments {
 
     /// Drops every fragment whose lease ended before `now`; returns how many.
     pub(crate) async fn collect_expired(&self, now: u64) -> Result<u64, LocalError> {
-        Ok(self.store.collect_expired_blocks(now).await?)
+        Ok(self.store.expire(&BLOCKS, now).await?)
     }
 
     /// (fragments, bytes) held here.
     pub fn usage(&self) -> (u64, u64) {
-        let stats = self.store.block_stats();
+        let stats = self.store.stats(&BLOCKS);
         (stats.count, stats.bytes)
     }
 
@@ -179,12 +202,12 @@ impl LocalFragments {
     /// whether one was.
     pub(crate) async fn flip_bit(&self, id: ObjectId) -> Result<bool, LocalError> {
         let Some(index) = self.indices(id)?.first().copied() else { return Ok(false) };
-        let Some(block) = self.store.get_block(&key(id, index))? else { return Ok(false) };
-        let Ok(mut fragment) = Fragment::decode(&block.data) else { return Ok(false) };
+        let Some(block) = self.store.get(&BLOCKS, &key(id, index))? else { return Ok(false) };
+        let Ok(mut fragment) = Fragment::decode(&block.value) else { return Ok(false) };
         let Some(byte) = fragment.data.first_mut() else { return Ok(false) };
         *byte ^= 1;
-        self.store.delete_block(key(id, index).to_vec()).await?;
-        self.store.put_block(key(id, index).to_vec(), fragment.encode(), block.expires).await?;
+        self.store.delete(&BLOCKS, key(id, index).to_vec()).await?;
+        self.store.put(&BLOCKS, key(id, index).to_vec(), fragment.encode(), block.expires).await?;
         Ok(true)
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use epost_dht::frag::{FragRequest, FragResponse};
 use epost_dht::{DhtEvent, PeerId};
 use epost_types::id::ObjectId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -38,14 +38,19 @@ use super::{Ctx, erasure, get};
 const PAGE: usize = 128;
 
 /// What one maintenance pass did.
-#[derive(Debug, Default, Clone, Serialize)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct RepairReport {
     pub objects_checked: u64,
     pub fragments_repaired: u64,
     pub fragments_handed_over: u64,
     pub fragments_dropped: u64,
     pub unrecoverable: u64,
+    /// Expired fragments collected.
     pub expired_removed: u64,
+    /// Expired entries of the node's other keyspaces swept with the pass
+    /// (records, received notifications, seen nonces).
+    #[serde(default)]
+    pub records_expired_removed: u64,
     pub errors: u64,
 }
 

@@ -57,6 +57,8 @@ pub struct Metrics {
     pub bad_peer_responses: AtomicU64,
     pub repair_passes: AtomicU64,
     pub gc_removed: AtomicU64,
+    /// Fragments held here whose lease an owner's `Renew` extended.
+    pub fragments_renewed: AtomicU64,
     pub put_latency: Histogram,
     pub get_latency: Histogram,
 }
@@ -88,7 +90,7 @@ impl Metrics {
     /// Prometheus text of every counter and histogram.
     pub fn render(&self, out: &mut String) {
         use std::fmt::Write;
-        let counters: [(&str, &AtomicU64); 11] = [
+        let counters: [(&str, &AtomicU64); 12] = [
             ("epost_objects_put_total", &self.objects_put),
             ("epost_objects_got_total", &self.objects_got),
             ("epost_fragments_stored_total", &self.fragments_stored),
@@ -100,6 +102,7 @@ impl Metrics {
             ("epost_bad_peer_responses_total", &self.bad_peer_responses),
             ("epost_repair_passes_total", &self.repair_passes),
             ("epost_gc_removed_total", &self.gc_removed),
+            ("epost_fragments_renewed_total", &self.fragments_renewed),
         ];
         for (name, counter) in counters {
             let _ =

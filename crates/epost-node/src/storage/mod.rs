@@ -15,6 +15,7 @@ mod maintenance;
 pub mod metrics;
 pub mod placement;
 mod put;
+mod renew;
 mod service;
 
 use std::sync::Arc;
@@ -57,7 +58,7 @@ impl Default for StorageConfig {
         Self {
             k: 4,
             m: 4,
-            lease: Duration::from_secs(28 * 24 * 3600),
+            lease: Duration::from_secs(180 * 24 * 3600),
             chunk_size: 1024 * 1024,
             repair_interval: Duration::from_secs(60),
             grace: Duration::from_secs(300),
@@ -84,5 +85,13 @@ impl Ctx {
     pub(crate) fn default_expiry(&self) -> u64 {
         let now = epost_types::time::Timestamp::now().as_millis();
         now.saturating_add(u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX))
+    }
+
+    /// The latest lease end this node grants a peer's fragments: twice its
+    /// own lease from now.
+    pub(crate) fn lease_cap(&self) -> u64 {
+        let now = epost_types::time::Timestamp::now().as_millis();
+        let lease = u64::try_from(self.config.lease.as_millis()).unwrap_or(u64::MAX);
+        now.saturating_add(lease.saturating_mul(2))
     }
 }

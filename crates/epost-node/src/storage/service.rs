@@ -33,6 +33,12 @@ pub struct PutReport {
     pub size: u64,
     /// Objects stored (chunks and manifests).
     pub objects: u64,
+    /// Their ids, root last: what an owner renews to keep the capability.
+    #[serde(skip)]
+    pub ids: Vec<ObjectId>,
+    /// The lease they were stored with, ms since the UNIX epoch.
+    #[serde(skip)]
+    pub expires: u64,
 }
 
 /// Redundancy of one object as seen now.
@@ -146,7 +152,7 @@ impl StorageService {
         let mut buf = vec![0u8; chunk_size.min(256 * 1024)];
         let mut in_flight = FuturesUnordered::new();
         let mut size = 0u64;
-        let mut objects = 0u64;
+        let mut ids = Vec::new();
         loop {
             let read = input.read(&mut buf).await.map_err(|e| PutError::Input(e.to_string()))?;
             if read == 0 {
@@ -154,7 +160,7 @@ impl StorageService {
             }
             size += read as u64;
             for sealed in writer.push(&buf[..read]) {
-                objects += 1;
+                ids.push(sealed.id);
                 in_flight.push(self.put_sealed(sealed, expires));
                 // Bounded: wait for a slot before reading more input.
                 while in_flight.len() >= self.ctx.config.parallel_chunks {
@@ -166,13 +172,19 @@ impl StorageService {
         }
         let finished = writer.finish();
         for sealed in finished.objects {
-            objects += 1;
+            ids.push(sealed.id);
             in_flight.push(self.put_sealed(sealed, expires));
         }
         while let Some(result) = in_flight.next().await {
             result?;
         }
-        Ok(PutReport { capability: finished.capability.to_string(), size, objects })
+        Ok(PutReport {
+            capability: finished.capability.to_string(),
+            size,
+            objects: ids.len() as u64,
+            ids,
+            expires,
+        })
     }
 
     async fn put_sealed(&self, sealed: SealedObject, expires: u64) -> Result<(), PutError> {
@@ -180,9 +192,12 @@ impl StorageService {
     }
 
     /// Stores one object its caller sealed (a log entry, a mail part
-    /// manifest), with the default lease; returns once it is durable.
-    pub async fn put_sealed_object(&self, sealed: &SealedObject) -> Result<(), PutError> {
-        put_object(&self.ctx, sealed.id, &sealed.ciphertext, self.ctx.default_expiry()).await
+    /// manifest), with the default lease; returns once it is durable, with
+    /// the lease end it was stored until.
+    pub async fn put_sealed_object(&self, sealed: &SealedObject) -> Result<u64, PutError> {
+        let expires = self.ctx.default_expiry();
+        put_object(&self.ctx, sealed.id, &sealed.ciphertext, expires).await?;
+        Ok(expires)
     }
 
     /// One object's ciphertext, decoded from its fragments and checked
@@ -260,8 +275,9 @@ impl StorageService {
     }
 
     /// Every object id under a capability: the root, and for a manifest
-    /// tree every manifest and chunk (manifests are fetched to list them).
-    async fn object_ids(&self, capability: &Capability) -> Result<Vec<ObjectId>, GetError> {
+    /// tree every manifest and chunk (manifests are fetched to list them;
+    /// the root is fetched to learn whether it is one).
+    pub async fn object_ids(&self, capability: &Capability) -> Result<Vec<ObjectId>, GetError> {
         let mut ids = Vec::new();
         let mut walker = ObjectReader::new(capability.clone());
         while let Some(next) = walker.next_needed() {
@@ -306,23 +322,21 @@ impl StorageService {
     pub async fn refresh(&self, capability: &Capability) -> Result<RefreshReport, CheckError> {
         let ids = self.object_ids(capability).await?;
         let expires = self.ctx.default_expiry();
-        let n = usize::from(self.ctx.config.k) + usize::from(self.ctx.config.m);
-        let mut extended = 0u64;
-        for id in &ids {
-            let closest = self
-                .ctx
-                .dht
-                .closest_peers(id.as_bytes(), 2 * n)
-                .await
-                .map_err(|e| CheckError::Placement(e.to_string()))?;
-            for peer in closest {
-                let request = FragRequest::Extend { objects: vec![*id.as_bytes()], expires };
-                if let Ok(FragResponse::Extended(count)) = self.ctx.ask(peer, request).await {
-                    extended += u64::from(count);
-                }
-            }
-        }
+        let counts = self.renew(&ids, expires).await;
+        let extended = counts.iter().map(|c| *c as u64).sum();
         Ok(RefreshReport { objects: ids.len(), fragments_extended: extended, expires })
+    }
+
+    /// Extends every fragment of `ids`, wherever near its placement it is
+    /// held, to at least `expires` (capped by each holder); returns per
+    /// object how many fragments holders say are leased that long.
+    pub async fn renew(&self, ids: &[ObjectId], expires: u64) -> Vec<usize> {
+        super::renew::renew(&self.ctx, ids, expires).await
+    }
+
+    /// The lease given to what is stored now.
+    pub fn lease(&self) -> std::time::Duration {
+        self.ctx.config.lease
     }
 
     /// Runs a maintenance pass now and reports what it did.

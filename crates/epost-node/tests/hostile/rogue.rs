@@ -171,6 +171,9 @@ async fn serve_fragments(
             FragRequest::Extend { objects, .. } => FragResponse::Extended(
                 objects.iter().map(|o| held.range((*o, 0)..=(*o, u8::MAX)).count() as u32).sum(),
             ),
+            FragRequest::Renew { objects, .. } => FragResponse::Renewed(
+                objects.iter().map(|o| held.range((*o, 0)..=(*o, u8::MAX)).count() as u8).collect(),
+            ),
         };
         dht.respond(reply, response).await;
     }

@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{backends, content, key, open};
+use super::{BLOCKS, backends, content, key, open};
 use crate::Backend;
 
 const CHILD_TEST: &str = "tests::crash::child";
@@ -74,9 +74,9 @@ fn parse_ack(line: &str) -> Option<u64> {
 fn verify(dir: &Path, backend: Backend, acked: &BTreeSet<u64>) -> usize {
     let store = open(dir, backend);
     for i in acked {
-        let block = store.get_block(&key(*i)).unwrap_or_else(|e| panic!("read {i}: {e}"));
+        let block = store.get(&BLOCKS, &key(*i)).unwrap_or_else(|e| panic!("read {i}: {e}"));
         assert_eq!(
-            block.map(|b| b.data),
+            block.map(|b| b.value),
             Some(content(*i)),
             "{backend:?}: acknowledged block {i} lost or damaged"
         );
@@ -84,11 +84,11 @@ fn verify(dir: &Path, backend: Backend, acked: &BTreeSet<u64>) -> usize {
     let mut present = 0;
     let mut from = Vec::new();
     loop {
-        let page = store.blocks_from(&from, 512).expect("scan");
+        let page = store.scan(&BLOCKS, &from, 512).expect("scan");
         let Some((last, _)) = page.last() else { break };
         for (k, _) in &page {
             let i = u64::from_be_bytes(k.as_slice().try_into().expect("8-byte key"));
-            let data = store.get_block(k).expect("read").expect("listed").data;
+            let data = store.get(&BLOCKS, k).expect("read").expect("listed").value;
             assert_eq!(data, content(i), "{backend:?}: block {i} is present but corrupt");
             present += 1;
         }
@@ -188,7 +188,7 @@ fn child() {
     };
     let start: u64 =
         std::env::var("EPOST_STORE_START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
-    let store = match crate::Store::open(Path::new(&dir), backend) {
+    let store = match crate::Store::open(Path::new(&dir), backend, &[BLOCKS]) {
         Ok(store) => store,
         Err(e) => {
             println!("failed nospace={}: {e}", matches!(e, crate::OpenError::NoSpace { .. }));
@@ -207,7 +207,7 @@ fn child() {
                     if i > start + 1_000_000 {
                         return;
                     }
-                    match store.put_block_blocking(key(i), content(i), u64::MAX) {
+                    match store.put_blocking(&BLOCKS, key(i), content(i), u64::MAX) {
                         Ok(()) => {
                             let mut out = std::io::stdout().lock();
                             let _ = writeln!(out, "acked {i} ok");

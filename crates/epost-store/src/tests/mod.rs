@@ -6,7 +6,14 @@ mod crash;
 
 use std::path::Path;
 
-use crate::{Backend, Store};
+use crate::{Backend, Keyspace, Store, keyspace};
+
+/// Content-addressed values, as the node's fragments.
+pub(crate) const BLOCKS: Keyspace = keyspace!("blocks", Immutable, key: 64, value: 17 << 20);
+/// Small mutable values, as the node's records.
+pub(crate) const RECORDS: Keyspace = keyspace!("records", Mutable, key: 256, value: 64 << 10);
+/// Swept by nobody but its owner.
+pub(crate) const OWNED: Keyspace = keyspace!("owned", Mutable, key: 256, value: 1024).unswept();
 
 /// Every backend compiled in.
 pub(crate) fn backends() -> Vec<Backend> {
@@ -18,7 +25,8 @@ pub(crate) fn backends() -> Vec<Backend> {
 }
 
 pub(crate) fn open(dir: &Path, backend: Backend) -> Store {
-    Store::open(dir, backend).unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
+    Store::open(dir, backend, &[BLOCKS, RECORDS, OWNED])
+        .unwrap_or_else(|e| panic!("open {backend:?}: {e}"))
 }
 
 /// Content derived from a key index, so anything read back can be checked.
