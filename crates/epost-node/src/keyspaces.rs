@@ -54,7 +54,7 @@ pub const OWNED_HEADS: Keyspace =
 
 /// Per hosted user (owner id, 32): how far the mail service has got in
 /// filing received notifications and in registering the mail log's roots.
-pub const MAIL_MARKS: Keyspace = keyspace!("mail_marks", Mutable, key: 33, value: 64).unswept();
+pub const MAIL_MARKS: Keyspace = keyspace!("mail_marks", Mutable, key: 33, value: 128).unswept();
 
 /// The one table of every record before keyspaces were named (tag bytes
 /// told its owners apart); read once, by [`crate::migrate`], and emptied.

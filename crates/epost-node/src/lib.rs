@@ -102,6 +102,8 @@ pub struct Node {
     pub renewer: lease::Renewer,
     renew_task: lease::RenewTask,
     sweep_task: sweep::SweepTask,
+    /// What this node renews for its users.
+    pub book: lease::LeaseBook,
     book_task: lease::BookTask,
     store: Store,
 }
@@ -227,6 +229,7 @@ impl Node {
             renewer,
             renew_task,
             sweep_task,
+            book,
             book_task,
             store,
         })

@@ -4,6 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::capability::Capability;
 use crate::cbor::{self, DecodeError, Versioned};
 use crate::limits::{MAX_LOG_ENTRY, MAX_MANIFEST};
 
@@ -166,7 +167,108 @@ pub enum MailOp {
         folder: String,
         uids: Vec<u32>,
     },
+    /// The whole state as of entry `covers` is the [`Checkpoint`] object
+    /// `state` (readable with the owner's log key only): a reader starts
+    /// there and replays only the entries after `covers`. Changes nothing.
+    Checkpoint {
+        state: Capability,
+        covers: u64,
+    },
 }
+
+/// The checkpoint format this code writes and reads.
+pub const CHECKPOINT_VERSION: u8 = 1;
+/// Messages of one folder whose UIDs fall in one span of this many share
+/// a page, so a change rewrites one page and the others are reused.
+pub const PAGE_SPAN: u32 = 512;
+
+/// A user's mail as of one log entry, as objects: an index naming pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub v: u8,
+    /// The last log entry (sequence number) whose operations it includes.
+    pub covers: u64,
+    /// Mail log data entries applied, as the state counts them.
+    pub entries: u64,
+    pub folders: Vec<CheckpointFolder>,
+    /// The notifications already filed, by the day they were filed.
+    pub delivered: Vec<DayRef>,
+}
+
+/// One folder of a checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckpointFolder {
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub subscribed: bool,
+    pub pages: Vec<PageRef>,
+}
+
+/// A page of a folder: its messages with UIDs in `first_uid ..
+/// first_uid + PAGE_SPAN`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRef {
+    pub first_uid: u32,
+    pub count: u32,
+    pub capability: Capability,
+}
+
+/// The messages of one page, in UID order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub v: u8,
+    pub messages: Vec<PagedMessage>,
+}
+
+/// One message of a page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PagedMessage {
+    pub uid: u32,
+    pub message: MessageRef,
+    pub flags: Vec<String>,
+}
+
+/// The notifications filed on one day (days since the UNIX epoch).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayRef {
+    pub day: u64,
+    pub capability: Capability,
+}
+
+/// The ids of the notifications filed on one day, with when, sorted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveredPage {
+    pub v: u8,
+    pub ids: Vec<(serde_bytes::ByteBuf, u64)>,
+}
+
+/// Largest checkpoint index or page decoded.
+pub const MAX_CHECKPOINT_OBJECT: usize = 16 * 1024 * 1024;
+
+macro_rules! checkpoint_format {
+    ($($t:ty),*) => {$(
+        impl Versioned for $t {
+            const VERSION: u8 = CHECKPOINT_VERSION;
+
+            fn version(&self) -> u8 {
+                self.v
+            }
+        }
+
+        impl $t {
+            pub fn encode(&self) -> Vec<u8> {
+                cbor::encode(self)
+            }
+
+            pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+                cbor::decode(bytes, MAX_CHECKPOINT_OBJECT)
+            }
+        }
+    )*};
+}
+
+checkpoint_format!(Checkpoint, MessagePage, DeliveredPage);
 
 /// One entry of a user's mail log: the operations of one group commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -248,6 +248,20 @@ impl LogService {
         Ok(entries)
     }
 
+    /// A convergence secret only the owner of `address`'s log `name` can
+    /// derive, for objects that belong with the log (checkpoints).
+    pub fn derived_secret(
+        &self,
+        address: &Address,
+        name: &str,
+        purpose: &[u8],
+    ) -> Result<epost_types::convergent::ConvergenceSecret, LogError> {
+        check_name(name)?;
+        let user = self.inner.identity.user(address)?;
+        let log = LogId::derive(&user.keys.verifying_key(), name);
+        Ok(LogKey::derive(&user.keys.signing, &log).derived_secret(purpose))
+    }
+
     /// Registers in the lease book the entries of this node's logs it does
     /// not list yet (after an upgrade, the heads this node published are
     /// adopted first); returns how many it added.

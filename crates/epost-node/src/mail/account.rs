@@ -1,11 +1,14 @@
-//! One task per hosted user owns that user's mail state: it replays the
-//! mail log once, then turns requests into log operations, group-commits
-//! the operations of every request that arrived meanwhile as one entry,
-//! and answers each request only once that entry is durable.
-
-use std::collections::HashMap;
+//! One task per hosted user owns that user's mail state: it opens the
+//! mailbox once (the newest checkpoint and what followed, [`super::open`]),
+//! then turns requests into log operations, group-commits the operations
+//! of every request that arrived meanwhile as one entry, and answers each
+//! request only once that entry is durable. What the folders start or stop
+//! naming goes to the lease book with it, and every
+//! [`checkpoint::EVERY`](super::checkpoint::EVERY) entries the state is
+//! checkpointed.
 
 use epost_types::address::Address;
+use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
 use epost_types::limits::MAX_LOG_ENTRY;
 use epost_types::mail::{FlagChange, MAX_OP_UIDS, MailEntry, MailOp, MessageRef};
@@ -14,9 +17,12 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::MailError;
-use super::state::{Folder, MailState, OpError, STANDARD, manifest_id};
+use super::checkpoint::{self, Tracker};
+use super::leases::{self, Leases};
+use super::state::{Folder, MailState, OpError, manifest_id};
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
+use crate::storage::StorageService;
 
 /// The log every user's mail lives in.
 pub const MAIL_LOG: &str = "mail";
@@ -106,13 +112,12 @@ impl Mailbox {
     /// Starts the task; it replays the log before taking requests.
     pub(super) fn start(
         address: Address,
-        logs: LogService,
-        book: LeaseBook,
+        services: Services,
         stopped: watch::Receiver<bool>,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (changes, _) = broadcast::channel(256);
-        let task = tokio::spawn(run(address.clone(), logs, book, rx, changes.clone(), stopped));
+        let task = tokio::spawn(run(address.clone(), services, rx, changes.clone(), stopped));
         (Self { address, tx, changes }, task)
     }
 
@@ -156,16 +161,35 @@ impl Mailbox {
     }
 }
 
+/// What an account task works with.
+#[derive(Clone)]
+pub(super) struct Services {
+    pub(super) logs: LogService,
+    pub(super) book: LeaseBook,
+    pub(super) storage: StorageService,
+}
+
+/// One account's task state besides the mail itself.
+struct Account {
+    address: Address,
+    services: Services,
+    tracker: Tracker,
+    /// Whether every batch since the book's mark was registered (then a
+    /// checkpoint moves the mark with it).
+    registered: bool,
+}
+
 async fn run(
     address: Address,
-    logs: LogService,
-    book: LeaseBook,
+    services: Services,
     mut rx: mpsc::Receiver<Request>,
     changes: broadcast::Sender<String>,
     mut stopped: watch::Receiver<bool>,
 ) {
-    let mut state = match replay(&address, &logs, &book).await {
-        Ok(state) => state,
+    let opened =
+        super::open::open(&address, &services.logs, &services.book, &services.storage).await;
+    let opened = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             warn!(%address, error = %e, "cannot read the mail log; requests fail until it can");
             // Answer what is queued with the error, then stop: the next
@@ -179,6 +203,11 @@ async fn run(
             return;
         }
     };
+    let mut state = opened.state;
+    let mut account = Account { address, services, tracker: opened.tracker, registered: true };
+    if account.tracker.since >= checkpoint::EVERY {
+        account.checkpoint(&mut state, opened.last_seq).await;
+    }
     loop {
         let first = tokio::select! {
             first = rx.recv() => match first {
@@ -202,22 +231,29 @@ async fn run(
             match request {
                 Request::Read(job) => job(&state),
                 Request::Change(change, reply) => {
-                    let result = plan(&mut state, change, &mut ops, &mut touched, &mut leases);
+                    let result = plan(
+                        &mut state,
+                        change,
+                        &mut ops,
+                        &mut touched,
+                        &mut leases,
+                        &mut account.tracker,
+                    );
                     replies.push((reply, result));
                 }
             }
         }
         let mut last_seq = None;
         for entry in entries(ops) {
-            match logs.append(&address, MAIL_LOG, entry.encode()).await {
-                Ok(appended) => last_seq = Some(appended.seq),
+            match account.append(&entry).await {
+                Ok(seq) => last_seq = Some(seq),
                 Err(e) => {
                     // What this task holds may now be ahead of the log:
                     // refuse the batch and stop; the next request replays
                     // afresh (and registers what was written).
-                    warn!(%address, error = %e, "mail log append failed; the batch is refused");
+                    warn!(address = %account.address, error = %e, "mail log append failed; the batch is refused");
                     for (reply, result) in replies {
-                        let _ = reply.send(result.and(Err(MailError::Temporary(e.to_string()))));
+                        let _ = reply.send(result.and(Err(e.clone())));
                     }
                     return;
                 }
@@ -225,7 +261,11 @@ async fn run(
             state.entries += 1;
         }
         if let Some(seq) = last_seq {
-            leases.register(&book, &address, &state, seq).await;
+            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
+            account.registered &= ok;
+            if account.tracker.since >= checkpoint::EVERY {
+                account.checkpoint(&mut state, seq).await;
+            }
         }
         for (reply, result) in replies {
             let _ = reply.send(result);
@@ -236,148 +276,82 @@ async fn run(
             let _ = changes.send(folder);
         }
     }
-    debug!(%address, "mail task stopped");
+    debug!(address = %account.address, "mail task stopped");
 }
 
-/// Reads and replays the user's mail log; writes the standard folders if
-/// the log is new. What the log says this user holds is brought into the
-/// lease book: entries after the book's mark are replayed with their
-/// changes tracked (a crash between an append and its registration).
-async fn replay(
-    address: &Address,
-    logs: &LogService,
-    book: &LeaseBook,
-) -> Result<MailState, MailError> {
-    let entries =
-        logs.read(address, MAIL_LOG).await.map_err(|e| MailError::Temporary(e.to_string()))?;
-    let mark = registered_mark(book, address);
-    let mut state = MailState::default();
-    let mut leases = Leases::default();
-    for entry in &entries {
-        match MailEntry::decode(&entry.body) {
-            Ok(decoded) => {
-                for op in &decoded.ops {
-                    if entry.seq > mark {
-                        leases.before(&state, op);
-                    }
-                    if let Err(e) = state.apply(op) {
-                        debug!(%address, seq = entry.seq, error = %e, "skipping an operation");
-                    }
-                }
-            }
-            Err(e) => {
-                warn!(%address, seq = entry.seq, error = %e, "skipping an unreadable mail log entry")
-            }
-        }
-        state.entries += 1;
-    }
-    if let Some(last) = entries.last().filter(|e| e.seq > mark) {
-        leases.register(book, address, &state, last.seq).await;
-    }
-    let missing: Vec<MailOp> = STANDARD
-        .iter()
-        .enumerate()
-        .filter(|(_, name)| entries.is_empty() && !state.folders.contains_key(**name))
-        .map(|(i, name)| MailOp::Create {
-            folder: (*name).to_owned(),
-            uid_validity: validity(i as u32),
-        })
-        .collect();
-    if !missing.is_empty() {
-        let entry = MailEntry::new(missing.clone());
-        logs.append(address, MAIL_LOG, entry.encode())
+impl Account {
+    /// Appends one mail log entry; returns its sequence number.
+    async fn append(&mut self, entry: &MailEntry) -> Result<u64, MailError> {
+        let appended = self
+            .services
+            .logs
+            .append(&self.address, MAIL_LOG, entry.encode())
             .await
             .map_err(|e| MailError::Temporary(e.to_string()))?;
-        for op in &missing {
-            let _ = state.apply(op);
+        self.tracker.since += 1;
+        Ok(appended.seq)
+    }
+
+    fn secret(&self) -> Result<ConvergenceSecret, MailError> {
+        self.services
+            .logs
+            .derived_secret(&self.address, MAIL_LOG, checkpoint::PURPOSE)
+            .map_err(|e| MailError::Temporary(e.to_string()))
+    }
+
+    /// Checkpoints `state` as of entry `covers`. A failure is logged and
+    /// the next batch tries again; nothing else depends on it.
+    async fn checkpoint(&mut self, state: &mut MailState, covers: u64) {
+        if let Err(e) = self.try_checkpoint(state, covers).await {
+            warn!(address = %self.address, error = %e, "checkpoint not written; the next batch retries");
         }
+    }
+
+    async fn try_checkpoint(
+        &mut self,
+        state: &mut MailState,
+        covers: u64,
+    ) -> Result<(), MailError> {
+        let secret = self.secret()?;
+        let written =
+            checkpoint::write(&self.services.storage, &secret, state, &self.tracker, covers)
+                .await?;
+        let entry =
+            MailEntry::new(vec![MailOp::Checkpoint { state: written.capability.clone(), covers }]);
+        let seq = self.append(&entry).await?;
         state.entries += 1;
-    }
-    Ok(state)
-}
-
-/// The key of the mark saying up to which mail log entry the lease book
-/// holds what `address`'s folders name.
-fn mark_key(address: &Address) -> Vec<u8> {
-    let mut key = OwnerId::mail(address).as_bytes().to_vec();
-    key.push(b'r');
-    key
-}
-
-fn registered_mark(book: &LeaseBook, address: &Address) -> u64 {
-    book.mark(&mark_key(address))
-        .ok()
-        .flatten()
-        .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-        .map_or(0, u64::from_be_bytes)
-}
-
-/// The changes a batch makes to which messages this user holds: the count
-/// of folder entries of each manifest it touched, before the batch, and
-/// the objects of messages it stores.
-#[derive(Debug, Default)]
-struct Leases {
-    before: HashMap<ObjectId, (MessageRef, u32)>,
-    objects: HashMap<ObjectId, StoredObjects>,
-}
-
-impl Leases {
-    /// Notes what `op` may change, before it is applied to `state`.
-    fn before(&mut self, state: &MailState, op: &MailOp) {
-        for message in state.touched(op) {
-            if let Some(id) = manifest_id(&message) {
-                let count = state.refs(&id);
-                self.before.entry(id).or_insert((message, count));
-            }
-        }
-    }
-
-    /// The manifests now held that were not, and those no longer held.
-    fn transitions(&mut self, state: &MailState) -> (Vec<NewRoot>, Vec<ObjectId>) {
-        let mut add = Vec::new();
-        let mut drop = Vec::new();
-        for (id, (message, before)) in self.before.drain() {
-            let after = state.refs(&id);
-            if before == 0 && after > 0 {
-                let objects = self.objects.remove(&id);
-                add.push(NewRoot {
-                    id,
-                    kind: RootKind::Message,
-                    capability: message.manifest.parse().ok(),
-                    members: objects.as_ref().map(|o| o.members.clone()),
-                    expires: objects.map_or(0, |o| o.expires),
-                });
-            } else if before > 0 && after == 0 {
-                drop.push(id);
-            }
-        }
-        (add, drop)
-    }
-
-    /// Commits the batch's changes to the lease book, with the mark of the
-    /// log entry `seq` they bring it to. A failure is logged: the next
-    /// replay finds the changes again from the mark.
-    async fn register(mut self, book: &LeaseBook, address: &Address, state: &MailState, seq: u64) {
-        let (add, drop) = self.transitions(state);
-        if add.is_empty() && drop.is_empty() {
-            return;
-        }
+        let root = NewRoot {
+            id: written.capability.id,
+            kind: RootKind::MailState,
+            capability: Some(written.capability.clone()),
+            members: Some(written.members.clone()),
+            expires: written.expires,
+        };
+        let previous = self.tracker.root.filter(|id| *id != written.capability.id);
         let change = lease::Change {
-            owner: Some(OwnerId::mail(address)),
-            add,
-            drop,
-            marks: vec![(mark_key(address), seq.to_be_bytes().to_vec())],
+            owner: Some(OwnerId::logs(&self.address)),
+            add: vec![root],
+            drop: previous.into_iter().collect(),
+            marks: if self.registered {
+                vec![leases::mark(seq, &self.address)]
+            } else {
+                Vec::new()
+            },
             head: None,
         };
-        if let Err(e) = book.change(change).await {
-            warn!(%address, error = %e, "cannot record in the lease book what the folders hold; the next start does");
+        if let Err(e) = self.services.book.change(change).await {
+            // The next open registers the checkpoint it loads.
+            warn!(address = %self.address, error = %e, "cannot record the checkpoint in the lease book");
         }
+        self.tracker = written.into_tracker();
+        debug!(address = %self.address, seq, "mail state checkpointed");
+        Ok(())
     }
 }
 
 /// A fresh UIDVALIDITY: the time in seconds (as Dovecot does), plus an
 /// offset so folders made together differ.
-fn validity(offset: u32) -> u32 {
+pub(super) fn validity(offset: u32) -> u32 {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -392,6 +366,7 @@ fn plan(
     ops: &mut Vec<MailOp>,
     touched: &mut Vec<String>,
     leases: &mut Leases,
+    tracker: &mut Tracker,
 ) -> Result<Changed, MailError> {
     let op = match change {
         Change::Create(folder) => {
@@ -404,7 +379,7 @@ fn plan(
             MailOp::Rename { uid_validity: validity(ops.len() as u32), from, to }
         }
         Change::Subscribe(folder, subscribed) => MailOp::Subscribe { folder, subscribed },
-        Change::Insert { notification: Some(id), .. } if state.delivered.contains(&id) => {
+        Change::Insert { notification: Some(id), .. } if state.delivered.contains_key(&id) => {
             return Ok(Changed::default());
         }
         Change::Insert { folder, message, flags, notification, objects } => {
@@ -436,6 +411,7 @@ fn plan(
         OpError::Exists(name) => MailError::FolderExists(name),
         OpError::NotAllowed(text) => MailError::NotAllowed(text),
     })?;
+    tracker.note(&op, &uids);
     let mut changed = Changed { uids, sources, applied: true, ..Default::default() };
     match &op {
         MailOp::Insert { folder, .. } | MailOp::Create { folder, .. } => {
@@ -466,6 +442,7 @@ fn plan(
             touched.push(from.clone());
             touched.push(to.clone());
         }
+        MailOp::Checkpoint { .. } => {}
     }
     // Skip writing operations that change nothing.
     let empty = matches!(&op, MailOp::Flags { uids, .. } | MailOp::Copy { uids, .. }

@@ -14,7 +14,10 @@
 
 pub mod account;
 mod cache;
+mod checkpoint;
+mod leases;
 pub mod message;
+mod open;
 pub mod state;
 
 use std::collections::HashMap;
@@ -37,7 +40,7 @@ pub use account::{Change, Changed, Mailbox, StoredObjects};
 use crate::identity::{Identity, IdentityError};
 use crate::lease::LeaseBook;
 use crate::logs::LogService;
-use crate::notify::{NotifyError, NotifyService, Received};
+use crate::notify::{NotifyError, NotifyService, Received, ReceivedCursor};
 use crate::storage::StorageService;
 
 /// How often received notifications are checked against the INBOX.
@@ -159,12 +162,12 @@ impl MailService {
         if let Some((mailbox, _)) = boxes.get(address).filter(|(m, _)| m.is_running()) {
             return Ok(mailbox.clone());
         }
-        let (mailbox, task) = Mailbox::start(
-            address.clone(),
-            self.inner.logs.clone(),
-            self.inner.book.clone(),
-            self.inner.stopped.clone(),
-        );
+        let services = account::Services {
+            logs: self.inner.logs.clone(),
+            book: self.inner.book.clone(),
+            storage: self.inner.storage.clone(),
+        };
+        let (mailbox, task) = Mailbox::start(address.clone(), services, self.inner.stopped.clone());
         boxes.insert(address.clone(), (mailbox.clone(), task));
         Ok(mailbox)
     }
@@ -304,7 +307,7 @@ impl MailService {
             .map_err(|_| MailError::Corrupt("notification id is not hex".into()))?;
         let mailbox = self.mailbox(&received.to)?;
         let delivered = id.clone();
-        if mailbox.read(move |state| state.delivered.contains(&delivered)).await? {
+        if mailbox.read(move |state| state.delivered.contains_key(&delivered)).await? {
             return Ok(false);
         }
         // The size comes from the manifest itself, not the sender's word.
@@ -328,18 +331,76 @@ impl MailService {
     }
 
     /// Files everything received but not yet in an INBOX (runs every
-    /// minute and when the notification stream lagged).
+    /// minute and when the notification stream lagged). Only what arrived
+    /// after the user's filing mark is read: the mark moves past every
+    /// notification filed (or not mail) that arrived more than
+    /// [`FILING_SETTLED`] ago, so one still being written is never passed.
     pub async fn reconcile(&self) {
         for user in self.inner.identity.hosted_users() {
             let address = user.keys.address.clone();
-            let Ok(received) = self.inner.notifications.list(&address) else { continue };
-            for item in received {
-                if let Err(e) = self.file(&item).await {
-                    debug!(%address, id = %item.id, error = %e, "not filed yet; the next pass retries");
-                }
+            if let Err(e) = self.reconcile_user(&address).await {
+                debug!(%address, error = %e, "filing pass stopped; the next one retries");
             }
         }
     }
+
+    async fn reconcile_user(&self, address: &Address) -> Result<(), MailError> {
+        let key = filing_mark_key(address);
+        let mark = self.inner.book.mark(&key).ok().flatten().map(ReceivedCursor);
+        let settled = Timestamp::now().as_millis().saturating_sub(millis(FILING_SETTLED));
+        let mut cursor = mark.clone();
+        let mut advance = None;
+        let mut blocked = false;
+        loop {
+            let page = self
+                .inner
+                .notifications
+                .list_after(address, cursor.as_ref(), FILING_PAGE)
+                .map_err(|e| MailError::Temporary(e.to_string()))?;
+            let full = page.len() == FILING_PAGE;
+            for (at, item) in page {
+                match self.file(&item).await {
+                    Ok(_) if !blocked && item.received < settled => advance = Some(at.clone()),
+                    Ok(_) => {}
+                    Err(e) => {
+                        debug!(%address, id = %item.id, error = %e, "not filed yet; the next pass retries");
+                        blocked = true;
+                    }
+                }
+                cursor = Some(at);
+            }
+            if !full {
+                break;
+            }
+        }
+        if let Some(at) = advance.filter(|at| Some(at) != mark.as_ref()) {
+            let change = crate::lease::Change { marks: vec![(key, at.0)], ..Default::default() };
+            self.inner
+                .book
+                .change(change)
+                .await
+                .map_err(|e| MailError::Temporary(e.to_string()))?;
+        }
+        Ok(())
+    }
+}
+
+/// Notifications received this long ago are surely on disk: the filing
+/// mark may pass them.
+const FILING_SETTLED: Duration = Duration::from_secs(600);
+/// Received notifications read per page by a filing pass.
+const FILING_PAGE: usize = 256;
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// The key of a user's filing mark: the last received notification
+/// before which everything is filed.
+fn filing_mark_key(address: &Address) -> Vec<u8> {
+    let mut key = crate::lease::OwnerId::mail(address).as_bytes().to_vec();
+    key.push(b'f');
+    key
 }
 
 fn is_mail(summary: &str) -> bool {

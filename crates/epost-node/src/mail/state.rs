@@ -1,7 +1,7 @@
 //! A user's mail as the replay of their mail log: folders, UIDs, flags.
 //! Pure and deterministic, so every node that reads the log agrees.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use epost_types::capability::Capability;
 use epost_types::id::ObjectId;
@@ -43,8 +43,9 @@ pub enum OpError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailState {
     pub folders: BTreeMap<String, Folder>,
-    /// Notifications already turned into messages.
-    pub delivered: HashSet<Vec<u8>>,
+    /// Notifications already turned into messages, with when they were
+    /// (the message's internal date, ms).
+    pub delivered: HashMap<Vec<u8>, u64>,
     /// Entries applied so far (0: an empty log).
     pub entries: u64,
     /// How many folder entries name each message manifest: what the lease
@@ -59,6 +60,24 @@ pub fn manifest_id(message: &MessageRef) -> Option<ObjectId> {
 }
 
 impl MailState {
+    /// The state a checkpoint describes (the counts are derived).
+    pub fn restore(
+        folders: BTreeMap<String, Folder>,
+        delivered: HashMap<Vec<u8>, u64>,
+        entries: u64,
+    ) -> Self {
+        let mut state = Self { folders, delivered, entries, refs: HashMap::new() };
+        let messages: Vec<MessageRef> = state
+            .folders
+            .values()
+            .flat_map(|f| f.messages.values().map(|s| s.message.clone()))
+            .collect();
+        for message in &messages {
+            state.count(message, true);
+        }
+        state
+    }
+
     /// Folder entries naming the manifest `id`.
     pub fn refs(&self, id: &ObjectId) -> u32 {
         self.refs.get(id).copied().unwrap_or(0)
@@ -95,6 +114,7 @@ impl MailState {
                 f.messages.values().map(|s| s.message.clone()).collect()
             }),
             MailOp::Create { .. }
+            | MailOp::Checkpoint { .. }
             | MailOp::Rename { .. }
             | MailOp::Subscribe { .. }
             | MailOp::Flags { .. }
@@ -189,7 +209,7 @@ impl MailState {
                     .insert(uid, Stored { message: message.clone(), flags: clean(flags) });
                 self.count(message, true);
                 if let Some(id) = notification {
-                    self.delivered.insert(id.clone());
+                    self.delivered.insert(id.clone(), message.internal_date);
                 }
                 Ok(vec![uid])
             }
@@ -204,6 +224,7 @@ impl MailState {
             }
             MailOp::Copy { from, uids, to } => self.copy(from, uids, to, false),
             MailOp::Move { from, uids, to } => self.copy(from, uids, to, true),
+            MailOp::Checkpoint { .. } => Ok(Vec::new()),
             MailOp::Expunge { folder, uids } => {
                 let target = self.folder(folder)?;
                 let gone: Vec<Stored> =

@@ -36,7 +36,9 @@ use epost_types::notify::SealedNotification;
 pub use auth::{PULL_AUTH_WINDOW, PullAuthError, pull_auth, verify_pull_auth};
 pub use holder::{HolderStopped, NotifyHolder, NotifyTasks};
 pub use metrics::NotifyMetrics;
-pub use service::{NotifyError, NotifyService, NotifyServiceTask, Received, SendReport};
+pub use service::{
+    NotifyError, NotifyService, NotifyServiceTask, Received, ReceivedCursor, SendReport,
+};
 
 /// How many peers closest to an inbox key buffer its notifications.
 pub const INBOX_HOLDERS: usize = 8;

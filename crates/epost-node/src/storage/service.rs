@@ -142,13 +142,20 @@ impl StorageService {
 
     /// Stores everything `input` yields, chunk by chunk (memory stays bounded
     /// by a few chunks whatever the size), and returns the capability.
-    pub async fn put_reader<R: AsyncRead + Unpin>(
+    pub async fn put_reader<R: AsyncRead + Unpin>(&self, input: R) -> Result<PutReport, PutError> {
+        self.put_reader_with(&self.ctx.secret, input).await
+    }
+
+    /// [`Self::put_reader`], sealed under `secret` instead of this node's
+    /// convergence secret (a realm's, or one only a log's owner knows).
+    pub async fn put_reader_with<R: AsyncRead + Unpin>(
         &self,
+        secret: &ConvergenceSecret,
         mut input: R,
     ) -> Result<PutReport, PutError> {
         let chunk_size = self.ctx.config.chunk_size;
         let expires = self.ctx.default_expiry();
-        let mut writer = ObjectWriter::new(self.ctx.secret.clone(), chunk_size);
+        let mut writer = ObjectWriter::new(secret.clone(), chunk_size);
         let mut buf = vec![0u8; chunk_size.min(256 * 1024)];
         let mut in_flight = FuturesUnordered::new();
         let mut size = 0u64;

@@ -47,6 +47,9 @@ pub const HEAD_VERSION: u8 = 1;
 /// HKDF salt of the log key.
 pub const LOG_KEY_SALT: &[u8] = b"epost/v1/log-key";
 
+/// Salt of [`LogKey::derived_secret`].
+pub const DERIVED_SECRET_SALT: &[u8] = b"epost/v1/log-derived-secret";
+
 /// AES-GCM associated data of a wrapped entry key.
 pub const KEY_WRAP_AAD: &[u8] = b"epost/v1/log-key-wrap";
 
@@ -70,6 +73,13 @@ impl LogKey {
     /// A log key handed over by its owner (to another of their devices).
     pub fn from_bytes(bytes: [u8; 32]) -> Self {
         LogKey(Zeroizing::new(bytes))
+    }
+
+    /// A convergence secret for objects only this log's owner reads (a
+    /// mail-state checkpoint): HKDF-SHA256 of the log key with `purpose`.
+    pub fn derived_secret(&self, purpose: &[u8]) -> crate::convergent::ConvergenceSecret {
+        let secret = symmetric::hkdf_sha256(DERIVED_SECRET_SALT, self.0.as_ref(), purpose);
+        crate::convergent::ConvergenceSecret::new(secret.to_vec())
     }
 
     pub fn as_bytes(&self) -> &[u8; 32] {
