@@ -86,10 +86,22 @@ pub(crate) enum Command {
         timeout: u64,
     },
 
-    /// Count the live fragments of an object (and of its chunks).
+    /// Count the live fragments of an object (and of its chunks), or of a message's objects.
+    #[command(
+        after_help = "Examples:\n  epost check 'epost:...#...'\n  epost check <object id>            # one object, no key needed\n  epost check --user bob@example.org --uid 3   # a message: manifest, parts, chunks"
+    )]
     Check {
-        /// `epost:<id>#<key>`.
-        capability: String,
+        /// `epost:<id>#<key>`, or a bare object id.
+        #[arg(required_unless_present = "uid")]
+        capability: Option<String>,
+        /// With --uid: the user whose message to check (hosted here).
+        #[arg(long, requires = "uid")]
+        user: Option<String>,
+        #[arg(long, default_value = "INBOX", requires = "uid")]
+        folder: String,
+        /// A message's UID (as `epost inbox` lists it).
+        #[arg(long, requires = "user", conflicts_with = "capability")]
+        uid: Option<u32>,
     },
 
     /// Extend the lease of an object (and its chunks) by a full lease from now.

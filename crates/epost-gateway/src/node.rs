@@ -243,8 +243,12 @@ impl Account for NodeAccount {
     ) -> Result<(u32, u32), MailError> {
         // Refuse before storing anything if the folder is not there.
         self.inner.mailbox.folder(folder).await.map_err(mail_error)?;
-        let (mut message, objects) =
-            self.inner.mail.store_message(&raw).await.map_err(mail_error)?;
+        let (mut message, objects) = self
+            .inner
+            .mail
+            .store_message(&raw, &self.inner.mailbox.address)
+            .await
+            .map_err(mail_error)?;
         if let Some(date) = internal_date {
             message.internal_date = date;
         }

@@ -160,7 +160,7 @@ async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     let bob = addr("bob@example.test");
     let mailbox = net.node(1).mail.mailbox(&bob).unwrap();
     let raw = message("kept", &"S2VlcCBtZQ==".repeat(10));
-    let (stored, objects) = net.node(1).mail.store_message(&raw).await.unwrap();
+    let (stored, objects) = net.node(1).mail.store_message(&raw, &bob).await.unwrap();
     let insert = Change::Insert {
         folder: "INBOX".into(),
         message: stored,

@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::cli::DevArgs;
 use crate::cmd::node::{Daemon, wait_for_signal};
 use crate::config::{self, Config};
-use crate::datadir::{DataDir, replace_file, write_new_file};
+use crate::datadir::{DataDir, write_new_file, write_private};
 use crate::settings;
 
 /// The dev network's mail domain.
@@ -24,7 +24,7 @@ const USERS: [&str; 4] = ["alice", "bob", "carol", "postmaster"];
 /// ones fall back to ports the OS picks.
 const PORTS: [u16; 4] = [2525, 2587, 2143, 2110];
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 struct DevUser {
     address: String,
     password: String,
@@ -65,7 +65,8 @@ pub(crate) async fn run(data_dir: Option<PathBuf>, args: &DevArgs, json: bool) -
             return Err(e);
         }
     };
-    replace_file(&root.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
+    // It holds the users' passwords: private.
+    write_private(&root.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
     if json {
         println!("{}", serde_json::to_string(&info)?);
     } else {
@@ -125,17 +126,31 @@ async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Resu
     for daemon in daemons.iter() {
         daemon.node.identity.trust(key, Some(REALM))?;
     }
+    // Passwords chosen at an earlier start stay, so a mail client set up
+    // then still logs in.
+    let known = known_passwords(root);
     let mut users = Vec::new();
     for name in USERS {
         let address = Address::from_str(&format!("{name}@{REALM}"))?;
-        let password = new_password()?;
-        if first.identity.user(&address).is_ok() {
-            first.identity.set_password(&address, &password)?;
-        } else {
-            first.identity.add_user(address.clone(), Some(&password)).await?;
-        }
+        let kept = known
+            .get(address.as_str())
+            .filter(|p| first.identity.check_password(&address, p))
+            .cloned();
+        let password = match kept {
+            Some(password) => password,
+            None => {
+                let password = new_password()?;
+                if first.identity.user(&address).is_ok() {
+                    first.identity.set_password(&address, &password)?;
+                } else {
+                    first.identity.add_user(address.clone(), Some(&password)).await?;
+                }
+                password
+            }
+        };
         users.push(DevUser { address: address.to_string(), password });
     }
+    write_private(&root.join(PASSWORDS), &serde_json::to_vec_pretty(&users)?)?;
     let gateway = &daemons[0].info;
     Ok(DevInfo {
         data_dir: root.display().to_string(),
@@ -159,6 +174,17 @@ fn prepare(dir: &DataDir) -> Result<()> {
     let text = config::template(&["/ip4/127.0.0.1/tcp/0".to_owned()], &[]);
     write_new_file(&dir.config_path(), text.as_bytes(), 0o644)?;
     Ok(())
+}
+
+/// The dev users' passwords, kept (0600) across restarts of one network;
+/// dev.json says the same while the network runs.
+const PASSWORDS: &str = "dev-passwords.json";
+
+fn known_passwords(root: &Path) -> std::collections::HashMap<String, String> {
+    let Ok(bytes) = std::fs::read(root.join(PASSWORDS)) else { return Default::default() };
+    serde_json::from_slice::<Vec<DevUser>>(&bytes)
+        .map(|users| users.into_iter().map(|u| (u.address, u.password)).collect())
+        .unwrap_or_default()
 }
 
 fn new_password() -> Result<String> {

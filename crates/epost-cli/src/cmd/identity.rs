@@ -110,7 +110,14 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                 .post("/v1/users/import", &json!({ "bundle": bundle, "passphrase": passphrase }))
                 .await?;
             emit(json, &user, |u| {
-                format!("imported {}", u["address"].as_str().unwrap_or_default())
+                let address = u["address"].as_str().unwrap_or_default();
+                if u["has_password"].as_bool() == Some(true) {
+                    format!("imported {address}; the gateway password came with it")
+                } else {
+                    format!(
+                        "imported {address}; it has no gateway password here: set one with `epost user passwd {address}`"
+                    )
+                }
             });
         }
         UserCommand::Remove { address } => {

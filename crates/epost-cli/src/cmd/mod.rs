@@ -38,7 +38,20 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         Command::Status { wait_peers, timeout } => {
             status::run(dir, wait_peers, timeout, json).await
         }
-        Command::Check { capability } => objects::check(dir, &capability, json).await,
+        Command::Check { capability, user, folder, uid } => {
+            let path = match (capability, user, uid) {
+                (Some(capability), _, _) => {
+                    format!("/v1/objects/{}/check", crate::client::path_segment(&capability))
+                }
+                (None, Some(user), Some(uid)) => format!(
+                    "/v1/mail/{}/folders/{}/{uid}/check",
+                    crate::client::path_segment(&user),
+                    crate::client::path_segment(&folder)
+                ),
+                _ => anyhow::bail!("give a capability or object id, or --user and --uid"),
+            };
+            objects::check(dir, &path, json).await
+        }
         Command::Refresh { capability } => objects::refresh(dir, &capability, json).await,
         Command::Repair => objects::repair(dir, json).await,
         Command::Renew => objects::renew(dir, json).await,

@@ -145,11 +145,22 @@ pub(crate) async fn wait_for_signal() -> Result<()> {
 /// Reads `node.json` of a data directory, saying what to do if absent.
 pub(crate) fn read_info(path: &Path, dir: &Path) -> Result<NodeInfo> {
     let bytes = std::fs::read(path).with_context(|| {
-        format!(
-            "no node is running on {} (no node.json); start one with `epost --data-dir {} node run`",
-            dir.display(),
-            dir.display()
-        )
+        // The directory of an `epost dev` network holds one per node; its
+        // users live on the first.
+        let first = dir.join("node0");
+        if first.join("node.key").exists() {
+            format!(
+                "{} is the directory of an `epost dev` network; its users are hosted on its first node: use `--data-dir {}`",
+                dir.display(),
+                first.display()
+            )
+        } else {
+            format!(
+                "no node is running on {} (no node.json); start one with `epost --data-dir {} node run`",
+                dir.display(),
+                dir.display()
+            )
+        }
     })?;
     serde_json::from_slice(&bytes).with_context(|| format!("{} is not valid", path.display()))
 }

@@ -9,7 +9,7 @@ use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
 use epost_node::lease::RenewReport;
-use epost_node::storage::RepairReport;
+use epost_node::storage::{CheckReport, RepairReport};
 
 use crate::client::ApiClient;
 use crate::datadir::DataDir;
@@ -74,19 +74,18 @@ pub(crate) async fn get(dir: &DataDir, capability: &str, output: Option<&Path>) 
     Ok(())
 }
 
-pub(crate) async fn check(dir: &DataDir, capability: &str, json: bool) -> Result<()> {
+/// Shows the redundancy report the API route `path` answers.
+pub(crate) async fn check(dir: &DataDir, path: &str, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let report: Value = client
-        .get_json(&format!("/v1/objects/{}/check", crate::client::path_segment(capability)))
-        .await?;
+    let report: CheckReport = client.get_json(path).await?;
     emit(json, &report, |r| {
         format!(
             "{} object(s): {}/{} fragments alive, {} needed per object; {}",
-            r["objects"],
-            r["fragments_alive"],
-            r["fragments_total"],
-            r["needed"],
-            if r["readable"].as_bool() == Some(true) { "readable" } else { "NOT readable" }
+            r.objects,
+            r.fragments_alive,
+            r.fragments_total,
+            r.needed,
+            if r.readable { "readable" } else { "NOT readable" }
         )
     });
     Ok(())

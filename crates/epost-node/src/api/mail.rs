@@ -203,6 +203,33 @@ pub(crate) async fn message(
     Ok(([(header::CONTENT_TYPE, "message/rfc822")], raw).into_response())
 }
 
+/// The redundancy of one message's objects: its manifest, its parts and
+/// their chunks (what renewing it keeps).
+pub(crate) async fn check_message(
+    State(state): State<AppState>,
+    Path((address, folder, uid)): Path<(String, String, u32)>,
+) -> Result<Json<crate::storage::CheckReport>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    let folder = mailbox.folder(&folder).await.map_err(mail_error)?;
+    let stored = folder.messages.get(&uid).ok_or(MailError::NoMessage(uid)).map_err(mail_error)?;
+    let manifest: epost_types::capability::Capability = stored
+        .message
+        .manifest
+        .parse()
+        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", e))?;
+    let members = crate::mail::message::member_ids(&state.storage, &manifest)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
+    let ids: Vec<_> = std::iter::once(manifest.id).chain(members).collect();
+    state
+        .storage
+        .check_ids(&ids)
+        .await
+        .map(Json)
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e))
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct AppendQuery {
@@ -230,7 +257,8 @@ pub(crate) async fn append(
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
     mailbox.folder(&folder).await.map_err(mail_error)?;
-    let (mut message, objects) = state.mail.store_message(&raw).await.map_err(mail_error)?;
+    let (mut message, objects) =
+        state.mail.store_message(&raw, &address).await.map_err(mail_error)?;
     if let Some(date) = query.date {
         message.internal_date = date;
     }

@@ -116,6 +116,7 @@ impl ApiServer {
                     .layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
             )
             .route("/v1/mail/{address}/folders/{folder}/{uid}", get(mail::message))
+            .route("/v1/mail/{address}/folders/{folder}/{uid}/check", get(mail::check_message))
             .route("/v1/notify", post(notify::send))
             .route("/v1/notify/{address}", get(notify::list))
             .route("/v1/notify/{address}/watch", get(notify::watch))

@@ -57,6 +57,11 @@ pub(crate) async fn check(
     State(state): State<AppState>,
     Path(cap): Path<String>,
 ) -> Result<Json<CheckReport>, ApiError> {
+    // A bare object id checks that one object (no key needed to count
+    // fragments): what is left of a deleted message, say.
+    if let Ok(id) = epost_types::id::ObjectId::from_str(&cap) {
+        return state.storage.check_ids(&[id]).await.map(Json).map_err(check_error);
+    }
     let capability = parse_cap(&cap)?;
     state.storage.check(&capability).await.map(Json).map_err(check_error)
 }

@@ -4,15 +4,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use epost_types::address::Address;
+use epost_types::convergent::ConvergenceSecret;
+use epost_types::envelope::SignedEnvelope;
 use epost_types::identity::TrustedRealms;
-use epost_types::identity::bundle::UserBundle;
+use epost_types::identity::bundle::{REALM_SECRET_LEN, UserBundle};
 use epost_types::keyfile::NodeKeyFile;
-use epost_types::sign::SigningKey;
+use epost_types::sign::{RngError, SigningKey};
+use ring::rand::{SecureRandom, SystemRandom};
 
 use super::IdentityError;
 use crate::fsutil::write_atomic;
 
 const BUNDLE: &str = "bundle";
+const CERT: &str = "cert";
 const PASSWORD: &str = "password";
 
 pub(super) struct Disk {
@@ -30,6 +34,30 @@ impl Disk {
 
     fn users_dir(&self) -> PathBuf {
         self.root.join("users")
+    }
+
+    fn issued_dir(&self) -> PathBuf {
+        self.root.join("issued")
+    }
+
+    /// Every certificate a realm held here issued (the newest of each
+    /// address), so it can renew them wherever their users now live.
+    pub(super) fn load_issued(&self) -> Result<Vec<SignedEnvelope>, IdentityError> {
+        let mut out = Vec::new();
+        for path in list(&self.issued_dir(), CERT)? {
+            let bytes = read(&path)?;
+            out.push(SignedEnvelope::decode(&bytes).map_err(|e| damaged(&path, e))?);
+        }
+        Ok(out)
+    }
+
+    pub(super) fn save_issued(
+        &self,
+        address: &Address,
+        envelope: &SignedEnvelope,
+    ) -> Result<(), IdentityError> {
+        let name = epost_types::text::encode(address.as_str().as_bytes());
+        write(&self.issued_dir().join(format!("{name}.{CERT}")), &envelope.encode(), false)
     }
 
     fn trust_path(&self) -> PathBuf {
@@ -58,6 +86,30 @@ impl Disk {
     pub(super) fn save_realm(&self, domain: &str, key: &SigningKey) -> Result<(), IdentityError> {
         let path = self.realms_dir().join(format!("{domain}.key"));
         write(&path, &NodeKeyFile::new(key).encode(), true)
+    }
+
+    /// The realm's convergence secret (`realms/<domain>.secret`, 32 raw
+    /// bytes, 0600), made on first use: realms made before it existed get
+    /// one at their next start.
+    pub(super) fn realm_secret(&self, domain: &str) -> Result<ConvergenceSecret, IdentityError> {
+        let path = self.realms_dir().join(format!("{domain}.secret"));
+        match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == REALM_SECRET_LEN => {
+                return Ok(ConvergenceSecret::new(bytes));
+            }
+            Ok(bytes) => {
+                return Err(damaged(
+                    &path,
+                    format!("{} bytes, not {REALM_SECRET_LEN}", bytes.len()),
+                ));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => return Err(io("read", &path, source)),
+        }
+        let mut bytes = vec![0u8; REALM_SECRET_LEN];
+        SystemRandom::new().fill(&mut bytes).map_err(|_| IdentityError::Rng(RngError))?;
+        write(&path, &bytes, true)?;
+        Ok(ConvergenceSecret::new(bytes))
     }
 
     pub(super) fn load_trust(&self) -> Result<TrustedRealms, IdentityError> {
@@ -99,7 +151,9 @@ impl Disk {
         password_hash: Option<&str>,
     ) -> Result<(), IdentityError> {
         let address = &bundle.keys.address;
-        write(&self.user_path(address, BUNDLE), &bundle.encode_plain(), true)?;
+        // The password lives in its own file; the bundle file carries the rest.
+        let stored = bundle.clone().with_extras(bundle.realm_secret.clone(), None);
+        write(&self.user_path(address, BUNDLE), &stored.encode_plain(), true)?;
         let password_path = self.user_path(address, PASSWORD);
         match password_hash {
             Some(hash) => write(&password_path, hash.as_bytes(), true),

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use epost_dht::{DhtClient, RecordError};
 use epost_types::address::{Address, AddressError};
+use epost_types::convergent::ConvergenceSecret;
 use epost_types::envelope::SignedEnvelope;
 use epost_types::identity::bundle::{BundleError, UserBundle};
 use epost_types::identity::password::{self, PasswordError};
@@ -43,6 +44,11 @@ pub use records::RecordRules;
 
 /// How long a certificate issued here is valid.
 pub const CERT_VALIDITY: Duration = Duration::from_secs(365 * 24 * 3600);
+/// A certificate this close to its expiry is renewed: by the realm that
+/// issued it (same keys, a higher serial), and adopted by the node that
+/// hosts its user. Longer than a lease, so a user whose node is away for
+/// as long as their mail is kept still has a valid certificate.
+pub const CERT_RENEW_BEFORE: Duration = Duration::from_secs(200 * 24 * 3600);
 /// How long a looked-up certificate is trusted from the cache.
 const CERT_CACHE_TTL: Duration = Duration::from_secs(300);
 /// Looked-up certificates kept at most.
@@ -104,6 +110,8 @@ pub struct HostedUser {
     pub certificate: Certificate,
     pub envelope: SignedEnvelope,
     password_hash: Option<String>,
+    /// Their realm's convergence secret, if this node was given it.
+    realm_secret: Option<ConvergenceSecret>,
 }
 
 /// What the API shows of a hosted user (no secrets).
@@ -128,6 +136,8 @@ pub struct RealmInfo {
 
 struct State {
     realms: BTreeMap<String, SigningKey>,
+    /// The convergence secret of each realm held here.
+    realm_secrets: BTreeMap<String, ConvergenceSecret>,
     /// Trust added at run time (persisted in `trusted.json`).
     added: TrustedRealms,
     users: BTreeMap<Address, Arc<HostedUser>>,
@@ -148,22 +158,32 @@ impl LoadedIdentity {
     pub fn load(data_dir: &std::path::Path, config: IdentityConfig) -> Result<Self, IdentityError> {
         let disk = disk::Disk::new(data_dir.join("identity"));
         let realms = disk.load_realms()?;
+        let mut realm_secrets = BTreeMap::new();
+        for domain in realms.keys() {
+            realm_secrets.insert(domain.clone(), disk.realm_secret(domain)?);
+        }
         let added = disk.load_trust()?;
         let users = disk
             .load_users()?
             .into_iter()
             .map(|(bundle, password_hash)| {
                 let certificate = Certificate::verify_signature(&bundle.certificate)?;
+                // A user added before realms had secrets gets the realm's
+                // from the realm node.
+                let realm_secret = bundle
+                    .realm_secret
+                    .or_else(|| realm_secrets.get(bundle.keys.address.domain()).cloned());
                 let user = HostedUser {
                     keys: bundle.keys,
                     certificate,
                     envelope: bundle.certificate,
                     password_hash,
+                    realm_secret,
                 };
                 Ok((user.keys.address.clone(), Arc::new(user)))
             })
             .collect::<Result<BTreeMap<_, _>, IdentityError>>()?;
-        let state = State { realms, added, users, certs: HashMap::new() };
+        let state = State { realms, realm_secrets, added, users, certs: HashMap::new() };
         let (trust, _) = watch::channel(Arc::new(effective_trust(&config.trusted, &state)));
         Ok(Self { disk, config, state, trust })
     }
@@ -264,8 +284,10 @@ impl Identity {
         }
         let key = SigningKey::generate()?;
         self.inner.disk.save_realm(&domain, &key)?;
+        let secret = self.inner.disk.realm_secret(&domain)?;
         let public = key.verifying_key().to_string();
         state.realms.insert(domain.clone(), key);
+        state.realm_secrets.insert(domain.clone(), secret);
         self.refresh_trust(&state);
         info!(%domain, key = %public, "realm created");
         Ok(RealmInfo { domain, key: public, created: true })
@@ -304,16 +326,17 @@ impl Identity {
         address: Address,
         password: Option<&str>,
     ) -> Result<UserInfo, IdentityError> {
-        let realm_key =
-            {
-                let state = self.state();
-                if state.users.contains_key(&address) {
-                    return Err(IdentityError::UserExists { address });
-                }
+        let (realm_key, realm_secret) = {
+            let state = self.state();
+            if state.users.contains_key(&address) {
+                return Err(IdentityError::UserExists { address });
+            }
+            let key =
                 state.realms.get(address.domain()).cloned().ok_or_else(|| {
                     IdentityError::NoRealmKey { domain: address.domain().to_owned() }
-                })?
-            };
+                })?;
+            (key, state.realm_secrets.get(address.domain()).cloned())
+        };
         // A user re-added after being lost gets a serial above the old one,
         // so the new certificate replaces it everywhere.
         let serial = match self.lookup_certificate(&address).await {
@@ -324,15 +347,19 @@ impl Identity {
         let now = Timestamp::now();
         let certificate = keys.certificate(serial, now, now.saturating_add(CERT_VALIDITY));
         let envelope = Certificate::issue(&realm_key, &certificate)?;
+        self.inner.disk.save_issued(&address, &envelope)?;
         let password_hash = password.map(password::hash_password).transpose()?;
-        let user = self.host(UserBundle::new(keys, envelope)?, certificate, password_hash)?;
+        let bundle = UserBundle::new(keys, envelope)?.with_extras(realm_secret, None);
+        let user = self.host(bundle, certificate, password_hash)?;
         self.publish(&user).await;
         info!(%address, serial, "user added");
         Ok(user_info(&user))
     }
 
     /// Hosts a user moved from another node: no help from the realm needed,
-    /// only that this node trusts the realm that certified them.
+    /// only that this node trusts the realm that certified them. The
+    /// gateway password is `password` if given, else the one the bundle
+    /// carries (so the user logs in as before), else the one already held.
     pub async fn import_user(
         &self,
         bytes: &[u8],
@@ -345,7 +372,10 @@ impl Identity {
         let address = certificate.address.clone();
         let password_hash = match password {
             Some(password) => Some(password::hash_password(password)?),
-            None => self.state().users.get(&address).and_then(|u| u.password_hash.clone()),
+            None => bundle
+                .password_hash
+                .clone()
+                .or_else(|| self.state().users.get(&address).and_then(|u| u.password_hash.clone())),
         };
         let user = self.host(bundle, certificate, password_hash)?;
         self.publish(&user).await;
@@ -353,14 +383,16 @@ impl Identity {
         Ok(user_info(&user))
     }
 
-    /// The user's key bundle, passphrase-wrapped if one is given.
+    /// The user's key bundle, with their realm's secret and their gateway
+    /// password hash, passphrase-wrapped if one is given.
     pub fn export_user(
         &self,
         address: &Address,
         passphrase: Option<&str>,
     ) -> Result<Vec<u8>, IdentityError> {
         let user = self.user(address)?;
-        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?;
+        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?
+            .with_extras(user.realm_secret.clone(), user.password_hash.clone());
         Ok(match passphrase {
             Some(passphrase) => bundle.wrap(passphrase)?,
             None => bundle.encode_plain().to_vec(),
@@ -385,7 +417,8 @@ impl Identity {
     pub fn set_password(&self, address: &Address, password: &str) -> Result<(), IdentityError> {
         let user = self.user(address)?;
         let hash = password::hash_password(password)?;
-        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?;
+        let bundle = UserBundle::new(clone_keys(&user.keys), user.envelope.clone())?
+            .with_extras(user.realm_secret.clone(), None);
         self.host(bundle, user.certificate.clone(), Some(hash))?;
         Ok(())
     }
@@ -404,6 +437,7 @@ impl Identity {
             certificate,
             envelope: bundle.certificate,
             password_hash,
+            realm_secret: bundle.realm_secret,
         });
         self.state().users.insert(address, user.clone());
         Ok(user)
@@ -423,6 +457,20 @@ impl Identity {
             .get(address)
             .cloned()
             .ok_or_else(|| IdentityError::UnknownUser { address: address.clone() })
+    }
+
+    /// The convergence secret of `domain`'s realm, if this node holds the
+    /// realm or hosts one of its users: what mail of that realm is sealed
+    /// under, so the same attachment is one object across the realm.
+    pub fn realm_secret(&self, domain: &str) -> Option<ConvergenceSecret> {
+        let state = self.state();
+        state.realm_secrets.get(domain).cloned().or_else(|| {
+            state
+                .users
+                .values()
+                .filter(|u| u.keys.address.domain() == domain)
+                .find_map(|u| u.realm_secret.clone())
+        })
     }
 
     /// Every hosted user's keys and certificate.
@@ -483,10 +531,133 @@ impl Identity {
     }
 
     async fn republish_all(&self) {
+        if let Err(e) = self.renew_issued().await {
+            warn!(error = %e, "cannot renew the certificates issued here");
+        }
         let users: Vec<Arc<HostedUser>> = self.state().users.values().cloned().collect();
         for user in users {
+            let user = match self.adopt_renewed(&user).await {
+                Ok(Some(renewed)) => renewed,
+                Ok(None) => user,
+                Err(e) => {
+                    warn!(address = %user.keys.address, error = %e, "cannot take up a renewed certificate");
+                    user
+                }
+            };
             self.publish(&user).await;
         }
+    }
+
+    /// Renews, for the same keys, every certificate a realm held here
+    /// issued that is near its end (and records the hosted users' own).
+    async fn renew_issued(&self) -> Result<(), IdentityError> {
+        let now = Timestamp::now();
+        let soon = now.saturating_add(CERT_RENEW_BEFORE);
+        let mut issued: Vec<SignedEnvelope> = self.inner.disk.load_issued()?;
+        // Users added before the registry existed.
+        let hosted: Vec<SignedEnvelope> = {
+            let state = self.state();
+            state
+                .users
+                .values()
+                .filter(|u| state.realms.contains_key(u.keys.address.domain()))
+                .map(|u| u.envelope.clone())
+                .collect()
+        };
+        for envelope in hosted {
+            let address = Certificate::verify_signature(&envelope)?.address;
+            let known = issued
+                .iter()
+                .any(|e| Certificate::verify_signature(e).is_ok_and(|c| c.address == address));
+            if !known {
+                self.inner.disk.save_issued(&address, &envelope)?;
+                issued.push(envelope);
+            }
+        }
+        for envelope in issued {
+            let old = Certificate::verify_signature(&envelope)?;
+            if old.expires > soon {
+                continue;
+            }
+            let Some(realm_key) = self.state().realms.get(old.address.domain()).cloned() else {
+                continue;
+            };
+            let serial = match self.lookup_certificate(&old.address).await {
+                Ok(newest) if newest.serial > old.serial => {
+                    // Someone re-added the user with new keys, or it was
+                    // renewed already: only a certificate for these keys is
+                    // renewed, and never below the newest serial.
+                    if newest.signing_key != old.signing_key || newest.expires > soon {
+                        continue;
+                    }
+                    newest.serial + 1
+                }
+                _ => old.serial + 1,
+            };
+            let renewed = Certificate::new(
+                old.address.clone(),
+                old.signing_key,
+                old.hpke_key,
+                serial,
+                now,
+                now.saturating_add(CERT_VALIDITY),
+            );
+            let envelope = Certificate::issue(&realm_key, &renewed)?;
+            self.inner.disk.save_issued(&old.address, &envelope)?;
+            let key = RecordKey::for_certificate(&old.address).encode();
+            if let Err(e) = self.inner.dht.put_record(&key, envelope.encode()).await {
+                log_put_failure(&old.address, "renewed certificate", &e);
+            }
+            self.state().certs.remove(&old.address);
+            info!(address = %old.address, serial, "certificate renewed");
+            if let Some(user) = self.state().users.get(&old.address).cloned() {
+                self.take_certificate(&user, envelope, renewed)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A hosted user's certificate near its end is replaced by a newer one
+    /// the realm published for the same keys, if there is one.
+    async fn adopt_renewed(
+        &self,
+        user: &Arc<HostedUser>,
+    ) -> Result<Option<Arc<HostedUser>>, IdentityError> {
+        let soon = Timestamp::now().saturating_add(CERT_RENEW_BEFORE);
+        if user.certificate.expires > soon {
+            return Ok(None);
+        }
+        let key = RecordKey::for_certificate(&user.keys.address).encode();
+        let found = self.inner.dht.get_record(&key).await.unwrap_or_default();
+        let trust = self.trusted();
+        let now = Timestamp::now();
+        let Some(newest) =
+            record::newest_record(&key, found.iter().map(|r| r.value.as_slice()), &trust, now)
+        else {
+            return Ok(None);
+        };
+        let envelope = SignedEnvelope::decode(newest)
+            .map_err(|e| IdentityError::Publish(format!("a certificate record: {e}")))?;
+        let cert = Certificate::verify(&envelope, &trust, now)?;
+        let same_keys = cert.signing_key == user.keys.verifying_key()
+            && cert.hpke_key == user.keys.hpke_public();
+        if !same_keys || cert.serial <= user.certificate.serial {
+            return Ok(None);
+        }
+        info!(address = %cert.address, serial = cert.serial, "renewed certificate taken up");
+        self.take_certificate(user, envelope, cert).map(Some)
+    }
+
+    /// Hosts `user` with a new certificate for the same keys.
+    fn take_certificate(
+        &self,
+        user: &HostedUser,
+        envelope: SignedEnvelope,
+        certificate: Certificate,
+    ) -> Result<Arc<HostedUser>, IdentityError> {
+        let bundle = UserBundle::new(clone_keys(&user.keys), envelope)?
+            .with_extras(user.realm_secret.clone(), None);
+        self.host(bundle, certificate, user.password_hash.clone())
     }
 
     /// Puts the user's certificate and a fresh presence in the overlay. A

@@ -8,6 +8,7 @@
 use std::ops::Range;
 
 use epost_types::capability::Capability;
+use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
 use epost_types::mail::{MessageManifest, Piece};
 use futures::StreamExt;
@@ -101,12 +102,16 @@ pub struct StoredMessage {
 
 /// Stores `raw`; returns the manifest's capability once every object is
 /// durable.
-pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<StoredMessage, MessageError> {
+pub async fn store(
+    storage: &StorageService,
+    secret: Option<&ConvergenceSecret>,
+    raw: &[u8],
+) -> Result<StoredMessage, MessageError> {
     let pieces = split(raw);
     let stored = futures::stream::iter(pieces.into_iter().map(|(range, object)| async move {
         let bytes = &raw[range];
         if object {
-            let report = storage.put_reader(bytes).await?;
+            let report = put(storage, secret, bytes).await?;
             let piece = Piece::Part { capability: report.capability, len: bytes.len() as u64 };
             Ok::<_, MessageError>((piece, report.ids))
         } else {
@@ -124,7 +129,7 @@ pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<StoredMessage
         members.extend(ids);
     }
     let manifest = MessageManifest::new(pieces).encode();
-    let report = storage.put_reader(manifest.as_slice()).await?;
+    let report = put(storage, secret, manifest.as_slice()).await?;
     let expires = report.expires;
     // The root (last) is the manifest itself; chunks of a large manifest
     // come before it.
@@ -132,6 +137,17 @@ pub async fn store(storage: &StorageService, raw: &[u8]) -> Result<StoredMessage
     members.sort();
     members.dedup();
     Ok(StoredMessage { capability: report.capability, members, expires })
+}
+
+async fn put(
+    storage: &StorageService,
+    secret: Option<&ConvergenceSecret>,
+    bytes: &[u8],
+) -> Result<crate::storage::PutReport, PutError> {
+    match secret {
+        Some(secret) => storage.put_reader_with(secret, bytes).await,
+        None => storage.put_reader(bytes).await,
+    }
 }
 
 /// Every object of the message whose manifest is `capability`, besides

@@ -189,13 +189,17 @@ impl MailService {
         }
     }
 
-    /// Stores a message durably; returns how folders refer to it, and
-    /// its objects (for the lease book, with the insert).
+    /// Stores a message durably, sealed under the convergence secret of
+    /// `realm_of`'s realm when this node has it (so the same attachment is
+    /// one object across the realm), else under this node's; returns how
+    /// folders refer to it, and its objects (for the lease book).
     pub async fn store_message(
         &self,
         raw: &[u8],
+        realm_of: &Address,
     ) -> Result<(MessageRef, StoredObjects), MailError> {
-        let stored = message::store(&self.inner.storage, raw)
+        let secret = self.inner.identity.realm_secret(realm_of.domain());
+        let stored = message::store(&self.inner.storage, secret.as_ref(), raw)
             .await
             .map_err(|e| MailError::Temporary(e.to_string()))?;
         self.cache().insert(stored.capability.clone(), Bytes::copy_from_slice(raw));
@@ -237,7 +241,11 @@ impl MailService {
         recipients: &[Address],
         raw: &[u8],
     ) -> Result<(), MailError> {
-        let (message, objects) = self.store_message(raw).await?;
+        // The sender's realm, else the (first) recipient's.
+        let realm_of = submitter
+            .or(recipients.first())
+            .ok_or_else(|| MailError::NotAllowed("a message needs a recipient".to_owned()))?;
+        let (message, objects) = self.store_message(raw, realm_of).await?;
         let summary = summary_of(raw);
         let capability: Capability = message
             .manifest

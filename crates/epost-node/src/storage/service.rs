@@ -42,7 +42,7 @@ pub struct PutReport {
 }
 
 /// Redundancy of one object as seen now.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ObjectCheck {
     pub id: String,
     pub fragments_alive: usize,
@@ -51,7 +51,7 @@ pub struct ObjectCheck {
 }
 
 /// Redundancy of a whole capability (its manifest and every chunk).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct CheckReport {
     pub objects: usize,
     /// k + m for each object, summed.
@@ -262,10 +262,15 @@ impl StorageService {
     /// Counts the live fragments of every object under `capability`.
     pub async fn check(&self, capability: &Capability) -> Result<CheckReport, CheckError> {
         let ids = self.object_ids(capability).await?;
+        self.check_ids(&ids).await
+    }
+
+    /// Counts the live fragments of each object of `ids`.
+    pub async fn check_ids(&self, ids: &[ObjectId]) -> Result<CheckReport, CheckError> {
         let k = usize::from(self.ctx.config.k);
         let n = k + usize::from(self.ctx.config.m);
         let mut details = Vec::with_capacity(ids.len());
-        for id in &ids {
+        for id in ids {
             details.push(self.check_object(*id, n).await?);
         }
         let fragments_alive = details.iter().map(|d| d.fragments_alive).sum();

@@ -18,6 +18,7 @@ use super::password::{Argon2idParams, SALT_LEN};
 use super::{CertError, Certificate, UserKeys};
 use crate::address::Address;
 use crate::cbor::{self, DecodeError, Versioned};
+use crate::convergent::ConvergenceSecret;
 use crate::envelope::SignedEnvelope;
 use crate::limits::{MAX_CBOR_DEPTH, MAX_USER_BUNDLE};
 use crate::seal::HpkeSecretKey;
@@ -36,13 +37,23 @@ pub const WRAPPED_KIND: &str = "epost-user-bundle-passphrase";
 /// AES-GCM associated data of a wrapped bundle.
 pub const BUNDLE_AAD: &[u8] = b"epost/v1/user-bundle";
 
-/// A user's keys and the certificate that names them.
+/// A user's keys and the certificate that names them, and what a node
+/// needs to host them as their old node did: their realm's convergence
+/// secret and their gateway password hash.
 #[derive(Clone)]
 pub struct UserBundle {
     pub keys: UserKeys,
     /// The encoded realm-signed certificate envelope.
     pub certificate: SignedEnvelope,
+    /// The realm's convergence secret, so what this user sends dedups
+    /// with the rest of the realm (spec/formats.md section 5).
+    pub realm_secret: Option<ConvergenceSecret>,
+    /// The gateway password as a PHC string (identity.md section 1.7).
+    pub password_hash: Option<String>,
 }
+
+/// Length of a realm convergence secret.
+pub const REALM_SECRET_LEN: usize = 32;
 
 /// Why a bundle was not made or not read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +76,12 @@ pub enum BundleError {
     KeysDoNotMatchCertificate,
     #[error("the bundle's HPKE secret is not in its stored (clamped) form (the bundle is damaged)")]
     UnclampedHpkeSecret,
+    #[error(
+        "the bundle's realm secret is {len} bytes, not {REALM_SECRET_LEN} (the bundle is damaged)"
+    )]
+    BadRealmSecret { len: usize },
+    #[error("the bundle's password hash is not an Argon2id PHC string (the bundle is damaged)")]
+    BadPasswordHash,
     #[error(transparent)]
     Rng(#[from] RngError),
 }
@@ -115,6 +132,26 @@ impl Versioned for WrappedBundle {
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Plain {
+    // Fields are in CBOR key order, which is the order they are encoded in.
+    v: u8,
+    kind: String,
+    address: Address,
+    password: Option<String>,
+    #[serde(with = "serde_bytes")]
+    certificate: Vec<u8>,
+    #[serde(with = "crate::fixed")]
+    hpke_secret: [u8; 32],
+    #[serde(with = "serde_bytes")]
+    realm_secret: Option<Vec<u8>>,
+    #[serde(with = "crate::fixed")]
+    signing_seed: [u8; 32],
+}
+
+/// The plain bundle of the first release, before `password` and
+/// `realm_secret`: still read (users' files on disk, old exports).
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirstPlain {
     v: u8,
     kind: String,
     address: Address,
@@ -126,10 +163,51 @@ struct Plain {
     signing_seed: [u8; 32],
 }
 
+impl Versioned for FirstPlain {
+    const VERSION: u8 = BUNDLE_VERSION;
+
+    fn version(&self) -> u8 {
+        self.v
+    }
+}
+
+impl From<FirstPlain> for Plain {
+    fn from(first: FirstPlain) -> Self {
+        let mut first = first;
+        let plain = Plain {
+            v: first.v,
+            kind: std::mem::take(&mut first.kind),
+            address: first.address.clone(),
+            password: None,
+            certificate: std::mem::take(&mut first.certificate),
+            hpke_secret: first.hpke_secret,
+            realm_secret: None,
+            signing_seed: first.signing_seed,
+        };
+        first.hpke_secret.zeroize();
+        first.signing_seed.zeroize();
+        plain
+    }
+}
+
+/// Either plain form.
+fn decode_plain(bytes: &[u8]) -> Result<Plain, BundleError> {
+    match cbor::decode::<Plain>(bytes, MAX_USER_BUNDLE) {
+        Ok(plain) => Ok(plain),
+        Err(current) => match cbor::decode::<FirstPlain>(bytes, MAX_USER_BUNDLE) {
+            Ok(first) => Ok(first.into()),
+            Err(_) => Err(current.into()),
+        },
+    }
+}
+
 impl Drop for Plain {
     fn drop(&mut self) {
         self.hpke_secret.zeroize();
         self.signing_seed.zeroize();
+        if let Some(secret) = self.realm_secret.as_mut() {
+            secret.zeroize();
+        }
     }
 }
 
@@ -159,7 +237,18 @@ impl UserBundle {
         {
             return Err(BundleError::KeysDoNotMatchCertificate);
         }
-        Ok(UserBundle { keys, certificate })
+        Ok(UserBundle { keys, certificate, realm_secret: None, password_hash: None })
+    }
+
+    /// The same bundle carrying the realm's secret and the password hash.
+    pub fn with_extras(
+        mut self,
+        realm_secret: Option<ConvergenceSecret>,
+        password_hash: Option<String>,
+    ) -> Self {
+        self.realm_secret = realm_secret;
+        self.password_hash = password_hash;
+        self
     }
 
     /// The unwrapped encoding. Zeroized on drop: it holds the secrets.
@@ -168,8 +257,10 @@ impl UserBundle {
             v: BUNDLE_VERSION,
             kind: PLAIN_KIND.to_owned(),
             address: self.keys.address.clone(),
+            password: self.password_hash.clone(),
             certificate: self.certificate.encode(),
             hpke_secret: *self.keys.hpke.to_bytes(),
+            realm_secret: self.realm_secret.as_ref().map(|s| s.as_bytes().to_vec()),
             signing_seed: *self.keys.signing.seed_bytes(),
         };
         // Sized up front so the buffer never reallocates and leaves a copy behind.
@@ -242,7 +333,7 @@ impl UserBundle {
     /// Reads either form. A passphrase given for a plain bundle is ignored.
     pub fn decode(bytes: &[u8], passphrase: Option<&str>) -> Result<Self, BundleError> {
         if !Self::is_passphrase_protected(bytes)? {
-            return Self::from_plain(&cbor::decode(bytes, MAX_USER_BUNDLE)?);
+            return Self::from_plain(&decode_plain(bytes)?);
         }
         let wrapped: WrappedBundle = cbor::decode(bytes, MAX_USER_BUNDLE)?;
         let passphrase = passphrase.ok_or(BundleError::PassphraseRequired)?;
@@ -256,7 +347,7 @@ impl UserBundle {
         let mut plaintext = Zeroizing::new(wrapped.ciphertext);
         symmetric::open_in_place(&key, wrapped.nonce, BUNDLE_AAD, &mut plaintext)
             .map_err(|()| BundleError::WrongPassphrase)?;
-        let plain: Plain = cbor::decode(&plaintext, MAX_USER_BUNDLE)?;
+        let plain = decode_plain(&plaintext)?;
         if plain.kind != PLAIN_KIND {
             return Err(BundleError::NotABundle { kind: plain.kind.clone() });
         }
@@ -275,7 +366,17 @@ impl UserBundle {
         };
         let certificate = SignedEnvelope::decode(&plain.certificate)
             .map_err(|e| BundleError::Certificate(CertError::Payload(e)))?;
-        Self::new(keys, certificate)
+        let realm_secret = match &plain.realm_secret {
+            Some(bytes) if bytes.len() != REALM_SECRET_LEN => {
+                return Err(BundleError::BadRealmSecret { len: bytes.len() });
+            }
+            Some(bytes) => Some(ConvergenceSecret::new(bytes.clone())),
+            None => None,
+        };
+        if plain.password.as_deref().is_some_and(|h| !h.starts_with("$argon2id$")) {
+            return Err(BundleError::BadPasswordHash);
+        }
+        Ok(Self::new(keys, certificate)?.with_extras(realm_secret, plain.password.clone()))
     }
 }
 
@@ -346,6 +447,48 @@ mod tests {
         let mut trust = TrustedRealms::new();
         trust.trust("example.org", SigningKey::from_seed([9; 32]).verifying_key()).unwrap();
         assert!(Certificate::verify(&back.certificate, &trust, Timestamp(1_500)).is_ok());
+    }
+
+    #[test]
+    fn the_realm_secret_and_password_travel_with_the_user() {
+        let hash = crate::identity::password::hash_password("correct horse").unwrap();
+        let bundle =
+            bundle().with_extras(Some(ConvergenceSecret::new(vec![7; 32])), Some(hash.clone()));
+        for bytes in [bundle.encode_plain().to_vec(), bundle.wrap_with("pw", TINY).unwrap()] {
+            let back = UserBundle::decode(&bytes, Some("pw")).unwrap();
+            assert!(same(&back, &bundle));
+            assert_eq!(
+                back.realm_secret.as_ref().map(|s| s.as_bytes().to_vec()),
+                Some(vec![7; 32])
+            );
+            assert_eq!(back.password_hash.as_deref(), Some(hash.as_str()));
+        }
+        // A bundle written before these fields existed still reads.
+        let old = FirstPlain::from(&bundle);
+        let back = UserBundle::decode(&cbor::encode(&old), None).unwrap();
+        assert!(
+            same(&back, &bundle) && back.realm_secret.is_none() && back.password_hash.is_none()
+        );
+        // A secret of the wrong length is damage, not a secret.
+        let mut short = bundle.clone();
+        short.realm_secret = Some(ConvergenceSecret::new(vec![7; 5]));
+        assert_eq!(
+            UserBundle::decode(&short.encode_plain(), None).unwrap_err(),
+            BundleError::BadRealmSecret { len: 5 }
+        );
+    }
+
+    impl From<&UserBundle> for FirstPlain {
+        fn from(b: &UserBundle) -> Self {
+            Self {
+                v: 1,
+                kind: PLAIN_KIND.to_owned(),
+                address: b.keys.address.clone(),
+                certificate: b.certificate.encode(),
+                hpke_secret: *b.keys.hpke.to_bytes(),
+                signing_seed: *b.keys.signing.seed_bytes(),
+            }
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{hex, unhex};
 use crate::address::Address;
 use crate::capability::{Capability, ObjectKey};
 use crate::cbor;
-use crate::convergent;
+use crate::convergent::{self, ConvergenceSecret};
 use crate::envelope::SignedEnvelope;
 use crate::hash::{sha256, sha256_parts};
 use crate::id::{LogId, ObjectId};
@@ -237,8 +237,12 @@ pub(super) fn bundles() -> Value {
         b"epost test salt!",
     )
     .expect("hashes");
+    let carried =
+        bundle.clone().with_extras(Some(ConvergenceSecret::new(vec![0x12; 32])), Some(phc.clone()));
     json!({
         "plain": hex(&bundle.encode_plain()),
+        "plain_with_realm_secret_and_password": hex(&carried.encode_plain()),
+        "realm_secret": hex(&[0x12; 32]),
         "passphrase": "correct horse battery staple",
         "kdf": { "m_cost": TINY.m_cost, "t_cost": TINY.t_cost, "p_cost": TINY.p_cost, "salt": hex(&salt) },
         "nonce": hex(&nonce),
@@ -267,7 +271,10 @@ pub(super) fn encodings(vectors: &Value) -> Vec<Vec<u8>> {
     for field in ["payload", "envelope", "sealed_encoded", "receipt_payload", "receipt_encoded"] {
         out.push(s(&n[field]));
     }
-    out.extend([s(&vectors["user_bundle"]["plain"]), s(&vectors["user_bundle"]["wrapped"])]);
+    let bundles = &vectors["user_bundle"];
+    for field in ["plain", "plain_with_realm_secret_and_password", "wrapped"] {
+        out.push(s(&bundles[field]));
+    }
     out
 }
 
@@ -322,4 +329,8 @@ pub(super) fn check_published(published: &Value) {
     let wrapped = UserBundle::decode(&unhex(&s(&b["wrapped"])), Some(&s(&b["passphrase"])));
     assert_eq!(wrapped.expect("wrapped bundle").keys.verifying_key(), alice_key);
     assert!(password::verify_password(&s(&b["password_phc"]), &s(&b["passphrase"])));
+    let carried = UserBundle::decode(&unhex(&s(&b["plain_with_realm_secret_and_password"])), None)
+        .expect("bundle with extras");
+    assert_eq!(carried.realm_secret.expect("secret").as_bytes(), unhex(&s(&b["realm_secret"])));
+    assert_eq!(carried.password_hash.as_deref(), b["password_phc"].as_str());
 }
