@@ -19,6 +19,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 pub struct ClusterNode {
     pub dir: PathBuf,
     pub info: Value,
+    /// The node's clock runs this far ahead (`EPOST_CLOCK_SKEW_SECS`) from
+    /// its next start: a test lives through months in minutes.
+    pub clock_skew_secs: i64,
     child: Option<Child>,
 }
 
@@ -33,13 +36,28 @@ impl ClusterNode {
     }
 
     /// `epost --data-dir DIR <args>`, which must succeed; returns stdout.
+    /// It runs with the node's clock, as everything on that machine would.
     pub fn cli(&self, args: &[&str]) -> Result<String> {
-        run_ok(epost(&self.dir)?.args(args))
+        run_ok(self.command()?.args(args))
+    }
+
+    fn command(&self) -> Result<std::process::Command> {
+        let mut cmd = epost(&self.dir)?;
+        cmd.env("EPOST_CLOCK_SKEW_SECS", self.clock_skew_secs.to_string());
+        Ok(cmd)
+    }
+
+    /// The address (`host:port`) a gateway protocol listens on.
+    pub fn gateway(&self, protocol: &str) -> Result<String> {
+        self.info[protocol]
+            .as_str()
+            .map(str::to_owned)
+            .with_context(|| format!("node.json has no {protocol}"))
     }
 
     /// Like [`Self::cli`], with `input` on standard input.
     pub fn cli_input(&self, args: &[&str], input: &[u8]) -> Result<String> {
-        crate::run_ok_with_input(epost(&self.dir)?.args(args), input)
+        crate::run_ok_with_input(self.command()?.args(args), input)
     }
 
     /// Like [`Self::cli`] with `--json`, parsed.
@@ -77,9 +95,22 @@ impl ClusterNode {
 
     /// Starts (or restarts) the node with its existing data directory.
     pub fn start(&mut self) -> Result<()> {
-        let mut child = epost(&self.dir)?
-            .args(["node", "run"])
-            .env("RUST_LOG", "warn")
+        self.start_through(&[])
+    }
+
+    /// Starts the node bootstrapping through `peers` (full multiaddrs)
+    /// instead of its configured peers: they may have moved to other ports
+    /// since the network was built.
+    pub fn start_through(&mut self, peers: &[String]) -> Result<()> {
+        let mut command = epost(&self.dir)?;
+        command.args(["node", "run"]);
+        for peer in peers {
+            command.args(["--bootstrap", peer]);
+        }
+        let log = std::env::var("EPOST_TEST_NODE_LOG").unwrap_or_else(|_| "warn".to_owned());
+        let mut child = command
+            .env("RUST_LOG", log)
+            .env("EPOST_CLOCK_SKEW_SECS", self.clock_skew_secs.to_string())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -121,13 +152,15 @@ fn wait_ready(stdout: ChildStdout, dir: &Path) -> Result<Value> {
 pub struct ClusterConfig {
     pub repair_interval_secs: u64,
     pub grace_secs: u64,
+    /// Other `key = value` lines of config.toml to set (value as TOML).
+    pub settings: Vec<(&'static str, String)>,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
         // Passes are triggered explicitly by tests; a long interval keeps
         // background passes from racing the assertions.
-        Self { repair_interval_secs: 3600, grace_secs: 1 }
+        Self { repair_interval_secs: 3600, grace_secs: 1, settings: Vec::new() }
     }
 }
 
@@ -150,7 +183,7 @@ impl Cluster {
             }
             run_ok(&mut init)?;
             tune(&dir, config)?;
-            let mut node = ClusterNode { dir, info: Value::Null, child: None };
+            let mut node = ClusterNode { dir, info: Value::Null, clock_skew_secs: 0, child: None };
             node.start()?;
             nodes.push(node);
         }
@@ -161,16 +194,61 @@ impl Cluster {
     pub fn alive(&self) -> impl Iterator<Item = &ClusterNode> {
         self.nodes.iter().filter(|n| n.is_running())
     }
+
+    /// Starts node `i` again, bootstrapping through every running node
+    /// (wherever each listens now: a whole network restarted on new ports
+    /// is a full mesh again once its last node is up).
+    pub fn restart(&mut self, i: usize) -> Result<()> {
+        let peers: Vec<String> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(j, n)| *j != i && n.is_running())
+            .map(|(_, n)| n.addr())
+            .collect();
+        self.nodes[i].start_through(&peers)
+    }
+
+    /// Waits (bounded) until every running node is connected to every
+    /// other running node.
+    pub fn wait_connected(&self) -> Result<()> {
+        let others = self.alive().count().saturating_sub(1).to_string();
+        for node in self.alive() {
+            let status = node.cli_json(&["status", "--wait-peers", &others, "--timeout", "60"])?;
+            let peers = status["peers"].as_u64().unwrap_or(0).to_string();
+            if peers != others {
+                bail!("{} is connected to {peers} of the {others} other nodes", node.dir.display());
+            }
+        }
+        Ok(())
+    }
 }
 
 fn tune(dir: &Path, config: &ClusterConfig) -> Result<()> {
     let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path)?
-        .replace(
-            "repair_interval_secs = 60",
-            &format!("repair_interval_secs = {}", config.repair_interval_secs),
-        )
-        .replace("grace_secs = 300", &format!("grace_secs = {}", config.grace_secs));
+    let mut settings = vec![
+        ("repair_interval_secs", config.repair_interval_secs.to_string()),
+        ("grace_secs", config.grace_secs.to_string()),
+    ];
+    settings.extend(config.settings.iter().cloned());
+    let mut text = String::new();
+    let mut unset: Vec<&str> = settings.iter().map(|(k, _)| *k).collect();
+    for line in std::fs::read_to_string(&path)?.lines() {
+        let key = line.split_once(" = ").map(|(k, _)| k);
+        match settings.iter().find(|(k, _)| Some(*k) == key) {
+            Some((k, value)) => {
+                text.push_str(&format!("{k} = {value}\n"));
+                unset.retain(|u| u != k);
+            }
+            None => {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+    }
+    if !unset.is_empty() {
+        bail!("config.toml has no line for {unset:?}");
+    }
     std::fs::write(&path, text)?;
     Ok(())
 }

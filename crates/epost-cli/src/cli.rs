@@ -116,9 +116,19 @@ pub(crate) enum Command {
 
     /// Renew now everything the users hosted here still reference; returns when done.
     #[command(
-        after_help = "Passes also run at start and every storage.renew_interval_secs.\nExample:\n  epost renew --json"
+        after_help = "Passes also run at start and every storage.renew_interval_secs.\nExamples:\n  epost renew --json\n  epost renew --progress --wait-renewed 100 --timeout 60   # watch the pass under way, start none"
     )]
-    Renew,
+    Renew {
+        /// Show how the pass under way is going instead of running one.
+        #[arg(long)]
+        progress: bool,
+        /// With --progress: answer once that pass has renewed this many objects (or at --timeout).
+        #[arg(long, value_name = "N", requires = "progress")]
+        wait_renewed: Option<u64>,
+        /// Seconds to wait for --wait-renewed (at most 300).
+        #[arg(long, value_name = "SECS", default_value_t = 30, requires = "wait_renewed")]
+        timeout: u64,
+    },
 
     /// Realm authority keys (a realm is a mail domain) and which realms to trust.
     #[command(subcommand)]
@@ -296,11 +306,20 @@ pub(crate) enum MailCommand {
         attach: Vec<PathBuf>,
     },
     /// List the messages of a folder (INBOX unless --folder).
+    #[command(
+        after_help = "Example (wait until mail has arrived):\n  epost inbox --user bob@example.org --wait-messages 2 --timeout 30"
+    )]
     Inbox {
         #[arg(long)]
         user: String,
         #[arg(long, default_value = "INBOX")]
         folder: String,
+        /// Answer once the folder holds this many messages (or at --timeout).
+        #[arg(long, value_name = "N")]
+        wait_messages: Option<usize>,
+        /// Seconds to wait for --wait-messages (at most 300).
+        #[arg(long, value_name = "SECS", default_value_t = 30, requires = "wait_messages")]
+        timeout: u64,
     },
     /// Print one message exactly as stored.
     Read {

@@ -58,9 +58,9 @@ pub enum FragResponse {
     Held(Vec<Vec<u8>>),
     /// For `Extend`: how many fragments had their lease extended.
     Extended(u32),
-    /// For `Renew`: per object (same order), how many of its fragments
-    /// held here now have a lease ending no earlier than asked.
-    Renewed(Vec<u8>),
+    /// For `Renew`: per object (same order), the indices of its fragments
+    /// held here whose lease now ends no earlier than asked.
+    Renewed(Vec<Vec<u8>>),
     /// The request was refused; `reason` says why (bad fragment, full disk...).
     Refused { reason: RefusalReason, detail: String },
 }

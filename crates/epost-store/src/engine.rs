@@ -80,8 +80,15 @@ pub trait Engine: Send + Sync + 'static {
     fn apply(&self, batch: &[Mutation]) -> Result<Applied, EngineError>;
     /// The raw stored value (header included) at `key`.
     fn get(&self, space: SpaceId, key: &[u8]) -> Result<Option<Vec<u8>>, EngineError>;
-    /// Up to `limit` (key, raw value) pairs with key >= `from`, in key order.
-    fn scan(&self, space: SpaceId, from: &[u8], limit: usize) -> Result<Entries, EngineError>;
+    /// Up to `limit` (key, raw value) pairs with key >= `from` and below
+    /// `until` (no bound when `None`), in key order.
+    fn scan(
+        &self,
+        space: SpaceId,
+        from: &[u8],
+        until: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, EngineError>;
     /// Up to `limit` (key, raw value) pairs whose expiry-index key is in
     /// `[from, until)` (no upper bound when `until` is `None`), in expiry
     /// order, read in one read transaction.

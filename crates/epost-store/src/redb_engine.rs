@@ -202,13 +202,26 @@ impl Engine for RedbEngine {
         })
     }
 
-    fn scan(&self, space: SpaceId, from: &[u8], limit: usize) -> Result<Entries, EngineError> {
+    fn scan(
+        &self,
+        space: SpaceId,
+        from: &[u8],
+        until: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, EngineError> {
         let space = self.space(space)?;
+        if until.is_some_and(|until| from >= until) {
+            return Ok(Vec::new());
+        }
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
             let table = txn.open_table(values(space)).map_err(map)?;
             let mut out = Vec::new();
-            for entry in table.range::<&[u8]>(from..).map_err(map)?.take(limit) {
+            let range = match until {
+                Some(until) => table.range::<&[u8]>(from..until),
+                None => table.range::<&[u8]>(from..),
+            };
+            for entry in range.map_err(map)?.take(limit) {
                 let (k, v) = entry.map_err(map)?;
                 out.push((k.value().to_vec(), v.value().to_vec()));
             }

@@ -167,9 +167,23 @@ impl Engine for SledEngine {
         Ok(self.tree(space, 0)?.get(key).map_err(map)?.map(|v| v.to_vec()))
     }
 
-    fn scan(&self, space: SpaceId, from: &[u8], limit: usize) -> Result<Entries, EngineError> {
+    fn scan(
+        &self,
+        space: SpaceId,
+        from: &[u8],
+        until: Option<&[u8]>,
+        limit: usize,
+    ) -> Result<Entries, EngineError> {
+        if until.is_some_and(|until| from >= until) {
+            return Ok(Vec::new());
+        }
+        let tree = self.tree(space, 0)?;
+        let range = match until {
+            Some(until) => tree.range(from.to_vec()..until.to_vec()),
+            None => tree.range(from.to_vec()..),
+        };
         let mut out = Vec::new();
-        for entry in self.tree(space, 0)?.range(from.to_vec()..).take(limit) {
+        for entry in range.take(limit) {
             let (k, v) = entry.map_err(map)?;
             out.push((k.to_vec(), v.to_vec()));
         }

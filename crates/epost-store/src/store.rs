@@ -336,7 +336,7 @@ impl Store {
         from: &[u8],
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, Entry)>, StoreError> {
-        let raw = self.inner.engine.scan(self.id(keyspace)?, from, limit)?;
+        let raw = self.inner.engine.scan(self.id(keyspace)?, from, None, limit)?;
         raw.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
     }
 
@@ -353,9 +353,10 @@ impl Store {
             Some(key) => successor(key),
             None => prefix.to_vec(),
         };
-        let mut page = self.scan(keyspace, &from, limit)?;
-        page.retain(|(k, _)| k.starts_with(prefix));
-        Ok(page)
+        // Stops at the prefix's end: nothing past it is read.
+        let end = prefix_end(prefix);
+        let raw = self.inner.engine.scan(self.id(keyspace)?, &from, end.as_deref(), limit)?;
+        raw.into_iter().map(|(k, v)| Ok((k, decode(&v)?))).collect()
     }
 
     /// Up to `limit` entries whose lease ends at or after `from.0` and
@@ -423,6 +424,19 @@ impl Store {
             failed_commits: c.failed_commits.load(Ordering::Relaxed),
         }
     }
+}
+
+/// The smallest key after every key starting with `prefix` (`None`: no
+/// such key, the prefix is all `0xff` or empty).
+fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last + 1);
+            return Some(end);
+        }
+    }
+    None
 }
 
 /// The smallest key after `key` in byte order.

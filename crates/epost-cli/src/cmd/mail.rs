@@ -6,6 +6,8 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::cli::{ExportFormat, ImportFormat, MailCommand};
+use epost_node::mail::import::{self, ImportMeta};
+
 use crate::client::{ApiClient, path_segment};
 use crate::datadir::DataDir;
 use crate::output::{emit, progress};
@@ -53,9 +55,12 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                 )
             });
         }
-        MailCommand::Inbox { user, folder } => {
-            let path =
+        MailCommand::Inbox { user, folder, wait_messages, timeout } => {
+            let mut path =
                 format!("/v1/mail/{}/folders/{}", path_segment(&user), path_segment(&folder));
+            if let Some(n) = wait_messages {
+                path.push_str(&format!("?min_messages={n}&wait_secs={timeout}"));
+            }
             let list: Value = client.get_json(&path).await?;
             emit(json, &list, |items| {
                 let rows: Vec<String> = items
@@ -89,32 +94,28 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                 ImportFormat::Maildir => mbox::read_maildir(&path)?,
             };
             let bar = progress(messages.len() as u64, "importing");
-            let mut imported = 0u64;
-            for message in messages {
-                let mut target = format!(
-                    "/v1/mail/{}/folders/{}?flags={}",
-                    path_segment(&user),
-                    path_segment(&folder),
-                    path_segment(&message.flags.join(","))
-                );
-                if let Some(date) = message.date {
-                    target.push_str(&format!("&date={date}"));
-                }
-                if let Some(from) = &message.from {
-                    target.push_str(&format!("&from={}", path_segment(from)));
-                }
-                let request = client.request(reqwest::Method::POST, &target).body(message.raw);
-                client
-                    .send(request)
-                    .await
-                    .with_context(|| format!("message {} was not imported", imported + 1))?;
-                imported += 1;
-                bar.inc(1);
-            }
+            let counted = bar.clone();
+            // One streamed request: the node stores several messages at a
+            // time and files them in this order, many per log entry.
+            let frames = futures::stream::iter(messages.into_iter().map(move |message| {
+                let meta =
+                    ImportMeta { flags: message.flags, date: message.date, from: message.from };
+                counted.inc(1);
+                Ok::<_, std::io::Error>(import::encode(&meta, &message.raw))
+            }));
+            let target = format!(
+                "/v1/mail/{}/folders/{}/import",
+                path_segment(&user),
+                path_segment(&folder)
+            );
+            let request = client
+                .request(reqwest::Method::POST, &target)
+                .body(reqwest::Body::wrap_stream(frames));
+            let response = client.send(request).await.context("the messages were not imported")?;
+            let report: Value =
+                response.json().await.context("the node answered with invalid JSON")?;
             bar.finish_and_clear();
-            emit(json, &serde_json::json!({ "imported": imported, "folder": folder }), |r| {
-                format!("imported {} messages into {}", r["imported"], folder)
-            });
+            emit(json, &report, |r| format!("imported {} messages into {}", r["imported"], folder));
         }
         MailCommand::Export { user, folder, format, path } => {
             let ExportFormat::Mbox = format;

@@ -54,7 +54,10 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         }
         Command::Refresh { capability } => objects::refresh(dir, &capability, json).await,
         Command::Repair => objects::repair(dir, json).await,
-        Command::Renew => objects::renew(dir, json).await,
+        Command::Renew { progress: false, .. } => objects::renew(dir, json).await,
+        Command::Renew { progress: true, wait_renewed, timeout } => {
+            objects::renew_progress(dir, wait_renewed, timeout, json).await
+        }
         Command::Realm(command) => identity::realm(dir, command, json).await,
         Command::User(command) => identity::user(dir, command, json).await,
         Command::Log(command) => logs::run(dir, command, json).await,

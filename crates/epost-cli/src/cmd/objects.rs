@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use epost_node::lease::RenewReport;
+use epost_node::lease::{RenewProgress, RenewReport};
 use epost_node::storage::{CheckReport, RepairReport};
 
 use crate::client::ApiClient;
@@ -134,6 +134,30 @@ pub(crate) async fn renew(dir: &DataDir, json: bool) -> Result<()> {
             text.push_str(&format!("; {} lost (no holder has them)", r.lost));
         }
         text
+    });
+    Ok(())
+}
+
+pub(crate) async fn renew_progress(
+    dir: &DataDir,
+    wait_renewed: Option<u64>,
+    timeout: u64,
+    json: bool,
+) -> Result<()> {
+    let client = ApiClient::connect(dir)?;
+    let path = match wait_renewed {
+        Some(n) => format!("/v1/renew?min_renewed={n}&wait_secs={timeout}"),
+        None => "/v1/renew".to_owned(),
+    };
+    let progress: RenewProgress = client.get_json(&path).await?;
+    emit(json, &progress, |p| {
+        format!(
+            "{}: {} object(s) renewed, {} not; {} pass(es) finished since start",
+            if p.running { "a pass is running" } else { "no pass is running" },
+            p.renewed,
+            p.failed,
+            p.passes
+        )
     });
     Ok(())
 }

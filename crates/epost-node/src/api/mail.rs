@@ -18,7 +18,7 @@ pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
 /// Messages read at once when listing a folder.
 const PARALLEL: usize = 8;
 
-fn mail_error(e: MailError) -> ApiError {
+pub(crate) fn mail_error(e: MailError) -> ApiError {
     let (status, kind) = match &e {
         MailError::NoFolder(_) | MailError::NoMessage(_) => (StatusCode::NOT_FOUND, "not_found"),
         MailError::NotHosted(_) => (StatusCode::NOT_FOUND, "unknown_user"),
@@ -142,14 +142,37 @@ pub(crate) struct MessageSummary {
     error: Option<String>,
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ListQuery {
+    /// Answer once the folder holds this many messages...
+    min_messages: Option<usize>,
+    /// ...or after this many seconds (at most 300), whichever comes first.
+    wait_secs: Option<u64>,
+}
+
 /// Every message of a folder with its main headers, in UID order.
 pub(crate) async fn messages(
     State(state): State<AppState>,
     Path((address, folder)): Path<(String, String)>,
+    Query(query): Query<ListQuery>,
 ) -> Result<Json<Vec<MessageSummary>>, ApiError> {
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
-    let folder = mailbox.folder(&folder).await.map_err(mail_error)?;
+    // Subscribed before the first look, so no arrival goes unseen.
+    let mut changes = mailbox.changes();
+    let mut found = mailbox.folder(&folder).await.map_err(mail_error)?;
+    if let Some(wanted) = query.min_messages {
+        let wait = std::time::Duration::from_secs(query.wait_secs.unwrap_or(0).min(300));
+        let deadline = tokio::time::Instant::now() + wait;
+        while found.messages.len() < wanted {
+            if tokio::time::timeout_at(deadline, changes.recv()).await.is_err() {
+                break;
+            }
+            found = mailbox.folder(&folder).await.map_err(mail_error)?;
+        }
+    }
+    let folder = found;
     let mail = state.mail.clone();
     let list = futures::stream::iter(folder.messages.into_iter().map(|(uid, stored)| {
         let mail = mail.clone();

@@ -5,6 +5,7 @@
 
 mod body;
 mod identity;
+mod import;
 mod logs;
 mod mail;
 mod notify;
@@ -93,7 +94,7 @@ impl ApiServer {
             .route("/v1/objects/{cap}/check", get(objects::check))
             .route("/v1/objects/{cap}/refresh", post(objects::refresh))
             .route("/v1/repair", post(objects::repair))
-            .route("/v1/renew", post(objects::renew))
+            .route("/v1/renew", post(objects::renew).get(objects::renew_progress))
             .route("/v1/realms", get(identity::realms).post(identity::realm_init))
             .route("/v1/trust", post(identity::trust))
             .route("/v1/users", get(identity::users).post(identity::add_user))
@@ -114,6 +115,10 @@ impl ApiServer {
                 get(mail::messages)
                     .post(mail::append)
                     .layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
+            )
+            .route(
+                "/v1/mail/{address}/folders/{folder}/import",
+                post(import::import).layer(DefaultBodyLimit::disable()),
             )
             .route("/v1/mail/{address}/folders/{folder}/{uid}", get(mail::message))
             .route("/v1/mail/{address}/folders/{folder}/{uid}/check", get(mail::check_message))

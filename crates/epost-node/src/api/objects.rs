@@ -15,7 +15,7 @@ use tokio_stream_shim::ReceiverStream;
 
 use super::body::{BodyItem, BodyWriter};
 use super::{ApiError, AppState};
-use crate::lease::RenewReport;
+use crate::lease::{RenewProgress, RenewReport};
 use crate::storage::{
     CheckError, CheckReport, GetError, PutError, PutReport, RefreshReport, RepairReport,
 };
@@ -92,6 +92,30 @@ pub(crate) async fn repair(State(state): State<AppState>) -> Result<Json<RepairR
 
 pub(crate) async fn renew(State(state): State<AppState>) -> Result<Json<RenewReport>, ApiError> {
     state.renewer.renew_now().await.map(Json).ok_or_else(stopping)
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ProgressQuery {
+    /// Answer once the pass under way has renewed this many objects...
+    min_renewed: Option<u64>,
+    /// ...or after this many seconds (at most 300), whichever comes first.
+    wait_secs: Option<u64>,
+}
+
+/// How the renewal under way is going; with `min_renewed`, answers once
+/// it got that far (a test kills the node mid-pass this way).
+pub(crate) async fn renew_progress(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<ProgressQuery>,
+) -> Json<RenewProgress> {
+    let mut progress = state.renewer.progress();
+    if let Some(wanted) = query.min_renewed {
+        let wait = std::time::Duration::from_secs(query.wait_secs.unwrap_or(0).min(300));
+        let _ = tokio::time::timeout(wait, progress.wait_for(|p| p.renewed >= wanted)).await;
+    }
+    let now = progress.borrow().clone();
+    Json(now)
 }
 
 fn stopping() -> ApiError {

@@ -610,7 +610,9 @@ impl Identity {
             }
             self.state().certs.remove(&old.address);
             info!(address = %old.address, serial, "certificate renewed");
-            if let Some(user) = self.state().users.get(&old.address).cloned() {
+            // The guard goes before `take_certificate` locks the state again.
+            let hosted = self.state().users.get(&old.address).cloned();
+            if let Some(user) = hosted {
                 self.take_certificate(&user, envelope, renewed)?;
             }
         }

@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use book::{
     BookError, BookTask, Change, HeadUpdate, LeaseBook, NewRoot, OwnedHead, OwnerId, RootKind,
 };
-pub use renew::{RenewReport, RenewTask, Renewer};
+pub use renew::{RenewProgress, RenewReport, RenewTask, Renewer};
 
 /// When and how fast the node renews.
 #[derive(Debug, Clone)]

@@ -25,6 +25,10 @@ use crate::storage::StorageService;
 
 /// Roots renewed per page (one round of requests, one book commit).
 const PAGE: usize = 256;
+/// The longest the pass at start waits for a first peer.
+const JOIN_WAIT: Duration = Duration::from_secs(120);
+/// A pass that could not renew everything is run again this soon.
+const RETRY_AFTER: Duration = Duration::from_secs(600);
 /// A root that cannot be renewed is given up this long after its lease
 /// ended (its objects are gone from every holder by then).
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -48,11 +52,25 @@ pub struct RenewReport {
     pub finished_at: u64,
 }
 
+/// How the pass under way is going. Shared by the node's API and the CLI.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewProgress {
+    /// Whether a pass is running now.
+    pub running: bool,
+    /// Passes finished since the node started.
+    pub passes: u64,
+    /// Objects renewed so far by the pass running (or the last one).
+    pub renewed: u64,
+    /// Objects not renewed so far by it.
+    pub failed: u64,
+}
+
 /// Runs a pass now. Cheap to clone.
 #[derive(Clone)]
 pub struct Renewer {
     tx: mpsc::Sender<oneshot::Sender<RenewReport>>,
     last: Arc<Mutex<Option<RenewReport>>>,
+    progress: watch::Receiver<RenewProgress>,
 }
 
 /// The periodic task, for an orderly shutdown.
@@ -76,6 +94,7 @@ struct Pass {
     book: LeaseBook,
     logs: LogService,
     stop: watch::Receiver<bool>,
+    progress: watch::Sender<RenewProgress>,
 }
 
 impl Renewer {
@@ -90,22 +109,40 @@ impl Renewer {
         let (tx, mut rx) = mpsc::channel::<oneshot::Sender<RenewReport>>(4);
         let (stop, stopped) = watch::channel(false);
         let last = Arc::new(Mutex::new(None));
-        let pass = Pass { config, storage, dht, book, logs, stop: stopped.clone() };
+        let (progress, watching) = watch::channel(RenewProgress::default());
+        let pass = Pass { config, storage, dht, book, logs, stop: stopped.clone(), progress };
         let shared = last.clone();
         let mut stopped = stopped;
         let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(pass.config.interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            // The pass at start waits for the overlay: alone, nothing can
+            // be renewed, and a node back from a long absence must not
+            // wait a whole interval for the next try.
+            let mut next = tokio::time::Instant::now();
+            let mut joined = false;
             loop {
                 let asked = tokio::select! {
-                    _ = tick.tick() => None,
+                    _ = tokio::time::sleep_until(next) => None,
                     Some(reply) = rx.recv() => Some(reply),
                     _ = stopped.changed() => break,
                 };
+                if !joined && asked.is_none() {
+                    joined = true;
+                    tokio::select! {
+                        _ = pass.wait_for_peers(JOIN_WAIT) => {}
+                        _ = stopped.changed() => break,
+                    }
+                }
                 let report = pass.run().await;
                 if report.renewed + report.failed + report.lost > 0 {
                     info!(?report, "renewal pass");
                 }
+                // What failed is tried again soon, not a whole interval on.
+                let wait = if report.failed > 0 {
+                    pass.config.interval.min(RETRY_AFTER)
+                } else {
+                    pass.config.interval
+                };
+                next = tokio::time::Instant::now() + wait;
                 *shared.lock().await = Some(report.clone());
                 if let Some(reply) = asked {
                     let _ = reply.send(report);
@@ -115,7 +152,7 @@ impl Renewer {
                 }
             }
         });
-        (Self { tx, last }, RenewTask { stop, task })
+        (Self { tx, last, progress: watching }, RenewTask { stop, task })
     }
 
     /// Runs a whole pass now and reports it (`None` when stopping).
@@ -129,6 +166,11 @@ impl Renewer {
     pub async fn last(&self) -> Option<RenewReport> {
         self.last.lock().await.clone()
     }
+
+    /// How the pass under way is going, as it changes.
+    pub fn progress(&self) -> watch::Receiver<RenewProgress> {
+        self.progress.clone()
+    }
 }
 
 impl Pass {
@@ -136,7 +178,34 @@ impl Pass {
         *self.stop.borrow()
     }
 
+    /// Returns once this node is connected to a peer, or after `most`.
+    async fn wait_for_peers(&self, most: Duration) {
+        let mut events = self.dht.subscribe();
+        let wait = async {
+            while self.dht.status().await.is_some_and(|s| s.connected_peers.is_empty()) {
+                if events.recv().await.is_err() {
+                    return;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(most, wait).await;
+    }
+
     async fn run(&self) -> RenewReport {
+        self.progress.send_modify(|p| {
+            p.running = true;
+            p.renewed = 0;
+            p.failed = 0;
+        });
+        let report = self.pass().await;
+        self.progress.send_modify(|p| {
+            p.running = false;
+            p.passes += 1;
+        });
+        report
+    }
+
+    async fn pass(&self) -> RenewReport {
         let mut report = RenewReport {
             entries_registered: self.logs.register_unlisted_entries().await,
             ..RenewReport::default()
@@ -147,8 +216,10 @@ impl Pass {
         let mut after: Option<(u64, ObjectId)> = None;
         let started = Instant::now();
         let mut sent = 0u64;
+        // A page is about a second of work at the rate allowed.
+        let page_len = usize::try_from(self.config.rate).unwrap_or(PAGE).clamp(1, PAGE);
         while !self.stopping() {
-            let page = match self.book.due(until, after, PAGE) {
+            let page = match self.book.due(until, after, page_len) {
                 Ok(page) => page,
                 Err(e) => {
                     warn!(error = %e, "cannot read the lease book; renewal stops for now");
@@ -157,8 +228,12 @@ impl Pass {
             };
             let Some(last) = page.last() else { break };
             after = Some((last.expires, last.id));
-            let full = page.len() == PAGE;
+            let full = page.len() == page_len;
             sent += self.renew_page(page, now, &mut report).await;
+            self.progress.send_modify(|p| {
+                p.renewed = report.renewed;
+                p.failed = report.failed;
+            });
             // At most `rate` objects a second, on average over the pass.
             let due = Duration::from_secs_f64(sent as f64 / f64::from(self.config.rate.max(1)));
             if let Some(wait) = due.checked_sub(started.elapsed()) {
@@ -184,7 +259,10 @@ impl Pass {
     /// Renews one page of roots; returns how many objects it asked about.
     async fn renew_page(&self, page: Vec<DueRoot>, now: u64, report: &mut RenewReport) -> u64 {
         let expires = now.saturating_add(millis(self.config.lease));
-        let k = usize::from(self.storage.layout().0);
+        // Done only when every fragment is: one left out keeps its old
+        // lease, and a repair from it would spread that lease.
+        let (k, m) = self.storage.layout();
+        let n = usize::from(k) + usize::from(m);
         // Each root with the objects it stands for.
         let mut roots: Vec<(DueRoot, Vec<ObjectId>, bool)> = Vec::with_capacity(page.len());
         for root in page {
@@ -202,7 +280,7 @@ impl Pass {
         for (root, objects, complete) in roots {
             let counts = &counts[at..at + objects.len()];
             at += objects.len();
-            let ok = counts.iter().filter(|c| **c >= k).count() as u64;
+            let ok = counts.iter().filter(|c| **c >= n).count() as u64;
             report.roots += 1;
             report.renewed += ok;
             report.failed += objects.len() as u64 - ok;

@@ -95,8 +95,11 @@ pub struct StoredObjects {
     pub expires: u64,
 }
 
+/// Changes applied in order, and each one's outcome.
+type ChangeReply = oneshot::Sender<Vec<Result<Changed, MailError>>>;
+
 enum Request {
-    Change(Change, oneshot::Sender<Result<Changed, MailError>>),
+    Change(Vec<Change>, ChangeReply),
     Read(Box<dyn FnOnce(&MailState) + Send>),
 }
 
@@ -123,9 +126,19 @@ impl Mailbox {
 
     /// Applies a change durably.
     pub async fn change(&self, change: Change) -> Result<Changed, MailError> {
+        self.change_all(vec![change]).await?.pop().unwrap_or(Err(MailError::Stopped))
+    }
+
+    /// Applies `changes` durably, in order, committed together (an import
+    /// keeps the order of its messages and costs few log entries); returns
+    /// each one's outcome.
+    pub async fn change_all(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Changed, MailError>>, MailError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Request::Change(change, reply)).await.map_err(|_| MailError::Stopped)?;
-        answer.await.map_err(|_| MailError::Stopped)?
+        self.tx.send(Request::Change(changes, reply)).await.map_err(|_| MailError::Stopped)?;
+        answer.await.map_err(|_| MailError::Stopped)
     }
 
     /// Reads the current state through `f`.
@@ -196,8 +209,9 @@ async fn run(
             // request starts a new task that tries again.
             rx.close();
             while let Some(request) = rx.recv().await {
-                if let Request::Change(_, reply) = request {
-                    let _ = reply.send(Err(MailError::Temporary(e.to_string())));
+                if let Request::Change(changes, reply) = request {
+                    let failed = changes.iter().map(|_| Err(MailError::Temporary(e.to_string())));
+                    let _ = reply.send(failed.collect());
                 }
             }
             return;
@@ -230,16 +244,21 @@ async fn run(
         for request in batch {
             match request {
                 Request::Read(job) => job(&state),
-                Request::Change(change, reply) => {
-                    let result = plan(
-                        &mut state,
-                        change,
-                        &mut ops,
-                        &mut touched,
-                        &mut leases,
-                        &mut account.tracker,
-                    );
-                    replies.push((reply, result));
+                Request::Change(changes, reply) => {
+                    let results = changes
+                        .into_iter()
+                        .map(|change| {
+                            plan(
+                                &mut state,
+                                change,
+                                &mut ops,
+                                &mut touched,
+                                &mut leases,
+                                &mut account.tracker,
+                            )
+                        })
+                        .collect::<Vec<_>>();
+                    replies.push((reply, results));
                 }
             }
         }
@@ -252,8 +271,9 @@ async fn run(
                     // refuse the batch and stop; the next request replays
                     // afresh (and registers what was written).
                     warn!(address = %account.address, error = %e, "mail log append failed; the batch is refused");
-                    for (reply, result) in replies {
-                        let _ = reply.send(result.and(Err(e.clone())));
+                    for (reply, results) in replies {
+                        let failed = results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
+                        let _ = reply.send(failed);
                     }
                     return;
                 }

@@ -81,12 +81,10 @@ async fn renew(ctx: &Ctx, objects: &[WireId], expires: u64) -> FragResponse {
     let cap = ctx.lease_cap();
     let ids: Vec<ObjectId> = objects.iter().map(|o| ObjectId::from_bytes(*o)).collect();
     match ctx.local.renew(&ids, expires.min(cap)).await {
-        Ok(counts) => {
-            Metrics::add(
-                &ctx.metrics.fragments_renewed,
-                counts.iter().map(|c| u64::from(*c)).sum(),
-            );
-            FragResponse::Renewed(counts)
+        Ok(held) => {
+            let count = held.iter().map(|h| h.len() as u64).sum();
+            Metrics::add(&ctx.metrics.fragments_renewed, count);
+            FragResponse::Renewed(held)
         }
         Err(e) => refusal(&e),
     }
@@ -140,9 +138,10 @@ async fn fetch(ctx: &Ctx, object: ObjectId, index: u8) -> FragResponse {
 }
 
 fn probe(ctx: &Ctx, objects: &[WireId]) -> FragResponse {
+    let now = epost_types::time::Timestamp::now().as_millis();
     let mut held = Vec::with_capacity(objects.len());
     for object in objects {
-        match ctx.local.indices(ObjectId::from_bytes(*object)) {
+        match ctx.local.indices_leased_after(ObjectId::from_bytes(*object), now) {
             Ok(indices) => held.push(indices),
             Err(e) => return refusal(&e),
         }

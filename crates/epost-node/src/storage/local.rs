@@ -80,30 +80,48 @@ impl LocalFragments {
         Ok(Some(block.value))
     }
 
-    /// Indices of `id` held here (from keys alone; see [`Self::scrub`]).
+    /// Indices of `id` held here (unchecked; see [`Self::scrub`]).
     pub(crate) fn indices(&self, id: ObjectId) -> Result<Vec<u8>, LocalError> {
-        let start = key(id, 0);
-        let mut out = Vec::new();
-        for (k, _) in self.store.scan(&BLOCKS, &start, 256)? {
-            match split(&k) {
-                Some((found, index)) if found == id => out.push(index),
-                _ => break,
-            }
-        }
-        Ok(out)
+        self.indices_leased_after(id, 0)
     }
 
-    /// Indices of `id` whose fragment still verifies; bad ones are dropped
-    /// and returned as the second list.
-    pub(crate) async fn scrub(&self, id: ObjectId) -> Result<(Vec<u8>, Vec<u8>), LocalError> {
+    /// Indices of `id` held here whose lease has not ended by `now`: what
+    /// this node tells a peer it holds (an expired fragment is garbage).
+    pub(crate) fn indices_leased_after(
+        &self,
+        id: ObjectId,
+        now: u64,
+    ) -> Result<Vec<u8>, LocalError> {
+        let page = self.store.scan_prefix(&BLOCKS, id.as_bytes(), None, 256)?;
+        Ok(page
+            .into_iter()
+            .filter(|(_, entry)| entry.expires >= now)
+            .filter_map(|(k, _)| split(&k).map(|(_, index)| index))
+            .collect())
+    }
+
+    /// Indices of `id` whose fragment still verifies and whose lease has
+    /// not ended by `now`; bad ones are dropped and returned as the second
+    /// list (expired ones are left for garbage collection).
+    pub(crate) async fn scrub(
+        &self,
+        id: ObjectId,
+        now: u64,
+    ) -> Result<(Vec<u8>, Vec<u8>), LocalError> {
         let mut good = Vec::new();
         let mut bad = Vec::new();
         for index in self.indices(id)? {
-            match self.get(id, index).await {
-                Ok(Some(_)) => good.push(index),
-                Ok(None) => {}
-                Err(LocalError::Corrupt { .. }) => bad.push(index),
-                Err(e) => return Err(e),
+            let Some(block) = self.store.get(&BLOCKS, &key(id, index))? else { continue };
+            if block.expires < now {
+                continue;
+            }
+            let intact = Fragment::decode(&block.value)
+                .is_ok_and(|f| f.verify().is_ok() && f.object_id == id && f.index == index);
+            if intact {
+                good.push(index);
+            } else {
+                self.delete(id, index).await?;
+                bad.push(index);
             }
         }
         Ok((good, bad))
@@ -125,24 +143,24 @@ impl LocalFragments {
     }
 
     /// Extends every fragment held here of each object in `ids` to at
-    /// least `expires`, in one commit; returns per object how many
-    /// fragments are held (each now leased until `expires` or later).
+    /// least `expires`, in one commit; returns per object the indices held
+    /// (each now leased until `expires` or later).
     pub(crate) async fn renew(
         &self,
         ids: &[ObjectId],
         expires: u64,
-    ) -> Result<Vec<u8>, LocalError> {
+    ) -> Result<Vec<Vec<u8>>, LocalError> {
         let mut batch = epost_store::Batch::new();
-        let mut counts = Vec::with_capacity(ids.len());
+        let mut held = Vec::with_capacity(ids.len());
         for id in ids {
             let indices = self.indices(*id)?;
             for index in &indices {
                 batch.extend(&BLOCKS, key(*id, *index).to_vec(), expires);
             }
-            counts.push(u8::try_from(indices.len()).unwrap_or(u8::MAX));
+            held.push(indices);
         }
         self.store.commit(batch).await?;
-        Ok(counts)
+        Ok(held)
     }
 
     pub(crate) async fn delete(&self, id: ObjectId, index: u8) -> Result<(), LocalError> {

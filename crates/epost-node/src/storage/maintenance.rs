@@ -199,9 +199,12 @@ async fn examine_page(
     let n = usize::from(ctx.config.k) + usize::from(ctx.config.m);
     let me = ctx.dht.local_peer_id();
     // Scrub first, so this node's own answer to the probes below is true.
+    // A fragment whose lease ended is garbage: it leads no repair and is
+    // handed to nobody (its owner stopped renewing it).
+    let now = epost_types::time::Timestamp::now().as_millis();
     let mut mine_all = Vec::with_capacity(objects.len());
     for id in objects {
-        match ctx.local.scrub(*id).await {
+        match ctx.local.scrub(*id, now).await {
             Ok((good, bad)) => {
                 if !bad.is_empty() {
                     warn!(%id, ?bad, "dropped corrupt fragments found by scrubbing");
@@ -248,7 +251,7 @@ async fn examine_page(
     let rows = objects.iter().zip(&nearby).zip(&placements).zip(held).zip(mine_all);
     for ((((id, near), placement), held), mine) in rows {
         report.objects_checked += 1;
-        let Some(mine) = mine else { continue };
+        let Some(mine) = mine.filter(|m| !m.is_empty()) else { continue };
         // Holders in placement order: the first leads; each next one takes
         // over after one more pass in which the object stayed short.
         let holders: Vec<&PeerId> = placement

@@ -50,22 +50,22 @@ pub(crate) fn assign(holders: &[Vec<PeerId>], max: usize) -> Vec<Ask> {
     asks
 }
 
-/// Per object, the fragments the holders say are now leased: the sum of
-/// every answer that matches its request; an answer of the wrong length
-/// counts for nothing (a broken or lying peer).
-pub(crate) fn tally(objects: usize, answers: &[(Ask, Option<Vec<u8>>)]) -> Vec<usize> {
-    let mut counts = vec![0usize; objects];
+/// Per object, how many distinct fragments the holders say are now
+/// leased (a fragment held twice counts once); an answer of the wrong
+/// length counts for nothing (a broken or lying peer).
+pub(crate) fn tally(objects: usize, answers: &[(Ask, Option<Vec<Vec<u8>>>)]) -> Vec<usize> {
+    let mut indices = vec![std::collections::BTreeSet::new(); objects];
     for (ask, answer) in answers {
         let Some(held) = answer.as_ref().filter(|held| held.len() == ask.objects.len()) else {
             continue;
         };
-        for (object, count) in ask.objects.iter().zip(held) {
-            if let Some(slot) = counts.get_mut(*object) {
-                *slot += usize::from(*count);
+        for (object, held) in ask.objects.iter().zip(held) {
+            if let Some(slot) = indices.get_mut(*object) {
+                slot.extend(held.iter().copied());
             }
         }
     }
-    counts
+    indices.into_iter().map(|set| set.len()).collect()
 }
 
 /// Extends every fragment of `ids` on its holders to `expires`; returns
@@ -88,24 +88,26 @@ pub(crate) async fn renew(ctx: &Arc<Ctx>, ids: &[ObjectId], expires: u64) -> Vec
     .collect()
     .await;
     let asks = assign(&holders, MAX_RENEW);
-    let answers: Vec<(Ask, Option<Vec<u8>>)> = futures::stream::iter(asks.into_iter().map(|ask| {
-        let objects = ask.objects.iter().map(|i| *ids[*i].as_bytes()).collect();
-        let ctx = ctx.clone();
-        async move {
-            let answer = match ctx.ask(ask.peer, FragRequest::Renew { objects, expires }).await {
-                Ok(FragResponse::Renewed(counts)) => Some(counts),
-                Ok(FragResponse::Refused { .. }) | Err(_) => None,
-                Ok(_) => {
-                    Metrics::inc(&ctx.metrics.bad_peer_responses);
-                    None
-                }
-            };
-            (ask, answer)
-        }
-    }))
-    .buffer_unordered(REQUESTS)
-    .collect()
-    .await;
+    let answers: Vec<(Ask, Option<Vec<Vec<u8>>>)> =
+        futures::stream::iter(asks.into_iter().map(|ask| {
+            let objects = ask.objects.iter().map(|i| *ids[*i].as_bytes()).collect();
+            let ctx = ctx.clone();
+            async move {
+                let answer = match ctx.ask(ask.peer, FragRequest::Renew { objects, expires }).await
+                {
+                    Ok(FragResponse::Renewed(counts)) => Some(counts),
+                    Ok(FragResponse::Refused { .. }) | Err(_) => None,
+                    Ok(_) => {
+                        Metrics::inc(&ctx.metrics.bad_peer_responses);
+                        None
+                    }
+                };
+                (ask, answer)
+            }
+        }))
+        .buffer_unordered(REQUESTS)
+        .collect()
+        .await;
     tally(ids.len(), &answers)
 }
 
@@ -139,12 +141,13 @@ mod tests {
     fn counts_add_up_per_object_and_bad_answers_count_nothing() {
         let p = peers(3);
         let answers = vec![
-            (Ask { peer: p[0], objects: vec![0, 1] }, Some(vec![2, 1])),
-            (Ask { peer: p[1], objects: vec![0] }, Some(vec![3])),
+            (Ask { peer: p[0], objects: vec![0, 1] }, Some(vec![vec![0, 5], vec![1]])),
+            // Index 5 held twice (an excess copy) counts once.
+            (Ask { peer: p[1], objects: vec![0] }, Some(vec![vec![2, 5, 7]])),
             // Unreachable, refused, or the wrong number of answers.
             (Ask { peer: p[2], objects: vec![0, 1] }, None),
-            (Ask { peer: p[2], objects: vec![1] }, Some(vec![4, 4])),
+            (Ask { peer: p[2], objects: vec![1] }, Some(vec![vec![4], vec![6]])),
         ];
-        assert_eq!(tally(3, &answers), vec![5, 1, 0]);
+        assert_eq!(tally(3, &answers), vec![4, 1, 0]);
     }
 }

@@ -172,7 +172,10 @@ async fn serve_fragments(
                 objects.iter().map(|o| held.range((*o, 0)..=(*o, u8::MAX)).count() as u32).sum(),
             ),
             FragRequest::Renew { objects, .. } => FragResponse::Renewed(
-                objects.iter().map(|o| held.range((*o, 0)..=(*o, u8::MAX)).count() as u8).collect(),
+                objects
+                    .iter()
+                    .map(|o| held.range((*o, 0)..=(*o, u8::MAX)).map(|((_, i), _)| *i).collect())
+                    .collect(),
             ),
         };
         dht.respond(reply, response).await;
