@@ -10,6 +10,8 @@
 //! - a message carol expunged is collected from every holder once its
 //!   lease ends, while the attachment it shared with a message she keeps
 //!   stays;
+//! - mail still flows at day 540, after the certificates issued at day 0
+//!   ended: the realm renewed them and the hosting nodes took them up;
 //! - a node killed with SIGKILL in the middle of a renewal pass, several
 //!   times, skips nothing for good: after the lease, all its mail reads.
 
@@ -247,6 +249,15 @@ fn mail_outlives_three_leases_an_absent_owner_and_an_expunge() -> Result<()> {
             }
         }
     }
+    // The certificates issued at day 0 ended at day 365: mail still goes
+    // from node 0 to node 2 at day 540 only if the realm renewed them and
+    // the hosting nodes took the renewals up.
+    send(&cluster, &alice, &carol, "a year and a half on", None)?;
+    let inbox = wait_inbox(&cluster, &carol, 2)?;
+    ensure!(
+        inbox.as_array().is_some_and(|l| l.iter().any(|m| m["subject"] == "a year and a half on")),
+        "day 540: mail between two nodes did not arrive: {inbox}"
+    );
     Ok(())
 }
 

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig, ClusterNode};
-use epost_e2e::run;
+use epost_e2e::{realm, run};
 
 fn last_line(out: &str) -> Result<String> {
     out.lines().last().map(str::to_owned).context("no output")
@@ -15,21 +15,6 @@ fn last_line(out: &str) -> Result<String> {
 
 fn addr(node: &ClusterNode, key: &str) -> Result<String> {
     node.info[key].as_str().map(str::to_owned).with_context(|| format!("node.json has no {key}"))
-}
-
-/// Adds `address` on node 0 (which holds the realm key) and moves it to
-/// `home` with `user export` / `user import`.
-fn host(cluster: &Cluster, address: &str, password: &str, home: usize) -> Result<()> {
-    let first = &cluster.nodes[0];
-    first.cli_input(&["user", "add", address, "--password-stdin"], password.as_bytes())?;
-    if home != 0 {
-        let bundle = first.cli(&["user", "export", address])?;
-        let target = &cluster.nodes[home];
-        target.cli_input(&["user", "import", "-"], bundle.as_bytes())?;
-        target.cli_input(&["user", "passwd", address], password.as_bytes())?;
-        first.cli(&["user", "remove", address])?;
-    }
-    Ok(())
 }
 
 #[test]
@@ -46,7 +31,7 @@ fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()>
     for (name, home) in users {
         let address = format!("{name}@example.test");
         let password = format!("{name}-correct-horse");
-        host(&cluster, &address, &password, home)?;
+        realm::host(&cluster, &address, &password, home)?;
         lines.push_str(&format!("{address} {password}\n"));
     }
     std::fs::write(&secrets, lines)?;
@@ -111,8 +96,8 @@ fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
     for node in &cluster.nodes {
         node.cli(&["realm", "trust", &key, "--domain", "example.test"])?;
     }
-    host(&cluster, "alice@example.test", "a-pw", 0)?;
-    host(&cluster, "bob@example.test", "b-pw", 0)?;
+    realm::host(&cluster, "alice@example.test", "a-pw", 0)?;
+    realm::host(&cluster, "bob@example.test", "b-pw", 0)?;
     let dir = tempfile::tempdir()?;
 
     // send (local delivery answers once the message is in bob's INBOX).

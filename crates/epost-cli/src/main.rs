@@ -31,6 +31,8 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(cmd::run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        // Like a Unix tool killed by SIGPIPE: no message, status 128 + 13.
+        Err(err) if output::is_closed_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             // `{:#}` prints the whole context chain on one line: what we were
             // doing, then why it failed.

@@ -1,19 +1,49 @@
 //! How commands speak: a line of text for people, or one JSON document
 //! (`--json`) for scripts. Commands build a serde value once and print it here.
 
+use std::io::Write as _;
+
 use serde::Serialize;
 
-/// Prints `value` as pretty JSON when `json` is set, else the text `human` renders.
-pub(crate) fn emit<T: Serialize>(json: bool, value: &T, human: impl FnOnce(&T) -> String) {
-    if json {
+/// Prints `value` as pretty JSON when `json` is set, else the text `human`
+/// renders. Fails only if standard output does (a reader that went away:
+/// see [`is_closed_pipe`]).
+pub(crate) fn emit<T: Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> std::io::Result<()> {
+    let text = if json {
         // Serialising our own plain structs cannot fail.
         match serde_json::to_string_pretty(value) {
-            Ok(text) => println!("{text}"),
-            Err(err) => eprintln!("error: cannot encode output as JSON: {err}"),
+            Ok(text) => text,
+            Err(err) => {
+                eprintln!("error: cannot encode output as JSON: {err}");
+                return Ok(());
+            }
         }
     } else {
-        println!("{}", human(value));
-    }
+        human(value)
+    };
+    line(&text)
+}
+
+/// Writes `text` and a newline to standard output, flushed.
+pub(crate) fn line(text: &str) -> std::io::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{text}")?;
+    out.flush()
+}
+
+/// Whether `err` comes from writing to a pipe whose reader went away
+/// (`epost inbox | head -1`): then the program ends quietly, as Unix
+/// tools do, instead of reporting an error.
+pub(crate) fn is_closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// A progress bar counting `len` items on a terminal; hidden when stderr

@@ -13,7 +13,6 @@ use epost_testkit::{NetConfig, TestNet};
 use epost_types::address::Address;
 use epost_types::capability::Capability;
 use epost_types::mail::{FlagChange, MailEntry, MailOp};
-use epost_types::sign::VerifyingKey;
 
 fn addr(text: &str) -> Address {
     Address::from_str(text).unwrap()
@@ -27,34 +26,12 @@ fn config() -> NetConfig {
     }
 }
 
-async fn users(net: &TestNet, hosted: &[(&str, usize)]) {
-    let realm = net.node(0).identity.realm_init("example.test").unwrap();
-    let key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(key, Some("example.test")).unwrap();
-    }
-    for (name, node) in hosted {
-        let address = addr(&format!("{name}@example.test"));
-        net.node(0).identity.add_user(address.clone(), None).await.unwrap();
-        if *node != 0 {
-            let exported = net.node(0).identity.export_user(&address, None).unwrap();
-            net.node(*node).identity.import_user(&exported, None, None).await.unwrap();
-            net.node(0).identity.remove_user(&address).unwrap();
-        }
-    }
-}
-
+/// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
 async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
-    let mut changes = mailbox.changes();
-    let wait = async {
-        loop {
-            if mailbox.folder("INBOX").await.unwrap().messages.len() >= n {
-                return;
-            }
-            let _ = changes.recv().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("mail never arrived");
+    assert!(
+        epost_testkit::inbox_reaches(mailbox, n, Duration::from_secs(60)).await,
+        "mail never arrived"
+    );
 }
 
 fn message(subject: &str, attachment: &str) -> Vec<u8> {
@@ -79,7 +56,7 @@ fn manifest_id(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
     let net = TestNet::start(5, config()).await.unwrap();
-    users(&net, &[("alice", 0), ("bob", 2)]).await;
+    net.host_users("example.test", &[("alice", 0), ("bob", 2)]).await.unwrap();
     let (alice, bob) = (addr("alice@example.test"), addr("bob@example.test"));
     let bob_box = net.node(2).mail.mailbox(&bob).unwrap();
 
@@ -156,7 +133,7 @@ async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     let mut net = TestNet::start(4, config()).await.unwrap();
-    users(&net, &[("bob", 1)]).await;
+    net.host_users("example.test", &[("bob", 1)]).await.unwrap();
     let bob = addr("bob@example.test");
     let mailbox = net.node(1).mail.mailbox(&bob).unwrap();
     let raw = message("kept", &"S2VlcCBtZQ==".repeat(10));

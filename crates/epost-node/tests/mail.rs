@@ -10,43 +10,17 @@ use epost_node::mail::{Change, Mailbox};
 use epost_testkit::{NetConfig, TestNet};
 use epost_types::address::Address;
 use epost_types::mail::{FlagChange, Piece};
-use epost_types::sign::VerifyingKey;
 
 fn addr(text: &str) -> Address {
     Address::from_str(text).unwrap()
 }
 
-/// Realm example.test made on node 0 and trusted everywhere; each
-/// `(name, node)` hosted there.
-async fn users(net: &TestNet, hosted: &[(&str, usize)]) {
-    let realm = net.node(0).identity.realm_init("example.test").unwrap();
-    let key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(key, Some("example.test")).unwrap();
-    }
-    for (name, node) in hosted {
-        net.node(0).identity.add_user(addr(&format!("{name}@example.test")), None).await.unwrap();
-        if *node != 0 {
-            let address = addr(&format!("{name}@example.test"));
-            let exported = net.node(0).identity.export_user(&address, None).unwrap();
-            net.node(*node).identity.import_user(&exported, None, None).await.unwrap();
-            net.node(0).identity.remove_user(&address).unwrap();
-        }
-    }
-}
-
 /// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
 async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
-    let mut changes = mailbox.changes();
-    let wait = async {
-        loop {
-            if mailbox.folder("INBOX").await.unwrap().messages.len() >= n {
-                return;
-            }
-            let _ = changes.recv().await;
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(60), wait).await.expect("mail never arrived");
+    assert!(
+        epost_testkit::inbox_reaches(mailbox, n, Duration::from_secs(60)).await,
+        "mail never arrived"
+    );
 }
 
 fn message(subject: &str, attachment: &str) -> Vec<u8> {
@@ -63,7 +37,7 @@ fn message(subject: &str, attachment: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
     let mut net = TestNet::start(4, NetConfig::default()).await.unwrap();
-    users(&net, &[("alice", 0), ("bob", 2), ("carol", 3)]).await;
+    net.host_users("example.test", &[("alice", 0), ("bob", 2), ("carol", 3)]).await.unwrap();
     let (alice, bob, carol) =
         (addr("alice@example.test"), addr("bob@example.test"), addr("carol@example.test"));
     let bob_box = net.node(2).mail.mailbox(&bob).unwrap();

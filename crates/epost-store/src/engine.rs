@@ -1,7 +1,48 @@
 //! The engine layer: what a storage engine must provide. Small and
 //! synchronous; batching, durability timing and concurrency live above it.
 
+use std::ops::Bound;
+
 use crate::error::EngineError;
+
+/// The table (tree) holding each counted keyspace's running totals, by
+/// keyspace name: `entries (u64 BE) || payload bytes (u64 BE)`, updated in
+/// the transaction of every batch that changes them, so opening a store
+/// does not read every value to count them.
+pub(crate) const TOTALS: &str = "store.totals";
+
+/// A totals row.
+pub(crate) fn encode_totals(entries: u64, bytes: u64) -> [u8; 16] {
+    let mut row = [0u8; 16];
+    row[..8].copy_from_slice(&entries.to_be_bytes());
+    row[8..].copy_from_slice(&bytes.to_be_bytes());
+    row
+}
+
+/// A totals row read back (`None` if it is not 16 bytes).
+pub(crate) fn decode_totals(row: &[u8]) -> Option<(u64, u64)> {
+    let entries = u64::from_be_bytes(row.get(..8)?.try_into().ok()?);
+    let bytes = u64::from_be_bytes(row.get(8..16)?.try_into().ok()?);
+    (row.len() == 16).then_some((entries, bytes))
+}
+
+/// `(entries, bytes)` moved by a signed delta, never below zero.
+pub(crate) fn add_totals(row: (u64, u64), entries: i64, bytes: i64) -> (u64, u64) {
+    (row.0.saturating_add_signed(entries), row.1.saturating_add_signed(bytes))
+}
+
+/// A key range as an engine's range scan takes it.
+pub(crate) type KeyRange<'a> = (Bound<&'a [u8]>, Bound<&'a [u8]>);
+
+/// The key range `[from, until)` (no upper bound without `until`); `None`
+/// when it is empty.
+pub(crate) fn bounds<'a>(from: &'a [u8], until: Option<&'a [u8]>) -> Option<KeyRange<'a>> {
+    match until {
+        Some(until) if from >= until => None,
+        Some(until) => Some((Bound::Included(from), Bound::Excluded(until))),
+        None => Some((Bound::Included(from), Bound::Unbounded)),
+    }
+}
 
 /// Raw (key, stored value) pairs from a scan.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -99,7 +140,8 @@ pub trait Engine: Send + Sync + 'static {
         until: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, EngineError>;
-    /// (entries, payload bytes) of a keyspace, by a full scan (used at
-    /// open, for counted keyspaces only).
+    /// (entries, payload bytes) of a counted keyspace, as kept by every
+    /// commit in the totals table ([`TOTALS`]); a store written before that
+    /// table existed is counted by one full scan, then kept. Read at open.
     fn totals(&self, space: SpaceId) -> Result<(u64, u64), EngineError>;
 }

@@ -8,7 +8,10 @@ use std::sync::{PoisonError, RwLock};
 
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
-use crate::engine::{Applied, Engine, Entries, Mutation, Op, SpaceId};
+use crate::engine::{
+    Applied, Engine, Entries, Mutation, Op, SpaceId, TOTALS, add_totals, bounds, decode_totals,
+    encode_totals,
+};
 use crate::error::EngineError;
 use crate::keyspace::{Keyspace, Kind};
 use crate::value;
@@ -16,6 +19,8 @@ use tracing::warn;
 
 type Values = TableDefinition<'static, &'static [u8], &'static [u8]>;
 type Expiry = TableDefinition<'static, &'static [u8], ()>;
+const TOTALS_TABLE: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new(TOTALS);
 
 pub(crate) struct RedbEngine {
     path: PathBuf,
@@ -102,6 +107,7 @@ fn open_db(path: &Path, spaces: &[Keyspace]) -> Result<Database, EngineError> {
         txn.open_table(values(space)).map_err(map)?;
         txn.open_table(expiry(space)).map_err(map)?;
     }
+    txn.open_table(TOTALS_TABLE).map_err(map)?;
     txn.commit().map_err(map)?;
     Ok(db)
 }
@@ -210,18 +216,14 @@ impl Engine for RedbEngine {
         limit: usize,
     ) -> Result<Entries, EngineError> {
         let space = self.space(space)?;
-        if until.is_some_and(|until| from >= until) {
+        let Some(range) = bounds(from, until) else {
             return Ok(Vec::new());
-        }
+        };
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
             let table = txn.open_table(values(space)).map_err(map)?;
             let mut out = Vec::new();
-            let range = match until {
-                Some(until) => table.range::<&[u8]>(from..until),
-                None => table.range::<&[u8]>(from..),
-            };
-            for entry in range.map_err(map)?.take(limit) {
+            for entry in table.range::<&[u8]>(range).map_err(map)?.take(limit) {
                 let (k, v) = entry.map_err(map)?;
                 out.push((k.value().to_vec(), v.value().to_vec()));
             }
@@ -237,19 +239,15 @@ impl Engine for RedbEngine {
         limit: usize,
     ) -> Result<Entries, EngineError> {
         let space = self.space(space)?;
-        if until.is_some_and(|until| from >= until) {
+        let Some(range) = bounds(from, until) else {
             return Ok(Vec::new());
-        }
+        };
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
             let index = txn.open_table(expiry(space)).map_err(map)?;
             let table = txn.open_table(values(space)).map_err(map)?;
             let mut out = Vec::new();
-            let range = match until {
-                Some(until) => index.range::<&[u8]>(from..until),
-                None => index.range::<&[u8]>(from..),
-            };
-            for entry in range.map_err(map)?.take(limit) {
+            for entry in index.range::<&[u8]>(range).map_err(map)?.take(limit) {
                 let (k, _) = entry.map_err(map)?;
                 let key = k.value().get(8..).unwrap_or_default();
                 if let Some(v) = table.get(key).map_err(map)? {
@@ -264,6 +262,14 @@ impl Engine for RedbEngine {
         let space = self.space(space)?;
         self.with_db(|db| {
             let txn = db.begin_read().map_err(map)?;
+            let kept = txn.open_table(TOTALS_TABLE).map_err(map)?;
+            if let Some(totals) =
+                kept.get(space.name()).map_err(map)?.and_then(|row| decode_totals(row.value()))
+            {
+                return Ok(totals);
+            }
+            // Written before totals were kept (or the row is damaged):
+            // count once, and keep the count from now on.
             let table = txn.open_table(values(space)).map_err(map)?;
             let (mut count, mut bytes) = (0u64, 0u64);
             for entry in table.iter().map_err(map)? {
@@ -271,6 +277,13 @@ impl Engine for RedbEngine {
                 count += 1;
                 bytes += v.value().len().saturating_sub(value::HEADER) as u64;
             }
+            drop((table, kept, txn));
+            let txn = db.begin_write().map_err(map)?;
+            txn.open_table(TOTALS_TABLE)
+                .map_err(map)?
+                .insert(space.name(), encode_totals(count, bytes).as_slice())
+                .map_err(map)?;
+            txn.commit().map_err(map)?;
             Ok((count, bytes))
         })
     }
@@ -307,6 +320,18 @@ impl RedbEngine {
                     }
                     Op::Extend { key, expires } => tables.extend(key, *expires)?,
                     Op::Expire { now, limit } => tables.expire(*now, *limit, &mut applied)?,
+                }
+            }
+        }
+        if !applied.deltas.is_empty() {
+            let mut kept = txn.open_table(TOTALS_TABLE).map_err(map)?;
+            for (id, entries, bytes) in &applied.deltas {
+                let name = self.space(*id)?.name();
+                let row = kept.get(name).map_err(map)?.and_then(|r| decode_totals(r.value()));
+                // No row yet: `totals` counts the keyspace at the next open.
+                if let Some(row) = row {
+                    let (e, b) = add_totals(row, *entries, *bytes);
+                    kept.insert(name, encode_totals(e, b).as_slice()).map_err(map)?;
                 }
             }
         }

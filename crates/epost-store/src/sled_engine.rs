@@ -7,7 +7,10 @@ use std::path::Path;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::{Db, Transactional, Tree};
 
-use crate::engine::{Applied, Engine, Entries, Mutation, Op, SpaceId};
+use crate::engine::{
+    Applied, Engine, Entries, Mutation, Op, SpaceId, TOTALS, add_totals, bounds, decode_totals,
+    encode_totals,
+};
 use crate::error::EngineError;
 use crate::keyspace::{Keyspace, Kind};
 use crate::value;
@@ -15,7 +18,8 @@ use crate::value;
 pub(crate) struct SledEngine {
     db: Db,
     spaces: Vec<Keyspace>,
-    /// Per keyspace: its values tree, then its expiry tree.
+    /// Per keyspace: its values tree, then its expiry tree; last, the
+    /// totals tree.
     trees: Vec<Tree>,
 }
 
@@ -41,6 +45,7 @@ impl SledEngine {
             trees.push(db.open_tree(space.name()).map_err(map)?);
             trees.push(db.open_tree(space.expiry_name()).map_err(map)?);
         }
+        trees.push(db.open_tree(TOTALS).map_err(map)?);
         Ok(Self { db, spaces: spaces.to_vec(), trees })
     }
 
@@ -153,6 +158,17 @@ impl Engine for SledEngine {
                 let trees = Trees { id: mutation.space, kind: space.kind(), values, expiry };
                 trees.apply(&mutation.op, expired, &mut applied)?;
             }
+            if let Some(kept) = trees.last() {
+                for (id, entries, bytes) in &applied.deltas {
+                    let Some(space) = self.spaces.get(*id) else { continue };
+                    let row = kept.get(space.name())?;
+                    // No row yet: `totals` counts the keyspace at the next open.
+                    if let Some(row) = row.as_deref().and_then(decode_totals) {
+                        let (e, b) = add_totals(row, *entries, *bytes);
+                        kept.insert(space.name(), &encode_totals(e, b)[..])?;
+                    }
+                }
+            }
             Ok(applied)
         });
         let applied = result.map_err(|e| match e {
@@ -174,16 +190,12 @@ impl Engine for SledEngine {
         until: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, EngineError> {
-        if until.is_some_and(|until| from >= until) {
+        let Some(range) = bounds(from, until) else {
             return Ok(Vec::new());
-        }
-        let tree = self.tree(space, 0)?;
-        let range = match until {
-            Some(until) => tree.range(from.to_vec()..until.to_vec()),
-            None => tree.range(from.to_vec()..),
         };
+        let tree = self.tree(space, 0)?;
         let mut out = Vec::new();
-        for entry in range.take(limit) {
+        for entry in tree.range::<&[u8], _>(range).take(limit) {
             let (k, v) = entry.map_err(map)?;
             out.push((k.to_vec(), v.to_vec()));
         }
@@ -197,17 +209,13 @@ impl Engine for SledEngine {
         until: Option<&[u8]>,
         limit: usize,
     ) -> Result<Entries, EngineError> {
-        if until.is_some_and(|until| from >= until) {
+        let Some(range) = bounds(from, until) else {
             return Ok(Vec::new());
-        }
+        };
         let values = self.tree(space, 0)?;
         let index = self.tree(space, 1)?;
-        let range = match until {
-            Some(until) => index.range(from.to_vec()..until.to_vec()),
-            None => index.range(from.to_vec()..),
-        };
         let mut out = Vec::new();
-        for entry in range.take(limit) {
+        for entry in index.range::<&[u8], _>(range).take(limit) {
             let (k, _) = entry.map_err(map)?;
             let key = k.get(8..).unwrap_or_default();
             if let Some(v) = values.get(key).map_err(map)? {
@@ -218,12 +226,20 @@ impl Engine for SledEngine {
     }
 
     fn totals(&self, space: SpaceId) -> Result<(u64, u64), EngineError> {
+        let name = self.spaces.get(space).map(Keyspace::name).unwrap_or_default();
+        let kept = self.trees.last().ok_or_else(|| EngineError::Other("no totals tree".into()))?;
+        if let Some(totals) = kept.get(name).map_err(map)?.as_deref().and_then(decode_totals) {
+            return Ok(totals);
+        }
+        // Written before totals were kept: count once, and keep the count.
         let (mut count, mut bytes) = (0u64, 0u64);
         for entry in self.tree(space, 0)?.iter() {
             let (_, v) = entry.map_err(map)?;
             count += 1;
             bytes += v.len().saturating_sub(value::HEADER) as u64;
         }
+        kept.insert(name, &encode_totals(count, bytes)[..]).map_err(map)?;
+        self.db.flush().map_err(map)?;
         Ok((count, bytes))
     }
 }

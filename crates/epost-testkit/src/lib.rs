@@ -14,6 +14,10 @@ use epost_dht::DhtConfig;
 use epost_node::storage::StorageConfig;
 use epost_node::{Node, NodeError, NodeOptions};
 
+mod users;
+
+pub use users::{UsersError, inbox_reaches};
+
 /// Why a test network could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TestNetError {

@@ -3,7 +3,7 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|mail|compare|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|logs|notify|mail|mailbox|compare|all>`
 
 mod compare;
 mod crypto;
@@ -11,6 +11,7 @@ mod erasure;
 mod mail;
 mod mail_clients;
 mod mail_services;
+mod mailbox;
 mod measure;
 mod network;
 mod report;
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         "notify" => mail_services::run_notify(&mut out)?,
         "mail" => mail::run(&mut out)?,
         "compare" => compare::run(&mut out, &args[1..])?,
+        "mailbox" => mailbox::run(&mut out, &args[1..])?,
         "all" => {
             crypto::run(&mut out)?;
             erasure::run(&mut out)?;
@@ -42,7 +44,7 @@ fn main() -> Result<()> {
         }
         "-h" | "--help" => {
             println!(
-                "usage: epost-bench <crypto|erasure|store|network|logs|notify|mail|compare|all>"
+                "usage: epost-bench <crypto|erasure|store|network|logs|notify|mail|mailbox|compare|all>"
             );
             return Ok(());
         }

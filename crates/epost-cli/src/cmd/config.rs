@@ -19,10 +19,10 @@ pub(crate) fn run(dir: &DataDir, command: &ConfigCommand, json: bool) -> Result<
                 valid: bool,
             }
             let checked = Checked { config: path.display().to_string(), valid: true };
-            emit(json, &checked, |c| format!("{}: ok", c.config));
+            emit(json, &checked, |c| format!("{}: ok", c.config))?;
         }
         ConfigCommand::Show => {
-            emit(json, &config, |c| toml::to_string_pretty(c).unwrap_or_else(|e| e.to_string()));
+            emit(json, &config, |c| toml::to_string_pretty(c).unwrap_or_else(|e| e.to_string()))?;
         }
     }
     Ok(())

@@ -67,10 +67,10 @@ pub(crate) async fn run(data_dir: Option<PathBuf>, args: &DevArgs, json: bool) -
     };
     // It holds the users' passwords: private.
     write_private(&root.join("dev.json"), &serde_json::to_vec_pretty(&info)?)?;
-    if json {
-        println!("{}", serde_json::to_string(&info)?);
-    } else {
-        print_welcome(&info);
+    let text = if json { serde_json::to_string(&info)? } else { welcome(&info) };
+    // The network runs on whether anyone reads this or not.
+    if let Err(e) = crate::output::line(text.trim_end()) {
+        tracing::warn!(error = %e, "cannot write the welcome to standard output");
     }
     wait_for_signal().await?;
     eprintln!("stopping the dev network");
@@ -194,7 +194,10 @@ fn new_password() -> Result<String> {
     Ok(data_encoding::BASE32_NOPAD.encode(&bytes).to_lowercase())
 }
 
-fn print_welcome(info: &DevInfo) {
+/// What `epost dev` says once its network is up.
+fn welcome(info: &DevInfo) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
     let show = |addr: &Option<String>| addr.clone().unwrap_or_else(|| "off".into());
     let host_port = |addr: &Option<String>| {
         addr.as_deref()
@@ -204,33 +207,49 @@ fn print_welcome(info: &DevInfo) {
     };
     let (imap_host, imap_port) = host_port(&info.imap);
     let (sub_host, sub_port) = host_port(&info.submission);
-    println!(
+    let _ = writeln!(
+        text,
         "epost dev network: {} nodes, realm {REALM}, data in {}",
         info.nodes.len(),
         info.data_dir
     );
-    println!();
-    println!("  SMTP (MX)    {}", show(&info.smtp));
-    println!("  submission   {}   (AUTH PLAIN/LOGIN; STARTTLS offered)", show(&info.submission));
-    println!(
+    let _ = writeln!(text);
+    let _ = writeln!(text, "  SMTP (MX)    {}", show(&info.smtp));
+    let _ = writeln!(
+        text,
+        "  submission   {}   (AUTH PLAIN/LOGIN; STARTTLS offered)",
+        show(&info.submission)
+    );
+    let _ = writeln!(
+        text,
         "  IMAP         {}   (STARTTLS offered; plain login allowed on loopback)",
         show(&info.imap)
     );
-    println!("  POP3         {}", show(&info.pop3));
-    println!();
+    let _ = writeln!(text, "  POP3         {}", show(&info.pop3));
+    let _ = writeln!(text);
     for user in &info.users {
-        println!("  {:<24} password {}", user.address, user.password);
+        let _ = writeln!(text, "  {:<24} password {}", user.address, user.password);
     }
-    println!();
-    println!("Point a mail client at it (Thunderbird: manual setup):");
-    println!(
+    let _ = writeln!(text);
+    let _ = writeln!(text, "Point a mail client at it (Thunderbird: manual setup):");
+    let _ = writeln!(
+        text,
         "  incoming IMAP {imap_host} port {imap_port}, outgoing SMTP {sub_host} port {sub_port},"
     );
-    println!("  user name = the full address, normal password, no SSL or STARTTLS (self-signed).");
-    println!("Or from a shell:");
-    println!(
+    let _ = writeln!(
+        text,
+        "  user name = the full address, normal password, no SSL or STARTTLS (self-signed)."
+    );
+    let _ = writeln!(text, "Or from a shell:");
+    let _ = writeln!(
+        text,
         "  python3 -c \"import smtplib; s=smtplib.SMTP('{sub_host}', {sub_port}); s.login('alice@{REALM}', '<password>'); s.sendmail('alice@{REALM}', ['bob@{REALM}'], 'Subject: hi\\r\\n\\r\\nhello')\""
     );
-    println!();
-    println!("Everything is also in {}/dev.json. Ctrl-C stops the network.", info.data_dir);
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "Everything is also in {}/dev.json. Ctrl-C stops the network.",
+        info.data_dir
+    );
+    text
 }

@@ -26,7 +26,7 @@ pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> R
                     r["domain"].as_str().unwrap_or_default(),
                     r["key"].as_str().unwrap_or_default()
                 )
-            });
+            })?;
         }
         RealmCommand::Trust { key, domain } => {
             let trusted: Value =
@@ -37,7 +37,7 @@ pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> R
                     t["key"].as_str().unwrap_or_default(),
                     t["domain"].as_str().unwrap_or_default()
                 )
-            });
+            })?;
         }
         RealmCommand::List => {
             let realms: Value = client.get_json("/v1/realms").await?;
@@ -63,7 +63,7 @@ pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> R
                 } else {
                     lines.join("\n")
                 }
-            });
+            })?;
         }
     }
     Ok(())
@@ -84,7 +84,7 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                     u["serial"],
                     if u["has_password"].as_bool() == Some(true) { ", password set" } else { "" }
                 )
-            });
+            })?;
         }
         UserCommand::Export { address, passphrase_stdin } => {
             let passphrase =
@@ -118,14 +118,14 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                         "imported {address}; it has no gateway password here: set one with `epost user passwd {address}`"
                     )
                 }
-            });
+            })?;
         }
         UserCommand::Remove { address } => {
             let path = format!("/v1/users/{}", path_segment(&address));
             client.send(client.request(reqwest::Method::DELETE, &path)).await?;
             emit(json, &json!({ "address": address, "removed": true }), |_| {
                 format!("{address} is no longer hosted on this node")
-            });
+            })?;
         }
         UserCommand::Passwd { address } => {
             let password = read_secret_line("password")?;
@@ -139,7 +139,7 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                 .await?;
             emit(json, &json!({ "address": address, "password_set": true }), |_| {
                 format!("password set for {address}")
-            });
+            })?;
         }
         UserCommand::List => {
             let users: Value = client.get_json("/v1/users").await?;
@@ -157,7 +157,7 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                     })
                     .collect();
                 if lines.is_empty() { "no users hosted here".to_owned() } else { lines.join("\n") }
-            });
+            })?;
         }
     }
     Ok(())

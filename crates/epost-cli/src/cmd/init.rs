@@ -54,6 +54,6 @@ pub(crate) fn run(dir: &DataDir, args: &InitArgs, json: bool) -> Result<()> {
             "initialised {}\n  config:     {}\n  node key:   {} (public key {})",
             d.data_dir, d.config, d.node_key, d.public_key
         )
-    });
+    })?;
     Ok(())
 }

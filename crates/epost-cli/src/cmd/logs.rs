@@ -24,7 +24,7 @@ pub(crate) async fn run(dir: &DataDir, command: LogCommand, json: bool) -> Resul
                 client.send(client.request(reqwest::Method::POST, &path).body(entry)).await?;
             let report: Value =
                 response.json().await.context("the node answered with invalid JSON")?;
-            emit(json, &report, |r| r["seq"].to_string());
+            emit(json, &report, |r| r["seq"].to_string())?;
         }
         LogCommand::Show { user, name } => {
             let path = format!("/v1/logs/{}/{}", path_segment(&user), path_segment(&name));
@@ -43,7 +43,7 @@ pub(crate) async fn run(dir: &DataDir, command: LogCommand, json: bool) -> Resul
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
+            })?;
         }
         LogCommand::Head { address, name } => {
             let path = format!("/v1/heads/{}/{}", path_segment(&address), path_segment(&name));
@@ -57,7 +57,7 @@ pub(crate) async fn run(dir: &DataDir, command: LogCommand, json: bool) -> Resul
                     h["newest"].as_str().unwrap_or_default(),
                     h["signer"].as_str().unwrap_or_default(),
                 )
-            });
+            })?;
         }
     }
     Ok(())

@@ -53,7 +53,7 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                     s["from"].as_str().unwrap_or_default(),
                     to.join(", ")
                 )
-            });
+            })?;
         }
         MailCommand::Inbox { user, folder, wait_messages, timeout } => {
             let mut path =
@@ -80,7 +80,7 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                     })
                     .collect();
                 if rows.is_empty() { format!("{folder} is empty") } else { rows.join("\n") }
-            });
+            })?;
         }
         MailCommand::Read { user, uid, folder } => {
             let raw = fetch(&client, &user, &folder, uid).await?;
@@ -115,7 +115,9 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
             let report: Value =
                 response.json().await.context("the node answered with invalid JSON")?;
             bar.finish_and_clear();
-            emit(json, &report, |r| format!("imported {} messages into {}", r["imported"], folder));
+            emit(json, &report, |r| {
+                format!("imported {} messages into {}", r["imported"], folder)
+            })?;
         }
         MailCommand::Export { user, folder, format, path } => {
             let ExportFormat::Mbox = format;
@@ -144,7 +146,7 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                         r["path"].as_str().unwrap_or_default()
                     )
                 },
-            );
+            )?;
         }
     }
     Ok(())

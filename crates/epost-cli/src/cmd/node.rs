@@ -7,7 +7,7 @@ use anyhow::{Context, Result};
 use epost_node::{Node, NodeOptions};
 use serde::Serialize;
 use tokio::signal::unix::{SignalKind, signal};
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::cli::NodeRunArgs;
 use crate::config::Config;
@@ -51,7 +51,10 @@ pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
     let daemon = Daemon::start(dir, &config).await?;
     // The same facts as node.json, as one line on stdout: a supervisor (or
     // a test) can wait for this line instead of polling for the file.
-    println!("{}", serde_json::to_string(&daemon.info)?);
+    if let Err(e) = crate::output::line(&serde_json::to_string(&daemon.info)?) {
+        // node.json says the same; the node runs on.
+        warn!(error = %e, "cannot write the ready line to standard output");
+    }
     info!(peer_id = %daemon.info.peer_id, api = %daemon.info.api_url, "node running; SIGINT or SIGTERM stops it");
 
     wait_for_signal().await?;

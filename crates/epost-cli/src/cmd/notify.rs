@@ -24,7 +24,7 @@ pub(crate) async fn run(dir: &DataDir, command: NotifyCommand, json: bool) -> Re
                     r["holders"],
                     if r["direct"].as_bool() == Some(true) { ", delivered directly" } else { "" }
                 )
-            });
+            })?;
         }
         NotifyCommand::List { user } => {
             let list: Value =
@@ -44,7 +44,7 @@ pub(crate) async fn run(dir: &DataDir, command: NotifyCommand, json: bool) -> Re
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
-            });
+            })?;
         }
         NotifyCommand::Watch { user } => {
             let path = format!("/v1/notify/{}/watch", path_segment(&user));

@@ -37,7 +37,7 @@ pub(crate) async fn put(dir: &DataDir, file: &Path, json: bool) -> Result<()> {
     emit(json, &report, |r| {
         let cap = r["capability"].as_str().unwrap_or_default();
         format!("stored {} bytes in {} object(s)\n{cap}", r["size"], r["objects"])
-    });
+    })?;
     Ok(())
 }
 
@@ -87,7 +87,7 @@ pub(crate) async fn check(dir: &DataDir, path: &str, json: bool) -> Result<()> {
             r.needed,
             if r.readable { "readable" } else { "NOT readable" }
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -101,7 +101,7 @@ pub(crate) async fn refresh(dir: &DataDir, capability: &str, json: bool) -> Resu
             "{} object(s): {} fragment lease(s) extended to {} ms",
             r["objects"], r["fragments_extended"], r["expires"]
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -118,7 +118,7 @@ pub(crate) async fn repair(dir: &DataDir, json: bool) -> Result<()> {
             r.expired_removed,
             r.records_expired_removed
         )
-    });
+    })?;
     Ok(())
 }
 
@@ -134,7 +134,7 @@ pub(crate) async fn renew(dir: &DataDir, json: bool) -> Result<()> {
             text.push_str(&format!("; {} lost (no holder has them)", r.lost));
         }
         text
-    });
+    })?;
     Ok(())
 }
 
@@ -158,7 +158,7 @@ pub(crate) async fn renew_progress(
             p.failed,
             p.passes
         )
-    });
+    })?;
     Ok(())
 }
 

@@ -34,6 +34,6 @@ pub(crate) async fn run(
             text.push_str(&format!("\nwarning:   {}", warning.as_str().unwrap_or_default()));
         }
         text
-    });
+    })?;
     Ok(())
 }

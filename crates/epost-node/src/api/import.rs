@@ -75,12 +75,29 @@ pub(crate) async fn import(
         .boxed();
     let mut imported = 0u64;
     while let Some(group) = stored.next().await {
-        let changes = group.into_iter().collect::<Result<Vec<Change>, ApiError>>()?;
+        // The messages before a bad frame are filed; then the error says
+        // how many were.
+        let mut changes = Vec::with_capacity(group.len());
+        let mut failed = None;
+        for result in group {
+            match result {
+                Ok(change) => changes.push(change),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
         let count = changes.len() as u64;
-        for result in mailbox.change_all(changes).await.map_err(mail_error)? {
-            result.map_err(mail_error)?;
+        if count > 0 {
+            for result in mailbox.change_all(changes).await.map_err(mail_error)? {
+                result.map_err(mail_error)?;
+            }
         }
         imported += count;
+        if let Some(e) = failed {
+            return Err(e.with_detail_prefix(&format!("{imported} messages imported before: ")));
+        }
     }
     Ok(Json(Imported { imported, folder }))
 }

@@ -62,6 +62,12 @@ impl ApiError {
     pub(crate) fn new(status: StatusCode, kind: &'static str, message: impl ToString) -> Self {
         Self { status, kind, message: message.to_string() }
     }
+
+    /// The same error, its message preceded by what had been done.
+    pub(crate) fn with_detail_prefix(mut self, prefix: &str) -> Self {
+        self.message.insert_str(0, prefix);
+        self
+    }
 }
 
 impl IntoResponse for ApiError {

@@ -36,7 +36,7 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(30 * 24 * 3600);
 /// What a renewal pass did. Shared by the node's API and the CLI.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RenewReport {
-    /// Objects whose lease holders extended (at least k fragments each).
+    /// Objects whose every fragment (k + m) holders extended.
     pub renewed: u64,
     /// Objects that could not be renewed now; the next pass retries them.
     pub failed: u64,

@@ -55,6 +55,7 @@ pub(crate) async fn answer(ctx: &Ctx, peer: PeerId, request: FragRequest) -> Fra
         }
         FragRequest::Probe { objects } => probe(ctx, &objects),
         FragRequest::Extend { objects, expires } => {
+            let expires = expires.min(ctx.lease_cap());
             let mut extended = 0u32;
             for object in objects {
                 match ctx.local.extend(ObjectId::from_bytes(object), expires).await {
@@ -111,7 +112,8 @@ async fn store(
         }
     }
     let count = fragments.len() as u64;
-    match ctx.local.put(fragments, expires).await {
+    // Capped as renewals are: nobody pins fragments here for ever.
+    match ctx.local.put(fragments, expires.min(ctx.lease_cap())).await {
         Ok(()) => {
             Metrics::add(&ctx.metrics.fragments_stored, count);
             FragResponse::Stored

@@ -235,25 +235,38 @@ fn limits_are_refused_before_writing() {
 }
 
 #[test]
-fn data_survives_reopen_and_totals_are_rebuilt() {
+fn data_and_totals_survive_reopen() {
     for backend in backends() {
         let dir = tempfile::tempdir().unwrap();
-        {
+        let before = {
             let store = open(dir.path(), backend);
             for i in 0..20u64 {
-                store.put_blocking(&BLOCKS, key(i), content(i), 99).unwrap();
+                store
+                    .put_blocking(&BLOCKS, key(i), content(i), if i < 5 { 10 } else { 99 })
+                    .unwrap();
             }
+            // A second put of a held key changes nothing; a delete and an
+            // expiry take entries and bytes away.
+            store.put_blocking(&BLOCKS, key(7), content(7), 99).unwrap();
+            runtime().block_on(store.delete(&BLOCKS, key(6))).unwrap();
+            assert_eq!(runtime().block_on(store.expire(&BLOCKS, 50)).unwrap(), 5);
+            let stats = store.stats(&BLOCKS);
             store.close();
-        }
+            stats
+        };
+        assert_eq!(before.count, 14, "{backend:?}");
+        let bytes: u64 = (7..20u64).chain([5]).map(|i| content(i).len() as u64).sum();
+        assert_eq!(before.bytes, bytes, "{backend:?}");
         let store = open(dir.path(), backend);
-        for i in 0..20u64 {
+        for i in (5..20u64).filter(|i| *i != 6) {
             assert_eq!(
                 store.get(&BLOCKS, &key(i)).unwrap().unwrap().value,
                 content(i),
                 "{backend:?}"
             );
         }
-        assert_eq!(store.stats(&BLOCKS).count, 20);
+        let after = store.stats(&BLOCKS);
+        assert_eq!((after.count, after.bytes), (before.count, before.bytes), "{backend:?}");
     }
 }
 
@@ -318,5 +331,35 @@ fn concurrent_writers_share_commits() {
                 content(w * 1000 + 19)
             );
         }
+    }
+}
+
+#[test]
+fn a_store_without_kept_totals_is_counted_once_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path(), crate::Backend::Redb);
+        for i in 0..10u64 {
+            store.put_blocking(&BLOCKS, key(i), content(i), 99).unwrap();
+        }
+        store.close();
+    }
+    // As a store written before totals were kept: no row for `blocks`.
+    {
+        let db = redb::Database::open(dir.path().join("epost.redb")).unwrap();
+        let txn = db.begin_write().unwrap();
+        let table: redb::TableDefinition<'_, &str, &[u8]> =
+            redb::TableDefinition::new(crate::engine::TOTALS);
+        assert!(txn.open_table(table).unwrap().remove("blocks").unwrap().is_some());
+        txn.commit().unwrap();
+    }
+    let bytes: u64 = (0..10u64).map(|i| content(i).len() as u64).sum();
+    for _ in 0..2 {
+        let store = open(dir.path(), crate::Backend::Redb);
+        let stats = store.stats(&BLOCKS);
+        assert_eq!((stats.count, stats.bytes), (10, bytes));
+        store.put_blocking(&BLOCKS, key(10), content(10), 99).unwrap();
+        runtime().block_on(store.delete(&BLOCKS, key(10))).unwrap();
+        store.close();
     }
 }

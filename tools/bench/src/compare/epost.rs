@@ -26,7 +26,7 @@ pub(crate) struct EpostNet {
     imap: SocketAddr,
 }
 
-fn cli(bin: &Path, dir: &Path, args: &[&str], input: Option<&[u8]>) -> Result<String> {
+pub(crate) fn cli(bin: &Path, dir: &Path, args: &[&str], input: Option<&[u8]>) -> Result<String> {
     let mut child = Command::new(bin)
         .arg("--data-dir")
         .arg(dir)
@@ -49,7 +49,7 @@ fn cli(bin: &Path, dir: &Path, args: &[&str], input: Option<&[u8]>) -> Result<St
 }
 
 /// Starts `epost node run` in `dir`; returns it and its node.json line.
-fn start_node(bin: &Path, dir: &Path) -> Result<(Child, serde_json::Value)> {
+pub(crate) fn start_node(bin: &Path, dir: &Path) -> Result<(Child, serde_json::Value)> {
     let mut child = Command::new(bin)
         .arg("--data-dir")
         .arg(dir)
@@ -139,6 +139,31 @@ impl EpostNet {
 }
 
 impl EpostNet {
+    /// Node `i`'s data directory.
+    pub(crate) fn dir(&self, i: usize) -> &Path {
+        &self.dirs[i]
+    }
+
+    /// Stops node `i` (SIGTERM, waiting for it).
+    pub(crate) fn stop_node(&mut self, i: usize) -> Result<()> {
+        let child = &mut self.children[i];
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        child.wait()?;
+        Ok(())
+    }
+
+    /// Starts node `i` again; returns its pid once it says it is ready.
+    pub(crate) fn start_again(&mut self, i: usize) -> Result<u32> {
+        let (child, info) = start_node(&self.bin, &self.dirs[i])?;
+        let pid = child.id();
+        self.children[i] = child;
+        if i == 0 {
+            self.smtp = addr(&info, "smtp")?;
+            self.imap = addr(&info, "imap")?;
+        }
+        Ok(pid)
+    }
+
     /// Proves the share of nodes that can die: SIGKILLs nodes 1..=`k`,
     /// restarts node 0 (so nothing comes from its memory) and reads every
     /// mailbox whole again, which must give `messages` messages and

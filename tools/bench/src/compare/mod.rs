@@ -12,7 +12,7 @@
 //! last line printed is `ingest_ratio=… p99_ratio=…` (epost ÷ theirs).
 
 mod corpus;
-mod epost;
+pub(crate) mod epost;
 mod load;
 mod mta;
 mod plot;

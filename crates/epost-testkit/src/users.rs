@@ -1,0 +1,70 @@
+//! Users for mail and log tests: a realm made on node 0 and trusted by
+//! every running node, its users hosted where a test wants them, and a
+//! bounded wait for mail to arrive.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use epost_node::identity::IdentityError;
+use epost_node::mail::Mailbox;
+use epost_types::address::Address;
+use epost_types::sign::VerifyingKey;
+
+use crate::TestNet;
+
+/// Why users could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum UsersError {
+    #[error(transparent)]
+    Identity(#[from] IdentityError),
+    #[error("`{0}` is not an address")]
+    Address(String),
+    #[error("the realm's key does not parse: {0}")]
+    RealmKey(String),
+}
+
+impl TestNet {
+    /// Makes realm `domain` on node 0, trusted by every running node, and
+    /// hosts each `(name, node)` as `name@domain` on that node (added on
+    /// node 0, then moved by export and import).
+    pub async fn host_users(
+        &self,
+        domain: &str,
+        hosted: &[(&str, usize)],
+    ) -> Result<Vec<Address>, UsersError> {
+        let realm = self.node(0).identity.realm_init(domain)?;
+        let key =
+            VerifyingKey::from_str(&realm.key).map_err(|e| UsersError::RealmKey(e.to_string()))?;
+        for i in self.running() {
+            self.node(i).identity.trust(key, Some(domain))?;
+        }
+        let mut addresses = Vec::with_capacity(hosted.len());
+        for (name, node) in hosted {
+            let text = format!("{name}@{domain}");
+            let address = Address::from_str(&text).map_err(|_| UsersError::Address(text))?;
+            self.node(0).identity.add_user(address.clone(), None).await?;
+            if *node != 0 {
+                let exported = self.node(0).identity.export_user(&address, None)?;
+                self.node(*node).identity.import_user(&exported, None, None).await?;
+                self.node(0).identity.remove_user(&address)?;
+            }
+            addresses.push(address);
+        }
+        Ok(addresses)
+    }
+}
+
+/// Waits, at most `within`, until `mailbox`'s INBOX holds `n` messages;
+/// whether it did.
+pub async fn inbox_reaches(mailbox: &Mailbox, n: usize, within: Duration) -> bool {
+    let mut changes = mailbox.changes();
+    let wait = async {
+        loop {
+            if mailbox.folder("INBOX").await.is_ok_and(|f| f.messages.len() >= n) {
+                return;
+            }
+            let _ = changes.recv().await;
+        }
+    };
+    tokio::time::timeout(within, wait).await.is_ok()
+}
