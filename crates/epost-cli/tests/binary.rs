@@ -1,6 +1,8 @@
 //! The `epost` binary's surface: version, help with examples, argument errors.
 //! (Data-directory workflows with real processes live in the workspace's tests/.)
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::process::Command;
 
 fn epost(args: &[&str]) -> std::process::Output {

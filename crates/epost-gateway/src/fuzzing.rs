@@ -13,6 +13,11 @@
 //! Not part of the gateway's API: nothing outside tests and fuzzing may
 //! depend on it.
 
+#![allow(
+    clippy::expect_used,
+    reason = "a fixed set-up that fails is a broken harness, and a panic is how a fuzzer reports"
+)]
+
 use std::net::IpAddr;
 use std::sync::Arc;
 

@@ -69,13 +69,6 @@ pub enum NodeError {
     Api { addr: SocketAddr, source: std::io::Error },
 }
 
-/// Local store figures for status and metrics.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct StoreFigures {
-    pub fragments: u64,
-    pub bytes: u64,
-}
-
 /// A running node.
 pub struct Node {
     pub peer_id: PeerId,
@@ -185,7 +178,6 @@ impl Node {
             notifications.clone(),
             book.clone(),
         );
-        let stats_local = local.clone();
         let state = api::AppState {
             storage: storage.clone(),
             identity: identity.clone(),
@@ -198,10 +190,6 @@ impl Node {
             sweeper: sweeper.clone(),
             book: book.clone(),
             token: options.api_token.clone().into(),
-            store_stats: Arc::new(move || {
-                let (fragments, bytes) = stats_local.usage();
-                StoreFigures { fragments, bytes }
-            }),
         };
         let api = api::ApiServer::start(options.api_listen, state)
             .await

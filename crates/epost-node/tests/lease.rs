@@ -4,19 +4,16 @@
 //! (a shared attachment stays), a removed user's objects are no longer
 //! renewed, and a mailbox reopens from its checkpoint.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use epost_node::lease::{LeaseConfig, OwnerId};
 use epost_node::mail::{Change, Mailbox};
-use epost_testkit::{NetConfig, TestNet};
-use epost_types::address::Address;
+use epost_testkit::{NetConfig, TestNet, addr};
 use epost_types::capability::Capability;
 use epost_types::mail::{FlagChange, MailEntry, MailOp};
-
-fn addr(text: &str) -> Address {
-    Address::from_str(text).unwrap()
-}
 
 /// Every root is due at every pass, so a test can see each one renewed.
 fn config() -> NetConfig {

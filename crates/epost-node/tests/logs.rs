@@ -3,6 +3,8 @@
 //! and replayed heads refused, and a user moved to another node by export
 //! and import with their whole log.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::str::FromStr;
 
 use epost_dht::DhtEvent;
@@ -21,11 +23,7 @@ fn alice() -> Address {
 
 /// Realm on node 0, trusted by every node; alice hosted on node 0.
 async fn realm_and_alice(net: &TestNet) -> VerifyingKey {
-    let realm = net.node(0).identity.realm_init("example.org").unwrap();
-    let key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(key, Some("example.org")).unwrap();
-    }
+    let key = net.realm_on(0, "example.org").unwrap();
     net.node(0).identity.add_user(alice(), Some("pw")).await.unwrap();
     key
 }

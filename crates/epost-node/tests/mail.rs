@@ -2,18 +2,14 @@
 //! hosted elsewhere, exact bytes back, an attachment stored once, folder
 //! operations, and UIDs that survive a restart.
 
-use std::str::FromStr;
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::time::Duration;
 
 use epost_node::mail::message::load_manifest;
 use epost_node::mail::{Change, Mailbox};
-use epost_testkit::{NetConfig, TestNet};
-use epost_types::address::Address;
+use epost_testkit::{NetConfig, TestNet, addr};
 use epost_types::mail::{FlagChange, Piece};
-
-fn addr(text: &str) -> Address {
-    Address::from_str(text).unwrap()
-}
 
 /// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
 async fn inbox_reaches(mailbox: &Mailbox, n: usize) {

@@ -1,6 +1,8 @@
 //! The storage service across several in-process nodes on loopback TCP:
 //! put anywhere, read anywhere, lose nodes, repair, corrupt a fragment.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::str::FromStr;
 
 use epost_node::Node;

@@ -2,6 +2,8 @@
 //! its duplicates, receipts from the right and the wrong key, pulls,
 //! restarts, and one flooding peer among well-behaved ones.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 use std::collections::BTreeSet;
 
 use epost_dht::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
@@ -233,39 +235,14 @@ async fn a_flooding_peer_is_rate_limited_while_another_gets_through() {
 
 mod service {
     use std::collections::HashSet;
-    use std::str::FromStr;
     use std::time::Duration;
 
     use epost_node::Node;
     use epost_node::notify::Received;
-    use epost_testkit::{NetConfig, TestNet};
+    use epost_testkit::{NetConfig, TestNet, addr};
     use epost_types::address::Address;
     use epost_types::record::inbox_key;
-    use epost_types::sign::VerifyingKey;
     use tokio::sync::broadcast;
-
-    fn addr(text: &str) -> Address {
-        Address::from_str(text).unwrap()
-    }
-
-    /// `name@name.test` hosted on node `i` for each `(name, i)`: each
-    /// under its own realm (made on that node), trusted everywhere.
-    async fn realm_with(net: &TestNet, users: &[(&str, usize)]) {
-        for (name, node) in users {
-            let realm = net.node(*node).identity.realm_init(&format!("{name}.test")).unwrap();
-            let key = VerifyingKey::from_str(&realm.key).unwrap();
-            for i in net.running() {
-                net.node(i).identity.trust(key, Some(&format!("{name}.test"))).unwrap();
-            }
-        }
-        for (name, node) in users {
-            net.node(*node)
-                .identity
-                .add_user(addr(&format!("{name}@{name}.test")), None)
-                .await
-                .unwrap();
-        }
-    }
 
     /// Waits (bounded) for the next notification to `to` on `events`.
     async fn next_for(events: &mut broadcast::Receiver<Received>, to: &Address) -> Received {
@@ -305,7 +282,7 @@ mod service {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_online_recipient_gets_it_and_holders_let_go() {
         let net = TestNet::start(4, NetConfig::default()).await.unwrap();
-        realm_with(&net, &[("alice", 0), ("bob", 2)]).await;
+        net.host_in_own_realms(&[("alice", 0), ("bob", 2)]).await.unwrap();
         let (alice, bob) = (addr("alice@alice.test"), addr("bob@bob.test"));
         let mut events = net.node(2).notifications.subscribe();
         let report =
@@ -324,7 +301,7 @@ mod service {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_offline_recipient_gets_all_fifty_exactly_once_from_one_surviving_holder() {
         let mut net = TestNet::start(6, NetConfig::default()).await.unwrap();
-        realm_with(&net, &[("alice", 0), ("bob", 5)]).await;
+        net.host_in_own_realms(&[("alice", 0), ("bob", 5)]).await.unwrap();
         let (alice, bob) = (addr("alice@alice.test"), addr("bob@bob.test"));
         let inbox = inbox_key(&bob);
         net.stop(5).await;
@@ -356,7 +333,7 @@ mod service {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flooding_sender_does_not_hold_up_another() {
         let net = TestNet::start(3, NetConfig::default()).await.unwrap();
-        realm_with(&net, &[("mallory", 0), ("carol", 1), ("bob", 2)]).await;
+        net.host_in_own_realms(&[("mallory", 0), ("carol", 1), ("bob", 2)]).await.unwrap();
         let (mallory, carol, bob) =
             (addr("mallory@mallory.test"), addr("carol@carol.test"), addr("bob@bob.test"));
         let mut events = net.node(2).notifications.subscribe();

@@ -16,7 +16,7 @@ use epost_node::{Node, NodeError, NodeOptions};
 
 mod users;
 
-pub use users::{UsersError, inbox_reaches};
+pub use users::{UsersError, addr, inbox_reaches};
 
 /// Why a test network could not be set up.
 #[derive(Debug, thiserror::Error)]

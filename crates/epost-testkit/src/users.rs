@@ -23,21 +23,34 @@ pub enum UsersError {
     RealmKey(String),
 }
 
+/// `text` as an address; a test's literal that is not one is a broken test.
+#[allow(clippy::expect_used, reason = "test literals; a bad one is a broken test")]
+pub fn addr(text: &str) -> Address {
+    Address::from_str(text).expect("a test address")
+}
+
 impl TestNet {
-    /// Makes realm `domain` on node 0, trusted by every running node, and
-    /// hosts each `(name, node)` as `name@domain` on that node (added on
-    /// node 0, then moved by export and import).
-    pub async fn host_users(
-        &self,
-        domain: &str,
-        hosted: &[(&str, usize)],
-    ) -> Result<Vec<Address>, UsersError> {
-        let realm = self.node(0).identity.realm_init(domain)?;
+    /// Makes realm `domain` on `node`, trusted for `domain` by every
+    /// running node; its public key.
+    pub fn realm_on(&self, node: usize, domain: &str) -> Result<VerifyingKey, UsersError> {
+        let realm = self.node(node).identity.realm_init(domain)?;
         let key =
             VerifyingKey::from_str(&realm.key).map_err(|e| UsersError::RealmKey(e.to_string()))?;
         for i in self.running() {
             self.node(i).identity.trust(key, Some(domain))?;
         }
+        Ok(key)
+    }
+
+    /// Makes realm `domain` on node 0 ([`Self::realm_on`]) and hosts each
+    /// `(name, node)` as `name@domain` on that node (added on node 0, then
+    /// moved by export and import).
+    pub async fn host_users(
+        &self,
+        domain: &str,
+        hosted: &[(&str, usize)],
+    ) -> Result<Vec<Address>, UsersError> {
+        self.realm_on(0, domain)?;
         let mut addresses = Vec::with_capacity(hosted.len());
         for (name, node) in hosted {
             let text = format!("{name}@{domain}");
@@ -48,6 +61,24 @@ impl TestNet {
                 self.node(*node).identity.import_user(&exported, None, None).await?;
                 self.node(0).identity.remove_user(&address)?;
             }
+            addresses.push(address);
+        }
+        Ok(addresses)
+    }
+
+    /// `name@name.test` for each `(name, node)`, each under a realm of its
+    /// own made on that node and trusted everywhere, hosted there.
+    pub async fn host_in_own_realms(
+        &self,
+        hosted: &[(&str, usize)],
+    ) -> Result<Vec<Address>, UsersError> {
+        for (name, node) in hosted {
+            self.realm_on(*node, &format!("{name}.test"))?;
+        }
+        let mut addresses = Vec::with_capacity(hosted.len());
+        for (name, node) in hosted {
+            let address = addr(&format!("{name}@{name}.test"));
+            self.node(*node).identity.add_user(address.clone(), None).await?;
             addresses.push(address);
         }
         Ok(addresses)

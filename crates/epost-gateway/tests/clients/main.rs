@@ -2,6 +2,8 @@
 //! poplib, and raw sockets for hostile ones) over real sockets, in front
 //! of the in-memory backend.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 mod hardening;
 mod imap;
 mod pop3;

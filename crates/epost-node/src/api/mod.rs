@@ -47,7 +47,6 @@ pub(crate) struct AppState {
     pub(crate) sweeper: crate::sweep::Sweeper,
     pub(crate) book: crate::lease::LeaseBook,
     pub(crate) token: Arc<str>,
-    pub(crate) store_stats: Arc<dyn Fn() -> crate::StoreFigures + Send + Sync>,
 }
 
 /// A JSON error body with a status code: `{"error": "...", "kind": "..."}`.

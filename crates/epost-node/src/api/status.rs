@@ -60,7 +60,7 @@ pub(crate) async fn status(
             }
         }
     }
-    let figures = (state.store_stats)();
+    let (fragments, bytes) = state.storage.local_usage();
     let (k, m) = state.storage.layout();
     let mut warnings = Vec::new();
     let nodes = net.connected_peers.len() + 1;
@@ -76,8 +76,8 @@ pub(crate) async fn status(
         known_peers: net.known_peers,
         listen_addrs: net.listen_addrs.iter().map(ToString::to_string).collect(),
         records: net.records,
-        fragments: figures.fragments,
-        bytes: figures.bytes,
+        fragments,
+        bytes,
         data_fragments: k,
         parity_fragments: m,
         warnings,
@@ -88,10 +88,10 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     let mut out = String::new();
     state.storage.metrics().render(&mut out);
     state.notify_holder.metrics().render(&mut out);
-    let figures = (state.store_stats)();
+    let (fragments, bytes) = state.storage.local_usage();
     out.push_str(&format!(
         "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",
-        figures.fragments, figures.bytes
+        fragments, bytes
     ));
     out.push_str(&format!(
         "# TYPE epost_swept_total counter\nepost_swept_total {}\n",

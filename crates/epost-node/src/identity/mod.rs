@@ -19,7 +19,6 @@ mod disk;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -729,9 +728,4 @@ fn clone_keys(keys: &UserKeys) -> UserKeys {
         signing: keys.signing.clone(),
         hpke: keys.hpke.clone(),
     }
-}
-
-/// Where the identity files live (for error messages).
-pub fn identity_dir(data_dir: &std::path::Path) -> PathBuf {
-    data_dir.join("identity")
 }

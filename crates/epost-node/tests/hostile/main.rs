@@ -9,6 +9,8 @@
 //! `epost-dht` the nodes run) whose request handlers the test writes, so
 //! the honest nodes meet them exactly as they would meet a hostile node.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
+
 mod logs;
 mod notify;
 mod rogue;

@@ -4,7 +4,6 @@
 //! (Rate limiting one honest node's flood of valid notifications is
 //! `tests/notify.rs`; here the flood is hostile and mostly lies.)
 
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
@@ -12,12 +11,11 @@ use std::time::Duration;
 use epost_dht::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use epost_dht::{DhtClient, PeerId};
 use epost_node::notify::{NotifyConfig, NotifyMetrics, Received};
-use epost_testkit::{NetConfig, TestNet};
+use epost_testkit::{NetConfig, TestNet, addr};
 use epost_types::address::Address;
 use epost_types::identity::{Certificate, UserKeys};
 use epost_types::notify::{Notification, SealedNotification};
 use epost_types::record::inbox_key;
-use epost_types::sign::VerifyingKey;
 use epost_types::time::Timestamp;
 use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, broadcast};
@@ -26,23 +24,6 @@ use crate::await_known_peers;
 use crate::rogue::{Fragments, Rogue};
 
 const CAP: usize = 300;
-
-fn addr(text: &str) -> Address {
-    Address::from_str(text).unwrap()
-}
-
-/// `name@name.test` hosted on node `i`, under a realm of its own that
-/// every node trusts.
-async fn host(net: &TestNet, name: &str, node: usize) -> Address {
-    let realm = net.node(node).identity.realm_init(&format!("{name}.test")).unwrap();
-    let key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(key, Some(&format!("{name}.test"))).unwrap();
-    }
-    let address = addr(&format!("{name}@{name}.test"));
-    net.node(node).identity.add_user(address.clone(), None).await.unwrap();
-    address
-}
 
 /// `n` notifications to `to` that a holder cannot tell from real ones,
 /// each forged one of three ways.
@@ -145,8 +126,8 @@ async fn a_hostile_flood_is_bounded_and_nothing_forged_is_accepted() {
     let net = TestNet::start(3, config).await.unwrap();
     let rogue = Rogue::start(0xd0, &net.node(0).listen_addrs, Fragments::Honest, Vec::new()).await;
     await_known_peers(&net, 3).await;
-    let carol = host(&net, "carol", 0).await;
-    let bob = host(&net, "bob", 1).await;
+    let hosted = net.host_in_own_realms(&[("carol", 0), ("bob", 1)]).await.unwrap();
+    let (carol, bob) = (hosted[0].clone(), hosted[1].clone());
     let inbox = inbox_key(&bob);
     let bob_cert = net.node(1).identity.user(&bob).unwrap().certificate.clone();
     let (home, other) = (net.node(1).peer_id, net.node(2).peer_id);
