@@ -6,13 +6,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use epost_node::lease::{LeaseConfig, OwnerId};
 use epost_node::mail::{Change, Mailbox};
 use epost_testkit::{NetConfig, TestNet, addr};
-use epost_types::capability::Capability;
 use epost_types::mail::{FlagChange, MailEntry, MailOp};
 
 /// Every root is due at every pass, so a test can see each one renewed.
@@ -47,7 +45,7 @@ fn manifest_id(
     uid: u32,
 ) -> epost_types::id::ObjectId {
     let manifest = &mailbox_folder.messages[&uid].message.manifest;
-    Capability::from_str(manifest).unwrap().id
+    manifest.id
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

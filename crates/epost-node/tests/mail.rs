@@ -56,16 +56,17 @@ async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
     assert_eq!(net.node(3).mail.fetch(carol_msg).await.unwrap(), to_carol);
 
     // Two manifests, one attachment object.
-    let parts = |manifest: epost_types::mail::MessageManifest| -> Vec<String> {
-        manifest
-            .pieces
-            .into_iter()
-            .filter_map(|p| match p {
-                Piece::Part { capability, .. } => Some(capability),
-                Piece::Inline(_) => None,
-            })
-            .collect()
-    };
+    let parts =
+        |manifest: epost_types::mail::MessageManifest| -> Vec<epost_types::capability::Capability> {
+            manifest
+                .pieces
+                .into_iter()
+                .filter_map(|p| match p {
+                    Piece::Part { capability, .. } => Some(capability),
+                    Piece::Inline(_) => None,
+                })
+                .collect()
+        };
     let storage = &net.node(2).storage;
     let bob_parts = parts(load_manifest(storage, &stored.message.manifest).await.unwrap());
     let carol_parts = parts(load_manifest(storage, &carol_msg.manifest).await.unwrap());

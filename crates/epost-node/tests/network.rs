@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
-use std::str::FromStr;
-
 use epost_node::Node;
 use epost_testkit::{NetConfig, TestNet};
 use epost_types::capability::Capability;
@@ -15,7 +13,7 @@ fn content(seed: usize, len: usize) -> Vec<u8> {
 
 async fn put(node: &Node, data: &[u8]) -> Capability {
     let report = node.storage.put_reader(data).await.expect("put");
-    Capability::from_str(&report.capability).expect("capability")
+    report.capability
 }
 
 async fn get(node: &Node, cap: &Capability) -> Vec<u8> {

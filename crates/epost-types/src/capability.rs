@@ -147,6 +147,28 @@ impl<'de> Deserialize<'de> for Capability {
     }
 }
 
+/// A capability always as its text `epost:<id>#<key>`, in CBOR too: for
+/// formats that stored it as text before it was typed (mail manifests and
+/// mail-log entries), with `#[serde(with = "capability::as_text")]`.
+pub mod as_text {
+    use serde::{Deserializer, Serializer};
+    use zeroize::Zeroizing;
+
+    use super::{Capability, CapabilityVisitor};
+
+    pub fn serialize<S: Serializer>(
+        capability: &Capability,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        let text = Zeroizing::new(capability.to_string());
+        serializer.serialize_str(&text)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Capability, D::Error> {
+        deserializer.deserialize_str(CapabilityVisitor)
+    }
+}
+
 struct CapabilityVisitor;
 
 impl<'de> Visitor<'de> for CapabilityVisitor {

@@ -33,7 +33,11 @@ pub enum Piece {
     Inline(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A MIME part body stored as its own convergent object, so the same
     /// attachment in many messages is stored once.
-    Part { capability: String, len: u64 },
+    Part {
+        #[serde(with = "crate::capability::as_text")]
+        capability: Capability,
+        len: u64,
+    },
 }
 
 impl Versioned for MessageManifest {
@@ -97,8 +101,9 @@ impl Piece {
 /// A message as a folder refers to it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MessageRef {
-    /// The manifest's capability (`epost:<id>#<key>`).
-    pub manifest: String,
+    /// The manifest's capability (stored as its text `epost:<id>#<key>`).
+    #[serde(with = "crate::capability::as_text")]
+    pub manifest: Capability,
     pub size: u64,
     /// When it arrived, ms since the UNIX epoch (IMAP INTERNALDATE).
     pub internal_date: u64,
@@ -302,12 +307,18 @@ impl MailEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::capability::ObjectKey;
+    use crate::id::ObjectId;
+
+    fn test_capability() -> Capability {
+        Capability::new(ObjectId::of(b"part"), ObjectKey::from_bytes([7; 32]))
+    }
 
     #[test]
     fn manifests_and_entries_round_trip_and_sizes_are_checked() {
         let manifest = MessageManifest::new(vec![
             Piece::Inline(b"Subject: x\r\n\r\n".to_vec()),
-            Piece::Part { capability: "epost:x#y".into(), len: 5000 },
+            Piece::Part { capability: test_capability(), len: 5000 },
         ]);
         assert_eq!(manifest.size, 14 + 5000);
         assert_eq!(MessageManifest::decode(&manifest.encode()).unwrap(), manifest);
@@ -337,7 +348,7 @@ mod tests {
             v: MESSAGE_VERSION,
             size: 5,
             pieces: vec![
-                Piece::Part { capability: "epost:x#y".into(), len: u64::MAX },
+                Piece::Part { capability: test_capability(), len: u64::MAX },
                 Piece::Inline(vec![b'x'; 6]),
             ],
         };

@@ -4,7 +4,6 @@
 //! that load.
 
 use std::fmt::Write;
-use std::str::FromStr;
 use std::sync::Arc;
 
 use anyhow::Result;
@@ -40,7 +39,7 @@ pub(crate) fn run(out: &mut String) -> Result<()> {
             for i in 0..ops.min(500) {
                 let data = payload(i, len);
                 let report = net.node(0).storage.put_reader(&data[..]).await?;
-                caps.push(Capability::from_str(&report.capability)?);
+                caps.push(report.capability);
             }
             let caps = Arc::new(caps);
             for clients in [32usize, 16] {

@@ -236,12 +236,8 @@ pub(crate) async fn check_message(
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
     let folder = mailbox.folder(&folder).await.map_err(mail_error)?;
     let stored = folder.messages.get(&uid).ok_or(MailError::NoMessage(uid)).map_err(mail_error)?;
-    let manifest: epost_types::capability::Capability = stored
-        .message
-        .manifest
-        .parse()
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", e))?;
-    let members = crate::mail::message::member_ids(&state.storage, &manifest)
+    let manifest = &stored.message.manifest;
+    let members = crate::mail::message::member_ids(&state.storage, manifest)
         .await
         .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", e))?;
     let ids: Vec<_> = std::iter::once(manifest.id).chain(members).collect();

@@ -403,8 +403,8 @@ fn plan(
             return Ok(Changed::default());
         }
         Change::Insert { folder, message, flags, notification, objects } => {
-            if let (Some(objects), Some(id)) = (objects, manifest_id(&message)) {
-                leases.objects.insert(id, objects);
+            if let Some(objects) = objects {
+                leases.objects.insert(manifest_id(&message), objects);
             }
             MailOp::Insert { folder, message, flags, notification }
         }

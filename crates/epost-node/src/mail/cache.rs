@@ -1,17 +1,18 @@
-//! Recently read or stored messages, by manifest capability. Messages
-//! never change (a capability names exact bytes), so a hit is always
+//! Recently read or stored messages, by manifest id. Messages never
+//! change (an id names exact bytes), so a hit is always
 //! right; the cache only bounds how much memory that costs.
 
 use std::collections::{HashMap, VecDeque};
 
 use bytes::Bytes;
+use epost_types::id::ObjectId;
 
 /// A FIFO cache bounded in bytes.
 pub(super) struct MessageCache {
     max_bytes: usize,
     bytes: usize,
-    order: VecDeque<String>,
-    map: HashMap<String, Bytes>,
+    order: VecDeque<ObjectId>,
+    map: HashMap<ObjectId, Bytes>,
 }
 
 impl MessageCache {
@@ -19,12 +20,12 @@ impl MessageCache {
         Self { max_bytes, bytes: 0, order: VecDeque::new(), map: HashMap::new() }
     }
 
-    pub(super) fn get(&self, key: &str) -> Option<Bytes> {
+    pub(super) fn get(&self, key: &ObjectId) -> Option<Bytes> {
         self.map.get(key).cloned()
     }
 
     /// Keeps `value` unless it would take over a quarter of the cache.
-    pub(super) fn insert(&mut self, key: String, value: Bytes) {
+    pub(super) fn insert(&mut self, key: ObjectId, value: Bytes) {
         if value.len() > self.max_bytes / 4 || self.map.contains_key(&key) {
             return;
         }
@@ -35,7 +36,7 @@ impl MessageCache {
             }
         }
         self.bytes += value.len();
-        self.order.push_back(key.clone());
+        self.order.push_back(key);
         self.map.insert(key, value);
     }
 }
@@ -46,18 +47,19 @@ mod tests {
 
     #[test]
     fn the_oldest_go_first_and_large_values_are_not_kept() {
+        let id = |name: &str| ObjectId::of(name.as_bytes());
         let mut cache = MessageCache::new(100);
-        cache.insert("a".into(), Bytes::from(vec![0; 20]));
-        cache.insert("b".into(), Bytes::from(vec![1; 20]));
-        cache.insert("huge".into(), Bytes::from(vec![2; 30]));
-        assert!(cache.get("huge").is_none());
+        cache.insert(id("a"), Bytes::from(vec![0; 20]));
+        cache.insert(id("b"), Bytes::from(vec![1; 20]));
+        cache.insert(id("huge"), Bytes::from(vec![2; 30]));
+        assert!(cache.get(&id("huge")).is_none());
         for key in ["c", "d", "e"] {
-            cache.insert(key.into(), Bytes::from(vec![3; 20]));
+            cache.insert(id(key), Bytes::from(vec![3; 20]));
         }
-        assert_eq!(cache.get("a").unwrap().len(), 20);
-        cache.insert("f".into(), Bytes::from(vec![4; 20]));
-        assert!(cache.get("a").is_none());
-        assert!(cache.get("b").is_some());
+        assert_eq!(cache.get(&id("a")).unwrap().len(), 20);
+        cache.insert(id("f"), Bytes::from(vec![4; 20]));
+        assert!(cache.get(&id("a")).is_none());
+        assert!(cache.get(&id("b")).is_some());
         assert!(cache.bytes <= 100);
     }
 }

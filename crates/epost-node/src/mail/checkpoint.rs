@@ -150,11 +150,7 @@ async fn put(
         .put_reader_with(secret, bytes.as_slice())
         .await
         .map_err(|e| MailError::Temporary(format!("cannot store a checkpoint: {e}")))?;
-    let capability = report
-        .capability
-        .parse::<Capability>()
-        .map_err(|e| MailError::Corrupt(format!("own checkpoint capability: {e}")))?;
-    Ok((capability, report.ids, report.expires))
+    Ok((report.capability, report.ids, report.expires))
 }
 
 /// Stores `state` as of log entry `covers`: only pages changed since

@@ -55,10 +55,9 @@ impl Leases {
     /// Notes what `op` may change, before it is applied to `state`.
     pub(super) fn before(&mut self, state: &MailState, op: &MailOp) {
         for message in state.touched(op) {
-            if let Some(id) = manifest_id(&message) {
-                let count = state.refs(&id);
-                self.before.entry(id).or_insert((message, count));
-            }
+            let id = manifest_id(&message);
+            let count = state.refs(&id);
+            self.before.entry(id).or_insert((message, count));
         }
     }
 
@@ -113,7 +112,7 @@ fn message_root(id: ObjectId, message: &MessageRef, objects: Option<StoredObject
     NewRoot {
         id,
         kind: RootKind::Message,
-        capability: message.manifest.parse().ok(),
+        capability: Some(message.manifest.clone()),
         members: objects.as_ref().map(|o| o.members.clone()),
         expires: objects.map_or(0, |o| o.expires),
     }

@@ -92,7 +92,7 @@ fn part_bodies(raw: &[u8]) -> Vec<Range<usize>> {
 #[derive(Debug, Clone)]
 pub struct StoredMessage {
     /// The manifest's capability.
-    pub capability: String,
+    pub capability: Capability,
     /// Every object stored for it besides the manifest's own root: its
     /// parts and their chunks (what renewing the message extends).
     pub members: Vec<ObjectId>,
@@ -163,12 +163,9 @@ pub async fn member_ids(
         .into_iter()
         .filter(|id| *id != capability.id)
         .collect();
-    let manifest = load_manifest(storage, &capability.to_string()).await?;
+    let manifest = load_manifest(storage, capability).await?;
     for piece in manifest.pieces {
-        if let Piece::Part { capability, .. } = piece {
-            let part: Capability = capability
-                .parse()
-                .map_err(|e| MessageError::Corrupt(format!("bad part capability: {e}")))?;
+        if let Piece::Part { capability: part, .. } = piece {
             members.extend(storage.object_ids(&part).await?);
         }
     }
@@ -178,7 +175,10 @@ pub async fn member_ids(
 }
 
 /// The exact bytes of the message whose manifest is `capability`.
-pub async fn load(storage: &StorageService, capability: &str) -> Result<Vec<u8>, MessageError> {
+pub async fn load(
+    storage: &StorageService,
+    capability: &Capability,
+) -> Result<Vec<u8>, MessageError> {
     let manifest_bytes = get(storage, capability).await?;
     let manifest = MessageManifest::decode(&manifest_bytes)
         .map_err(|e| MessageError::Corrupt(e.to_string()))?;
@@ -210,17 +210,15 @@ pub async fn load(storage: &StorageService, capability: &str) -> Result<Vec<u8>,
 /// Only the manifest of a message (to learn its size).
 pub async fn load_manifest(
     storage: &StorageService,
-    capability: &str,
+    capability: &Capability,
 ) -> Result<MessageManifest, MessageError> {
     let bytes = get(storage, capability).await?;
     MessageManifest::decode(&bytes).map_err(|e| MessageError::Corrupt(e.to_string()))
 }
 
-async fn get(storage: &StorageService, capability: &str) -> Result<Vec<u8>, MessageError> {
-    let capability: Capability =
-        capability.parse().map_err(|e| MessageError::Corrupt(format!("bad capability: {e}")))?;
+async fn get(storage: &StorageService, capability: &Capability) -> Result<Vec<u8>, MessageError> {
     let mut out = Vec::new();
-    storage.get_to(&capability, &mut out).await?;
+    storage.get_to(capability, &mut out).await?;
     Ok(out)
 }
 

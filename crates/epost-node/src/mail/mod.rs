@@ -27,7 +27,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use epost_types::address::Address;
-use epost_types::capability::Capability;
 use epost_types::identity::ANY_DOMAIN;
 use epost_types::mail::MessageRef;
 use epost_types::time::Timestamp;
@@ -203,7 +202,7 @@ impl MailService {
         let stored = message::store(&self.inner.storage, secret.as_ref(), raw)
             .await
             .map_err(|e| MailError::Temporary(e.to_string()))?;
-        self.cache().insert(stored.capability.clone(), Bytes::copy_from_slice(raw));
+        self.cache().insert(stored.capability.id, Bytes::copy_from_slice(raw));
         let message = MessageRef {
             manifest: stored.capability,
             size: raw.len() as u64,
@@ -215,7 +214,7 @@ impl MailService {
 
     /// A stored message's exact bytes.
     pub async fn fetch(&self, message: &MessageRef) -> Result<Bytes, MailError> {
-        if let Some(hit) = self.cache().get(&message.manifest) {
+        if let Some(hit) = self.cache().get(&message.manifest.id) {
             return Ok(hit);
         }
         let raw =
@@ -224,7 +223,7 @@ impl MailService {
                 other => MailError::Temporary(other.to_string()),
             })?;
         let raw = Bytes::from(raw);
-        self.cache().insert(message.manifest.clone(), raw.clone());
+        self.cache().insert(message.manifest.id, raw.clone());
         Ok(raw)
     }
 
@@ -248,10 +247,7 @@ impl MailService {
             .ok_or_else(|| MailError::NotAllowed("a message needs a recipient".to_owned()))?;
         let (message, objects) = self.store_message(raw, realm_of).await?;
         let summary = summary_of(raw);
-        let capability: Capability = message
-            .manifest
-            .parse()
-            .map_err(|e| MailError::Corrupt(format!("own capability unreadable: {e}")))?;
+        let capability = message.manifest.clone();
         let sends = recipients.iter().map(|rcpt| {
             let message = message.clone();
             let objects = objects.clone();

@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use epost_types::capability::Capability;
 use epost_types::id::ObjectId;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
 
@@ -53,10 +52,9 @@ pub struct MailState {
     refs: HashMap<ObjectId, u32>,
 }
 
-/// The manifest object a message names (`None` if its capability does not
-/// parse: such a message was never stored by this code).
-pub fn manifest_id(message: &MessageRef) -> Option<ObjectId> {
-    message.manifest.parse::<Capability>().ok().map(|c| c.id)
+/// The manifest object a message names.
+pub fn manifest_id(message: &MessageRef) -> ObjectId {
+    message.manifest.id
 }
 
 impl MailState {
@@ -88,9 +86,7 @@ impl MailState {
         let mut out = HashMap::with_capacity(self.refs.len());
         for folder in self.folders.values() {
             for stored in folder.messages.values() {
-                if let Some(id) = manifest_id(&stored.message) {
-                    out.entry(id).or_insert(&stored.message);
-                }
+                out.entry(manifest_id(&stored.message)).or_insert(&stored.message);
             }
         }
         out
@@ -123,7 +119,7 @@ impl MailState {
     }
 
     fn count(&mut self, message: &MessageRef, up: bool) {
-        let Some(id) = manifest_id(message) else { return };
+        let id = manifest_id(message);
         if up {
             *self.refs.entry(id).or_insert(0) += 1;
         } else if let Some(n) = self.refs.get_mut(&id) {
@@ -304,7 +300,11 @@ mod tests {
     use super::*;
 
     fn msg(n: u64) -> MessageRef {
-        MessageRef { manifest: format!("m{n}"), size: n, internal_date: n, envelope_from: None }
+        let manifest = epost_types::capability::Capability::new(
+            ObjectId::of(&n.to_be_bytes()),
+            epost_types::capability::ObjectKey::from_bytes([7; 32]),
+        );
+        MessageRef { manifest, size: n, internal_date: n, envelope_from: None }
     }
 
     fn insert(folder: &str, n: u64) -> MailOp {

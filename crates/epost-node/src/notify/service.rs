@@ -71,7 +71,7 @@ pub struct Received {
     pub to: Address,
     pub from: Address,
     pub summary: String,
-    pub capability: Option<String>,
+    pub capability: Option<Capability>,
     /// When the sender made it (ms since the UNIX epoch).
     pub time: u64,
     /// When this node accepted it.
@@ -551,7 +551,7 @@ async fn check(
         to: notification.to.clone(),
         from: notification.from.clone(),
         summary: notification.summary.clone(),
-        capability: notification.capability.as_ref().map(ToString::to_string),
+        capability: notification.capability.clone(),
         time: notification.time.as_millis(),
         received: Timestamp::now().as_millis(),
         id: hex(&sealed.id),

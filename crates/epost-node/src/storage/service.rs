@@ -27,8 +27,8 @@ use epost_dht::frag::{FragRequest, FragResponse};
 /// What a put stored.
 #[derive(Debug, Clone, Serialize)]
 pub struct PutReport {
-    /// `epost:<id>#<key>`: all a reader needs.
-    pub capability: String,
+    /// All a reader needs (`epost:<id>#<key>` as text).
+    pub capability: Capability,
     /// Plaintext bytes.
     pub size: u64,
     /// Objects stored (chunks and manifests).
@@ -186,7 +186,7 @@ impl StorageService {
             result?;
         }
         Ok(PutReport {
-            capability: finished.capability.to_string(),
+            capability: finished.capability,
             size,
             objects: ids.len() as u64,
             ids,

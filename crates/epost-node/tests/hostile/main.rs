@@ -17,7 +17,6 @@ mod rogue;
 mod routing;
 mod storage;
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use epost_node::Node;
@@ -33,7 +32,7 @@ pub(crate) fn content(seed: usize, len: usize) -> Vec<u8> {
 
 pub(crate) async fn put(node: &Node, data: &[u8]) -> Capability {
     let report = node.storage.put_reader(data).await.expect("put");
-    Capability::from_str(&report.capability).expect("capability")
+    report.capability
 }
 
 /// The plaintext, or the typed error; on error, also what was written

@@ -98,7 +98,7 @@ mod samples {
     pub(super) fn message() -> MessageManifest {
         MessageManifest::new(vec![
             Piece::Inline(b"Subject: x\r\n\r\n".to_vec()),
-            Piece::Part { capability: capability(3).to_string(), len: 5000 },
+            Piece::Part { capability: capability(3), len: 5000 },
         ])
     }
 
@@ -108,7 +108,7 @@ mod samples {
             v: crate::mail::MESSAGE_VERSION,
             size: 3,
             pieces: vec![
-                Piece::Part { capability: capability(3).to_string(), len: u64::MAX - 2 },
+                Piece::Part { capability: capability(3), len: u64::MAX - 2 },
                 Piece::Inline(b"12345".to_vec()),
             ],
         }
@@ -120,7 +120,7 @@ mod samples {
             MailOp::Insert {
                 folder: "INBOX".into(),
                 message: MessageRef {
-                    manifest: capability(4).to_string(),
+                    manifest: capability(4),
                     size: 10,
                     internal_date: 5,
                     envelope_from: Some("a@b.test".into()),

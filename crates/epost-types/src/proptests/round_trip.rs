@@ -36,9 +36,9 @@ fn uids() -> impl Strategy<Value = Vec<u32>> {
 fn mail_op() -> impl Strategy<Value = MailOp> {
     let change =
         prop_oneof![Just(FlagChange::Add), Just(FlagChange::Remove), Just(FlagChange::Replace)];
-    let message = ("\\PC{0,60}", any::<u64>(), any::<u64>(), prop::option::of("\\PC{0,30}"))
-        .prop_map(|(manifest, size, internal_date, envelope_from)| MessageRef {
-            manifest,
+    let message = (any::<u8>(), any::<u64>(), any::<u64>(), prop::option::of("\\PC{0,30}"))
+        .prop_map(|(seed, size, internal_date, envelope_from)| MessageRef {
+            manifest: super::capability(seed),
             size,
             internal_date,
             envelope_from,
@@ -74,7 +74,8 @@ fn mail_op() -> impl Strategy<Value = MailOp> {
 fn piece() -> impl Strategy<Value = Piece> {
     prop_oneof![
         bytes(200).prop_map(Piece::Inline),
-        ("\\PC{0,80}", 0u64..1 << 40).prop_map(|(capability, len)| Piece::Part { capability, len }),
+        (any::<u8>(), 0u64..1 << 40)
+            .prop_map(|(seed, len)| Piece::Part { capability: super::capability(seed), len }),
     ]
 }
 
