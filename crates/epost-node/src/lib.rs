@@ -8,6 +8,7 @@
 //! below it), and never hold a lock across an await on the network.
 
 mod api;
+mod chain;
 mod fsutil;
 pub mod identity;
 pub mod keyspaces;

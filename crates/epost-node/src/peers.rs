@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::chain::Chain;
 use crate::fsutil::write_atomic;
 
 /// Addresses kept at most.
@@ -30,7 +31,7 @@ pub(crate) fn load(data_dir: &Path) -> Vec<Multiaddr> {
     let texts: Vec<String> = match serde_json::from_slice(&bytes) {
         Ok(texts) => texts,
         Err(e) => {
-            warn!(error = %e, "peers.json is damaged; starting without remembered peers");
+            warn!(error = %Chain(&e), "peers.json is damaged; starting without remembered peers");
             return Vec::new();
         }
     };
@@ -47,7 +48,7 @@ async fn save(data_dir: &Path, dht: &DhtClient) {
     addrs.truncate(MAX_REMEMBERED);
     let json = serde_json::to_vec_pretty(&addrs).unwrap_or_default();
     if let Err(e) = write_atomic(&path(data_dir), &json, false) {
-        debug!(error = %e, "cannot save peers.json");
+        debug!(error = %Chain(&e), "cannot save peers.json");
     }
 }
 

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::chain::Chain;
 use crate::keyspaces::KAD_RECORDS;
 
 /// Records queued for disk before the overlay keeps new ones in memory only.
@@ -38,7 +39,7 @@ impl RecordWriter {
             }
         });
         if let Err(e) = reloaded {
-            warn!(error = %e, "cannot reload stored records; starting without them");
+            warn!(error = %Chain(&e), "cannot reload stored records; starting without them");
         }
         let (tx, mut rx) = mpsc::channel::<RecordWrite>(QUEUE);
         let task = tokio::spawn(async move {
@@ -49,7 +50,7 @@ impl RecordWriter {
                 }
                 if let Err(e) = store.put(&KAD_RECORDS, write.key, write.value, write.expires).await
                 {
-                    warn!(error = %e, "a record could not be written to disk");
+                    warn!(error = %Chain(&e), "a record could not be written to disk");
                 }
             }
         });

@@ -13,6 +13,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+use crate::chain::Chain;
+
 /// Handle to run a sweep now. Cheap to clone.
 #[derive(Clone)]
 pub(crate) struct Sweeper {
@@ -48,7 +50,7 @@ impl Sweeper {
                 tokio::select! {
                     _ = tick.tick() => {
                         if let Err(e) = worker.sweep_now().await {
-                            warn!(error = %e, "sweeping expired entries failed; the next sweep retries");
+                            warn!(error = %Chain(&e), "sweeping expired entries failed; the next sweep retries");
                         }
                     }
                     _ = stopped.changed() => break,

@@ -27,6 +27,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::chain::Chain;
 use crate::storage::StorageService;
 
 /// Bodies of the routes that take small values (log entries, JSON): a log
@@ -142,7 +143,7 @@ impl ApiServer {
                 let _ = rx.changed().await;
             });
             if let Err(e) = serve.await {
-                tracing::error!(error = %e, "control API stopped");
+                tracing::error!(error = %Chain(&e), "control API stopped");
             }
         });
         Ok(Self { addr, shutdown, task })

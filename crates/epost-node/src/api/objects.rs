@@ -15,6 +15,7 @@ use tokio_stream_shim::ReceiverStream;
 
 use super::body::{BodyItem, BodyWriter};
 use super::{ApiError, AppState};
+use crate::chain::Chain;
 use crate::lease::{RenewProgress, RenewReport};
 use crate::storage::{
     CheckError, CheckReport, GetError, PutError, PutReport, RefreshReport, RepairReport,
@@ -129,27 +130,39 @@ fn parse_cap(text: &str) -> Result<Capability, ApiError> {
 
 fn put_error(e: PutError) -> ApiError {
     match e {
-        PutError::Input(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_input", e),
+        PutError::Input(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_input", Chain(&e)),
         PutError::NotEnoughHolders { .. } | PutError::Placement(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", e)
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", Chain(&e))
         }
-        PutError::Coding(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+        PutError::Coding(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", Chain(&e))
+        }
     }
 }
 
 fn check_error(e: CheckError) -> ApiError {
     match e {
         CheckError::Get(e) => get_error(e),
-        CheckError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
+        CheckError::Placement(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", Chain(&e))
+        }
     }
 }
 
 fn get_error(e: GetError) -> ApiError {
     match e {
-        GetError::NotEnoughFragments { .. } => ApiError::new(StatusCode::NOT_FOUND, "not_found", e),
-        GetError::Corrupt(_) => ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", e),
-        GetError::Placement(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", e),
-        GetError::Output(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e),
+        GetError::NotEnoughFragments { .. } => {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", Chain(&e))
+        }
+        GetError::Corrupt(_) | GetError::Tree(_) => {
+            ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", Chain(&e))
+        }
+        GetError::Placement(_) => {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", Chain(&e))
+        }
+        GetError::Output(_) | GetError::ReadAhead(_) => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", Chain(&e))
+        }
     }
 }
 

@@ -39,6 +39,8 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
+use crate::chain::Chain;
+
 pub use records::RecordRules;
 
 /// How long a certificate issued here is valid.
@@ -531,7 +533,7 @@ impl Identity {
 
     async fn republish_all(&self) {
         if let Err(e) = self.renew_issued().await {
-            warn!(error = %e, "cannot renew the certificates issued here");
+            warn!(error = %Chain(&e), "cannot renew the certificates issued here");
         }
         let users: Vec<Arc<HostedUser>> = self.state().users.values().cloned().collect();
         for user in users {
@@ -539,7 +541,7 @@ impl Identity {
                 Ok(Some(renewed)) => renewed,
                 Ok(None) => user,
                 Err(e) => {
-                    warn!(address = %user.keys.address, error = %e, "cannot take up a renewed certificate");
+                    warn!(address = %user.keys.address, error = %Chain(&e), "cannot take up a renewed certificate");
                     user
                 }
             };
@@ -683,7 +685,7 @@ impl Identity {
                     log_put_failure(address, "presence", &e);
                 }
             }
-            Err(e) => warn!(%address, error = %e, "cannot sign presence"),
+            Err(e) => warn!(%address, error = %Chain(&e), "cannot sign presence"),
         }
     }
 }

@@ -30,6 +30,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::warn;
 
+use crate::chain::Chain;
 use crate::keyspaces::{LEASE_MEMBERS, LEASE_OWNERS, LEASE_ROOTS, MAIL_MARKS, OWNED_HEADS};
 
 /// Changes queued before callers wait.
@@ -333,7 +334,7 @@ fn read_heads(store: &Store) -> Result<Vec<(LogId, OwnedHead)>, BookError> {
             match cbor::decode::<OwnedHead>(&entry.value, OWNED_HEADS.max_value()) {
                 Ok(head) => out.push((LogId::from_bytes(id), head)),
                 Err(e) => {
-                    warn!(log = %LogId::from_bytes(id), error = %e, "skipping a damaged owned head")
+                    warn!(log = %LogId::from_bytes(id), error = %Chain(&e), "skipping a damaged owned head")
                 }
             }
         }

@@ -20,6 +20,7 @@ use tracing::{debug, info, warn};
 
 use super::LeaseConfig;
 use super::book::{DueRoot, LeaseBook, RootKind};
+use crate::chain::Chain;
 use crate::logs::LogService;
 use crate::storage::StorageService;
 
@@ -222,7 +223,7 @@ impl Pass {
             let page = match self.book.due(until, after, page_len) {
                 Ok(page) => page,
                 Err(e) => {
-                    warn!(error = %e, "cannot read the lease book; renewal stops for now");
+                    warn!(error = %Chain(&e), "cannot read the lease book; renewal stops for now");
                     break;
                 }
             };
@@ -295,13 +296,13 @@ impl Pass {
             }
         }
         if let Err(e) = self.book.renewed(renewed).await {
-            warn!(error = %e, "cannot record renewed leases; they are renewed again next pass");
+            warn!(error = %Chain(&e), "cannot record renewed leases; they are renewed again next pass");
         }
         for root in given_up {
             warn!(root = %root.id, kind = ?root.kind, "no holder has this object any more; no longer renewing it");
             report.lost += 1;
             if let Err(e) = self.book.lost(root.id).await {
-                warn!(error = %e, "cannot drop a lost root from the lease book");
+                warn!(error = %Chain(&e), "cannot drop a lost root from the lease book");
             }
         }
         all.len() as u64
@@ -314,7 +315,7 @@ impl Pass {
             return match self.book.members(root.id) {
                 Ok(members) => (members, true),
                 Err(e) => {
-                    warn!(root = %root.id, error = %e, "cannot read a root's members");
+                    warn!(root = %root.id, error = %Chain(&e), "cannot read a root's members");
                     (Vec::new(), false)
                 }
             };
@@ -326,12 +327,12 @@ impl Pass {
         match crate::mail::message::member_ids(&self.storage, capability).await {
             Ok(members) => {
                 if let Err(e) = self.book.listed(root.id, members.clone()).await {
-                    warn!(root = %root.id, error = %e, "cannot record a message's objects");
+                    warn!(root = %root.id, error = %Chain(&e), "cannot record a message's objects");
                 }
                 (members, true)
             }
             Err(e) => {
-                debug!(root = %root.id, error = %e, "cannot open a message to list its objects yet");
+                debug!(root = %root.id, error = %Chain(&e), "cannot open a message to list its objects yet");
                 (Vec::new(), false)
             }
         }
@@ -343,7 +344,7 @@ impl Pass {
         let heads = match self.book.heads() {
             Ok(heads) => heads,
             Err(e) => {
-                warn!(error = %e, "cannot read the owned heads");
+                warn!(error = %Chain(&e), "cannot read the owned heads");
                 return 0;
             }
         };
@@ -355,7 +356,7 @@ impl Pass {
             let key = RecordKey::from(log).encode();
             match self.dht.put_record(&key, head.envelope).await {
                 Ok(()) | Err(epost_dht::RecordError::QuorumFailed(_)) => done += 1,
-                Err(e) => debug!(%log, error = %e, "head not republished"),
+                Err(e) => debug!(%log, error = %Chain(&e), "head not republished"),
             }
         }
         done

@@ -13,6 +13,7 @@ use tracing::{debug, info, warn};
 
 use super::Inner;
 use super::walk::{Visit, Walk, walk};
+use crate::chain::Chain;
 use crate::keyspaces::KAD_RECORDS;
 use crate::lease::{Change, HeadUpdate, NewRoot, OwnedHead, OwnerId, RootKind};
 
@@ -37,7 +38,7 @@ pub(super) async fn adopt_heads(inner: &Inner) -> usize {
         ) {
             Ok(page) => page,
             Err(e) => {
-                warn!(error = %e, "cannot read the records held here");
+                warn!(error = %Chain(&e), "cannot read the records held here");
                 return adopted;
             }
         };
@@ -63,7 +64,7 @@ pub(super) async fn adopt_heads(inner: &Inner) -> usize {
             };
             match inner.book.change(Change { head: Some(update), ..Change::default() }).await {
                 Ok(()) => adopted += 1,
-                Err(e) => warn!(log = %head.log, error = %e, "cannot adopt a head"),
+                Err(e) => warn!(log = %head.log, error = %Chain(&e), "cannot adopt a head"),
             }
         }
         if !full {
@@ -82,7 +83,7 @@ pub(super) async fn register_unlisted(inner: &Inner) -> u64 {
     let heads = match inner.book.heads() {
         Ok(heads) => heads,
         Err(e) => {
-            warn!(error = %e, "cannot read the owned heads");
+            warn!(error = %Chain(&e), "cannot read the owned heads");
             return 0;
         }
     };
@@ -90,7 +91,9 @@ pub(super) async fn register_unlisted(inner: &Inner) -> u64 {
     for (log, head) in heads.into_iter().filter(|(_, h)| h.registered < h.seq) {
         match register_log(inner, log, &head).await {
             Ok(n) => total += n,
-            Err(e) => debug!(%log, error = %e, "entries not registered yet; the next pass retries"),
+            Err(e) => {
+                debug!(%log, error = %Chain(&e), "entries not registered yet; the next pass retries")
+            }
         }
     }
     total

@@ -41,6 +41,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::debug;
 
+use crate::chain::Chain;
 use crate::identity::{HostedUser, Identity, IdentityError};
 use crate::lease::{BookError, LeaseBook};
 use crate::storage::{GetError, PutError, StorageService};
@@ -313,7 +314,7 @@ impl Inner {
         let found = match self.dht.get_record(&key).await {
             Ok(found) => found,
             Err(e) => {
-                debug!(%log, error = %e, "head lookup failed");
+                debug!(%log, error = %Chain(&e), "head lookup failed");
                 Vec::new()
             }
         };

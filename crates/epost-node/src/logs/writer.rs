@@ -19,6 +19,7 @@ use tracing::debug;
 
 use super::walk::{Visit, Walk, walk};
 use super::{AppendReport, Inner, LogError};
+use crate::chain::Chain;
 use crate::identity::HostedUser;
 use crate::lease::{Change, HeadUpdate, NewRoot, OwnerId, RootKind};
 
@@ -170,7 +171,7 @@ async fn write_entry(
     let key = RecordKey::from(log).encode();
     if let Err(e) = inner.dht.put_record(&key, envelope.encode()).await {
         // Committed here: holders get it from the next republish.
-        debug!(%log, seq, error = %e, "head kept here; published at the next renewal");
+        debug!(%log, seq, error = %Chain(&e), "head kept here; published at the next renewal");
     }
     if LogEntry::is_snapshot_seq(seq) {
         tail.since_snapshot.clear();

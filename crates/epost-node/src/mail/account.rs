@@ -20,6 +20,7 @@ use super::MailError;
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
 use super::state::{Folder, MailState, OpError, manifest_id};
+use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
 use crate::storage::StorageService;
@@ -204,7 +205,7 @@ async fn run(
     let opened = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            warn!(%address, error = %e, "cannot read the mail log; requests fail until it can");
+            warn!(%address, error = %Chain(&e), "cannot read the mail log; requests fail until it can");
             // Answer what is queued with the error, then stop: the next
             // request starts a new task that tries again.
             rx.close();
@@ -270,7 +271,7 @@ async fn run(
                     // What this task holds may now be ahead of the log:
                     // refuse the batch and stop; the next request replays
                     // afresh (and registers what was written).
-                    warn!(address = %account.address, error = %e, "mail log append failed; the batch is refused");
+                    warn!(address = %account.address, error = %Chain(&e), "mail log append failed; the batch is refused");
                     for (reply, results) in replies {
                         let failed = results.into_iter().map(|r| r.and(Err(e.clone()))).collect();
                         let _ = reply.send(failed);
@@ -323,7 +324,7 @@ impl Account {
     /// the next batch tries again; nothing else depends on it.
     async fn checkpoint(&mut self, state: &mut MailState, covers: u64) {
         if let Err(e) = self.try_checkpoint(state, covers).await {
-            warn!(address = %self.address, error = %e, "checkpoint not written; the next batch retries");
+            warn!(address = %self.address, error = %Chain(&e), "checkpoint not written; the next batch retries");
         }
     }
 
@@ -361,7 +362,7 @@ impl Account {
         };
         if let Err(e) = self.services.book.change(change).await {
             // The next open registers the checkpoint it loads.
-            warn!(address = %self.address, error = %e, "cannot record the checkpoint in the lease book");
+            warn!(address = %self.address, error = %Chain(&e), "cannot record the checkpoint in the lease book");
         }
         self.tracker = written.into_tracker();
         debug!(address = %self.address, seq, "mail state checkpointed");

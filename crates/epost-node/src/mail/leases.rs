@@ -15,6 +15,7 @@ use tracing::warn;
 
 use super::account::StoredObjects;
 use super::state::{MailState, manifest_id};
+use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 
 /// Roots changed per commit when comparing everything.
@@ -101,7 +102,7 @@ impl Leases {
         match book.change(change).await {
             Ok(()) => true,
             Err(e) => {
-                warn!(%address, error = %e, "cannot record in the lease book what the folders hold; the next open does");
+                warn!(%address, error = %Chain(&e), "cannot record in the lease book what the folders hold; the next open does");
                 false
             }
         }

@@ -27,9 +27,9 @@ const PARALLEL: usize = 8;
 /// Why a message could not be stored or read.
 #[derive(Debug, thiserror::Error)]
 pub enum MessageError {
-    #[error("cannot store the message: {0}")]
+    #[error("cannot store the message")]
     Put(#[from] PutError),
-    #[error("cannot fetch the message: {0}")]
+    #[error("cannot fetch the message")]
     Get(#[from] GetError),
     #[error("the stored message is damaged: {0}")]
     Corrupt(String),

@@ -37,6 +37,7 @@ use tracing::{debug, warn};
 
 pub use account::{Change, Changed, Mailbox, StoredObjects};
 
+use crate::chain::Chain;
 use crate::identity::{Identity, IdentityError};
 use crate::lease::LeaseBook;
 use crate::logs::LogService;
@@ -201,7 +202,7 @@ impl MailService {
         let secret = self.inner.identity.realm_secret(realm_of.domain());
         let stored = message::store(&self.inner.storage, secret.as_ref(), raw)
             .await
-            .map_err(|e| MailError::Temporary(e.to_string()))?;
+            .map_err(|e| MailError::Temporary(Chain(&e).to_string()))?;
         self.cache().insert(stored.capability.id, Bytes::copy_from_slice(raw));
         let message = MessageRef {
             manifest: stored.capability,
@@ -220,7 +221,7 @@ impl MailService {
         let raw =
             message::load(&self.inner.storage, &message.manifest).await.map_err(|e| match e {
                 message::MessageError::Corrupt(text) => MailError::Corrupt(text),
-                other => MailError::Temporary(other.to_string()),
+                other => MailError::Temporary(Chain(&other).to_string()),
             })?;
         let raw = Bytes::from(raw);
         self.cache().insert(message.manifest.id, raw.clone());
@@ -318,7 +319,7 @@ impl MailService {
         // The size comes from the manifest itself, not the sender's word.
         let manifest = message::load_manifest(&self.inner.storage, capability)
             .await
-            .map_err(|e| MailError::Temporary(e.to_string()))?;
+            .map_err(|e| MailError::Temporary(Chain(&e).to_string()))?;
         let insert = Change::Insert {
             folder: "INBOX".into(),
             message: MessageRef {
@@ -344,7 +345,7 @@ impl MailService {
         for user in self.inner.identity.hosted_users() {
             let address = user.keys.address.clone();
             if let Err(e) = self.reconcile_user(&address).await {
-                debug!(%address, error = %e, "filing pass stopped; the next one retries");
+                debug!(%address, error = %Chain(&e), "filing pass stopped; the next one retries");
             }
         }
     }
@@ -368,7 +369,7 @@ impl MailService {
                     Ok(_) if !blocked && item.received < settled => advance = Some(at.clone()),
                     Ok(_) => {}
                     Err(e) => {
-                        debug!(%address, id = %item.id, error = %e, "not filed yet; the next pass retries");
+                        debug!(%address, id = %item.id, error = %Chain(&e), "not filed yet; the next pass retries");
                         blocked = true;
                     }
                 }
@@ -446,7 +447,7 @@ async fn receive(service: MailService, mut stopped: watch::Receiver<bool>) {
                     let service = service.clone();
                     filing.push(async move {
                         if let Err(e) = service.file(&received).await {
-                            warn!(to = %received.to, error = %e, "received mail not filed yet; the next pass retries");
+                            warn!(to = %received.to, error = %Chain(&e), "received mail not filed yet; the next pass retries");
                         }
                     });
                 }

@@ -12,6 +12,7 @@ use super::account::{MAIL_LOG, validity};
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
 use super::state::{MailState, STANDARD};
+use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::{LogService, ReadEntry};
 use crate::storage::StorageService;
@@ -52,7 +53,7 @@ pub(super) async fn open(
                 keep_checkpoint_root(book, address, &capability, &tracker).await;
             }
             Err(e) => {
-                warn!(%address, error = %e, "the newest checkpoint cannot be read; replaying the whole mail log");
+                warn!(%address, error = %Chain(&e), "the newest checkpoint cannot be read; replaying the whole mail log");
                 entries = logs.read(address, MAIL_LOG).await.map_err(temporary)?;
             }
         }
@@ -77,7 +78,7 @@ pub(super) async fn open(
     last_seq = last_seq.max(entries.last().map_or(0, |e| e.seq));
     if compare_all {
         if let Err(e) = leases::reconcile_all(book, address, &state, last_seq).await {
-            warn!(%address, error = %e, "cannot bring the lease book up to date; the next open retries");
+            warn!(%address, error = %Chain(&e), "cannot bring the lease book up to date; the next open retries");
         }
     } else if last_seq > mark {
         leases.register(book, address, &state, last_seq).await;
@@ -110,13 +111,13 @@ fn replay_entry(
                 match state.apply(op) {
                     Ok(assigned) => tracker.note(op, &assigned),
                     Err(e) => {
-                        debug!(%address, seq = entry.seq, error = %e, "skipping an operation")
+                        debug!(%address, seq = entry.seq, error = %Chain(&e), "skipping an operation")
                     }
                 }
             }
         }
         Err(e) => {
-            warn!(%address, seq = entry.seq, error = %e, "skipping an unreadable mail log entry")
+            warn!(%address, seq = entry.seq, error = %Chain(&e), "skipping an unreadable mail log entry")
         }
     }
     state.entries += 1;
@@ -176,6 +177,6 @@ async fn keep_checkpoint_root(
         ..Default::default()
     };
     if let Err(e) = book.change(change).await {
-        warn!(%address, error = %e, "cannot record the checkpoint in the lease book");
+        warn!(%address, error = %Chain(&e), "cannot record the checkpoint in the lease book");
     }
 }

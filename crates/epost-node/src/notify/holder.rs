@@ -24,6 +24,7 @@ use super::buffer::{Buffer, BufferError};
 use super::metrics::NotifyMetrics;
 use super::rate::RateLimiter;
 use super::{DeliverError, NotifyConfig, PullError, SendReceiptError, auth};
+use crate::chain::Chain;
 
 /// Questions and local requests queued for the holder task.
 const COMMAND_QUEUE: usize = 64;
@@ -171,7 +172,7 @@ async fn run(
         Err(e) => {
             // Without its buffer the holder would answer as if it held
             // nothing; better to refuse (peers fail over to other holders).
-            warn!(error = %e, "cannot reload the notification buffer; not holding notifications");
+            warn!(error = %Chain(&e), "cannot reload the notification buffer; not holding notifications");
             return;
         }
     };
@@ -210,7 +211,7 @@ async fn run(
             _ = sweep.tick() => {
                 match buffer.collect_expired(Timestamp::now().as_millis()).await {
                     Ok(n) => NotifyMetrics::add(&metrics.gc_removed, n as u64),
-                    Err(e) => warn!(error = %e, "expired notifications not removed"),
+                    Err(e) => warn!(error = %Chain(&e), "expired notifications not removed"),
                 }
                 limiter.prune(Instant::now());
                 update_gauges(&metrics, &buffer);
@@ -309,7 +310,7 @@ async fn deliver(
             refused(NotifyRefusal::Full, e.to_string())
         }
         Err(e @ BufferError::Store(_)) => {
-            warn!(error = %e, "notifications not kept");
+            warn!(error = %Chain(&e), "notifications not kept");
             refused(NotifyRefusal::Internal, e.to_string())
         }
     }
@@ -353,7 +354,7 @@ async fn receipt_of(
             NotifyResponse::Done
         }
         Err(e) => {
-            warn!(error = %e, "receipt not applied");
+            warn!(error = %Chain(&e), "receipt not applied");
             refused(NotifyRefusal::Internal, e.to_string())
         }
     }
@@ -395,7 +396,7 @@ async fn pull(
             NotifyResponse::Pending { notifications: page.into_iter().map(Into::into).collect() }
         }
         Err(e) => {
-            warn!(error = %e, "pull not answered");
+            warn!(error = %Chain(&e), "pull not answered");
             refused(NotifyRefusal::Internal, e.to_string())
         }
     }

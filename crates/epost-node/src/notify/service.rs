@@ -30,6 +30,7 @@ use tracing::{debug, info, warn};
 
 use super::rate::SenderLimits;
 use super::{INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt};
+use crate::chain::Chain;
 use crate::identity::{HostedUser, Identity, IdentityError};
 use crate::keyspaces::{NOTIFY_RECEIVED, NOTIFY_SEEN};
 /// Subscribers may lag this many notifications before they miss some.
@@ -388,7 +389,7 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         let pending = match pulled {
             Ok(pending) => pending,
             Err(e) => {
-                debug!(%holder, %address, error = %e, "pull failed");
+                debug!(%holder, %address, error = %Chain(&e), "pull failed");
                 return;
             }
         };
@@ -423,7 +424,7 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
                     seen.push((seen_key, expires, received));
                 }
                 Err(e) => {
-                    warn!(%address, error = %e, "cannot keep a notification; it stays with the holders");
+                    warn!(%address, error = %Chain(&e), "cannot keep a notification; it stays with the holders");
                     deferred = true;
                 }
             }
@@ -434,7 +435,7 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         .await;
         for ((_, _, received), marked) in seen.into_iter().zip(marked) {
             if let Err(e) = marked {
-                warn!(%address, error = %e, "cannot record a nonce as seen");
+                warn!(%address, error = %Chain(&e), "cannot record a nonce as seen");
             }
             info!(%address, from = %received.from, "notification received");
             let _ = inner.events.send(received);
@@ -518,7 +519,7 @@ async fn check(
     let (notification, signer) = match opened {
         Ok(opened) => opened,
         Err(e) => {
-            warn!(%address, error = %e, "dropped a notification that does not open");
+            warn!(%address, error = %Chain(&e), "dropped a notification that does not open");
             return Checked::Done;
         }
     };
@@ -537,12 +538,12 @@ async fn check(
     let cert = match inner.identity.lookup_certificate(&notification.from).await {
         Ok(cert) => cert,
         Err(e) => {
-            warn!(%address, from = %notification.from, error = %e, "dropped a notification from an uncertified sender");
+            warn!(%address, from = %notification.from, error = %Chain(&e), "dropped a notification from an uncertified sender");
             return Checked::Done;
         }
     };
     if let Err(e) = notification.check_sender(&signer, &cert) {
-        warn!(%address, error = %e, "dropped a notification with a forged sender");
+        warn!(%address, error = %Chain(&e), "dropped a notification with a forged sender");
         return Checked::Done;
     }
     limits.spend(&notification.from);
@@ -591,7 +592,7 @@ async fn receipt_everywhere(inner: &Arc<Inner>, user: &HostedUser, ids: &[[u8; 3
                     send_receipt(&inner.dht, holder, &envelope).await
                 };
                 if let Err(e) = result {
-                    debug!(%holder, error = %e, "receipt not taken; the next resync repeats it");
+                    debug!(%holder, error = %Chain(&e), "receipt not taken; the next resync repeats it");
                 }
             }
         });

@@ -26,12 +26,18 @@ const HEDGE_AFTER: Duration = Duration::from_millis(300);
 pub enum GetError {
     #[error("object {id} not found: {found} valid fragments of the {needed} needed")]
     NotEnoughFragments { id: ObjectId, found: usize, needed: usize },
-    #[error("cannot find the object's holders: {0}")]
-    Placement(String),
+    #[error("cannot find the object's holders")]
+    Placement(#[source] epost_dht::QueryError),
+    /// Fragments decoded to something other than the object (the liars
+    /// could not be outvoted): what the last attempt found.
     #[error("the object failed verification: {0}")]
     Corrupt(String),
-    #[error("writing the output failed: {0}")]
-    Output(String),
+    #[error("the object's chunk tree is broken")]
+    Tree(#[from] epost_types::chunk::ReadError),
+    #[error("writing the output failed")]
+    Output(#[from] std::io::Error),
+    #[error("a read-ahead task failed")]
+    ReadAhead(#[from] tokio::task::JoinError),
 }
 
 /// What one request in flight came back with.
@@ -54,11 +60,7 @@ pub(crate) async fn get_object(ctx: &Arc<Ctx>, id: ObjectId) -> Result<Vec<u8>, 
     let started = Instant::now();
     let k = usize::from(ctx.config.k);
     let n = k + usize::from(ctx.config.m);
-    let closest = ctx
-        .dht
-        .closest_peers(id.as_bytes(), 2 * n)
-        .await
-        .map_err(|e| GetError::Placement(e.to_string()))?;
+    let closest = ctx.dht.closest_peers(id.as_bytes(), 2 * n).await.map_err(GetError::Placement)?;
     let placement = Placement::new(&closest, n);
     // Data fragments first: with all k of them no decoding work is needed.
     let mut queue: VecDeque<(PeerId, u8)> =

@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 use super::metrics::Metrics;
 use super::placement::Placement;
 use super::{Ctx, erasure, get};
+use crate::chain::Chain;
 
 /// Objects examined per page (one probe per peer per page).
 const PAGE: usize = 128;
@@ -159,7 +160,7 @@ pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness) -> RepairRepor
         let page = match ctx.local.objects_after(cursor, PAGE) {
             Ok(page) => page,
             Err(e) => {
-                warn!(error = %e, "cannot list local fragments");
+                warn!(error = %Chain(&e), "cannot list local fragments");
                 report.errors += 1;
                 break;
             }
@@ -181,7 +182,7 @@ pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness) -> RepairRepor
             Metrics::add(&ctx.metrics.gc_removed, removed);
         }
         Err(e) => {
-            warn!(error = %e, "garbage collection failed");
+            warn!(error = %Chain(&e), "garbage collection failed");
             report.errors += 1;
         }
     }
@@ -213,7 +214,7 @@ async fn examine_page(
                 mine_all.push(Some(good));
             }
             Err(e) => {
-                debug!(%id, error = %e, "cannot scrub");
+                debug!(%id, error = %Chain(&e), "cannot scrub");
                 report.errors += 1;
                 mine_all.push(None);
             }
@@ -302,7 +303,7 @@ async fn rebuild_missing(
     let ciphertext = match get::get_object(ctx, id).await {
         Ok(ciphertext) => ciphertext,
         Err(e) => {
-            warn!(%id, error = %e, "object cannot be rebuilt");
+            warn!(%id, error = %Chain(&e), "object cannot be rebuilt");
             report.unrecoverable += 1;
             return 0;
         }

@@ -26,12 +26,12 @@ use crate::storage::metrics::Metrics;
 pub enum PutError {
     #[error("only {stored} of the {needed} fragments needed were stored durably ({failures})")]
     NotEnoughHolders { stored: usize, needed: usize, failures: String },
-    #[error("cannot find peers to hold the object: {0}")]
-    Placement(String),
+    #[error("cannot find peers to hold the object")]
+    Placement(#[source] epost_dht::QueryError),
     #[error(transparent)]
     Coding(#[from] erasure::CodingError),
-    #[error("reading the input failed: {0}")]
-    Input(String),
+    #[error("reading the input failed")]
+    Input(#[source] std::io::Error),
 }
 
 /// Stores one sealed object (its ciphertext under `id`) until `expires`.
@@ -45,11 +45,7 @@ pub(crate) async fn put_object(
     let (k, m) = (ctx.config.k, ctx.config.m);
     let n = usize::from(k) + usize::from(m);
     let fragments: Arc<Vec<Fragment>> = Arc::new(erasure::encode(id, ciphertext, k, m)?);
-    let closest = ctx
-        .dht
-        .closest_peers(id.as_bytes(), 2 * n)
-        .await
-        .map_err(|e| PutError::Placement(e.to_string()))?;
+    let closest = ctx.dht.closest_peers(id.as_bytes(), 2 * n).await.map_err(PutError::Placement)?;
     let placement = Placement::new(&closest, n);
     let required = placement.required(usize::from(k));
 

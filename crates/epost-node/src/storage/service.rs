@@ -82,8 +82,8 @@ pub struct RefreshReport {
 pub enum CheckError {
     #[error(transparent)]
     Get(#[from] GetError),
-    #[error("cannot find the object's holders: {0}")]
-    Placement(String),
+    #[error("cannot find the object's holders")]
+    Placement(#[source] epost_dht::QueryError),
 }
 
 /// The running storage service. Clone freely.
@@ -161,7 +161,7 @@ impl StorageService {
         let mut size = 0u64;
         let mut ids = Vec::new();
         loop {
-            let read = input.read(&mut buf).await.map_err(|e| PutError::Input(e.to_string()))?;
+            let read = input.read(&mut buf).await.map_err(PutError::Input)?;
             if read == 0 {
                 break;
             }
@@ -237,19 +237,17 @@ impl StorageService {
                     }
                 }
                 let ciphertext = match ahead.remove(&next.id) {
-                    Some(task) => task.await.map_err(|e| GetError::Output(e.to_string()))??,
+                    Some(task) => task.await??,
                     None => get_object(&self.ctx, next.id).await?,
                 };
-                let data = walker
-                    .feed(&next, &ciphertext)
-                    .map_err(|e| GetError::Corrupt(e.to_string()))?;
+                let data = walker.feed(&next, &ciphertext)?;
                 if let Some(data) = data {
-                    output.write_all(&data).await.map_err(|e| GetError::Output(e.to_string()))?;
+                    output.write_all(&data).await?;
                     written += data.len() as u64;
                 }
             }
-            walker.finish().map_err(|e| GetError::Corrupt(e.to_string()))?;
-            output.flush().await.map_err(|e| GetError::Output(e.to_string()))?;
+            walker.finish()?;
+            output.flush().await?;
             Ok(written)
         }
         .await;
@@ -296,9 +294,9 @@ impl StorageService {
             ids.push(next.id);
             if next.is_manifest() {
                 let ciphertext = get_object(&self.ctx, next.id).await?;
-                walker.feed(&next, &ciphertext).map_err(|e| GetError::Corrupt(e.to_string()))?;
+                walker.feed(&next, &ciphertext)?;
             } else {
-                walker.skip(&next).map_err(|e| GetError::Corrupt(e.to_string()))?;
+                walker.skip(&next)?;
             }
         }
         Ok(ids)
@@ -310,7 +308,7 @@ impl StorageService {
             .dht
             .closest_peers(id.as_bytes(), 2 * n)
             .await
-            .map_err(|e| CheckError::Placement(e.to_string()))?;
+            .map_err(CheckError::Placement)?;
         let mut indices = std::collections::BTreeSet::new();
         let mut holders = 0;
         // Spares too: after churn a fragment may sit just outside the placement.
