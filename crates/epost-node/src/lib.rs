@@ -9,6 +9,7 @@
 
 mod api;
 mod chain;
+pub mod control;
 mod fsutil;
 pub mod identity;
 pub mod keyspaces;

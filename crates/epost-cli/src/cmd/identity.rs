@@ -4,7 +4,11 @@ use std::io::{BufRead, Read, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use serde_json::{Value, json};
+use epost_node::control::{
+    AddUser, ExportUser, ImportUser, RealmInfo, RealmInit, Realms, SetPassword, Trust, Trusted,
+    UserInfo,
+};
+use serde_json::json;
 
 use crate::cli::{RealmCommand, UserCommand};
 use crate::client::{ApiClient, path_segment};
@@ -18,44 +22,30 @@ pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> R
     let client = ApiClient::connect(dir)?;
     match command {
         RealmCommand::Init { domain } => {
-            let realm: Value = client.post("/v1/realms", &json!({ "domain": domain })).await?;
+            let realm: RealmInfo = client.post("/v1/realms", &RealmInit { domain }).await?;
             emit(json, &realm, |r| {
-                let verb = if r["created"].as_bool() == Some(true) { "created" } else { "exists" };
+                let verb = if r.created { "created" } else { "exists" };
                 format!(
                     "realm {} {verb}; its public key (give it to `epost realm trust` elsewhere):\n{}",
-                    r["domain"].as_str().unwrap_or_default(),
-                    r["key"].as_str().unwrap_or_default()
+                    r.domain, r.key
                 )
             })?;
         }
         RealmCommand::Trust { key, domain } => {
-            let trusted: Value =
-                client.post("/v1/trust", &json!({ "key": key, "domain": domain })).await?;
-            emit(json, &trusted, |t| {
-                format!(
-                    "trusted {} for {}",
-                    t["key"].as_str().unwrap_or_default(),
-                    t["domain"].as_str().unwrap_or_default()
-                )
-            })?;
+            let trusted: Trusted = client.post("/v1/trust", &Trust { key, domain }).await?;
+            emit(json, &trusted, |t| format!("trusted {} for {}", t.key, t.domain))?;
         }
         RealmCommand::List => {
-            let realms: Value = client.get_json("/v1/realms").await?;
+            let realms: Realms = client.get_json("/v1/realms").await?;
             emit(json, &realms, |r| {
-                let mut lines = Vec::new();
-                for held in r["held"].as_array().into_iter().flatten() {
-                    lines.push(format!(
-                        "held     {} {}",
-                        held["domain"].as_str().unwrap_or_default(),
-                        held["key"].as_str().unwrap_or_default()
-                    ));
-                }
-                for (domain, keys) in r["trusted"].as_object().into_iter().flatten() {
-                    for key in keys.as_array().into_iter().flatten() {
-                        lines.push(format!(
-                            "trusted  {domain} {}",
-                            key.as_str().unwrap_or_default()
-                        ));
+                let mut lines: Vec<String> = r
+                    .held
+                    .iter()
+                    .map(|held| format!("held     {} {}", held.domain, held.key))
+                    .collect();
+                for domain in r.trusted.domains() {
+                    for key in r.trusted.keys(domain) {
+                        lines.push(format!("trusted  {domain} {key}"));
                     }
                 }
                 if lines.is_empty() {
@@ -74,15 +64,13 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
     match command {
         UserCommand::Add { address, password_stdin } => {
             let password = password_stdin.then(|| read_secret_line("password")).transpose()?;
-            let user: Value = client
-                .post("/v1/users", &json!({ "address": address, "password": password }))
-                .await?;
+            let user: UserInfo = client.post("/v1/users", &AddUser { address, password }).await?;
             emit(json, &user, |u| {
                 format!(
                     "added {} (certificate serial {}){}",
-                    u["address"].as_str().unwrap_or_default(),
-                    u["serial"],
-                    if u["has_password"].as_bool() == Some(true) { ", password set" } else { "" }
+                    u.address,
+                    u.serial,
+                    if u.has_password { ", password set" } else { "" }
                 )
             })?;
         }
@@ -91,11 +79,7 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
                 passphrase_stdin.then(|| read_secret_line("passphrase")).transpose()?;
             let path = format!("/v1/users/{}/export", path_segment(&address));
             let response = client
-                .send(
-                    client
-                        .request(reqwest::Method::POST, &path)
-                        .json(&json!({ "passphrase": passphrase })),
-                )
+                .send(client.request(reqwest::Method::POST, &path).json(&ExportUser { passphrase }))
                 .await?;
             let bytes = response.bytes().await.context("the node's answer was cut off")?;
             let mut out = std::io::stdout().lock();
@@ -106,12 +90,12 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
             let passphrase =
                 passphrase_stdin.then(|| read_secret_line("passphrase")).transpose()?;
             let bundle = data_encoding::BASE64.encode(&bytes);
-            let user: Value = client
-                .post("/v1/users/import", &json!({ "bundle": bundle, "passphrase": passphrase }))
+            let user: UserInfo = client
+                .post("/v1/users/import", &ImportUser { bundle, passphrase, password: None })
                 .await?;
             emit(json, &user, |u| {
-                let address = u["address"].as_str().unwrap_or_default();
-                if u["has_password"].as_bool() == Some(true) {
+                let address = &u.address;
+                if u.has_password {
                     format!("imported {address}; the gateway password came with it")
                 } else {
                     format!(
@@ -131,31 +115,17 @@ pub(crate) async fn user(dir: &DataDir, command: UserCommand, json: bool) -> Res
             let password = read_secret_line("password")?;
             let path = format!("/v1/users/{}/password", path_segment(&address));
             client
-                .send(
-                    client
-                        .request(reqwest::Method::POST, &path)
-                        .json(&json!({ "password": password })),
-                )
+                .send(client.request(reqwest::Method::POST, &path).json(&SetPassword { password }))
                 .await?;
             emit(json, &json!({ "address": address, "password_set": true }), |_| {
                 format!("password set for {address}")
             })?;
         }
         UserCommand::List => {
-            let users: Value = client.get_json("/v1/users").await?;
+            let users: Vec<UserInfo> = client.get_json("/v1/users").await?;
             emit(json, &users, |list| {
-                let lines: Vec<String> = list
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|u| {
-                        format!(
-                            "{} serial {}",
-                            u["address"].as_str().unwrap_or_default(),
-                            u["serial"]
-                        )
-                    })
-                    .collect();
+                let lines: Vec<String> =
+                    list.iter().map(|u| format!("{} serial {}", u.address, u.serial)).collect();
                 if lines.is_empty() { "no users hosted here".to_owned() } else { lines.join("\n") }
             })?;
         }

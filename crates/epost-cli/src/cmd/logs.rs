@@ -3,7 +3,7 @@
 use std::io::Read;
 
 use anyhow::{Context, Result};
-use serde_json::Value;
+use epost_node::control::{AppendReport, HeadReport, LogEntry};
 
 use crate::cli::LogCommand;
 use crate::client::{ApiClient, path_segment};
@@ -22,24 +22,18 @@ pub(crate) async fn run(dir: &DataDir, command: LogCommand, json: bool) -> Resul
             let path = format!("/v1/logs/{}/{}", path_segment(&user), path_segment(&name));
             let response =
                 client.send(client.request(reqwest::Method::POST, &path).body(entry)).await?;
-            let report: Value =
+            let report: AppendReport =
                 response.json().await.context("the node answered with invalid JSON")?;
-            emit(json, &report, |r| r["seq"].to_string())?;
+            emit(json, &report, |r| r.seq.to_string())?;
         }
         LogCommand::Show { user, name } => {
             let path = format!("/v1/logs/{}/{}", path_segment(&user), path_segment(&name));
-            let entries: Value = client.get_json(&path).await?;
+            let entries: Vec<LogEntry> = client.get_json(&path).await?;
             emit(json, &entries, |list| {
-                list.as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| match e["text"].as_str() {
-                        Some(text) => format!("{}\t{}", e["seq"], text.trim_end_matches('\n')),
-                        None => format!(
-                            "{}\t(binary, base64) {}",
-                            e["seq"],
-                            e["data"].as_str().unwrap_or_default()
-                        ),
+                list.iter()
+                    .map(|e| match &e.text {
+                        Some(text) => format!("{}\t{}", e.seq, text.trim_end_matches('\n')),
+                        None => format!("{}\t(binary, base64) {}", e.seq, e.data),
                     })
                     .collect::<Vec<_>>()
                     .join("\n")
@@ -47,15 +41,11 @@ pub(crate) async fn run(dir: &DataDir, command: LogCommand, json: bool) -> Resul
         }
         LogCommand::Head { address, name } => {
             let path = format!("/v1/heads/{}/{}", path_segment(&address), path_segment(&name));
-            let head: Value = client.get_json(&path).await?;
+            let head: HeadReport = client.get_json(&path).await?;
             emit(json, &head, |h| {
                 format!(
                     "log {} of {}: seq {}, newest entry {}, signed by {}",
-                    h["name"].as_str().unwrap_or_default(),
-                    h["address"].as_str().unwrap_or_default(),
-                    h["seq"],
-                    h["newest"].as_str().unwrap_or_default(),
-                    h["signer"].as_str().unwrap_or_default(),
+                    h.name, h.address, h.seq, h.newest, h.signer,
                 )
             })?;
         }

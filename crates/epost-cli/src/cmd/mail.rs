@@ -3,7 +3,8 @@
 use std::io::{Read, Write};
 
 use anyhow::{Context, Result, bail};
-use serde_json::Value;
+use epost_node::control::{Imported, MessageSummary, Sent};
+use serde::Serialize;
 
 use crate::cli::{ExportFormat, ImportFormat, MailCommand};
 use epost_node::mail::import::{self, ImportMeta};
@@ -45,14 +46,9 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                 format!("/v1/mail/{}/send?to={}", path_segment(&from), path_segment(&to.join(",")));
             let response =
                 client.send(client.request(reqwest::Method::POST, &path).body(raw)).await?;
-            let sent: Value = response.json().await.context("the node's answer is not JSON")?;
+            let sent: Sent = response.json().await.context("the node's answer is not JSON")?;
             emit(json, &sent, |s| {
-                format!(
-                    "sent {} bytes from {} to {}",
-                    s["size"],
-                    s["from"].as_str().unwrap_or_default(),
-                    to.join(", ")
-                )
+                format!("sent {} bytes from {} to {}", s.size, s.from, to.join(", "))
             })?;
         }
         MailCommand::Inbox { user, folder, wait_messages, timeout } => {
@@ -61,21 +57,18 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
             if let Some(n) = wait_messages {
                 path.push_str(&format!("?min_messages={n}&wait_secs={timeout}"));
             }
-            let list: Value = client.get_json(&path).await?;
+            let list: Vec<MessageSummary> = client.get_json(&path).await?;
             emit(json, &list, |items| {
                 let rows: Vec<String> = items
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                    .iter()
                     .map(|m| {
-                        let seen =
-                            m["flags"].as_array().into_iter().flatten().any(|f| f == "\\Seen");
+                        let seen = m.flags.iter().any(|f| f == "\\Seen");
                         format!(
                             "{:>6} {} {:<32} {}",
-                            m["uid"],
+                            m.uid,
                             if seen { " " } else { "N" },
-                            truncate(m["from"].as_str().unwrap_or_default(), 32),
-                            m["subject"].as_str().unwrap_or_default()
+                            truncate(&m.from, 32),
+                            m.subject
                         )
                     })
                     .collect();
@@ -112,44 +105,37 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                 .request(reqwest::Method::POST, &target)
                 .body(reqwest::Body::wrap_stream(frames));
             let response = client.send(request).await.context("the messages were not imported")?;
-            let report: Value =
+            let report: Imported =
                 response.json().await.context("the node answered with invalid JSON")?;
             bar.finish_and_clear();
-            emit(json, &report, |r| {
-                format!("imported {} messages into {}", r["imported"], folder)
-            })?;
+            emit(json, &report, |r| format!("imported {} messages into {}", r.imported, r.folder))?;
         }
         MailCommand::Export { user, folder, format, path } => {
             let ExportFormat::Mbox = format;
             let list_path =
                 format!("/v1/mail/{}/folders/{}", path_segment(&user), path_segment(&folder));
-            let list: Vec<Value> = client.get_json(&list_path).await?;
+            let list: Vec<MessageSummary> = client.get_json(&list_path).await?;
             let bar = progress(list.len() as u64, "exporting");
             let mut out = mbox::MboxWriter::create(&path)?;
             for item in &list {
-                let uid = item["uid"].as_u64().context("a listed message has no UID")? as u32;
-                let raw = fetch(&client, &user, &folder, uid).await?;
-                let date = item["internal_date"].as_u64().unwrap_or(0);
-                let from = item["envelope_from"].as_str();
-                out.write(&raw, from, date)?;
+                let raw = fetch(&client, &user, &folder, item.uid).await?;
+                out.write(&raw, item.envelope_from.as_deref(), item.internal_date)?;
                 bar.inc(1);
             }
             out.finish()?;
             bar.finish_and_clear();
-            emit(
-                json,
-                &serde_json::json!({ "exported": list.len(), "path": path.display().to_string() }),
-                |r| {
-                    format!(
-                        "exported {} messages to {}",
-                        r["exported"],
-                        r["path"].as_str().unwrap_or_default()
-                    )
-                },
-            )?;
+            let done = Exported { exported: list.len(), path: path.display().to_string() };
+            emit(json, &done, |r| format!("exported {} messages to {}", r.exported, r.path))?;
         }
     }
     Ok(())
+}
+
+/// What `epost export` wrote.
+#[derive(Serialize)]
+struct Exported {
+    exported: usize,
+    path: String,
 }
 
 async fn fetch(client: &ApiClient, user: &str, folder: &str, uid: u32) -> Result<Vec<u8>> {

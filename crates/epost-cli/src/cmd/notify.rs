@@ -3,8 +3,8 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
+use epost_node::control::{Received, SendNotification, SendReport};
 use futures::StreamExt;
-use serde_json::{Value, json};
 
 use crate::cli::NotifyCommand;
 use crate::client::{ApiClient, path_segment};
@@ -15,33 +15,24 @@ pub(crate) async fn run(dir: &DataDir, command: NotifyCommand, json: bool) -> Re
     let client = ApiClient::connect(dir)?;
     match command {
         NotifyCommand::Send { from, to, text, capability } => {
-            let body = json!({ "from": from, "to": to, "text": text, "capability": capability });
-            let report: Value = client.post("/v1/notify", &body).await?;
+            let body = SendNotification { from, to, text, capability };
+            let report: SendReport = client.post("/v1/notify", &body).await?;
             emit(json, &report, |r| {
                 format!(
                     "sent {}: held by {} inbox holder(s){}",
-                    r["id"].as_str().unwrap_or_default(),
-                    r["holders"],
-                    if r["direct"].as_bool() == Some(true) { ", delivered directly" } else { "" }
+                    r.id,
+                    r.holders,
+                    if r.direct { ", delivered directly" } else { "" }
                 )
             })?;
         }
         NotifyCommand::List { user } => {
-            let list: Value =
+            let list: Vec<Received> =
                 client.get_json(&format!("/v1/notify/{}", path_segment(&user))).await?;
             emit(json, &list, |items| {
                 items
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|n| {
-                        format!(
-                            "{}\t{}\t{}",
-                            n["time"],
-                            n["from"].as_str().unwrap_or_default(),
-                            n["summary"].as_str().unwrap_or_default()
-                        )
-                    })
+                    .iter()
+                    .map(|n| format!("{}\t{}\t{}", n.time, n.from, n.summary))
                     .collect::<Vec<_>>()
                     .join("\n")
             })?;

@@ -5,11 +5,11 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::Value;
 use tokio::io::AsyncWriteExt;
 
-use epost_node::lease::{RenewProgress, RenewReport};
-use epost_node::storage::{CheckReport, RepairReport};
+use epost_node::control::{
+    CheckReport, PutReport, RefreshReport, RenewProgress, RenewReport, RepairReport,
+};
 
 use crate::client::ApiClient;
 use crate::datadir::DataDir;
@@ -33,10 +33,9 @@ pub(crate) async fn put(dir: &DataDir, file: &Path, json: bool) -> Result<()> {
     };
     let response =
         client.send(client.request(reqwest::Method::POST, "/v1/objects").body(body)).await?;
-    let report: Value = response.json().await.context("the node answered with invalid JSON")?;
+    let report: PutReport = response.json().await.context("the node answered with invalid JSON")?;
     emit(json, &report, |r| {
-        let cap = r["capability"].as_str().unwrap_or_default();
-        format!("stored {} bytes in {} object(s)\n{cap}", r["size"], r["objects"])
+        format!("stored {} bytes in {} object(s)\n{}", r.size, r.objects, r.capability)
     })?;
     Ok(())
 }
@@ -93,13 +92,13 @@ pub(crate) async fn check(dir: &DataDir, path: &str, json: bool) -> Result<()> {
 
 pub(crate) async fn refresh(dir: &DataDir, capability: &str, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
-    let report: Value = client
+    let report: RefreshReport = client
         .post_json(&format!("/v1/objects/{}/refresh", crate::client::path_segment(capability)))
         .await?;
     emit(json, &report, |r| {
         format!(
             "{} object(s): {} fragment lease(s) extended to {} ms",
-            r["objects"], r["fragments_extended"], r["expires"]
+            r.objects, r.fragments_extended, r.expires
         )
     })?;
     Ok(())

@@ -1,7 +1,7 @@
 //! `epost status`: the running node's view of the overlay.
 
 use anyhow::Result;
-use serde_json::Value;
+use epost_node::control::Status;
 
 use crate::client::ApiClient;
 use crate::datadir::DataDir;
@@ -18,20 +18,20 @@ pub(crate) async fn run(
         Some(n) => format!("/v1/status?min_peers={n}&wait_secs={timeout}"),
         None => "/v1/status".to_owned(),
     };
-    let status: Value = client.get_json(&path).await?;
+    let status: Status = client.get_json(&path).await?;
     emit(json, &status, |s| {
         let mut text = format!(
             "peer id:   {}\npeers:     {} connected, {} known\nstore:     {} fragments, {} bytes\ncoding:    {}+{}",
-            s["peer_id"].as_str().unwrap_or_default(),
-            s["peers"],
-            s["known_peers"],
-            s["fragments"],
-            s["bytes"],
-            s["data_fragments"],
-            s["parity_fragments"],
+            s.peer_id,
+            s.peers,
+            s.known_peers,
+            s.fragments,
+            s.bytes,
+            s.data_fragments,
+            s.parity_fragments,
         );
-        for warning in s["warnings"].as_array().into_iter().flatten() {
-            text.push_str(&format!("\nwarning:   {}", warning.as_str().unwrap_or_default()));
+        for warning in &s.warnings {
+            text.push_str(&format!("\nwarning:   {warning}"));
         }
         text
     })?;

@@ -9,16 +9,12 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use epost_types::address::Address;
 use epost_types::sign::VerifyingKey;
-use serde::{Deserialize, Serialize};
 
 use super::{ApiError, AppState};
+use crate::control::{
+    AddUser, ExportUser, ImportUser, RealmInit, Realms, SetPassword, Trust, Trusted,
+};
 use crate::identity::{IdentityError, RealmInfo, UserInfo};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RealmInit {
-    domain: String,
-}
 
 pub(crate) async fn realm_init(
     State(state): State<AppState>,
@@ -27,42 +23,22 @@ pub(crate) async fn realm_init(
     state.identity.realm_init(&body.domain).map(Json).map_err(identity_error)
 }
 
-#[derive(Serialize)]
-pub(crate) struct Realms {
-    held: Vec<RealmInfo>,
-    trusted: epost_types::identity::TrustedRealms,
-}
-
 pub(crate) async fn realms(State(state): State<AppState>) -> Json<Realms> {
     Json(Realms { held: state.identity.realms(), trusted: (*state.identity.trusted()).clone() })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Trust {
-    key: String,
-    domain: Option<String>,
 }
 
 pub(crate) async fn trust(
     State(state): State<AppState>,
     Json(body): Json<Trust>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<Trusted>, ApiError> {
     let key = VerifyingKey::from_str(body.key.trim()).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_key", format!("realm key: {e}"))
     })?;
     state.identity.trust(key, body.domain.as_deref()).map_err(identity_error)?;
-    Ok(Json(serde_json::json!({
-        "key": key.to_string(),
-        "domain": body.domain.unwrap_or_else(|| "*".to_owned()),
-    })))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct AddUser {
-    address: String,
-    password: Option<String>,
+    Ok(Json(Trusted {
+        key: key.to_string(),
+        domain: body.domain.unwrap_or_else(|| "*".to_owned()),
+    }))
 }
 
 pub(crate) async fn add_user(
@@ -82,16 +58,10 @@ pub(crate) async fn users(State(state): State<AppState>) -> Json<Vec<UserInfo>> 
     Json(state.identity.users())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Export {
-    passphrase: Option<String>,
-}
-
 pub(crate) async fn export_user(
     State(state): State<AppState>,
     Path(address): Path<String>,
-    Json(body): Json<Export>,
+    Json(body): Json<ExportUser>,
 ) -> Result<Response, ApiError> {
     let address = parse_address(&address)?;
     let bytes =
@@ -99,18 +69,9 @@ pub(crate) async fn export_user(
     Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Import {
-    /// The bundle, base64 (standard alphabet, padded).
-    bundle: String,
-    passphrase: Option<String>,
-    password: Option<String>,
-}
-
 pub(crate) async fn import_user(
     State(state): State<AppState>,
-    Json(body): Json<Import>,
+    Json(body): Json<ImportUser>,
 ) -> Result<Json<UserInfo>, ApiError> {
     let bytes = data_encoding::BASE64.decode(body.bundle.trim().as_bytes()).map_err(|e| {
         ApiError::new(StatusCode::BAD_REQUEST, "bad_bundle", format!("bundle is not base64: {e}"))
@@ -121,12 +82,6 @@ pub(crate) async fn import_user(
         .await
         .map(Json)
         .map_err(identity_error)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct SetPassword {
-    password: String,
 }
 
 pub(crate) async fn set_password(

@@ -10,11 +10,11 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use epost_types::address::Address;
 use futures::{Stream, StreamExt};
-use serde::Serialize;
 
 use super::identity::parse_address;
 use super::mail::{MAX_MESSAGE, mail_error};
 use super::{ApiError, AppState};
+use crate::control::Imported;
 use crate::mail::import::{self, ImportMeta};
 use crate::mail::{Change, MailService};
 
@@ -22,12 +22,6 @@ use crate::mail::{Change, MailService};
 const PARALLEL: usize = 8;
 /// Messages inserted per group (one or a few log entries).
 const GROUP: usize = 64;
-
-#[derive(Serialize)]
-pub(crate) struct Imported {
-    imported: u64,
-    folder: String,
-}
 
 fn bad(detail: impl ToString) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, "bad_import", detail)

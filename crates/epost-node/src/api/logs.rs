@@ -5,10 +5,10 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Serialize;
 
 use super::identity::{identity_error, parse_address};
 use super::{ApiError, AppState};
+use crate::control::LogEntry;
 use crate::logs::{AppendReport, HeadReport, LogError};
 use crate::storage::GetError;
 
@@ -21,27 +21,16 @@ pub(crate) async fn append(
     state.logs.append(&address, &name, body.to_vec()).await.map(Json).map_err(log_error)
 }
 
-#[derive(Serialize)]
-pub(crate) struct Entry {
-    seq: u64,
-    time: u64,
-    /// The entry as text when it is UTF-8, else absent.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    text: Option<String>,
-    /// The entry's bytes, base64.
-    data: String,
-}
-
 pub(crate) async fn read(
     State(state): State<AppState>,
     Path((address, name)): Path<(String, String)>,
-) -> Result<Json<Vec<Entry>>, ApiError> {
+) -> Result<Json<Vec<LogEntry>>, ApiError> {
     let address = parse_address(&address)?;
     let entries = state.logs.read(&address, &name).await.map_err(log_error)?;
     Ok(Json(
         entries
             .into_iter()
-            .map(|e| Entry {
+            .map(|e| LogEntry {
                 seq: e.seq,
                 time: e.time,
                 data: data_encoding::BASE64.encode(&e.body),

@@ -7,10 +7,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use super::identity::parse_address;
 use super::{ApiError, AppState};
+use crate::control::{Appended, FolderSummary, MessageSummary, Sent};
 use crate::mail::{Change, MailError, Route};
 
 /// Largest message the API takes, bytes.
@@ -37,13 +38,6 @@ pub(crate) fn mail_error(e: MailError) -> ApiError {
 pub(crate) struct SendQuery {
     /// Recipients, comma-separated.
     to: String,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Sent {
-    from: String,
-    to: Vec<String>,
-    size: usize,
 }
 
 /// Sends the raw message in the body from `address` (hosted here) to
@@ -88,15 +82,6 @@ pub(crate) async fn send(
     }))
 }
 
-#[derive(Serialize)]
-pub(crate) struct FolderSummary {
-    name: String,
-    uid_validity: u32,
-    uid_next: u32,
-    messages: usize,
-    unseen: usize,
-}
-
 pub(crate) async fn folders(
     State(state): State<AppState>,
     Path(address): Path<String>,
@@ -123,23 +108,6 @@ pub(crate) async fn folders(
         .await
         .map_err(mail_error)?;
     Ok(Json(list))
-}
-
-#[derive(Serialize)]
-pub(crate) struct MessageSummary {
-    uid: u32,
-    size: u64,
-    internal_date: u64,
-    flags: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    envelope_from: Option<String>,
-    from: String,
-    to: String,
-    subject: String,
-    date: String,
-    /// Why the headers could not be read, if they could not.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -258,12 +226,6 @@ pub(crate) struct AppendQuery {
     flags: Option<String>,
     /// The envelope sender (an mbox From_ line's).
     from: Option<String>,
-}
-
-#[derive(Serialize)]
-pub(crate) struct Appended {
-    uid: u32,
-    uid_validity: u32,
 }
 
 /// Stores the body as a message in `folder`.

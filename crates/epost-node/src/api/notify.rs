@@ -9,25 +9,16 @@ use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use epost_types::capability::Capability;
-use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::identity::{identity_error, parse_address};
 use super::{ApiError, AppState};
+use crate::control::SendNotification;
 use crate::notify::{NotifyError, Received, SendReport};
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Send {
-    from: String,
-    to: String,
-    text: String,
-    capability: Option<String>,
-}
 
 pub(crate) async fn send(
     State(state): State<AppState>,
-    Json(body): Json<Send>,
+    Json(body): Json<SendNotification>,
 ) -> Result<Json<SendReport>, ApiError> {
     let from = parse_address(&body.from)?;
     let to = parse_address(&body.to)?;

@@ -6,26 +6,11 @@ use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::{ApiError, AppState};
-
-#[derive(Serialize)]
-pub(crate) struct Status {
-    peer_id: String,
-    /// Peers with an open connection.
-    peers: usize,
-    /// Peers in the routing table.
-    known_peers: usize,
-    listen_addrs: Vec<String>,
-    records: usize,
-    fragments: u64,
-    bytes: u64,
-    data_fragments: u8,
-    parity_fragments: u8,
-    warnings: Vec<String>,
-}
+use crate::control::Status;
 
 /// Longest `wait_secs` a status request may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(300);

@@ -116,7 +116,7 @@ pub struct HostedUser {
 }
 
 /// What the API shows of a hosted user (no secrets).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct UserInfo {
     pub address: Address,
     pub signing_key: String,
@@ -127,7 +127,7 @@ pub struct UserInfo {
 }
 
 /// A realm key held here.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RealmInfo {
     pub domain: String,
     pub key: String,

@@ -77,7 +77,7 @@ pub enum LogError {
 }
 
 /// The result of an append.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct AppendReport {
     pub log: String,
     /// The entry's sequence number (snapshots take numbers too).
@@ -96,7 +96,7 @@ pub struct ReadEntry {
 }
 
 /// A log's head as anyone can check it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct HeadReport {
     pub address: Address,
     pub name: String,

@@ -56,7 +56,7 @@ pub enum NotifyError {
 }
 
 /// What a send reached.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SendReport {
     /// The sealed notification's id (hex).
     pub id: String,

@@ -25,7 +25,7 @@ use super::{Ctx, StorageConfig, holder};
 use epost_dht::frag::{FragRequest, FragResponse};
 
 /// What a put stored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct PutReport {
     /// All a reader needs (`epost:<id>#<key>` as text).
     pub capability: Capability,
@@ -68,7 +68,7 @@ pub struct CheckReport {
 }
 
 /// What a lease refresh reached.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct RefreshReport {
     pub objects: usize,
     /// Fragments whose holders extended their lease.

@@ -1,0 +1,171 @@
+//! The control API's requests and replies, one type per message: the node
+//! serialises its replies and reads its requests with these, and the CLI
+//! (or any Rust client) uses the same types the other way, so neither side
+//! reads the other by string keys. Routes: spec/dht.md section 9 and the
+//! API sections of each service's spec.
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::identity::{RealmInfo, UserInfo};
+pub use crate::lease::{RenewProgress, RenewReport};
+pub use crate::logs::{AppendReport, HeadReport};
+pub use crate::notify::{Received, SendReport};
+pub use crate::storage::{CheckReport, PutReport, RefreshReport, RepairReport};
+
+/// `GET /v1/status`: the node's view of the overlay and its store.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub peer_id: String,
+    /// Peers with an open connection.
+    pub peers: usize,
+    /// Peers in the routing table.
+    pub known_peers: usize,
+    pub listen_addrs: Vec<String>,
+    pub records: usize,
+    pub fragments: u64,
+    pub bytes: u64,
+    pub data_fragments: u8,
+    pub parity_fragments: u8,
+    pub warnings: Vec<String>,
+}
+
+/// One data entry of `GET /v1/logs/{address}/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub seq: u64,
+    pub time: u64,
+    /// The entry as text when it is UTF-8, else absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The entry's bytes, base64.
+    pub data: String,
+}
+
+/// `POST /v1/notify`: a notification to send.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendNotification {
+    pub from: String,
+    pub to: String,
+    pub text: String,
+    #[serde(default)]
+    pub capability: Option<String>,
+}
+
+/// `POST /v1/realms`: make (or return) the realm key of a domain.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RealmInit {
+    pub domain: String,
+}
+
+/// `GET /v1/realms`: the realm keys held here and the keys trusted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Realms {
+    pub held: Vec<RealmInfo>,
+    pub trusted: epost_types::identity::TrustedRealms,
+}
+
+/// `POST /v1/trust`: trust a realm key, for one domain or (`None`) any.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Trust {
+    pub key: String,
+    #[serde(default)]
+    pub domain: Option<String>,
+}
+
+/// What `POST /v1/trust` trusted: the key, and its domain (`*` for any).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trusted {
+    pub key: String,
+    pub domain: String,
+}
+
+/// `POST /v1/users`: host a new user of a realm held here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddUser {
+    pub address: String,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /v1/users/{address}/export`: the user's bundle, optionally
+/// wrapped under a passphrase.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportUser {
+    #[serde(default)]
+    pub passphrase: Option<String>,
+}
+
+/// `POST /v1/users/import`: host a user from an exported bundle.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportUser {
+    /// The bundle, base64 (standard alphabet, padded).
+    pub bundle: String,
+    #[serde(default)]
+    pub passphrase: Option<String>,
+    /// A gateway password to set (else the bundle's, if it has one).
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// `POST /v1/users/{address}/password`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetPassword {
+    pub password: String,
+}
+
+/// `POST /v1/mail/{address}/send?to=...`: what was sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sent {
+    pub from: String,
+    pub to: Vec<String>,
+    pub size: usize,
+}
+
+/// One folder of `GET /v1/mail/{address}/folders`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderSummary {
+    pub name: String,
+    pub uid_validity: u32,
+    pub uid_next: u32,
+    pub messages: usize,
+    pub unseen: usize,
+}
+
+/// One message of `GET /v1/mail/{address}/folders/{folder}`, in UID order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageSummary {
+    pub uid: u32,
+    pub size: u64,
+    pub internal_date: u64,
+    pub flags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envelope_from: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub date: String,
+    /// Why the headers could not be read, if they could not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /v1/mail/{address}/folders/{folder}`: where the message went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Appended {
+    pub uid: u32,
+    pub uid_validity: u32,
+}
+
+/// `POST /v1/mail/{address}/folders/{folder}/import`: how many were filed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Imported {
+    pub imported: u64,
+    pub folder: String,
+}
