@@ -62,6 +62,17 @@ pub enum FragmentError {
     HashMismatch,
 }
 
+/// Why bytes are not a fragment that can be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CheckError {
+    #[error("not a fragment")]
+    Decode(#[from] DecodeError),
+    #[error(transparent)]
+    Invalid(#[from] FragmentError),
+    #[error("fragment {found_index} of {found_id}, not fragment {index} of {id} as asked")]
+    NotAsked { id: ObjectId, index: u8, found_id: ObjectId, found_index: u8 },
+}
+
 impl Versioned for Fragment {
     const VERSION: u8 = FRAGMENT_VERSION;
 
@@ -120,6 +131,29 @@ impl Fragment {
     /// before trusting the data.
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         cbor::decode(bytes, MAX_FRAGMENT)
+    }
+
+    /// Decodes and [`verify`](Self::verify)s: what a holder checks before
+    /// it stores a fragment it was given.
+    pub fn decode_verified(bytes: &[u8]) -> Result<Self, CheckError> {
+        let fragment = Self::decode(bytes)?;
+        fragment.verify()?;
+        Ok(fragment)
+    }
+
+    /// Decodes, verifies, and checks that it is fragment `index` of `id`:
+    /// what is checked whenever a fragment is read (from disk or a peer).
+    pub fn decode_checked(bytes: &[u8], id: ObjectId, index: u8) -> Result<Self, CheckError> {
+        let fragment = Self::decode_verified(bytes)?;
+        if fragment.object_id != id || fragment.index != index {
+            return Err(CheckError::NotAsked {
+                id,
+                index,
+                found_id: fragment.object_id,
+                found_index: fragment.index,
+            });
+        }
+        Ok(fragment)
     }
 }
 
@@ -216,6 +250,29 @@ mod tests {
         assert_eq!(check(&|f| f.hashes[0][31] ^= 1), Err(FragmentError::HashMismatch));
         // Another fragment's hash entry does not protect this one.
         assert_eq!(check(&|f| f.hashes[1][0] ^= 1), Ok(()));
+    }
+
+    #[test]
+    fn a_read_fragment_must_be_valid_and_the_one_asked_for() {
+        let fragment = fragments(b"checked", 2, 1).remove(1);
+        let (id, bytes) = (fragment.object_id, fragment.encode());
+        assert_eq!(Fragment::decode_checked(&bytes, id, 1), Ok(fragment.clone()));
+        assert!(matches!(
+            Fragment::decode_checked(&bytes, id, 0),
+            Err(CheckError::NotAsked { index: 0, found_index: 1, .. })
+        ));
+        let other = ObjectId::of(b"another object");
+        assert!(matches!(
+            Fragment::decode_checked(&bytes, other, 1),
+            Err(CheckError::NotAsked { .. })
+        ));
+        let mut damaged = fragment;
+        damaged.data[0] ^= 1;
+        assert_eq!(
+            Fragment::decode_checked(&damaged.encode(), id, 1),
+            Err(CheckError::Invalid(FragmentError::HashMismatch))
+        );
+        assert!(matches!(Fragment::decode_verified(b"not cbor"), Err(CheckError::Decode(_))));
     }
 
     #[test]

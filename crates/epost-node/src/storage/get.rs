@@ -178,17 +178,7 @@ async fn fetch_from(
         FragResponse::NotFound => return Ok(None),
         _ => return Err(()),
     };
-    let checked = Fragment::decode(&bytes)
-        .map_err(|e| e.to_string())
-        .and_then(|f| f.verify().map(|()| f).map_err(|e| e.to_string()))
-        .and_then(|f| {
-            if f.object_id == id && f.index == index {
-                Ok(f)
-            } else {
-                Err("answered for another fragment".to_owned())
-            }
-        });
-    checked.map(Some).map_err(|why| {
+    Fragment::decode_checked(&bytes, id, index).map(Some).map_err(|why| {
         Metrics::inc(&ctx.metrics.bad_peer_responses);
         tracing::warn!(%peer, %id, index, %why, "peer sent a bad fragment");
     })

@@ -99,15 +99,13 @@ async fn store(
 ) -> FragResponse {
     let mut fragments = Vec::with_capacity(encoded.len());
     for bytes in encoded {
-        match Fragment::decode(&bytes).map_err(|e| e.to_string()).and_then(|f| {
-            f.verify().map_err(|e| e.to_string())?;
-            Ok(f)
-        }) {
+        match Fragment::decode_verified(&bytes) {
             Ok(fragment) => fragments.push((fragment, bytes.into_vec())),
             Err(why) => {
                 Metrics::inc(&ctx.metrics.fragments_rejected);
                 warn!(%peer, %why, "refused a bad fragment");
-                return FragResponse::Refused { reason: RefusalReason::BadFragment, detail: why };
+                let detail = crate::chain::Chain(&why).to_string();
+                return FragResponse::Refused { reason: RefusalReason::BadFragment, detail };
             }
         }
     }

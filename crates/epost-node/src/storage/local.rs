@@ -70,10 +70,7 @@ impl LocalFragments {
     /// The encoded fragment, verified against itself and its key.
     pub(crate) async fn get(&self, id: ObjectId, index: u8) -> Result<Option<Vec<u8>>, LocalError> {
         let Some(block) = self.store.get(&BLOCKS, &key(id, index))? else { return Ok(None) };
-        let good = Fragment::decode(&block.value)
-            .ok()
-            .filter(|f| f.verify().is_ok() && f.object_id == id && f.index == index);
-        if good.is_none() {
+        if Fragment::decode_checked(&block.value, id, index).is_err() {
             self.delete(id, index).await?;
             return Err(LocalError::Corrupt { id, index });
         }
@@ -115,9 +112,7 @@ impl LocalFragments {
             if block.expires < now {
                 continue;
             }
-            let intact = Fragment::decode(&block.value)
-                .is_ok_and(|f| f.verify().is_ok() && f.object_id == id && f.index == index);
-            if intact {
+            if Fragment::decode_checked(&block.value, id, index).is_ok() {
                 good.push(index);
             } else {
                 self.delete(id, index).await?;
