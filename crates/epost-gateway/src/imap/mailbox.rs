@@ -1,13 +1,10 @@
 //! Folder commands: SELECT/EXAMINE, CLOSE, CREATE, DELETE, RENAME,
-//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes), STATUS
-//! and APPEND (with APPENDUID).
+//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes) and
+//! STATUS.
 
 use std::borrow::Cow;
 
-use bytes::Bytes;
 use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
-use imap_codec::imap_types::datetime::DateTime;
-use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
 use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
@@ -15,8 +12,8 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
 use crate::backend::{Account, FolderInfo, MailBackend, MailError, SpecialUse};
 use crate::imap::session::{
-    Done, Gone, Selected, Session, Sink, bad, flag_string, folder_name, has_flag, mail_error,
-    mailbox, no, nonzero, ok, untagged,
+    Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
+    nonzero, ok, untagged,
 };
 use crate::imap::utf7;
 
@@ -285,43 +282,6 @@ impl<B: MailBackend> Session<B> {
         }))
         .await?;
         Ok(Done::now(ok(&tag, None, "STATUS completed")))
-    }
-
-    pub(crate) async fn append<O: Sink>(
-        &mut self,
-        tag: Tag<'static>,
-        requested: &Mailbox<'static>,
-        flags: Vec<Flag<'static>>,
-        date: Option<DateTime>,
-        message: LiteralOrLiteral8<'static>,
-        out: &mut O,
-    ) -> Result<Done, Gone> {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
-            return Ok(Done::now(no(&tag, Some(Code::TryCreate), "no such mailbox")));
-        };
-        let raw = match message {
-            LiteralOrLiteral8::Literal(literal) => literal.into_inner(),
-            LiteralOrLiteral8::Literal8(literal) => literal.data,
-        };
-        if raw.len() > self.shared.limits.max_message {
-            return Ok(Done::now(no(&tag, Some(Code::TooBig), "message too large")));
-        }
-        let flags: Vec<String> = flags.iter().map(flag_string).collect();
-        let date = date.and_then(|d| u64::try_from(d.as_ref().timestamp_millis()).ok());
-        let raw = Bytes::from(raw.into_owned());
-        match account.append(&name, raw, flags, date).await {
-            Ok((validity, uid)) => {
-                if self.selected.as_ref().is_some_and(|s| s.name == name) {
-                    self.refresh(false, out).await?;
-                }
-                let code = Code::AppendUid { uid_validity: nonzero(validity), uid: nonzero(uid) };
-                Ok(Done::now(ok(&tag, Some(code), "APPEND completed")))
-            }
-            Err(MailError::NoFolder(_)) => {
-                Ok(Done::now(no(&tag, Some(Code::TryCreate), "no such mailbox")))
-            }
-            Err(error) => Ok(Done::now(mail_error(&tag, &error))),
-        }
     }
 
     /// The messages flagged `\Deleted`, optionally only within `uids`.

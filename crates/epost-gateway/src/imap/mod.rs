@@ -7,14 +7,18 @@
 //! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
 //! message's bytes: BODY[] is exactly what the backend stored.
 
+mod append;
 mod auth;
 mod conn;
+mod copy;
+mod expunge;
 mod fetch;
 mod frame;
 mod idle;
 mod mailbox;
 mod mime;
 mod search;
+mod selected;
 mod session;
 mod store;
 mod utf7;
