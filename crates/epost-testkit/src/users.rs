@@ -17,10 +17,14 @@ use crate::TestNet;
 pub enum UsersError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("`{0}` is not an address")]
-    Address(String),
-    #[error("the realm's key does not parse: {0}")]
-    RealmKey(String),
+    #[error("`{text}` is not an address")]
+    Address {
+        text: String,
+        #[source]
+        source: epost_types::address::AddressError,
+    },
+    #[error("the realm's key does not parse")]
+    RealmKey(#[source] epost_types::text::Base32Error),
 }
 
 /// `text` as an address; a test's literal that is not one is a broken test.
@@ -34,8 +38,7 @@ impl TestNet {
     /// running node; its public key.
     pub fn realm_on(&self, node: usize, domain: &str) -> Result<VerifyingKey, UsersError> {
         let realm = self.node(node).identity.realm_init(domain)?;
-        let key =
-            VerifyingKey::from_str(&realm.key).map_err(|e| UsersError::RealmKey(e.to_string()))?;
+        let key = VerifyingKey::from_str(&realm.key).map_err(UsersError::RealmKey)?;
         for i in self.running() {
             self.node(i).identity.trust(key, Some(domain))?;
         }
@@ -54,7 +57,8 @@ impl TestNet {
         let mut addresses = Vec::with_capacity(hosted.len());
         for (name, node) in hosted {
             let text = format!("{name}@{domain}");
-            let address = Address::from_str(&text).map_err(|_| UsersError::Address(text))?;
+            let address =
+                Address::from_str(&text).map_err(|source| UsersError::Address { text, source })?;
             self.node(0).identity.add_user(address.clone(), None).await?;
             if *node != 0 {
                 let exported = self.node(0).identity.export_user(&address, None)?;
