@@ -83,7 +83,8 @@ pub struct Trusted {
 }
 
 /// `POST /v1/users`: host a new user of a realm held here.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// No Debug: it carries a password or passphrase.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AddUser {
     pub address: String,
@@ -93,7 +94,8 @@ pub struct AddUser {
 
 /// `POST /v1/users/{address}/export`: the user's bundle, optionally
 /// wrapped under a passphrase.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// No Debug: it carries a password or passphrase.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ExportUser {
     #[serde(default)]
@@ -101,7 +103,8 @@ pub struct ExportUser {
 }
 
 /// `POST /v1/users/import`: host a user from an exported bundle.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// No Debug: it carries a password or passphrase.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ImportUser {
     /// The bundle, base64 (standard alphabet, padded).
@@ -114,7 +117,8 @@ pub struct ImportUser {
 }
 
 /// `POST /v1/users/{address}/password`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+// No Debug: it carries a password or passphrase.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SetPassword {
     pub password: String,

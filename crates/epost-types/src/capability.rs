@@ -126,8 +126,7 @@ impl FromStr for Capability {
 impl Serialize for Capability {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         if serializer.is_human_readable() {
-            let text = Zeroizing::new(self.to_string());
-            serializer.serialize_str(&text)
+            as_text::serialize(self, serializer)
         } else {
             let mut tuple = serializer.serialize_tuple(2)?;
             tuple.serialize_element(&self.id)?;
@@ -140,7 +139,7 @@ impl Serialize for Capability {
 impl<'de> Deserialize<'de> for Capability {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         if deserializer.is_human_readable() {
-            deserializer.deserialize_str(CapabilityVisitor)
+            as_text::deserialize(deserializer)
         } else {
             deserializer.deserialize_tuple(2, CapabilityVisitor)
         }

@@ -129,15 +129,14 @@ fn parse_cap(text: &str) -> Result<Capability, ApiError> {
 }
 
 fn put_error(e: PutError) -> ApiError {
-    match e {
-        PutError::Input(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_input", Chain(&e)),
+    let (status, kind) = match e {
+        PutError::Input(_) => (StatusCode::BAD_REQUEST, "bad_input"),
         PutError::NotEnoughHolders { .. } | PutError::Placement(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_durable", Chain(&e))
+            (StatusCode::SERVICE_UNAVAILABLE, "not_durable")
         }
-        PutError::Coding(_) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", Chain(&e))
-        }
-    }
+        PutError::Coding(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+    };
+    ApiError::new(status, kind, Chain(&e))
 }
 
 fn check_error(e: CheckError) -> ApiError {
@@ -150,20 +149,15 @@ fn check_error(e: CheckError) -> ApiError {
 }
 
 fn get_error(e: GetError) -> ApiError {
-    match e {
-        GetError::NotEnoughFragments { .. } => {
-            ApiError::new(StatusCode::NOT_FOUND, "not_found", Chain(&e))
-        }
-        GetError::Corrupt(_) | GetError::Tree(_) => {
-            ApiError::new(StatusCode::BAD_GATEWAY, "corrupt", Chain(&e))
-        }
-        GetError::Placement(_) => {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_peers", Chain(&e))
-        }
+    let (status, kind) = match e {
+        GetError::NotEnoughFragments { .. } => (StatusCode::NOT_FOUND, "not_found"),
+        GetError::Corrupt(_) | GetError::Tree(_) => (StatusCode::BAD_GATEWAY, "corrupt"),
+        GetError::Placement(_) => (StatusCode::SERVICE_UNAVAILABLE, "no_peers"),
         GetError::Output(_) | GetError::ReadAhead(_) => {
-            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", Chain(&e))
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }
-    }
+    };
+    ApiError::new(status, kind, Chain(&e))
 }
 
 /// `mpsc::Receiver` as a `Stream`, without pulling in tokio-stream.

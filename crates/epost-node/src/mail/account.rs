@@ -19,7 +19,7 @@ use tracing::{debug, warn};
 use super::MailError;
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
-use super::state::{Folder, MailState, OpError, manifest_id};
+use super::state::{Folder, MailState, OpError};
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
@@ -405,7 +405,7 @@ fn plan(
         }
         Change::Insert { folder, message, flags, notification, objects } => {
             if let Some(objects) = objects {
-                leases.objects.insert(manifest_id(&message), objects);
+                leases.objects.insert(message.manifest.id, objects);
             }
             MailOp::Insert { folder, message, flags, notification }
         }

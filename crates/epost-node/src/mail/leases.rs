@@ -14,7 +14,7 @@ use epost_types::mail::{MailOp, MessageRef};
 use tracing::warn;
 
 use super::account::StoredObjects;
-use super::state::{MailState, manifest_id};
+use super::state::MailState;
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 
@@ -56,7 +56,7 @@ impl Leases {
     /// Notes what `op` may change, before it is applied to `state`.
     pub(super) fn before(&mut self, state: &MailState, op: &MailOp) {
         for message in state.touched(op) {
-            let id = manifest_id(&message);
+            let id = message.manifest.id;
             let count = state.refs(&id);
             self.before.entry(id).or_insert((message, count));
         }

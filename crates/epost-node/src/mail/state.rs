@@ -52,11 +52,6 @@ pub struct MailState {
     refs: HashMap<ObjectId, u32>,
 }
 
-/// The manifest object a message names.
-pub fn manifest_id(message: &MessageRef) -> ObjectId {
-    message.manifest.id
-}
-
 impl MailState {
     /// The state a checkpoint describes (the counts are derived).
     pub fn restore(
@@ -86,7 +81,7 @@ impl MailState {
         let mut out = HashMap::with_capacity(self.refs.len());
         for folder in self.folders.values() {
             for stored in folder.messages.values() {
-                out.entry(manifest_id(&stored.message)).or_insert(&stored.message);
+                out.entry(stored.message.manifest.id).or_insert(&stored.message);
             }
         }
         out
@@ -119,7 +114,7 @@ impl MailState {
     }
 
     fn count(&mut self, message: &MessageRef, up: bool) {
-        let id = manifest_id(message);
+        let id = message.manifest.id;
         if up {
             *self.refs.entry(id).or_insert(0) += 1;
         } else if let Some(n) = self.refs.get_mut(&id) {
