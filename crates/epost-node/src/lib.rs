@@ -12,6 +12,7 @@ mod chain;
 pub mod control;
 mod fsutil;
 pub mod identity;
+mod keyed;
 pub mod keyspaces;
 pub mod lease;
 pub mod logs;
@@ -20,6 +21,7 @@ mod migrate;
 pub mod notify;
 mod peers;
 mod records;
+mod stop;
 pub mod storage;
 mod sweep;
 
@@ -232,8 +234,11 @@ impl Node {
 
     /// Stops in reverse order of start: no new API requests, services finish
     /// what they accepted, the overlay stops, records and store are flushed.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         self.api.shutdown().await;
+        // Repair first: it must not work on while the services below and
+        // this node's peers go.
+        self.storage_tasks.stop_repair().await;
         self.renew_task.shutdown().await;
         self.mail_task.shutdown(&self.mail).await;
         self.logs.shutdown().await;

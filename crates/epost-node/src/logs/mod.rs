@@ -38,11 +38,11 @@ use epost_types::record::{self, RecordKey};
 use epost_types::time::Timestamp;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use tracing::debug;
 
 use crate::chain::Chain;
 use crate::identity::{HostedUser, Identity, IdentityError};
+use crate::keyed::PerKey;
 use crate::lease::{BookError, LeaseBook};
 use crate::storage::{GetError, PutError, StorageService};
 use walk::{Visit, Walk, walk};
@@ -110,11 +110,6 @@ pub struct HeadReport {
     pub envelope: String,
 }
 
-struct Writer {
-    tx: mpsc::Sender<Job>,
-    task: JoinHandle<()>,
-}
-
 /// The log service. Clone freely.
 #[derive(Clone)]
 pub struct LogService {
@@ -129,7 +124,8 @@ struct Inner {
     /// The overlay's records held here (heads to adopt after an upgrade).
     store: Store,
     adopted: AtomicBool,
-    writers: Mutex<Option<HashMap<LogId, Writer>>>,
+    /// One writer task per log, the only one that appends to it.
+    writers: PerKey<LogId, mpsc::Sender<Job>>,
     /// The newest head this node has verified for each log it read: a
     /// reader never goes back below it, even when only holders serving an
     /// older head (stale, or hostile) answer.
@@ -156,7 +152,7 @@ impl LogService {
                 book,
                 store,
                 adopted: AtomicBool::new(false),
-                writers: Mutex::new(Some(HashMap::new())),
+                writers: PerKey::new(),
                 seen: Mutex::new(HashMap::new()),
             }),
         }
@@ -196,16 +192,14 @@ impl LogService {
         user: &Arc<HostedUser>,
         name: &str,
     ) -> Result<mpsc::Sender<Job>, LogError> {
-        let mut guard = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner());
-        let writers = guard.as_mut().ok_or(LogError::Stopped)?;
-        if let Some(writer) = writers.get(&log).filter(|w| !w.tx.is_closed()) {
-            return Ok(writer.tx.clone());
-        }
-        let (tx, rx) = mpsc::channel(QUEUE);
-        let task =
-            tokio::spawn(writer::run(self.inner.clone(), log, user.clone(), name.to_owned(), rx));
-        writers.insert(log, Writer { tx: tx.clone(), task });
-        Ok(tx)
+        self.inner
+            .writers
+            .get_or_start(&log, || {
+                let (tx, rx) = mpsc::channel(QUEUE);
+                let run = writer::run(self.inner.clone(), log, user.clone(), name.to_owned(), rx);
+                (tx, tokio::spawn(run))
+            })
+            .map_err(|_| LogError::Stopped)
     }
 
     /// Every data entry of `address`'s log `name`, oldest first (the user
@@ -298,11 +292,7 @@ impl LogService {
 
     /// Lets every writer finish what it was given, then returns.
     pub async fn shutdown(&self) {
-        let writers = self.inner.writers.lock().unwrap_or_else(|p| p.into_inner()).take();
-        for (_, writer) in writers.into_iter().flatten() {
-            drop(writer.tx);
-            let _ = writer.task.await;
-        }
+        self.inner.writers.close().await;
     }
 }
 

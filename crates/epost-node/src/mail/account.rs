@@ -169,8 +169,10 @@ impl Mailbox {
     pub fn changes(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
     }
+}
 
-    pub(super) fn is_running(&self) -> bool {
+impl crate::keyed::Alive for Mailbox {
+    fn is_alive(&self) -> bool {
         !self.tx.is_closed()
     }
 }

@@ -21,7 +21,6 @@ pub mod message;
 mod open;
 pub mod state;
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,6 +38,7 @@ pub use account::{Change, Changed, Mailbox, StoredObjects};
 
 use crate::chain::Chain;
 use crate::identity::{Identity, IdentityError};
+use crate::keyed::PerKey;
 use crate::lease::LeaseBook;
 use crate::logs::LogService;
 use crate::notify::{NotifyError, NotifyService, Received, ReceivedCursor};
@@ -101,15 +101,12 @@ struct Inner {
     identity: Identity,
     notifications: NotifyService,
     book: LeaseBook,
-    /// `None` once shut down.
-    mailboxes: Mutex<Option<HashMap<Address, Running>>>,
+    /// One task per user's mailbox, the only one that changes it.
+    mailboxes: PerKey<Address, Mailbox>,
     /// Messages recently stored or read here.
     cache: Mutex<cache::MessageCache>,
     stopped: watch::Receiver<bool>,
 }
-
-/// A mailbox and its task.
-type Running = (Mailbox, JoinHandle<()>);
 
 /// The receiving task, for an orderly shutdown.
 pub struct MailTask {
@@ -122,10 +119,7 @@ impl MailTask {
     pub async fn shutdown(self, service: &MailService) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
-        let boxes = service.inner.mailboxes.lock().unwrap_or_else(|p| p.into_inner()).take();
-        for (_, (_, task)) in boxes.into_iter().flatten() {
-            let _ = task.await;
-        }
+        service.inner.mailboxes.close().await;
     }
 }
 
@@ -146,7 +140,7 @@ impl MailService {
                 identity,
                 notifications,
                 book,
-                mailboxes: Mutex::new(Some(HashMap::new())),
+                mailboxes: PerKey::new(),
                 cache: Mutex::new(cache::MessageCache::new(CACHE_BYTES)),
                 stopped: stopped.clone(),
             }),
@@ -158,19 +152,17 @@ impl MailService {
     /// The mailbox of a user hosted here (its task starts on first use).
     pub fn mailbox(&self, address: &Address) -> Result<Mailbox, MailError> {
         self.inner.identity.user(address).map_err(|_| MailError::NotHosted(address.clone()))?;
-        let mut guard = self.inner.mailboxes.lock().unwrap_or_else(|p| p.into_inner());
-        let boxes = guard.as_mut().ok_or(MailError::Stopped)?;
-        if let Some((mailbox, _)) = boxes.get(address).filter(|(m, _)| m.is_running()) {
-            return Ok(mailbox.clone());
-        }
-        let services = account::Services {
-            logs: self.inner.logs.clone(),
-            book: self.inner.book.clone(),
-            storage: self.inner.storage.clone(),
-        };
-        let (mailbox, task) = Mailbox::start(address.clone(), services, self.inner.stopped.clone());
-        boxes.insert(address.clone(), (mailbox.clone(), task));
-        Ok(mailbox)
+        self.inner
+            .mailboxes
+            .get_or_start(address, || {
+                let services = account::Services {
+                    logs: self.inner.logs.clone(),
+                    book: self.inner.book.clone(),
+                    storage: self.inner.storage.clone(),
+                };
+                Mailbox::start(address.clone(), services, self.inner.stopped.clone())
+            })
+            .map_err(|_| MailError::Stopped)
     }
 
     /// Whether and how mail for `address` can be delivered.

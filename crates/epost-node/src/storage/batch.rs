@@ -11,14 +11,15 @@
 //! the latest asked for (stores queued together were asked for within
 //! milliseconds of each other, all with the service's one lease).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use epost_dht::frag::{FragRequest, FragResponse};
 use epost_dht::{DhtClient, PeerId};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+
+use crate::keyed::{Closed, PerKey};
 
 /// Requests to one peer in flight at once; stores queue behind them.
 const IN_FLIGHT: usize = 2;
@@ -41,12 +42,12 @@ struct Job {
 /// The per-peer queues.
 pub(crate) struct StoreBatcher {
     dht: DhtClient,
-    peers: Mutex<HashMap<PeerId, mpsc::Sender<Job>>>,
+    peers: PerKey<PeerId, mpsc::Sender<Job>>,
 }
 
 impl StoreBatcher {
     pub(crate) fn new(dht: DhtClient) -> Self {
-        Self { dht, peers: Mutex::new(HashMap::new()) }
+        Self { dht, peers: PerKey::new() }
     }
 
     /// Stores `fragments` on `peer` (in a batch with whatever else is
@@ -62,7 +63,8 @@ impl StoreBatcher {
         for _attempt in 0..2 {
             let (reply, rx) = oneshot::channel();
             job.reply = reply;
-            match self.queue(peer).send(job).await {
+            let queue = self.queue(peer).map_err(|_| format!("cannot queue a store for {peer}"))?;
+            match queue.send(job).await {
                 Ok(()) => {
                     return rx.await.map_err(|_| format!("the store to {peer} was dropped"))?;
                 }
@@ -72,16 +74,11 @@ impl StoreBatcher {
         Err(format!("cannot queue a store for {peer}"))
     }
 
-    fn queue(&self, peer: PeerId) -> mpsc::Sender<Job> {
-        let mut peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(tx) = peers.get(&peer).filter(|tx| !tx.is_closed()) {
-            return tx.clone();
-        }
-        peers.retain(|_, tx| !tx.is_closed());
-        let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(self.dht.clone(), peer, rx));
-        peers.insert(peer, tx.clone());
-        tx
+    fn queue(&self, peer: PeerId) -> Result<mpsc::Sender<Job>, Closed> {
+        self.peers.get_or_start(&peer, || {
+            let (tx, rx) = mpsc::channel(QUEUE);
+            (tx, tokio::spawn(run(self.dht.clone(), peer, rx)))
+        })
     }
 }
 

@@ -1,9 +1,10 @@
 //! Reading one object: ask the placement holders for fragments (first k,
-//! more when one fails or is slow), check each on arrival, rebuild from any
-//! k and check the result against the object id. A bad fragment is counted
-//! and skipped, never returned as data.
+//! more when one fails or is slow; which to ask is [`super::read`]'s
+//! decision), check each on arrival, rebuild from any k and check the
+//! result against the object id. A bad fragment is counted and skipped,
+//! never returned as data.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::placement::Placement;
+use super::read::{Ask, ReadPlan};
 use super::{Ctx, erasure};
 use crate::storage::metrics::Metrics;
 
@@ -30,8 +32,8 @@ pub enum GetError {
     Placement(#[source] epost_dht::QueryError),
     /// Fragments decoded to something other than the object (the liars
     /// could not be outvoted): what the last attempt found.
-    #[error("the object failed verification: {0}")]
-    Corrupt(String),
+    #[error("the object failed verification")]
+    Corrupt(#[source] erasure::CodingError),
     #[error("the object's chunk tree is broken")]
     Tree(#[from] epost_types::chunk::ReadError),
     #[error("writing the output failed")]
@@ -43,7 +45,7 @@ pub enum GetError {
 /// What one request in flight came back with.
 enum Outcome {
     Fragment(Fragment),
-    /// The peer answered but lacks that fragment: ask what it does hold.
+    /// The peer answered but lacks that fragment.
     Missing(PeerId),
     /// A probe's answer: the indices this peer holds.
     Held(PeerId, Vec<u8>),
@@ -57,109 +59,105 @@ enum Outcome {
 /// used up every close peer is probed. So reads keep working while the
 /// placement shifts under churn, before repair has moved anything.
 pub(crate) async fn get_object(ctx: &Arc<Ctx>, id: ObjectId) -> Result<Vec<u8>, GetError> {
-    let started = Instant::now();
     let k = usize::from(ctx.config.k);
     let n = k + usize::from(ctx.config.m);
     let closest = ctx.dht.closest_peers(id.as_bytes(), 2 * n).await.map_err(GetError::Placement)?;
     let placement = Placement::new(&closest, n);
-    // Data fragments first: with all k of them no decoding work is needed.
-    let mut queue: VecDeque<(PeerId, u8)> =
-        (0..n).filter_map(|i| Some((placement.holder(i)?, u8::try_from(i).ok()?))).collect();
-    let mut unprobed: VecDeque<PeerId> = closest.iter().copied().collect();
-    let mut asked: BTreeSet<(PeerId, u8)> = BTreeSet::new();
+    let candidates = (0..n).filter_map(|i| Some((placement.holder(i)?, u8::try_from(i).ok()?)));
+    read(ctx, id, ReadPlan::new(k, candidates, closest.iter().copied())).await
+}
+
+/// Rebuilds the ciphertext of `id` from peers known to hold its fragments
+/// (`held`, as a probe just found), without a lookup.
+pub(crate) async fn get_from_holders(
+    ctx: &Arc<Ctx>,
+    id: ObjectId,
+    held: &BTreeMap<u8, BTreeSet<PeerId>>,
+) -> Result<Vec<u8>, GetError> {
+    let candidates =
+        held.iter().flat_map(|(index, holders)| holders.iter().map(|peer| (*peer, *index)));
+    read(ctx, id, ReadPlan::new(usize::from(ctx.config.k), candidates, Vec::new())).await
+}
+
+/// Carries a read out: makes the requests `plan` asks for, feeds it the
+/// answers, and decodes once it has k fragments.
+async fn read(ctx: &Arc<Ctx>, id: ObjectId, mut plan: ReadPlan) -> Result<Vec<u8>, GetError> {
+    let started = Instant::now();
     let mut fragments: Vec<Fragment> = Vec::new();
-    let mut have: BTreeSet<u8> = BTreeSet::new();
     let mut in_flight = FuturesUnordered::new();
     let mut last_error = None;
-
-    let fetch = |ctx: Arc<Ctx>, peer: PeerId, index: u8| async move {
-        match fetch_from(&ctx, peer, id, index).await {
-            Ok(Some(fragment)) => Outcome::Fragment(fragment),
-            Ok(None) => Outcome::Missing(peer),
-            Err(()) => Outcome::Failed,
+    let send = |asks: Vec<Ask>, in_flight: &mut FuturesUnordered<_>| {
+        for ask in asks {
+            in_flight.push(request(ctx.clone(), id, ask));
         }
     };
-    let probe = |ctx: Arc<Ctx>, peer: PeerId| async move {
-        match ctx.ask(peer, FragRequest::Probe { objects: vec![*id.as_bytes()] }).await {
-            Ok(FragResponse::Held(held)) => {
-                Outcome::Held(peer, held.into_iter().flatten().collect())
-            }
-            _ => Outcome::Failed,
-        }
-    };
-    // Starts the next fetch worth making; false when there is none.
-    let mut next_fetch = |queue: &mut VecDeque<(PeerId, u8)>,
-                          have: &BTreeSet<u8>,
-                          in_flight: &mut FuturesUnordered<_>| {
-        while let Some((peer, index)) = queue.pop_front() {
-            if !have.contains(&index) && asked.insert((peer, index)) {
-                in_flight.push(futures::future::Either::Left(fetch(ctx.clone(), peer, index)));
-                return true;
-            }
-        }
-        false
-    };
-    for _ in 0..k {
-        next_fetch(&mut queue, &have, &mut in_flight);
-    }
+    send(plan.start(), &mut in_flight);
     loop {
         if in_flight.is_empty() {
-            // Nothing left to try but asking close peers what they hold.
-            let Some(peer) = unprobed.pop_front() else { break };
-            in_flight.push(futures::future::Either::Right(probe(ctx.clone(), peer)));
+            let Some(ask) = plan.idle() else { break };
+            send(vec![ask], &mut in_flight);
             continue;
         }
         let outcome = match tokio::time::timeout(HEDGE_AFTER, in_flight.next()).await {
             Err(_) => {
-                // Slow answers: hedge with one more request.
-                next_fetch(&mut queue, &have, &mut in_flight);
+                send(plan.slow().into_iter().collect(), &mut in_flight);
                 continue;
             }
             Ok(None) => continue,
             Ok(Some(outcome)) => outcome,
         };
-        match outcome {
+        let asks = match outcome {
             Outcome::Fragment(fragment) => {
-                have.insert(fragment.index);
+                let decode = plan.fragment(fragment.index);
                 fragments.push(fragment);
-                if have.len() >= k {
-                    match erasure::decode(id, &fragments) {
-                        Ok(ciphertext) => {
-                            Metrics::inc(&ctx.metrics.objects_got);
-                            ctx.metrics.get_latency.observe(started.elapsed());
-                            return Ok(ciphertext);
-                        }
-                        // Lying fragments: gather more to outvote them.
-                        Err(e) => last_error = Some(e.to_string()),
+                if !decode {
+                    continue;
+                }
+                match erasure::decode(id, &fragments) {
+                    Ok(ciphertext) => {
+                        Metrics::inc(&ctx.metrics.objects_got);
+                        ctx.metrics.get_latency.observe(started.elapsed());
+                        return Ok(ciphertext);
+                    }
+                    // Lying fragments: gather more to outvote them.
+                    Err(e) => {
+                        last_error = Some(e);
+                        plan.undecodable().into_iter().collect()
                     }
                 }
-                if have.len() >= k {
-                    next_fetch(&mut queue, &BTreeSet::new(), &mut in_flight);
-                }
             }
-            Outcome::Missing(peer) => {
-                if let Some(at) = unprobed.iter().position(|p| *p == peer) {
-                    unprobed.remove(at);
-                    in_flight.push(futures::future::Either::Right(probe(ctx.clone(), peer)));
-                }
-                next_fetch(&mut queue, &have, &mut in_flight);
-            }
-            Outcome::Held(peer, indices) => {
-                for index in indices {
-                    queue.push_front((peer, index));
-                }
-                while in_flight.len() < k.saturating_sub(have.len())
-                    && next_fetch(&mut queue, &have, &mut in_flight)
-                {}
-            }
-            Outcome::Failed => {
-                next_fetch(&mut queue, &have, &mut in_flight);
-            }
-        }
+            Outcome::Missing(peer) => plan.missing(peer),
+            Outcome::Held(peer, indices) => plan.held(peer, &indices),
+            Outcome::Failed => plan.failed().into_iter().collect(),
+        };
+        send(asks, &mut in_flight);
     }
     match last_error {
-        Some(e) if have.len() >= k => Err(GetError::Corrupt(e)),
-        _ => Err(GetError::NotEnoughFragments { id, found: have.len(), needed: k }),
+        Some(e) if plan.found() >= usize::from(ctx.config.k) => Err(GetError::Corrupt(e)),
+        _ => Err(GetError::NotEnoughFragments {
+            id,
+            found: plan.found(),
+            needed: usize::from(ctx.config.k),
+        }),
+    }
+}
+
+/// Makes one request of a read.
+async fn request(ctx: Arc<Ctx>, id: ObjectId, ask: Ask) -> Outcome {
+    match ask {
+        Ask::Fetch(peer, index) => match fetch_from(&ctx, peer, id, index).await {
+            Ok(Some(fragment)) => Outcome::Fragment(fragment),
+            Ok(None) => Outcome::Missing(peer),
+            Err(()) => Outcome::Failed,
+        },
+        Ask::Probe(peer) => {
+            match ctx.ask(peer, FragRequest::Probe { objects: vec![*id.as_bytes()] }).await {
+                Ok(FragResponse::Held(held)) => {
+                    Outcome::Held(peer, held.into_iter().flatten().collect())
+                }
+                _ => Outcome::Failed,
+            }
+        }
     }
 }
 

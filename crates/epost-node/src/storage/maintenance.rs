@@ -27,13 +27,14 @@ use epost_dht::frag::{FragRequest, FragResponse};
 use epost_dht::{DhtEvent, PeerId};
 use epost_types::id::ObjectId;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::metrics::Metrics;
 use super::placement::Placement;
-use super::{Ctx, erasure, get};
+use super::{Ctx, erasure, get, plan};
 use crate::chain::Chain;
+use crate::stop::Stop;
 
 /// Objects examined per page (one probe per peer per page).
 const PAGE: usize = 128;
@@ -118,12 +119,13 @@ impl Liveness {
 }
 
 /// Runs passes every `repair_interval`, or at once when asked through
-/// `triggers`, until shutdown.
+/// `triggers`, until `stop` (which also cuts a pass short).
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     mut triggers: mpsc::Receiver<oneshot::Sender<RepairReport>>,
-    mut shutdown: watch::Receiver<bool>,
+    stop: Stop,
 ) {
+    let mut stopped = stop.clone();
     let mut liveness = Liveness::new(ctx.config.grace);
     let mut events = ctx.dht.subscribe();
     let mut tick = tokio::time::interval(ctx.config.repair_interval);
@@ -132,31 +134,31 @@ pub(crate) async fn run(
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let report = pass(&ctx, &mut liveness).await;
+                let report = pass(&ctx, &mut liveness, &stop).await;
                 if report.fragments_repaired + report.fragments_handed_over + report.unrecoverable > 0 {
                     info!(?report, "maintenance pass");
                 }
             }
             Some(reply) = triggers.recv() => {
-                let _ = reply.send(pass(&ctx, &mut liveness).await);
+                let _ = reply.send(pass(&ctx, &mut liveness, &stop).await);
             }
             event = events.recv() => match event {
                 Ok(event) => liveness.on_event(&event),
                 Err(broadcast::error::RecvError::Lagged(n)) => debug!(n, "missed peer events"),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = shutdown.changed() => break,
+            () = stopped.stopped() => break,
         }
     }
 }
 
 /// One pass over every object held here, then garbage collection.
-pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness) -> RepairReport {
+pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness, stop: &Stop) -> RepairReport {
     Metrics::inc(&ctx.metrics.repair_passes);
     let mut report = RepairReport::default();
     let mut budget = ctx.config.repairs_per_pass;
     let mut cursor: Option<ObjectId> = None;
-    loop {
+    while !stop.stopping() {
         let page = match ctx.local.objects_after(cursor, PAGE) {
             Ok(page) => page,
             Err(e) => {
@@ -171,7 +173,7 @@ pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness) -> RepairRepor
             Ok(all) => all.into_iter().filter(|p| !liveness.is_gone(p)).collect::<Vec<_>>(),
             Err(_) => break,
         };
-        examine_page(ctx, liveness, &peers, &page, &mut budget, &mut report).await;
+        examine_page(ctx, liveness, stop, &peers, &page, &mut budget, &mut report).await;
         if page.len() < PAGE {
             break;
         }
@@ -192,6 +194,7 @@ pub(crate) async fn pass(ctx: &Arc<Ctx>, liveness: &mut Liveness) -> RepairRepor
 async fn examine_page(
     ctx: &Arc<Ctx>,
     liveness: &mut Liveness,
+    stop: &Stop,
     live_peers: &[PeerId],
     objects: &[ObjectId],
     budget: &mut usize,
@@ -234,98 +237,95 @@ async fn examine_page(
         }
     }
     let mut held: Vec<BTreeMap<u8, BTreeSet<PeerId>>> = vec![BTreeMap::new(); objects.len()];
+    let mut answered: BTreeSet<PeerId> = BTreeSet::new();
     for (peer, slots) in asks {
+        if stop.stopping() {
+            return;
+        }
         let wire = slots.iter().map(|s| *objects[*s].as_bytes()).collect();
         match ctx.ask(peer, FragRequest::Probe { objects: wire }).await {
             Ok(FragResponse::Held(lists)) if lists.len() == slots.len() => {
                 liveness.answered(peer);
+                answered.insert(peer);
                 for (slot, indices) in slots.iter().zip(lists) {
                     for index in indices {
                         held[*slot].entry(index).or_default().insert(peer);
                     }
                 }
             }
-            Ok(_) => Metrics::inc(&ctx.metrics.bad_peer_responses),
+            // Reachable, but no straight answer: what it should hold
+            // counts as missing, and a rebuild stored on it must pass the
+            // check a liar fails, so it ends on a peer that keeps it.
+            Ok(_) => {
+                Metrics::inc(&ctx.metrics.bad_peer_responses);
+                answered.insert(peer);
+            }
             Err(_) => liveness.failed(peer),
         }
     }
-    let rows = objects.iter().zip(&nearby).zip(&placements).zip(held).zip(mine_all);
+    let rows = objects.iter().zip(&nearby).zip(&placements).zip(&held).zip(mine_all);
     for ((((id, near), placement), held), mine) in rows {
+        if stop.stopping() {
+            return;
+        }
         report.objects_checked += 1;
         let Some(mine) = mine.filter(|m| !m.is_empty()) else { continue };
-        // Holders in placement order: the first leads; each next one takes
-        // over after one more pass in which the object stayed short.
-        let holders: Vec<&PeerId> = placement
-            .peers
-            .iter()
-            .filter(|p| held.values().any(|holders| holders.contains(p)))
-            .collect();
-        let short = (0..placement.n).any(|i| {
-            u8::try_from(i).ok().is_none_or(|i| held.get(&i).is_none_or(BTreeSet::is_empty))
-        });
-        let waited = liveness.passes_short(*id, short);
-        let rank = holders.iter().position(|p| **p == me);
-        let leading =
-            rank.is_some_and(|r| r <= waited as usize) || (holders.is_empty() && !mine.is_empty());
-        if leading && *budget > 0 {
-            let repaired = rebuild_missing(ctx, *id, near, placement, &held, &mine, report).await;
-            *budget = budget.saturating_sub(repaired);
+        let seen = plan::Seen { placement, held, answered: &answered, mine: &mine };
+        let waited = liveness.passes_short(*id, !plan::missing(&seen).is_empty());
+        let plan = plan::plan_object(&seen, me, waited, budget);
+        if !plan.rebuild.is_empty() {
+            rebuild(ctx, *id, near, &seen, plan.rebuild, report).await;
         }
-        hand_over(ctx, *id, placement, &held, &mine, report).await;
+        for (index, to) in plan.hand_over {
+            hand_over(ctx, *id, index, to, report).await;
+        }
+        for index in plan.drop {
+            if ctx.local.delete(*id, index).await.is_ok() {
+                report.fragments_dropped += 1;
+            }
+        }
     }
 }
 
-/// Rebuilds the fragments no reachable peer holds, on their rightful
-/// holders; returns how many. (A fragment held by the wrong peer is moved
-/// by that peer's hand-over, not rebuilt.) A rightful holder that refuses,
-/// or acknowledges but does not keep what it was sent (checked with a
-/// probe: an acknowledgement alone is not believed), is passed over for a
-/// spare, else the least-loaded placement peer, as a put does.
-async fn rebuild_missing(
+/// Rebuilds the object from the holders the probes just found and stores
+/// the `missing` fragments on the peers they belong on. A rightful holder
+/// that refuses, or acknowledges but does not keep what it was sent
+/// (checked with a probe: an acknowledgement alone is not believed), is
+/// passed over for a spare, else the least-loaded placement peer, as a put
+/// does.
+async fn rebuild(
     ctx: &Arc<Ctx>,
     id: ObjectId,
     near: &[PeerId],
-    placement: &Placement,
-    held: &BTreeMap<u8, BTreeSet<PeerId>>,
-    mine: &[u8],
+    seen: &plan::Seen<'_>,
+    missing: BTreeMap<PeerId, Vec<usize>>,
     report: &mut RepairReport,
-) -> usize {
-    let missing: Vec<usize> = (0..placement.n)
-        .filter(|i| {
-            u8::try_from(*i)
-                .ok()
-                .is_none_or(|index| held.get(&index).is_none_or(BTreeSet::is_empty))
-        })
-        .collect();
-    if missing.is_empty() {
-        return 0;
-    }
-    let ciphertext = match get::get_object(ctx, id).await {
+) {
+    let ciphertext = match get::get_from_holders(ctx, id, seen.held).await {
         Ok(ciphertext) => ciphertext,
         Err(e) => {
             warn!(%id, error = %Chain(&e), "object cannot be rebuilt");
             report.unrecoverable += 1;
-            return 0;
+            return;
         }
     };
     let fragments = match erasure::encode(id, &ciphertext, ctx.config.k, ctx.config.m) {
-        Ok(fragments) => Arc::new(fragments),
-        Err(_) => return 0,
+        Ok(fragments) => fragments,
+        Err(e) => {
+            warn!(%id, error = %Chain(&e), "cannot encode a rebuilt object");
+            report.errors += 1;
+            return;
+        }
     };
-    let expires = mine
+    let expires = seen
+        .mine
         .first()
         .and_then(|i| ctx.local.expiry(id, *i).ok().flatten())
         .unwrap_or_else(|| ctx.default_expiry());
-    let mut by_peer: BTreeMap<PeerId, Vec<usize>> = BTreeMap::new();
-    for index in &missing {
-        if let Some(peer) = placement.holder(*index) {
-            by_peer.entry(peer).or_default().push(*index);
-        }
-    }
     let mut repaired = 0;
     let mut declined: Vec<PeerId> = Vec::new();
     let mut orphans: Vec<usize> = Vec::new();
-    for (peer, indices) in by_peer {
+    for (peer, indices) in missing {
         match store_kept(ctx, id, peer, &indices, &fragments, expires).await {
             Stored::Kept(n) => repaired += n,
             Stored::Unreachable(why) => {
@@ -340,74 +340,52 @@ async fn rebuild_missing(
             }
         }
     }
-    // Elsewhere: spares first, then the placement peers holding least;
-    // never a peer that just declined.
-    let mut load: Vec<(bool, usize, PeerId)> = near
-        .iter()
-        .filter(|p| !declined.contains(p))
-        .map(|p| {
-            let count = held.values().filter(|holders| holders.contains(p)).count();
-            (placement.peers.contains(p), count, *p)
-        })
-        .collect();
+    let mut placed: BTreeMap<PeerId, usize> = BTreeMap::new();
     for index in orphans {
-        load.sort();
-        for (_, count, peer) in &mut load {
-            if let Stored::Kept(n) = store_kept(ctx, id, *peer, &[index], &fragments, expires).await
+        for peer in plan::fallback_order(near, seen.placement, seen.held, &declined, &placed) {
+            if let Stored::Kept(n) = store_kept(ctx, id, peer, &[index], &fragments, expires).await
             {
                 repaired += n;
-                *count += 1;
+                *placed.entry(peer).or_default() += 1;
                 break;
             }
         }
     }
     report.fragments_repaired += repaired as u64;
     Metrics::add(&ctx.metrics.fragments_repaired, repaired as u64);
-    repaired
 }
 
-/// Sends each fragment held here that belongs to another peer (this node
-/// left the placement, the network grew, or a put wrapped fragments round
-/// fewer peers during a partition) to its rightful holder, then drops the
-/// copy; a copy the rightful holder already has is dropped at once. So an
-/// object ends one fragment per peer whenever the network has k+m peers,
-/// and losing one peer never costs more than its share. Placement only
-/// counts peers past the grace period as gone, so a restart moves nothing.
+/// Sends fragment `index` held here to `holder`, its rightful holder (this
+/// node left the placement, the network grew, or a put wrapped fragments
+/// round fewer peers during a partition), then drops the copy once a probe
+/// shows the holder keeps it. So an object ends one fragment per peer
+/// whenever the network has k+m peers, and losing one peer never costs
+/// more than its share. Placement only counts peers past the grace period
+/// as gone, so a restart moves nothing.
 async fn hand_over(
     ctx: &Arc<Ctx>,
     id: ObjectId,
-    placement: &Placement,
-    held: &BTreeMap<u8, BTreeSet<PeerId>>,
-    mine: &[u8],
+    index: u8,
+    holder: PeerId,
     report: &mut RepairReport,
 ) {
-    let me = ctx.dht.local_peer_id();
-    for index in mine {
-        let Some(holder) = placement.holder(usize::from(*index)) else { continue };
-        if holder == me {
-            continue;
-        }
-        let has_it = held.get(index).is_some_and(|holders| holders.contains(&holder));
-        if !has_it {
-            let Ok(Some(bytes)) = ctx.local.get(id, *index).await else { continue };
-            let expires =
-                ctx.local.expiry(id, *index).ok().flatten().unwrap_or_else(|| ctx.default_expiry());
-            let request =
-                FragRequest::Store { fragments: vec![serde_bytes::ByteBuf::from(bytes)], expires };
-            if !matches!(ctx.ask(holder, request).await, Ok(FragResponse::Stored))
-                || !holds(ctx, holder, id, &[usize::from(*index)]).await
-            {
-                // Refused, or acknowledged and not kept: ours stays the copy.
-                report.errors += 1;
-                continue;
-            }
-            report.fragments_handed_over += 1;
-            Metrics::inc(&ctx.metrics.fragments_handed_over);
-        }
-        // The rightful holder has it durably: our copy is excess.
-        if ctx.local.delete(id, *index).await.is_ok() {
-            report.fragments_dropped += 1;
-        }
+    let Ok(Some(bytes)) = ctx.local.get(id, index).await else { return };
+    let expires =
+        ctx.local.expiry(id, index).ok().flatten().unwrap_or_else(|| ctx.default_expiry());
+    let request =
+        FragRequest::Store { fragments: vec![serde_bytes::ByteBuf::from(bytes)], expires };
+    if !matches!(ctx.ask(holder, request).await, Ok(FragResponse::Stored))
+        || !holds(ctx, holder, id, &[usize::from(index)]).await
+    {
+        // Refused, or acknowledged and not kept: ours stays the copy.
+        report.errors += 1;
+        return;
+    }
+    report.fragments_handed_over += 1;
+    Metrics::inc(&ctx.metrics.fragments_handed_over);
+    // The rightful holder has it durably: our copy is excess.
+    if ctx.local.delete(id, index).await.is_ok() {
+        report.fragments_dropped += 1;
     }
 }
 

@@ -14,7 +14,9 @@ mod local;
 mod maintenance;
 pub mod metrics;
 pub mod placement;
+mod plan;
 mod put;
+mod read;
 mod renew;
 mod service;
 

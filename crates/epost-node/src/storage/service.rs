@@ -22,6 +22,7 @@ use super::maintenance::{self, RepairReport};
 use super::metrics::Metrics;
 use super::put::{PutError, put_object};
 use super::{Ctx, StorageConfig, holder};
+use crate::stop::StopSignal;
 use epost_dht::frag::{FragRequest, FragResponse};
 
 /// What a put stored.
@@ -96,16 +97,27 @@ pub struct StorageService {
 /// The service's background tasks, for an orderly shutdown.
 pub struct StorageTasks {
     shutdown: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    holder: JoinHandle<()>,
+    repair: Option<(StopSignal, JoinHandle<()>)>,
 }
 
 impl StorageTasks {
-    /// Stops accepting work, finishes what was accepted, and returns.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        for task in self.tasks {
+    /// Stops repair, cutting a pass short: first thing on shutdown, so
+    /// repair does not work on while this node's peers and its own
+    /// services leave.
+    pub async fn stop_repair(&mut self) {
+        if let Some((signal, task)) = self.repair.take() {
+            signal.stop();
             let _ = task.await;
         }
+    }
+
+    /// Stops repair, then serving peers (after answering what was
+    /// accepted), and returns.
+    pub async fn shutdown(mut self) {
+        self.stop_repair().await;
+        let _ = self.shutdown.send(true);
+        let _ = self.holder.await;
     }
 }
 
@@ -123,11 +135,11 @@ impl StorageService {
         let ctx = Arc::new(Ctx { config, secret, dht, local, metrics, batcher });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let (repair, repair_rx) = mpsc::channel(4);
-        let tasks = vec![
-            tokio::spawn(holder::serve(ctx.clone(), inbound, shutdown_rx.clone())),
-            tokio::spawn(maintenance::run(ctx.clone(), repair_rx, shutdown_rx)),
-        ];
-        (Self { ctx, repair }, StorageTasks { shutdown, tasks })
+        let (repair_stop, repair_stopped) = StopSignal::new();
+        let holder = tokio::spawn(holder::serve(ctx.clone(), inbound, shutdown_rx));
+        let repair_task = tokio::spawn(maintenance::run(ctx.clone(), repair_rx, repair_stopped));
+        let tasks = StorageTasks { shutdown, holder, repair: Some((repair_stop, repair_task)) };
+        (Self { ctx, repair }, tasks)
     }
 
     /// The service's counters.
