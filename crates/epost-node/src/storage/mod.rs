@@ -97,3 +97,12 @@ impl Ctx {
         now.saturating_add(lease.saturating_mul(2))
     }
 }
+
+/// `n` random peer ids, sorted (so tests can name them by position), for
+/// the unit tests of the storage decisions.
+#[cfg(test)]
+pub(crate) fn test_peers(n: usize) -> Vec<epost_dht::PeerId> {
+    let mut peers: Vec<epost_dht::PeerId> = (0..n).map(|_| epost_dht::PeerId::random()).collect();
+    peers.sort();
+    peers
+}

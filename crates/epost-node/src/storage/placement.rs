@@ -41,10 +41,7 @@ impl Placement {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peers(n: usize) -> Vec<PeerId> {
-        (0..n).map(|_| PeerId::random()).collect()
-    }
+    use crate::storage::test_peers as peers;
 
     #[test]
     fn one_fragment_per_peer_when_there_are_enough() {

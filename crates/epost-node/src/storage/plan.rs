@@ -144,13 +144,7 @@ pub(crate) fn fallback_order(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Peers sorted by id, so tables can name them by position.
-    fn peers(n: usize) -> Vec<PeerId> {
-        let mut peers: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
-        peers.sort();
-        peers
-    }
+    use crate::storage::test_peers as peers;
 
     /// `held[i]` lists the positions (in `p`) of the peers holding fragment i.
     fn holding(p: &[PeerId], held: &[&[usize]]) -> BTreeMap<u8, BTreeSet<PeerId>> {
@@ -179,174 +173,113 @@ mod tests {
         budget_left: usize,
     }
 
+    /// What a case says unless it says otherwise: full redundancy, this
+    /// node first in placement order, a budget to spare.
+    const BASE: Case = Case {
+        name: "",
+        placement: &[0, 1, 2, 3],
+        held: &[&[0], &[1], &[2], &[3]],
+        silent: &[],
+        me: 0,
+        mine: &[0],
+        waited: 0,
+        budget: 10,
+        rebuild: &[],
+        hand_over: &[],
+        drop: &[],
+        budget_left: 10,
+    };
+
     const CASES: &[Case] = &[
-        Case {
-            name: "full redundancy: nothing to do",
-            placement: &[0, 1, 2, 3],
-            held: &[&[0], &[1], &[2], &[3]],
-            silent: &[],
-            me: 1,
-            mine: &[1],
-            waited: 0,
-            budget: 10,
-            rebuild: &[],
-            hand_over: &[],
-            drop: &[],
-            budget_left: 10,
-        },
+        Case { name: "full redundancy: nothing to do", me: 1, mine: &[1], ..BASE },
         Case {
             name: "the first holder leads the rebuild",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[], &[3]],
-            silent: &[],
-            me: 0,
-            mine: &[0],
-            waited: 0,
-            budget: 10,
             rebuild: &[(2, &[2])],
-            hand_over: &[],
-            drop: &[],
             budget_left: 9,
+            ..BASE
         },
         Case {
             name: "the second holder waits a pass",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[], &[3]],
-            silent: &[],
             me: 1,
             mine: &[1],
-            waited: 0,
-            budget: 10,
-            rebuild: &[],
-            hand_over: &[],
-            drop: &[],
-            budget_left: 10,
+            ..BASE
         },
         Case {
             name: "the second holder takes over after a pass",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[], &[3]],
-            silent: &[],
             me: 1,
             mine: &[1],
             waited: 1,
-            budget: 10,
             rebuild: &[(2, &[2])],
-            hand_over: &[],
-            drop: &[],
             budget_left: 9,
+            ..BASE
         },
         Case {
             name: "a silent rightful holder is waited for, not rebuilt round",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[], &[3]],
             silent: &[2],
-            me: 0,
-            mine: &[0],
             waited: 5,
-            budget: 10,
-            rebuild: &[],
-            hand_over: &[],
-            drop: &[],
-            budget_left: 10,
+            ..BASE
         },
         Case {
             name: "no budget: no rebuild, hand-over still happens",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[], &[0], &[3]],
-            silent: &[],
-            me: 0,
             mine: &[0, 2],
-            waited: 0,
             budget: 0,
-            rebuild: &[],
             hand_over: &[(2, 2)],
-            drop: &[],
             budget_left: 0,
+            ..BASE
         },
         Case {
             name: "a partial budget is overdrawn by one object, not split",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[], &[], &[]],
-            silent: &[],
-            me: 0,
-            mine: &[0],
-            waited: 0,
             budget: 2,
             rebuild: &[(1, &[1]), (2, &[2]), (3, &[3])],
-            hand_over: &[],
-            drop: &[],
             budget_left: 0,
+            ..BASE
         },
         Case {
             name: "a node outside the placement hands its fragment over",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[4], &[3]],
-            silent: &[],
             me: 4,
             mine: &[2],
-            waited: 0,
-            budget: 10,
-            rebuild: &[],
             hand_over: &[(2, 2)],
-            drop: &[],
-            budget_left: 10,
+            ..BASE
         },
         Case {
             name: "a copy the rightful holder has is dropped",
-            placement: &[0, 1, 2, 3],
             held: &[&[0], &[1], &[2, 4], &[3]],
-            silent: &[],
             me: 4,
             mine: &[2],
-            waited: 0,
-            budget: 10,
-            rebuild: &[],
-            hand_over: &[],
             drop: &[2],
-            budget_left: 10,
+            ..BASE
         },
         Case {
             name: "fragments with no placement holder: their holder leads",
-            placement: &[0, 1, 2, 3],
             held: &[&[4], &[], &[], &[]],
-            silent: &[],
             me: 4,
-            mine: &[0],
-            waited: 0,
-            budget: 10,
             rebuild: &[(1, &[1]), (2, &[2]), (3, &[3])],
             hand_over: &[(0, 0)],
-            drop: &[],
             budget_left: 7,
+            ..BASE
         },
         Case {
             name: "wrapped round two peers: each holds two",
             placement: &[0, 1],
             held: &[&[0], &[1], &[0], &[]],
-            silent: &[],
-            me: 0,
             mine: &[0, 2],
-            waited: 0,
-            budget: 10,
             rebuild: &[(1, &[3])],
-            hand_over: &[],
-            drop: &[],
             budget_left: 9,
+            ..BASE
         },
         Case {
             name: "nothing held here: nothing to do",
-            placement: &[0, 1, 2, 3],
             held: &[&[], &[1], &[], &[3]],
-            silent: &[],
-            me: 0,
             mine: &[],
             waited: 9,
-            budget: 10,
-            rebuild: &[],
-            hand_over: &[],
-            drop: &[],
-            budget_left: 10,
+            ..BASE
         },
     ];
 

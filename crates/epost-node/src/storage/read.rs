@@ -141,10 +141,7 @@ impl ReadPlan {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peers(n: usize) -> Vec<PeerId> {
-        (0..n).map(|_| PeerId::random()).collect()
-    }
+    use crate::storage::test_peers as peers;
 
     /// Fragment i on peer i, n = 4, k = 2; every peer also probe-able.
     fn plan(p: &[PeerId]) -> ReadPlan {

@@ -114,12 +114,7 @@ pub(crate) async fn renew(ctx: &Arc<Ctx>, ids: &[ObjectId], expires: u64) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peers(n: usize) -> Vec<PeerId> {
-        let mut all: Vec<PeerId> = (0..n).map(|_| PeerId::random()).collect();
-        all.sort();
-        all
-    }
+    use crate::storage::test_peers as peers;
 
     #[test]
     fn every_holder_gets_one_request_per_batch_of_its_objects() {
