@@ -4,7 +4,9 @@
 //! Each protocol is a sans-IO session (bytes in, replies out) with one file
 //! per command family, driven by a small tokio connection loop that adds
 //! TLS (rustls), limits and the login throttle. The node's mail service is
-//! the real backend; [`memory::MemoryBackend`] serves the sessions' tests.
+//! the real backend (`node`, behind the cargo feature of that name, so
+//! the sessions build without the overlay); [`memory::MemoryBackend`]
+//! serves the sessions' tests.
 
 pub mod backend;
 pub mod context;
@@ -14,6 +16,7 @@ pub mod fuzzing;
 mod imap;
 mod line;
 pub mod memory;
+#[cfg(feature = "node")]
 pub mod node;
 mod pop3;
 #[cfg(test)]
