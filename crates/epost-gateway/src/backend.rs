@@ -4,11 +4,19 @@
 //!
 //! Every method that changes mail returns only once the change is durable
 //! (an SMTP `250`, an IMAP `OK` after APPEND/STORE/MOVE are promises).
+//!
+//! Its words are the mail service's own ([`epost_types::mailbox`]): a
+//! [`MailError`] whose kind the sessions answer by, the log's
+//! [`FlagChange`], the [`FolderChanged`] events IDLE watches, and the
+//! [`Route`] decided for each recipient at RCPT, which the [`Envelope`]
+//! carries to delivery.
 
 use std::future::Future;
 
 use bytes::Bytes;
 use epost_types::address::Address;
+use epost_types::mail::FlagChange;
+use epost_types::mailbox::{FolderChanged, MailError, Recipient, Route};
 use tokio::sync::broadcast;
 
 /// IMAP special-use attributes (RFC 6154) of the standard folders.
@@ -36,55 +44,26 @@ pub fn special_use(name: &str) -> Option<SpecialUse> {
     STANDARD_FOLDERS.iter().find(|(n, _)| *n == name).and_then(|(_, s)| *s)
 }
 
-/// What an SMTP server may do with a recipient.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Recipient {
-    /// The address has a certificate in a trusted realm: deliverable.
-    Deliverable,
-    /// The domain is a trusted realm but the address has no certificate.
-    UnknownUser,
-    /// Not one of our realms: relay through the smart host, if allowed.
-    Foreign,
-    /// The lookup failed for now (overlay unreachable): try later (4xx).
-    TryLater(String),
-}
-
 /// The SMTP envelope of one message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// `MAIL FROM`; `None` for the null reverse path `<>`.
     pub from: Option<String>,
-    /// `RCPT TO`s that were accepted, in order.
-    pub to: Vec<Address>,
+    /// `RCPT TO`s that were accepted, in order, each with the route
+    /// decided for it then: delivery goes by it.
+    pub to: Vec<Recipient>,
     /// The authenticated submitter, if any.
     pub submitter: Option<Address>,
 }
 
 /// Why a login failed.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum AuthError {
     #[error("invalid credentials")]
     Invalid,
-    #[error("temporary failure: {0}")]
-    Temporary(String),
-}
-
-/// Why a mail operation failed; the text goes to the client.
-#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
-pub enum MailError {
-    #[error("no folder named {0:?}")]
-    NoFolder(String),
-    #[error("a folder named {0:?} already exists")]
-    FolderExists(String),
-    #[error("{0}")]
-    NotAllowed(String),
-    #[error("the message is larger than {limit} bytes")]
-    TooLarge { limit: usize },
-    #[error("no message with UID {0}")]
-    NoMessage(u32),
-    /// The overlay could not store or fetch: the client should retry.
-    #[error("temporary failure: {0}")]
-    Temporary(String),
+    /// The check could not be made now; the cause says why.
+    #[error(transparent)]
+    Temporary(MailError),
 }
 
 /// One folder in a listing.
@@ -117,20 +96,6 @@ pub struct FolderSnapshot {
     pub messages: Vec<MessageMeta>,
 }
 
-/// How STORE changes flags.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FlagOp {
-    Add,
-    Remove,
-    Replace,
-}
-
-/// What changed in an account (for IDLE and NOOP): the folder to look at.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Change {
-    pub folder: String,
-}
-
 /// Where copied or moved messages went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyReport {
@@ -151,12 +116,14 @@ pub trait MailBackend: Clone + Send + Sync + 'static {
         password: &str,
     ) -> impl Future<Output = Result<Address, AuthError>> + Send;
 
-    /// Whether mail to `rcpt` can be accepted.
-    fn recipient(&self, rcpt: &Address) -> impl Future<Output = Recipient> + Send;
+    /// Where mail to `rcpt` would go (an error: it cannot be told now).
+    /// The session decides from it whether to accept the recipient.
+    fn recipient(&self, rcpt: &Address) -> impl Future<Output = Result<Route, MailError>> + Send;
 
-    /// Stores `raw` durably for every recipient in `envelope.to`; returns
-    /// only once it is durable. A message for a foreign recipient goes to
-    /// the smart host, or fails with `NotAllowed`.
+    /// Stores `raw` durably for every recipient in `envelope.to`, by the
+    /// route decided at RCPT; returns only once it is durable. A message
+    /// for a foreign recipient goes to the smart host, or fails with
+    /// `NotAllowed`.
     fn deliver(
         &self,
         envelope: Envelope,
@@ -202,7 +169,7 @@ pub trait Account: Clone + Send + Sync + 'static {
         &self,
         folder: &str,
         uids: &[u32],
-        op: FlagOp,
+        op: FlagChange,
         flags: Vec<String>,
     ) -> impl Future<Output = Result<Vec<(u32, Vec<String>)>, MailError>> + Send;
 
@@ -238,5 +205,5 @@ pub trait Account: Clone + Send + Sync + 'static {
 
     /// Changes to this account as they happen (bounded; a lagging receiver
     /// should take a fresh snapshot).
-    fn changes(&self) -> broadcast::Receiver<Change>;
+    fn changes(&self) -> broadcast::Receiver<FolderChanged>;
 }

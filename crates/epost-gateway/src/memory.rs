@@ -7,11 +7,13 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use epost_types::address::Address;
+use epost_types::mail::FlagChange;
+use epost_types::mailbox::{FolderChanged, MailError, Route};
 use tokio::sync::broadcast;
 
 use crate::backend::{
-    Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
-    MailBackend, MailError, MessageMeta, Recipient, STANDARD_FOLDERS, special_use,
+    Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
+    STANDARD_FOLDERS, special_use,
 };
 
 /// Users, their passwords and mailboxes, in memory.
@@ -62,15 +64,15 @@ impl MailBackend for MemoryBackend {
         }
     }
 
-    async fn recipient(&self, rcpt: &Address) -> Recipient {
+    async fn recipient(&self, rcpt: &Address) -> Result<Route, MailError> {
         let users = self.lock();
-        if users.users.contains_key(rcpt) {
-            Recipient::Deliverable
+        Ok(if users.users.contains_key(rcpt) {
+            Route::Local
         } else if users.domains.iter().any(|d| d == rcpt.domain()) {
-            Recipient::UnknownUser
+            Route::Unknown
         } else {
-            Recipient::Foreign
-        }
+            Route::Foreign
+        })
     }
 
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
@@ -78,10 +80,14 @@ impl MailBackend for MemoryBackend {
         {
             let mut users = self.lock();
             let mut foreign = Vec::new();
+            // By the route RCPT decided, as the node does.
             for rcpt in &envelope.to {
-                match users.users.get(rcpt) {
-                    Some((_, account)) => targets.push(account.clone()),
-                    None => foreign.push(rcpt.clone()),
+                match (rcpt.route, users.users.get(&rcpt.address)) {
+                    (Route::Local | Route::Remote, Some((_, account))) => {
+                        targets.push(account.clone())
+                    }
+                    (Route::Foreign, _) => foreign.push(rcpt.clone()),
+                    _ => return Err(MailError::UnknownUser(rcpt.address.clone())),
                 }
             }
             if !foreign.is_empty() {
@@ -100,7 +106,7 @@ impl MailBackend for MemoryBackend {
             .users
             .get(user)
             .map(|(_, account)| account.clone())
-            .ok_or_else(|| MailError::NotAllowed(format!("{user} is not hosted here")))
+            .ok_or_else(|| MailError::NotHosted(user.clone()))
     }
 }
 
@@ -108,7 +114,7 @@ impl MailBackend for MemoryBackend {
 #[derive(Clone)]
 pub struct MemoryAccount {
     inner: Arc<Mutex<Folders>>,
-    changes: broadcast::Sender<Change>,
+    changes: broadcast::Sender<FolderChanged>,
 }
 
 struct Folders {
@@ -137,7 +143,7 @@ impl MemoryAccount {
     }
 
     fn changed(&self, folder: &str) {
-        let _ = self.changes.send(Change { folder: folder.to_owned() });
+        let _ = self.changes.send(FolderChanged { folder: folder.to_owned() });
     }
 }
 
@@ -264,7 +270,7 @@ impl Account for MemoryAccount {
         &self,
         folder: &str,
         uids: &[u32],
-        op: FlagOp,
+        op: FlagChange,
         flags: Vec<String>,
     ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
         let changed = {
@@ -274,15 +280,15 @@ impl Account for MemoryAccount {
             for uid in uids {
                 let Some((meta, _)) = target.messages.get_mut(uid) else { continue };
                 match op {
-                    FlagOp::Replace => meta.flags = flags.clone(),
-                    FlagOp::Add => {
+                    FlagChange::Replace => meta.flags = flags.clone(),
+                    FlagChange::Add => {
                         for flag in &flags {
                             if !meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
                                 meta.flags.push(flag.clone());
                             }
                         }
                     }
-                    FlagOp::Remove => {
+                    FlagChange::Remove => {
                         meta.flags.retain(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
                     }
                 }
@@ -345,7 +351,7 @@ impl Account for MemoryAccount {
         target.messages.get(&uid).map(|(_, raw)| raw.clone()).ok_or(MailError::NoMessage(uid))
     }
 
-    fn changes(&self) -> broadcast::Receiver<Change> {
+    fn changes(&self) -> broadcast::Receiver<FolderChanged> {
         self.changes.subscribe()
     }
 }

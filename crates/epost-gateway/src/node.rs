@@ -1,18 +1,23 @@
 //! The real backend: an epost node's mail service and identity behind the
-//! gateway's [`MailBackend`] trait.
+//! gateway's [`MailBackend`] trait. Both speak [`epost_types::mailbox`],
+//! so nothing here translates: errors, flag changes and folder events
+//! pass through as they are, and delivery follows the routes RCPT took.
+//!
+//! The only module that names `epost_node` (the cargo feature `node`).
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use epost_node::identity::Identity;
-use epost_node::mail::{self, Change as MailChange, MailService, Mailbox, Route};
+use epost_node::mail::{self, MailService, Mailbox};
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
+use epost_types::mailbox::{Change, FolderChanged, MailError, Route};
 use tokio::sync::broadcast;
 
 use crate::backend::{
-    Account, AuthError, Change, CopyReport, Envelope, FlagOp, FolderInfo, FolderSnapshot,
-    MailBackend, MailError, MessageMeta, Recipient, special_use,
+    Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
+    special_use,
 };
 use crate::smarthost::{RelayError, SmartHost};
 
@@ -36,21 +41,6 @@ impl NodeBackend {
     }
 }
 
-fn mail_error(error: mail::MailError) -> MailError {
-    match error {
-        mail::MailError::NoFolder(name) => MailError::NoFolder(name),
-        mail::MailError::FolderExists(name) => MailError::FolderExists(name),
-        mail::MailError::NotAllowed(text) => MailError::NotAllowed(text),
-        mail::MailError::NoMessage(uid) => MailError::NoMessage(uid),
-        mail::MailError::NotHosted(address) => {
-            MailError::NotAllowed(format!("{address} is not hosted here"))
-        }
-        other @ (mail::MailError::Temporary(_)
-        | mail::MailError::Corrupt(_)
-        | mail::MailError::Stopped) => MailError::Temporary(other.to_string()),
-    }
-}
-
 impl MailBackend for NodeBackend {
     type Account = NodeAccount;
 
@@ -62,28 +52,25 @@ impl MailBackend for NodeBackend {
         let good =
             tokio::task::spawn_blocking(move || identity.check_password(&checked, &password))
                 .await
-                .map_err(|e| AuthError::Temporary(e.to_string()))?;
+                .map_err(|e| {
+                    AuthError::Temporary(MailError::unavailable("the password check failed", e))
+                })?;
         if good { Ok(address) } else { Err(AuthError::Invalid) }
     }
 
-    async fn recipient(&self, rcpt: &Address) -> Recipient {
-        match self.mail.route(rcpt).await {
-            Route::Local | Route::Remote => Recipient::Deliverable,
-            Route::Unknown => Recipient::UnknownUser,
-            Route::Foreign => Recipient::Foreign,
-        }
+    async fn recipient(&self, rcpt: &Address) -> Result<Route, MailError> {
+        Ok(self.mail.route(rcpt).await)
     }
 
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
+        // By the routes RCPT decided: nothing is looked up again.
         let mut ours = Vec::new();
         let mut foreign = Vec::new();
-        for rcpt in &envelope.to {
-            match self.mail.route(rcpt).await {
-                Route::Local | Route::Remote => ours.push(rcpt.clone()),
-                Route::Unknown => {
-                    return Err(MailError::NotAllowed(format!("no such user: {rcpt}")));
-                }
-                Route::Foreign => foreign.push(rcpt.to_string()),
+        for rcpt in envelope.to {
+            match rcpt.route {
+                Route::Local | Route::Remote => ours.push(rcpt),
+                Route::Unknown => return Err(MailError::UnknownUser(rcpt.address)),
+                Route::Foreign => foreign.push(rcpt.address.to_string()),
             }
         }
         // The relay first: it may fail without anything delivered here.
@@ -97,18 +84,18 @@ impl MailBackend for NodeBackend {
             smart_host.relay(envelope.from.as_deref(), &foreign, &raw).await.map_err(
                 |e| match e {
                     RelayError::Refused(text) => MailError::NotAllowed(text),
-                    RelayError::Unavailable(text) => MailError::Temporary(text),
+                    e @ RelayError::Unavailable(_) => MailError::unavailable("cannot relay", e),
                 },
             )?;
         }
         if ours.is_empty() {
             return Ok(());
         }
-        self.mail.deliver(envelope.submitter.as_ref(), &ours, &raw).await.map_err(mail_error)
+        self.mail.deliver(envelope.submitter.as_ref(), &ours, &raw).await
     }
 
     async fn account(&self, user: &Address) -> Result<NodeAccount, MailError> {
-        let mailbox = self.mail.mailbox(user).map_err(mail_error)?;
+        let mailbox = self.mail.mailbox(user)?;
         Ok(NodeAccount::new(mailbox, self.mail.clone()))
     }
 }
@@ -122,51 +109,24 @@ pub struct NodeAccount {
 struct AccountInner {
     mailbox: Mailbox,
     mail: MailService,
-    changes: broadcast::Sender<Change>,
 }
 
 impl NodeAccount {
     fn new(mailbox: Mailbox, mail: MailService) -> Self {
-        let (changes, _) = broadcast::channel(256);
-        let inner = Arc::new(AccountInner { mailbox, mail, changes });
-        tokio::spawn(forward(inner.mailbox.changes(), Arc::downgrade(&inner)));
-        Self { inner }
+        Self { inner: Arc::new(AccountInner { mailbox, mail }) }
     }
 
-    async fn change(&self, change: MailChange) -> Result<mail::Changed, MailError> {
-        self.inner.mailbox.change(change).await.map_err(mail_error)
+    async fn change(&self, change: Change) -> Result<mail::Changed, MailError> {
+        self.inner.mailbox.change(change).await
     }
 
     /// Applies a copy or move; says where each message went.
-    async fn copied(&self, change: MailChange) -> Result<CopyReport, MailError> {
+    async fn copied(&self, change: Change) -> Result<CopyReport, MailError> {
         let changed = self.change(change).await?;
         Ok(CopyReport {
             uid_validity: changed.uid_validity,
             mapping: changed.sources.into_iter().zip(changed.uids).collect(),
         })
-    }
-}
-
-/// Passes the mailbox's folder changes on while the account is in use.
-async fn forward(mut from: broadcast::Receiver<String>, to: Weak<AccountInner>) {
-    loop {
-        let folder = match from.recv().await {
-            Ok(folder) => folder,
-            // Lagged: every folder may have changed; INBOX is what clients
-            // idle on, and a re-select of the others catches up.
-            Err(broadcast::error::RecvError::Lagged(_)) => "INBOX".to_owned(),
-            Err(broadcast::error::RecvError::Closed) => return,
-        };
-        let Some(inner) = to.upgrade() else { return };
-        let _ = inner.changes.send(Change { folder });
-    }
-}
-
-fn flag_change(op: FlagOp) -> FlagChange {
-    match op {
-        FlagOp::Add => FlagChange::Add,
-        FlagOp::Remove => FlagChange::Remove,
-        FlagOp::Replace => FlagChange::Replace,
     }
 }
 
@@ -186,23 +146,22 @@ impl Account for NodeAccount {
                     .collect()
             })
             .await
-            .map_err(mail_error)
     }
 
     async fn create(&self, name: &str) -> Result<(), MailError> {
-        self.change(MailChange::Create(name.to_owned())).await.map(|_| ())
+        self.change(Change::Create(name.to_owned())).await.map(|_| ())
     }
 
     async fn delete(&self, name: &str) -> Result<(), MailError> {
-        self.change(MailChange::Delete(name.to_owned())).await.map(|_| ())
+        self.change(Change::Delete(name.to_owned())).await.map(|_| ())
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), MailError> {
-        self.change(MailChange::Rename(from.to_owned(), to.to_owned())).await.map(|_| ())
+        self.change(Change::Rename(from.to_owned(), to.to_owned())).await.map(|_| ())
     }
 
     async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailError> {
-        self.change(MailChange::Subscribe(name.to_owned(), subscribed)).await.map(|_| ())
+        self.change(Change::Subscribe(name.to_owned(), subscribed)).await.map(|_| ())
     }
 
     async fn snapshot(&self, name: &str) -> Result<FolderSnapshot, MailError> {
@@ -229,9 +188,8 @@ impl Account for NodeAccount {
                     name: owned,
                 })
             })
-            .await
-            .map_err(mail_error)?
-            .ok_or_else(|| mail_error(mail::MailError::NoFolder(name.to_owned())))
+            .await?
+            .ok_or_else(|| MailError::NoFolder(name.to_owned()))
     }
 
     async fn append(
@@ -242,17 +200,13 @@ impl Account for NodeAccount {
         internal_date: Option<u64>,
     ) -> Result<(u32, u32), MailError> {
         // Refuse before storing anything if the folder is not there.
-        self.inner.mailbox.folder(folder).await.map_err(mail_error)?;
-        let (mut message, objects) = self
-            .inner
-            .mail
-            .store_message(&raw, &self.inner.mailbox.address)
-            .await
-            .map_err(mail_error)?;
+        self.inner.mailbox.folder(folder).await?;
+        let (mut message, objects) =
+            self.inner.mail.store_message(&raw, &self.inner.mailbox.address).await?;
         if let Some(date) = internal_date {
             message.internal_date = date;
         }
-        let insert = MailChange::Insert {
+        let insert = Change::Insert {
             folder: folder.to_owned(),
             message,
             flags,
@@ -260,11 +214,10 @@ impl Account for NodeAccount {
             objects: Some(objects),
         };
         let changed = self.change(insert).await?;
-        let uid = changed
-            .uids
-            .first()
-            .copied()
-            .ok_or_else(|| MailError::Temporary("the append assigned no UID".into()))?;
+        let uid = changed.uids.first().copied().ok_or_else(|| MailError::Unavailable {
+            what: "the append assigned no UID".into(),
+            cause: None,
+        })?;
         Ok((changed.uid_validity, uid))
     }
 
@@ -272,32 +225,26 @@ impl Account for NodeAccount {
         &self,
         folder: &str,
         uids: &[u32],
-        op: FlagOp,
+        op: FlagChange,
         flags: Vec<String>,
     ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
-        let change = MailChange::Flags {
-            folder: folder.to_owned(),
-            uids: uids.to_vec(),
-            change: flag_change(op),
-            flags,
-        };
+        let change =
+            Change::Flags { folder: folder.to_owned(), uids: uids.to_vec(), change: op, flags };
         Ok(self.change(change).await?.flags)
     }
 
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
-        let change =
-            MailChange::Copy { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
+        let change = Change::Copy { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
         self.copied(change).await
     }
 
     async fn move_to(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
-        let change =
-            MailChange::Move { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
+        let change = Change::Move { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
         self.copied(change).await
     }
 
     async fn expunge(&self, folder: &str, uids: &[u32]) -> Result<Vec<u32>, MailError> {
-        let change = MailChange::Expunge { folder: folder.to_owned(), uids: uids.to_vec() };
+        let change = Change::Expunge { folder: folder.to_owned(), uids: uids.to_vec() };
         Ok(self.change(change).await?.uids)
     }
 
@@ -309,14 +256,15 @@ impl Account for NodeAccount {
             .read(move |state| {
                 state.folders.get(&name).map(|f| f.messages.get(&uid).map(|m| m.message.clone()))
             })
-            .await
-            .map_err(mail_error)?
+            .await?
             .ok_or_else(|| MailError::NoFolder(folder.to_owned()))?
             .ok_or(MailError::NoMessage(uid))?;
-        self.inner.mail.fetch(&message).await.map_err(mail_error)
+        self.inner.mail.fetch(&message).await
     }
 
-    fn changes(&self) -> broadcast::Receiver<Change> {
-        self.inner.changes.subscribe()
+    fn changes(&self) -> broadcast::Receiver<FolderChanged> {
+        // A receiver that lags misses events; the session then looks at
+        // its folder afresh.
+        self.inner.mailbox.changes()
     }
 }

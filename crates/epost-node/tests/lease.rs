@@ -9,9 +9,10 @@
 use std::time::Duration;
 
 use epost_node::lease::{LeaseConfig, OwnerId};
-use epost_node::mail::{Change, Mailbox};
+use epost_node::mail::Mailbox;
 use epost_testkit::{NetConfig, TestNet, addr};
 use epost_types::mail::{FlagChange, MailEntry, MailOp};
+use epost_types::mailbox::{Change, Recipient, Route};
 
 /// Every root is due at every pass, so a test can see each one renewed.
 fn config() -> NetConfig {
@@ -60,7 +61,8 @@ async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
     let own = "T3duIGJ5dGVzIQ==".repeat(3000);
     for (subject, attachment) in [("one", &shared), ("two", &shared), ("three", &own)] {
         let raw = message(subject, attachment);
-        net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&bob), &raw).await.unwrap();
+        let to = [Recipient::new(bob.clone(), Route::Remote)];
+        net.node(0).mail.deliver(Some(&alice), &to, &raw).await.unwrap();
     }
     inbox_reaches(&bob_box, 3).await;
     let inbox = bob_box.folder("INBOX").await.unwrap();

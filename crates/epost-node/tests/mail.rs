@@ -6,10 +6,11 @@
 
 use std::time::Duration;
 
+use epost_node::mail::Mailbox;
 use epost_node::mail::message::load_manifest;
-use epost_node::mail::{Change, Mailbox};
 use epost_testkit::{NetConfig, TestNet, addr};
 use epost_types::mail::{FlagChange, Piece};
+use epost_types::mailbox::{Change, Recipient, Route};
 
 /// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
 async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
@@ -42,8 +43,12 @@ async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
     let attachment = "U2FtZSBieXRlcw==".repeat(2500);
     let to_bob = message("for bob", &attachment);
     let to_carol = message("for carol", &attachment);
-    net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&bob), &to_bob).await.unwrap();
-    net.node(0).mail.deliver(Some(&alice), std::slice::from_ref(&carol), &to_carol).await.unwrap();
+    // Both are hosted elsewhere: delivery goes by the route given.
+    let mail = &net.node(0).mail;
+    let (to_bob_rcpt, to_carol_rcpt) =
+        (Recipient::new(bob.clone(), Route::Remote), Recipient::new(carol.clone(), Route::Remote));
+    mail.deliver(Some(&alice), &[to_bob_rcpt], &to_bob).await.unwrap();
+    mail.deliver(Some(&alice), &[to_carol_rcpt], &to_carol).await.unwrap();
     inbox_reaches(&bob_box, 1).await;
     inbox_reaches(&carol_box, 1).await;
 

@@ -40,6 +40,7 @@ pub mod keyfile;
 pub mod limits;
 pub mod log;
 pub mod mail;
+pub mod mailbox;
 pub mod maildate;
 pub mod notify;
 pub mod record;

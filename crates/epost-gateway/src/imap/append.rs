@@ -9,7 +9,9 @@ use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::Code;
 
-use crate::backend::{Account, MailBackend, MailError};
+use epost_types::mailbox::MailError;
+
+use crate::backend::{Account, MailBackend};
 use crate::imap::session::{
     Done, Gone, Session, Sink, flag_string, folder_name, mail_error, no, nonzero, ok,
 };

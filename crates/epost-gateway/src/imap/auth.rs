@@ -174,7 +174,7 @@ impl<B: MailBackend> Session<B> {
             Ok(address) => address,
             Err(AuthError::Invalid) => return failed(self, &user),
             Err(AuthError::Temporary(why)) => {
-                return Done::now(no(&tag, Some(code("UNAVAILABLE")), &why));
+                return Done::now(no(&tag, Some(code("UNAVAILABLE")), &why.with_causes()));
             }
         };
         match self.shared.backend.account(&address).await {
@@ -183,7 +183,7 @@ impl<B: MailBackend> Session<B> {
                 self.user = Some((address, account));
                 Done::now(ok(&tag, Some(Code::Capability(self.capabilities())), "logged in"))
             }
-            Err(error) => Done::now(no(&tag, Some(code("UNAVAILABLE")), &error.to_string())),
+            Err(error) => Done::now(no(&tag, Some(code("UNAVAILABLE")), &error.with_causes())),
         }
     }
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use epost_types::mailbox::FolderChanged;
 use imap_codec::decode::{CommandDecodeError, Decoder};
 use imap_codec::encode::Encoder;
 use imap_codec::imap_types::IntoStatic;
@@ -27,7 +28,7 @@ use tokio::sync::broadcast;
 use tokio::time::{Instant, timeout, timeout_at};
 use tracing::debug;
 
-use crate::backend::{Change, MailBackend};
+use crate::backend::MailBackend;
 use crate::context::Shared;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
@@ -481,7 +482,9 @@ where
 
 /// The next change (`None`: some were missed); pending forever without
 /// a receiver.
-async fn next_change(changes: &mut Option<broadcast::Receiver<Change>>) -> Option<Change> {
+async fn next_change(
+    changes: &mut Option<broadcast::Receiver<FolderChanged>>,
+) -> Option<FolderChanged> {
     loop {
         let Some(receiver) = changes.as_mut() else {
             return std::future::pending().await;

@@ -6,7 +6,9 @@ use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, StatusKind};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::backend::{Account, MailBackend, MailError};
+use epost_types::mailbox::MailError;
+
+use crate::backend::{Account, MailBackend};
 use crate::imap::session::{
     Done, Gone, Session, Sink, folder_name, mail_error, no, nonzero, ok, untagged,
 };

@@ -15,7 +15,10 @@ use imap_codec::imap_types::fetch::{
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::backend::{Account, FlagOp, MailBackend, MailError};
+use epost_types::mail::FlagChange;
+use epost_types::mailbox::MailErrorKind;
+
+use crate::backend::{Account, MailBackend};
 use crate::imap::mime::{self, Structure};
 use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, nonzero, ok, resolve,
@@ -105,7 +108,7 @@ impl<B: MailBackend> Session<B> {
                 match account.fetch(&folder, meta.uid).await {
                     Ok(raw) => Some(raw),
                     // Expunged by another session; the client hears of it later.
-                    Err(MailError::NoMessage(_)) => continue,
+                    Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             } else {
@@ -114,7 +117,9 @@ impl<B: MailBackend> Session<B> {
             let mut flags = meta.flags.clone();
             let mut flags_changed = false;
             if marks_seen && !read_only && !has_flag(&flags, "\\Seen") {
-                match account.store(&folder, &[meta.uid], FlagOp::Add, vec!["\\Seen".into()]).await
+                match account
+                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()])
+                    .await
                 {
                     Ok(changed) => {
                         if let Some((_, now)) = changed.into_iter().find(|(u, _)| *u == meta.uid) {

@@ -8,7 +8,9 @@ use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use tokio::sync::broadcast;
 
-use crate::backend::{Account, Change, FolderSnapshot, MailBackend};
+use epost_types::mailbox::FolderChanged;
+
+use crate::backend::{Account, FolderSnapshot, MailBackend};
 use crate::imap::session::{
     Done, Gone, Selected, Session, Sink, flags_response, nonzero, ok, untagged,
 };
@@ -100,12 +102,12 @@ impl<B: MailBackend> Session<B> {
 
     /// Subscribes to the account's changes (before IDLE's first refresh,
     /// so nothing falls between the two).
-    pub(crate) fn changes(&self) -> Option<broadcast::Receiver<Change>> {
+    pub(crate) fn changes(&self) -> Option<broadcast::Receiver<FolderChanged>> {
         self.account().map(|account| account.changes())
     }
 
     /// Whether a change (or `None`: changes were lost) concerns the view.
-    pub(crate) fn concerns(&self, change: Option<&Change>) -> bool {
+    pub(crate) fn concerns(&self, change: Option<&FolderChanged>) -> bool {
         match (change, &self.selected) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -169,7 +171,7 @@ mod tests {
             .unwrap();
         let reply = run(&mut s, "b NOOP").await;
         assert!(reply.starts_with("* 1 EXISTS\r\nb OK"), "{reply}");
-        assert!(s.concerns(Some(&Change { folder: "INBOX".into() })));
-        assert!(!s.concerns(Some(&Change { folder: "Sent".into() })));
+        assert!(s.concerns(Some(&FolderChanged { folder: "INBOX".into() })));
+        assert!(!s.concerns(Some(&FolderChanged { folder: "Sent".into() })));
     }
 }

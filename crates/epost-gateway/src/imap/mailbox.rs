@@ -10,7 +10,9 @@ use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 
-use crate::backend::{Account, FolderInfo, MailBackend, MailError, SpecialUse};
+use epost_types::mailbox::MailError;
+
+use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
 use crate::imap::session::{
     Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
     nonzero, ok, untagged,

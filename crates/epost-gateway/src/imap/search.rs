@@ -10,7 +10,9 @@ use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{HeaderValue, MessageParser, PartType};
 
-use crate::backend::{Account, MailBackend, MailError, MessageMeta};
+use epost_types::mailbox::MailErrorKind;
+
+use crate::backend::{Account, MailBackend, MessageMeta};
 use crate::imap::mime;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
@@ -234,7 +236,7 @@ impl<B: MailBackend> Session<B> {
             let content = if content_needed {
                 match account.fetch(&selected.name, meta.uid).await {
                     Ok(raw) => Some(Content::new(&raw)),
-                    Err(MailError::NoMessage(_)) => continue,
+                    Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             } else {

@@ -20,7 +20,9 @@ use imap_codec::imap_types::response::{
 };
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
-use crate::backend::{MailBackend, MailError, MessageMeta};
+use epost_types::mailbox::{MailError, MailErrorKind};
+
+use crate::backend::{MailBackend, MessageMeta};
 use crate::context::Shared;
 use crate::imap::utf7;
 
@@ -248,15 +250,14 @@ pub(crate) fn code(name: &'static str) -> Code<'static> {
 
 /// A backend failure as a tagged NO with the matching RFC 5530 code.
 pub(crate) fn mail_error(tag: &Tag<'static>, error: &MailError) -> Status<'static> {
-    let code = match error {
-        MailError::NoFolder(_) => Some(code("NONEXISTENT")),
-        MailError::FolderExists(_) => Some(code("ALREADYEXISTS")),
-        MailError::NotAllowed(_) => Some(code("CANNOT")),
-        MailError::TooLarge { .. } => Some(Code::TooBig),
-        MailError::NoMessage(_) => Some(code("NONEXISTENT")),
-        MailError::Temporary(_) => Some(code("UNAVAILABLE")),
+    let code = match error.kind() {
+        MailErrorKind::NoFolder | MailErrorKind::NoMessage => code("NONEXISTENT"),
+        MailErrorKind::FolderExists => code("ALREADYEXISTS"),
+        MailErrorKind::Refused => code("CANNOT"),
+        MailErrorKind::TooLarge => Code::TooBig,
+        MailErrorKind::Temporary => code("UNAVAILABLE"),
     };
-    no(tag, code, &error.to_string())
+    no(tag, Some(code), &error.with_causes())
 }
 
 pub(crate) fn nonzero(n: u32) -> NonZeroU32 {

@@ -4,7 +4,9 @@ use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
 
-use crate::backend::{Account, FlagOp, MailBackend};
+use epost_types::mail::FlagChange;
+
+use crate::backend::{Account, MailBackend};
 use crate::imap::session::{
     Done, Gone, Session, Sink, flag_string, flags_response, mail_error, ok,
 };
@@ -27,9 +29,9 @@ impl<B: MailBackend> Session<B> {
         };
         let uids = self.uids_of(set, uid);
         let op = match kind {
-            StoreType::Add => FlagOp::Add,
-            StoreType::Remove => FlagOp::Remove,
-            StoreType::Replace => FlagOp::Replace,
+            StoreType::Add => FlagChange::Add,
+            StoreType::Remove => FlagChange::Remove,
+            StoreType::Replace => FlagChange::Replace,
         };
         let flags: Vec<String> = flags.iter().map(flag_string).collect();
         let changed = match account.store(&folder, &uids, op, flags).await {

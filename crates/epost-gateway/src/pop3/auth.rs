@@ -94,6 +94,7 @@ impl<B: MailBackend> Session<B> {
                 return self.bad("[AUTH] Invalid credentials");
             }
             Err(AuthError::Temporary(why)) => {
+                let why = why.with_causes();
                 self.err(&format!("[SYS/TEMP] Cannot check the login now: {why}"));
                 return Step::Continue;
             }

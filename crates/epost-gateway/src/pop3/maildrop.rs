@@ -9,7 +9,9 @@
 //! byte-stuffed after every LF (bare or not), so no client can read a
 //! stored line "." as the end of the response.
 
-use crate::backend::{Account, FolderSnapshot, MailBackend, MailError};
+use epost_types::mailbox::MailErrorKind;
+
+use crate::backend::{Account, FolderSnapshot, MailBackend};
 
 use super::session::{Session, State, Step};
 
@@ -140,16 +142,14 @@ impl<B: MailBackend> Session<B> {
         let account = maildrop.account.clone();
         match account.fetch("INBOX", uid).await {
             Ok(raw) => Ok(raw),
-            Err(MailError::NoMessage(_)) => {
-                self.err("Message was removed by another session");
-                Err(Step::Continue)
-            }
-            Err(MailError::Temporary(why)) => {
-                self.err(&format!("[SYS/TEMP] {why}"));
-                Err(Step::Continue)
-            }
             Err(e) => {
-                self.err(&format!("[SYS/PERM] {e}"));
+                match e.kind() {
+                    MailErrorKind::NoMessage => self.err("Message was removed by another session"),
+                    MailErrorKind::Temporary => {
+                        self.err(&format!("[SYS/TEMP] {}", e.with_causes()))
+                    }
+                    _ => self.err(&format!("[SYS/PERM] {}", e.with_causes())),
+                }
                 Err(Step::Continue)
             }
         }

@@ -144,6 +144,7 @@ impl<B: MailBackend> Session<B> {
                 self.bad(535, [5, 7, 8], "Authentication credentials invalid")
             }
             Err(AuthError::Temporary(why)) => {
+                let why = why.with_causes();
                 let text = format!("Temporary authentication failure: {why}");
                 self.reply(454, [4, 7, 0], super::data::one_line(&text));
                 Step::Continue

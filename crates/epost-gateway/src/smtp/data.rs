@@ -19,7 +19,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 
 use super::session::{Input, Session, Step};
-use crate::backend::{Envelope, MailBackend, MailError};
+use epost_types::mailbox::MailErrorKind;
+
+use crate::backend::{Envelope, MailBackend};
 
 /// The stored message being received: our trace header, then the
 /// client's bytes, up to the limit.
@@ -223,13 +225,15 @@ impl<B: MailBackend> Session<B> {
         let envelope = Envelope { from: tx.from, to: tx.to, submitter: self.submitter.clone() };
         match self.shared.backend.deliver(envelope, Bytes::from(raw)).await {
             Ok(()) => self.reply(250, [2, 0, 0], "Message accepted for delivery"),
-            Err(MailError::Temporary(why)) => {
-                self.reply(451, [4, 3, 0], format!("Temporary failure: {}", one_line(&why)))
-            }
-            Err(MailError::TooLarge { .. }) => {
-                self.reply(552, [5, 3, 4], "Message too big for system")
-            }
-            Err(e) => self.reply(554, [5, 0, 0], one_line(&e.to_string())),
+            Err(e) => match e.kind() {
+                MailErrorKind::Temporary => self.reply(
+                    451,
+                    [4, 3, 0],
+                    format!("Temporary failure: {}", one_line(&e.with_causes())),
+                ),
+                MailErrorKind::TooLarge => self.reply(552, [5, 3, 4], "Message too big for system"),
+                _ => self.reply(554, [5, 0, 0], one_line(&e.with_causes())),
+            },
         }
         Step::Continue
     }

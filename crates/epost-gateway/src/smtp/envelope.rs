@@ -1,8 +1,9 @@
 //! MAIL, RCPT and RSET: the envelope, and who may send to whom.
 //!
-//! Inbound (MX) mail is accepted only for recipients the backend calls
-//! deliverable: an unknown user is `550 5.1.1`, a foreign domain is
-//! relaying and refused (`550 5.7.1`). Submission needs AUTH first; its
+//! Inbound (MX) mail is accepted only for recipients the backend routes
+//! to a user of a trusted realm: an unknown user is `550 5.1.1`, a
+//! foreign domain is relaying and refused (`550 5.7.1`). The route is
+//! decided here, once, and kept with the recipient for delivery. Submission needs AUTH first; its
 //! sender must be the authenticated address (or the null sender), as
 //! Postfix's `reject_sender_login_mismatch` does, so a user cannot send
 //! as someone else; foreign recipients are taken only when the gateway
@@ -11,12 +12,13 @@
 use std::borrow::Cow;
 
 use epost_types::address::Address;
+use epost_types::mailbox::{Recipient, Route};
 use smtp_proto::{MailFrom, RcptTo};
 
 use super::Mode;
 use super::data::Body;
 use super::session::{Session, Step, Transaction};
-use crate::backend::{MailBackend, Recipient};
+use crate::backend::MailBackend;
 
 impl<B: MailBackend> Session<B> {
     pub(super) async fn mail(&mut self, from: MailFrom<Cow<'_, str>>) -> Step {
@@ -63,28 +65,32 @@ impl<B: MailBackend> Session<B> {
         let Ok(rcpt) = to.address.parse::<Address>() else {
             return self.bad(501, [5, 1, 3], "Bad recipient address syntax");
         };
-        if tx.to.contains(&rcpt) {
+        if tx.to.iter().any(|r| r.address == rcpt) {
             self.reply(250, [2, 1, 5], "OK");
             return Step::Continue;
         }
-        let accept = match self.shared.backend.recipient(&rcpt).await {
-            Recipient::Deliverable => true,
-            Recipient::Foreign => {
+        let route = match self.shared.backend.recipient(&rcpt).await {
+            Ok(route) => route,
+            Err(why) => {
+                let why = why.with_causes();
+                let text = format!("<{rcpt}>: Cannot check the recipient now: {why}");
+                self.reply(451, [4, 4, 3], super::data::one_line(&text));
+                return Step::Continue;
+            }
+        };
+        let accept = match route {
+            Route::Local | Route::Remote => true,
+            Route::Foreign => {
                 self.submitter.is_some()
                     && self.mode == Mode::Submission
                     && self.shared.relay_for_submitters
             }
-            Recipient::UnknownUser => {
+            Route::Unknown => {
                 self.reply(
                     550,
                     [5, 1, 1],
                     format!("<{rcpt}>: Recipient address rejected: User unknown"),
                 );
-                return Step::Continue;
-            }
-            Recipient::TryLater(why) => {
-                let text = format!("<{rcpt}>: Cannot check the recipient now: {why}");
-                self.reply(451, [4, 4, 3], super::data::one_line(&text));
                 return Step::Continue;
             }
         };
@@ -93,7 +99,7 @@ impl<B: MailBackend> Session<B> {
             return Step::Continue;
         }
         if let Some(tx) = &mut self.tx {
-            tx.to.push(rcpt);
+            tx.to.push(Recipient::new(rcpt, route));
         }
         self.reply(250, [2, 1, 5], "OK");
         Step::Continue

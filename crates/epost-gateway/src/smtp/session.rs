@@ -12,6 +12,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use epost_types::address::Address;
+use epost_types::mailbox::Recipient;
 use smtp_proto::{Error as ParseError, Request};
 
 use super::Mode;
@@ -51,7 +52,8 @@ pub(super) struct Helo {
 #[derive(Debug)]
 pub(super) struct Transaction {
     pub(super) from: Option<String>,
-    pub(super) to: Vec<Address>,
+    /// The accepted recipients, each with the route RCPT decided.
+    pub(super) to: Vec<Recipient>,
     pub(super) body: Body,
 }
 

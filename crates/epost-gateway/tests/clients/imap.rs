@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use epost_gateway::backend::{Envelope, MailBackend};
+use epost_types::mailbox::{Recipient, Route};
 use tokio::net::TcpListener;
 
 use crate::{Running, addr, python};
@@ -90,7 +91,7 @@ async fn a_thunderbird_like_session_with_idle_and_move() {
     };
     let envelope = Envelope {
         from: Some("carol@elsewhere.test".into()),
-        to: vec![addr("alice@example.test")],
+        to: vec![Recipient::new(addr("alice@example.test"), Route::Local)],
         submitter: None,
     };
     let raw = Bytes::from_static(b"Subject: delivered\r\n\r\nhello while idle\r\n");

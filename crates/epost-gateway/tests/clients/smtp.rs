@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use epost_gateway::backend::{Account, MailBackend};
+use epost_types::mailbox::{Recipient, Route};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
@@ -169,7 +170,7 @@ s.quit()
     .await;
     let relayed = running.backend.relayed();
     assert_eq!(relayed.len(), 1);
-    assert_eq!(relayed[0].0.to, [addr("friend@foreign.test")]);
+    assert_eq!(relayed[0].0.to, [Recipient::new(addr("friend@foreign.test"), Route::Foreign)]);
     assert_eq!(inbox(&running, "bob@example.test").await.len(), 1);
 }
 

@@ -9,14 +9,16 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use epost_types::address::Address;
+use epost_types::mailbox::Change;
 use futures::{Stream, StreamExt};
 
 use super::identity::parse_address;
 use super::mail::{MAX_MESSAGE, mail_error};
 use super::{ApiError, AppState};
+use crate::chain::Chain;
 use crate::control::Imported;
+use crate::mail::MailService;
 use crate::mail::import::{self, ImportMeta};
-use crate::mail::{Change, MailService};
 
 /// Messages stored at once.
 const PARALLEL: usize = 8;
@@ -32,7 +34,9 @@ fn frames(body: Body) -> impl Stream<Item = Result<(ImportMeta, Bytes), ApiError
     let chunks = Box::pin(body.into_data_stream());
     futures::stream::try_unfold((chunks, Vec::<u8>::new()), |(mut chunks, mut buf)| async move {
         loop {
-            if let Some((frame, used)) = import::decode(&buf, MAX_MESSAGE).map_err(bad)? {
+            if let Some((frame, used)) =
+                import::decode(&buf, MAX_MESSAGE).map_err(|e| bad(Chain(&e)))?
+            {
                 buf.drain(..used);
                 return Ok(Some((frame, (chunks, buf))));
             }

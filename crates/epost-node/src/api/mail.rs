@@ -6,13 +6,14 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use epost_types::mailbox::{Change, MailError, Recipient, Route};
 use futures::StreamExt;
 use serde::Deserialize;
 
 use super::identity::parse_address;
 use super::{ApiError, AppState};
+use crate::chain::Chain;
 use crate::control::{Appended, FolderSummary, MessageSummary, Sent};
-use crate::mail::{Change, MailError, Route};
 
 /// Largest message the API takes, bytes.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -22,15 +23,20 @@ const PARALLEL: usize = 8;
 pub(crate) fn mail_error(e: MailError) -> ApiError {
     let (status, kind) = match &e {
         MailError::NoFolder(_) | MailError::NoMessage(_) => (StatusCode::NOT_FOUND, "not_found"),
-        MailError::NotHosted(_) => (StatusCode::NOT_FOUND, "unknown_user"),
+        MailError::NotHosted(_) | MailError::UnknownUser(_) => {
+            (StatusCode::NOT_FOUND, "unknown_user")
+        }
         MailError::FolderExists(_) => (StatusCode::CONFLICT, "exists"),
-        MailError::NotAllowed(_) => (StatusCode::BAD_REQUEST, "not_allowed"),
-        MailError::Corrupt(_) => (StatusCode::BAD_GATEWAY, "corrupt"),
-        MailError::Temporary(_) | MailError::Stopped => {
+        MailError::NotAllowed(_) | MailError::Undeliverable { .. } => {
+            (StatusCode::BAD_REQUEST, "not_allowed")
+        }
+        MailError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
+        MailError::Corrupt { .. } => (StatusCode::BAD_GATEWAY, "corrupt"),
+        MailError::Unavailable { .. } | MailError::Stopped => {
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
     };
-    ApiError::new(status, kind, e)
+    ApiError::new(status, kind, Chain(&e))
 }
 
 #[derive(Deserialize)]
@@ -54,7 +60,7 @@ pub(crate) async fn send(
     for rcpt in query.to.split(',').filter(|s| !s.trim().is_empty()) {
         let rcpt = parse_address(rcpt)?;
         match state.mail.route(&rcpt).await {
-            Route::Local | Route::Remote => to.push(rcpt),
+            route @ (Route::Local | Route::Remote) => to.push(Recipient::new(rcpt, route)),
             Route::Unknown => {
                 return Err(ApiError::new(
                     StatusCode::NOT_FOUND,
@@ -77,7 +83,7 @@ pub(crate) async fn send(
     state.mail.deliver(Some(&from), &to, &raw).await.map_err(mail_error)?;
     Ok(Json(Sent {
         from: from.to_string(),
-        to: to.iter().map(ToString::to_string).collect(),
+        to: to.iter().map(|r| r.address.to_string()).collect(),
         size: raw.len(),
     }))
 }

@@ -76,7 +76,9 @@ pub(crate) async fn watch(
 fn notify_error(e: NotifyError) -> ApiError {
     match e {
         NotifyError::Identity(e) => identity_error(e),
-        NotifyError::Seal(_) => ApiError::new(StatusCode::BAD_REQUEST, "bad_notification", e),
+        NotifyError::Seal(_) => {
+            ApiError::new(StatusCode::BAD_REQUEST, "bad_notification", crate::chain::Chain(&e))
+        }
         NotifyError::NotHeld(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "not_held", e),
         NotifyError::Stopped => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "stopping", e),
         NotifyError::Store(_) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "store", e),

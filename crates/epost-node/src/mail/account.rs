@@ -9,14 +9,13 @@
 
 use epost_types::address::Address;
 use epost_types::convergent::ConvergenceSecret;
-use epost_types::id::ObjectId;
 use epost_types::limits::MAX_LOG_ENTRY;
-use epost_types::mail::{FlagChange, MAX_OP_UIDS, MailEntry, MailOp, MessageRef};
+use epost_types::mail::{MAX_OP_UIDS, MailEntry, MailOp};
+use epost_types::mailbox::{Change, FolderChanged, MailError};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-use super::MailError;
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
 use super::state::{Folder, MailState, OpError};
@@ -34,44 +33,6 @@ const BATCH: usize = 64;
 /// Bytes of operations per entry (the entry limit, less room for framing).
 const ENTRY_BUDGET: usize = MAX_LOG_ENTRY - 1024;
 
-/// A change a client asks for.
-#[derive(Debug, Clone)]
-pub enum Change {
-    Create(String),
-    Delete(String),
-    Rename(String, String),
-    Subscribe(String, bool),
-    Insert {
-        folder: String,
-        message: MessageRef,
-        flags: Vec<String>,
-        notification: Option<Vec<u8>>,
-        /// The message's objects, when the caller just stored them (else
-        /// the renewal finds them by opening the message).
-        objects: Option<StoredObjects>,
-    },
-    Flags {
-        folder: String,
-        uids: Vec<u32>,
-        change: FlagChange,
-        flags: Vec<String>,
-    },
-    Copy {
-        from: String,
-        uids: Vec<u32>,
-        to: String,
-    },
-    Move {
-        from: String,
-        uids: Vec<u32>,
-        to: String,
-    },
-    Expunge {
-        folder: String,
-        uids: Vec<u32>,
-    },
-}
-
 /// What a change did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Changed {
@@ -87,15 +48,6 @@ pub struct Changed {
     pub applied: bool,
 }
 
-/// The objects a message was just stored as.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredObjects {
-    /// Every object besides the manifest's root.
-    pub members: Vec<ObjectId>,
-    /// The lease they were stored with.
-    pub expires: u64,
-}
-
 /// Changes applied in order, and each one's outcome.
 type ChangeReply = oneshot::Sender<Vec<Result<Changed, MailError>>>;
 
@@ -109,7 +61,7 @@ enum Request {
 pub struct Mailbox {
     pub address: Address,
     tx: mpsc::Sender<Request>,
-    changes: broadcast::Sender<String>,
+    changes: broadcast::Sender<FolderChanged>,
 }
 
 impl Mailbox {
@@ -166,7 +118,7 @@ impl Mailbox {
 
     /// The names of folders as they change (bounded; a lagging receiver
     /// should look at every folder again).
-    pub fn changes(&self) -> broadcast::Receiver<String> {
+    pub fn changes(&self) -> broadcast::Receiver<FolderChanged> {
         self.changes.subscribe()
     }
 }
@@ -199,7 +151,7 @@ async fn run(
     address: Address,
     services: Services,
     mut rx: mpsc::Receiver<Request>,
-    changes: broadcast::Sender<String>,
+    changes: broadcast::Sender<FolderChanged>,
     mut stopped: watch::Receiver<bool>,
 ) {
     let opened =
@@ -213,7 +165,7 @@ async fn run(
             rx.close();
             while let Some(request) = rx.recv().await {
                 if let Request::Change(changes, reply) = request {
-                    let failed = changes.iter().map(|_| Err(MailError::Temporary(e.to_string())));
+                    let failed = changes.iter().map(|_| Err(e.clone()));
                     let _ = reply.send(failed.collect());
                 }
             }
@@ -296,7 +248,7 @@ async fn run(
         touched.sort();
         touched.dedup();
         for folder in touched {
-            let _ = changes.send(folder);
+            let _ = changes.send(FolderChanged { folder });
         }
     }
     debug!(address = %account.address, "mail task stopped");
@@ -310,7 +262,7 @@ impl Account {
             .logs
             .append(&self.address, MAIL_LOG, entry.encode())
             .await
-            .map_err(|e| MailError::Temporary(e.to_string()))?;
+            .map_err(|e| MailError::unavailable("cannot append to the mail log", e))?;
         self.tracker.since += 1;
         Ok(appended.seq)
     }
@@ -319,7 +271,7 @@ impl Account {
         self.services
             .logs
             .derived_secret(&self.address, MAIL_LOG, checkpoint::PURPOSE)
-            .map_err(|e| MailError::Temporary(e.to_string()))
+            .map_err(|e| MailError::unavailable("cannot derive the checkpoint key", e))
     }
 
     /// Checkpoints `state` as of entry `covers`. A failure is logged and

@@ -15,16 +15,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use epost_types::capability::Capability;
+use epost_types::cbor::DecodeError;
 use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
 use epost_types::mail::{
     Checkpoint, CheckpointFolder, DayRef, DeliveredPage, MailOp, MessagePage, PAGE_SPAN, PageRef,
     PagedMessage,
 };
+use epost_types::mailbox::MailError;
 use epost_types::time::Timestamp;
 use futures::StreamExt;
 
-use super::MailError;
 use super::state::{Folder, MailState, Stored};
 use crate::storage::StorageService;
 
@@ -149,7 +150,7 @@ async fn put(
     let report = storage
         .put_reader_with(secret, bytes.as_slice())
         .await
-        .map_err(|e| MailError::Temporary(format!("cannot store a checkpoint: {e}")))?;
+        .map_err(|e| MailError::unavailable("cannot store a checkpoint", e))?;
     Ok((report.capability, report.ids, report.expires))
 }
 
@@ -246,7 +247,7 @@ async fn fetch(storage: &StorageService, capability: &Capability) -> Result<Vec<
     storage
         .get_to(capability, &mut out)
         .await
-        .map_err(|e| MailError::Temporary(format!("cannot read a checkpoint: {e}")))?;
+        .map_err(|e| MailError::unavailable("cannot read a checkpoint", e))?;
     Ok(out)
 }
 
@@ -255,11 +256,11 @@ pub(super) async fn load(
     storage: &StorageService,
     capability: &Capability,
 ) -> Result<(MailState, Tracker, u64), MailError> {
-    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
-        MailError::Corrupt(format!("checkpoint {}: {what}: {e}", capability.id))
+    let corrupt = |what: &str, e: DecodeError| {
+        MailError::corrupt(format!("checkpoint {}: {what}", capability.id), e)
     };
     let index =
-        Checkpoint::decode(&fetch(storage, capability).await?).map_err(|e| corrupt("index", &e))?;
+        Checkpoint::decode(&fetch(storage, capability).await?).map_err(|e| corrupt("index", e))?;
     let mut tracker = Tracker { root: Some(capability.id), ..Tracker::default() };
     let mut folders = BTreeMap::new();
     for folder in index.folders {
@@ -273,7 +274,7 @@ pub(super) async fn load(
         let mut messages = BTreeMap::new();
         for page in pages {
             let (page, bytes) = page?;
-            let decoded = MessagePage::decode(&bytes).map_err(|e| corrupt("page", &e))?;
+            let decoded = MessagePage::decode(&bytes).map_err(|e| corrupt("page", e))?;
             for paged in decoded.messages {
                 messages.insert(paged.uid, Stored { message: paged.message, flags: paged.flags });
             }
@@ -300,7 +301,7 @@ pub(super) async fn load(
     let mut delivered = HashMap::new();
     for day in index.delivered {
         let page = DeliveredPage::decode(&fetch(storage, &day.capability).await?)
-            .map_err(|e| corrupt("filed notifications", &e))?;
+            .map_err(|e| corrupt("filed notifications", e))?;
         let count = page.ids.len() as u32;
         for (id, at) in page.ids {
             delivered.insert(id.into_vec(), at);

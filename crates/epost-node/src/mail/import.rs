@@ -24,14 +24,14 @@ pub struct ImportMeta {
 }
 
 /// Why a frame cannot be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum FrameError {
     #[error("metadata of {len} bytes (at most {MAX_META})")]
     MetaTooLarge { len: usize },
     #[error("a message of {len} bytes (at most {max})")]
     MessageTooLarge { len: usize, max: usize },
-    #[error("bad metadata: {0}")]
-    BadMeta(String),
+    #[error("bad metadata")]
+    BadMeta(#[source] serde_json::Error),
 }
 
 /// The frame of one message.
@@ -64,8 +64,8 @@ pub fn decode(buf: &[u8], max_message: usize) -> Result<Option<Decoded>, FrameEr
     if buf.len() < end {
         return Ok(None);
     }
-    let meta: ImportMeta = serde_json::from_slice(&buf[4..4 + meta_len])
-        .map_err(|e| FrameError::BadMeta(e.to_string()))?;
+    let meta: ImportMeta =
+        serde_json::from_slice(&buf[4..4 + meta_len]).map_err(FrameError::BadMeta)?;
     Ok(Some(((meta, Bytes::copy_from_slice(&buf[8 + meta_len..end])), end)))
 }
 

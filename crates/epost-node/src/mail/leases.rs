@@ -13,10 +13,10 @@ use epost_types::id::ObjectId;
 use epost_types::mail::{MailOp, MessageRef};
 use tracing::warn;
 
-use super::account::StoredObjects;
 use super::state::MailState;
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
+use epost_types::mailbox::StoredObjects;
 
 /// Roots changed per commit when comparing everything.
 const PAGE: usize = 512;

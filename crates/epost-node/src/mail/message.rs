@@ -10,7 +10,7 @@ use std::ops::Range;
 use epost_types::capability::Capability;
 use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
-use epost_types::mail::{MessageManifest, Piece};
+use epost_types::mail::{ManifestError, MessageManifest, Piece};
 use futures::StreamExt;
 use mail_parser::{MessageParser, PartType};
 
@@ -31,8 +31,17 @@ pub enum MessageError {
     Put(#[from] PutError),
     #[error("cannot fetch the message")]
     Get(#[from] GetError),
-    #[error("the stored message is damaged: {0}")]
-    Corrupt(String),
+    #[error("its manifest is not valid")]
+    Manifest(#[source] ManifestError),
+    #[error("a part is {got} bytes, the manifest says {expected}")]
+    PartLength { got: u64, expected: u64 },
+}
+
+impl MessageError {
+    /// Whether what was fetched is damaged (rather than not fetched).
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, MessageError::Manifest(_) | MessageError::PartLength { .. })
+    }
 }
 
 /// Where the message's bytes go: inline (false) or as an object (true).
@@ -180,18 +189,15 @@ pub async fn load(
     capability: &Capability,
 ) -> Result<Vec<u8>, MessageError> {
     let manifest_bytes = get(storage, capability).await?;
-    let manifest = MessageManifest::decode(&manifest_bytes)
-        .map_err(|e| MessageError::Corrupt(e.to_string()))?;
+    let manifest = MessageManifest::decode(&manifest_bytes).map_err(MessageError::Manifest)?;
     let parts = futures::stream::iter(manifest.pieces.into_iter().map(|piece| async move {
         match piece {
             Piece::Inline(bytes) => Ok::<_, MessageError>(bytes),
             Piece::Part { capability, len } => {
                 let bytes = get(storage, &capability).await?;
                 if bytes.len() as u64 != len {
-                    return Err(MessageError::Corrupt(format!(
-                        "a part is {} bytes, the manifest says {len}",
-                        bytes.len()
-                    )));
+                    let got = bytes.len() as u64;
+                    return Err(MessageError::PartLength { got, expected: len });
                 }
                 Ok(bytes)
             }
@@ -213,7 +219,7 @@ pub async fn load_manifest(
     capability: &Capability,
 ) -> Result<MessageManifest, MessageError> {
     let bytes = get(storage, capability).await?;
-    MessageManifest::decode(&bytes).map_err(|e| MessageError::Corrupt(e.to_string()))
+    MessageManifest::decode(&bytes).map_err(MessageError::Manifest)
 }
 
 async fn get(storage: &StorageService, capability: &Capability) -> Result<Vec<u8>, MessageError> {

@@ -28,13 +28,14 @@ use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::identity::ANY_DOMAIN;
 use epost_types::mail::MessageRef;
+use epost_types::mailbox::{Change, MailError, Recipient, Route, StoredObjects};
 use epost_types::time::Timestamp;
 use futures::StreamExt;
 use tokio::sync::{broadcast, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
-pub use account::{Change, Changed, Mailbox, StoredObjects};
+pub use account::{Changed, Mailbox};
 
 use crate::chain::Chain;
 use crate::identity::{Identity, IdentityError};
@@ -53,41 +54,6 @@ const CACHE_BYTES: usize = 64 * 1024 * 1024;
 const FILING: usize = 64;
 /// What a mail notification's summary starts with.
 const MAIL_SUMMARY: &str = "mail";
-
-/// Why a mail operation failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum MailError {
-    #[error("no folder named {0:?}")]
-    NoFolder(String),
-    #[error("a folder named {0:?} already exists")]
-    FolderExists(String),
-    #[error("{0}")]
-    NotAllowed(String),
-    #[error("no message with UID {0}")]
-    NoMessage(u32),
-    #[error("{0} is not hosted on this node")]
-    NotHosted(Address),
-    /// The overlay could not store or fetch; retrying later may work.
-    #[error("temporary failure: {0}")]
-    Temporary(String),
-    #[error("the stored message is damaged: {0}")]
-    Corrupt(String),
-    #[error("the mail service is shutting down")]
-    Stopped,
-}
-
-/// Where mail for an address would go.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Route {
-    /// Hosted on this node.
-    Local,
-    /// Certified in a trusted realm and hosted elsewhere.
-    Remote,
-    /// A trusted realm's domain, but no such user.
-    Unknown,
-    /// Not a domain of any realm trusted here.
-    Foreign,
-}
 
 /// The mail service. Clone freely.
 #[derive(Clone)]
@@ -194,7 +160,7 @@ impl MailService {
         let secret = self.inner.identity.realm_secret(realm_of.domain());
         let stored = message::store(&self.inner.storage, secret.as_ref(), raw)
             .await
-            .map_err(|e| MailError::Temporary(Chain(&e).to_string()))?;
+            .map_err(|e| MailError::unavailable("cannot store the message", e))?;
         self.cache().insert(stored.capability.id, Bytes::copy_from_slice(raw));
         let message = MessageRef {
             manifest: stored.capability,
@@ -210,11 +176,14 @@ impl MailService {
         if let Some(hit) = self.cache().get(&message.manifest.id) {
             return Ok(hit);
         }
-        let raw =
-            message::load(&self.inner.storage, &message.manifest).await.map_err(|e| match e {
-                message::MessageError::Corrupt(text) => MailError::Corrupt(text),
-                other => MailError::Temporary(Chain(&other).to_string()),
-            })?;
+        let id = message.manifest.id;
+        let raw = message::load(&self.inner.storage, &message.manifest).await.map_err(|e| {
+            if e.is_corrupt() {
+                MailError::corrupt(format!("message {id}"), e)
+            } else {
+                MailError::unavailable("cannot read the message", e)
+            }
+        })?;
         let raw = Bytes::from(raw);
         self.cache().insert(message.manifest.id, raw.clone());
         Ok(raw)
@@ -224,19 +193,20 @@ impl MailService {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Delivers `raw` to every recipient (each must route Local or Remote)
-    /// and returns once it is durable for all of them. Mail for a remote
-    /// recipient is announced by a notification signed by `submitter` if
-    /// hosted here, else by `postmaster@<recipient's domain>` hosted here.
+    /// Delivers `raw` to every recipient by the route decided for it when
+    /// it was accepted (Local or Remote; any other is refused), and returns
+    /// once it is durable for all of them. Mail for a remote recipient is
+    /// announced by a notification signed by `submitter` if hosted here,
+    /// else by `postmaster@<recipient's domain>` hosted here.
     pub async fn deliver(
         &self,
         submitter: Option<&Address>,
-        recipients: &[Address],
+        recipients: &[Recipient],
         raw: &[u8],
     ) -> Result<(), MailError> {
         // The sender's realm, else the (first) recipient's.
         let realm_of = submitter
-            .or(recipients.first())
+            .or(recipients.first().map(|r| &r.address))
             .ok_or_else(|| MailError::NotAllowed("a message needs a recipient".to_owned()))?;
         let (message, objects) = self.store_message(raw, realm_of).await?;
         let summary = summary_of(raw);
@@ -247,27 +217,40 @@ impl MailService {
             let capability = capability.clone();
             let summary = summary.clone();
             async move {
-                if self.inner.identity.user(rcpt).is_ok() {
-                    let insert = Change::Insert {
-                        folder: "INBOX".into(),
-                        message,
-                        flags: Vec::new(),
-                        notification: None,
-                        objects: Some(objects),
-                    };
-                    return self.mailbox(rcpt)?.change(insert).await.map(|_| ());
+                let address = &rcpt.address;
+                match rcpt.route {
+                    Route::Local => {
+                        let insert = Change::Insert {
+                            folder: "INBOX".into(),
+                            message,
+                            flags: Vec::new(),
+                            notification: None,
+                            objects: Some(objects),
+                        };
+                        return self.mailbox(address)?.change(insert).await.map(|_| ());
+                    }
+                    Route::Remote => {}
+                    Route::Unknown => return Err(MailError::UnknownUser(address.clone())),
+                    Route::Foreign => {
+                        return Err(MailError::NotAllowed(format!(
+                            "{address} is outside the realms trusted here"
+                        )));
+                    }
                 }
-                let signer = self.signer(submitter, rcpt)?;
+                let signer = self.signer(submitter, address)?;
                 self.inner
                     .notifications
-                    .send(&signer, rcpt, Some(capability), summary)
+                    .send(&signer, address, Some(capability), summary)
                     .await
                     .map(|_| ())
                     .map_err(|e| match e {
                         NotifyError::Identity(IdentityError::NoCertificate { .. }) => {
-                            MailError::NotAllowed(e.to_string())
+                            MailError::Undeliverable {
+                                address: address.clone(),
+                                cause: Arc::new(e),
+                            }
                         }
-                        other => MailError::Temporary(other.to_string()),
+                        other => MailError::unavailable("cannot announce the message", other),
                     })
             }
         });
@@ -302,7 +285,7 @@ impl MailService {
         let Some(capability) = &received.capability else { return Ok(false) };
         let id = data_encoding::HEXLOWER
             .decode(received.id.as_bytes())
-            .map_err(|_| MailError::Corrupt("notification id is not hex".into()))?;
+            .map_err(|e| MailError::corrupt("the notification id is not hex", e))?;
         let mailbox = self.mailbox(&received.to)?;
         let delivered = id.clone();
         if mailbox.read(move |state| state.delivered.contains_key(&delivered)).await? {
@@ -311,7 +294,7 @@ impl MailService {
         // The size comes from the manifest itself, not the sender's word.
         let manifest = message::load_manifest(&self.inner.storage, capability)
             .await
-            .map_err(|e| MailError::Temporary(Chain(&e).to_string()))?;
+            .map_err(|e| MailError::unavailable("cannot read the message's manifest", e))?;
         let insert = Change::Insert {
             folder: "INBOX".into(),
             message: MessageRef {
@@ -354,7 +337,7 @@ impl MailService {
                 .inner
                 .notifications
                 .list_after(address, cursor.as_ref(), FILING_PAGE)
-                .map_err(|e| MailError::Temporary(e.to_string()))?;
+                .map_err(|e| MailError::unavailable("cannot list what was received", e))?;
             let full = page.len() == FILING_PAGE;
             for (at, item) in page {
                 match self.file(&item).await {
@@ -377,7 +360,7 @@ impl MailService {
                 .book
                 .change(change)
                 .await
-                .map_err(|e| MailError::Temporary(e.to_string()))?;
+                .map_err(|e| MailError::unavailable("cannot move the filing mark", e))?;
         }
         Ok(())
     }

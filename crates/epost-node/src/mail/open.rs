@@ -5,9 +5,9 @@
 
 use epost_types::address::Address;
 use epost_types::mail::{MailEntry, MailOp};
+use epost_types::mailbox::MailError;
 use tracing::{debug, info, warn};
 
-use super::MailError;
 use super::account::{MAIL_LOG, validity};
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
@@ -35,7 +35,8 @@ pub(super) async fn open(
     book: &LeaseBook,
     storage: &StorageService,
 ) -> Result<Opened, MailError> {
-    let temporary = |e: crate::logs::LogError| MailError::Temporary(e.to_string());
+    let temporary =
+        |e: crate::logs::LogError| MailError::unavailable("cannot read the mail log", e);
     let mut entries = logs.read_back(address, MAIL_LOG, is_checkpoint).await.map_err(temporary)?;
     let mut state = MailState::default();
     let mut tracker = Tracker::default();
@@ -142,7 +143,7 @@ async fn create_standard(
     let appended = logs
         .append(address, MAIL_LOG, MailEntry::new(ops.clone()).encode())
         .await
-        .map_err(|e| MailError::Temporary(e.to_string()))?;
+        .map_err(|e| MailError::unavailable("cannot make the standard folders", e))?;
     for op in &ops {
         let _ = state.apply(op);
         tracker.note(op, &[]);

@@ -20,7 +20,7 @@ use epost_dht::{DhtClient, PeerId};
 use epost_store::Store;
 use epost_types::address::Address;
 use epost_types::capability::Capability;
-use epost_types::notify::{Notification, Receipt, SealedNotification};
+use epost_types::notify::{Notification, Receipt, SealNotificationError, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -45,8 +45,8 @@ const RECEIPT_IDS: usize = 256;
 pub enum NotifyError {
     #[error(transparent)]
     Identity(#[from] IdentityError),
-    #[error("cannot make the notification: {0}")]
-    Seal(String),
+    #[error("cannot make the notification")]
+    Seal(#[source] SealNotificationError),
     #[error("no inbox holder kept the notification ({0})")]
     NotHeld(String),
     #[error("cannot read what was received")]
@@ -181,10 +181,10 @@ impl NotifyService {
         let recipient = inner.identity.lookup_certificate(to).await?;
         let notification =
             Notification::new(from.clone(), to.clone(), capability, summary, Timestamp::now())
-                .map_err(|e| NotifyError::Seal(e.to_string()))?;
+                .map_err(NotifyError::Seal)?;
         let expires = Timestamp::now().saturating_add(inner.lease);
         let sealed = Notification::seal(&sender.keys, &recipient, &notification, expires)
-            .map_err(|e| NotifyError::Seal(e.to_string()))?;
+            .map_err(NotifyError::Seal)?;
         let id = sealed.id;
 
         let me = inner.dht.local_peer_id();

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use epost_types::address::Address;
+use epost_types::mailbox::{MailError, Recipient, Route};
 
 use super::{Session, Step};
 use crate::backend::{Account, MailBackend};
@@ -210,7 +211,7 @@ async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
     assert_eq!(h.codes("hi\r\n.\r\n").await, [250]);
     let relayed = h.backend.relayed();
     assert_eq!(relayed.len(), 1);
-    assert_eq!(relayed[0].0.to, [addr("friend@foreign.test")]);
+    assert_eq!(relayed[0].0.to, [Recipient::new(addr("friend@foreign.test"), Route::Foreign)]);
     assert_eq!(relayed[0].0.submitter, Some(addr("alice@example.test")));
 }
 
@@ -340,25 +341,18 @@ impl MailBackend for Flaky {
         self.0.authenticate(user, password).await
     }
 
-    async fn recipient(&self, rcpt: &Address) -> crate::backend::Recipient {
+    async fn recipient(&self, rcpt: &Address) -> Result<Route, MailError> {
         if rcpt.domain() == "flaky.test" {
-            return crate::backend::Recipient::TryLater("overlay unreachable".into());
+            return Err(MailError::Unavailable { what: "overlay unreachable".into(), cause: None });
         }
         self.0.recipient(rcpt).await
     }
 
-    async fn deliver(
-        &self,
-        _: crate::backend::Envelope,
-        _: bytes::Bytes,
-    ) -> Result<(), crate::backend::MailError> {
-        Err(crate::backend::MailError::Temporary("no storage quorum".into()))
+    async fn deliver(&self, _: crate::backend::Envelope, _: bytes::Bytes) -> Result<(), MailError> {
+        Err(MailError::Unavailable { what: "no storage quorum".into(), cause: None })
     }
 
-    async fn account(
-        &self,
-        user: &Address,
-    ) -> Result<crate::memory::MemoryAccount, crate::backend::MailError> {
+    async fn account(&self, user: &Address) -> Result<crate::memory::MemoryAccount, MailError> {
         self.0.account(user).await
     }
 }
