@@ -13,6 +13,7 @@
 //! that is the services' job. It must never keep an inbound record that its
 //! [`RecordValidator`] refused.
 
+pub mod addr;
 mod behaviour;
 mod client;
 mod config;

@@ -1,0 +1,150 @@
+//! Reading the overlay's addresses from text: one to listen on, one to
+//! dial. Callers (the config loader, flags) turn a typo into an error that
+//! names the bad part at load, rather than when the overlay starts.
+//!
+//! It checks only what this crate knows: the multiaddr grammar, that the
+//! transport is one the swarm is built with (TCP), and where a peer id
+//! belongs. It never resolves names or touches the network.
+
+use libp2p::multiaddr::{self, Protocol};
+
+use crate::Multiaddr;
+
+/// Why a text is not an address the overlay can use.
+#[derive(Debug, thiserror::Error)]
+pub enum AddrError {
+    #[error("a multiaddr starts with '/'")]
+    NoLeadingSlash,
+    #[error("{component:?} is not valid: {source}")]
+    Component {
+        /// The failing part, e.g. `/tcp/99999`.
+        component: String,
+        source: multiaddr::Error,
+    },
+    #[error("no /tcp/<port> in the address (the overlay speaks TCP)")]
+    NoTcp,
+    #[error("a listen address must not name a peer (/p2p/...)")]
+    ListenNamesPeer,
+    #[error("a bootstrap address must end in /p2p/<peer id>")]
+    DialWithoutPeer,
+}
+
+/// Parses an address to listen on: TCP, and no peer id.
+pub fn parse_listen(text: &str) -> Result<Multiaddr, AddrError> {
+    let addr = parse(text)?;
+    check_listen(&addr)?;
+    Ok(addr)
+}
+
+/// Parses an address to dial: TCP, ending in the peer's id.
+pub fn parse_dial(text: &str) -> Result<Multiaddr, AddrError> {
+    let addr = parse(text)?;
+    check_dial(&addr)?;
+    Ok(addr)
+}
+
+/// Checks an already typed address to listen on.
+pub fn check_listen(addr: &Multiaddr) -> Result<(), AddrError> {
+    check_tcp(addr)?;
+    if addr.iter().any(|p| matches!(p, Protocol::P2p(_))) {
+        return Err(AddrError::ListenNamesPeer);
+    }
+    Ok(())
+}
+
+/// Checks an already typed address to dial.
+pub fn check_dial(addr: &Multiaddr) -> Result<(), AddrError> {
+    check_tcp(addr)?;
+    match addr.iter().last() {
+        Some(Protocol::P2p(_)) => Ok(()),
+        _ => Err(AddrError::DialWithoutPeer),
+    }
+}
+
+fn check_tcp(addr: &Multiaddr) -> Result<(), AddrError> {
+    if addr.iter().any(|p| matches!(p, Protocol::Tcp(_))) { Ok(()) } else { Err(AddrError::NoTcp) }
+}
+
+/// Parses one component at a time (as `Multiaddr`'s own `FromStr` does),
+/// so an error can say which part is wrong.
+fn parse(text: &str) -> Result<Multiaddr, AddrError> {
+    let mut parts = text.split('/').peekable();
+    if parts.next() != Some("") {
+        return Err(AddrError::NoLeadingSlash);
+    }
+    let mut addr = Multiaddr::empty();
+    while parts.peek().is_some() {
+        let ahead = parts.clone();
+        let protocol = Protocol::from_str_parts(&mut parts).map_err(|source| {
+            // The name and, when there was one, the value it was given.
+            let component: String = ahead.take(2).map(|part| format!("/{part}")).collect();
+            AddrError::Component { component, source }
+        })?;
+        addr.push(protocol);
+    }
+    Ok(addr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PEER: &str = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+
+    #[test]
+    fn accepts_usual_forms() {
+        for listen in ["/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/4100", "/ip4/0.0.0.0/tcp/4100"] {
+            let addr = parse_listen(listen).unwrap();
+            assert_eq!(addr.to_string(), listen);
+        }
+        for dial in [
+            format!("/ip4/10.0.0.1/tcp/4100/p2p/{PEER}"),
+            format!("/dns4/node.example.org/tcp/4100/p2p/{PEER}"),
+        ] {
+            let addr = parse_dial(&dial).unwrap();
+            assert_eq!(addr.to_string(), dial);
+        }
+    }
+
+    #[test]
+    fn rejects_typos_naming_the_part() {
+        // (text, listen or dial, words the message must hold)
+        let cases: &[(&str, bool, &[&str])] = &[
+            ("ip4/127.0.0.1/tcp/0", true, &["starts with '/'"]),
+            ("", true, &["/tcp/<port>"]),
+            ("/ip4/127.0.0.256/tcp/0", true, &["/ip4/127.0.0.256"]),
+            ("/ip4/1.2.3/tcp/1", true, &["/ip4/1.2.3"]),
+            ("/ip4/127.0.0.1/tcp/70000", true, &["/tcp/70000"]),
+            ("/ip4/127.0.0.1/tcp", true, &["/tcp"]),
+            ("/ip4/127.0.0.1", true, &["/tcp/<port>"]),
+            ("/ip4/127.0.0.1/sctp/5", true, &["/tcp/<port>"]),
+            ("/ip4/127.0.0.1/bogus/5", true, &["/bogus/5", "bogus"]),
+            ("/ip6/::1/udp/4100/quic-v1", true, &["/tcp/<port>"]),
+            (
+                "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+                true,
+                &["must not name a peer"],
+            ),
+            ("/ip4/127.0.0.1/tcp/1", false, &["/p2p/<peer id>"]),
+            ("/ip4/127.0.0.1/tcp/1/p2p/short", false, &["/p2p/short"]),
+            (
+                "/ip4/127.0.0.1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
+                false,
+                &["/tcp/<port>"],
+            ),
+        ];
+        for (text, listen, words) in cases {
+            let e = if *listen { parse_listen(text) } else { parse_dial(text) }.unwrap_err();
+            let shown = e.to_string();
+            for word in *words {
+                assert!(shown.contains(word), "{text:?}: {shown:?} lacks {word:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_bad_part_keeps_its_cause() {
+        let e = parse_listen("/ip4/127.0.0.1/tcp/70000").unwrap_err();
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}
