@@ -1,13 +1,27 @@
 //! The node's configuration: one TOML file, typed with serde, validated at
-//! load. Every error names the key and the bad value, so a user can fix the
-//! file without reading code.
+//! load. Addresses, durations and paths are typed as the file is read
+//! ([`value`]); the rest is checked by [`Config::validate_all`]. Every
+//! error names the key and the bad value, so a user can fix the file
+//! without reading code.
+//!
+//! Defaults come from the settings types of the crates that use them
+//! (the node's storage, lease and identity settings, the overlay's, the
+//! gateway's limits); only what no crate below decides (where to listen,
+//! the engine, logging) is chosen here. [`template`] writes them out.
+
+mod template;
+mod value;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
+use epost_dht::Multiaddr;
+use epost_dht::addr::AddrError;
 use serde::{Deserialize, Serialize};
 
-use crate::multiaddr;
+pub(crate) use template::template;
+use value::days_of;
 
 /// Everything a node reads from `config.toml`. Every key is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -21,66 +35,54 @@ pub(crate) struct Config {
     pub(crate) log: LogConfig,
 }
 
-/// The mail gateway: where mail clients connect. An empty address turns
-/// that protocol off.
+/// The mail gateway: where mail clients connect. An empty address (`None`)
+/// turns that protocol off.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct GatewayConfig {
-    pub(crate) smtp_listen: String,
-    pub(crate) submission_listen: String,
-    pub(crate) imap_listen: String,
-    pub(crate) pop3_listen: String,
+    #[serde(deserialize_with = "value::smtp_listen", serialize_with = "value::serialize_off")]
+    pub(crate) smtp_listen: Option<SocketAddr>,
+    #[serde(
+        deserialize_with = "value::submission_listen",
+        serialize_with = "value::serialize_off"
+    )]
+    pub(crate) submission_listen: Option<SocketAddr>,
+    #[serde(deserialize_with = "value::imap_listen", serialize_with = "value::serialize_off")]
+    pub(crate) imap_listen: Option<SocketAddr>,
+    #[serde(deserialize_with = "value::pop3_listen", serialize_with = "value::serialize_off")]
+    pub(crate) pop3_listen: Option<SocketAddr>,
     /// The name the gateway greets with and puts in its TLS certificate.
     pub(crate) hostname: String,
-    /// PEM certificate chain and key; both empty: a self-signed certificate
-    /// is made on first start and kept in the data directory.
-    pub(crate) tls_cert: String,
-    pub(crate) tls_key: String,
+    /// PEM certificate chain and key; both `None` (`""`): a self-signed
+    /// certificate is made on first start and kept in the data directory.
+    #[serde(with = "value::path_or_none")]
+    pub(crate) tls_cert: Option<PathBuf>,
+    #[serde(with = "value::path_or_none")]
+    pub(crate) tls_key: Option<PathBuf>,
     /// Largest message accepted, in bytes.
-    pub(crate) max_message_bytes: u64,
+    pub(crate) max_message_bytes: usize,
     /// "host:port" that takes authenticated users' mail for domains outside
     /// the trusted realms; empty: such mail is refused.
     pub(crate) smart_host: String,
 }
 
+/// Loopback, port 0: several nodes on one machine must not fight over ports.
+const LOOPBACK_ANY_PORT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
-            smtp_listen: "127.0.0.1:0".into(),
-            submission_listen: "127.0.0.1:0".into(),
-            imap_listen: "127.0.0.1:0".into(),
-            pop3_listen: "127.0.0.1:0".into(),
+            smtp_listen: Some(LOOPBACK_ANY_PORT),
+            submission_listen: Some(LOOPBACK_ANY_PORT),
+            imap_listen: Some(LOOPBACK_ANY_PORT),
+            pop3_listen: Some(LOOPBACK_ANY_PORT),
             hostname: "localhost".into(),
-            tls_cert: String::new(),
-            tls_key: String::new(),
-            max_message_bytes: 25 * 1024 * 1024,
+            tls_cert: None,
+            tls_key: None,
+            max_message_bytes: epost_gateway::context::Limits::default().max_message,
             smart_host: String::new(),
         }
-    }
-}
-
-impl GatewayConfig {
-    /// Each protocol's listen address, `None` when turned off, or the
-    /// first bad one as (key, value, reason).
-    pub(crate) fn listeners(&self) -> Result<[Option<SocketAddr>; 4], BadValue> {
-        let parse = |key: &'static str, text: &str| {
-            if text.is_empty() {
-                return Ok(None);
-            }
-            text.parse::<SocketAddr>().map(Some).map_err(|_| {
-                BadValue::new(
-                    key,
-                    quoted(text),
-                    "must be IP:PORT (port 0 picks one), or \"\" to turn it off",
-                )
-            })
-        };
-        Ok([
-            parse("gateway.smtp_listen", &self.smtp_listen)?,
-            parse("gateway.submission_listen", &self.submission_listen)?,
-            parse("gateway.imap_listen", &self.imap_listen)?,
-            parse("gateway.pop3_listen", &self.pop3_listen)?,
-        ])
     }
 }
 
@@ -89,13 +91,15 @@ impl GatewayConfig {
 pub(crate) struct IdentityConfig {
     /// Realm keys trusted to certify users, per mail domain (`*`: any domain).
     pub(crate) trusted_realms: std::collections::BTreeMap<String, Vec<String>>,
-    /// Seconds between republishing hosted users' certificates and presence.
-    pub(crate) republish_interval_secs: u64,
+    /// How often hosted users' certificates and presence are republished.
+    #[serde(rename = "republish_interval_secs", with = "value::secs")]
+    pub(crate) republish_interval: Duration,
 }
 
 impl Default for IdentityConfig {
     fn default() -> Self {
-        Self { trusted_realms: Default::default(), republish_interval_secs: 600 }
+        let node = epost_node::identity::IdentityConfig::default();
+        Self { trusted_realms: Default::default(), republish_interval: node.republish_interval }
     }
 }
 
@@ -121,12 +125,15 @@ impl IdentityConfig {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct NetworkConfig {
-    /// libp2p multiaddrs to listen on.
-    pub(crate) listen: Vec<String>,
-    /// Peers to join through (multiaddrs ending in /p2p/<peer id>).
-    pub(crate) bootstrap: Vec<String>,
+    /// Addresses to listen on for peers.
+    #[serde(deserialize_with = "value::network_listen")]
+    pub(crate) listen: Vec<Multiaddr>,
+    /// Peers to join through (each ends in /p2p/<peer id>).
+    #[serde(deserialize_with = "value::network_bootstrap")]
+    pub(crate) bootstrap: Vec<Multiaddr>,
     /// How long to wait for a first bootstrap peer before failing.
-    pub(crate) bootstrap_timeout_secs: u64,
+    #[serde(rename = "bootstrap_timeout_secs", with = "value::secs")]
+    pub(crate) bootstrap_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -137,24 +144,30 @@ pub(crate) struct StorageConfig {
     /// m: extra fragments; an object survives the loss of any m.
     pub(crate) parity_fragments: u8,
     /// How long a stored object lives unless its owner renews it.
-    pub(crate) lease_days: u32,
-    /// An object is renewed once this many days have passed since its
-    /// lease was last secured.
-    pub(crate) renew_after_days: u32,
-    /// Seconds between renewal passes (one also runs at start).
-    pub(crate) renew_interval_secs: u64,
+    #[serde(rename = "lease_days", with = "value::days")]
+    pub(crate) lease: Duration,
+    /// An object is renewed once this long has passed since its lease was
+    /// last secured.
+    #[serde(rename = "renew_after_days", with = "value::days")]
+    pub(crate) renew_after: Duration,
+    /// Time between renewal passes (one also runs at start).
+    #[serde(rename = "renew_interval_secs", with = "value::secs")]
+    pub(crate) renew_interval: Duration,
     /// Objects renewed per second at most.
     pub(crate) renew_rate: u32,
-    /// Seconds between sweeps of expired records from the local store.
-    pub(crate) sweep_interval_secs: u64,
+    /// Time between sweeps of expired records from the local store.
+    #[serde(rename = "sweep_interval_secs", with = "value::secs")]
+    pub(crate) sweep_interval: Duration,
     /// Plaintext chunk size for large objects, in bytes.
-    pub(crate) chunk_size: u32,
+    pub(crate) chunk_size: usize,
     /// Local storage engine.
     pub(crate) backend: Backend,
-    /// Seconds between maintenance (repair, hand-over, GC) passes.
-    pub(crate) repair_interval_secs: u64,
-    /// Seconds a peer must be unreachable before its fragments are rebuilt.
-    pub(crate) grace_secs: u64,
+    /// Time between maintenance (repair, hand-over, GC) passes.
+    #[serde(rename = "repair_interval_secs", with = "value::secs")]
+    pub(crate) repair_interval: Duration,
+    /// How long a peer must be unreachable before its fragments are rebuilt.
+    #[serde(rename = "grace_secs", with = "value::secs")]
+    pub(crate) grace: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,6 +181,7 @@ pub(crate) enum Backend {
 #[serde(default, deny_unknown_fields)]
 pub(crate) struct ApiConfig {
     /// Control API (HTTP+JSON); must be a loopback address.
+    #[serde(deserialize_with = "value::api_listen")]
     pub(crate) listen: SocketAddr,
 }
 
@@ -187,41 +201,44 @@ pub(crate) enum LogFormat {
     Json,
 }
 
-pub(crate) const DEFAULT_LISTEN: &str = "/ip4/0.0.0.0/tcp/4100";
-const MIN_CHUNK: u32 = 64 * 1024;
-const MAX_CHUNK: u32 = 16 * 1024 * 1024;
+const MIN_CHUNK: usize = 64 * 1024;
+const MAX_CHUNK: usize = 16 * 1024 * 1024;
 
 impl Default for NetworkConfig {
     fn default() -> Self {
+        // All interfaces, a fixed port: what a node others bootstrap through needs.
+        let all = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 4100));
         Self {
-            listen: vec![DEFAULT_LISTEN.to_owned()],
+            listen: vec![epost_dht::addr::tcp_listen(all)],
             bootstrap: Vec::new(),
-            bootstrap_timeout_secs: 10,
+            bootstrap_timeout: epost_dht::DhtConfig::default().bootstrap_timeout,
         }
     }
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
+        let node = epost_node::storage::StorageConfig::default();
+        let lease = epost_node::lease::LeaseConfig::default();
         Self {
-            data_fragments: 4,
-            parity_fragments: 4,
-            lease_days: 180,
-            renew_after_days: 30,
-            renew_interval_secs: 86_400,
-            renew_rate: 2000,
-            sweep_interval_secs: 600,
-            chunk_size: 1024 * 1024,
+            data_fragments: node.k,
+            parity_fragments: node.m,
+            lease: node.lease,
+            renew_after: lease.renew_after,
+            renew_interval: lease.interval,
+            renew_rate: lease.rate,
+            sweep_interval: Duration::from_secs(600),
+            chunk_size: node.chunk_size,
             backend: Backend::Redb,
-            repair_interval_secs: 60,
-            grace_secs: 300,
+            repair_interval: node.repair_interval,
+            grace: node.grace,
         }
     }
 }
 
 impl Default for ApiConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 0)) }
+        Self { listen: LOOPBACK_ANY_PORT }
     }
 }
 
@@ -234,12 +251,46 @@ impl Default for LogConfig {
 /// Why a config could not be used. Every variant names where to look.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
-    #[error("cannot read {path}: {source}")]
+    // Causes are sources, not repeated here: the binary prints the chain.
+    #[error("cannot read {path}")]
     Read { path: String, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Syntax { path: String, message: String },
+    /// toml's message names the line and column; ours (in [`value`]) the
+    /// key and the value. It has no cause of its own, so it is shown here.
+    #[error("{path}: {}", error.to_string().trim_end())]
+    Syntax { path: String, error: toml::de::Error },
     #[error("{path}: `{key}` = {value}: {reason}")]
     Invalid { path: String, key: &'static str, value: String, reason: String },
+    #[error("{path}: `{key}` = {value:?}")]
+    Address { path: String, key: &'static str, value: String, source: AddrError },
+}
+
+/// `--listen` flags, read as `network.listen` is.
+pub(crate) fn listen_flags(values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    flags(values, "the --listen flag", "network.listen", epost_dht::addr::parse_listen)
+}
+
+/// `--bootstrap` flags, read as `network.bootstrap` is.
+pub(crate) fn bootstrap_flags(values: &[String]) -> Result<Vec<Multiaddr>, ConfigError> {
+    flags(values, "the --bootstrap flag", "network.bootstrap", epost_dht::addr::parse_dial)
+}
+
+fn flags(
+    values: &[String],
+    origin: &str,
+    key: &'static str,
+    parse: fn(&str) -> Result<Multiaddr, AddrError>,
+) -> Result<Vec<Multiaddr>, ConfigError> {
+    values
+        .iter()
+        .map(|value| {
+            parse(value).map_err(|source| ConfigError::Address {
+                path: origin.to_owned(),
+                key,
+                value: value.clone(),
+                source,
+            })
+        })
+        .collect()
 }
 
 impl Config {
@@ -253,56 +304,64 @@ impl Config {
 
     /// Parses and validates config text; `origin` names it in errors.
     pub(crate) fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: origin.to_owned(),
-            // toml's message already names the key, line and column.
-            message: e.to_string().trim_end().to_owned(),
-        })?;
+        let config: Config = toml::from_str(text)
+            .map_err(|error| ConfigError::Syntax { path: origin.to_owned(), error })?;
         config.validate_all(origin)?;
         Ok(config)
     }
 
-    /// Validates a config assembled from the file and flags.
+    /// Validates a config assembled from the file, flags and code.
     pub(crate) fn validate_all(&self, origin: &str) -> Result<(), ConfigError> {
-        self.validate().map_err(|bad| ConfigError::Invalid {
-            path: origin.to_owned(),
-            key: bad.key,
-            value: bad.value,
-            reason: bad.reason,
+        self.validate().map_err(|bad| match bad.reason {
+            Reason::Text(reason) => ConfigError::Invalid {
+                path: origin.to_owned(),
+                key: bad.key,
+                value: bad.value,
+                reason,
+            },
+            Reason::Address(source) => ConfigError::Address {
+                path: origin.to_owned(),
+                key: bad.key,
+                value: bad.value,
+                source,
+            },
         })
     }
 
+    /// The first value this config cannot run with. Addresses read from a
+    /// file were checked as they were read; these checks also cover values
+    /// set by flags or code, and the rules that span keys.
     fn validate(&self) -> Result<(), BadValue> {
         if self.network.listen.is_empty() {
             return Err(BadValue::new("network.listen", "[]", "at least one address is needed"));
         }
         for addr in &self.network.listen {
-            multiaddr::validate_listen(addr)
-                .map_err(|reason| BadValue::new("network.listen", quoted(addr), reason))?;
+            epost_dht::addr::check_listen(addr)
+                .map_err(|e| BadValue::address("network.listen", addr, e))?;
         }
         for addr in &self.network.bootstrap {
-            multiaddr::validate_dial(addr)
-                .map_err(|reason| BadValue::new("network.bootstrap", quoted(addr), reason))?;
+            epost_dht::addr::check_dial(addr)
+                .map_err(|e| BadValue::address("network.bootstrap", addr, e))?;
         }
-        if !(1..=600).contains(&self.network.bootstrap_timeout_secs) {
+        if !(1..=600).contains(&self.network.bootstrap_timeout.as_secs()) {
             return Err(BadValue::new(
                 "network.bootstrap_timeout_secs",
-                self.network.bootstrap_timeout_secs.to_string(),
+                self.network.bootstrap_timeout.as_secs().to_string(),
                 "must be between 1 and 600 seconds",
             ));
         }
         let s = &self.storage;
-        if !(1..=86_400).contains(&s.repair_interval_secs) {
+        if !(1..=86_400).contains(&s.repair_interval.as_secs()) {
             return Err(BadValue::new(
                 "storage.repair_interval_secs",
-                s.repair_interval_secs.to_string(),
+                s.repair_interval.as_secs().to_string(),
                 "must be between 1 and 86400 seconds",
             ));
         }
-        if !(1..=604_800).contains(&s.grace_secs) {
+        if !(1..=604_800).contains(&s.grace.as_secs()) {
             return Err(BadValue::new(
                 "storage.grace_secs",
-                s.grace_secs.to_string(),
+                s.grace.as_secs().to_string(),
                 "must be between 1 and 604800 seconds (a week)",
             ));
         }
@@ -320,25 +379,27 @@ impl Config {
                 "must be between 0 and 64",
             ));
         }
-        if !(2..=3650).contains(&s.lease_days) {
+        let (lease_days, renew_after_days) = (days_of(s.lease), days_of(s.renew_after));
+        if !(2..=3650).contains(&lease_days) {
             return Err(BadValue::new(
                 "storage.lease_days",
-                s.lease_days.to_string(),
+                lease_days.to_string(),
                 "must be between 2 and 3650 days",
             ));
         }
-        if s.renew_after_days == 0 || s.renew_after_days >= s.lease_days {
+        if renew_after_days == 0 || renew_after_days >= lease_days {
             return Err(BadValue::new(
                 "storage.renew_after_days",
-                s.renew_after_days.to_string(),
-                format!("must be at least 1 and below lease_days ({})", s.lease_days),
+                renew_after_days.to_string(),
+                format!("must be at least 1 and below lease_days ({lease_days})"),
             ));
         }
-        let window = u64::from(s.lease_days - s.renew_after_days) * 86_400;
-        if !(60..=7 * 86_400).contains(&s.renew_interval_secs) || s.renew_interval_secs >= window {
+        let window = (s.lease - s.renew_after).as_secs();
+        let interval = s.renew_interval.as_secs();
+        if !(60..=7 * 86_400).contains(&interval) || interval >= window {
             return Err(BadValue::new(
                 "storage.renew_interval_secs",
-                s.renew_interval_secs.to_string(),
+                interval.to_string(),
                 format!(
                     "must be between 60 and 604800 seconds and shorter than lease_days - renew_after_days ({window} s), or leases lapse between passes"
                 ),
@@ -351,10 +412,10 @@ impl Config {
                 "must be between 1 and 1000000 objects a second",
             ));
         }
-        if !(10..=86_400).contains(&s.sweep_interval_secs) {
+        if !(10..=86_400).contains(&s.sweep_interval.as_secs()) {
             return Err(BadValue::new(
                 "storage.sweep_interval_secs",
-                s.sweep_interval_secs.to_string(),
+                s.sweep_interval.as_secs().to_string(),
                 "must be between 10 and 86400 seconds",
             ));
         }
@@ -375,46 +436,45 @@ impl Config {
         if let Err((value, reason)) = self.identity.trusted() {
             return Err(BadValue::new("identity.trusted_realms", value, reason));
         }
-        if !(10..=86_400).contains(&self.identity.republish_interval_secs) {
+        if !(10..=86_400).contains(&self.identity.republish_interval.as_secs()) {
             return Err(BadValue::new(
                 "identity.republish_interval_secs",
-                self.identity.republish_interval_secs.to_string(),
+                self.identity.republish_interval.as_secs().to_string(),
                 "must be between 10 and 86400 seconds",
             ));
         }
-        self.gateway.listeners()?;
-        if self.gateway.hostname.is_empty()
-            || epost_types::address::canonical_domain(&self.gateway.hostname).is_err()
-        {
+        let g = &self.gateway;
+        if g.hostname.is_empty() || epost_types::address::canonical_domain(&g.hostname).is_err() {
             return Err(BadValue::new(
                 "gateway.hostname",
-                quoted(&self.gateway.hostname),
+                quoted(&g.hostname),
                 "must be a host name such as mail.example.org",
             ));
         }
-        if self.gateway.tls_cert.is_empty() != self.gateway.tls_key.is_empty() {
+        if g.tls_cert.is_some() != g.tls_key.is_some() {
+            let shown = g.tls_cert.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
             return Err(BadValue::new(
                 "gateway.tls_cert",
-                quoted(&self.gateway.tls_cert),
+                quoted(&shown),
                 "tls_cert and tls_key go together: give both, or neither for a self-signed certificate",
             ));
         }
-        if !self.gateway.smart_host.is_empty() {
-            let ok = self.gateway.smart_host.rsplit_once(':').is_some_and(|(host, port)| {
+        if !g.smart_host.is_empty() {
+            let ok = g.smart_host.rsplit_once(':').is_some_and(|(host, port)| {
                 !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
             });
             if !ok {
                 return Err(BadValue::new(
                     "gateway.smart_host",
-                    quoted(&self.gateway.smart_host),
+                    quoted(&g.smart_host),
                     "must be host:port, e.g. \"smtp.example.org:25\", or \"\" for none",
                 ));
             }
         }
-        if !(1024..=1024 * 1024 * 1024).contains(&self.gateway.max_message_bytes) {
+        if !(1024..=1024 * 1024 * 1024).contains(&g.max_message_bytes) {
             return Err(BadValue::new(
                 "gateway.max_message_bytes",
-                self.gateway.max_message_bytes.to_string(),
+                g.max_message_bytes.to_string(),
                 "must be between 1 KiB and 1 GiB",
             ));
         }
@@ -425,15 +485,25 @@ impl Config {
     }
 }
 
-pub(crate) struct BadValue {
+/// The first bad value [`Config::validate`] found.
+struct BadValue {
     key: &'static str,
     value: String,
-    reason: String,
+    reason: Reason,
+}
+
+enum Reason {
+    Text(String),
+    Address(AddrError),
 }
 
 impl BadValue {
     fn new(key: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self { key, value: value.into(), reason: reason.into() }
+        Self { key, value: value.into(), reason: Reason::Text(reason.into()) }
+    }
+
+    fn address(key: &'static str, addr: &Multiaddr, reason: AddrError) -> Self {
+        Self { key, value: addr.to_string(), reason: Reason::Address(reason) }
     }
 }
 
@@ -441,116 +511,84 @@ fn quoted(s: &str) -> String {
     format!("{s:?}")
 }
 
-/// The file `init` writes: every key with its default and what it means.
-pub(crate) fn template(listen: &[String], bootstrap: &[String]) -> String {
-    let list = |items: &[String]| {
-        let quoted: Vec<String> = items.iter().map(|s| quoted(s)).collect();
-        format!("[{}]", quoted.join(", "))
-    };
-    format!(
-        r#"# epost node configuration. Every key is optional; the values shown
-# are the defaults unless `epost init` was given others.
-
-[network]
-# libp2p multiaddrs to listen on for peers. /ip4/127.0.0.1/tcp/0 lets the OS
-# pick a port (the chosen one is written to node.json when the node runs).
-listen = {listen}
-# Peers to join the overlay through: multiaddrs ending in /p2p/<peer id>.
-bootstrap = {bootstrap}
-# Seconds to wait for a first bootstrap peer before `node run` fails.
-bootstrap_timeout_secs = 10
-
-[storage]
-# Each object is erasure-coded into data_fragments (k) + parity_fragments (m)
-# fragments on the k+m nodes closest to its id; any k rebuild it, so it
-# survives the loss of any m. 4+4 stores 2x the object size.
-data_fragments = 4
-parity_fragments = 4
-# Objects expire unless their owner renews them; deletion is non-renewal.
-# The node renews, for the users it hosts, everything their mail and logs
-# still reference, once renew_after_days have passed since its lease was
-# last secured, in passes every renew_interval_secs (and at start), at most
-# renew_rate objects a second. So everything always has at least
-# lease_days - renew_after_days - 1 day left: with the defaults a node
-# switched off for 149 days still finds every message when it returns
-# (see spec/store.md). Deleted mail stays readable on holders for up to
-# lease_days after its last renewal.
-lease_days = 180
-renew_after_days = 30
-renew_interval_secs = 86400
-renew_rate = 2000
-# Seconds between sweeps of expired records (Kademlia records, received
-# notifications, seen nonces) from the local store.
-sweep_interval_secs = 600
-# Large plaintexts are split into chunks of this many bytes (64 KiB to 16 MiB).
-chunk_size = 1048576
-# Local storage engine: "redb" (default) or "sled" (needs the `sled` build feature).
-backend = "redb"
-# Seconds between maintenance passes (repair, hand-over, garbage collection).
-repair_interval_secs = 60
-# A peer must be unreachable this many seconds before its fragments are
-# rebuilt elsewhere, so a restart does not cause a repair storm.
-grace_secs = 300
-
-[api]
-# The control API used by the `epost` CLI (HTTP+JSON, token in the data dir).
-# Loopback only; port 0 lets the OS pick one.
-listen = "127.0.0.1:0"
-
-[identity]
-# Realm keys this node trusts to certify users (like a CA bundle): per mail
-# domain, a list of keys as `epost realm init` prints them; "*" for keys
-# trusted for any domain. `epost realm trust` adds to this at run time.
-# Example: trusted_realms = {{ "example.org" = ["abcd..."] }}
-trusted_realms = {{}}
-# Seconds between republishing hosted users' certificates and presence.
-republish_interval_secs = 600
-
-[gateway]
-# Where mail clients connect (host:port; port 0 lets the OS pick, and the
-# bound addresses go into node.json; "" turns a protocol off). Loopback by
-# default: several nodes on one machine must not fight over ports. For a
-# real server use e.g. "0.0.0.0:25", "0.0.0.0:587", "0.0.0.0:143", "0.0.0.0:110".
-smtp_listen = "127.0.0.1:0"
-submission_listen = "127.0.0.1:0"
-imap_listen = "127.0.0.1:0"
-pop3_listen = "127.0.0.1:0"
-# The name in greetings and in the self-signed certificate.
-hostname = "localhost"
-# PEM certificate chain and private key for STARTTLS; leave both empty for a
-# self-signed certificate made on first start (kept in the data directory).
-tls_cert = ""
-tls_key = ""
-# Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.
-max_message_bytes = 26214400
-# Where authenticated users' mail for domains outside the trusted realms
-# goes ("host:port"); empty: such mail is refused with a clear reply.
-smart_host = ""
-
-[log]
-# "text" or "json".
-format = "text"
-# tracing filter directive; the RUST_LOG environment variable overrides it.
-filter = "info"
-"#,
-        listen = list(listen),
-        bootstrap = list(bootstrap),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const PEER: &str = "12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN";
+
     #[test]
     fn template_parses_to_defaults() {
-        let text = template(&[DEFAULT_LISTEN.to_owned()], &[]);
+        let text = template(&Config::default()).unwrap();
         assert_eq!(Config::parse(&text, "t").unwrap(), Config::default());
+    }
+
+    /// Fails when a key is added to the config but not to the template,
+    /// or the template names a key the config lost.
+    #[test]
+    fn template_has_every_key_with_its_default() {
+        let text = template(&Config::default()).unwrap();
+        let written: toml::Table = toml::from_str(&text).unwrap();
+        assert_eq!(written, toml::Table::try_from(Config::default()).unwrap());
+    }
+
+    #[test]
+    fn template_writes_what_init_was_given() {
+        let mut config = Config::default();
+        config.network.listen =
+            listen_flags(&["/ip4/127.0.0.1/tcp/0".into(), "/ip6/::1/tcp/5".into()]).unwrap();
+        config.network.bootstrap =
+            bootstrap_flags(&[format!("/ip4/127.0.0.1/tcp/4100/p2p/{PEER}")]).unwrap();
+        let text = template(&config).unwrap();
+        assert!(
+            text.contains("listen = [\"/ip4/127.0.0.1/tcp/0\", \"/ip6/::1/tcp/5\"]\n"),
+            "{text}"
+        );
+        assert_eq!(Config::parse(&text, "t").unwrap(), config);
+    }
+
+    #[test]
+    fn defaults_are_the_settings_types_defaults() {
+        let c = Config::default();
+        let node = epost_node::storage::StorageConfig::default();
+        let lease = epost_node::lease::LeaseConfig::default();
+        assert_eq!((c.storage.data_fragments, c.storage.parity_fragments), (node.k, node.m));
+        assert_eq!(c.storage.lease, node.lease);
+        assert_eq!(c.storage.lease, lease.lease, "the storage and the lease book agree");
+        assert_eq!(c.storage.renew_after, lease.renew_after);
+        assert_eq!(c.storage.grace, node.grace);
+        assert_eq!(c.network.bootstrap_timeout, epost_dht::DhtConfig::default().bootstrap_timeout);
+        assert_eq!(c.network.listen[0].to_string(), "/ip4/0.0.0.0/tcp/4100");
+        c.validate_all("defaults").unwrap();
     }
 
     #[test]
     fn empty_file_is_all_defaults() {
         assert_eq!(Config::parse("", "t").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn empty_gateway_address_turns_it_off() {
+        let c = Config::parse("[gateway]\nimap_listen = \"\"\npop3_listen = \"[::1]:0\"\n", "t")
+            .unwrap();
+        assert_eq!(c.gateway.imap_listen, None);
+        assert_eq!(c.gateway.pop3_listen, Some("[::1]:0".parse().unwrap()));
+        let shown = toml::to_string(&c).unwrap();
+        assert!(shown.contains("imap_listen = \"\"\n"), "{shown}");
+        assert_eq!(Config::parse(&shown, "t").unwrap(), c);
+    }
+
+    #[test]
+    fn typed_values_read_as_the_file_says() {
+        let c = Config::parse(
+            "[storage]\nlease_days = 90\ngrace_secs = 7\n[gateway]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.storage.lease, Duration::from_secs(90 * 86_400));
+        assert_eq!(c.storage.grace, Duration::from_secs(7));
+        assert_eq!(c.gateway.tls_cert.as_deref(), Some(Path::new("c.pem")));
+        assert_eq!(Config::default().gateway.tls_cert, None);
     }
 
     fn invalid(text: &str) -> String {
@@ -559,18 +597,74 @@ mod tests {
 
     #[test]
     fn errors_name_key_and_value() {
-        let e = invalid("[storage]\ndata_fragments = 0\n");
-        assert!(e.contains("storage.data_fragments") && e.contains("= 0"), "{e}");
-        let e = invalid("[api]\nlisten = \"0.0.0.0:80\"\n");
-        assert!(e.contains("api.listen") && e.contains("0.0.0.0:80"), "{e}");
-        let e = invalid("[network]\nlisten = [\"/ip4/1.2.3/tcp/1\"]\n");
-        assert!(e.contains("network.listen") && e.contains("/ip4/1.2.3/tcp/1"), "{e}");
-        let e = invalid("[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n");
-        assert!(e.contains("network.bootstrap") && e.contains("/p2p/"), "{e}");
-        let e = invalid("[identity]\ntrusted_realms = { \"example.org\" = [\"nope\"] }\n");
-        assert!(e.contains("identity.trusted_realms") && e.contains("nope"), "{e}");
-        let e = invalid("[log]\nfilter = \"info,[\"\n");
-        assert!(e.contains("log.filter"), "{e}");
+        // (file, what the message must hold)
+        let cases: &[(&str, &[&str])] = &[
+            ("[storage]\ndata_fragments = 0\n", &["storage.data_fragments", "= 0"]),
+            ("[storage]\nlease_days = 1\n", &["storage.lease_days", "= 1"]),
+            ("[storage]\nrenew_after_days = 180\n", &["storage.renew_after_days", "180"]),
+            ("[storage]\ngrace_secs = 0\n", &["storage.grace_secs", "= 0"]),
+            ("[api]\nlisten = \"0.0.0.0:80\"\n", &["api.listen", "0.0.0.0:80", "loopback"]),
+            ("[api]\nlisten = \"localhost\"\n", &["api.listen", "\"localhost\"", "IP:PORT"]),
+            ("[network]\nlisten = []\n", &["network.listen", "at least one"]),
+            (
+                "[network]\nlisten = [\"/ip4/1.2.3/tcp/1\"]\n",
+                &["network.listen", "/ip4/1.2.3/tcp/1", "\"/ip4/1.2.3\" is not valid", "line 2"],
+            ),
+            ("[network]\nlisten = [\"/ip4/127.0.0.1/tcp/99999\"]\n", &["network.listen", "99999"]),
+            ("[network]\nlisten = [\"ip4/127.0.0.1/tcp/0\"]\n", &["network.listen", "'/'"]),
+            ("[network]\nlisten = [\"/ip4/127.0.0.1\"]\n", &["network.listen", "/tcp/<port>"]),
+            (
+                "[network]\nlisten = [\"/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\"]\n",
+                &["network.listen", "must not name a peer"],
+            ),
+            (
+                "[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1\"]\n",
+                &["network.bootstrap", "/p2p/"],
+            ),
+            (
+                "[network]\nbootstrap = [\"/ip4/127.0.0.1/tcp/1/p2p/short\"]\n",
+                &["network.bootstrap", "/p2p/short"],
+            ),
+            (
+                "[gateway]\nsmtp_listen = \"127.0.0.1\"\n",
+                &["gateway.smtp_listen", "\"127.0.0.1\"", "\"\" to turn it off"],
+            ),
+            ("[gateway]\npop3_listen = \"*:110\"\n", &["gateway.pop3_listen", "*:110"]),
+            ("[gateway]\ntls_cert = \"c.pem\"\n", &["gateway.tls_cert", "c.pem", "go together"]),
+            ("[gateway]\nsmart_host = \"mx\"\n", &["gateway.smart_host", "\"mx\""]),
+            (
+                "[identity]\ntrusted_realms = { \"example.org\" = [\"nope\"] }\n",
+                &["identity.trusted_realms", "nope"],
+            ),
+            ("[log]\nfilter = \"info,[\"\n", &["log.filter"]),
+        ];
+        for (text, needles) in cases {
+            let e = invalid(text);
+            for needle in *needles {
+                assert!(e.contains(needle), "{text:?}: {e:?} lacks {needle:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn flags_name_the_key_they_stand_for() {
+        // As the binary prints it: the error, then its causes.
+        let shown = |e: ConfigError| format!("{:#}", anyhow::Error::from(e));
+        let e = shown(listen_flags(&["/ip4/127.0.0.1/tcp/99999".into()]).unwrap_err());
+        assert_eq!(
+            e,
+            "the --listen flag: `network.listen` = \"/ip4/127.0.0.1/tcp/99999\": \"/tcp/99999\" is not valid: number too large to fit in target type"
+        );
+        let e = shown(bootstrap_flags(&["/ip4/127.0.0.1/tcp/1".into()]).unwrap_err());
+        assert!(e.contains("network.bootstrap") && e.contains("/p2p/<peer id>"), "{e}");
+    }
+
+    #[test]
+    fn addresses_set_in_code_are_checked_too() {
+        let mut config = Config::default();
+        config.network.bootstrap = config.network.listen.clone();
+        let e = format!("{:#}", anyhow::Error::from(config.validate_all("t").unwrap_err()));
+        assert!(e.contains("network.bootstrap") && e.contains("/p2p/<peer id>"), "{e}");
     }
 
     #[test]

@@ -16,25 +16,20 @@ use crate::config::GatewayConfig;
 /// Serves `node`'s mail per `config`; the TLS certificate, if self-signed,
 /// is kept in `data_dir`.
 pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) -> Result<Gateway> {
-    let [smtp, submission, imap, pop3] =
-        config.listeners().map_err(|_| anyhow::anyhow!("the [gateway] section is invalid"))?;
-    let tls = if config.tls_cert.is_empty() {
-        TlsSource::SelfSigned { dir: data_dir.to_path_buf(), names: vec![config.hostname.clone()] }
-    } else {
-        TlsSource::Files {
-            cert: config.tls_cert.clone().into(),
-            key: config.tls_key.clone().into(),
-        }
+    // Validated at load: both paths or neither.
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
+        _ => TlsSource::SelfSigned {
+            dir: data_dir.to_path_buf(),
+            names: vec![config.hostname.clone()],
+        },
     };
-    let limits = Limits {
-        max_message: usize::try_from(config.max_message_bytes).unwrap_or(usize::MAX),
-        ..Limits::default()
-    };
+    let limits = Limits { max_message: config.max_message_bytes, ..Limits::default() };
     let listeners = Listeners {
-        smtp,
-        submission,
-        imap,
-        pop3,
+        smtp: config.smtp_listen,
+        submission: config.submission_listen,
+        imap: config.imap_listen,
+        pop3: config.pop3_listen,
         tls,
         hostname: config.hostname.clone(),
         limits,

@@ -12,7 +12,6 @@ mod config;
 mod datadir;
 mod gateway;
 mod keys;
-mod multiaddr;
 mod output;
 mod settings;
 

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use anyhow::{Context, Result};
-use epost_dht::{DhtConfig, Multiaddr};
+use epost_dht::DhtConfig;
 use epost_node::storage::StorageConfig;
 use tracing_subscriber::EnvFilter;
 
@@ -17,23 +16,15 @@ pub(crate) fn backend(backend: config::Backend) -> epost_store::Backend {
     }
 }
 
-pub(crate) fn dht(config: &Config) -> Result<DhtConfig> {
-    let parse = |addrs: &[String], key: &str| -> Result<Vec<Multiaddr>> {
-        addrs
-            .iter()
-            .map(|a| {
-                a.parse::<Multiaddr>().with_context(|| format!("{key}: {a:?} is not a multiaddr"))
-            })
-            .collect()
-    };
-    Ok(DhtConfig {
-        listen: parse(&config.network.listen, "network.listen")?,
-        bootstrap: parse(&config.network.bootstrap, "network.bootstrap")?,
-        bootstrap_timeout: Duration::from_secs(config.network.bootstrap_timeout_secs),
+pub(crate) fn dht(config: &Config) -> DhtConfig {
+    DhtConfig {
+        listen: config.network.listen.clone(),
+        bootstrap: config.network.bootstrap.clone(),
+        bootstrap_timeout: config.network.bootstrap_timeout,
         // Records outlive an owner's absence as long as its objects do.
-        record_ttl: lease_of(config),
+        record_ttl: config.storage.lease,
         ..DhtConfig::default()
-    })
+    }
 }
 
 pub(crate) fn storage(config: &Config) -> StorageConfig {
@@ -41,25 +32,21 @@ pub(crate) fn storage(config: &Config) -> StorageConfig {
     StorageConfig {
         k: s.data_fragments,
         m: s.parity_fragments,
-        lease: lease_of(config),
-        chunk_size: s.chunk_size as usize,
-        repair_interval: Duration::from_secs(s.repair_interval_secs),
-        grace: Duration::from_secs(s.grace_secs),
+        lease: s.lease,
+        chunk_size: s.chunk_size,
+        repair_interval: s.repair_interval,
+        grace: s.grace,
         ..StorageConfig::default()
     }
-}
-
-fn lease_of(config: &Config) -> Duration {
-    Duration::from_secs(u64::from(config.storage.lease_days) * 24 * 3600)
 }
 
 /// When and how fast the node renews what its users reference.
 pub(crate) fn lease(config: &Config) -> epost_node::lease::LeaseConfig {
     let s = &config.storage;
     epost_node::lease::LeaseConfig {
-        lease: lease_of(config),
-        renew_after: Duration::from_secs(u64::from(s.renew_after_days) * 24 * 3600),
-        interval: Duration::from_secs(s.renew_interval_secs),
+        lease: s.lease,
+        renew_after: s.renew_after,
+        interval: s.renew_interval,
         rate: s.renew_rate,
     }
 }
@@ -67,12 +54,12 @@ pub(crate) fn lease(config: &Config) -> epost_node::lease::LeaseConfig {
 /// The inbox holders' settings: notifications are kept for a lease, so
 /// mail for a user whose node is away waits for it as long as its objects.
 pub(crate) fn notify(config: &Config) -> epost_node::notify::NotifyConfig {
-    epost_node::notify::NotifyConfig { max_lease: lease_of(config), ..Default::default() }
+    epost_node::notify::NotifyConfig { max_lease: config.storage.lease, ..Default::default() }
 }
 
 /// How often expired entries are swept from the store.
 pub(crate) fn sweep_interval(config: &Config) -> Duration {
-    Duration::from_secs(config.storage.sweep_interval_secs)
+    config.storage.sweep_interval
 }
 
 /// Logs to stderr; RUST_LOG overrides the config's filter.
@@ -92,6 +79,6 @@ pub(crate) fn init_logging(log: &config::LogConfig) {
 pub(crate) fn identity(config: &Config) -> epost_node::identity::IdentityConfig {
     epost_node::identity::IdentityConfig {
         trusted: config.identity.trusted().unwrap_or_default(),
-        republish_interval: Duration::from_secs(config.identity.republish_interval_secs),
+        republish_interval: config.identity.republish_interval,
     }
 }

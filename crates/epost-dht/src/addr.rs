@@ -6,6 +6,8 @@
 //! transport is one the swarm is built with (TCP), and where a peer id
 //! belongs. It never resolves names or touches the network.
 
+use std::net::{IpAddr, SocketAddr};
+
 use libp2p::multiaddr::{self, Protocol};
 
 use crate::Multiaddr;
@@ -15,11 +17,12 @@ use crate::Multiaddr;
 pub enum AddrError {
     #[error("a multiaddr starts with '/'")]
     NoLeadingSlash,
-    #[error("{component:?} is not valid: {source}")]
+    #[error("{component:?} is not valid")]
     Component {
         /// The failing part, e.g. `/tcp/99999`.
         component: String,
-        source: multiaddr::Error,
+        /// Why, e.g. the port's number did not fit.
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     #[error("no /tcp/<port> in the address (the overlay speaks TCP)")]
     NoTcp,
@@ -41,6 +44,15 @@ pub fn parse_dial(text: &str) -> Result<Multiaddr, AddrError> {
     let addr = parse(text)?;
     check_dial(&addr)?;
     Ok(addr)
+}
+
+/// The address to listen on at a TCP socket address (port 0: the OS picks).
+pub fn tcp_listen(at: SocketAddr) -> Multiaddr {
+    let ip = match at.ip() {
+        IpAddr::V4(ip) => Protocol::Ip4(ip),
+        IpAddr::V6(ip) => Protocol::Ip6(ip),
+    };
+    Multiaddr::empty().with(ip).with(Protocol::Tcp(at.port()))
 }
 
 /// Checks an already typed address to listen on.
@@ -78,6 +90,11 @@ fn parse(text: &str) -> Result<Multiaddr, AddrError> {
         let protocol = Protocol::from_str_parts(&mut parts).map_err(|source| {
             // The name and, when there was one, the value it was given.
             let component: String = ahead.take(2).map(|part| format!("/{part}")).collect();
+            // multiaddr's wrapper repeats its cause's words; keep the cause.
+            let source = match source {
+                multiaddr::Error::ParsingError(cause) => cause,
+                other => Box::new(other),
+            };
             AddrError::Component { component, source }
         })?;
         addr.push(protocol);
@@ -118,7 +135,12 @@ mod tests {
             ("/ip4/127.0.0.1/tcp", true, &["/tcp"]),
             ("/ip4/127.0.0.1", true, &["/tcp/<port>"]),
             ("/ip4/127.0.0.1/sctp/5", true, &["/tcp/<port>"]),
-            ("/ip4/127.0.0.1/bogus/5", true, &["/bogus/5", "bogus"]),
+            (
+                "/ip4/127.0.0.1/bogus/5",
+                true,
+                &["\"/bogus/5\" is not valid: unknown protocol string: bogus"],
+            ),
+            ("/ip4/127.0.0.1/tcp/x", true, &["\"/tcp/x\" is not valid: invalid digit"]),
             ("/ip6/::1/udp/4100/quic-v1", true, &["/tcp/<port>"]),
             (
                 "/ip4/127.0.0.1/tcp/1/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN",
@@ -135,10 +157,28 @@ mod tests {
         ];
         for (text, listen, words) in cases {
             let e = if *listen { parse_listen(text) } else { parse_dial(text) }.unwrap_err();
-            let shown = e.to_string();
+            let mut shown = e.to_string();
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                shown = format!("{shown}: {c}");
+                cause = c.source();
+            }
             for word in *words {
                 assert!(shown.contains(word), "{text:?}: {shown:?} lacks {word:?}");
             }
+        }
+    }
+
+    #[test]
+    fn tcp_listen_reads_back() {
+        for (at, text) in [
+            ("0.0.0.0:4100", "/ip4/0.0.0.0/tcp/4100"),
+            ("127.0.0.1:0", "/ip4/127.0.0.1/tcp/0"),
+            ("[::1]:5", "/ip6/::1/tcp/5"),
+        ] {
+            let addr = tcp_listen(at.parse().unwrap());
+            assert_eq!(addr.to_string(), text);
+            check_listen(&addr).unwrap();
         }
     }
 

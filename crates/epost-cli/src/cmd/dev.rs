@@ -2,6 +2,7 @@
 //! client. Nodes on loopback, realm `example.test`, users alice, bob and
 //! carol (and postmaster) with fresh passwords, the gateway on node 0.
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -86,17 +87,18 @@ async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Resu
         let dir = DataDir::resolve(Some(root.join(format!("node{i}"))))?;
         prepare(&dir)?;
         let mut config = Config::load(&dir.config_path())?;
-        config.network.listen = vec!["/ip4/127.0.0.1/tcp/0".into()];
+        config.network.listen = vec![loopback_any_port()];
         config.network.bootstrap =
-            daemons.first().map(|first| first.info.listen_addrs.clone()).unwrap_or_default();
+            daemons.first().map(|first| first.node.listen_addrs.clone()).unwrap_or_default();
         let off = |c: &mut Config| {
-            c.gateway.smtp_listen.clear();
-            c.gateway.submission_listen.clear();
-            c.gateway.imap_listen.clear();
-            c.gateway.pop3_listen.clear();
+            c.gateway.smtp_listen = None;
+            c.gateway.submission_listen = None;
+            c.gateway.imap_listen = None;
+            c.gateway.pop3_listen = None;
         };
         let daemon = if i == 0 {
-            let [smtp, submission, imap, pop3] = PORTS.map(|p| format!("127.0.0.1:{p}"));
+            let [smtp, submission, imap, pop3] =
+                PORTS.map(|p| Some(SocketAddr::from((Ipv4Addr::LOCALHOST, p))));
             let mut fixed = config.clone();
             fixed.gateway.smtp_listen = smtp;
             fixed.gateway.submission_listen = submission;
@@ -171,9 +173,16 @@ fn prepare(dir: &DataDir) -> Result<()> {
     dir.create_root()?;
     let key = SigningKey::generate().context("cannot generate a node key")?;
     write_new_file(&dir.node_key_path(), &NodeKeyFile::new(&key).encode(), 0o600)?;
-    let text = config::template(&["/ip4/127.0.0.1/tcp/0".to_owned()], &[]);
+    let mut config = Config::default();
+    config.network.listen = vec![loopback_any_port()];
+    let text = config::template(&config)?;
     write_new_file(&dir.config_path(), text.as_bytes(), 0o644)?;
     Ok(())
+}
+
+/// Every dev node listens for peers on loopback, on a port the OS picks.
+fn loopback_any_port() -> epost_dht::Multiaddr {
+    epost_dht::addr::tcp_listen(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
 }
 
 /// The dev users' passwords, kept (0600) across restarts of one network;

@@ -6,7 +6,7 @@ use epost_types::sign::SigningKey;
 use serde::Serialize;
 
 use crate::cli::InitArgs;
-use crate::config::{self, Config, DEFAULT_LISTEN};
+use crate::config::{self, Config};
 use crate::datadir::{DataDir, write_new_file};
 use crate::output::emit;
 
@@ -31,10 +31,13 @@ pub(crate) fn run(dir: &DataDir, args: &InitArgs, json: bool) -> Result<()> {
             );
         }
     }
-    let listen =
-        if args.listen.is_empty() { vec![DEFAULT_LISTEN.to_owned()] } else { args.listen.clone() };
-    let text = config::template(&listen, &args.bootstrap);
     // Validate before touching the disk, so a typo in a flag leaves nothing behind.
+    let mut config = Config::default();
+    if !args.listen.is_empty() {
+        config.network.listen = config::listen_flags(&args.listen)?;
+    }
+    config.network.bootstrap = config::bootstrap_flags(&args.bootstrap)?;
+    let text = config::template(&config)?;
     Config::parse(&text, "the --listen/--bootstrap flags")?;
 
     dir.create_root()?;

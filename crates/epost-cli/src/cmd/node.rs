@@ -37,10 +37,10 @@ pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
     dir.require_initialised()?;
     let mut config = Config::load(&dir.config_path())?;
     if !args.listen.is_empty() {
-        config.network.listen.clone_from(&args.listen);
+        config.network.listen = crate::config::listen_flags(&args.listen)?;
     }
     if !args.bootstrap.is_empty() {
-        config.network.bootstrap.clone_from(&args.bootstrap);
+        config.network.bootstrap = crate::config::bootstrap_flags(&args.bootstrap)?;
     }
     if let Some(api) = args.api_listen {
         config.api.listen = api;
@@ -84,7 +84,7 @@ impl Daemon {
             identity_seed: seed,
             convergence_secret: secret,
             backend: settings::backend(config.storage.backend),
-            dht: settings::dht(config)?,
+            dht: settings::dht(config),
             storage: settings::storage(config),
             identity: settings::identity(config),
             notify: settings::notify(config),

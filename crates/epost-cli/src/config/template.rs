@@ -1,0 +1,130 @@
+//! The file `epost init` writes: every key with what it means. The values
+//! are not written here but filled in from a [`Config`] (the defaults,
+//! with whatever `init` was given), so the file and the defaults cannot
+//! disagree; a test checks that every key appears.
+
+use super::Config;
+
+/// Why a config could not be written out as a file.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum TemplateError {
+    #[error("cannot write the configuration as TOML: {0}")]
+    Serialize(#[from] toml::ser::Error),
+    #[error("the config template has a line for `{key}`, which the configuration does not have")]
+    NoSuchKey { key: String },
+}
+
+/// The commented file for `config`: each `key = @` line of [`TEXT`] gets
+/// the value `config` has for that key of its section.
+pub(crate) fn template(config: &Config) -> Result<String, TemplateError> {
+    let values = toml::Table::try_from(config)?;
+    let mut out = String::with_capacity(TEXT.len() + 512);
+    let mut section = "";
+    for line in TEXT.lines() {
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name;
+        }
+        match line.strip_suffix(" = @") {
+            Some(key) => {
+                let value = values
+                    .get(section)
+                    .and_then(toml::Value::as_table)
+                    .and_then(|table| table.get(key))
+                    .ok_or_else(|| TemplateError::NoSuchKey { key: format!("{section}.{key}") })?;
+                out.push_str(&format!("{key} = {value}\n"));
+            }
+            None => {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The file's words; `key = @` marks where a value goes.
+const TEXT: &str = r#"# epost node configuration. Every key is optional; the values shown
+# are the defaults unless `epost init` was given others.
+
+[network]
+# libp2p multiaddrs to listen on for peers. /ip4/127.0.0.1/tcp/0 lets the OS
+# pick a port (the chosen one is written to node.json when the node runs).
+listen = @
+# Peers to join the overlay through: multiaddrs ending in /p2p/<peer id>.
+bootstrap = @
+# Seconds to wait for a first bootstrap peer before `node run` fails.
+bootstrap_timeout_secs = @
+
+[storage]
+# Each object is erasure-coded into data_fragments (k) + parity_fragments (m)
+# fragments on the k+m nodes closest to its id; any k rebuild it, so it
+# survives the loss of any m. 4+4 stores 2x the object size.
+data_fragments = @
+parity_fragments = @
+# Objects expire unless their owner renews them; deletion is non-renewal.
+# The node renews, for the users it hosts, everything their mail and logs
+# still reference, once renew_after_days have passed since its lease was
+# last secured, in passes every renew_interval_secs (and at start), at most
+# renew_rate objects a second. So everything always has at least
+# lease_days - renew_after_days - 1 day left: with the defaults a node
+# switched off for 149 days still finds every message when it returns
+# (see spec/store.md). Deleted mail stays readable on holders for up to
+# lease_days after its last renewal.
+lease_days = @
+renew_after_days = @
+renew_interval_secs = @
+renew_rate = @
+# Seconds between sweeps of expired records (Kademlia records, received
+# notifications, seen nonces) from the local store.
+sweep_interval_secs = @
+# Large plaintexts are split into chunks of this many bytes (64 KiB to 16 MiB).
+chunk_size = @
+# Local storage engine: "redb" (default) or "sled" (needs the `sled` build feature).
+backend = @
+# Seconds between maintenance passes (repair, hand-over, garbage collection).
+repair_interval_secs = @
+# A peer must be unreachable this many seconds before its fragments are
+# rebuilt elsewhere, so a restart does not cause a repair storm.
+grace_secs = @
+
+[api]
+# The control API used by the `epost` CLI (HTTP+JSON, token in the data dir).
+# Loopback only; port 0 lets the OS pick one.
+listen = @
+
+[identity]
+# Realm keys this node trusts to certify users (like a CA bundle): per mail
+# domain, a list of keys as `epost realm init` prints them; "*" for keys
+# trusted for any domain. `epost realm trust` adds to this at run time.
+# Example: trusted_realms = { "example.org" = ["abcd..."] }
+trusted_realms = @
+# Seconds between republishing hosted users' certificates and presence.
+republish_interval_secs = @
+
+[gateway]
+# Where mail clients connect (host:port; port 0 lets the OS pick, and the
+# bound addresses go into node.json; "" turns a protocol off). Loopback by
+# default: several nodes on one machine must not fight over ports. For a
+# real server use e.g. "0.0.0.0:25", "0.0.0.0:587", "0.0.0.0:143", "0.0.0.0:110".
+smtp_listen = @
+submission_listen = @
+imap_listen = @
+pop3_listen = @
+# The name in greetings and in the self-signed certificate.
+hostname = @
+# PEM certificate chain and private key for STARTTLS; leave both empty for a
+# self-signed certificate made on first start (kept in the data directory).
+tls_cert = @
+tls_key = @
+# Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.
+max_message_bytes = @
+# Where authenticated users' mail for domains outside the trusted realms
+# goes ("host:port"); empty: such mail is refused with a clear reply.
+smart_host = @
+
+[log]
+# "text" or "json".
+format = @
+# tracing filter directive; the RUST_LOG environment variable overrides it.
+filter = @
+"#;
