@@ -11,7 +11,7 @@ use bytes::Bytes;
 use epost_node::identity::Identity;
 use epost_node::mail::{self, MailService, Mailbox};
 use epost_types::address::Address;
-use epost_types::mail::FlagChange;
+use epost_types::mail::{FlagChange, MailOp};
 use epost_types::mailbox::{Change, FolderChanged, MailError, Route};
 use tokio::sync::broadcast;
 
@@ -116,12 +116,12 @@ impl NodeAccount {
         Self { inner: Arc::new(AccountInner { mailbox, mail }) }
     }
 
-    async fn change(&self, change: Change) -> Result<mail::Changed, MailError> {
+    async fn change(&self, change: impl Into<Change>) -> Result<mail::Changed, MailError> {
         self.inner.mailbox.change(change).await
     }
 
     /// Applies a copy or move; says where each message went.
-    async fn copied(&self, change: Change) -> Result<CopyReport, MailError> {
+    async fn copied(&self, change: MailOp) -> Result<CopyReport, MailError> {
         let changed = self.change(change).await?;
         Ok(CopyReport {
             uid_validity: changed.uid_validity,
@@ -149,19 +149,20 @@ impl Account for NodeAccount {
     }
 
     async fn create(&self, name: &str) -> Result<(), MailError> {
-        self.change(Change::Create(name.to_owned())).await.map(|_| ())
+        self.change(Change::create(name)).await.map(|_| ())
     }
 
     async fn delete(&self, name: &str) -> Result<(), MailError> {
-        self.change(Change::Delete(name.to_owned())).await.map(|_| ())
+        self.change(MailOp::Delete { folder: name.to_owned() }).await.map(|_| ())
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), MailError> {
-        self.change(Change::Rename(from.to_owned(), to.to_owned())).await.map(|_| ())
+        self.change(Change::rename(from, to)).await.map(|_| ())
     }
 
     async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailError> {
-        self.change(Change::Subscribe(name.to_owned(), subscribed)).await.map(|_| ())
+        let op = MailOp::Subscribe { folder: name.to_owned(), subscribed };
+        self.change(op).await.map(|_| ())
     }
 
     async fn snapshot(&self, name: &str) -> Result<FolderSnapshot, MailError> {
@@ -206,13 +207,7 @@ impl Account for NodeAccount {
         if let Some(date) = internal_date {
             message.internal_date = date;
         }
-        let insert = Change::Insert {
-            folder: folder.to_owned(),
-            message,
-            flags,
-            notification: None,
-            objects: Some(objects),
-        };
+        let insert = Change::insert(folder, message, flags, None, Some(objects));
         let changed = self.change(insert).await?;
         let uid = changed.uids.first().copied().ok_or_else(|| MailError::Unavailable {
             what: "the append assigned no UID".into(),
@@ -228,24 +223,24 @@ impl Account for NodeAccount {
         op: FlagChange,
         flags: Vec<String>,
     ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
-        let change =
-            Change::Flags { folder: folder.to_owned(), uids: uids.to_vec(), change: op, flags };
-        Ok(self.change(change).await?.flags)
+        let op =
+            MailOp::Flags { folder: folder.to_owned(), uids: uids.to_vec(), change: op, flags };
+        Ok(self.change(op).await?.flags)
     }
 
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
-        let change = Change::Copy { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
-        self.copied(change).await
+        let op = MailOp::Copy { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
+        self.copied(op).await
     }
 
     async fn move_to(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
-        let change = Change::Move { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
-        self.copied(change).await
+        let op = MailOp::Move { from: from.to_owned(), uids: uids.to_vec(), to: to.to_owned() };
+        self.copied(op).await
     }
 
     async fn expunge(&self, folder: &str, uids: &[u32]) -> Result<Vec<u32>, MailError> {
-        let change = Change::Expunge { folder: folder.to_owned(), uids: uids.to_vec() };
-        Ok(self.change(change).await?.uids)
+        let op = MailOp::Expunge { folder: folder.to_owned(), uids: uids.to_vec() };
+        Ok(self.change(op).await?.uids)
     }
 
     async fn fetch(&self, folder: &str, uid: u32) -> Result<Bytes, MailError> {

@@ -95,11 +95,11 @@ async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
     // last entry going lets it go. The shared attachment stays with the
     // message still holding it.
     let copied = bob_box
-        .change(Change::Copy { from: "INBOX".into(), uids: vec![uids[2]], to: "Archive".into() })
+        .change(MailOp::Copy { from: "INBOX".into(), uids: vec![uids[2]], to: "Archive".into() })
         .await
         .unwrap();
     bob_box
-        .change(Change::Expunge { folder: "INBOX".into(), uids: vec![uids[0], uids[2]] })
+        .change(MailOp::Expunge { folder: "INBOX".into(), uids: vec![uids[0], uids[2]] })
         .await
         .unwrap();
     let held = book.roots_of(OwnerId::mail(&bob)).unwrap();
@@ -110,7 +110,7 @@ async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
     );
     assert!(held.contains(&manifest_id(&inbox, uids[2])), "still in Archive");
     bob_box
-        .change(Change::Expunge { folder: "Archive".into(), uids: copied.uids.clone() })
+        .change(MailOp::Expunge { folder: "Archive".into(), uids: copied.uids.clone() })
         .await
         .unwrap();
     let held = book.roots_of(OwnerId::mail(&bob)).unwrap();
@@ -135,17 +135,11 @@ async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     let mailbox = net.node(1).mail.mailbox(&bob).unwrap();
     let raw = message("kept", &"S2VlcCBtZQ==".repeat(10));
     let (stored, objects) = net.node(1).mail.store_message(&raw, &bob).await.unwrap();
-    let insert = Change::Insert {
-        folder: "INBOX".into(),
-        message: stored,
-        flags: Vec::new(),
-        notification: None,
-        objects: Some(objects),
-    };
+    let insert = Change::insert("INBOX", stored, Vec::new(), None, Some(objects));
     let uid = mailbox.change(insert).await.unwrap().uids[0];
     // More entries than a checkpoint interval, one flag change each.
     for i in 0..140u32 {
-        let change = Change::Flags {
+        let change = MailOp::Flags {
             folder: "INBOX".into(),
             uids: vec![uid],
             change: if i % 2 == 0 { FlagChange::Add } else { FlagChange::Remove },
@@ -175,7 +169,7 @@ async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     // Nothing new was registered for log entries already in the book.
     assert_eq!(net.node(1).book.roots_of(OwnerId::logs(&bob)).unwrap().len(), state_roots);
     // And the mailbox goes on from there.
-    let deleted = Change::Expunge { folder: "INBOX".into(), uids: vec![uid] };
+    let deleted = MailOp::Expunge { folder: "INBOX".into(), uids: vec![uid] };
     mailbox.change(deleted).await.unwrap();
     assert!(net.node(1).book.roots_of(OwnerId::mail(&bob)).unwrap().is_empty());
     net.shutdown().await;

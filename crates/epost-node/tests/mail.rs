@@ -9,8 +9,8 @@ use std::time::Duration;
 use epost_node::mail::Mailbox;
 use epost_node::mail::message::load_manifest;
 use epost_testkit::{NetConfig, TestNet, addr};
-use epost_types::mail::{FlagChange, Piece};
-use epost_types::mailbox::{Change, Recipient, Route};
+use epost_types::mail::{FlagChange, MailOp, Piece};
+use epost_types::mailbox::{Recipient, Route};
 
 /// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
 async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
@@ -81,14 +81,14 @@ async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
 
     // Flags and a move, then a restart: the same UIDs and UIDVALIDITY.
     let uid = *uid;
-    let flagged = Change::Flags {
+    let flagged = MailOp::Flags {
         folder: "INBOX".into(),
         uids: vec![uid],
         change: FlagChange::Add,
         flags: vec!["\\Seen".into()],
     };
     bob_box.change(flagged).await.unwrap();
-    let moved = Change::Move { from: "INBOX".into(), uids: vec![uid], to: "Trash".into() };
+    let moved = MailOp::Move { from: "INBOX".into(), uids: vec![uid], to: "Trash".into() };
     let report = bob_box.change(moved).await.unwrap();
     assert_eq!(report.sources, vec![uid]);
     let trash_before = bob_box.folder("Trash").await.unwrap();

@@ -113,11 +113,5 @@ async fn insert_for(
     }
     message.envelope_from = meta.from.filter(|f| !f.is_empty() && f.len() <= 256);
     let flags = meta.flags.into_iter().filter(|f| !f.is_empty()).collect();
-    Ok(Change::Insert {
-        folder: folder.to_owned(),
-        message,
-        flags,
-        notification: None,
-        objects: Some(objects),
-    })
+    Ok(Change::insert(folder, message, flags, None, Some(objects)))
 }

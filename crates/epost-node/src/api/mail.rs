@@ -258,13 +258,7 @@ pub(crate) async fn append(
         .map(str::to_owned)
         .collect();
     let changed = mailbox
-        .change(Change::Insert {
-            folder,
-            message,
-            flags,
-            notification: None,
-            objects: Some(objects),
-        })
+        .change(Change::insert(folder, message, flags, None, Some(objects)))
         .await
         .map_err(mail_error)?;
     let uid = changed.uids.first().copied().unwrap_or_default();

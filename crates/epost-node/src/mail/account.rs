@@ -77,9 +77,9 @@ impl Mailbox {
         (Self { address, tx, changes }, task)
     }
 
-    /// Applies a change durably.
-    pub async fn change(&self, change: Change) -> Result<Changed, MailError> {
-        self.change_all(vec![change]).await?.pop().unwrap_or(Err(MailError::Stopped))
+    /// Applies a change (or a bare [`MailOp`]) durably.
+    pub async fn change(&self, change: impl Into<Change>) -> Result<Changed, MailError> {
+        self.change_all(vec![change.into()]).await?.pop().unwrap_or(Err(MailError::Stopped))
     }
 
     /// Applies `changes` durably, in order, committed together (an import
@@ -343,37 +343,42 @@ fn plan(
     leases: &mut Leases,
     tracker: &mut Tracker,
 ) -> Result<Changed, MailError> {
-    let op = match change {
-        Change::Create(folder) => {
+    let Change { op, objects } = change;
+    let op = match op {
+        MailOp::Create { folder, .. } => {
             check_folder_name(&folder)?;
             MailOp::Create { uid_validity: validity(ops.len() as u32), folder }
         }
-        Change::Delete(folder) => MailOp::Delete { folder },
-        Change::Rename(from, to) => {
+        MailOp::Rename { from, to, .. } => {
             check_folder_name(&to)?;
             MailOp::Rename { uid_validity: validity(ops.len() as u32), from, to }
         }
-        Change::Subscribe(folder, subscribed) => MailOp::Subscribe { folder, subscribed },
-        Change::Insert { notification: Some(id), .. } if state.delivered.contains_key(&id) => {
+        MailOp::Insert { notification: Some(id), .. } if state.delivered.contains_key(&id) => {
             return Ok(Changed::default());
         }
-        Change::Insert { folder, message, flags, notification, objects } => {
+        MailOp::Insert { folder, message, flags, notification } => {
             if let Some(objects) = objects {
                 leases.objects.insert(message.manifest.id, objects);
             }
             MailOp::Insert { folder, message, flags, notification }
         }
-        Change::Flags { folder, uids, change, flags } => {
+        MailOp::Flags { folder, uids, change, flags } => {
             MailOp::Flags { uids: present(state, &folder, uids)?, folder, change, flags }
         }
-        Change::Copy { from, uids, to } => {
+        MailOp::Copy { from, uids, to } => {
             MailOp::Copy { uids: present(state, &from, uids)?, from, to }
         }
-        Change::Move { from, uids, to } => {
+        MailOp::Move { from, uids, to } => {
             MailOp::Move { uids: present(state, &from, uids)?, from, to }
         }
-        Change::Expunge { folder, uids } => {
+        MailOp::Expunge { folder, uids } => {
             MailOp::Expunge { uids: present(state, &folder, uids)?, folder }
+        }
+        op @ (MailOp::Delete { .. } | MailOp::Subscribe { .. }) => op,
+        MailOp::Checkpoint { .. } => {
+            return Err(MailError::NotAllowed(
+                "a checkpoint is written by the log's writer".into(),
+            ));
         }
     };
     let sources = match &op {
@@ -495,4 +500,83 @@ fn check_folder_name(name: &str) -> Result<(), MailError> {
         return Err(MailError::NotAllowed("a folder name has no control characters".into()));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use epost_types::mail::FlagChange;
+    use epost_types::mailbox::MailErrorKind;
+
+    use super::*;
+    use crate::mail::state::tests::{msg, standard};
+
+    /// Plans `change` on a state holding the standard folders and one
+    /// message (UID 1) in INBOX; returns the outcome and the ops queued.
+    fn planned(change: Change) -> (Result<Changed, MailError>, Vec<MailOp>) {
+        let mut state = standard();
+        let seed = MailOp::Insert {
+            folder: "INBOX".into(),
+            message: msg(1),
+            flags: vec![],
+            notification: Some(vec![9]),
+        };
+        state.apply(&seed).unwrap();
+        let mut ops = Vec::new();
+        let outcome = plan(
+            &mut state,
+            change,
+            &mut ops,
+            &mut Vec::new(),
+            &mut Leases::default(),
+            &mut Tracker::default(),
+        );
+        (outcome, ops)
+    }
+
+    #[test]
+    fn the_writer_checks_a_change_before_it_is_logged() {
+        let flags = |uids: Vec<u32>| MailOp::Flags {
+            folder: "INBOX".into(),
+            uids,
+            change: FlagChange::Add,
+            flags: vec!["\\Seen".into()],
+        };
+        let redelivered = Change::insert("INBOX", msg(2), vec![], Some(vec![9]), None);
+        let checkpoint = MailOp::Checkpoint { state: msg(3).manifest, covers: 1 };
+        // (what, change, logged ops, error kind)
+        let cases: Vec<(&str, Change, usize, Option<MailErrorKind>)> = vec![
+            ("a new folder", Change::create("Lists"), 1, None),
+            (
+                "a name with a control character",
+                Change::create("a\u{7}b"),
+                0,
+                Some(MailErrorKind::Refused),
+            ),
+            ("flags on a held UID", flags(vec![1]).into(), 1, None),
+            ("flags on UIDs the folder lacks only", flags(vec![5, 6]).into(), 0, None),
+            ("a notification already filed", redelivered, 0, None),
+            ("a checkpoint from a client", checkpoint.into(), 0, Some(MailErrorKind::Refused)),
+            (
+                "a folder that is not there",
+                MailOp::Expunge { folder: "Nope".into(), uids: vec![1] }.into(),
+                0,
+                Some(MailErrorKind::NoFolder),
+            ),
+        ];
+        for (what, change, logged, error) in cases {
+            let (outcome, ops) = planned(change);
+            assert_eq!(ops.len(), logged, "{what}: {ops:?}");
+            assert_eq!(outcome.as_ref().err().map(MailError::kind), error, "{what}: {outcome:?}");
+        }
+    }
+
+    #[test]
+    fn a_new_folder_gets_its_uid_validity_from_the_writer() {
+        let (outcome, ops) = planned(Change::create("Lists"));
+        let Some(MailOp::Create { uid_validity, .. }) = ops.first() else {
+            panic!("no create logged: {ops:?}");
+        };
+        assert_ne!(*uid_validity, 0, "the caller's placeholder is replaced");
+        assert_eq!(outcome.unwrap().uid_validity, *uid_validity);
+    }
 }

@@ -220,13 +220,8 @@ impl MailService {
                 let address = &rcpt.address;
                 match rcpt.route {
                     Route::Local => {
-                        let insert = Change::Insert {
-                            folder: "INBOX".into(),
-                            message,
-                            flags: Vec::new(),
-                            notification: None,
-                            objects: Some(objects),
-                        };
+                        let insert =
+                            Change::insert("INBOX", message, Vec::new(), None, Some(objects));
                         return self.mailbox(address)?.change(insert).await.map(|_| ());
                     }
                     Route::Remote => {}
@@ -295,19 +290,14 @@ impl MailService {
         let manifest = message::load_manifest(&self.inner.storage, capability)
             .await
             .map_err(|e| MailError::unavailable("cannot read the message's manifest", e))?;
-        let insert = Change::Insert {
-            folder: "INBOX".into(),
-            message: MessageRef {
-                manifest: capability.clone(),
-                size: manifest.size,
-                internal_date: received.received,
-                envelope_from: None,
-            },
-            flags: Vec::new(),
-            notification: Some(id),
-            // Stored by the sender's node: the renewal lists them.
-            objects: None,
+        let message = MessageRef {
+            manifest: capability.clone(),
+            size: manifest.size,
+            internal_date: received.received,
+            envelope_from: None,
         };
+        // Stored by the sender's node: the renewal lists its objects.
+        let insert = Change::insert("INBOX", message, Vec::new(), Some(id), None);
         Ok(mailbox.change(insert).await?.applied)
     }
 

@@ -291,10 +291,10 @@ pub fn changed(current: &[String], change: FlagChange, flags: &[String]) -> Vec<
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn msg(n: u64) -> MessageRef {
+    pub(in crate::mail) fn msg(n: u64) -> MessageRef {
         let manifest = epost_types::capability::Capability::new(
             ObjectId::of(&n.to_be_bytes()),
             epost_types::capability::ObjectKey::from_bytes([7; 32]),
@@ -306,7 +306,7 @@ mod tests {
         MailOp::Insert { folder: folder.into(), message: msg(n), flags: vec![], notification: None }
     }
 
-    fn standard() -> MailState {
+    pub(in crate::mail) fn standard() -> MailState {
         let mut state = MailState::default();
         for (i, name) in STANDARD.iter().enumerate() {
             state

@@ -4,10 +4,10 @@
 //! a recipient's mail goes ([`Route`]). One vocabulary, so no layer
 //! translates another's.
 //!
-//! What is stored is not defined here: a change becomes a
-//! [`MailOp`](crate::mail::MailOp) in the user's mail log, whose format
-//! `spec/mail.md` fixes; a flag change is the log's own
-//! [`FlagChange`](crate::mail::FlagChange) from the request to the entry.
+//! What is stored is not defined here: a change carries the
+//! [`MailOp`](crate::mail::MailOp) it becomes in the user's mail log,
+//! whose format `spec/mail.md` fixes, so a request and the entry it makes
+//! are written in one vocabulary.
 
 mod error;
 mod route;
@@ -16,44 +16,51 @@ pub use error::{Cause, MailError, MailErrorKind};
 pub use route::{Recipient, Route};
 
 use crate::id::ObjectId;
-use crate::mail::{FlagChange, MessageRef};
+use crate::mail::{MailOp, MessageRef};
 
-/// A change a client asks for.
+/// A change a client asks for: the mail-log operation it becomes, and
+/// what the writer cannot read from the operation itself. The writer
+/// checks it against the state before it is logged: it gives a new
+/// folder its UIDVALIDITY (whatever `uid_validity` the caller wrote),
+/// keeps only the UIDs the folder holds, drops a redelivered
+/// notification, and refuses a [`MailOp::Checkpoint`], which only it
+/// writes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    Create(String),
-    Delete(String),
-    Rename(String, String),
-    Subscribe(String, bool),
-    Insert {
-        folder: String,
+pub struct Change {
+    pub op: MailOp,
+    /// The message's objects, when the caller just stored them (else the
+    /// renewal finds them by opening the message). Read for an insert only.
+    pub objects: Option<StoredObjects>,
+}
+
+impl Change {
+    /// A new folder.
+    pub fn create(folder: impl Into<String>) -> Self {
+        MailOp::Create { folder: folder.into(), uid_validity: 0 }.into()
+    }
+
+    /// A folder under a new name (and a new UIDVALIDITY).
+    pub fn rename(from: impl Into<String>, to: impl Into<String>) -> Self {
+        MailOp::Rename { from: from.into(), to: to.into(), uid_validity: 0 }.into()
+    }
+
+    /// A message into a folder; `objects` when the caller just stored it.
+    pub fn insert(
+        folder: impl Into<String>,
         message: MessageRef,
         flags: Vec<String>,
         notification: Option<Vec<u8>>,
-        /// The message's objects, when the caller just stored them (else
-        /// the renewal finds them by opening the message).
         objects: Option<StoredObjects>,
-    },
-    Flags {
-        folder: String,
-        uids: Vec<u32>,
-        change: FlagChange,
-        flags: Vec<String>,
-    },
-    Copy {
-        from: String,
-        uids: Vec<u32>,
-        to: String,
-    },
-    Move {
-        from: String,
-        uids: Vec<u32>,
-        to: String,
-    },
-    Expunge {
-        folder: String,
-        uids: Vec<u32>,
-    },
+    ) -> Self {
+        let op = MailOp::Insert { folder: folder.into(), message, flags, notification };
+        Self { op, objects }
+    }
+}
+
+impl From<MailOp> for Change {
+    fn from(op: MailOp) -> Self {
+        Self { op, objects: None }
+    }
 }
 
 /// The objects a message was just stored as.
