@@ -52,7 +52,7 @@ impl Default for DhtConfig {
             request_timeout: Duration::from_secs(30),
             max_concurrent_streams: 256,
             max_records: 64 * 1024,
-            record_ttl: Duration::from_secs(180 * 24 * 3600),
+            record_ttl: epost_types::time::DEFAULT_LEASE,
             inbound_queue: 1024,
             notify_queue: 1024,
             command_queue: 1024,

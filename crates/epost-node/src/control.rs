@@ -11,6 +11,7 @@ pub use crate::lease::{RenewProgress, RenewReport};
 pub use crate::logs::{AppendReport, HeadReport};
 pub use crate::notify::{Received, SendReport};
 pub use crate::storage::{CheckReport, PutReport, RefreshReport, RepairReport};
+pub use crate::worker::{WorkerInfo, WorkerState};
 
 /// `GET /v1/status`: the node's view of the overlay and its store.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct Status {
     pub data_fragments: u8,
     pub parity_fragments: u8,
     pub warnings: Vec<String>,
+    /// The node's background workers, in start order.
+    #[serde(default)]
+    pub workers: Vec<WorkerInfo>,
 }
 
 /// One data entry of `GET /v1/logs/{address}/{name}`.

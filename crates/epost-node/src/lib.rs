@@ -10,6 +10,7 @@
 mod api;
 mod chain;
 pub mod control;
+pub mod failures;
 mod fsutil;
 pub mod identity;
 mod keyed;
@@ -24,6 +25,7 @@ mod records;
 mod stop;
 pub mod storage;
 mod sweep;
+mod worker;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -85,23 +87,24 @@ pub struct Node {
     pub logs: logs::LogService,
     pub mail: mail::MailService,
     mail_task: mail::MailTask,
-    identity_task: identity::IdentityTask,
+    identity_task: worker::Worker,
     dht: Dht,
     storage_tasks: storage::StorageTasks,
     pub notify: notify::NotifyHolder,
-    notify_tasks: notify::NotifyTasks,
+    notify_task: worker::Worker,
     pub notifications: notify::NotifyService,
-    notifications_task: notify::NotifyServiceTask,
+    notifications_task: worker::Worker,
     api: api::ApiServer,
     peer_memory: peers::PeerMemory,
     records: records::RecordWriter,
     /// Runs renewal passes (`epost renew`).
     pub renewer: lease::Renewer,
-    renew_task: lease::RenewTask,
-    sweep_task: sweep::SweepTask,
+    renew_task: worker::Worker,
+    sweep_task: worker::Worker,
     /// What this node renews for its users.
     pub book: lease::LeaseBook,
-    book_task: lease::BookTask,
+    book_task: worker::Worker,
+    workers: worker::Workers,
     store: Store,
 }
 
@@ -120,10 +123,12 @@ impl Node {
                 source,
             })?;
 
-        let (book, book_task) = lease::LeaseBook::start(store.clone());
-        let (sweeper, sweep_task) = sweep::Sweeper::start(store.clone(), options.sweep_interval);
+        let workers = worker::Workers::new();
+        let (book, book_task) = lease::LeaseBook::start(store.clone(), &workers);
+        let (sweeper, sweep_task) =
+            sweep::Sweeper::start(store.clone(), options.sweep_interval, &workers);
         let loaded = identity::LoadedIdentity::load(&options.data_dir, options.identity.clone())?;
-        let (stored_records, records) = records::RecordWriter::start(store.clone());
+        let (stored_records, records) = records::RecordWriter::start(store.clone(), &workers);
         let (dht, inbound) = Dht::start(StartOptions {
             config: options.dht.clone(),
             identity_seed: options.identity_seed,
@@ -134,10 +139,11 @@ impl Node {
         })
         .await?;
 
-        let peer_memory = peers::PeerMemory::start(options.data_dir.clone(), dht.client.clone());
+        let peer_memory =
+            peers::PeerMemory::start(options.data_dir.clone(), dht.client.clone(), &workers);
         let listen_text = dht.started.listen_addrs.iter().map(ToString::to_string).collect();
         let (identity, identity_task) =
-            identity::Identity::start(loaded, dht.client.clone(), listen_text);
+            identity::Identity::start(loaded, dht.client.clone(), listen_text, &workers);
         let metrics = Arc::new(Metrics::default());
         let local = LocalFragments::new(store.clone());
         let (storage, storage_tasks) = StorageService::start(
@@ -147,12 +153,14 @@ impl Node {
             inbound.frag,
             local.clone(),
             metrics,
+            &workers,
         );
-        let (notify, notify_tasks) = notify::NotifyHolder::start(
+        let (notify, notify_task) = notify::NotifyHolder::start(
             options.notify.clone(),
             dht.client.clone(),
             store.clone(),
             inbound.notify,
+            &workers,
         );
         let (notifications, notifications_task) = notify::NotifyService::start(
             dht.client.clone(),
@@ -160,6 +168,7 @@ impl Node {
             notify.clone(),
             store.clone(),
             &options.notify,
+            &workers,
         );
         let logs = logs::LogService::new(
             storage.clone(),
@@ -174,6 +183,7 @@ impl Node {
             dht.client.clone(),
             book.clone(),
             logs.clone(),
+            &workers,
         );
         let (mail, mail_task) = mail::MailService::start(
             storage.clone(),
@@ -181,6 +191,7 @@ impl Node {
             identity.clone(),
             notifications.clone(),
             book.clone(),
+            &workers,
         );
         let state = api::AppState {
             storage: storage.clone(),
@@ -193,6 +204,7 @@ impl Node {
             renewer: renewer.clone(),
             sweeper: sweeper.clone(),
             book: book.clone(),
+            workers: workers.clone(),
             token: options.api_token.clone().into(),
         };
         let api = api::ApiServer::start(options.api_listen, state)
@@ -212,7 +224,7 @@ impl Node {
             dht,
             storage_tasks,
             notify,
-            notify_tasks,
+            notify_task,
             notifications,
             notifications_task,
             api,
@@ -223,6 +235,7 @@ impl Node {
             sweep_task,
             book,
             book_task,
+            workers,
             store,
         })
     }
@@ -232,25 +245,35 @@ impl Node {
         &self.dht.client
     }
 
+    /// The node's workers as status reports them.
+    pub fn workers(&self) -> Vec<control::WorkerInfo> {
+        self.workers.list()
+    }
+
     /// Stops in reverse order of start: no new API requests, services finish
     /// what they accepted, the overlay stops, records and store are flushed.
+    /// Each worker is given [`worker::DRAIN`] to finish.
     pub async fn shutdown(mut self) {
+        use worker::DRAIN;
         self.api.shutdown().await;
         // Repair first: it must not work on while the services below and
         // this node's peers go.
         self.storage_tasks.stop_repair().await;
-        self.renew_task.shutdown().await;
+        self.renew_task.shutdown(DRAIN).await;
         self.mail_task.shutdown(&self.mail).await;
         self.logs.shutdown().await;
-        self.notifications_task.shutdown().await;
-        self.identity_task.shutdown().await;
+        self.notifications_task.shutdown(DRAIN).await;
+        self.identity_task.shutdown(DRAIN).await;
         self.storage_tasks.shutdown().await;
-        self.notify_tasks.shutdown().await;
+        self.notify_task.shutdown(DRAIN).await;
+        // What requests and workers spawned (a put's last stores, a
+        // download) ends while the overlay still runs.
+        self.workers.drain().await;
         self.peer_memory.shutdown().await;
         self.dht.shutdown().await;
         self.records.shutdown().await;
-        self.sweep_task.shutdown().await;
-        self.book_task.shutdown().await;
+        self.sweep_task.shutdown(DRAIN).await;
+        self.book_task.shutdown(DRAIN).await;
         self.store.close();
     }
 }

@@ -8,12 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use epost_dht::{DhtClient, Multiaddr};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::chain::Chain;
 use crate::fsutil::write_atomic;
+use crate::worker::{self, Worker, Workers};
 
 /// Addresses kept at most.
 const MAX_REMEMBERED: usize = 64;
@@ -54,18 +53,13 @@ async fn save(data_dir: &Path, dht: &DhtClient) {
 
 /// Saves the known peers soon after a new peer connects (at most every
 /// [`DEBOUNCE`]), every minute, and at shutdown.
-pub(crate) struct PeerMemory {
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
+pub(crate) struct PeerMemory(Worker);
 
 impl PeerMemory {
-    pub(crate) fn start(data_dir: PathBuf, dht: DhtClient) -> Self {
-        let (shutdown, mut stop) = watch::channel(false);
-        let task = tokio::spawn(async move {
+    pub(crate) fn start(data_dir: PathBuf, dht: DhtClient, workers: &Workers) -> Self {
+        Self(workers.start("peers", |ctx| async move {
             let mut events = dht.subscribe();
-            let mut tick = tokio::time::interval(REFRESH);
-            tick.tick().await;
+            let mut tick = worker::every(REFRESH, false);
             let mut due: Option<tokio::time::Instant> = None;
             loop {
                 let debounce = async {
@@ -88,17 +82,15 @@ impl PeerMemory {
                         Ok(_) => {}
                         Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
                     },
-                    _ = stop.changed() => break,
+                    () = ctx.stop.stopped() => break,
                 }
             }
             save(&data_dir, &dht).await;
-        });
-        Self { shutdown, task }
+        }))
     }
 
     /// Saves once more and stops (call while the overlay still runs).
     pub(crate) async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        self.0.shutdown(worker::DRAIN).await;
     }
 }

@@ -13,11 +13,11 @@ use epost_store::Store;
 use epost_types::record::RecordKey;
 use epost_types::time::Timestamp;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::chain::Chain;
 use crate::keyspaces::KAD_RECORDS;
+use crate::worker::{DRAIN, Worker, Workers};
 
 /// Records queued for disk before the overlay keeps new ones in memory only.
 const QUEUE: usize = 4096;
@@ -25,12 +25,12 @@ const PAGE: usize = 1024;
 
 pub(crate) struct RecordWriter {
     tx: mpsc::Sender<RecordWrite>,
-    task: JoinHandle<()>,
+    worker: Worker,
 }
 
 impl RecordWriter {
     /// Loads the records held at the last shutdown and starts the writer.
-    pub(crate) fn start(store: Store) -> (StoredRecords, Self) {
+    pub(crate) fn start(store: Store, workers: &Workers) -> (StoredRecords, Self) {
         let now = Timestamp::now().as_millis();
         let mut loaded = Vec::new();
         let reloaded = store.for_each_live(&KAD_RECORDS, now, PAGE, |key, entry| {
@@ -42,19 +42,24 @@ impl RecordWriter {
             warn!(error = %Chain(&e), "cannot reload stored records; starting without them");
         }
         let (tx, mut rx) = mpsc::channel::<RecordWrite>(QUEUE);
-        let task = tokio::spawn(async move {
+        // Ends when every sender is gone (the overlay's, then this
+        // handle's at shutdown), not on the stop signal: what the overlay
+        // queued before it stopped is written.
+        let worker = workers.start("records", |ctx| async move {
             while let Some(write) = rx.recv().await {
                 if !is_record_key(&write.key) {
                     debug!(len = write.key.len(), "not writing a record under a foreign key");
                     continue;
                 }
+                let _busy = ctx.busy();
                 if let Err(e) = store.put(&KAD_RECORDS, write.key, write.value, write.expires).await
                 {
+                    ctx.failed(&e);
                     warn!(error = %Chain(&e), "a record could not be written to disk");
                 }
             }
         });
-        (loaded, Self { tx, task })
+        (loaded, Self { tx, worker })
     }
 
     pub(crate) fn sender(&self) -> mpsc::Sender<RecordWrite> {
@@ -64,7 +69,7 @@ impl RecordWriter {
     /// Writes what is queued, then stops (call after the overlay stopped).
     pub(crate) async fn shutdown(self) {
         drop(self.tx);
-        let _ = self.task.await;
+        self.worker.join(DRAIN).await;
     }
 }
 
@@ -95,7 +100,7 @@ mod tests {
         store.put(&KAD_RECORDS, lapsed, b"old".to_vec(), now - 1).await.unwrap();
         store.put(&KAD_RECORDS, b"junk".to_vec(), b"junk".to_vec(), now + 60_000).await.unwrap();
 
-        let (loaded, writer) = RecordWriter::start(store.clone());
+        let (loaded, writer) = RecordWriter::start(store.clone(), &Workers::new());
         assert_eq!(loaded, vec![record(cert.clone(), b"cert", now + 60_000)]);
 
         // Only record keys reach the disk, each with its own lease end.

@@ -30,8 +30,9 @@ impl Stop {
     }
 
     /// Waits until stopping is asked for (or the signal is gone).
-    pub(crate) async fn stopped(&mut self) {
-        let _ = self.0.wait_for(|stop| *stop).await;
+    pub(crate) async fn stopped(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
     }
 }
 
@@ -41,12 +42,12 @@ mod tests {
 
     #[tokio::test]
     async fn stops_when_asked_or_when_the_signal_is_dropped() {
-        let (signal, mut stop) = StopSignal::new();
+        let (signal, stop) = StopSignal::new();
         assert!(!stop.stopping());
         signal.stop();
         assert!(stop.stopping());
         stop.stopped().await;
-        let (signal, mut stop) = StopSignal::new();
+        let (signal, stop) = StopSignal::new();
         drop(signal);
         assert!(stop.stopping());
         stop.stopped().await;

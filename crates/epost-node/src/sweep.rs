@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use epost_store::{Store, Swept};
 use epost_types::time::Timestamp;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::chain::Chain;
+use crate::worker::{self, Worker, Workers};
 
 /// Handle to run a sweep now. Cheap to clone.
 #[derive(Clone)]
@@ -22,42 +21,23 @@ pub(crate) struct Sweeper {
     removed: Arc<AtomicU64>,
 }
 
-/// The periodic task, for an orderly shutdown.
-pub(crate) struct SweepTask {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl SweepTask {
-    pub(crate) async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 impl Sweeper {
     /// Sweeps `store` every `interval`, the first time one interval after
     /// start (start-up is not slowed by a sweep).
-    pub(crate) fn start(store: Store, interval: Duration) -> (Self, SweepTask) {
+    pub(crate) fn start(store: Store, interval: Duration, workers: &Workers) -> (Self, Worker) {
         let sweeper = Self { store, removed: Arc::new(AtomicU64::new(0)) };
-        let (stop, mut stopped) = watch::channel(false);
-        let worker = sweeper.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        if let Err(e) = worker.sweep_now().await {
-                            warn!(error = %Chain(&e), "sweeping expired entries failed; the next sweep retries");
-                        }
-                    }
-                    _ = stopped.changed() => break,
+        let sweeps = sweeper.clone();
+        let task = workers.start("sweep", move |ctx| async move {
+            let mut tick = worker::every(interval, false);
+            while ctx.tick(&mut tick).await {
+                let _busy = ctx.busy();
+                if let Err(e) = sweeps.sweep_now().await {
+                    ctx.failed(&e);
+                    warn!(error = %Chain(&e), "sweeping expired entries failed; the next sweep retries");
                 }
             }
         });
-        (sweeper, SweepTask { stop, task })
+        (sweeper, task)
     }
 
     /// Removes every expired entry of every swept keyspace now.
@@ -110,13 +90,14 @@ mod tests {
         let mut visited = 0;
         store.for_each_live(&KAD_RECORDS, now, 1024, |_, _| visited += 1).unwrap();
         assert_eq!(visited, 1, "start-up reads the live record only");
-        let (loaded, writer) = crate::records::RecordWriter::start(store.clone());
+        let workers = Workers::new();
+        let (loaded, writer) = crate::records::RecordWriter::start(store.clone(), &workers);
         assert_eq!(loaded.len(), 1);
         writer.shutdown().await;
 
-        let (sweeper, task) = Sweeper::start(store.clone(), Duration::from_secs(3600));
+        let (sweeper, task) = Sweeper::start(store.clone(), Duration::from_secs(3600), &workers);
         let swept = sweeper.sweep_now().await.unwrap();
-        task.shutdown().await;
+        task.shutdown(worker::DRAIN).await;
         let removed = |name| swept.iter().find(|s| s.keyspace == name).map(|s| s.removed);
         assert_eq!(removed("kad_records"), Some(100_000));
         assert_eq!(removed("notify_seen"), Some(1));

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
 use epost_node::Node;
+use epost_node::control::WorkerState;
 use epost_testkit::{NetConfig, TestNet};
 use epost_types::capability::Capability;
 
@@ -115,6 +116,18 @@ async fn a_flipped_fragment_is_never_served_and_is_repaired() {
         net.running().iter().map(|i| net.node(*i).storage.metrics().corrupt_count()).sum();
     assert_eq!(corrupt, 3, "every flipped fragment is detected once");
     assert_eq!(get(net.node(5), &cap).await, data);
+    // Every service's worker runs, and the passes asked for were counted.
+    let workers = net.node(5).workers();
+    let names: Vec<&str> = workers.iter().map(|w| w.name.as_str()).collect();
+    for name in ["repair", "renew", "storage-holder", "notify-holder", "mail-filing", "api"] {
+        assert!(names.contains(&name), "{name} is not among {names:?}");
+    }
+    let repair = workers.iter().find(|w| w.name == "repair").unwrap();
+    assert!(repair.runs >= 1, "{repair:?}");
+    assert!(
+        workers.iter().all(|w| matches!(w.state, WorkerState::Idle | WorkerState::Busy)),
+        "{workers:?}"
+    );
     net.shutdown().await;
 }
 

@@ -9,6 +9,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+/// The lease everything is given by default: stored objects, records
+/// (heads, certificates, presence) and buffered notifications. Long enough
+/// to cover a node switched off for months (its owner's node renews at
+/// least every `renew_after`, well inside it). Each service's setting
+/// starts from this one value.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(180 * 24 * 3600);
+
 /// Milliseconds since 1970-01-01T00:00:00Z.
 #[derive(
     Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,

@@ -1,7 +1,7 @@
 //! `epost status`: the running node's view of the overlay.
 
 use anyhow::Result;
-use epost_node::control::Status;
+use epost_node::control::{Status, WorkerInfo, WorkerState};
 
 use crate::client::ApiClient;
 use crate::datadir::DataDir;
@@ -30,10 +30,60 @@ pub(crate) async fn run(
             s.data_fragments,
             s.parity_fragments,
         );
+        if !s.workers.is_empty() {
+            text.push_str(&format!("\nworkers:   {}", worker_summary(&s.workers)));
+        }
+        for w in s.workers.iter().filter(|w| w.errors > 0) {
+            let last = w.last_error.as_deref().unwrap_or("");
+            text.push_str(&format!("\nerrors:    {} {} (last: {last})", w.name, w.errors));
+        }
         for warning in &s.warnings {
             text.push_str(&format!("\nwarning:   {warning}"));
         }
         text
     })?;
     Ok(())
+}
+
+/// "12 running: 10 idle, 2 busy (repair, renew)", then any not running.
+fn worker_summary(workers: &[WorkerInfo]) -> String {
+    let named = |state: WorkerState| -> Vec<&str> {
+        workers.iter().filter(|w| w.state == state).map(|w| w.name.as_str()).collect()
+    };
+    let (idle, busy) = (named(WorkerState::Idle), named(WorkerState::Busy));
+    let mut text =
+        format!("{} running: {} idle, {} busy", idle.len() + busy.len(), idle.len(), busy.len());
+    if !busy.is_empty() {
+        text.push_str(&format!(" ({})", busy.join(", ")));
+    }
+    for state in [WorkerState::Stopping, WorkerState::Stopped, WorkerState::Panicked] {
+        let names = named(state);
+        if !names.is_empty() {
+            text.push_str(&format!("; {}: {}", state.as_str(), names.join(", ")));
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn worker(name: &str, state: WorkerState) -> WorkerInfo {
+        WorkerInfo { name: name.into(), state, runs: 0, errors: 0, last_error: None }
+    }
+
+    #[test]
+    fn the_summary_names_busy_and_stopped_workers() {
+        let workers = [
+            worker("sweep", WorkerState::Idle),
+            worker("repair", WorkerState::Busy),
+            worker("renew", WorkerState::Busy),
+            worker("notify-holder", WorkerState::Panicked),
+        ];
+        assert_eq!(
+            worker_summary(&workers),
+            "3 running: 1 idle, 2 busy (repair, renew); panicked: notify-holder"
+        );
+    }
 }

@@ -24,11 +24,10 @@ use axum::routing::{get, post};
 use epost_dht::DhtClient;
 use serde::Serialize;
 use tokio::net::TcpListener;
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::chain::Chain;
 use crate::storage::StorageService;
+use crate::worker::{DRAIN, Worker, Workers};
 
 /// Bodies of the routes that take small values (log entries, JSON): a log
 /// entry's limit plus room; anything larger is refused before it is read.
@@ -47,6 +46,9 @@ pub(crate) struct AppState {
     pub(crate) renewer: crate::lease::Renewer,
     pub(crate) sweeper: crate::sweep::Sweeper,
     pub(crate) book: crate::lease::LeaseBook,
+    /// The node's workers: reported by status, and where a request's
+    /// own tasks are spawned.
+    pub(crate) workers: Workers,
     pub(crate) token: Arc<str>,
 }
 
@@ -84,8 +86,7 @@ impl IntoResponse for ApiError {
 /// A running API server.
 pub(crate) struct ApiServer {
     pub(crate) addr: SocketAddr,
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    worker: Worker,
 }
 
 impl ApiServer {
@@ -135,24 +136,24 @@ impl ApiServer {
         let app = Router::new()
             .route("/metrics", get(status::metrics))
             .merge(authed)
-            .layer(DefaultBodyLimit::max(SMALL_BODY))
-            .with_state(state);
-        let (shutdown, mut rx) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.changed().await;
-            });
+            .layer(DefaultBodyLimit::max(SMALL_BODY));
+        let workers = state.workers.clone();
+        let app = app.with_state(state);
+        let worker = workers.start("api", |ctx| async move {
+            let stop = ctx.stop.clone();
+            let serve = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.stopped().await });
             if let Err(e) = serve.await {
+                ctx.failed(&e);
                 tracing::error!(error = %Chain(&e), "control API stopped");
             }
         });
-        Ok(Self { addr, shutdown, task })
+        Ok(Self { addr, worker })
     }
 
     /// Stops taking requests and waits for those in flight.
     pub(crate) async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
+        self.worker.shutdown(DRAIN).await;
     }
 }
 

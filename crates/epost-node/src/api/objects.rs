@@ -38,7 +38,7 @@ pub(crate) async fn get(
     let (tx, mut rx) = mpsc::channel::<BodyItem>(8);
     let storage = state.storage.clone();
     let errors = tx.clone();
-    tokio::spawn(async move {
+    state.workers.spawn_tracked(async move {
         let mut writer = BodyWriter::new(tx);
         if let Err(e) = storage.get_to(&capability, &mut writer).await {
             let _ = errors.send(Err(std::io::Error::other(e.to_string()))).await;

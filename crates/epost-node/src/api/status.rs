@@ -10,7 +10,7 @@ use serde::Deserialize;
 use tokio::sync::broadcast;
 
 use super::{ApiError, AppState};
-use crate::control::Status;
+use crate::control::{Status, WorkerState};
 
 /// Longest `wait_secs` a status request may ask for.
 const MAX_WAIT: Duration = Duration::from_secs(300);
@@ -55,6 +55,13 @@ pub(crate) async fn status(
             "redundancy is reduced: {nodes} node(s) reachable, fewer than the {wanted} that {k}+{m} coding needs to spread one fragment per node"
         ));
     }
+    let workers = state.workers.list();
+    for w in workers.iter().filter(|w| w.state == WorkerState::Panicked) {
+        warnings.push(format!(
+            "the {} worker has stopped on a bug; restart the node (its log says why)",
+            w.name
+        ));
+    }
     Ok(Json(Status {
         peer_id: net.peer_id.to_string(),
         peers: net.connected_peers.len(),
@@ -66,6 +73,7 @@ pub(crate) async fn status(
         data_fragments: k,
         parity_fragments: m,
         warnings,
+        workers,
     }))
 }
 
@@ -73,6 +81,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     let mut out = String::new();
     state.storage.metrics().render(&mut out);
     state.notify_holder.metrics().render(&mut out);
+    state.workers.render(&mut out);
     let (fragments, bytes) = state.storage.local_usage();
     out.push_str(&format!(
         "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",

@@ -36,10 +36,10 @@ use epost_types::sign::{RngError, SigningKey, VerifyingKey};
 use epost_types::time::Timestamp;
 use serde::Serialize;
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::chain::Chain;
+use crate::worker::{self, Worker, Workers};
 
 pub use records::RecordRules;
 
@@ -211,27 +211,15 @@ struct Inner {
     trust: watch::Sender<Arc<TrustedRealms>>,
 }
 
-/// The republishing task, for an orderly shutdown.
-pub struct IdentityTask {
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl IdentityTask {
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
 impl Identity {
     /// Starts the service once the overlay is up: publishes every hosted
     /// user's certificate and presence now and every republish interval.
-    pub fn start(
+    pub(crate) fn start(
         loaded: LoadedIdentity,
         dht: DhtClient,
         listen_addrs: Vec<String>,
-    ) -> (Self, IdentityTask) {
+        workers: &Workers,
+    ) -> (Self, Worker) {
         let peer_id = dht.local_peer_id().to_bytes();
         let identity = Self {
             inner: Arc::new(Inner {
@@ -244,19 +232,15 @@ impl Identity {
                 trust: loaded.trust,
             }),
         };
-        let (shutdown, mut stop) = watch::channel(false);
-        let worker = identity.clone();
-        let task = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(worker.inner.config.republish_interval);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => worker.republish_all().await,
-                    _ = stop.changed() => break,
-                }
+        let publisher = identity.clone();
+        let task = workers.start("identity", |ctx| async move {
+            let mut tick = worker::every(publisher.inner.config.republish_interval, true);
+            while ctx.tick(&mut tick).await {
+                let _busy = ctx.busy();
+                publisher.republish_all().await;
             }
         });
-        (identity, IdentityTask { shutdown, task })
+        (identity, task)
     }
 
     fn state(&self) -> MutexGuard<'_, State> {

@@ -26,12 +26,12 @@ use epost_types::hash::sha256_parts;
 use epost_types::id::{LogId, ObjectId};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteArray;
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
 use crate::chain::Chain;
 use crate::keyspaces::{LEASE_MEMBERS, LEASE_OWNERS, LEASE_ROOTS, MAIL_MARKS, OWNED_HEADS};
+use crate::worker::{Worker, WorkerCtx, Workers};
 
 /// Changes queued before callers wait.
 const QUEUE: usize = 1024;
@@ -204,26 +204,13 @@ pub struct LeaseBook {
     tx: mpsc::Sender<Command>,
 }
 
-/// The book's task, for an orderly shutdown (after every writer stopped).
-pub struct BookTask {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl BookTask {
-    /// Commits what is queued, then stops; later changes fail `Stopped`.
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 impl LeaseBook {
-    pub fn start(store: Store) -> (Self, BookTask) {
+    /// Starts the book's worker. Stopping it (after every writer stopped)
+    /// commits what is queued; later changes fail `Stopped`.
+    pub(crate) fn start(store: Store, workers: &Workers) -> (Self, Worker) {
         let (tx, rx) = mpsc::channel(QUEUE);
-        let (stop, stopped) = watch::channel(false);
-        let task = tokio::spawn(run(store.clone(), rx, stopped));
-        (Self { store, tx }, BookTask { stop, task })
+        let task = workers.start("lease-book", |ctx| run(store.clone(), rx, ctx));
+        (Self { store, tx }, task)
     }
 
     async fn send(&self, make: impl FnOnce(Reply) -> Command) -> Result<(), BookError> {
@@ -381,17 +368,18 @@ fn pair(a: &[u8; 32], b: &[u8; 32]) -> Vec<u8> {
     key
 }
 
-async fn run(store: Store, mut rx: mpsc::Receiver<Command>, mut stop: watch::Receiver<bool>) {
+async fn run(store: Store, mut rx: mpsc::Receiver<Command>, ctx: WorkerCtx) {
     loop {
         let first = tokio::select! {
             first = rx.recv() => first,
-            _ = stop.changed() => {
+            () = ctx.stop.stopped() => {
                 // Nothing new is taken; what was queued is committed.
                 rx.close();
                 rx.recv().await
             }
         };
         let Some(first) = first else { break };
+        let _busy = ctx.busy();
         let mut group = vec![first];
         while group.len() < GROUP {
             match rx.try_recv() {
@@ -428,6 +416,9 @@ async fn run(store: Store, mut rx: mpsc::Receiver<Command>, mut stop: watch::Rec
             }
         }
         let committed = work.commit().await;
+        if let Err(e) = &committed {
+            ctx.failed(e);
+        }
         for (reply, applied) in replies {
             let result = match (&committed, applied) {
                 (Ok(()), applied) => applied,

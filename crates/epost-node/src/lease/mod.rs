@@ -26,10 +26,8 @@ mod renew;
 
 use std::time::Duration;
 
-pub use book::{
-    BookError, BookTask, Change, HeadUpdate, LeaseBook, NewRoot, OwnedHead, OwnerId, RootKind,
-};
-pub use renew::{RenewProgress, RenewReport, RenewTask, Renewer};
+pub use book::{BookError, Change, HeadUpdate, LeaseBook, NewRoot, OwnedHead, OwnerId, RootKind};
+pub use renew::{RenewProgress, RenewReport, Renewer};
 
 /// When and how fast the node renews.
 #[derive(Debug, Clone)]
@@ -49,7 +47,7 @@ pub struct LeaseConfig {
 impl Default for LeaseConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(180 * 24 * 3600),
+            lease: epost_types::time::DEFAULT_LEASE,
             renew_after: Duration::from_secs(30 * 24 * 3600),
             interval: Duration::from_secs(24 * 3600),
             rate: 2000,

@@ -15,14 +15,15 @@ use epost_types::record::RecordKey;
 use epost_types::time::Timestamp;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{Mutex, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use super::LeaseConfig;
 use super::book::{DueRoot, LeaseBook, RootKind};
 use crate::chain::Chain;
 use crate::logs::LogService;
+use crate::stop::Stop;
 use crate::storage::StorageService;
+use crate::worker::{Worker, Workers};
 
 /// Roots renewed per page (one round of requests, one book commit).
 const PAGE: usize = 256;
@@ -74,47 +75,34 @@ pub struct Renewer {
     progress: watch::Receiver<RenewProgress>,
 }
 
-/// The periodic task, for an orderly shutdown.
-pub struct RenewTask {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl RenewTask {
-    /// Stops after the page in hand (what it renewed is recorded).
-    pub async fn shutdown(self) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-    }
-}
-
 struct Pass {
     config: LeaseConfig,
     storage: StorageService,
     dht: DhtClient,
     book: LeaseBook,
     logs: LogService,
-    stop: watch::Receiver<bool>,
+    stop: Stop,
     progress: watch::Sender<RenewProgress>,
 }
 
 impl Renewer {
-    /// Starts the task: a pass now, then every `config.interval`.
-    pub fn start(
+    /// Starts the worker: a pass now, then every `config.interval`.
+    /// Stopping it ends the pass after the page in hand (what it renewed
+    /// is recorded).
+    pub(crate) fn start(
         config: LeaseConfig,
         storage: StorageService,
         dht: DhtClient,
         book: LeaseBook,
         logs: LogService,
-    ) -> (Self, RenewTask) {
+        workers: &Workers,
+    ) -> (Self, Worker) {
         let (tx, mut rx) = mpsc::channel::<oneshot::Sender<RenewReport>>(4);
-        let (stop, stopped) = watch::channel(false);
         let last = Arc::new(Mutex::new(None));
         let (progress, watching) = watch::channel(RenewProgress::default());
-        let pass = Pass { config, storage, dht, book, logs, stop: stopped.clone(), progress };
         let shared = last.clone();
-        let mut stopped = stopped;
-        let task = tokio::spawn(async move {
+        let task = workers.start("renew", |ctx| async move {
+            let pass = Pass { config, storage, dht, book, logs, stop: ctx.stop.clone(), progress };
             // The pass at start waits for the overlay: alone, nothing can
             // be renewed, and a node back from a long absence must not
             // wait a whole interval for the next try.
@@ -124,16 +112,18 @@ impl Renewer {
                 let asked = tokio::select! {
                     _ = tokio::time::sleep_until(next) => None,
                     Some(reply) = rx.recv() => Some(reply),
-                    _ = stopped.changed() => break,
+                    () = ctx.stop.stopped() => break,
                 };
                 if !joined && asked.is_none() {
                     joined = true;
                     tokio::select! {
                         _ = pass.wait_for_peers(JOIN_WAIT) => {}
-                        _ = stopped.changed() => break,
+                        () = ctx.stop.stopped() => break,
                     }
                 }
+                let busy = ctx.busy();
                 let report = pass.run().await;
+                drop(busy);
                 if report.renewed + report.failed + report.lost > 0 {
                     info!(?report, "renewal pass");
                 }
@@ -148,12 +138,12 @@ impl Renewer {
                 if let Some(reply) = asked {
                     let _ = reply.send(report);
                 }
-                if *stopped.borrow() {
+                if ctx.stop.stopping() {
                     break;
                 }
             }
         });
-        (Self { tx, last, progress: watching }, RenewTask { stop, task })
+        (Self { tx, last, progress: watching }, task)
     }
 
     /// Runs a whole pass now and reports it (`None` when stopping).
@@ -176,7 +166,7 @@ impl Renewer {
 
 impl Pass {
     fn stopping(&self) -> bool {
-        *self.stop.borrow()
+        self.stop.stopping()
     }
 
     /// Returns once this node is connected to a peer, or after `most`.
@@ -240,7 +230,7 @@ impl Pass {
             if let Some(wait) = due.checked_sub(started.elapsed()) {
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    _ = self.stop_signal() => break,
+                    () = self.stop.stopped() => break,
                 }
             }
             if !full {
@@ -250,11 +240,6 @@ impl Pass {
         report.heads_republished = self.republish_heads().await;
         report.finished_at = Timestamp::now().as_millis();
         report
-    }
-
-    async fn stop_signal(&self) {
-        let mut stop = self.stop.clone();
-        let _ = stop.wait_for(|s| *s).await;
     }
 
     /// Renews one page of roots; returns how many objects it asked about.

@@ -12,7 +12,7 @@ use epost_types::convergent::ConvergenceSecret;
 use epost_types::limits::MAX_LOG_ENTRY;
 use epost_types::mail::{MAX_OP_UIDS, MailEntry, MailOp};
 use epost_types::mailbox::{Change, FolderChanged, MailError};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -22,6 +22,7 @@ use super::state::{Folder, MailState, OpError};
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
+use crate::stop::Stop;
 use crate::storage::StorageService;
 
 /// The log every user's mail lives in.
@@ -69,7 +70,7 @@ impl Mailbox {
     pub(super) fn start(
         address: Address,
         services: Services,
-        stopped: watch::Receiver<bool>,
+        stopped: Stop,
     ) -> (Self, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let (changes, _) = broadcast::channel(256);
@@ -152,7 +153,7 @@ async fn run(
     services: Services,
     mut rx: mpsc::Receiver<Request>,
     changes: broadcast::Sender<FolderChanged>,
-    mut stopped: watch::Receiver<bool>,
+    stopped: Stop,
 ) {
     let opened =
         super::open::open(&address, &services.logs, &services.book, &services.storage).await;
@@ -183,7 +184,7 @@ async fn run(
                 Some(first) => first,
                 None => break,
             },
-            _ = stopped.changed() => break,
+            () = stopped.stopped() => break,
         };
         let mut batch = vec![first];
         while batch.len() < BATCH {

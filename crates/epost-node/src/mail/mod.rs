@@ -31,8 +31,7 @@ use epost_types::mail::MessageRef;
 use epost_types::mailbox::{Change, MailError, Recipient, Route, StoredObjects};
 use epost_types::time::Timestamp;
 use futures::StreamExt;
-use tokio::sync::{broadcast, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::broadcast;
 use tracing::{debug, warn};
 
 pub use account::{Changed, Mailbox};
@@ -43,7 +42,9 @@ use crate::keyed::PerKey;
 use crate::lease::LeaseBook;
 use crate::logs::LogService;
 use crate::notify::{NotifyError, NotifyService, Received, ReceivedCursor};
+use crate::stop::{Stop, StopSignal};
 use crate::storage::StorageService;
+use crate::worker::{self, DRAIN, Worker, WorkerCtx, Workers};
 
 /// How often received notifications are checked against the INBOX.
 const RECONCILE: Duration = Duration::from_secs(60);
@@ -71,34 +72,38 @@ struct Inner {
     mailboxes: PerKey<Address, Mailbox>,
     /// Messages recently stored or read here.
     cache: Mutex<cache::MessageCache>,
-    stopped: watch::Receiver<bool>,
+    /// Tells the mailbox tasks to stop.
+    mailboxes_stop: Stop,
 }
 
-/// The receiving task, for an orderly shutdown.
-pub struct MailTask {
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+/// The filing worker and the mailbox tasks, for an orderly shutdown.
+pub(crate) struct MailTask {
+    receive: Worker,
+    mailboxes: StopSignal,
 }
 
 impl MailTask {
     /// Stops filing, lets every mailbox task finish its batch, and waits.
-    pub async fn shutdown(self, service: &MailService) {
-        let _ = self.stop.send(true);
-        let _ = self.task.await;
-        service.inner.mailboxes.close().await;
+    pub(crate) async fn shutdown(self, service: &MailService) {
+        self.receive.shutdown(DRAIN).await;
+        self.mailboxes.stop();
+        if tokio::time::timeout(DRAIN, service.inner.mailboxes.close()).await.is_err() {
+            warn!("mailbox tasks did not finish their batches in time; abandoned");
+        }
     }
 }
 
 impl MailService {
-    /// Starts the service and the task that files received mail.
-    pub fn start(
+    /// Starts the service and the worker that files received mail.
+    pub(crate) fn start(
         storage: StorageService,
         logs: LogService,
         identity: Identity,
         notifications: NotifyService,
         book: LeaseBook,
+        workers: &Workers,
     ) -> (Self, MailTask) {
-        let (stop, stopped) = watch::channel(false);
+        let (mailboxes, mailboxes_stop) = StopSignal::new();
         let service = Self {
             inner: Arc::new(Inner {
                 storage,
@@ -108,11 +113,12 @@ impl MailService {
                 book,
                 mailboxes: PerKey::new(),
                 cache: Mutex::new(cache::MessageCache::new(CACHE_BYTES)),
-                stopped: stopped.clone(),
+                mailboxes_stop,
             }),
         };
-        let task = tokio::spawn(receive(service.clone(), stopped));
-        (service, MailTask { stop, task })
+        let filer = service.clone();
+        let receive = workers.start("mail-filing", |ctx| receive(filer, ctx));
+        (service, MailTask { receive, mailboxes })
     }
 
     /// The mailbox of a user hosted here (its task starts on first use).
@@ -126,7 +132,7 @@ impl MailService {
                     book: self.inner.book.clone(),
                     storage: self.inner.storage.clone(),
                 };
-                Mailbox::start(address.clone(), services, self.inner.stopped.clone())
+                Mailbox::start(address.clone(), services, self.inner.mailboxes_stop.clone())
             })
             .map_err(|_| MailError::Stopped)
     }
@@ -396,22 +402,27 @@ fn summary_of(raw: &[u8]) -> String {
     summary
 }
 
-async fn receive(service: MailService, mut stopped: watch::Receiver<bool>) {
+async fn receive(service: MailService, ctx: WorkerCtx) {
     let mut events = service.inner.notifications.subscribe();
-    let mut tick = tokio::time::interval(RECONCILE);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = worker::every(RECONCILE, true);
     // Filing many at once lets each mailbox group-commit their inserts
     // (the mailbox drops a notification filed twice).
     let mut filing = futures::stream::FuturesUnordered::new();
     loop {
         tokio::select! {
-            _ = tick.tick() => service.reconcile().await,
+            _ = tick.tick() => {
+                let _busy = ctx.busy();
+                service.reconcile().await;
+            }
             Some(()) = filing.next(), if !filing.is_empty() => {}
             event = events.recv(), if filing.len() < FILING => match event {
                 Ok(received) => {
                     let service = service.clone();
+                    let ctx = ctx.clone();
                     filing.push(async move {
+                        let _busy = ctx.busy();
                         if let Err(e) = service.file(&received).await {
+                            ctx.failed(&e);
                             warn!(to = %received.to, error = %Chain(&e), "received mail not filed yet; the next pass retries");
                         }
                     });
@@ -419,7 +430,7 @@ async fn receive(service: MailService, mut stopped: watch::Receiver<bool>) {
                 Err(broadcast::error::RecvError::Lagged(_)) => service.reconcile().await,
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = stopped.changed() => break,
+            () = ctx.stop.stopped() => break,
         }
     }
     // Finish what was started; anything else is filed by the next start's pass.

@@ -15,9 +15,8 @@ use epost_types::limits::MAX_ENVELOPE_PAYLOAD;
 use epost_types::notify::{Receipt, ReceiptError, SealedNotification};
 use epost_types::sign::VerifyingKey;
 use epost_types::time::Timestamp;
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::buffer::{Buffer, BufferError};
@@ -25,6 +24,7 @@ use super::metrics::NotifyMetrics;
 use super::rate::RateLimiter;
 use super::{DeliverError, NotifyConfig, PullError, SendReceiptError, auth};
 use crate::chain::Chain;
+use crate::worker::{self, Worker, WorkerCtx, Workers};
 
 /// Questions and local requests queued for the holder task.
 const COMMAND_QUEUE: usize = 64;
@@ -49,42 +49,25 @@ pub struct NotifyHolder {
     metrics: Arc<NotifyMetrics>,
 }
 
-/// The holder's task, for an orderly shutdown.
-pub struct NotifyTasks {
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl NotifyTasks {
-    /// Stops taking requests once the one in hand is answered (a request
-    /// still queued is dropped, so its sender sees a failure, never a
-    /// false `Accepted`), and waits for the task.
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
 impl NotifyHolder {
-    /// Starts the holder: it reloads the buffer from `store`, then answers
-    /// `inbound` requests until shutdown.
-    pub fn start(
+    /// Starts the holder's worker: it reloads the buffer from `store`, then
+    /// answers `inbound` requests. Stopped, it stops taking requests once
+    /// the one in hand is answered (a request still queued is dropped, so
+    /// its sender sees a failure, never a false `Accepted`).
+    pub(crate) fn start(
         config: NotifyConfig,
         dht: DhtClient,
         store: Store,
         inbound: mpsc::Receiver<InboundNotify>,
-    ) -> (Self, NotifyTasks) {
+        workers: &Workers,
+    ) -> (Self, Worker) {
         let metrics = Arc::new(NotifyMetrics::default());
         let (arrivals, _) = broadcast::channel(ARRIVALS);
         let (commands, commands_rx) = mpsc::channel(COMMAND_QUEUE);
-        let (shutdown, shutdown_rx) = watch::channel(false);
-        let task = tokio::spawn(run(
-            Holder { config, dht, store, metrics: metrics.clone(), arrivals: arrivals.clone() },
-            inbound,
-            commands_rx,
-            shutdown_rx,
-        ));
-        (Self { commands, metrics, arrivals }, NotifyTasks { shutdown, task })
+        let holder =
+            Holder { config, dht, store, metrics: metrics.clone(), arrivals: arrivals.clone() };
+        let task = workers.start("notify-holder", |ctx| run(holder, inbound, commands_rx, ctx));
+        (Self { commands, metrics, arrivals }, task)
     }
 
     /// Notifications held now for `inbox`.
@@ -155,7 +138,7 @@ async fn run(
     holder: Holder,
     mut inbound: mpsc::Receiver<InboundNotify>,
     mut commands: mpsc::Receiver<Command>,
-    mut shutdown: watch::Receiver<bool>,
+    ctx: WorkerCtx,
 ) {
     let Holder { config, dht, store, metrics, arrivals } = holder;
     let now = Timestamp::now().as_millis();
@@ -173,6 +156,7 @@ async fn run(
             // Without its buffer the holder would answer as if it held
             // nothing; better to refuse (peers fail over to other holders).
             warn!(error = %Chain(&e), "cannot reload the notification buffer; not holding notifications");
+            ctx.failed(&e);
             return;
         }
     };
@@ -180,15 +164,15 @@ async fn run(
     // A full `Deliver` must always be able to pass an idle peer's bucket.
     let burst = config.burst.max(MAX_DELIVER as u32);
     let mut limiter = RateLimiter::new(config.rate_per_sec, burst, config.max_tracked_peers);
-    let mut sweep = tokio::time::interval(config.gc_interval);
-    sweep.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    sweep.tick().await; // the first tick is immediate; the load just swept
+    // Not now: the load just swept.
+    let mut sweep = worker::every(config.gc_interval, false);
 
     loop {
         tokio::select! {
             biased;
-            _ = shutdown.changed() => break,
+            () = ctx.stop.stopped() => break,
             Some(InboundNotify { peer, request, reply }) = inbound.recv() => {
+                let _busy = ctx.busy();
                 let response = if limiter.allow(peer, cost(&request), Instant::now()) {
                     answer(&mut buffer, &metrics, &arrivals, Some(peer), request).await
                 } else {
@@ -211,7 +195,10 @@ async fn run(
             _ = sweep.tick() => {
                 match buffer.collect_expired(Timestamp::now().as_millis()).await {
                     Ok(n) => NotifyMetrics::add(&metrics.gc_removed, n as u64),
-                    Err(e) => warn!(error = %Chain(&e), "expired notifications not removed"),
+                    Err(e) => {
+                        ctx.failed(&e);
+                        warn!(error = %Chain(&e), "expired notifications not removed");
+                    }
                 }
                 limiter.prune(Instant::now());
                 update_gauges(&metrics, &buffer);

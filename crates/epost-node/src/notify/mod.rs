@@ -34,11 +34,9 @@ use epost_types::envelope::SignedEnvelope;
 use epost_types::notify::SealedNotification;
 
 pub use auth::{PULL_AUTH_WINDOW, PullAuthError, pull_auth, verify_pull_auth};
-pub use holder::{HolderStopped, NotifyHolder, NotifyTasks};
+pub use holder::{HolderStopped, NotifyHolder};
 pub use metrics::NotifyMetrics;
-pub use service::{
-    NotifyError, NotifyService, NotifyServiceTask, Received, ReceivedCursor, SendReport,
-};
+pub use service::{Miss, NotifyError, NotifyService, Received, ReceivedCursor, SendReport};
 
 /// How many peers closest to an inbox key buffer its notifications.
 pub const INBOX_HOLDERS: usize = 8;
@@ -78,7 +76,7 @@ impl Default for NotifyConfig {
             max_pending_per_inbox: 10_000,
             max_pending_total: 200_000,
             max_receipted_per_inbox: 10_000,
-            max_lease: Duration::from_secs(180 * 24 * 3600),
+            max_lease: epost_types::time::DEFAULT_LEASE,
             gc_interval: Duration::from_secs(60),
             max_tracked_peers: 4096,
             resync_interval: Duration::from_secs(30),

@@ -24,15 +24,18 @@ use epost_types::notify::{Notification, Receipt, SealNotificationError, SealedNo
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
 use serde::{Deserialize, Serialize};
-use tokio::sync::{broadcast, mpsc, oneshot, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};
 
 use super::rate::SenderLimits;
-use super::{INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt};
+use super::{
+    DeliverError, INBOX_HOLDERS, NotifyHolder, deliver_to, pull_auth, pull_from, send_receipt,
+};
 use crate::chain::Chain;
+use crate::failures::Failures;
 use crate::identity::{HostedUser, Identity, IdentityError};
 use crate::keyspaces::{NOTIFY_RECEIVED, NOTIFY_SEEN};
+use crate::worker::{self, Worker, WorkerCtx, Workers};
 /// Subscribers may lag this many notifications before they miss some.
 const SUBSCRIBERS: usize = 1024;
 /// How long a recipient's home peers are reused without a new lookup.
@@ -48,11 +51,22 @@ pub enum NotifyError {
     #[error("cannot make the notification")]
     Seal(#[source] SealNotificationError),
     #[error("no inbox holder kept the notification ({0})")]
-    NotHeld(String),
+    NotHeld(Failures<Miss>),
     #[error("cannot read what was received")]
     Store(#[source] epost_store::StoreError),
     #[error("the notification service is shutting down")]
     Stopped,
+}
+
+/// Why one peer did not keep a notification sent to it.
+#[derive(Debug, thiserror::Error)]
+pub enum Miss {
+    #[error("{peer}: not kept")]
+    NotKept { peer: PeerId },
+    /// (The error is shown in the text, not as a source: a list of
+    /// misses is shown on one line.)
+    #[error("{peer}: {error}")]
+    Failed { peer: PeerId, error: DeliverError },
 }
 
 /// What a send reached.
@@ -104,29 +118,17 @@ struct Inner {
 /// A request for a resync pass; the sender, if any, hears when it is done.
 type Kick = Option<oneshot::Sender<()>>;
 
-/// The recipient task, for an orderly shutdown.
-pub struct NotifyServiceTask {
-    shutdown: watch::Sender<bool>,
-    task: JoinHandle<()>,
-}
-
-impl NotifyServiceTask {
-    pub async fn shutdown(self) {
-        let _ = self.shutdown.send(true);
-        let _ = self.task.await;
-    }
-}
-
 impl NotifyService {
     /// Starts the recipient task: a pull from every holder now, then on
     /// every arrival here and every `resync`.
-    pub fn start(
+    pub(crate) fn start(
         dht: DhtClient,
         identity: Identity,
         holder: NotifyHolder,
         store: Store,
         config: &super::NotifyConfig,
-    ) -> (Self, NotifyServiceTask) {
+        workers: &Workers,
+    ) -> (Self, Worker) {
         let resync = config.resync_interval;
         let (events, _) = broadcast::channel(SUBSCRIBERS);
         let (kick, kicks) = mpsc::channel(1);
@@ -143,9 +145,10 @@ impl NotifyService {
                 lease: config.max_lease,
             }),
         };
-        let (shutdown, stop) = watch::channel(false);
-        let task = tokio::spawn(run(service.inner.clone(), kicks, arrivals, resync, stop));
-        (service, NotifyServiceTask { shutdown, task })
+        let inner = service.inner.clone();
+        let task =
+            workers.start("notify-recipient", move |ctx| run(inner, kicks, arrivals, resync, ctx));
+        (service, task)
     }
 
     /// Received notifications as they pass every check (bounded: a slow
@@ -208,7 +211,7 @@ impl NotifyService {
         });
         let mut kept = 0;
         let mut direct = false;
-        let mut failures = Vec::new();
+        let mut failures = Failures::default();
         for (peer, result) in futures::future::join_all(deliveries).await {
             match result {
                 Ok(ids) if ids.contains(&id) => {
@@ -219,16 +222,12 @@ impl NotifyService {
                         kept += 1;
                     }
                 }
-                Ok(_) => failures.push(format!("{peer}: not kept")),
-                Err(e) => failures.push(format!("{peer}: {e}")),
+                Ok(_) => failures.push(Miss::NotKept { peer }),
+                Err(error) => failures.push(Miss::Failed { peer, error }),
             }
         }
         if kept == 0 && !direct {
-            return Err(NotifyError::NotHeld(if failures.is_empty() {
-                "no peers to hold it".to_owned()
-            } else {
-                failures.join("; ")
-            }));
+            return Err(NotifyError::NotHeld(failures));
         }
         Ok(SendReport { id: hex(&id), holders: kept, direct })
     }
@@ -317,22 +316,28 @@ async fn run(
     mut kicks: mpsc::Receiver<Kick>,
     mut arrivals: broadcast::Receiver<[u8; 32]>,
     resync: Duration,
-    mut stop: watch::Receiver<bool>,
+    ctx: WorkerCtx,
 ) {
     let mut limits = SenderLimits::new();
-    let mut tick = tokio::time::interval(resync);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = worker::every(resync, true);
     loop {
         tokio::select! {
-            _ = tick.tick() => resync_all(&inner, &mut limits).await,
+            _ = tick.tick() => {
+                let _busy = ctx.busy();
+                resync_all(&inner, &mut limits).await;
+            }
             Some(kick) = kicks.recv() => {
+                let _busy = ctx.busy();
                 resync_all(&inner, &mut limits).await;
                 if let Some(done) = kick {
                     let _ = done.send(());
                 }
             }
             arrival = arrivals.recv() => match arrival {
-                Ok(inbox) => pull_here(&inner, &mut limits, inbox).await,
+                Ok(inbox) => {
+                    let _busy = ctx.busy();
+                    pull_here(&inner, &mut limits, inbox).await;
+                }
                 Err(broadcast::error::RecvError::Lagged(_)) => {
                     for user in hosted(&inner) {
                         pull_here(&inner, &mut limits, inbox_key(&user.keys.address)).await;
@@ -340,7 +345,7 @@ async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = stop.changed() => break,
+            () = ctx.stop.stopped() => break,
         }
     }
 }

@@ -248,8 +248,9 @@ async fn the_holder_answers_this_nodes_own_requests() {
     let (_dir, store) = store();
     let dht = overlay().await;
     let (_tx, inbound) = tokio::sync::mpsc::channel(1);
+    let workers = crate::worker::Workers::new();
     let (holder, tasks) =
-        NotifyHolder::start(NotifyConfig::default(), dht.client.clone(), store, inbound);
+        NotifyHolder::start(NotifyConfig::default(), dht.client.clone(), store, inbound, &workers);
     let (alice, bob, mallory) = (user("alice"), user("bob"), user("mallory"));
     let inbox = inbox_key(&bob.address);
     let notes: Vec<_> =
@@ -294,7 +295,7 @@ async fn the_holder_answers_this_nodes_own_requests() {
     holder.metrics().render(&mut text);
     assert!(text.contains("epost_notify_pending 3\n"), "{text}");
 
-    tasks.shutdown().await;
+    tasks.shutdown(crate::worker::DRAIN).await;
     assert!(holder.pending_count(&inbox).await.is_err());
     dht.shutdown().await;
 }

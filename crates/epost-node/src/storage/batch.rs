@@ -20,6 +20,7 @@ use serde_bytes::ByteBuf;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::keyed::{Closed, PerKey};
+use crate::worker::Workers;
 
 /// Requests to one peer in flight at once; stores queue behind them.
 const IN_FLIGHT: usize = 2;
@@ -43,11 +44,13 @@ struct Job {
 pub(crate) struct StoreBatcher {
     dht: DhtClient,
     peers: PerKey<PeerId, mpsc::Sender<Job>>,
+    /// Where each batch's request is sent from, so shutdown waits for it.
+    tasks: Workers,
 }
 
 impl StoreBatcher {
-    pub(crate) fn new(dht: DhtClient) -> Self {
-        Self { dht, peers: PerKey::new() }
+    pub(crate) fn new(dht: DhtClient, tasks: Workers) -> Self {
+        Self { dht, peers: PerKey::new(), tasks }
     }
 
     /// Stores `fragments` on `peer` (in a batch with whatever else is
@@ -77,7 +80,7 @@ impl StoreBatcher {
     fn queue(&self, peer: PeerId) -> Result<mpsc::Sender<Job>, Closed> {
         self.peers.get_or_start(&peer, || {
             let (tx, rx) = mpsc::channel(QUEUE);
-            (tx, tokio::spawn(run(self.dht.clone(), peer, rx)))
+            (tx, tokio::spawn(run(self.dht.clone(), self.tasks.clone(), peer, rx)))
         })
     }
 }
@@ -114,7 +117,7 @@ async fn send(dht: DhtClient, peer: PeerId, jobs: Vec<Job>) {
 
 /// One peer's queue: waits for a free request slot, then sends everything
 /// that queued up meanwhile as one request.
-async fn run(dht: DhtClient, peer: PeerId, mut rx: mpsc::Receiver<Job>) {
+async fn run(dht: DhtClient, tasks: Workers, peer: PeerId, mut rx: mpsc::Receiver<Job>) {
     let slots = Arc::new(Semaphore::new(IN_FLIGHT));
     loop {
         let first = match tokio::time::timeout(QUIET, rx.recv()).await {
@@ -126,7 +129,7 @@ async fn run(dht: DhtClient, peer: PeerId, mut rx: mpsc::Receiver<Job>) {
                 rx.close();
                 while let Some(job) = rx.recv().await {
                     let jobs = batch(job, &mut rx);
-                    tokio::spawn(send(dht.clone(), peer, jobs));
+                    tasks.spawn_tracked(send(dht.clone(), peer, jobs));
                 }
                 break;
             }
@@ -134,7 +137,7 @@ async fn run(dht: DhtClient, peer: PeerId, mut rx: mpsc::Receiver<Job>) {
         let Ok(slot) = slots.clone().acquire_owned().await else { break };
         let jobs = batch(first, &mut rx);
         let dht = dht.clone();
-        tokio::spawn(async move {
+        tasks.spawn_tracked(async move {
             send(dht, peer, jobs).await;
             drop(slot);
         });

@@ -10,12 +10,13 @@ use epost_dht::frag::{FragRequest, FragResponse, RefusalReason, WireId};
 use epost_dht::{InboundFrag, PeerId};
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, warn};
 
 use super::Ctx;
 use super::local::LocalError;
 use super::metrics::Metrics;
+use crate::worker::WorkerCtx;
 
 /// Requests handled at once; more wait in the overlay's bounded queue.
 const CONCURRENT_REQUESTS: usize = 64;
@@ -25,18 +26,21 @@ const CONCURRENT_REQUESTS: usize = 64;
 pub(crate) async fn serve(
     ctx: Arc<Ctx>,
     mut inbound: mpsc::Receiver<InboundFrag>,
-    mut shutdown: watch::Receiver<bool>,
+    worker: WorkerCtx,
 ) {
     let limit = Arc::new(Semaphore::new(CONCURRENT_REQUESTS));
     loop {
         let request = tokio::select! {
             request = inbound.recv() => request,
-            _ = shutdown.changed() => None,
+            () = worker.stop.stopped() => None,
         };
         let Some(InboundFrag { peer, request, reply }) = request else { break };
         let Ok(permit) = limit.clone().acquire_owned().await else { break };
+        let busy = worker.busy();
         let ctx = ctx.clone();
-        tokio::spawn(async move {
+        let tasks = ctx.tasks.clone();
+        tasks.spawn_tracked(async move {
+            let _busy = busy;
             let response = answer(&ctx, peer, request).await;
             ctx.dht.respond(reply, response).await;
             drop(permit);

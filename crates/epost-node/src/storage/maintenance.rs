@@ -35,6 +35,7 @@ use super::placement::Placement;
 use super::{Ctx, erasure, get, plan};
 use crate::chain::Chain;
 use crate::stop::Stop;
+use crate::worker::{self, WorkerCtx};
 
 /// Objects examined per page (one probe per peer per page).
 const PAGE: usize = 128;
@@ -123,23 +124,24 @@ impl Liveness {
 pub(crate) async fn run(
     ctx: Arc<Ctx>,
     mut triggers: mpsc::Receiver<oneshot::Sender<RepairReport>>,
-    stop: Stop,
+    worker: WorkerCtx,
 ) {
-    let mut stopped = stop.clone();
+    let stop = worker.stop.clone();
     let mut liveness = Liveness::new(ctx.config.grace);
     let mut events = ctx.dht.subscribe();
-    let mut tick = tokio::time::interval(ctx.config.repair_interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await; // the first tick is immediate; start a full interval later
+    // A full interval after start, not at once.
+    let mut tick = worker::every(ctx.config.repair_interval, false);
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                let _busy = worker.busy();
                 let report = pass(&ctx, &mut liveness, &stop).await;
                 if report.fragments_repaired + report.fragments_handed_over + report.unrecoverable > 0 {
                     info!(?report, "maintenance pass");
                 }
             }
             Some(reply) = triggers.recv() => {
+                let _busy = worker.busy();
                 let _ = reply.send(pass(&ctx, &mut liveness, &stop).await);
             }
             event = events.recv() => match event {
@@ -147,7 +149,7 @@ pub(crate) async fn run(
                 Err(broadcast::error::RecvError::Lagged(n)) => debug!(n, "missed peer events"),
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            () = stopped.stopped() => break,
+            () = stop.stopped() => break,
         }
     }
 }

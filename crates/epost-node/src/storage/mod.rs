@@ -30,9 +30,8 @@ pub use get::GetError;
 pub use local::{LocalError, LocalFragments};
 pub use maintenance::RepairReport;
 pub use put::PutError;
-pub use service::{
-    CheckError, CheckReport, ObjectCheck, PutReport, RefreshReport, StorageService, StorageTasks,
-};
+pub(crate) use service::StorageTasks;
+pub use service::{CheckError, CheckReport, ObjectCheck, PutReport, RefreshReport, StorageService};
 
 /// Settings of the storage service.
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ impl Default for StorageConfig {
         Self {
             k: 4,
             m: 4,
-            lease: Duration::from_secs(180 * 24 * 3600),
+            lease: epost_types::time::DEFAULT_LEASE,
             chunk_size: 1024 * 1024,
             repair_interval: Duration::from_secs(60),
             grace: Duration::from_secs(300),
@@ -80,6 +79,8 @@ pub(crate) struct Ctx {
     pub(crate) metrics: Arc<metrics::Metrics>,
     /// Fragment stores to remote peers, coalesced per peer.
     pub(crate) batcher: batch::StoreBatcher,
+    /// Where short tasks are spawned, so shutdown waits for them.
+    pub(crate) tasks: crate::worker::Workers,
 }
 
 impl Ctx {

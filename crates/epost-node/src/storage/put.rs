@@ -114,7 +114,7 @@ pub(crate) async fn put_object(
     }
     // The rest keep going; their outcome only changes how much repair has to do.
     if !in_flight.is_empty() {
-        tokio::spawn(async move { while in_flight.next().await.is_some() {} });
+        ctx.tasks.spawn_tracked(async move { while in_flight.next().await.is_some() {} });
     }
     Metrics::inc(&ctx.metrics.objects_put);
     ctx.metrics.put_latency.observe(started.elapsed());

@@ -13,7 +13,7 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use super::get::{GetError, get_object};
@@ -22,7 +22,7 @@ use super::maintenance::{self, RepairReport};
 use super::metrics::Metrics;
 use super::put::{PutError, put_object};
 use super::{Ctx, StorageConfig, holder};
-use crate::stop::StopSignal;
+use crate::worker::{DRAIN, Worker, Workers};
 use epost_dht::frag::{FragRequest, FragResponse};
 
 /// What a put stored.
@@ -94,51 +94,50 @@ pub struct StorageService {
     repair: mpsc::Sender<oneshot::Sender<RepairReport>>,
 }
 
-/// The service's background tasks, for an orderly shutdown.
-pub struct StorageTasks {
-    shutdown: watch::Sender<bool>,
-    holder: JoinHandle<()>,
-    repair: Option<(StopSignal, JoinHandle<()>)>,
+/// The service's workers, for an orderly shutdown.
+pub(crate) struct StorageTasks {
+    holder: Worker,
+    repair: Option<Worker>,
 }
 
 impl StorageTasks {
     /// Stops repair, cutting a pass short: first thing on shutdown, so
     /// repair does not work on while this node's peers and its own
     /// services leave.
-    pub async fn stop_repair(&mut self) {
-        if let Some((signal, task)) = self.repair.take() {
-            signal.stop();
-            let _ = task.await;
+    pub(crate) async fn stop_repair(&mut self) {
+        if let Some(repair) = self.repair.take() {
+            repair.shutdown(DRAIN).await;
         }
     }
 
     /// Stops repair, then serving peers (after answering what was
     /// accepted), and returns.
-    pub async fn shutdown(mut self) {
+    pub(crate) async fn shutdown(mut self) {
         self.stop_repair().await;
-        let _ = self.shutdown.send(true);
-        let _ = self.holder.await;
+        self.holder.shutdown(DRAIN).await;
     }
 }
 
 impl StorageService {
-    /// Starts the holder and maintenance tasks.
-    pub fn start(
+    /// Starts the holder and repair workers.
+    pub(crate) fn start(
         config: StorageConfig,
         secret: ConvergenceSecret,
         dht: DhtClient,
         inbound: mpsc::Receiver<InboundFrag>,
         local: LocalFragments,
         metrics: Arc<Metrics>,
+        workers: &Workers,
     ) -> (Self, StorageTasks) {
-        let batcher = super::batch::StoreBatcher::new(dht.clone());
-        let ctx = Arc::new(Ctx { config, secret, dht, local, metrics, batcher });
-        let (shutdown, shutdown_rx) = watch::channel(false);
+        let batcher = super::batch::StoreBatcher::new(dht.clone(), workers.clone());
+        let tasks = workers.clone();
+        let ctx = Arc::new(Ctx { config, secret, dht, local, metrics, batcher, tasks });
         let (repair, repair_rx) = mpsc::channel(4);
-        let (repair_stop, repair_stopped) = StopSignal::new();
-        let holder = tokio::spawn(holder::serve(ctx.clone(), inbound, shutdown_rx));
-        let repair_task = tokio::spawn(maintenance::run(ctx.clone(), repair_rx, repair_stopped));
-        let tasks = StorageTasks { shutdown, holder, repair: Some((repair_stop, repair_task)) };
+        let serving = ctx.clone();
+        let holder = workers.start("storage-holder", |w| holder::serve(serving, inbound, w));
+        let repairing = ctx.clone();
+        let repair_task = workers.start("repair", |w| maintenance::run(repairing, repair_rx, w));
+        let tasks = StorageTasks { holder, repair: Some(repair_task) };
         (Self { ctx, repair }, tasks)
     }
 
