@@ -19,6 +19,7 @@ use epost_dht::{DhtClient, PeerId};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
+use super::put::StoreFailure;
 use crate::keyed::{Closed, PerKey};
 use crate::worker::Workers;
 
@@ -37,7 +38,7 @@ const QUIET: Duration = Duration::from_secs(30);
 struct Job {
     fragments: Vec<ByteBuf>,
     expires: u64,
-    reply: oneshot::Sender<Result<FragResponse, String>>,
+    reply: oneshot::Sender<Result<FragResponse, StoreFailure>>,
 }
 
 /// The per-peer queues.
@@ -60,21 +61,21 @@ impl StoreBatcher {
         peer: PeerId,
         fragments: Vec<ByteBuf>,
         expires: u64,
-    ) -> Result<FragResponse, String> {
+    ) -> Result<FragResponse, StoreFailure> {
         let mut job = Job { fragments, expires, reply: oneshot::channel().0 };
         // A task that just went quiet refuses the job: start a new one.
         for _attempt in 0..2 {
             let (reply, rx) = oneshot::channel();
             job.reply = reply;
-            let queue = self.queue(peer).map_err(|_| format!("cannot queue a store for {peer}"))?;
+            let queue = self.queue(peer).map_err(|_| StoreFailure::Queue { peer })?;
             match queue.send(job).await {
                 Ok(()) => {
-                    return rx.await.map_err(|_| format!("the store to {peer} was dropped"))?;
+                    return rx.await.map_err(|_| StoreFailure::Dropped { peer })?;
                 }
                 Err(mpsc::error::SendError(back)) => job = back,
             }
         }
-        Err(format!("cannot queue a store for {peer}"))
+        Err(StoreFailure::Queue { peer })
     }
 
     fn queue(&self, peer: PeerId) -> Result<mpsc::Sender<Job>, Closed> {
@@ -109,7 +110,7 @@ async fn send(dht: DhtClient, peer: PeerId, jobs: Vec<Job>) {
     let answer = dht
         .request(peer, FragRequest::Store { fragments, expires })
         .await
-        .map_err(|e| e.to_string());
+        .map_err(|e| StoreFailure::Request { error: Arc::new(e) });
     for reply in replies {
         let _ = reply.send(answer.clone());
     }

@@ -19,6 +19,7 @@ mod put;
 mod read;
 mod renew;
 mod service;
+mod spread;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,7 +30,7 @@ use epost_types::convergent::ConvergenceSecret;
 pub use get::GetError;
 pub use local::{LocalError, LocalFragments};
 pub use maintenance::RepairReport;
-pub use put::PutError;
+pub use put::{PutError, StoreFailure};
 pub(crate) use service::StorageTasks;
 pub use service::{CheckError, CheckReport, ObjectCheck, PutReport, RefreshReport, StorageService};
 
