@@ -19,6 +19,8 @@ mod client;
 mod config;
 mod event_loop;
 pub mod frag;
+#[cfg(test)]
+mod known_frames;
 pub mod notify;
 mod records;
 mod startup;
