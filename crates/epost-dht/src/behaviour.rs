@@ -14,8 +14,10 @@ use libp2p::{
 };
 
 use crate::config::DhtConfig;
-use crate::frag::{FRAG_PROTOCOL, FragCodec};
-use crate::notify::{NOTIFY_PROTOCOL, NotifyCodec};
+use crate::frag::Frag;
+use crate::notify::Notify;
+use crate::protocol::{Codec, Protocol};
+use crate::rpc;
 
 /// Kademlia's protocol name: ours, so we never mix with the public IPFS DHT.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/kad/1");
@@ -29,8 +31,8 @@ pub(crate) struct Behaviour {
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
-    pub(crate) frag: request_response::Behaviour<FragCodec>,
-    pub(crate) notify: request_response::Behaviour<NotifyCodec>,
+    pub(crate) frag: rpc::Behaviour<Frag>,
+    pub(crate) notify: rpc::Behaviour<Notify>,
 }
 
 impl Behaviour {
@@ -67,22 +69,27 @@ impl Behaviour {
                 .with_agent_version(format!("epost/{}", env!("CARGO_PKG_VERSION"))),
         );
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
-        let frag = request_response::Behaviour::with_codec(
-            FragCodec,
-            [(FRAG_PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default()
-                .with_request_timeout(config.request_timeout)
-                .with_max_concurrent_streams(config.max_concurrent_streams),
-        );
-        let notify = request_response::Behaviour::with_codec(
-            NotifyCodec,
-            [(NOTIFY_PROTOCOL, request_response::ProtocolSupport::Full)],
-            request_response::Config::default()
-                .with_request_timeout(config.request_timeout)
-                .with_max_concurrent_streams(config.max_concurrent_streams),
-        );
-        Self { blocked: allow_block_list::Behaviour::default(), kad, identify, ping, frag, notify }
+        Self {
+            blocked: allow_block_list::Behaviour::default(),
+            kad,
+            identify,
+            ping,
+            frag: request_response_of(config),
+            notify: request_response_of(config),
+        }
     }
+}
+
+/// One request-response protocol, spoken both ways, with the configured
+/// timeout and stream limit (each protocol has its own streams).
+fn request_response_of<P: Protocol>(config: &DhtConfig) -> rpc::Behaviour<P> {
+    request_response::Behaviour::with_codec(
+        Codec::default(),
+        [(P::NAME, request_response::ProtocolSupport::Full)],
+        request_response::Config::default()
+            .with_request_timeout(config.request_timeout)
+            .with_max_concurrent_streams(config.max_concurrent_streams),
+    )
 }
 
 /// Kademlia packets carry only small records; 16 KiB as the design says.

@@ -2,12 +2,13 @@
 //! Each call is one command over a bounded channel with a oneshot reply;
 //! the Swarm itself is never shared.
 
-use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::frag::{FragRequest, FragResponse};
-use crate::notify::{NotifyRequest, NotifyResponse};
+use crate::frag::{Frag, FragRequest, FragResponse};
+use crate::notify::{Notify, NotifyRequest, NotifyResponse};
+use crate::protocol::Protocol;
+use crate::rpc::{Reply, Rpc};
 
 /// A record as found at one peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,34 +45,6 @@ pub enum DhtEvent {
         key: Vec<u8>,
     },
 }
-
-/// A fragment request from a peer, for the storage service to answer
-/// through [`DhtClient::respond`].
-#[derive(Debug)]
-pub struct InboundFrag {
-    pub peer: PeerId,
-    pub request: FragRequest,
-    pub reply: ReplyHandle,
-}
-
-/// Where the answer to an [`InboundFrag`] goes. Dropping it unanswered
-/// makes the peer see a failed request, never a hang.
-#[derive(Debug)]
-pub struct ReplyHandle(pub(crate) ResponseChannel<FragResponse>);
-
-/// A notify request from a peer, for the notification service to answer
-/// through [`DhtClient::respond_notify`].
-#[derive(Debug)]
-pub struct InboundNotify {
-    pub peer: PeerId,
-    pub request: NotifyRequest,
-    pub reply: NotifyReplyHandle,
-}
-
-/// Where the answer to an [`InboundNotify`] goes. Dropping it unanswered
-/// makes the peer see a failed request, never a hang.
-#[derive(Debug)]
-pub struct NotifyReplyHandle(pub(crate) ResponseChannel<NotifyResponse>);
 
 /// Why a closest-peers query failed.
 #[derive(Debug, thiserror::Error)]
@@ -137,24 +110,8 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>,
     },
-    Request {
-        peer: PeerId,
-        request: FragRequest,
-        reply: oneshot::Sender<Result<FragResponse, RequestError>>,
-    },
-    Respond {
-        handle: ReplyHandle,
-        response: FragResponse,
-    },
-    Notify {
-        peer: PeerId,
-        request: NotifyRequest,
-        reply: oneshot::Sender<Result<NotifyResponse, RequestError>>,
-    },
-    RespondNotify {
-        handle: NotifyReplyHandle,
-        response: NotifyResponse,
-    },
+    Frag(Rpc<Frag>),
+    Notify(Rpc<Notify>),
     Status {
         reply: oneshot::Sender<NetworkStatus>,
     },
@@ -234,21 +191,19 @@ impl DhtClient {
         rx.await.map_err(|_| RecordError::Stopped)?
     }
 
-    /// Sends a fragment request to `peer` and waits for its answer.
+    /// Sends a fragment request to `peer` and waits for its answer (at
+    /// most the configured request timeout).
     pub async fn request(
         &self,
         peer: PeerId,
         request: FragRequest,
     ) -> Result<FragResponse, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Request { peer, request, reply }).await.ok_or(RequestError::Stopped)?;
-        rx.await.map_err(|_| RequestError::Stopped)?
+        self.call(Command::Frag, peer, request).await
     }
 
     /// Answers an inbound fragment request.
-    pub async fn respond(&self, handle: ReplyHandle, response: FragResponse) {
-        // If the loop is gone the peer sees the stream close: nothing to do.
-        let _ = self.send(Command::Respond { handle, response }).await;
+    pub async fn respond(&self, reply: Reply<Frag>, response: FragResponse) {
+        self.answer(Command::Frag, reply, response).await;
     }
 
     /// Sends a notify request to `peer` and waits for its answer (at most
@@ -258,15 +213,35 @@ impl DhtClient {
         peer: PeerId,
         request: NotifyRequest,
     ) -> Result<NotifyResponse, RequestError> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Command::Notify { peer, request, reply }).await.ok_or(RequestError::Stopped)?;
-        rx.await.map_err(|_| RequestError::Stopped)?
+        self.call(Command::Notify, peer, request).await
     }
 
     /// Answers an inbound notify request.
-    pub async fn respond_notify(&self, handle: NotifyReplyHandle, response: NotifyResponse) {
+    pub async fn respond_notify(&self, reply: Reply<Notify>, response: NotifyResponse) {
+        self.answer(Command::Notify, reply, response).await;
+    }
+
+    /// Sends `request` on protocol `P` (`on` names its command) and waits
+    /// for the answer.
+    async fn call<P: Protocol>(
+        &self,
+        on: fn(Rpc<P>) -> Command,
+        peer: PeerId,
+        request: P::Request,
+    ) -> Result<P::Response, RequestError> {
+        let (answer, rx) = oneshot::channel();
+        self.send(on(Rpc::Request { peer, request, answer })).await.ok_or(RequestError::Stopped)?;
+        rx.await.map_err(|_| RequestError::Stopped)?
+    }
+
+    async fn answer<P: Protocol>(
+        &self,
+        on: fn(Rpc<P>) -> Command,
+        reply: Reply<P>,
+        response: P::Response,
+    ) {
         // If the loop is gone the peer sees the stream close: nothing to do.
-        let _ = self.send(Command::RespondNotify { handle, response }).await;
+        let _ = self.send(on(Rpc::Respond { reply, response })).await;
     }
 
     /// The overlay as this node sees it now.

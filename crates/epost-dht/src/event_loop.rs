@@ -1,7 +1,8 @@
 //! The one task that owns the Swarm. It turns client commands into swarm
 //! calls, swarm events into replies, and hands inbound fragment and notify
 //! requests to their services through bounded queues (answering `Busy` or
-//! `RateLimited` when one is full, never blocking the overlay).
+//! `RateLimited` when one is full, never blocking the overlay): each
+//! request-response protocol is served by one [`Endpoint`] (see `rpc`).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetClosestPeersError, GetRecordOk, QueryId, QueryResult, Quorum};
-use libp2p::request_response::{self, OutboundFailure, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
 use libp2p::{PeerId, Swarm, identify};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -18,21 +18,22 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
-    Command, DhtEvent, DialError, FoundRecord, InboundFrag, InboundNotify, NetworkStatus,
-    NotifyReplyHandle, QueryError, RecordError, ReplyHandle, RequestError,
+    Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
 };
-use crate::frag::{FragResponse, RefusalReason};
-use crate::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
+use crate::frag::{Frag, InboundFrag};
+use crate::notify::{InboundNotify, Notify};
 use crate::records::{RecordSink, RecordValidator};
+use crate::rpc::Endpoint;
 
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
 type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
-type NotifyReply = oneshot::Sender<Result<NotifyResponse, RequestError>>;
 
 /// Everything the event loop is connected to, besides the Swarm.
 pub(crate) struct Wiring {
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) inbound: mpsc::Sender<InboundFrag>,
+    /// Where `/epost/frag/1` requests from peers go.
+    pub(crate) inbound_frag: mpsc::Sender<InboundFrag>,
+    /// Where `/epost/notify/1` requests from peers go.
     pub(crate) inbound_notify: mpsc::Sender<InboundNotify>,
     pub(crate) events: broadcast::Sender<DhtEvent>,
     pub(crate) validator: Arc<dyn RecordValidator>,
@@ -47,8 +48,6 @@ pub(crate) struct Wiring {
 pub(crate) struct EventLoop {
     pub(crate) swarm: Swarm<Behaviour>,
     pub(crate) commands: mpsc::Receiver<Command>,
-    pub(crate) inbound: mpsc::Sender<InboundFrag>,
-    pub(crate) inbound_notify: mpsc::Sender<InboundNotify>,
     pub(crate) events: broadcast::Sender<DhtEvent>,
     pub(crate) validator: Arc<dyn RecordValidator>,
     pub(crate) sink: RecordSink,
@@ -59,16 +58,15 @@ pub(crate) struct EventLoop {
     closest: HashMap<QueryId, (Vec<u8>, usize, ClosestReply)>,
     gets: HashMap<QueryId, (Vec<FoundRecord>, GetReply)>,
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
-    requests:
-        HashMap<OutboundRequestId, (PeerId, oneshot::Sender<Result<FragResponse, RequestError>>)>,
-    notify_requests: HashMap<OutboundRequestId, (PeerId, NotifyReply)>,
+    frag: Endpoint<Frag>,
+    notify: Endpoint<Notify>,
 }
 
 impl EventLoop {
     pub(crate) fn new(swarm: Swarm<Behaviour>, wiring: Wiring) -> Self {
         let Wiring {
             commands,
-            inbound,
+            inbound_frag,
             inbound_notify,
             events,
             validator,
@@ -80,8 +78,6 @@ impl EventLoop {
         Self {
             swarm,
             commands,
-            inbound,
-            inbound_notify,
             events,
             validator,
             sink,
@@ -91,8 +87,8 @@ impl EventLoop {
             closest: HashMap::new(),
             gets: HashMap::new(),
             puts: HashMap::new(),
-            requests: HashMap::new(),
-            notify_requests: HashMap::new(),
+            frag: Endpoint::new(inbound_frag),
+            notify: Endpoint::new(inbound_notify),
         }
     }
 
@@ -185,23 +181,9 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
                 self.gets.insert(id, (Vec::new(), reply));
             }
-            Command::Request { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().frag.send_request(&peer, request);
-                self.requests.insert(id, (peer, reply));
-            }
-            Command::Respond { handle, response } => {
-                if self.swarm.behaviour_mut().frag.send_response(handle.0, response).is_err() {
-                    debug!("fragment response not sent: the requesting peer went away");
-                }
-            }
-            Command::Notify { peer, request, reply } => {
-                let id = self.swarm.behaviour_mut().notify.send_request(&peer, request);
-                self.notify_requests.insert(id, (peer, reply));
-            }
-            Command::RespondNotify { handle, response } => {
-                if self.swarm.behaviour_mut().notify.send_response(handle.0, response).is_err() {
-                    debug!("notify response not sent: the requesting peer went away");
-                }
+            Command::Frag(rpc) => self.frag.on_command(&mut self.swarm.behaviour_mut().frag, rpc),
+            Command::Notify(rpc) => {
+                self.notify.on_command(&mut self.swarm.behaviour_mut().notify, rpc);
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -271,8 +253,12 @@ impl EventLoop {
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Frag(event)) => self.on_frag_event(event),
-            SwarmEvent::Behaviour(BehaviourEvent::Notify(event)) => self.on_notify_event(event),
+            SwarmEvent::Behaviour(BehaviourEvent::Frag(event)) => {
+                self.frag.on_event(&mut self.swarm.behaviour_mut().frag, event);
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Notify(event)) => {
+                self.notify.on_event(&mut self.swarm.behaviour_mut().notify, event);
+            }
             // Only peers that speak our DHT go into the routing table.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
                 peer_id,
@@ -362,93 +348,6 @@ impl EventLoop {
                 let _ = self.events.send(kept);
             }
             Err(e) => warn!(%source, error = %e, "record not stored"),
-        }
-    }
-
-    fn on_frag_event(
-        &mut self,
-        event: request_response::Event<crate::frag::FragRequest, FragResponse>,
-    ) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                let inbound = InboundFrag { peer, request, reply: ReplyHandle(channel) };
-                if let Err(refused) = self.inbound.try_send(inbound) {
-                    let (reason, inbound) = match refused {
-                        mpsc::error::TrySendError::Full(i) => (RefusalReason::Busy, i),
-                        mpsc::error::TrySendError::Closed(i) => (RefusalReason::Internal, i),
-                    };
-                    let response = FragResponse::Refused {
-                        reason,
-                        detail: "storage service unavailable".into(),
-                    };
-                    let _ =
-                        self.swarm.behaviour_mut().frag.send_response(inbound.reply.0, response);
-                }
-            }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
-                if let Some((_, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure { request_id, error, .. } => {
-                if let Some((peer, reply)) = self.requests.remove(&request_id) {
-                    let _ = reply.send(Err(request_error(peer, error)));
-                }
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound fragment request failed")
-            }
-            Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_notify_event(&mut self, event: request_response::Event<NotifyRequest, NotifyResponse>) {
-        use request_response::{Event, Message};
-        match event {
-            Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
-                let inbound = InboundNotify { peer, request, reply: NotifyReplyHandle(channel) };
-                if let Err(refused) = self.inbound_notify.try_send(inbound) {
-                    // A full queue means the service is behind: the sender
-                    // backs off exactly as when it is rate limited.
-                    let (reason, inbound) = match refused {
-                        mpsc::error::TrySendError::Full(i) => (NotifyRefusal::RateLimited, i),
-                        mpsc::error::TrySendError::Closed(i) => (NotifyRefusal::Internal, i),
-                    };
-                    let response = NotifyResponse::Refused {
-                        reason,
-                        detail: "notification service unavailable".into(),
-                    };
-                    let _ =
-                        self.swarm.behaviour_mut().notify.send_response(inbound.reply.0, response);
-                }
-            }
-            Event::Message { message: Message::Response { request_id, response }, .. } => {
-                if let Some((_, reply)) = self.notify_requests.remove(&request_id) {
-                    let _ = reply.send(Ok(response));
-                }
-            }
-            Event::OutboundFailure { request_id, error, .. } => {
-                if let Some((peer, reply)) = self.notify_requests.remove(&request_id) {
-                    let _ = reply.send(Err(request_error(peer, error)));
-                }
-            }
-            Event::InboundFailure { peer, error, .. } => {
-                debug!(%peer, %error, "inbound notify request failed")
-            }
-            Event::ResponseSent { .. } => {}
-        }
-    }
-}
-
-fn request_error(peer: PeerId, error: OutboundFailure) -> RequestError {
-    match error {
-        OutboundFailure::Timeout => RequestError::Timeout { peer },
-        OutboundFailure::DialFailure | OutboundFailure::ConnectionClosed => {
-            RequestError::Unreachable { peer, detail: error.to_string() }
-        }
-        OutboundFailure::UnsupportedProtocols | OutboundFailure::Io(_) => {
-            RequestError::Protocol { peer, detail: error.to_string() }
         }
     }
 }

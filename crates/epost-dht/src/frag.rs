@@ -2,17 +2,16 @@
 //!
 //! Fragments do not fit in Kademlia records (16 KiB packets), so they travel
 //! over a request-response protocol of their own, framed as every epost
-//! protocol is (see `wire`): one versioned CBOR value behind a 4-byte
-//! big-endian length that is checked against a limit before a single byte
-//! of the body is read.
+//! protocol is (see `protocol` and `wire`): one versioned CBOR value behind
+//! a 4-byte big-endian length that is checked against a limit before a
+//! single byte of the body is read. When the storage service's queue is
+//! full the overlay answers `Busy` itself.
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
-use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize};
 
-use crate::wire;
+use crate::protocol::{Protocol, Unavailable};
+use crate::rpc::InboundRequest;
 
 /// The protocol name on the wire.
 pub const FRAG_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/frag/1");
@@ -78,82 +77,53 @@ pub enum RefusalReason {
     Internal,
 }
 
-/// The request-response codec: length-prefixed, size-limited, versioned CBOR.
-#[derive(Debug, Clone, Default)]
-pub struct FragCodec;
+/// `/epost/frag/1` as a [`Protocol`]: requests and responses alike may
+/// carry a whole fragment, so both have the [`MAX_MESSAGE`] limit.
+#[derive(Debug, Clone, Copy)]
+pub enum Frag {}
 
-async fn read_message<T, R>(io: &mut R) -> io::Result<T>
-where
-    T: DeserializeOwned,
-    R: AsyncRead + Unpin + Send,
-{
-    wire::read_message(io, MAX_MESSAGE, "frag").await
-}
-
-async fn write_message<T, W>(io: &mut W, body: &T) -> io::Result<()>
-where
-    T: Serialize,
-    W: AsyncWrite + Unpin + Send,
-{
-    wire::write_message(io, body, MAX_MESSAGE, "frag").await
-}
-
-impl libp2p::request_response::Codec for FragCodec {
-    type Protocol = StreamProtocol;
+impl Protocol for Frag {
     type Request = FragRequest;
     type Response = FragResponse;
+    const NAME: StreamProtocol = FRAG_PROTOCOL;
+    const LABEL: &'static str = "frag";
+    const MAX_REQUEST: usize = MAX_MESSAGE;
+    const MAX_RESPONSE: usize = MAX_MESSAGE;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<FragRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io).await
-    }
-
-    async fn read_response<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<FragResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        read_message(io).await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: FragRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &req).await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: FragResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        write_message(io, &res).await
+    fn unavailable(why: Unavailable) -> FragResponse {
+        let reason = match why {
+            Unavailable::Busy => RefusalReason::Busy,
+            Unavailable::Stopped => RefusalReason::Internal,
+        };
+        FragResponse::Refused { reason, detail: "storage service unavailable".into() }
     }
 }
+
+/// A fragment request from a peer, for the storage service to answer
+/// through [`DhtClient::respond`](crate::DhtClient::respond).
+pub type InboundFrag = InboundRequest<Frag>;
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io;
+
     use futures::executor::block_on;
     use futures::io::Cursor;
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+    use crate::protocol::Codec;
+    use crate::wire;
+
+    fn read_request(bytes: Vec<u8>) -> io::Result<FragRequest> {
+        block_on(Codec::<Frag>::default().read_request(&FRAG_PROTOCOL, &mut Cursor::new(bytes)))
+    }
 
     fn round_trip(req: FragRequest) {
         let mut buf = Cursor::new(Vec::new());
-        block_on(write_message(&mut buf, &req)).unwrap();
-        let mut read = Cursor::new(buf.into_inner());
-        let back: FragRequest = block_on(read_message(&mut read)).unwrap();
-        assert_eq!(back, req);
+        block_on(Codec::<Frag>::default().write_request(&FRAG_PROTOCOL, &mut buf, req.clone()))
+            .unwrap();
+        assert_eq!(read_request(buf.into_inner()).unwrap(), req);
     }
 
     #[test]
@@ -170,7 +140,7 @@ mod tests {
     fn oversized_length_is_refused_before_reading() {
         let mut bytes = u32::try_from(MAX_MESSAGE + 1).unwrap().to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0; 16]);
-        let err = block_on(read_message::<FragRequest, _>(&mut Cursor::new(bytes))).unwrap_err();
+        let err = read_request(bytes).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("exceeds"));
     }
@@ -179,14 +149,17 @@ mod tests {
     fn garbage_and_wrong_version_are_errors() {
         let mut bytes = 4u32.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0xff, 0x00, 0x13, 0x37]);
-        assert!(block_on(read_message::<FragRequest, _>(&mut Cursor::new(bytes))).is_err());
+        assert!(read_request(bytes).is_err());
 
         let mut body = Vec::new();
         ciborium::ser::into_writer(&wire::Wire { v: 9, body: FragResponse::Stored }, &mut body)
             .unwrap();
         let mut bytes = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
         bytes.extend_from_slice(&body);
-        let err = block_on(read_message::<FragResponse, _>(&mut Cursor::new(bytes))).unwrap_err();
+        let err = block_on(
+            Codec::<Frag>::default().read_response(&FRAG_PROTOCOL, &mut Cursor::new(bytes)),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("version 9"), "{err}");
     }
 
@@ -194,7 +167,15 @@ mod tests {
     fn truncated_body_is_an_error() {
         let mut bytes = 100u32.to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0; 10]);
-        let err = block_on(read_message::<FragRequest, _>(&mut Cursor::new(bytes))).unwrap_err();
+        let err = read_request(bytes).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn the_overlay_refuses_busy_when_behind_and_internal_when_stopped() {
+        let refused =
+            |reason| FragResponse::Refused { reason, detail: "storage service unavailable".into() };
+        assert_eq!(Frag::unavailable(Unavailable::Busy), refused(RefusalReason::Busy));
+        assert_eq!(Frag::unavailable(Unavailable::Stopped), refused(RefusalReason::Internal));
     }
 }

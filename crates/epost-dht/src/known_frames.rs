@@ -11,8 +11,9 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use serde_bytes::ByteBuf;
 
-use crate::frag::{FRAG_PROTOCOL, FragCodec, FragRequest, FragResponse, RefusalReason};
-use crate::notify::{NOTIFY_PROTOCOL, NotifyCodec, NotifyRefusal, NotifyRequest, NotifyResponse};
+use crate::frag::{FRAG_PROTOCOL, Frag, FragRequest, FragResponse, RefusalReason};
+use crate::notify::{NOTIFY_PROTOCOL, Notify, NotifyRefusal, NotifyRequest, NotifyResponse};
+use crate::protocol::Codec as ProtocolCodec;
 
 const ID: [u8; 32] = [7; 32];
 /// `ID` as CBOR: an array of 32 small integers.
@@ -124,7 +125,7 @@ fn frag_frames_are_unchanged() {
             "0000002ba261760164626f6479a16752656675736564a266726561736f6e68496e7465726e616c6664657461696c60".to_owned(),
         ),
     ];
-    check(FragCodec, &FRAG_PROTOCOL, requests, responses);
+    check(ProtocolCodec::<Frag>::default(), &FRAG_PROTOCOL, requests, responses);
 }
 
 #[test]
@@ -175,5 +176,5 @@ fn notify_frames_are_unchanged() {
             "0000002ba261760164626f6479a16752656675736564a266726561736f6e68496e7465726e616c6664657461696c60".to_owned(),
         ),
     ];
-    check(NotifyCodec, &NOTIFY_PROTOCOL, requests, responses);
+    check(ProtocolCodec::<Notify>::default(), &NOTIFY_PROTOCOL, requests, responses);
 }

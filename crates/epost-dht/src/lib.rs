@@ -22,7 +22,9 @@ pub mod frag;
 #[cfg(test)]
 mod known_frames;
 pub mod notify;
+mod protocol;
 mod records;
+mod rpc;
 mod startup;
 #[cfg(test)]
 mod tests;
@@ -32,13 +34,17 @@ use std::sync::Arc;
 
 pub use behaviour::KAD_PROTOCOL;
 pub use client::{
-    DhtClient, DhtEvent, DialError, FoundRecord, InboundFrag, InboundNotify, NetworkStatus,
-    NotifyReplyHandle, QueryError, RecordError, ReplyHandle, RequestError,
+    DhtClient, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
+    RequestError,
 };
 pub use config::DhtConfig;
 pub use event_loop::closest_of;
+pub use frag::{FRAG_PROTOCOL, Frag, InboundFrag};
 pub use libp2p::{Multiaddr, PeerId};
+pub use notify::{InboundNotify, NOTIFY_PROTOCOL, Notify};
+pub use protocol::{Protocol, Unavailable};
 pub use records::{RecordRejection, RecordValidator, RecordWrite, SignedEnvelopeValidator};
+pub use rpc::{InboundRequest, Reply};
 pub use startup::{Dht, Inbound, StartError};
 
 /// Largest record value kept (log heads, certificates, presence are far smaller).

@@ -1,21 +1,20 @@
 //! `/epost/notify/1`: carrying sealed notifications to inbox holders,
 //! receipts that release them, and pulls by their recipient.
 //!
-//! Framed like every epost protocol (see `wire`): one versioned CBOR value
-//! behind a 4-byte big-endian length checked against [`MAX_NOTIFY_MESSAGE`]
-//! before the body is read. The overlay only carries the bytes: the
+//! Framed like every epost protocol (see `protocol` and `wire`): one
+//! versioned CBOR value behind a 4-byte big-endian length checked against
+//! [`MAX_NOTIFY_MESSAGE`] before the body is read. When the notification
+//! service's queue is full the overlay answers `RateLimited` itself. The overlay only carries the bytes: the
 //! notifications, receipts and pull authorisations inside are encoded
 //! `epost-types` values that the node's notification service decodes and
 //! judges (`spec/notify.md`).
 
-use std::io;
-
-use futures::{AsyncRead, AsyncWrite};
 use libp2p::StreamProtocol;
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use crate::wire;
+use crate::protocol::{Protocol, Unavailable};
+use crate::rpc::InboundRequest;
 
 /// The protocol name on the wire.
 pub const NOTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/notify/1");
@@ -120,65 +119,50 @@ impl NotifyRequest {
     }
 }
 
-/// The request-response codec: length-prefixed, size-limited, versioned CBOR.
-#[derive(Debug, Clone, Default)]
-pub struct NotifyCodec;
+/// `/epost/notify/1` as a [`Protocol`]: requests and responses alike are
+/// limited to [`MAX_NOTIFY_MESSAGE`].
+#[derive(Debug, Clone, Copy)]
+pub enum Notify {}
 
-impl libp2p::request_response::Codec for NotifyCodec {
-    type Protocol = StreamProtocol;
+impl Protocol for Notify {
     type Request = NotifyRequest;
     type Response = NotifyResponse;
+    const NAME: StreamProtocol = NOTIFY_PROTOCOL;
+    const LABEL: &'static str = "notify";
+    const MAX_REQUEST: usize = MAX_NOTIFY_MESSAGE;
+    const MAX_RESPONSE: usize = MAX_NOTIFY_MESSAGE;
 
-    async fn read_request<T>(&mut self, _: &StreamProtocol, io: &mut T) -> io::Result<NotifyRequest>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        wire::read_message(io, MAX_NOTIFY_MESSAGE, "notify").await
-    }
-
-    async fn read_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-    ) -> io::Result<NotifyResponse>
-    where
-        T: AsyncRead + Unpin + Send,
-    {
-        wire::read_message(io, MAX_NOTIFY_MESSAGE, "notify").await
-    }
-
-    async fn write_request<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        req: NotifyRequest,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        wire::write_message(io, &req, MAX_NOTIFY_MESSAGE, "notify").await
-    }
-
-    async fn write_response<T>(
-        &mut self,
-        _: &StreamProtocol,
-        io: &mut T,
-        res: NotifyResponse,
-    ) -> io::Result<()>
-    where
-        T: AsyncWrite + Unpin + Send,
-    {
-        wire::write_message(io, &res, MAX_NOTIFY_MESSAGE, "notify").await
+    /// A full queue means the service is behind: the sender backs off
+    /// exactly as when it is rate limited.
+    fn unavailable(why: Unavailable) -> NotifyResponse {
+        let reason = match why {
+            Unavailable::Busy => NotifyRefusal::RateLimited,
+            Unavailable::Stopped => NotifyRefusal::Internal,
+        };
+        NotifyResponse::Refused { reason, detail: "notification service unavailable".into() }
     }
 }
 
+/// A notify request from a peer, for the notification service to answer
+/// through [`DhtClient::respond_notify`](crate::DhtClient::respond_notify).
+pub type InboundNotify = InboundRequest<Notify>;
+
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::io;
+
     use epost_types::limits::MAX_NOTIFICATION;
     use futures::executor::block_on;
     use futures::io::Cursor;
-    use libp2p::request_response::Codec;
+    use libp2p::request_response::Codec as _;
+
+    use super::*;
+    use crate::protocol::Codec;
+    use crate::wire;
+
+    fn codec() -> Codec<Notify> {
+        Codec::default()
+    }
 
     fn bytes(len: usize, fill: u8) -> ByteBuf {
         ByteBuf::from(vec![fill; len])
@@ -186,17 +170,17 @@ mod tests {
 
     fn request_round_trip(req: NotifyRequest) {
         let mut buf = Cursor::new(Vec::new());
-        block_on(NotifyCodec.write_request(&NOTIFY_PROTOCOL, &mut buf, req.clone())).unwrap();
+        block_on(codec().write_request(&NOTIFY_PROTOCOL, &mut buf, req.clone())).unwrap();
         let mut read = Cursor::new(buf.into_inner());
-        let back = block_on(NotifyCodec.read_request(&NOTIFY_PROTOCOL, &mut read)).unwrap();
+        let back = block_on(codec().read_request(&NOTIFY_PROTOCOL, &mut read)).unwrap();
         assert_eq!(back, req);
     }
 
     fn response_round_trip(res: NotifyResponse) {
         let mut buf = Cursor::new(Vec::new());
-        block_on(NotifyCodec.write_response(&NOTIFY_PROTOCOL, &mut buf, res.clone())).unwrap();
+        block_on(codec().write_response(&NOTIFY_PROTOCOL, &mut buf, res.clone())).unwrap();
         let mut read = Cursor::new(buf.into_inner());
-        let back = block_on(NotifyCodec.read_response(&NOTIFY_PROTOCOL, &mut read)).unwrap();
+        let back = block_on(codec().read_response(&NOTIFY_PROTOCOL, &mut read)).unwrap();
         assert_eq!(back, res);
     }
 
@@ -226,8 +210,8 @@ mod tests {
     fn oversized_length_is_refused_before_reading() {
         let mut raw = u32::try_from(MAX_NOTIFY_MESSAGE + 1).unwrap().to_be_bytes().to_vec();
         raw.extend_from_slice(&[0; 16]);
-        let err = block_on(NotifyCodec.read_request(&NOTIFY_PROTOCOL, &mut Cursor::new(raw)))
-            .unwrap_err();
+        let err =
+            block_on(codec().read_request(&NOTIFY_PROTOCOL, &mut Cursor::new(raw))).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);
         assert!(err.to_string().contains("exceeds"), "{err}");
     }
@@ -236,7 +220,7 @@ mod tests {
     fn oversized_message_is_not_sent() {
         let req = NotifyRequest::Receipt { receipt: bytes(MAX_NOTIFY_MESSAGE, 0) };
         let mut buf = Cursor::new(Vec::new());
-        let err = block_on(NotifyCodec.write_request(&NOTIFY_PROTOCOL, &mut buf, req)).unwrap_err();
+        let err = block_on(codec().write_request(&NOTIFY_PROTOCOL, &mut buf, req)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
         assert!(buf.into_inner().is_empty(), "nothing of a refused message is written");
     }
@@ -245,17 +229,15 @@ mod tests {
     fn garbage_and_wrong_version_are_errors() {
         let mut raw = 4u32.to_be_bytes().to_vec();
         raw.extend_from_slice(&[0xff, 0x00, 0x13, 0x37]);
-        assert!(
-            block_on(NotifyCodec.read_request(&NOTIFY_PROTOCOL, &mut Cursor::new(raw))).is_err()
-        );
+        assert!(block_on(codec().read_request(&NOTIFY_PROTOCOL, &mut Cursor::new(raw))).is_err());
 
         let mut body = Vec::new();
         ciborium::ser::into_writer(&wire::Wire { v: 2, body: NotifyResponse::Done }, &mut body)
             .unwrap();
         let mut raw = u32::try_from(body.len()).unwrap().to_be_bytes().to_vec();
         raw.extend_from_slice(&body);
-        let err = block_on(NotifyCodec.read_response(&NOTIFY_PROTOCOL, &mut Cursor::new(raw)))
-            .unwrap_err();
+        let err =
+            block_on(codec().read_response(&NOTIFY_PROTOCOL, &mut Cursor::new(raw))).unwrap_err();
         assert!(err.to_string().contains("version 2"), "{err}");
     }
 
@@ -265,7 +247,17 @@ mod tests {
         let frag = crate::frag::FragRequest::Probe { objects: vec![[1; 32]] };
         block_on(wire::write_message(&mut buf, &frag, MAX_NOTIFY_MESSAGE, "frag")).unwrap();
         let mut read = Cursor::new(buf.into_inner());
-        assert!(block_on(NotifyCodec.read_request(&NOTIFY_PROTOCOL, &mut read)).is_err());
+        assert!(block_on(codec().read_request(&NOTIFY_PROTOCOL, &mut read)).is_err());
+    }
+
+    #[test]
+    fn the_overlay_refuses_rate_limited_when_behind_and_internal_when_stopped() {
+        let refused = |reason| NotifyResponse::Refused {
+            reason,
+            detail: "notification service unavailable".into(),
+        };
+        assert_eq!(Notify::unavailable(Unavailable::Busy), refused(NotifyRefusal::RateLimited));
+        assert_eq!(Notify::unavailable(Unavailable::Stopped), refused(NotifyRefusal::Internal));
     }
 
     #[test]

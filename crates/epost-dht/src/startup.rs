@@ -15,8 +15,10 @@ use tracing::info;
 
 use crate::StartOptions;
 use crate::behaviour::Behaviour;
-use crate::client::{DhtClient, InboundFrag, InboundNotify, NetworkStatus};
+use crate::client::{DhtClient, NetworkStatus};
 use crate::event_loop::{EventLoop, Wiring};
+use crate::frag::InboundFrag;
+use crate::notify::InboundNotify;
 use crate::records::RecordSink;
 
 /// Why the overlay could not start.
@@ -88,7 +90,7 @@ impl Dht {
         }
 
         let (commands_tx, commands_rx) = mpsc::channel(config.command_queue);
-        let (inbound_tx, inbound_rx) = mpsc::channel(config.inbound_queue);
+        let (frag_tx, frag_rx) = mpsc::channel(config.inbound_queue);
         let (notify_tx, notify_rx) = mpsc::channel(config.notify_queue);
         let (events_tx, _) = broadcast::channel(1024);
         let (shutdown_tx, shutdown_rx) = watch::channel(false);
@@ -99,7 +101,7 @@ impl Dht {
             swarm,
             Wiring {
                 commands: commands_rx,
-                inbound: inbound_tx,
+                inbound_frag: frag_tx,
                 inbound_notify: notify_tx,
                 events: events_tx.clone(),
                 validator,
@@ -116,7 +118,7 @@ impl Dht {
 
         let task = tokio::spawn(event_loop.run());
         let client = DhtClient { commands: commands_tx, events: events_tx, local_peer };
-        let inbound = Inbound { frag: inbound_rx, notify: notify_rx };
+        let inbound = Inbound { frag: frag_rx, notify: notify_rx };
         Ok((Self { client, started, shutdown: shutdown_tx, task }, inbound))
     }
 
