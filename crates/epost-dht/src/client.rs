@@ -5,8 +5,11 @@
 use libp2p::{Multiaddr, PeerId};
 use tokio::sync::{broadcast, mpsc, oneshot};
 
-use crate::frag::{Frag, FragRequest, FragResponse};
-use crate::notify::{Notify, NotifyRequest, NotifyResponse};
+use epost_types::wire::frag::{FragRequest, FragResponse};
+use epost_types::wire::notify::{NotifyRequest, NotifyResponse};
+
+use crate::frag::Frag;
+use crate::notify::Notify;
 use crate::protocol::Protocol;
 use crate::rpc::{Reply, Rpc};
 

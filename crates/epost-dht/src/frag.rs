@@ -4,11 +4,13 @@
 //! over a request-response protocol of their own, framed as every epost
 //! protocol is (see `protocol` and `wire`): one versioned CBOR value behind
 //! a 4-byte big-endian length that is checked against a limit before a
-//! single byte of the body is read. When the storage service's queue is
-//! full the overlay answers `Busy` itself.
+//! single byte of the body is read. The messages are `epost-types`'
+//! ([`epost_types::wire::frag`]); the storage service answers them. When
+//! its queue is full the overlay answers `Busy` itself.
 
+use epost_types::limits::MAX_FRAG_MESSAGE;
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
 use libp2p::StreamProtocol;
-use serde::{Deserialize, Serialize};
 
 use crate::protocol::{Protocol, Unavailable};
 use crate::rpc::InboundRequest;
@@ -16,70 +18,9 @@ use crate::rpc::InboundRequest;
 /// The protocol name on the wire.
 pub const FRAG_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/frag/1");
 
-/// The largest request or response body accepted: one fragment of the
-/// largest allowed chunk (16 MiB with k = 1) plus headroom for its header.
-/// Batches are split by the sender to stay under it.
-pub const MAX_MESSAGE: usize = 17 * 1024 * 1024;
-
-/// A 32-byte object id as it travels (the storage layer gives it meaning).
-pub type WireId = [u8; 32];
-
-/// What one peer asks another about fragments.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FragRequest {
-    /// Store these fragments (each an encoded `Fragment`) until `expires`
-    /// (ms since the UNIX epoch). Answered only once they are durable.
-    Store { fragments: Vec<serde_bytes::ByteBuf>, expires: u64 },
-    /// Send the fragment `index` of `object`, if held.
-    Fetch { object: WireId, index: u8 },
-    /// Which fragment indices of each object are held here?
-    Probe { objects: Vec<WireId> },
-    /// Extend the lease of every held fragment of these objects to `expires`.
-    Extend { objects: Vec<WireId>, expires: u64 },
-    /// The same, answered per object, for an owner's renewal: at most
-    /// [`MAX_RENEW`] objects, all extended in one commit.
-    Renew { objects: Vec<WireId>, expires: u64 },
-}
-
-/// Most objects one `Renew` names (32 bytes each: 128 KiB of ids).
-pub const MAX_RENEW: usize = 4096;
-
-/// The answer to a [`FragRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum FragResponse {
-    /// All fragments of a `Store` are durable here.
-    Stored,
-    /// The requested fragment, encoded.
-    Fragment(serde_bytes::ByteBuf),
-    /// Not held here.
-    NotFound,
-    /// For `Probe`: per object (same order), the indices held.
-    Held(Vec<Vec<u8>>),
-    /// For `Extend`: how many fragments had their lease extended.
-    Extended(u32),
-    /// For `Renew`: per object (same order), the indices of its fragments
-    /// held here whose lease now ends no earlier than asked.
-    Renewed(Vec<Vec<u8>>),
-    /// The request was refused; `reason` says why (bad fragment, full disk...).
-    Refused { reason: RefusalReason, detail: String },
-}
-
-/// Why a holder refused a request, in a form the sender can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RefusalReason {
-    /// The fragment failed its own integrity check.
-    BadFragment,
-    /// The holder has no space left.
-    NoSpace,
-    /// The holder is overloaded; try another or later.
-    Busy,
-    /// Anything else (I/O error, shutting down).
-    Internal,
-}
-
 /// `/epost/frag/1` as a [`Protocol`]: requests and responses alike may
-/// carry a whole fragment, so both have the [`MAX_MESSAGE`] limit.
-#[derive(Debug, Clone, Copy)]
+/// carry whole fragments, so both have the [`MAX_FRAG_MESSAGE`] limit.
+#[derive(Debug)]
 pub enum Frag {}
 
 impl Protocol for Frag {
@@ -87,8 +28,8 @@ impl Protocol for Frag {
     type Response = FragResponse;
     const NAME: StreamProtocol = FRAG_PROTOCOL;
     const LABEL: &'static str = "frag";
-    const MAX_REQUEST: usize = MAX_MESSAGE;
-    const MAX_RESPONSE: usize = MAX_MESSAGE;
+    const MAX_REQUEST: usize = MAX_FRAG_MESSAGE;
+    const MAX_RESPONSE: usize = MAX_FRAG_MESSAGE;
 
     fn unavailable(why: Unavailable) -> FragResponse {
         let reason = match why {
@@ -138,7 +79,7 @@ mod tests {
 
     #[test]
     fn oversized_length_is_refused_before_reading() {
-        let mut bytes = u32::try_from(MAX_MESSAGE + 1).unwrap().to_be_bytes().to_vec();
+        let mut bytes = u32::try_from(MAX_FRAG_MESSAGE + 1).unwrap().to_be_bytes().to_vec();
         bytes.extend_from_slice(&[0; 16]);
         let err = read_request(bytes).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);

@@ -11,8 +11,11 @@ use libp2p::StreamProtocol;
 use libp2p::request_response::Codec;
 use serde_bytes::ByteBuf;
 
-use crate::frag::{FRAG_PROTOCOL, Frag, FragRequest, FragResponse, RefusalReason};
-use crate::notify::{NOTIFY_PROTOCOL, Notify, NotifyRefusal, NotifyRequest, NotifyResponse};
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
+
+use crate::frag::{FRAG_PROTOCOL, Frag};
+use crate::notify::{NOTIFY_PROTOCOL, Notify};
 use crate::protocol::Codec as ProtocolCodec;
 
 const ID: [u8; 32] = [7; 32];

@@ -9,6 +9,14 @@
 //! of the [`Inbound`] queues [`Dht::start`] returns, for the storage and
 //! notification services to answer.
 //!
+//! Both request-response protocols are one generic [`Protocol`] ([`Frag`],
+//! [`Notify`]): one codec, one inbound queue and reply type
+//! ([`InboundRequest`], [`Reply`]), one table of outstanding requests and
+//! one event handler. This crate owns their names, framing and limits
+//! checks; the messages themselves are `epost-types`' (`wire::frag`,
+//! `wire::notify`, bounds in `limits`), so services build and match them
+//! without naming the overlay.
+//!
 //! It must never interpret fragments or notifications, or decide placement:
 //! that is the services' job. It must never keep an inbound record that its
 //! [`RecordValidator`] refused.
@@ -18,10 +26,10 @@ mod behaviour;
 mod client;
 mod config;
 mod event_loop;
-pub mod frag;
+mod frag;
 #[cfg(test)]
 mod known_frames;
-pub mod notify;
+mod notify;
 mod protocol;
 mod records;
 mod rpc;

@@ -3,15 +3,16 @@
 //!
 //! Framed like every epost protocol (see `protocol` and `wire`): one
 //! versioned CBOR value behind a 4-byte big-endian length checked against
-//! [`MAX_NOTIFY_MESSAGE`] before the body is read. When the notification
-//! service's queue is full the overlay answers `RateLimited` itself. The overlay only carries the bytes: the
-//! notifications, receipts and pull authorisations inside are encoded
-//! `epost-types` values that the node's notification service decodes and
-//! judges (`spec/notify.md`).
+//! [`MAX_NOTIFY_MESSAGE`] before the body is read. The messages are
+//! `epost-types`' ([`epost_types::wire::notify`]), and the overlay only
+//! carries them: the notifications, receipts and pull authorisations
+//! inside are encoded values that the node's notification service decodes
+//! and judges (`spec/notify.md`). When its queue is full the overlay
+//! answers `RateLimited` itself.
 
+use epost_types::limits::MAX_NOTIFY_MESSAGE;
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use libp2p::StreamProtocol;
-use serde::{Deserialize, Serialize};
-use serde_bytes::ByteBuf;
 
 use crate::protocol::{Protocol, Unavailable};
 use crate::rpc::InboundRequest;
@@ -19,109 +20,9 @@ use crate::rpc::InboundRequest;
 /// The protocol name on the wire.
 pub const NOTIFY_PROTOCOL: StreamProtocol = StreamProtocol::new("/epost/notify/1");
 
-/// The largest request or response accepted, length prefix excluded.
-pub const MAX_NOTIFY_MESSAGE: usize = 256 * 1024;
-
-/// Notifications in one `Deliver` at most.
-pub const MAX_DELIVER: usize = 64;
-
-/// Notifications in one `Pending` answer at most. Chosen so that a full
-/// page of the largest notifications (8 KiB each) fits one message; a
-/// puller that gets this many receipts them and pulls again.
-pub const MAX_PENDING: usize = 24;
-
-/// Room kept for everything in a message but the notifications themselves
-/// (the frame, the version map, the variant and field names).
-const ENVELOPE_ROOM: usize = 64;
-/// The most a byte string's CBOR header adds to its length.
-const BSTR_HEADER: usize = 5;
-
-/// What one peer asks an inbox holder.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NotifyRequest {
-    /// Keep these (each an encoded `SealedNotification`, at most
-    /// [`MAX_DELIVER`]) until their recipient receipts them or they expire.
-    Deliver { notifications: Vec<ByteBuf> },
-    /// Release the notifications this receipt names (an encoded signed
-    /// envelope of kind Receipt, signed by their recipient).
-    Receipt { receipt: ByteBuf },
-    /// Send what is held for `inbox`. `auth` is an encoded Receipt
-    /// envelope with no ids and a fresh time, signed by the recipient.
-    Pull { inbox: [u8; 32], auth: ByteBuf },
-}
-
-/// The answer to a [`NotifyRequest`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NotifyResponse {
-    /// For `Deliver`: the ids now held here durably (kept now or already),
-    /// or already receipted.
-    Accepted { ids: Vec<[u8; 32]> },
-    /// For `Receipt`: the named notifications are released.
-    Done,
-    /// For `Pull`: up to [`MAX_PENDING`] encoded `SealedNotification`s.
-    Pending { notifications: Vec<ByteBuf> },
-    /// The request was refused; `reason` says why.
-    Refused { reason: NotifyRefusal, detail: String },
-}
-
-/// Why a holder refused a notify request, in a form the sender can act on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum NotifyRefusal {
-    /// Something in the request does not decode or breaks a limit.
-    Malformed,
-    /// This peer is sending faster than the holder accepts, or the holder
-    /// is overloaded; try later (or another holder).
-    RateLimited,
-    /// The inbox (or the holder) holds as many notifications as it will.
-    Full,
-    /// The receipt or pull is not signed by the inbox's recipient.
-    Unauthorized,
-    /// Anything else (I/O error, shutting down).
-    Internal,
-}
-
-impl std::fmt::Display for NotifyRefusal {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let text = match self {
-            NotifyRefusal::Malformed => "malformed",
-            NotifyRefusal::RateLimited => "rate limited",
-            NotifyRefusal::Full => "full",
-            NotifyRefusal::Unauthorized => "unauthorized",
-            NotifyRefusal::Internal => "internal error",
-        };
-        f.write_str(text)
-    }
-}
-
-impl NotifyRequest {
-    /// `Deliver` requests carrying `notifications` in order, each within
-    /// [`MAX_DELIVER`] notifications and [`MAX_NOTIFY_MESSAGE`] bytes.
-    /// A single notification too large for any message gets a request of
-    /// its own (the holder will refuse it; its size limit is far lower).
-    pub fn deliver_batches(notifications: Vec<ByteBuf>) -> Vec<NotifyRequest> {
-        let budget = MAX_NOTIFY_MESSAGE - ENVELOPE_ROOM;
-        let mut batches = Vec::new();
-        let mut batch: Vec<ByteBuf> = Vec::new();
-        let mut bytes = 0;
-        for notification in notifications {
-            let cost = notification.len() + BSTR_HEADER;
-            if !batch.is_empty() && (batch.len() == MAX_DELIVER || bytes + cost > budget) {
-                batches.push(NotifyRequest::Deliver { notifications: std::mem::take(&mut batch) });
-                bytes = 0;
-            }
-            bytes += cost;
-            batch.push(notification);
-        }
-        if !batch.is_empty() {
-            batches.push(NotifyRequest::Deliver { notifications: batch });
-        }
-        batches
-    }
-}
-
 /// `/epost/notify/1` as a [`Protocol`]: requests and responses alike are
 /// limited to [`MAX_NOTIFY_MESSAGE`].
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 pub enum Notify {}
 
 impl Protocol for Notify {
@@ -151,10 +52,11 @@ pub type InboundNotify = InboundRequest<Notify>;
 mod tests {
     use std::io;
 
-    use epost_types::limits::MAX_NOTIFICATION;
+    use epost_types::limits::{MAX_NOTIFICATION, MAX_PENDING};
     use futures::executor::block_on;
     use futures::io::Cursor;
     use libp2p::request_response::Codec as _;
+    use serde_bytes::ByteBuf;
 
     use super::*;
     use crate::protocol::Codec;
@@ -244,7 +146,7 @@ mod tests {
     #[test]
     fn a_frag_message_is_not_a_notify_message() {
         let mut buf = Cursor::new(Vec::new());
-        let frag = crate::frag::FragRequest::Probe { objects: vec![[1; 32]] };
+        let frag = epost_types::wire::frag::FragRequest::Probe { objects: vec![[1; 32]] };
         block_on(wire::write_message(&mut buf, &frag, MAX_NOTIFY_MESSAGE, "frag")).unwrap();
         let mut read = Cursor::new(buf.into_inner());
         assert!(block_on(codec().read_request(&NOTIFY_PROTOCOL, &mut read)).is_err());
@@ -260,31 +162,18 @@ mod tests {
         assert_eq!(Notify::unavailable(Unavailable::Stopped), refused(NotifyRefusal::Internal));
     }
 
+    // How batches are split is `epost-types`' to test; that each one fits
+    // the frame is checked here, where the frame is.
     #[test]
-    fn deliver_batches_respect_count_and_size() {
-        // Many small ones: split by count.
-        let small: Vec<ByteBuf> = (0..150u8).map(|i| bytes(100, i)).collect();
-        let batches = NotifyRequest::deliver_batches(small.clone());
-        let counts: Vec<usize> = batches
-            .iter()
-            .map(|b| match b {
-                NotifyRequest::Deliver { notifications } => notifications.len(),
-                other => panic!("{other:?}"),
-            })
-            .collect();
-        assert_eq!(counts, [64, 64, 22]);
-        // Largest ones: split by bytes, and every batch fits the limit.
-        let large: Vec<ByteBuf> = (0..64u8).map(|i| bytes(MAX_NOTIFICATION, i)).collect();
-        let batches = NotifyRequest::deliver_batches(large.clone());
+    fn every_deliver_batch_of_the_largest_notifications_fits_one_message() {
+        let large: Vec<ByteBuf> = (0..150u8).map(|i| bytes(MAX_NOTIFICATION, i)).collect();
+        let batches = NotifyRequest::deliver_batches(large);
         assert!(batches.len() > 1);
-        let mut rejoined = Vec::new();
         for batch in batches {
             assert!(wire::encoded_len(&batch) - 4 <= MAX_NOTIFY_MESSAGE);
-            let NotifyRequest::Deliver { notifications } = batch else { unreachable!() };
-            rejoined.extend(notifications);
+            let mut buf = Cursor::new(Vec::new());
+            block_on(codec().write_request(&NOTIFY_PROTOCOL, &mut buf, batch)).unwrap();
         }
-        assert_eq!(rejoined, large, "order and contents kept");
-        assert!(NotifyRequest::deliver_batches(Vec::new()).is_empty());
     }
 
     #[test]

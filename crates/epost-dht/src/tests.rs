@@ -9,9 +9,9 @@ use epost_types::envelope::{EnvelopeKind, SignedEnvelope};
 use epost_types::sign::SigningKey;
 use futures::StreamExt;
 
-use crate::frag::{FragRequest, FragResponse};
-use crate::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use crate::{Dht, DhtConfig, DhtEvent, Inbound, SignedEnvelopeValidator, StartOptions};
+use epost_types::wire::frag::{FragRequest, FragResponse};
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 

@@ -133,8 +133,8 @@ async fn a_flipped_fragment_is_never_served_and_is_repaired() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn holders_refuse_forged_and_malformed_fragments() {
-    use epost_dht::frag::{FragRequest, FragResponse, RefusalReason};
     use epost_node::storage::erasure;
+    use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
     use serde_bytes::ByteBuf;
 
     let net = TestNet::start(2, NetConfig::default()).await.unwrap();

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeSet;
 
-use epost_dht::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use epost_node::notify::{
     self, DeliverError, NotifyMetrics, PullError, SendReceiptError, pull_auth,
 };
@@ -17,6 +16,7 @@ use epost_types::identity::UserKeys;
 use epost_types::notify::{Notification, Receipt, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use tokio::sync::oneshot;
 
 const DAY_MS: u64 = 24 * 3600 * 1000;

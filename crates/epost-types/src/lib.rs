@@ -5,7 +5,9 @@
 //! overlay: identity (realm certificates, presence, user bundles;
 //! `spec/identity.md`), single-writer logs (`spec/logs.md`), notifications
 //! (`spec/notify.md`), and the rule by which DHT holders judge records
-//! ([`record`]).
+//! ([`record`]); and the messages peers exchange over the overlay's
+//! fragment and notification protocols ([`wire`]), whose framing and
+//! streams are `epost-dht`'s.
 //!
 //! Everything above this crate (store, DHT, node, gateway, CLI) builds its
 //! bytes through these types, so the formats have exactly one
@@ -48,6 +50,7 @@ pub mod seal;
 pub mod sign;
 pub mod text;
 pub mod time;
+pub mod wire;
 
 mod fixed;
 mod symmetric;

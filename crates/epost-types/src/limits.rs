@@ -2,7 +2,9 @@
 //! a glance how much memory a hostile peer can make a decoder spend.
 //!
 //! Decoders check the input length against these constants *before*
-//! parsing. Changing one is a format change: update `spec/formats.md`.
+//! parsing. Changing one is a format change: update the spec that states
+//! it (`spec/formats.md`; `spec/dht.md` and `spec/notify.md` for the
+//! overlay's messages).
 
 /// Deepest CBOR nesting any decoder follows. Our values nest at most four
 /// levels; the bound stops a hostile input from exhausting the stack.
@@ -109,3 +111,26 @@ pub const MAX_RECEIPT_IDS: usize = 256;
 
 /// Largest encoded user bundle, plain or passphrase-wrapped.
 pub const MAX_USER_BUNDLE: usize = 8 * 1024;
+
+/// Largest `/epost/frag/1` message, request or response, length prefix
+/// excluded ([`wire::frag`](crate::wire::frag)). Well above one encoded
+/// fragment of the largest object ([`MAX_FRAGMENT`]), so a `Store` can
+/// carry several; senders split their batches to stay under it.
+pub const MAX_FRAG_MESSAGE: usize = 17 * 1024 * 1024;
+
+/// Most objects one fragment `Renew` request names (32 bytes each: 128 KiB
+/// of ids).
+pub const MAX_RENEW: usize = 4096;
+
+/// Largest `/epost/notify/1` message, request or response, length prefix
+/// excluded ([`wire::notify`](crate::wire::notify)).
+pub const MAX_NOTIFY_MESSAGE: usize = 256 * 1024;
+
+/// Most sealed notifications in one `Deliver` request.
+pub const MAX_DELIVER: usize = 64;
+
+/// Most sealed notifications in one `Pending` answer to a pull. Chosen so
+/// that a full page of the largest ([`MAX_NOTIFICATION`]) fits one
+/// [`MAX_NOTIFY_MESSAGE`]; a puller that gets this many receipts them and
+/// pulls again.
+pub const MAX_PENDING: usize = 24;

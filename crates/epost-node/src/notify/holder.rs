@@ -6,15 +6,16 @@
 
 use std::sync::Arc;
 
-use epost_dht::notify::{MAX_DELIVER, MAX_PENDING, NotifyRefusal, NotifyRequest, NotifyResponse};
 use epost_dht::{DhtClient, InboundNotify, PeerId, RequestError};
 use epost_store::Store;
 use epost_types::cbor;
 use epost_types::envelope::{EnvelopeError, SignedEnvelope};
 use epost_types::limits::MAX_ENVELOPE_PAYLOAD;
+use epost_types::limits::{MAX_DELIVER, MAX_PENDING};
 use epost_types::notify::{Receipt, ReceiptError, SealedNotification};
 use epost_types::sign::VerifyingKey;
 use epost_types::time::Timestamp;
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};

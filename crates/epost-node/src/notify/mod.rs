@@ -28,10 +28,11 @@ mod tests;
 use std::future::Future;
 use std::time::Duration;
 
-use epost_dht::notify::{MAX_PENDING, NotifyRefusal, NotifyRequest, NotifyResponse};
 use epost_dht::{DhtClient, PeerId, RequestError};
 use epost_types::envelope::SignedEnvelope;
+use epost_types::limits::MAX_PENDING;
 use epost_types::notify::SealedNotification;
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 
 pub use auth::{PULL_AUTH_WINDOW, PullAuthError, pull_auth, verify_pull_auth};
 pub use holder::{HolderStopped, NotifyHolder};

@@ -401,7 +401,7 @@ async fn drain(inner: &Arc<Inner>, limits: &mut SenderLimits, user: &HostedUser,
         if pending.is_empty() {
             return;
         }
-        let full = pending.len() >= epost_dht::notify::MAX_PENDING;
+        let full = pending.len() >= epost_types::limits::MAX_PENDING;
         let mut handled = Vec::new();
         let mut deferred = false;
         let mut keep = Vec::new();

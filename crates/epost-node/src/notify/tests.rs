@@ -1,14 +1,15 @@
 //! The buffer against a real store, and the holder's answers to this
 //! node's own requests (the same code peers' requests go through).
 
-use epost_dht::notify::{MAX_PENDING, NotifyRefusal};
 use epost_dht::{Dht, DhtConfig, SignedEnvelopeValidator, StartOptions};
 use epost_store::{Backend, Store};
 use epost_types::address::Address;
 use epost_types::identity::UserKeys;
+use epost_types::limits::MAX_PENDING;
 use epost_types::notify::{Notification, Receipt, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
+use epost_types::wire::notify::NotifyRefusal;
 
 use super::buffer::{self, Buffer, BufferError};
 use super::*;

@@ -14,8 +14,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use epost_dht::frag::{FragRequest, FragResponse};
 use epost_dht::{DhtClient, PeerId};
+use epost_types::wire::frag::{FragRequest, FragResponse};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 

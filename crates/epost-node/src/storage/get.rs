@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use epost_dht::PeerId;
-use epost_dht::frag::{FragRequest, FragResponse};
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
+use epost_types::wire::frag::{FragRequest, FragResponse};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 

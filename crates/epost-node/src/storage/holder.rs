@@ -6,10 +6,11 @@
 
 use std::sync::Arc;
 
-use epost_dht::frag::{FragRequest, FragResponse, RefusalReason, WireId};
 use epost_dht::{InboundFrag, PeerId};
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
+use epost_types::limits::MAX_RENEW;
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason, WireId};
 use tokio::sync::{Semaphore, mpsc};
 use tracing::{debug, warn};
 
@@ -77,10 +78,10 @@ pub(crate) async fn answer(ctx: &Ctx, peer: PeerId, request: FragRequest) -> Fra
 /// node's own lease from now (owners renew long before that; nobody pins
 /// fragments here for ever).
 async fn renew(ctx: &Ctx, objects: &[WireId], expires: u64) -> FragResponse {
-    if objects.len() > epost_dht::frag::MAX_RENEW {
+    if objects.len() > MAX_RENEW {
         return FragResponse::Refused {
             reason: RefusalReason::BadFragment,
-            detail: format!("at most {} objects per renewal", epost_dht::frag::MAX_RENEW),
+            detail: format!("at most {} objects per renewal", MAX_RENEW),
         };
     }
     let cap = ctx.lease_cap();

@@ -23,9 +23,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use epost_dht::frag::{FragRequest, FragResponse};
 use epost_dht::{DhtEvent, PeerId};
 use epost_types::id::ObjectId;
+use epost_types::wire::frag::{FragRequest, FragResponse};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tracing::{debug, info, warn};

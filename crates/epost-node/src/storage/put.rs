@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use epost_dht::PeerId;
-use epost_dht::frag::{FragRequest, FragResponse, RefusalReason};
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 

@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use epost_dht::PeerId;
-use epost_dht::frag::{FragRequest, FragResponse, MAX_RENEW};
 use epost_types::id::ObjectId;
+use epost_types::limits::MAX_RENEW;
+use epost_types::wire::frag::{FragRequest, FragResponse};
 use futures::StreamExt;
 
 use super::Ctx;

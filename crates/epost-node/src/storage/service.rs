@@ -23,7 +23,7 @@ use super::metrics::Metrics;
 use super::put::{PutError, put_object};
 use super::{Ctx, StorageConfig, holder};
 use crate::worker::{DRAIN, Worker, Workers};
-use epost_dht::frag::{FragRequest, FragResponse};
+use epost_types::wire::frag::{FragRequest, FragResponse};
 
 /// What a put stored.
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use epost_dht::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use epost_dht::{DhtClient, PeerId};
 use epost_node::notify::{NotifyConfig, NotifyMetrics, Received};
 use epost_testkit::{NetConfig, TestNet, addr};
@@ -17,6 +16,7 @@ use epost_types::identity::{Certificate, UserKeys};
 use epost_types::notify::{Notification, SealedNotification};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
+use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 use serde_bytes::ByteBuf;
 use tokio::sync::{Notify, broadcast};
 

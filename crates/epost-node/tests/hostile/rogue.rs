@@ -7,13 +7,13 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use epost_dht::frag::{FragRequest, FragResponse, RefusalReason, WireId};
-use epost_dht::notify::{NotifyRefusal, NotifyResponse};
 use epost_dht::{
     Dht, DhtClient, DhtConfig, InboundFrag, InboundNotify, Multiaddr, RecordRejection,
     RecordValidator, StartOptions,
 };
 use epost_types::fragment::Fragment;
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason, WireId};
+use epost_types::wire::notify::{NotifyRefusal, NotifyResponse};
 use serde_bytes::ByteBuf;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -214,7 +214,7 @@ fn lie(mode: Fragments, bytes: &[u8], held: &Held, object: WireId) -> Vec<u8> {
 async fn swallow_notifications(dht: DhtClient, mut inbound: mpsc::Receiver<InboundNotify>) {
     while let Some(InboundNotify { request, reply, .. }) = inbound.recv().await {
         let response = match request {
-            epost_dht::notify::NotifyRequest::Deliver { notifications } => {
+            epost_types::wire::notify::NotifyRequest::Deliver { notifications } => {
                 let ids = notifications
                     .iter()
                     .filter_map(|n| epost_types::notify::SealedNotification::decode(n).ok())
