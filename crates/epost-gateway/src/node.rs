@@ -19,7 +19,7 @@ use crate::backend::{
     Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
     special_use,
 };
-use crate::smarthost::{RelayError, SmartHost};
+use crate::smarthost::SmartHost;
 
 /// A node's mail, for the gateway.
 #[derive(Clone)]
@@ -81,12 +81,8 @@ impl MailBackend for NodeBackend {
                     foreign.join(", ")
                 )));
             };
-            smart_host.relay(envelope.from.as_deref(), &foreign, &raw).await.map_err(
-                |e| match e {
-                    RelayError::Refused(text) => MailError::NotAllowed(text),
-                    e @ RelayError::Unavailable(_) => MailError::unavailable("cannot relay", e),
-                },
-            )?;
+            // A refusal in the smart host's words; the rest is temporary.
+            smart_host.relay(envelope.from.as_deref(), &foreign, &raw).await?;
         }
         if ours.is_empty() {
             return Ok(());

@@ -35,10 +35,15 @@ pub struct GatewayConfig {
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
-    #[error("cannot set up TLS: {0}")]
+    #[error("cannot set up TLS")]
     Tls(#[from] TlsError),
-    #[error("cannot listen for {protocol} on {addr}: {source}")]
-    Bind { protocol: &'static str, addr: SocketAddr, source: std::io::Error },
+    #[error("cannot listen for {protocol} on {addr}")]
+    Bind {
+        protocol: &'static str,
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where each protocol ended up listening.

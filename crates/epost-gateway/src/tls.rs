@@ -6,25 +6,38 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::TlsAcceptor;
 
-/// Why TLS could not be set up.
+/// Why TLS could not be set up. Each keeps its cause, so the chain reads
+/// `what: why`.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: io::Error },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: pem::Error,
+    },
     #[error("{path} has no PEM certificate")]
     NoCertificate { path: PathBuf },
-    #[error("{path} has no usable PEM private key: {detail}")]
-    BadKey { path: PathBuf, detail: String },
-    #[error("cannot write the self-signed certificate to {path}: {source}")]
-    Write { path: PathBuf, source: io::Error },
-    #[error("cannot make a self-signed certificate: {0}")]
-    Generate(String),
-    #[error("the certificate and key do not make a TLS configuration: {0}")]
-    Config(String),
+    #[error("{path} has no usable PEM private key")]
+    BadKey {
+        path: PathBuf,
+        #[source]
+        source: pem::Error,
+    },
+    #[error("cannot write the self-signed certificate to {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot make a self-signed certificate")]
+    Generate(#[source] rcgen::Error),
+    #[error("the certificate and key do not make a TLS configuration")]
+    Config(#[source] rustls::Error),
 }
 
 /// Where the certificate comes from.
@@ -43,21 +56,20 @@ pub fn acceptor(source: &TlsSource) -> Result<TlsAcceptor, TlsError> {
         TlsSource::SelfSigned { dir, names } => self_signed(dir, names)?,
     };
     let chain = CertificateDer::pem_file_iter(&cert)
-        .map_err(|e| TlsError::Read { path: cert.clone(), source: io::Error::other(e) })?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| TlsError::Read { path: cert.clone(), source: io::Error::other(e) })?;
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|source| TlsError::Read { path: cert.clone(), source })?;
     if chain.is_empty() {
         return Err(TlsError::NoCertificate { path: cert });
     }
     let key = PrivateKeyDer::from_pem_file(&key)
-        .map_err(|e| TlsError::BadKey { path: key.clone(), detail: e.to_string() })?;
+        .map_err(|source| TlsError::BadKey { path: key.clone(), source })?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Config(e.to_string()))?
+        .map_err(TlsError::Config)?
         .with_no_client_auth()
         .with_single_cert(chain, key)
-        .map_err(|e| TlsError::Config(e.to_string()))?;
+        .map_err(TlsError::Config)?;
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 
@@ -68,8 +80,7 @@ fn self_signed(dir: &Path, names: &[String]) -> Result<(PathBuf, PathBuf), TlsEr
     if cert.exists() && key.exists() {
         return Ok((cert, key));
     }
-    let made = rcgen::generate_simple_self_signed(names.to_vec())
-        .map_err(|e| TlsError::Generate(e.to_string()))?;
+    let made = rcgen::generate_simple_self_signed(names.to_vec()).map_err(TlsError::Generate)?;
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
     write_private(&key, made.signing_key.serialize_pem().as_bytes())?;
     write_private(&cert, made.cert.pem().as_bytes())?;
