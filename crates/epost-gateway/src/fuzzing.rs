@@ -21,20 +21,18 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use bytes::Bytes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::backend::{Account, MailBackend};
-use crate::context::{Limits, Shared, Throttle};
-use crate::line::Step;
+use crate::context::{Limits, Shared};
+use crate::line::{LineSession, Step};
 use crate::memory::MemoryBackend;
 use crate::smtp::Mode;
+use crate::testing::Setup;
 
 /// Users of the fuzzed gateway: `alice@example.test` with password
 /// `alice-pw` (her INBOX holds [`PRELOADED`]) and `bob@example.test` with
 /// `bob-pw`; realm `example.test`.
-pub const USERS: [(&str, &str); 2] =
-    [("alice@example.test", "alice-pw"), ("bob@example.test", "bob-pw")];
+pub use crate::testing::USERS;
 
 /// Messages in alice's INBOX at the start: a plain one and a multipart
 /// one, so FETCH, SEARCH, TOP and RETR have something to chew on.
@@ -100,36 +98,26 @@ pub fn output_bound(input: &[u8]) -> usize {
 /// Feeds `reads` to an SMTP session (MX, or submission when `submission`).
 pub fn smtp(submission: bool, peer: Peer, reads: &[Vec<u8>]) -> Transcript {
     let mode = if submission { Mode::Submission } else { Mode::Inbound };
-    run(|shared| async move {
-        let mut session = crate::smtp::Session::new(shared, mode, peer.ip());
-        let mut transcript = Transcript { output: session.take_output(), closed: false };
-        for read in reads {
-            let step = session.feed(read).await;
-            transcript.output.extend(session.take_output());
-            if step != Step::Continue {
-                transcript.closed = true;
-                break;
-            }
-        }
-        transcript
-    })
+    run(|shared| feed(crate::smtp::Session::new(shared, mode, peer.ip()), reads))
 }
 
 /// Feeds `reads` to a POP3 session.
 pub fn pop3(peer: Peer, reads: &[Vec<u8>]) -> Transcript {
-    run(|shared| async move {
-        let mut session = crate::pop3::Session::new(shared, peer.ip());
-        let mut transcript = Transcript { output: session.take_output(), closed: false };
-        for read in reads {
-            let step = session.feed(read).await;
-            transcript.output.extend(session.take_output());
-            if step != Step::Continue {
-                transcript.closed = true;
-                break;
-            }
+    run(|shared| feed(crate::pop3::Session::new(shared, peer.ip()), reads))
+}
+
+/// Feeds `reads` to a line session, read by read, until it stops reading.
+async fn feed(mut session: impl LineSession, reads: &[Vec<u8>]) -> Transcript {
+    let mut transcript = Transcript { output: session.take_output(), closed: false };
+    for read in reads {
+        let step = session.feed(read).await;
+        transcript.output.extend(session.take_output());
+        if step != Step::Continue {
+            transcript.closed = true;
+            break;
         }
-        transcript
-    })
+    }
+    transcript
 }
 
 /// Sends `reads` to an IMAP connection, then closes the client's side;
@@ -182,30 +170,13 @@ where
         .build()
         .expect("a current-thread runtime builds");
     runtime.block_on(async move {
-        let backend = MemoryBackend::new(&["example.test"]);
-        for (user, password) in USERS {
-            backend.add_user(&user.parse().expect("a valid address"), password);
-        }
-        let alice = backend.account(&USERS[0].0.parse().expect("a valid address")).await;
-        let alice = alice.expect("alice exists");
+        let gateway = Setup { limits: limits(), ..Setup::default() }.start();
         for message in PRELOADED {
-            let stored = alice.append("INBOX", Bytes::from_static(message), Vec::new(), None).await;
-            stored.expect("the preloaded messages fit");
+            gateway.deliver(USERS[0].0, message).await;
         }
-        // Nobody stops this gateway; the sender lives as long as the run.
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let limits = limits();
-        let shared = Arc::new(Shared {
-            backend,
-            tls: None,
-            throttle: Throttle::default(),
-            limits,
-            hostname: "gw.example.test".into(),
-            relay_for_submitters: false,
-            stopped,
-        });
-        let transcript = body(shared).await;
-        drop(stop);
+        // Nobody stops this gateway; it lives as long as the run.
+        let transcript = body(gateway.shared.clone()).await;
+        drop(gateway);
         transcript
     })
 }

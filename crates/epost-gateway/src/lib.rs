@@ -24,6 +24,8 @@ mod proptests;
 pub mod server;
 pub mod smarthost;
 pub mod smtp;
+#[cfg(any(test, feature = "fuzzing"))]
+mod testing;
 pub mod tls;
 
 pub use server::{BoundAddrs, Gateway, GatewayConfig, GatewayError};

@@ -507,8 +507,8 @@ async fn wait_stopped(mut stopped: tokio::sync::watch::Receiver<bool>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::context::{Limits, Throttle};
-    use crate::memory::MemoryBackend;
+    use crate::context::Limits;
+    use crate::testing::Setup;
     use tokio::io::{AsyncBufReadExt, BufReader, DuplexStream};
 
     struct Harness {
@@ -518,18 +518,8 @@ mod tests {
     }
 
     fn start(limits: Limits) -> Harness {
-        let backend = MemoryBackend::new(&["example.test"]);
-        backend.add_user(&"alice@example.test".parse().unwrap(), "alice-pw");
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(Shared {
-            backend,
-            tls: None,
-            limits,
-            throttle: Throttle::default(),
-            hostname: "gw.example.test".into(),
-            relay_for_submitters: false,
-            stopped,
-        });
+        let gateway = Setup { limits, ..Setup::default() }.start();
+        let (shared, stop) = (gateway.shared, gateway.stop);
         let (client, mut server) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
             let mut session = Session::new(shared.clone(), "127.0.0.1".parse().unwrap(), false);

@@ -365,8 +365,8 @@ pub(crate) fn resolve(set: &SequenceSet, uid: bool, messages: &[MessageMeta]) ->
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::context::{Limits, Throttle};
     use crate::memory::MemoryBackend;
+    use crate::testing::Setup;
     use imap_codec::CommandCodec;
     use imap_codec::ResponseCodec;
     use imap_codec::decode::Decoder;
@@ -374,20 +374,8 @@ pub(crate) mod tests {
 
     /// A session for alice on loopback, over the in-memory backend.
     pub(crate) fn session() -> (Session<MemoryBackend>, MemoryBackend) {
-        let backend = MemoryBackend::new(&["example.test"]);
-        backend.add_user(&"alice@example.test".parse().unwrap(), "alice-pw");
-        backend.add_user(&"bob@example.test".parse().unwrap(), "bob-pw");
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(Shared {
-            backend: backend.clone(),
-            tls: None,
-            limits: Limits::default(),
-            throttle: Throttle::default(),
-            hostname: "gw.example.test".into(),
-            relay_for_submitters: false,
-            stopped,
-        });
-        (Session::new(shared, "127.0.0.1".parse().unwrap(), false), backend)
+        let gateway = Setup::default().start();
+        (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), gateway.backend)
     }
 
     /// Runs one command line; returns everything the client would see.

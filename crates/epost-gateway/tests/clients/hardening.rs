@@ -16,14 +16,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use epost_gateway::GatewayConfig;
-use epost_gateway::backend::{Account, MailBackend};
+use epost_gateway::backend::Account;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::{Running, addr};
+use crate::fixture::Running;
 
 /// A line-oriented raw client.
 struct Client {
@@ -392,7 +392,7 @@ async fn smtp_message_content_has_a_deadline() {
     let mut reader = client.trickle(b"Subject: slow\r\n\r\n");
     let (lines, took) = until_closed(&mut reader).await;
     assert_cut_off(&lines, took, Duration::from_secs(2), Some("421 4.3.2 "));
-    let account = running.backend.account(&addr("bob@example.test")).await.unwrap();
+    let account = running.account("bob@example.test").await;
     assert!(account.snapshot("INBOX").await.unwrap().messages.is_empty(), "nothing delivered");
 }
 

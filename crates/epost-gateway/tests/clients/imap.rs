@@ -8,7 +8,7 @@ use epost_gateway::backend::{Envelope, MailBackend};
 use epost_types::mailbox::{Recipient, Route};
 use tokio::net::TcpListener;
 
-use crate::{Running, addr, python};
+use crate::fixture::{Running, addr, python};
 
 const THUNDERBIRD: &str = r#"
 import imaplib, socket, sys
@@ -174,7 +174,7 @@ async fn append_then_fetch_gives_the_exact_bytes() {
     let out = python(EXACT, vec![running.port(running.gateway.addrs.imap)]).await;
     assert!(out.contains("exact ok"), "{out}");
     use epost_gateway::backend::Account;
-    let account = running.backend.account(&addr("alice@example.test")).await.unwrap();
+    let account = running.account("alice@example.test").await;
     let stored = account.fetch("INBOX", 1).await.unwrap();
     assert!(stored.windows(4).any(|w| w == b"\xfc\xdfe,"), "8-bit bytes kept as sent");
 }

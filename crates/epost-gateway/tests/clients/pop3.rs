@@ -6,26 +6,19 @@ use epost_gateway::backend::{Account, MailBackend};
 use tokio::io::BufReader;
 use tokio::net::TcpStream;
 
-use crate::smtp::{read_line, results};
-use crate::{Running, addr, python};
+use crate::fixture::{Running, addr, client_script, python, read_line, results};
 
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Python source: helpers every script uses, then `body`.
+/// Python source: poplib and `joined`, lines as the bytes they were,
+/// then `body`.
 macro_rules! script {
     ($body:expr) => {
-        concat!(
-            r#"
-import poplib, ssl, sys
-HOST = "127.0.0.1"
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-def joined(lines):
+        client_script!(
+            "poplib",
+            r#"def joined(lines):
     return b"".join(line + b"\r\n" for line in lines)
 "#,
             $body
@@ -38,7 +31,7 @@ const FIRST: &[u8] =
 const SECOND: &[u8] = b"From: bob@example.test\r\nSubject: two\r\n\r\nl1\r\nl2\r\nl3\r\n";
 
 async fn with_two_messages(running: &Running) -> (u32, Vec<u32>) {
-    let account = running.backend.account(&addr("alice@example.test")).await.unwrap();
+    let account = running.account("alice@example.test").await;
     let mut uids = Vec::new();
     let mut validity = 0;
     for raw in [FIRST, SECOND] {
@@ -97,7 +90,7 @@ p.quit()
     assert!(results["dele"].starts_with("+OK"));
     assert!(results["quit"].starts_with("+OK"));
     assert_eq!(results["stat-after"], format!("1,{}", SECOND.len()));
-    let account = running.backend.account(&addr("alice@example.test")).await.unwrap();
+    let account = running.account("alice@example.test").await;
     let left = account.snapshot("INBOX").await.unwrap();
     assert_eq!(left.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), [uids[1]]);
 }
@@ -138,7 +131,7 @@ p.quit()
     assert_eq!(results["wrong"], "-ERR [AUTH] Invalid credentials");
     // The session without QUIT ends on the server a moment after the
     // client closes; the messages must still all be there.
-    let account = running.backend.account(&addr("alice@example.test")).await.unwrap();
+    let account = running.account("alice@example.test").await;
     assert_eq!(account.snapshot("INBOX").await.unwrap().messages.len(), 2);
 }
 

@@ -1,36 +1,13 @@
 //! SMTP against real clients: Python's smtplib (and raw sockets for what
 //! smtplib will not send), and curl when it is installed.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use epost_gateway::backend::{Account, MailBackend};
 use epost_types::mailbox::{Recipient, Route};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
-use crate::{Running, addr, python};
-
-/// `key value` lines printed by a script, as a map (a key printed again
-/// replaces the earlier value).
-pub(crate) fn results(stdout: &str) -> HashMap<String, String> {
-    stdout
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
-}
-
-/// Every message in a user's INBOX, oldest first.
-async fn inbox(running: &Running, user: &str) -> Vec<Vec<u8>> {
-    let account = running.backend.account(&addr(user)).await.unwrap();
-    let snapshot = account.snapshot("INBOX").await.unwrap();
-    let mut all = Vec::new();
-    for meta in snapshot.messages {
-        all.push(account.fetch("INBOX", meta.uid).await.unwrap().to_vec());
-    }
-    all
-}
+use crate::fixture::{Running, addr, client_script, python, read_line, results};
 
 /// Splits a delivered message into our `Received:` header (folded over
 /// three lines) and the client's bytes.
@@ -46,19 +23,13 @@ fn split_received(raw: &[u8]) -> (String, Vec<u8>) {
     (String::from_utf8_lossy(&raw[..end]).into_owned(), raw[end..].to_vec())
 }
 
-/// Python source: helpers every script uses, then `body`.
+/// Python source: smtplib and `code_of`, the code of a reply or of a
+/// refusal, then `body`.
 macro_rules! script {
     ($body:expr) => {
-        concat!(
-            r#"
-import smtplib, socket, ssl, sys, threading
-HOST = "127.0.0.1"
-def tls():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-def code_of(f):
+        client_script!(
+            "smtplib, socket, threading",
+            r#"def code_of(f):
     try:
         return f()[0]
     except smtplib.SMTPResponseException as e:
@@ -100,7 +71,7 @@ for mech in ["PLAIN", "LOGIN"]:
     assert_eq!(results["auth-PLAIN"], "235");
     assert_eq!(results["auth-LOGIN"], "235");
     assert_eq!(results["quit"], "221");
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     assert_eq!(inbox.len(), 2);
     for (raw, mech) in inbox.iter().zip(["PLAIN", "LOGIN"]) {
         let (received, rest) = split_received(raw);
@@ -144,7 +115,7 @@ s.quit()
     assert_eq!(results["unknown"], "550");
     assert_eq!(results["rcpt"], "250");
     assert_eq!(results["data"], "250");
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     let (received, rest) = split_received(&inbox[0]);
     assert!(received.contains("with ESMTPA;"), "{received}");
     assert_eq!(rest, b"Subject: local\r\n\r\nhi\r\n");
@@ -171,7 +142,7 @@ s.quit()
     let relayed = running.backend.relayed();
     assert_eq!(relayed.len(), 1);
     assert_eq!(relayed[0].0.to, [Recipient::new(addr("friend@foreign.test"), Route::Foreign)]);
-    assert_eq!(inbox(&running, "bob@example.test").await.len(), 1);
+    assert_eq!(running.inbox("bob@example.test").await.len(), 1);
 }
 
 #[tokio::test]
@@ -202,7 +173,7 @@ s.quit()
     assert_eq!(results["relay"], "550");
     assert_eq!(results["rcpt"], "250");
     assert_eq!(results["data"], "250");
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     let (received, rest) = split_received(&inbox[0]);
     assert!(received.contains("from sender.test ([127.0.0.1])"), "{received}");
     assert!(received.contains("with ESMTP;"), "{received}");
@@ -239,7 +210,7 @@ s.quit()
     assert_eq!(results["rcpt"], "250");
     assert_eq!(results["data"], "552");
     assert_eq!(results["noop"], "250");
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     assert_eq!(inbox.len(), 1);
     assert_eq!(split_received(&inbox[0]).1, b"Subject: small\r\n\r\nok\r\n");
 }
@@ -268,7 +239,7 @@ s.quit()
         vec![port],
     )
     .await;
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     let bodies: Vec<Vec<u8>> = inbox.iter().map(|raw| split_received(raw).1).collect();
     assert_eq!(bodies[0], b"Subject: lf\nX: y\n\nline\n.\nafter\r\n");
     assert_eq!(bodies[1], b"Subject: nul\r\n\r\na\0b\r\n");
@@ -318,7 +289,7 @@ print("end", codes(3))
     assert_eq!(results["pipelined"], "250,250,250,550,250,354");
     assert_eq!(results["end"], "250,250,221");
     for user in ["alice@example.test", "bob@example.test"] {
-        let inbox = inbox(&running, user).await;
+        let inbox = running.inbox(user).await;
         assert_eq!(inbox.len(), 1, "{user}");
         assert_eq!(
             split_received(&inbox[0]).1,
@@ -373,7 +344,7 @@ s.quit()
     assert_eq!(results["first"], ["535"; 10].join(","));
     assert_eq!(results["rest"], "454");
     assert_eq!(results["alice-locked"], "454");
-    assert_eq!(inbox(&running, "alice@example.test").await.len(), 1);
+    assert_eq!(running.inbox("alice@example.test").await.len(), 1);
 }
 
 #[tokio::test]
@@ -397,15 +368,8 @@ async fn curl_uploads_a_message() {
         .await
         .unwrap();
     assert!(status.success(), "curl failed: {status}");
-    let inbox = inbox(&running, "bob@example.test").await;
+    let inbox = running.inbox("bob@example.test").await;
     assert_eq!(split_received(&inbox[0]).1, message);
-}
-
-/// Reads one reply line from the server.
-pub(crate) async fn read_line(reader: &mut BufReader<TcpStream>) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).await.unwrap();
-    line
 }
 
 #[tokio::test]

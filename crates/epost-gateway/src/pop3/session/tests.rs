@@ -1,61 +1,31 @@
 //! The POP3 session fed byte strings, against the in-memory backend.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
-use bytes::Bytes;
-use epost_types::address::Address;
-
 use super::{Session, Step};
-use crate::backend::{Account, MailBackend};
-use crate::context::{Limits, Shared, Throttle};
+use crate::context::{Limits, Throttle};
 use crate::memory::MemoryBackend;
-use crate::tls::{TlsSource, acceptor};
+use crate::testing::{Fed, Setup, tls};
 
-fn addr(text: &str) -> Address {
-    text.parse().unwrap()
-}
-
-struct Harness {
-    session: Session<MemoryBackend>,
-    backend: MemoryBackend,
-    _dir: tempfile::TempDir,
-}
+type Harness = Fed<Session<MemoryBackend>>;
 
 impl Harness {
     fn new(peer: &str) -> Self {
         Self::with(peer, Limits::default(), Throttle::default())
     }
 
+    /// A POP3 session from `peer` for alice (password "alice pw"), with STLS.
     fn with(peer: &str, limits: Limits, throttle: Throttle) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let tls = acceptor(&TlsSource::SelfSigned {
-            dir: dir.path().into(),
-            names: vec!["localhost".into()],
-        })
-        .unwrap();
-        let backend = MemoryBackend::new(&["example.test"]);
-        backend.add_user(&addr("alice@example.test"), "alice pw");
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(Shared {
-            backend: backend.clone(),
-            tls: Some(tls),
+        let setup = Setup {
+            users: &[("alice@example.test", "alice pw")],
+            tls: Some(tls()),
             limits,
             throttle,
-            hostname: "pop.example.test".into(),
-            relay_for_submitters: false,
-            stopped,
-        });
-        let peer: IpAddr = peer.parse().unwrap();
-        let mut session = Session::new(shared, peer);
-        let greeting = String::from_utf8(session.take_output()).unwrap();
+            hostname: "pop.example.test",
+            ..Setup::default()
+        };
+        let peer = peer.parse().unwrap();
+        let (h, greeting) = Fed::open(setup.start(), |shared| Session::new(shared, peer));
         assert!(greeting.starts_with("+OK "), "{greeting}");
-        Self { session, backend, _dir: dir }
-    }
-
-    async fn send(&mut self, bytes: impl AsRef<[u8]>) -> (String, Step) {
-        let step = self.session.feed(bytes.as_ref()).await;
-        (String::from_utf8_lossy(&self.session.take_output()).into_owned(), step)
+        h
     }
 
     async fn out(&mut self, bytes: impl AsRef<[u8]>) -> String {
@@ -63,8 +33,7 @@ impl Harness {
     }
 
     async fn deliver(&self, raw: &'static [u8]) -> u32 {
-        let account = self.backend.account(&addr("alice@example.test")).await.unwrap();
-        account.append("INBOX", Bytes::from_static(raw), Vec::new(), None).await.unwrap().1
+        self.gateway.deliver("alice@example.test", raw).await
     }
 }
 
@@ -86,14 +55,7 @@ async fn a_session_lists_reads_and_deletes() {
     assert_eq!(h.out("STAT\r\n").await, format!("+OK 2 {total}\r\n"));
     let list = h.out("LIST\r\n").await;
     assert!(list.ends_with(&format!("1 {}\r\n2 {}\r\n.\r\n", first.len(), second.len())));
-    let snapshot = h
-        .backend
-        .account(&addr("alice@example.test"))
-        .await
-        .unwrap()
-        .snapshot("INBOX")
-        .await
-        .unwrap();
+    let snapshot = h.gateway.snapshot("alice@example.test").await;
     let v = snapshot.uid_validity;
     assert_eq!(h.out("UIDL 2\r\n").await, format!("+OK 2 {v}.{uid}\r\n"));
     let retr = h.out("RETR 1\r\n").await;
@@ -109,14 +71,7 @@ async fn a_session_lists_reads_and_deletes() {
     assert!(h.out("RETR 9\r\n").await.starts_with("-ERR No such message"));
     let (bye, step) = h.send("QUIT\r\n").await;
     assert_eq!((bye.as_str(), step), ("+OK Bye (1 messages deleted)\r\n", Step::Close));
-    let left = h
-        .backend
-        .account(&addr("alice@example.test"))
-        .await
-        .unwrap()
-        .snapshot("INBOX")
-        .await
-        .unwrap();
+    let left = h.gateway.snapshot("alice@example.test").await;
     assert_eq!(left.messages.len(), 1);
     assert_ne!(left.messages[0].uid, uid);
 }
@@ -166,19 +121,7 @@ async fn arbitrary_bytes_never_panic() {
     for _ in 0..200 {
         let mut h = Harness::new("127.0.0.1");
         h.deliver(b"A: b\r\n\r\n.x\r\n").await;
-        for _ in 0..20 {
-            let mut chunk = Vec::new();
-            for _ in 0..(seed % 48) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let pick =
-                    b"USER alice@example.test\r\nPASS alice pw\r\nTOP 1 RETR DELE LIST 0 -1\xff ";
-                chunk.push(pick[(seed % pick.len() as u64) as usize]);
-            }
-            if h.send(&chunk).await.1 != Step::Continue {
-                break;
-            }
-        }
+        let pick = b"USER alice@example.test\r\nPASS alice pw\r\nTOP 1 RETR DELE LIST 0 -1\xff ";
+        h.babble(&mut seed, 48, pick).await;
     }
 }

@@ -1,75 +1,34 @@
 //! The SMTP session fed byte strings, against the in-memory backend.
 
-use std::net::IpAddr;
-use std::sync::Arc;
-
 use epost_types::address::Address;
 use epost_types::mailbox::{MailError, Recipient, Route};
 
 use super::{Session, Step};
-use crate::backend::{Account, MailBackend};
-use crate::context::{Limits, Shared, Throttle};
+use crate::backend::MailBackend;
+use crate::context::Throttle;
 use crate::memory::MemoryBackend;
 use crate::smtp::Mode;
-use crate::tls::{TlsSource, acceptor};
-
-fn addr(text: &str) -> Address {
-    text.parse().unwrap()
-}
+use crate::testing::{Fed, Setup, addr, tls};
 
 const LOOPBACK: &str = "127.0.0.1";
 const REMOTE: &str = "192.0.2.10";
 
-struct Harness {
-    session: Session<MemoryBackend>,
-    backend: MemoryBackend,
-    _dir: tempfile::TempDir,
-}
-
-struct Setup {
-    limits: Limits,
-    relay: bool,
-    throttle: Throttle,
-}
+type Harness = Fed<Session<MemoryBackend>>;
 
 impl Harness {
     fn new(mode: Mode, peer: &str) -> Self {
         Self::with(mode, peer, |_| {})
     }
 
+    /// An SMTP session from `peer` on the MX or submission port, greeting
+    /// as mx.example.test, with STARTTLS; `adjust` changes the rest.
     fn with(mode: Mode, peer: &str, adjust: impl FnOnce(&mut Setup)) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let tls = acceptor(&TlsSource::SelfSigned {
-            dir: dir.path().into(),
-            names: vec!["localhost".into()],
-        })
-        .unwrap();
-        let backend = MemoryBackend::new(&["example.test"]);
-        backend.add_user(&addr("alice@example.test"), "alice-pw");
-        backend.add_user(&addr("bob@example.test"), "bob-pw");
-        let mut setup =
-            Setup { limits: Limits::default(), relay: false, throttle: Throttle::default() };
+        let mut setup = Setup { tls: Some(tls()), hostname: "mx.example.test", ..Setup::default() };
         adjust(&mut setup);
-        let (_stop, stopped) = tokio::sync::watch::channel(false);
-        let shared = Arc::new(Shared {
-            backend: backend.clone(),
-            tls: Some(tls),
-            limits: setup.limits,
-            throttle: setup.throttle,
-            hostname: "mx.example.test".into(),
-            relay_for_submitters: setup.relay,
-            stopped,
-        });
-        let peer: IpAddr = peer.parse().unwrap();
-        let mut session = Session::new(shared, mode, peer);
-        let greeting = String::from_utf8(session.take_output()).unwrap();
+        let peer = peer.parse().unwrap();
+        let (h, greeting) = Fed::open(setup.start(), |shared| Session::new(shared, mode, peer));
         assert!(greeting.starts_with("220 mx.example.test "), "{greeting}");
-        Self { session, backend, _dir: dir }
-    }
-
-    async fn send(&mut self, bytes: impl AsRef<[u8]>) -> (String, Step) {
-        let step = self.session.feed(bytes.as_ref()).await;
-        (String::from_utf8_lossy(&self.session.take_output()).into_owned(), step)
+        h
     }
 
     /// Sends and returns the reply codes, one per reply (the last line of
@@ -77,16 +36,6 @@ impl Harness {
     async fn codes(&mut self, bytes: impl AsRef<[u8]>) -> Vec<u16> {
         let (out, _) = self.send(bytes).await;
         reply_codes(&out)
-    }
-
-    async fn inbox(&self, user: &str) -> Vec<Vec<u8>> {
-        let account = self.backend.account(&addr(user)).await.unwrap();
-        let snapshot = account.snapshot("INBOX").await.unwrap();
-        let mut all = Vec::new();
-        for meta in snapshot.messages {
-            all.push(account.fetch("INBOX", meta.uid).await.unwrap().to_vec());
-        }
-        all
     }
 
     async fn login_plain(&mut self, user: &str, password: &str) -> String {
@@ -133,7 +82,7 @@ async fn mx_delivers_to_a_local_user_with_a_trace_header() {
     let (reply, step) = h.send(&stuffed).await;
     assert!(reply.starts_with("250 2.0.0"), "{reply}");
     assert_eq!(step, Step::Continue);
-    let inbox = h.inbox("bob@example.test").await;
+    let inbox = h.gateway.inbox("bob@example.test").await;
     assert_eq!(inbox.len(), 1);
     let (received, rest) = split_received(&inbox[0]);
     assert!(received.contains("from client.test ([192.0.2.10])"), "{received}");
@@ -155,7 +104,7 @@ async fn mx_refuses_unknown_users_and_relaying() {
     // AUTH is not for the MX port, even from loopback.
     let (auth, _) = h.send("AUTH PLAIN AGFsaWNlAGFsaWNlLXB3\r\n").await;
     assert!(auth.starts_with("503 "), "{auth}");
-    assert!(h.backend.relayed().is_empty());
+    assert!(h.gateway.backend.relayed().is_empty());
 }
 
 #[tokio::test]
@@ -183,7 +132,7 @@ async fn submission_needs_auth_and_tls_away_from_loopback() {
         [250, 250, 354]
     );
     assert_eq!(h.codes("Subject: x\r\n\r\nhello\r\n.\r\n").await, [250]);
-    let inbox = h.inbox("bob@example.test").await;
+    let inbox = h.gateway.inbox("bob@example.test").await;
     let (received, rest) = split_received(&inbox[0]);
     assert!(received.contains("with ESMTPSA;"), "{received}");
     assert_eq!(rest, b"Subject: x\r\n\r\nhello\r\n");
@@ -209,7 +158,7 @@ async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
         .await;
     assert_eq!(codes, [250, 250, 354]);
     assert_eq!(h.codes("hi\r\n.\r\n").await, [250]);
-    let relayed = h.backend.relayed();
+    let relayed = h.gateway.backend.relayed();
     assert_eq!(relayed.len(), 1);
     assert_eq!(relayed[0].0.to, [Recipient::new(addr("friend@foreign.test"), Route::Foreign)]);
     assert_eq!(relayed[0].0.submitter, Some(addr("alice@example.test")));
@@ -254,7 +203,7 @@ async fn sizes_are_enforced_at_mail_and_during_data() {
     let big = vec![b'x'; 300];
     assert_eq!(h.codes(&big).await, Vec::<u16>::new());
     assert_eq!(h.codes("\r\n.\r\nNOOP\r\n").await, [552, 250]);
-    assert!(h.inbox("bob@example.test").await.is_empty());
+    assert!(h.gateway.inbox("bob@example.test").await.is_empty());
 }
 
 #[tokio::test]
@@ -282,19 +231,8 @@ async fn arbitrary_bytes_never_panic() {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
     for _ in 0..200 {
         let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| s.limits.max_line = 128);
-        for _ in 0..20 {
-            let mut chunk = Vec::new();
-            for _ in 0..(seed % 64) {
-                seed ^= seed << 13;
-                seed ^= seed >> 7;
-                seed ^= seed << 17;
-                let pick = b"MAIL FROM:<a@b.c>RCPT TO DATA BDAT 3 LAST AUTH PLAIN\r\n.\0\xff ";
-                chunk.push(pick[(seed % pick.len() as u64) as usize]);
-            }
-            if h.send(&chunk).await.1 != Step::Continue {
-                break;
-            }
-        }
+        let pick = b"MAIL FROM:<a@b.c>RCPT TO DATA BDAT 3 LAST AUTH PLAIN\r\n.\0\xff ";
+        h.babble(&mut seed, 64, pick).await;
     }
 }
 
@@ -307,8 +245,8 @@ async fn pipelined_commands_are_answered_in_order() {
     let (out, step) = h.send(batch).await;
     assert_eq!(reply_codes(&out), [250, 250, 250, 550, 250, 354, 250, 221]);
     assert_eq!(step, Step::Close);
-    assert_eq!(h.inbox("alice@example.test").await.len(), 1);
-    assert_eq!(h.inbox("bob@example.test").await.len(), 1);
+    assert_eq!(h.gateway.inbox("alice@example.test").await.len(), 1);
+    assert_eq!(h.gateway.inbox("bob@example.test").await.len(), 1);
 }
 
 #[tokio::test]
@@ -319,7 +257,7 @@ async fn bdat_chunks_make_one_message() {
     assert_eq!(reply_codes(&out), [250]);
     let (out, _) = h.send("BDAT 3 LAST\r\nxyz").await;
     assert_eq!(reply_codes(&out), [250]);
-    let inbox = h.inbox("bob@example.test").await;
+    let inbox = h.gateway.inbox("bob@example.test").await;
     assert_eq!(split_received(&inbox[0]).1, b"ab\r\n.xyz");
     // A chunk without a transaction is read, then refused.
     let (out, _) = h.send("BDAT 4 LAST\r\nQUITNOOP\r\n").await;
@@ -359,19 +297,8 @@ impl MailBackend for Flaky {
 
 #[tokio::test]
 async fn backend_trouble_is_a_temporary_failure() {
-    let backend = MemoryBackend::new(&["example.test"]);
-    backend.add_user(&addr("bob@example.test"), "bob-pw");
-    let (_stop, stopped) = tokio::sync::watch::channel(false);
-    let shared = Arc::new(Shared {
-        backend: Flaky(backend),
-        tls: None,
-        limits: Limits::default(),
-        throttle: Throttle::default(),
-        hostname: "mx.example.test".into(),
-        relay_for_submitters: false,
-        stopped,
-    });
-    let mut session = Session::new(shared, Mode::Inbound, REMOTE.parse().unwrap());
+    let gateway = Setup { hostname: "mx.example.test", ..Setup::default() }.start_over(Flaky);
+    let mut session = Session::new(gateway.shared.clone(), Mode::Inbound, REMOTE.parse().unwrap());
     session.take_output();
     let batch = "EHLO c.test\r\nSTARTTLS\r\nMAIL FROM:<>\r\nRCPT TO:<x@flaky.test>\r\n\
                  RCPT TO:<bob@example.test>\r\nDATA\r\nhi\r\n.\r\n";
