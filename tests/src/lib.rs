@@ -37,6 +37,11 @@ pub fn epost(data_dir: &Path) -> Result<Command> {
     Ok(cmd)
 }
 
+/// The last line a command printed (where the CLI puts the value asked for).
+pub fn last_line(out: &str) -> Result<String> {
+    out.lines().last().map(str::to_owned).context("no output")
+}
+
 /// Runs a command to completion, returning its output whatever the exit code.
 pub fn run(cmd: &mut Command) -> Result<Output> {
     cmd.output().with_context(|| format!("cannot run {cmd:?}"))

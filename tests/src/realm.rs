@@ -7,17 +7,27 @@ use std::path::Path;
 use anyhow::{Context, Result, ensure};
 
 use crate::cluster::{Cluster, ClusterNode};
-use crate::run;
+use crate::{last_line, run};
 
 /// The test realm's mail domain.
 pub const DOMAIN: &str = "example.test";
 
 /// Makes the realm on node 0 and has every node trust it; returns its key.
 pub fn realm(cluster: &Cluster) -> Result<String> {
-    let out = cluster.nodes[0].cli(&["realm", "init", DOMAIN])?;
-    let key = out.lines().last().context("realm init printed nothing")?.to_owned();
-    for node in &cluster.nodes {
-        node.cli(&["realm", "trust", &key, "--domain", DOMAIN])?;
+    realm_on(cluster, 0, DOMAIN, 0..cluster.nodes.len())
+}
+
+/// Makes realm `domain` on node `on` and has the nodes `trusted_by` trust
+/// it for `domain`; returns its key.
+pub fn realm_on(
+    cluster: &Cluster,
+    on: usize,
+    domain: &str,
+    trusted_by: impl IntoIterator<Item = usize>,
+) -> Result<String> {
+    let key = last_line(&cluster.nodes[on].cli(&["realm", "init", domain])?)?;
+    for node in trusted_by {
+        cluster.nodes[node].cli(&["realm", "trust", &key, "--domain", domain])?;
     }
     Ok(key)
 }

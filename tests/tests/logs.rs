@@ -4,12 +4,9 @@
 
 use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig};
+use epost_e2e::last_line;
 
 const ENTRIES: usize = 1000;
-
-fn last_line(out: &str) -> Result<String> {
-    out.lines().last().map(str::to_owned).context("no output")
-}
 
 #[test]
 fn a_thousand_entries_survive_the_writers_destruction() -> Result<()> {

@@ -9,10 +9,6 @@ use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig, ClusterNode};
 use epost_e2e::{realm, run};
 
-fn last_line(out: &str) -> Result<String> {
-    out.lines().last().map(str::to_owned).context("no output")
-}
-
 fn addr(node: &ClusterNode, key: &str) -> Result<String> {
     node.info[key].as_str().map(str::to_owned).with_context(|| format!("node.json has no {key}"))
 }
@@ -20,10 +16,7 @@ fn addr(node: &ClusterNode, key: &str) -> Result<String> {
 #[test]
 fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()> {
     let cluster = Cluster::start(3, &ClusterConfig::default())?;
-    let key = last_line(&cluster.nodes[0].cli(&["realm", "init", "example.test"])?)?;
-    for node in &cluster.nodes {
-        node.cli(&["realm", "trust", &key, "--domain", "example.test"])?;
-    }
+    realm::realm(&cluster)?;
     let users = [("alice", 0), ("bob", 2), ("carol", 1)];
     let dir = tempfile::tempdir()?;
     let secrets = dir.path().join("passwords");
@@ -92,10 +85,7 @@ fn submission_idle_fetch_and_pop3_across_nodes_with_real_clients() -> Result<()>
 fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
     let cluster = Cluster::start(3, &ClusterConfig::default())?;
     let first = &cluster.nodes[0];
-    let key = last_line(&first.cli(&["realm", "init", "example.test"])?)?;
-    for node in &cluster.nodes {
-        node.cli(&["realm", "trust", &key, "--domain", "example.test"])?;
-    }
+    realm::realm(&cluster)?;
     realm::host(&cluster, "alice@example.test", "a-pw", 0)?;
     realm::host(&cluster, "bob@example.test", "b-pw", 0)?;
     let dir = tempfile::tempdir()?;
@@ -180,10 +170,8 @@ fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
     let mut cluster = Cluster::start(2, &ClusterConfig::default())?;
     // Node 1 is another organisation's mail server: realm example.net,
     // which node 0 does not trust.
-    let test_key = last_line(&cluster.nodes[0].cli(&["realm", "init", "example.test"])?)?;
-    cluster.nodes[0].cli(&["realm", "trust", &test_key, "--domain", "example.test"])?;
-    let net_key = last_line(&cluster.nodes[1].cli(&["realm", "init", "example.net"])?)?;
-    cluster.nodes[1].cli(&["realm", "trust", &net_key, "--domain", "example.net"])?;
+    realm::realm_on(&cluster, 0, "example.test", [0])?;
+    realm::realm_on(&cluster, 1, "example.net", [1])?;
     cluster.nodes[0]
         .cli_input(&["user", "add", "alice@example.test", "--password-stdin"], b"a-pw")?;
     cluster.nodes[1].cli(&["user", "add", "dave@example.net"])?;

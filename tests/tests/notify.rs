@@ -9,23 +9,15 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig};
-use epost_e2e::epost;
+use epost_e2e::{epost, realm};
 use serde_json::Value;
-
-fn last_line(out: &str) -> Result<String> {
-    out.lines().last().map(str::to_owned).context("no output")
-}
 
 #[test]
 fn a_notification_crosses_realms_and_is_watched_and_listed() -> Result<()> {
     let cluster = Cluster::start(3, &ClusterConfig::default())?;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[2]);
-    let org = last_line(&a.cli(&["realm", "init", "example.org"])?)?;
-    let net = last_line(&b.cli(&["realm", "init", "example.net"])?)?;
-    for node in &cluster.nodes {
-        node.cli(&["realm", "trust", &org, "--domain", "example.org"])?;
-        node.cli(&["realm", "trust", &net, "--domain", "example.net"])?;
-    }
+    realm::realm_on(&cluster, 0, "example.org", 0..cluster.nodes.len())?;
+    realm::realm_on(&cluster, 2, "example.net", 0..cluster.nodes.len())?;
     a.cli(&["user", "add", "alice@example.org"])?;
     b.cli(&["user", "add", "bob@example.net"])?;
 

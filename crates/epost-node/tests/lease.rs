@@ -9,8 +9,7 @@
 use std::time::Duration;
 
 use epost_node::lease::{LeaseConfig, OwnerId};
-use epost_node::mail::Mailbox;
-use epost_testkit::{NetConfig, TestNet, addr};
+use epost_testkit::{NetConfig, TestNet, addr, await_inbox};
 use epost_types::mail::{FlagChange, MailEntry, MailOp};
 use epost_types::mailbox::{Change, Recipient, Route};
 
@@ -20,14 +19,6 @@ fn config() -> NetConfig {
         lease: LeaseConfig { renew_after: Duration::ZERO, ..NetConfig::default().lease },
         ..NetConfig::default()
     }
-}
-
-/// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
-async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
-    assert!(
-        epost_testkit::inbox_reaches(mailbox, n, Duration::from_secs(60)).await,
-        "mail never arrived"
-    );
 }
 
 fn message(subject: &str, attachment: &str) -> Vec<u8> {
@@ -64,7 +55,7 @@ async fn what_folders_and_logs_reference_is_renewed_and_nothing_else() {
         let to = [Recipient::new(bob.clone(), Route::Remote)];
         net.node(0).mail.deliver(Some(&alice), &to, &raw).await.unwrap();
     }
-    inbox_reaches(&bob_box, 3).await;
+    await_inbox(&bob_box, 3).await;
     let inbox = bob_box.folder("INBOX").await.unwrap();
     let uids: Vec<u32> = inbox.messages.keys().copied().collect();
     let book = &net.node(2).book;

@@ -5,20 +5,17 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
-use std::str::FromStr;
-
 use epost_dht::DhtEvent;
 use epost_node::Node;
-use epost_testkit::{NetConfig, TestNet};
+use epost_testkit::{NetConfig, TestNet, addr, await_event};
 use epost_types::address::Address;
 use epost_types::envelope::SignedEnvelope;
 use epost_types::log::LogHead;
 use epost_types::record::RecordKey;
 use epost_types::sign::{SigningKey, VerifyingKey};
-use tokio::sync::broadcast;
 
 fn alice() -> Address {
-    Address::from_str("alice@example.org").unwrap()
+    addr("alice@example.org")
 }
 
 /// Realm on node 0, trusted by every node; alice hosted on node 0.
@@ -26,20 +23,6 @@ async fn realm_and_alice(net: &TestNet) -> VerifyingKey {
     let key = net.realm_on(0, "example.org").unwrap();
     net.node(0).identity.add_user(alice(), Some("pw")).await.unwrap();
     key
-}
-
-/// Waits (bounded) for the first event that `wanted` accepts.
-async fn until(events: &mut broadcast::Receiver<DhtEvent>, wanted: impl Fn(&DhtEvent) -> bool) {
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Ok(event) if wanted(&event) => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("overlay stopped"),
-            }
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), wait).await.expect("event never came");
 }
 
 async fn append(node: &Node, text: &str) -> u64 {
@@ -61,7 +44,7 @@ async fn certificates_are_found_and_checked_through_the_overlay() {
     assert!(net.node(0).identity.check_password(&alice(), "pw"));
     assert!(!net.node(0).identity.check_password(&alice(), "wrong"));
     // An address nobody certified has no certificate.
-    let stranger = Address::from_str("bob@example.org").unwrap();
+    let stranger = addr("bob@example.org");
     assert!(net.node(2).identity.lookup_certificate(&stranger).await.is_err());
     net.shutdown().await;
 }
@@ -84,7 +67,7 @@ async fn forged_and_replayed_heads_are_refused_by_holders_and_readers() {
     // An append returns once one holder has the head; wait until the other
     // holders keep it too, so what follows tests refusal, not propagation.
     for events in &mut holders[1..] {
-        until(
+        await_event(
             events,
             |e| matches!(e, DhtEvent::RecordKept { key: k, value } if *k == key && *value == valid),
         )
@@ -110,7 +93,8 @@ async fn forged_and_replayed_heads_are_refused_by_holders_and_readers() {
     // Each other holder refuses both.
     for events in &mut holders {
         for _ in 0..2 {
-            until(events, |e| matches!(e, DhtEvent::RecordRefused { key: k } if *k == key)).await;
+            await_event(events, |e| matches!(e, DhtEvent::RecordRefused { key: k } if *k == key))
+                .await;
         }
     }
 

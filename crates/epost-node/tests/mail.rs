@@ -4,21 +4,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, reason = "tests fail by panicking")]
 
-use std::time::Duration;
-
-use epost_node::mail::Mailbox;
 use epost_node::mail::message::load_manifest;
-use epost_testkit::{NetConfig, TestNet, addr};
+use epost_testkit::{NetConfig, TestNet, addr, await_inbox};
 use epost_types::mail::{FlagChange, MailOp, Piece};
 use epost_types::mailbox::{Recipient, Route};
-
-/// Waits (bounded) until `mailbox`'s INBOX holds `n` messages.
-async fn inbox_reaches(mailbox: &Mailbox, n: usize) {
-    assert!(
-        epost_testkit::inbox_reaches(mailbox, n, Duration::from_secs(60)).await,
-        "mail never arrived"
-    );
-}
 
 fn message(subject: &str, attachment: &str) -> Vec<u8> {
     format!(
@@ -49,8 +38,8 @@ async fn mail_reaches_remote_users_exactly_and_attachments_are_stored_once() {
         (Recipient::new(bob.clone(), Route::Remote), Recipient::new(carol.clone(), Route::Remote));
     mail.deliver(Some(&alice), &[to_bob_rcpt], &to_bob).await.unwrap();
     mail.deliver(Some(&alice), &[to_carol_rcpt], &to_carol).await.unwrap();
-    inbox_reaches(&bob_box, 1).await;
-    inbox_reaches(&carol_box, 1).await;
+    await_inbox(&bob_box, 1).await;
+    await_inbox(&carol_box, 1).await;
 
     let bob_inbox = bob_box.folder("INBOX").await.unwrap();
     let (uid, stored) = bob_inbox.messages.iter().next().unwrap();

@@ -15,8 +15,10 @@ use epost_node::storage::StorageConfig;
 use epost_node::{Node, NodeError, NodeOptions};
 
 mod users;
+mod wait;
 
-pub use users::{UsersError, addr, inbox_reaches};
+pub use users::{UsersError, addr};
+pub use wait::{await_event, await_inbox, inbox_reaches};
 
 /// Why a test network could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -157,18 +159,23 @@ impl TestNet {
     /// Waits (bounded, on peer events) until every running node's routing
     /// table holds every other running node.
     pub async fn settle(&self) {
-        let running = self.running();
-        let wanted = running.len().saturating_sub(1);
+        let _ = self.known_peers_reach(self.running().len().saturating_sub(1)).await;
+    }
+
+    /// Waits, at most 30 s, on peer events until every running node's
+    /// routing table holds at least `peers` peers (peers outside the test
+    /// network count too); whether they all did.
+    pub async fn known_peers_reach(&self, peers: usize) -> bool {
         let wait = async {
-            for i in &running {
-                let dht = self.node(*i).dht();
+            for i in self.running() {
+                let dht = self.node(i).dht();
                 let mut events = dht.subscribe();
-                while dht.status().await.is_some_and(|s| s.known_peers < wanted) {
+                while dht.status().await.is_some_and(|s| s.known_peers < peers) {
                     let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
                 }
             }
         };
-        let _ = tokio::time::timeout(Duration::from_secs(30), wait).await;
+        tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok()
     }
 
     /// Cuts the running nodes in two: those in `side` and the rest. Each

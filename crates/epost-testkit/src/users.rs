@@ -1,12 +1,9 @@
 //! Users for mail and log tests: a realm made on node 0 and trusted by
-//! every running node, its users hosted where a test wants them, and a
-//! bounded wait for mail to arrive.
+//! every running node, and its users hosted where a test wants them.
 
 use std::str::FromStr;
-use std::time::Duration;
 
 use epost_node::identity::IdentityError;
-use epost_node::mail::Mailbox;
 use epost_types::address::Address;
 use epost_types::sign::VerifyingKey;
 
@@ -87,19 +84,4 @@ impl TestNet {
         }
         Ok(addresses)
     }
-}
-
-/// Waits, at most `within`, until `mailbox`'s INBOX holds `n` messages;
-/// whether it did.
-pub async fn inbox_reaches(mailbox: &Mailbox, n: usize, within: Duration) -> bool {
-    let mut changes = mailbox.changes();
-    let wait = async {
-        loop {
-            if mailbox.folder("INBOX").await.is_ok_and(|f| f.messages.len() >= n) {
-                return;
-            }
-            let _ = changes.recv().await;
-        }
-    };
-    tokio::time::timeout(within, wait).await.is_ok()
 }

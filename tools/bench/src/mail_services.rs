@@ -8,7 +8,6 @@
 
 use std::collections::HashMap;
 use std::fmt::Write;
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -20,7 +19,6 @@ use epost_types::address::Address;
 use epost_types::id::LogId;
 use epost_types::log::{EntryBody, LogEntry, LogKey, seal_entry};
 use epost_types::record::RecordKey;
-use epost_types::sign::VerifyingKey;
 use epost_types::time::Timestamp;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
@@ -56,15 +54,8 @@ const TARGET_P99_MS: f64 = 50.0;
 
 /// `name@name.test` hosted on node `node`.
 async fn host(net: &TestNet, name: &str, node: usize) -> Result<Address> {
-    let domain = format!("{name}.test");
-    let realm = net.node(node).identity.realm_init(&domain)?;
-    let key = VerifyingKey::from_str(&realm.key)?;
-    for i in net.running() {
-        net.node(i).identity.trust(key, Some(&domain))?;
-    }
-    let address = Address::from_str(&format!("{name}@{domain}"))?;
-    net.node(node).identity.add_user(address.clone(), None).await?;
-    Ok(address)
+    let hosted = net.host_in_own_realms(&[(name, node)]).await?;
+    hosted.into_iter().next().context("no user hosted")
 }
 
 fn idle_line(out: &mut String, idle: f64) {

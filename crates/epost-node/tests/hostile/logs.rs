@@ -3,40 +3,22 @@
 //! of its own. (Holders refusing pushed forgeries and replays is
 //! `tests/logs.rs`; here the liars are the holders themselves.)
 
-use std::str::FromStr;
-use std::time::Duration;
-
 use epost_dht::DhtEvent;
-use epost_testkit::{NetConfig, TestNet};
+use epost_testkit::{NetConfig, TestNet, addr, await_event};
 use epost_types::address::Address;
 use epost_types::envelope::{EnvelopeKind, SignedEnvelope};
 use epost_types::id::LogId;
 use epost_types::identity::{Certificate, UserKeys};
 use epost_types::log::LogHead;
 use epost_types::record::RecordKey;
-use epost_types::sign::{SigningKey, VerifyingKey};
+use epost_types::sign::SigningKey;
 use epost_types::time::Timestamp;
-use tokio::sync::broadcast;
 
 use crate::await_known_peers;
 use crate::rogue::{Fragments, Rogue};
 
 fn alice() -> Address {
-    Address::from_str("alice@example.org").unwrap()
-}
-
-/// Waits (bounded) for the first overlay event `wanted` accepts.
-async fn until(events: &mut broadcast::Receiver<DhtEvent>, wanted: impl Fn(&DhtEvent) -> bool) {
-    let wait = async {
-        loop {
-            match events.recv().await {
-                Ok(event) if wanted(&event) => return,
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
-                Err(broadcast::error::RecvError::Closed) => panic!("overlay stopped"),
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait).await.expect("event never came");
+    addr("alice@example.org")
 }
 
 async fn head_seq(net: &TestNet, i: usize) -> u64 {
@@ -56,11 +38,7 @@ async fn stale_and_forged_heads_from_holders_are_never_believed() {
     let frozen = Rogue::start(0xc0, &boot, Fragments::Honest, Vec::new()).await;
     let forger = Rogue::start(0xc1, &boot, Fragments::Honest, Vec::new()).await;
     await_known_peers(&net, 5).await;
-    let realm = net.node(0).identity.realm_init("example.org").unwrap();
-    let realm_key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(realm_key, Some("example.org")).unwrap();
-    }
+    net.realm_on(0, "example.org").unwrap();
     net.node(0).identity.add_user(alice(), None).await.unwrap();
     let owner = net.node(0).identity.user(&alice()).unwrap();
     let key = RecordKey::from(LogId::derive(&owner.keys.verifying_key(), "notes")).encode();
@@ -70,8 +48,8 @@ async fn stale_and_forged_heads_from_holders_are_never_believed() {
     let mut at_rogue = frozen.dht.subscribe();
     let mut at_3 = net.node(3).dht().subscribe();
     net.node(0).logs.append(&alice(), "notes", b"one".to_vec()).await.unwrap();
-    until(&mut at_rogue, is_head).await;
-    until(&mut at_3, is_head).await;
+    await_event(&mut at_rogue, is_head).await;
+    await_event(&mut at_3, is_head).await;
 
     // Seqs 2 and 3 while node 3 is cut off from the honest nodes (not from
     // the rogues): it keeps its copy of seq 1; the rogue refuses them.
@@ -79,7 +57,8 @@ async fn stale_and_forged_heads_from_holders_are_never_believed() {
     let mut refused = frozen.dht.subscribe();
     for text in ["two", "three"] {
         net.node(0).logs.append(&alice(), "notes", text.as_bytes().to_vec()).await.unwrap();
-        until(&mut refused, |e| matches!(e, DhtEvent::RecordRefused { key: k } if *k == key)).await;
+        await_event(&mut refused, |e| matches!(e, DhtEvent::RecordRefused { key: k } if *k == key))
+            .await;
     }
     let stale = frozen.dht.get_record(&key).await.unwrap();
     let stale = stale.iter().find(|r| r.peer.is_none()).expect("the rogue's copy").value.clone();

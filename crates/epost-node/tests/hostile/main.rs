@@ -17,8 +17,6 @@ mod rogue;
 mod routing;
 mod storage;
 
-use std::time::Duration;
-
 use epost_node::Node;
 use epost_node::storage::GetError;
 use epost_testkit::TestNet;
@@ -48,16 +46,5 @@ pub(crate) async fn get(node: &Node, cap: &Capability) -> Result<Vec<u8>, (GetEr
 /// Waits (bounded, on overlay events) until every running node of `net`
 /// has at least `peers` peers in its routing table (rogues included).
 pub(crate) async fn await_known_peers(net: &TestNet, peers: usize) {
-    let wait = async {
-        for i in net.running() {
-            let dht = net.node(i).dht();
-            let mut events = dht.subscribe();
-            while dht.status().await.is_some_and(|s| s.known_peers < peers) {
-                let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
-            }
-        }
-    };
-    tokio::time::timeout(Duration::from_secs(30), wait)
-        .await
-        .unwrap_or_else(|_| panic!("the nodes never learned {peers} peers"));
+    assert!(net.known_peers_reach(peers).await, "the nodes never learned {peers} peers");
 }

@@ -3,13 +3,10 @@
 //! an honest node whose own routing table was poisoned with them through
 //! its remembered peers. Lookups, records and objects still work.
 
-use std::str::FromStr;
 use std::time::Duration;
 
 use epost_dht::{Multiaddr, PeerId};
-use epost_testkit::{NetConfig, TestNet};
-use epost_types::address::Address;
-use epost_types::sign::VerifyingKey;
+use epost_testkit::{NetConfig, TestNet, addr};
 
 use crate::rogue::{Fragments, Rogue};
 use epost_node::storage::{GetError, PutError};
@@ -78,12 +75,8 @@ async fn lookups_and_objects_survive_bogus_routing_entries() {
     let (net, liar) = poisoned_net(Fragments::Refuse).await;
 
     // Records: certificates and a log head found from every node.
-    let realm = net.node(0).identity.realm_init("example.org").unwrap();
-    let realm_key = VerifyingKey::from_str(&realm.key).unwrap();
-    for i in net.running() {
-        net.node(i).identity.trust(realm_key, Some("example.org")).unwrap();
-    }
-    let alice: Address = "alice@example.org".parse().unwrap();
+    net.realm_on(0, "example.org").unwrap();
+    let alice = addr("alice@example.org");
     within("add user", net.node(0).identity.add_user(alice.clone(), None)).await.unwrap();
     within("append", net.node(0).logs.append(&alice, "notes", b"hello".to_vec())).await.unwrap();
     for i in net.running() {
