@@ -11,6 +11,8 @@ mod append;
 mod auth;
 mod conn;
 mod copy;
+#[cfg(test)]
+mod corpus;
 mod expunge;
 mod fetch;
 mod frame;
