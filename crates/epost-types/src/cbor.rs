@@ -26,6 +26,9 @@ pub trait Versioned {
     /// still read this one decodes both and converts (see the spec).
     const VERSION: u8;
 
+    /// The oldest version this code still reads (into the same type).
+    const OLDEST: u8 = Self::VERSION;
+
     /// The version this value claims.
     fn version(&self) -> u8;
 }
@@ -73,21 +76,23 @@ pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, out: &mut Vec<u8>) {
     }
 }
 
-/// Decodes a versioned value of at most `max_len` bytes, refusing an
-/// unknown version, a non-canonical encoding and trailing bytes.
+/// Decodes a versioned value of at most `max_len` bytes, refusing a
+/// version outside `T::OLDEST ..= T::VERSION`, a non-canonical encoding
+/// and trailing bytes.
 pub fn decode<T: DeserializeOwned + Serialize + Versioned>(
     bytes: &[u8],
     max_len: usize,
 ) -> Result<T, DecodeError> {
+    let known = T::OLDEST..=T::VERSION;
     match decode_any::<T>(bytes, max_len) {
-        Ok(value) if value.version() == T::VERSION => Ok(value),
+        Ok(value) if known.contains(&value.version()) => Ok(value),
         Ok(value) => {
             Err(DecodeError::UnsupportedVersion { found: value.version(), supported: T::VERSION })
         }
         Err(error) => Err(match probe_version(bytes) {
             // A later version may have a different shape: say so rather
             // than report its shape as an error.
-            Some(found) if found != T::VERSION => {
+            Some(found) if !known.contains(&found) => {
                 DecodeError::UnsupportedVersion { found, supported: T::VERSION }
             }
             _ => error,

@@ -14,6 +14,11 @@
 //! implementation and the published known-answer vectors
 //! (`spec/vectors/formats-v1.json`) are checked against it by the tests.
 //!
+//! The one parser it uses that is not its own is `mail-parser` (pure
+//! code, no I/O), behind [`mime::parse`]: the node finds a message's
+//! structure with it when the message is received and the gateway when a
+//! stored message has none, so both read MIME the same way.
+//!
 //! What this crate must never do:
 //!
 //! - **No I/O.** No files, sockets, threads or async. The chunk writer and
@@ -44,6 +49,7 @@ pub mod log;
 pub mod mail;
 pub mod mailbox;
 pub mod maildate;
+pub mod mime;
 pub mod notify;
 pub mod record;
 pub mod seal;

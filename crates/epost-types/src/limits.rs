@@ -134,3 +134,25 @@ pub const MAX_DELIVER: usize = 64;
 /// [`MAX_NOTIFY_MESSAGE`]; a puller that gets this many receipts them and
 /// pulls again.
 pub const MAX_PENDING: usize = 24;
+
+/// Most MIME entities a stored message structure describes. A message
+/// with more is stored without one (its structure is then found from its
+/// bytes when asked, as for mail stored before structures were kept).
+pub const MAX_MIME_ENTITIES: usize = 1024;
+
+/// Deepest nesting of a stored structure (the top entity is at depth 0);
+/// deeper parts are described as leaves when the structure is found.
+pub const MAX_MIME_DEPTH: usize = 32;
+
+/// Longest text of a stored structure: a parameter name or value, a
+/// header value, a display name or address.
+pub const MAX_MIME_TEXT: usize = 4096;
+
+/// Most items of one list of a stored structure: parameters, language
+/// tags, children of a multipart, the items of an address field, the
+/// members of a group.
+pub const MAX_MIME_LIST: usize = 512;
+
+/// Largest encoded message structure. With at most 128 KiB of inline
+/// pieces it keeps a message manifest well under [`MAX_MANIFEST`].
+pub const MAX_MIME_STRUCTURE: usize = 192 * 1024;

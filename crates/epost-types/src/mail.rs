@@ -1,15 +1,22 @@
 //! ePOST mail formats (`spec/mail.md`): the message manifest that rebuilds
-//! a message's exact bytes from inline pieces and part objects, and the
-//! entries of a user's mail log, whose replay gives folders, UIDs and flags.
+//! a message's exact bytes from inline pieces and part objects (and from
+//! version 2 carries the message's MIME structure, [`crate::mime`]), and
+//! the entries of a user's mail log, whose replay gives folders, UIDs and
+//! flags.
 
 use serde::{Deserialize, Serialize};
 
 use crate::capability::Capability;
 use crate::cbor::{self, DecodeError, Versioned};
 use crate::limits::{MAX_LOG_ENTRY, MAX_MANIFEST};
+use crate::mime::{MessageStructure, StructureError};
 
-/// The manifest format this code writes and reads.
-pub const MESSAGE_VERSION: u8 = 1;
+/// The manifest format this code writes: version 2 carries the message's
+/// structure. Version 1 (no structure) is still read, and written for a
+/// message whose structure is not kept.
+pub const MESSAGE_VERSION: u8 = 2;
+/// The manifest version without a structure.
+pub const MESSAGE_VERSION_PLAIN: u8 = 1;
 /// The mail log entry format this code writes and reads.
 pub const MAIL_ENTRY_VERSION: u8 = 1;
 /// Longest folder name, bytes (IMAP mailbox names in UTF-8).
@@ -24,6 +31,13 @@ pub struct MessageManifest {
     /// Exact size of the message in bytes (the sum of the pieces).
     pub size: u64,
     pub pieces: Vec<Piece>,
+    /// The message's MIME structure as found when it was received (an
+    /// encoded [`MessageStructure`]), in version 2 only. Kept encoded so
+    /// that a structure this code cannot read (a later format, or damage)
+    /// costs only the shortcut: the message is still read, and its
+    /// structure found from its bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "serde_bytes")]
+    pub structure: Option<Vec<u8>>,
 }
 
 /// A piece of a message.
@@ -42,6 +56,7 @@ pub enum Piece {
 
 impl Versioned for MessageManifest {
     const VERSION: u8 = MESSAGE_VERSION;
+    const OLDEST: u8 = MESSAGE_VERSION_PLAIN;
 
     fn version(&self) -> u8 {
         self.v
@@ -57,12 +72,28 @@ pub enum ManifestError {
     SizeMismatch { sum: u64, size: u64 },
     #[error("the pieces add up to more than 2^64 bytes")]
     SizeOverflow,
+    #[error("a version {v} manifest {} a structure", if *.v == MESSAGE_VERSION { "needs" } else { "cannot carry" })]
+    StructureVersion { v: u8 },
 }
 
 impl MessageManifest {
+    /// A manifest without a structure (version 1).
     pub fn new(pieces: Vec<Piece>) -> Self {
         let size = pieces.iter().map(Piece::len).sum();
-        Self { v: MESSAGE_VERSION, size, pieces }
+        Self { v: MESSAGE_VERSION_PLAIN, size, pieces, structure: None }
+    }
+
+    /// A manifest carrying the message's structure (version 2).
+    pub fn with_structure(pieces: Vec<Piece>, structure: &MessageStructure) -> Self {
+        let size = pieces.iter().map(Piece::len).sum();
+        Self { v: MESSAGE_VERSION, size, pieces, structure: Some(structure.encode()) }
+    }
+
+    /// The stored structure, decoded and checked against the message's
+    /// size; `None` if none was stored.
+    pub fn structure(&self) -> Option<Result<MessageStructure, StructureError>> {
+        let bytes = self.structure.as_deref()?;
+        Some(MessageStructure::decode(bytes, self.size))
     }
 
     pub fn encode(&self) -> Vec<u8> {
@@ -80,6 +111,10 @@ impl MessageManifest {
             .ok_or(ManifestError::SizeOverflow)?;
         if sum != manifest.size {
             return Err(ManifestError::SizeMismatch { sum, size: manifest.size });
+        }
+        // One encoding per value: version 2 exactly when there is a structure.
+        if (manifest.v == MESSAGE_VERSION) != manifest.structure.is_some() {
+            return Err(ManifestError::StructureVersion { v: manifest.v });
         }
         Ok(manifest)
     }
@@ -340,12 +375,53 @@ mod tests {
         assert_eq!(MailEntry::decode(&entry.encode()).unwrap(), entry);
     }
 
+    #[test]
+    fn a_structure_makes_a_version_2_manifest_and_version_1_still_reads() {
+        let raw = b"Subject: x\r\n\r\nbody";
+        let structure = crate::mime::parse(raw).structure;
+        let pieces = vec![Piece::Inline(raw.to_vec())];
+        let with = MessageManifest::with_structure(pieces.clone(), &structure);
+        assert_eq!(with.v, 2);
+        let decoded = MessageManifest::decode(&with.encode()).unwrap();
+        assert_eq!(decoded.structure().unwrap().unwrap(), structure);
+        // Version 1 as stored before structures: the same bytes as then.
+        let plain = MessageManifest::new(pieces);
+        assert_eq!(plain.encode()[..4], [0xa3, 0x61, b'v', 0x01]);
+        assert!(MessageManifest::decode(&plain.encode()).unwrap().structure().is_none());
+        // The version says whether there is a structure.
+        let mut lying = with.clone();
+        lying.v = 1;
+        assert!(matches!(
+            MessageManifest::decode(&lying.encode()),
+            Err(ManifestError::StructureVersion { v: 1 })
+        ));
+        let mut bare = plain.clone();
+        bare.v = 2;
+        assert!(matches!(
+            MessageManifest::decode(&bare.encode()),
+            Err(ManifestError::StructureVersion { v: 2 })
+        ));
+        let mut future = plain;
+        future.v = 3;
+        assert!(matches!(
+            MessageManifest::decode(&future.encode()),
+            Err(ManifestError::Decode(DecodeError::UnsupportedVersion { found: 3, supported: 2 }))
+        ));
+        // A structure that does not fit the message is reported, not fatal.
+        let mut wrong = with;
+        wrong.size = 3;
+        wrong.pieces = vec![Piece::Inline(b"abc".to_vec())];
+        let decoded = MessageManifest::decode(&wrong.encode()).unwrap();
+        assert!(decoded.structure().unwrap().is_err());
+    }
+
     /// Found writing the hostile-input properties: piece lengths that overflow a u64 panicked (debug
     /// builds) or wrapped around to match `size` (release builds).
     #[test]
     fn piece_lengths_that_overflow_are_refused() {
         let wrapping = MessageManifest {
-            v: MESSAGE_VERSION,
+            v: MESSAGE_VERSION_PLAIN,
+            structure: None,
             size: 5,
             pieces: vec![
                 Piece::Part { capability: test_capability(), len: u64::MAX },

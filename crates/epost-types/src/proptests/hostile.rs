@@ -17,6 +17,7 @@ use crate::identity::{Certificate, Presence, TrustedRealms};
 use crate::keyfile::NodeKeyFile;
 use crate::log::{EntryBody, LogEntry, LogHead, LogKey, open_entry};
 use crate::mail::{MailEntry, MessageManifest};
+use crate::mime::{self, MessageStructure, StructureError};
 use crate::notify::{Receipt, SealedNotification};
 use crate::record::{RecordKey, inbox_key, newest_record, validate_record};
 use crate::seal::{self, HpkePublicKey, SealedMessage, info};
@@ -69,6 +70,42 @@ proptest! {
             prop_assert_eq!(manifest.encode(), bytes);
             let sum = manifest.pieces.iter().try_fold(0u64, |s, p| s.checked_add(p.len()));
             prop_assert_eq!(sum, Some(manifest.size));
+        }
+    }
+
+    #[test]
+    fn message_structures(bytes in prop_oneof![
+        damaged(samples::structure().encode()),
+        damaged(samples::structured_message().encode()),
+    ]) {
+        let size = samples::STRUCTURED.len() as u64;
+        if let Ok(structure) = MessageStructure::decode(&bytes, size) {
+            prop_assert_eq!(structure.encode(), bytes.clone());
+            prop_assert_eq!(structure.check(size), Ok(()));
+        }
+        if let Ok(manifest) = MessageManifest::decode(&bytes) {
+            prop_assert_eq!(manifest.encode(), bytes);
+            if let Some(Ok(structure)) = manifest.structure() {
+                prop_assert_eq!(structure.check(manifest.size), Ok(()));
+            }
+        }
+    }
+
+    /// Whatever the bytes, one parse finds a structure whose ranges lie
+    /// inside them and whose entities form a tree: only a stored limit
+    /// can refuse it.
+    #[test]
+    fn any_message_has_a_structure(raw in prop_oneof![
+        proptest::collection::vec(any::<u8>(), 0..512),
+        damaged(samples::STRUCTURED.to_vec()),
+    ]) {
+        let parsed = mime::parse(&raw);
+        match parsed.structure.check(raw.len() as u64) {
+            Ok(()) | Err(StructureError::TextTooLong { .. } | StructureError::ListTooLong { .. }) => {}
+            Err(other) => prop_assert!(false, "{other}"),
+        }
+        for body in &parsed.leaf_bodies {
+            prop_assert!(body.start <= body.end && body.end <= raw.len());
         }
     }
 

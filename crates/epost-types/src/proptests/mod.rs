@@ -102,10 +102,27 @@ mod samples {
         ])
     }
 
+    /// A message with a part, an attachment and an embedded message.
+    pub(super) const STRUCTURED: &[u8] = b"From: A <a@x.test>\r\nTo: g: b@x.test;\r\n\
+Subject: s\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\
+Content-Type: text/plain; charset=utf-8\r\nContent-Language: en\r\n\r\nhi\r\n--b\r\n\
+Content-Type: application/pdf; name=a.pdf\r\nContent-Disposition: attachment; filename=a.pdf\r\n\
+Content-ID: <c>\r\n\r\nJVBERi0=\r\n--b\r\nContent-Type: message/rfc822\r\n\r\n\
+From: c@x.test\r\nSubject: in\r\n\r\nbody\r\n--b--\r\n";
+
+    pub(super) fn structure() -> crate::mime::MessageStructure {
+        crate::mime::parse(STRUCTURED).structure
+    }
+
+    pub(super) fn structured_message() -> MessageManifest {
+        MessageManifest::with_structure(vec![Piece::Inline(STRUCTURED.to_vec())], &structure())
+    }
+
     /// Piece lengths near the top of u64: their sum overflows.
     pub(super) fn huge_message() -> MessageManifest {
         MessageManifest {
-            v: crate::mail::MESSAGE_VERSION,
+            v: crate::mail::MESSAGE_VERSION_PLAIN,
+            structure: None,
             size: 3,
             pieces: vec![
                 Piece::Part { capability: capability(3), len: u64::MAX - 2 },
