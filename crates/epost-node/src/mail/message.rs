@@ -4,15 +4,21 @@
 //! message manifest. Concatenating the pieces gives the exact bytes
 //! received; a message mail-parser cannot make sense of is stored whole,
 //! as received, never "fixed".
+//!
+//! The one parse that finds the part bodies also gives the message's MIME
+//! structure, which the manifest keeps, so a client's ENVELOPE and
+//! BODYSTRUCTURE are answered from the manifest and the header bytes in
+//! its inline pieces, without reading a part ([`load_head`]).
 
 use std::ops::Range;
 
 use epost_types::capability::Capability;
 use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
+use epost_types::limits::MAX_MANIFEST;
 use epost_types::mail::{ManifestError, MessageManifest, Piece};
+use epost_types::mime::{self, MessageStructure};
 use futures::StreamExt;
-use mail_parser::{MessageParser, PartType};
 
 use crate::storage::{GetError, PutError, StorageService};
 
@@ -44,9 +50,13 @@ impl MessageError {
     }
 }
 
-/// Where the message's bytes go: inline (false) or as an object (true).
-pub fn split(raw: &[u8]) -> Vec<(Range<usize>, bool)> {
-    let mut bodies = part_bodies(raw);
+/// Where the message's bytes go, inline (false) or as an object (true),
+/// given the leaf part bodies its parse found ([`mime::Parsed`]).
+pub fn split(raw: &[u8], leaf_bodies: &[Range<usize>]) -> Vec<(Range<usize>, bool)> {
+    let mut bodies = leaf_bodies.to_vec();
+    if bodies.is_empty() {
+        bodies.push(0..raw.len());
+    }
     bodies.sort_by_key(|r| r.start);
     let mut pieces = Vec::new();
     let mut at = 0;
@@ -76,25 +86,22 @@ pub fn split(raw: &[u8]) -> Vec<(Range<usize>, bool)> {
     pieces
 }
 
-/// The byte ranges of every leaf part body mail-parser finds.
-fn part_bodies(raw: &[u8]) -> Vec<Range<usize>> {
-    let Some(message) = MessageParser::default().parse(raw) else {
-        return std::iter::once(0..raw.len()).collect();
-    };
-    let mut bodies = Vec::new();
-    for part in &message.parts {
-        if matches!(part.body, PartType::Multipart(_)) {
-            continue;
-        }
-        let (start, end) = (part.offset_body as usize, part.offset_end as usize);
-        if start <= end && end <= raw.len() {
-            bodies.push(start..end);
+/// The manifest of a message of these pieces: with its structure when
+/// that keeps the stored limits and the manifest stays decodable,
+/// otherwise without (FETCH then finds the structure from the bytes, as
+/// for mail stored before structures were kept).
+fn manifest(pieces: Vec<Piece>, structure: &MessageStructure) -> (MessageManifest, Vec<u8>) {
+    let size: u64 = pieces.iter().map(Piece::len).sum();
+    if structure.check(size).is_ok() {
+        let with = MessageManifest::with_structure(pieces.clone(), structure);
+        let encoded = with.encode();
+        if encoded.len() <= MAX_MANIFEST {
+            return (with, encoded);
         }
     }
-    if bodies.is_empty() {
-        bodies.extend(std::iter::once(0..raw.len()));
-    }
-    bodies
+    let plain = MessageManifest::new(pieces);
+    let encoded = plain.encode();
+    (plain, encoded)
 }
 
 /// A message once stored.
@@ -107,6 +114,8 @@ pub struct StoredMessage {
     pub members: Vec<ObjectId>,
     /// The lease they were stored with.
     pub expires: u64,
+    /// Its manifest as stored.
+    pub manifest: MessageManifest,
 }
 
 /// Stores `raw`; returns the manifest's capability once every object is
@@ -116,7 +125,8 @@ pub async fn store(
     secret: Option<&ConvergenceSecret>,
     raw: &[u8],
 ) -> Result<StoredMessage, MessageError> {
-    let pieces = split(raw);
+    let parsed = mime::parse(raw);
+    let pieces = split(raw, &parsed.leaf_bodies);
     let stored = futures::stream::iter(pieces.into_iter().map(|(range, object)| async move {
         let bytes = &raw[range];
         if object {
@@ -137,15 +147,15 @@ pub async fn store(
         pieces.push(piece);
         members.extend(ids);
     }
-    let manifest = MessageManifest::new(pieces).encode();
-    let report = put(storage, secret, manifest.as_slice()).await?;
+    let (manifest, encoded) = manifest(pieces, &parsed.structure);
+    let report = put(storage, secret, encoded.as_slice()).await?;
     let expires = report.expires;
     // The root (last) is the manifest itself; chunks of a large manifest
     // come before it.
     members.extend(report.ids.iter().rev().skip(1));
     members.sort();
     members.dedup();
-    Ok(StoredMessage { capability: report.capability, members, expires })
+    Ok(StoredMessage { capability: report.capability, members, expires, manifest })
 }
 
 async fn put(
@@ -183,30 +193,83 @@ pub async fn member_ids(
     Ok(members)
 }
 
-/// The exact bytes of the message whose manifest is `capability`.
+/// The exact bytes of the message `manifest` describes: its inline
+/// pieces and every part object.
 pub async fn load(
     storage: &StorageService,
-    capability: &Capability,
+    manifest: &MessageManifest,
 ) -> Result<Vec<u8>, MessageError> {
-    let manifest_bytes = get(storage, capability).await?;
-    let manifest = MessageManifest::decode(&manifest_bytes).map_err(MessageError::Manifest)?;
-    let parts = futures::stream::iter(manifest.pieces.into_iter().map(|piece| async move {
-        match piece {
-            Piece::Inline(bytes) => Ok::<_, MessageError>(bytes),
-            Piece::Part { capability, len } => {
-                let bytes = get(storage, &capability).await?;
-                if bytes.len() as u64 != len {
-                    let got = bytes.len() as u64;
-                    return Err(MessageError::PartLength { got, expected: len });
-                }
-                Ok(bytes)
-            }
+    load_range(storage, manifest, 0..manifest.size).await
+}
+
+/// The message's first `len` bytes (through its header, for an outline):
+/// inline pieces, and only the part objects that overlap them (none,
+/// unless a header is larger than the manifest's inline room).
+pub async fn load_head(
+    storage: &StorageService,
+    manifest: &MessageManifest,
+    len: u64,
+) -> Result<Vec<u8>, MessageError> {
+    load_range(storage, manifest, 0..len.min(manifest.size)).await
+}
+
+/// What one piece gives to a range of the message.
+enum Want {
+    Inline(Vec<u8>),
+    /// Bytes `cut` of a part object `len` bytes long.
+    Part {
+        capability: Capability,
+        len: u64,
+        cut: Range<usize>,
+    },
+}
+
+/// Bytes `wanted` of the message, reading only the pieces they overlap.
+async fn load_range(
+    storage: &StorageService,
+    manifest: &MessageManifest,
+    wanted: Range<u64>,
+) -> Result<Vec<u8>, MessageError> {
+    // What each overlapping piece gives: inline bytes now, or a part to
+    // fetch and cut.
+    let mut at = 0u64;
+    let mut wants = Vec::new();
+    for piece in &manifest.pieces {
+        let span = at..at.saturating_add(piece.len());
+        at = span.end;
+        let (from, to) = (span.start.max(wanted.start), span.end.min(wanted.end));
+        if from >= to {
+            continue;
         }
+        // Offsets within the piece, so below its length: they fit.
+        let cut = (from - span.start) as usize..(to - span.start) as usize;
+        wants.push(match piece {
+            Piece::Inline(bytes) => Want::Inline(bytes[cut].to_vec()),
+            Piece::Part { capability, len } => {
+                Want::Part { capability: capability.clone(), len: *len, cut }
+            }
+        });
+    }
+    let parts = futures::stream::iter(wants.into_iter().map(|want| async move {
+        let (capability, len, cut) = match want {
+            Want::Inline(bytes) => return Ok::<_, MessageError>(bytes),
+            Want::Part { capability, len, cut } => (capability, len, cut),
+        };
+        let mut bytes = get(storage, &capability).await?;
+        if bytes.len() as u64 != len {
+            return Err(MessageError::PartLength { got: bytes.len() as u64, expected: len });
+        }
+        if cut.start == 0 {
+            // A whole part, or its start: no copy.
+            bytes.truncate(cut.end);
+            return Ok(bytes);
+        }
+        Ok(bytes[cut].to_vec())
     }))
     .buffered(PARALLEL)
     .collect::<Vec<_>>()
     .await;
-    let mut out = Vec::with_capacity(manifest.size as usize);
+    let mut out = Vec::with_capacity(usize::try_from(wanted.end - wanted.start).unwrap_or(0));
     for part in parts {
         out.extend_from_slice(&part?);
     }
@@ -232,8 +295,12 @@ async fn get(storage: &StorageService, capability: &Capability) -> Result<Vec<u8
 mod tests {
     use super::*;
 
+    fn pieces(raw: &[u8]) -> Vec<(Range<usize>, bool)> {
+        split(raw, &mime::parse(raw).leaf_bodies)
+    }
+
     fn rebuilt(raw: &[u8]) -> Vec<u8> {
-        split(raw).into_iter().flat_map(|(r, _)| raw[r].to_vec()).collect()
+        pieces(raw).into_iter().flat_map(|(r, _)| raw[r].to_vec()).collect()
     }
 
     #[test]
@@ -246,7 +313,7 @@ mod tests {
              Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n\
              {attachment}\r\n--b--\r\nepilogue\r\n"
         );
-        let pieces = split(raw.as_bytes());
+        let pieces = pieces(raw.as_bytes());
         let objects: Vec<_> = pieces.iter().filter(|(_, o)| *o).collect();
         assert_eq!(objects.len(), 1, "{pieces:?}");
         assert!(raw.as_bytes()[objects[0].0.clone()].starts_with(b"QUJD"));
@@ -268,7 +335,7 @@ mod tests {
         ];
         for raw in samples {
             assert_eq!(rebuilt(&raw), raw);
-            let inline: usize = split(&raw).iter().filter(|(_, o)| !o).map(|(r, _)| r.len()).sum();
+            let inline: usize = pieces(&raw).iter().filter(|(_, o)| !o).map(|(r, _)| r.len()).sum();
             assert!(inline <= MAX_INLINE_TOTAL);
         }
     }

@@ -26,9 +26,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use epost_types::address::Address;
+use epost_types::capability::Capability;
+use epost_types::id::ObjectId;
 use epost_types::identity::ANY_DOMAIN;
-use epost_types::mail::MessageRef;
+use epost_types::mail::{MessageManifest, MessageRef, Piece};
 use epost_types::mailbox::{Change, MailError, Recipient, Route, StoredObjects};
+use epost_types::mime::{self, MessageOutline};
 use epost_types::time::Timestamp;
 use futures::StreamExt;
 use tokio::sync::broadcast;
@@ -51,6 +54,9 @@ const RECONCILE: Duration = Duration::from_secs(60);
 /// Bytes of messages kept in memory for repeated reads (IMAP clients
 /// fetch headers, then structure, then bodies of the same message).
 const CACHE_BYTES: usize = 64 * 1024 * 1024;
+/// Bytes of manifests kept in memory: a client's ENVELOPE, BODYSTRUCTURE
+/// and header fetches are answered from a message's manifest alone.
+const MANIFEST_CACHE_BYTES: usize = 16 * 1024 * 1024;
 /// Received notifications filed at once.
 const FILING: usize = 64;
 /// What a mail notification's summary starts with.
@@ -71,7 +77,9 @@ struct Inner {
     /// One task per user's mailbox, the only one that changes it.
     mailboxes: PerKey<Address, Mailbox>,
     /// Messages recently stored or read here.
-    cache: Mutex<cache::MessageCache>,
+    cache: Mutex<cache::Cache<Bytes>>,
+    /// Their manifests.
+    manifests: Mutex<cache::Cache<Arc<MessageManifest>>>,
     /// Tells the mailbox tasks to stop.
     mailboxes_stop: Stop,
 }
@@ -112,7 +120,8 @@ impl MailService {
                 notifications,
                 book,
                 mailboxes: PerKey::new(),
-                cache: Mutex::new(cache::MessageCache::new(CACHE_BYTES)),
+                cache: Mutex::new(cache::Cache::new(CACHE_BYTES)),
+                manifests: Mutex::new(cache::Cache::new(MANIFEST_CACHE_BYTES)),
                 mailboxes_stop,
             }),
         };
@@ -167,7 +176,8 @@ impl MailService {
         let stored = message::store(&self.inner.storage, secret.as_ref(), raw)
             .await
             .map_err(|e| MailError::unavailable("cannot store the message", e))?;
-        self.cache().insert(stored.capability.id, Bytes::copy_from_slice(raw));
+        self.cache().insert(stored.capability.id, Bytes::copy_from_slice(raw), raw.len());
+        self.keep_manifest(stored.capability.id, Arc::new(stored.manifest));
         let message = MessageRef {
             manifest: stored.capability,
             size: raw.len() as u64,
@@ -182,21 +192,85 @@ impl MailService {
         if let Some(hit) = self.cache().get(&message.manifest.id) {
             return Ok(hit);
         }
+        let manifest = self.manifest(&message.manifest).await?;
+        self.load(&message.manifest, &manifest).await
+    }
+
+    /// A stored message's MIME structure and its bytes through its
+    /// header, for answering ENVELOPE, BODYSTRUCTURE and header fetches:
+    /// from its manifest (the structure stored when it was received, the
+    /// header in its inline pieces) without reading its part objects. For
+    /// mail stored before structures were kept (or with one this node
+    /// cannot read) the structure is found from the whole message.
+    pub async fn outline(&self, message: &MessageRef) -> Result<MessageOutline, MailError> {
+        let manifest = self.manifest(&message.manifest).await?;
         let id = message.manifest.id;
-        let raw = message::load(&self.inner.storage, &message.manifest).await.map_err(|e| {
-            if e.is_corrupt() {
-                MailError::corrupt(format!("message {id}"), e)
-            } else {
-                MailError::unavailable("cannot read the message", e)
+        let structure = match manifest.structure() {
+            Some(Ok(structure)) => structure,
+            found => {
+                if let Some(Err(e)) = found {
+                    debug!(%id, error = %Chain(&e), "the stored structure is not used; parsing the message");
+                }
+                let raw = self.fetch(message).await?;
+                return Ok(MessageOutline::of(&raw, mime::parse(&raw).structure));
             }
-        })?;
+        };
+        if let Some(raw) = self.cache().get(&id) {
+            return Ok(MessageOutline::of(&raw, structure));
+        }
+        let len = structure.head_len() as u64;
+        let head = message::load_head(&self.inner.storage, &manifest, len)
+            .await
+            .map_err(|e| read_error(id, e))?;
+        Ok(MessageOutline { structure, head })
+    }
+
+    /// A message's manifest, from the cache or the overlay.
+    async fn manifest(&self, capability: &Capability) -> Result<Arc<MessageManifest>, MailError> {
+        let id = capability.id;
+        if let Some(hit) = self.manifests().get(&id) {
+            return Ok(hit);
+        }
+        let manifest = message::load_manifest(&self.inner.storage, capability)
+            .await
+            .map_err(|e| read_error(id, e))?;
+        let manifest = Arc::new(manifest);
+        self.keep_manifest(id, manifest.clone());
+        Ok(manifest)
+    }
+
+    fn keep_manifest(&self, id: ObjectId, manifest: Arc<MessageManifest>) {
+        let inline: usize = manifest
+            .pieces
+            .iter()
+            .map(|p| match p {
+                Piece::Inline(bytes) => bytes.len(),
+                Piece::Part { .. } => 128,
+            })
+            .sum();
+        let weight = inline + manifest.structure.as_ref().map_or(0, Vec::len);
+        self.manifests().insert(id, manifest, weight);
+    }
+
+    async fn load(
+        &self,
+        capability: &Capability,
+        manifest: &MessageManifest,
+    ) -> Result<Bytes, MailError> {
+        let id = capability.id;
+        let raw =
+            message::load(&self.inner.storage, manifest).await.map_err(|e| read_error(id, e))?;
         let raw = Bytes::from(raw);
-        self.cache().insert(message.manifest.id, raw.clone());
+        self.cache().insert(id, raw.clone(), raw.len());
         Ok(raw)
     }
 
-    fn cache(&self) -> std::sync::MutexGuard<'_, cache::MessageCache> {
+    fn cache(&self) -> std::sync::MutexGuard<'_, cache::Cache<Bytes>> {
         self.inner.cache.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn manifests(&self) -> std::sync::MutexGuard<'_, cache::Cache<Arc<MessageManifest>>> {
+        self.inner.manifests.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Delivers `raw` to every recipient by the route decided for it when
@@ -292,10 +366,9 @@ impl MailService {
         if mailbox.read(move |state| state.delivered.contains_key(&delivered)).await? {
             return Ok(false);
         }
-        // The size comes from the manifest itself, not the sender's word.
-        let manifest = message::load_manifest(&self.inner.storage, capability)
-            .await
-            .map_err(|e| MailError::unavailable("cannot read the message's manifest", e))?;
+        // The size comes from the manifest itself, not the sender's word
+        // (and the manifest stays cached for the client's first fetches).
+        let manifest = self.manifest(capability).await?;
         let message = MessageRef {
             manifest: capability.clone(),
             size: manifest.size,
@@ -359,6 +432,15 @@ impl MailService {
                 .map_err(|e| MailError::unavailable("cannot move the filing mark", e))?;
         }
         Ok(())
+    }
+}
+
+/// Why a message could not be read: damaged, or not reachable now.
+fn read_error(id: ObjectId, e: message::MessageError) -> MailError {
+    if e.is_corrupt() {
+        MailError::corrupt(format!("message {id}"), e)
+    } else {
+        MailError::unavailable("cannot read the message", e)
     }
 }
 
