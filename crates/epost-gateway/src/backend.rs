@@ -9,7 +9,9 @@
 //! [`MailError`] whose kind the sessions answer by, the log's
 //! [`FlagChange`], the [`FolderChanged`] events IDLE watches, and the
 //! [`Route`] decided for each recipient at RCPT, which the [`Envelope`]
-//! carries to delivery.
+//! carries to delivery, and the [`MessageOutline`] (a message's stored
+//! MIME structure and header bytes) FETCH answers most items from without
+//! reading the message's parts.
 
 use std::future::Future;
 
@@ -17,6 +19,7 @@ use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
 use epost_types::mailbox::{FolderChanged, MailError, Recipient, Route};
+use epost_types::mime::MessageOutline;
 use tokio::sync::broadcast;
 
 /// IMAP special-use attributes (RFC 6154) of the standard folders.
@@ -195,6 +198,16 @@ pub trait Account: Clone + Send + Sync + 'static {
         folder: &str,
         uids: &[u32],
     ) -> impl Future<Output = Result<Vec<u32>, MailError>> + Send;
+
+    /// A message's MIME structure and its first bytes through the end of
+    /// its header, without reading its part bodies: the structure stored
+    /// when it was received, or for mail stored before structures were
+    /// kept, the one found from its bytes (which are read for it).
+    fn outline(
+        &self,
+        folder: &str,
+        uid: u32,
+    ) -> impl Future<Output = Result<MessageOutline, MailError>> + Send;
 
     /// The exact bytes of a message, as received.
     fn fetch(

@@ -1,14 +1,18 @@
 //! A mail backend in memory: the gateway's sessions are tested against it
 //! without an overlay. It follows the same rules as the node's mail
-//! service (UIDs ascend and are never reused, standard folders exist).
+//! service (UIDs ascend and are never reused, standard folders exist, a
+//! message's structure is found once when it is stored), and counts the
+//! reads of whole messages so tests can see what a command cost.
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
 use epost_types::mailbox::{FolderChanged, MailError, Route};
+use epost_types::mime::{self, MessageOutline, MessageStructure};
 use tokio::sync::broadcast;
 
 use crate::backend::{
@@ -24,6 +28,11 @@ pub struct MemoryBackend {
 
 #[derive(Default)]
 struct Users {
+    /// Store messages without their structure (as mail stored before
+    /// structures were kept).
+    no_structures: bool,
+    /// Reads of a whole message, by every account.
+    full_reads: Arc<AtomicU64>,
     domains: Vec<String>,
     users: HashMap<Address, (String, MemoryAccount)>,
     /// Every message delivered to a foreign recipient (the "smart host").
@@ -38,9 +47,25 @@ impl MemoryBackend {
         backend
     }
 
+    /// From now on, messages are stored without their structure, as mail
+    /// stored before structures were kept: an outline then reads and
+    /// parses the whole message.
+    pub fn without_structures(self) -> Self {
+        self.lock().no_structures = true;
+        self
+    }
+
+    /// How many times a message's whole bytes were read so far (FETCH of
+    /// a body, or an outline of a message stored without a structure).
+    pub fn full_reads(&self) -> u64 {
+        self.lock().full_reads.load(Ordering::Relaxed)
+    }
+
     /// Adds a user with a password and the standard folders.
     pub fn add_user(&self, address: &Address, password: &str) {
-        self.lock().users.insert(address.clone(), (password.to_owned(), MemoryAccount::new()));
+        let mut users = self.lock();
+        let account = MemoryAccount::new(!users.no_structures, users.full_reads.clone());
+        users.users.insert(address.clone(), (password.to_owned(), account));
     }
 
     /// Messages handed to the smart host so far.
@@ -115,6 +140,17 @@ impl MailBackend for MemoryBackend {
 pub struct MemoryAccount {
     inner: Arc<Mutex<Folders>>,
     changes: broadcast::Sender<FolderChanged>,
+    structures: bool,
+    full_reads: Arc<AtomicU64>,
+}
+
+/// A message as this backend keeps it.
+#[derive(Clone)]
+struct Stored {
+    meta: MessageMeta,
+    raw: Bytes,
+    /// Found when it was stored and kept encoded, as the node does.
+    structure: Option<Vec<u8>>,
 }
 
 struct Folders {
@@ -126,16 +162,27 @@ struct Folder {
     uid_validity: u32,
     uid_next: u32,
     subscribed: bool,
-    messages: BTreeMap<u32, (MessageMeta, Bytes)>,
+    messages: BTreeMap<u32, Stored>,
 }
 
 impl MemoryAccount {
-    fn new() -> Self {
+    fn new(structures: bool, full_reads: Arc<AtomicU64>) -> Self {
         let mut folders = Folders { next_validity: 1, folders: BTreeMap::new() };
         for (name, _) in STANDARD_FOLDERS {
             folders.create(name);
         }
-        Self { inner: Arc::new(Mutex::new(folders)), changes: broadcast::channel(64).0 }
+        Self {
+            inner: Arc::new(Mutex::new(folders)),
+            changes: broadcast::channel(64).0,
+            structures,
+            full_reads,
+        }
+    }
+
+    fn message(&self, folder: &str, uid: u32) -> Result<Stored, MailError> {
+        let mut folders = self.lock();
+        let target = folders.get(folder)?;
+        target.messages.get(&uid).cloned().ok_or(MailError::NoMessage(uid))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Folders> {
@@ -210,10 +257,10 @@ impl Account for MemoryAccount {
             let messages = std::mem::take(&mut folders.get(from)?.messages);
             folders.create(to);
             let target = folders.get(to)?;
-            for (_, (mut meta, raw)) in messages {
-                meta.uid = target.uid_next;
+            for (_, mut stored) in messages {
+                stored.meta.uid = target.uid_next;
                 target.uid_next += 1;
-                target.messages.insert(meta.uid, (meta, raw));
+                target.messages.insert(stored.meta.uid, stored);
             }
             return Ok(());
         }
@@ -237,7 +284,7 @@ impl Account for MemoryAccount {
             name: name.to_owned(),
             uid_validity: folder.uid_validity,
             uid_next: folder.uid_next,
-            messages: folder.messages.values().map(|(meta, _)| meta.clone()).collect(),
+            messages: folder.messages.values().map(|stored| stored.meta.clone()).collect(),
         })
     }
 
@@ -248,6 +295,7 @@ impl Account for MemoryAccount {
         flags: Vec<String>,
         internal_date: Option<u64>,
     ) -> Result<(u32, u32), MailError> {
+        let structure = self.structures.then(|| mime::parse(&raw).structure.encode());
         let result = {
             let mut folders = self.lock();
             let target = folders.get(folder)?;
@@ -259,7 +307,7 @@ impl Account for MemoryAccount {
                 internal_date: internal_date.unwrap_or_else(now_millis),
                 size: raw.len() as u64,
             };
-            target.messages.insert(uid, (meta, raw));
+            target.messages.insert(uid, Stored { meta, raw, structure });
             (target.uid_validity, uid)
         };
         self.changed(folder);
@@ -278,7 +326,7 @@ impl Account for MemoryAccount {
             let target = folders.get(folder)?;
             let mut changed = Vec::new();
             for uid in uids {
-                let Some((meta, _)) = target.messages.get_mut(uid) else { continue };
+                let Some(Stored { meta, .. }) = target.messages.get_mut(uid) else { continue };
                 match op {
                     FlagChange::Replace => meta.flags = flags.clone(),
                     FlagChange::Add => {
@@ -303,18 +351,18 @@ impl Account for MemoryAccount {
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
         let report = {
             let mut folders = self.lock();
-            let picked: Vec<(MessageMeta, Bytes)> = {
+            let picked: Vec<Stored> = {
                 let source = folders.get(from)?;
                 uids.iter().filter_map(|uid| source.messages.get(uid).cloned()).collect()
             };
             let target = folders.get(to)?;
             let mut mapping = Vec::new();
-            for (mut meta, raw) in picked {
-                let old = meta.uid;
-                meta.uid = target.uid_next;
+            for mut stored in picked {
+                let old = stored.meta.uid;
+                stored.meta.uid = target.uid_next;
                 target.uid_next += 1;
-                mapping.push((old, meta.uid));
-                target.messages.insert(meta.uid, (meta, raw));
+                mapping.push((old, stored.meta.uid));
+                target.messages.insert(stored.meta.uid, stored);
             }
             CopyReport { uid_validity: target.uid_validity, mapping }
         };
@@ -345,10 +393,25 @@ impl Account for MemoryAccount {
         Ok(removed)
     }
 
+    async fn outline(&self, folder: &str, uid: u32) -> Result<MessageOutline, MailError> {
+        let stored = self.message(folder, uid)?;
+        let size = stored.raw.len() as u64;
+        let structure = match stored.structure.map(|s| MessageStructure::decode(&s, size)) {
+            Some(Ok(structure)) => structure,
+            // As the node does for mail stored without one (or with one it
+            // cannot read): found from the whole message.
+            _ => {
+                self.full_reads.fetch_add(1, Ordering::Relaxed);
+                mime::parse(&stored.raw).structure
+            }
+        };
+        Ok(MessageOutline::of(&stored.raw, structure))
+    }
+
     async fn fetch(&self, folder: &str, uid: u32) -> Result<Bytes, MailError> {
-        let mut folders = self.lock();
-        let target = folders.get(folder)?;
-        target.messages.get(&uid).map(|(_, raw)| raw.clone()).ok_or(MailError::NoMessage(uid))
+        let stored = self.message(folder, uid)?;
+        self.full_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(stored.raw)
     }
 
     fn changes(&self) -> broadcast::Receiver<FolderChanged> {

@@ -11,8 +11,9 @@ use bytes::Bytes;
 use epost_node::identity::Identity;
 use epost_node::mail::{self, MailService, Mailbox};
 use epost_types::address::Address;
-use epost_types::mail::{FlagChange, MailOp};
+use epost_types::mail::{FlagChange, MailOp, MessageRef};
 use epost_types::mailbox::{Change, FolderChanged, MailError, Route};
+use epost_types::mime::MessageOutline;
 use tokio::sync::broadcast;
 
 use crate::backend::{
@@ -114,6 +115,19 @@ impl NodeAccount {
 
     async fn change(&self, change: impl Into<Change>) -> Result<mail::Changed, MailError> {
         self.inner.mailbox.change(change).await
+    }
+
+    /// How a folder refers to one of its messages.
+    async fn message(&self, folder: &str, uid: u32) -> Result<MessageRef, MailError> {
+        let name = folder.to_owned();
+        self.inner
+            .mailbox
+            .read(move |state| {
+                state.folders.get(&name).map(|f| f.messages.get(&uid).map(|m| m.message.clone()))
+            })
+            .await?
+            .ok_or_else(|| MailError::NoFolder(folder.to_owned()))?
+            .ok_or(MailError::NoMessage(uid))
     }
 
     /// Applies a copy or move; says where each message went.
@@ -239,17 +253,13 @@ impl Account for NodeAccount {
         Ok(self.change(op).await?.uids)
     }
 
+    async fn outline(&self, folder: &str, uid: u32) -> Result<MessageOutline, MailError> {
+        let message = self.message(folder, uid).await?;
+        self.inner.mail.outline(&message).await
+    }
+
     async fn fetch(&self, folder: &str, uid: u32) -> Result<Bytes, MailError> {
-        let name = folder.to_owned();
-        let message = self
-            .inner
-            .mailbox
-            .read(move |state| {
-                state.folders.get(&name).map(|f| f.messages.get(&uid).map(|m| m.message.clone()))
-            })
-            .await?
-            .ok_or_else(|| MailError::NoFolder(folder.to_owned()))?
-            .ok_or(MailError::NoMessage(uid))?;
+        let message = self.message(folder, uid).await?;
         self.inner.mail.fetch(&message).await
     }
 

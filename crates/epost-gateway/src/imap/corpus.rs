@@ -164,46 +164,61 @@ pub(crate) fn escape(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
     use crate::backend::Account;
-    use crate::imap::session::tests::logged_in;
+    use crate::imap::mime;
+    use crate::imap::session::Session;
+    use crate::memory::MemoryBackend;
+    use epost_types::mime::MessageStructure;
     use imap_codec::encode::Encoder;
+    use imap_codec::imap_types::command::Command;
+    use imap_codec::imap_types::core::{AString, Vec1};
+    use imap_codec::imap_types::fetch::Section;
     use imap_codec::{CommandCodec, ResponseCodec, decode::Decoder};
 
-    async fn answers() -> String {
-        let (mut session, _) = logged_in().await;
+    fn command(line: &str) -> Command<'static> {
+        let input = format!("{line}\r\n");
+        CommandCodec::default().decode_static(input.as_bytes()).unwrap().1
+    }
+
+    async fn handle(session: &mut Session<MemoryBackend>, line: &str) -> String {
+        let mut sink = Vec::new();
+        session.handle(command(line), &mut sink).await.unwrap();
+        sink.iter().map(|r| escape(&ResponseCodec::default().encode(r).dump())).collect()
+    }
+
+    /// The corpus's answers from a backend that keeps structures, or not;
+    /// and how many whole messages the structure items read.
+    async fn answers(
+        adjust: impl FnOnce(MemoryBackend) -> MemoryBackend,
+    ) -> (String, u64) {
+        let (mut session, backend) = crate::imap::session::tests::session_on(adjust);
+        assert!(handle(&mut session, "a LOGIN alice@example.test alice-pw").await.is_empty());
         let account = session.account().unwrap();
         let corpus = messages();
         for (_, raw) in &corpus {
             let raw = bytes::Bytes::from(raw.clone());
             account.append("INBOX", raw, vec![], Some(1_700_000_000_000)).await.unwrap();
         }
+        handle(&mut session, "s SELECT INBOX").await;
         let mut out = String::new();
-        let command = |line: String| {
-            let input = format!("{line}\r\n");
-            let (_, command) = CommandCodec::default().decode_static(input.as_bytes()).unwrap();
-            command
-        };
-        let select = command("s SELECT INBOX".into());
-        let mut sink = Vec::new();
-        session.handle(select, &mut sink).await.unwrap();
+        let mut structure_reads = 0;
         for (i, (name, _)) in corpus.iter().enumerate() {
             out.push_str(&format!("== {name}\n"));
-            for items in [STRUCTURE_ITEMS, SECTION_ITEMS] {
-                let mut sink = Vec::new();
-                session
-                    .handle(command(format!("f FETCH {} {items}", i + 1)), &mut sink)
-                    .await
-                    .unwrap();
-                for response in sink {
-                    out.push_str(&escape(&ResponseCodec::default().encode(&response).dump()));
-                }
-                out.push_str("\n");
-            }
+            let before = backend.full_reads();
+            out.push_str(
+                &handle(&mut session, &format!("f FETCH {} {STRUCTURE_ITEMS}", i + 1)).await,
+            );
+            structure_reads += backend.full_reads() - before;
+            out.push('\n');
+            out.push_str(
+                &handle(&mut session, &format!("f FETCH {} {SECTION_ITEMS}", i + 1)).await,
+            );
+            out.push('\n');
         }
-        out
+        (out, structure_reads)
     }
 
     /// The first line where `got` and `want` differ, for a readable failure.
-    pub(crate) fn first_difference(got: &str, want: &str) -> Option<String> {
+    fn first_difference(got: &str, want: &str) -> Option<String> {
         let lines = got.lines().zip(want.lines()).enumerate();
         let found = lines.into_iter().find(|(_, (g, w))| g != w);
         match found {
@@ -213,14 +228,63 @@ mod tests {
         }
     }
 
+    const BEFORE: &str = include_str!("../../testdata/fetch-structure.txt");
+
     #[tokio::test]
-    async fn the_corpus_is_answered_as_before() {
-        let want = include_str!("../../testdata/fetch-structure.txt");
-        let got = answers().await;
-        assert!(
-            first_difference(&got, want).is_none(),
-            "{}",
-            first_difference(&got, want).unwrap()
-        );
+    async fn stored_structures_answer_as_before_without_reading_messages() {
+        let (got, reads) = answers(|backend| backend).await;
+        assert_eq!(first_difference(&got, BEFORE), None);
+        assert_eq!(reads, 0, "structure items read whole messages");
+    }
+
+    #[tokio::test]
+    async fn mail_stored_without_a_structure_answers_as_before() {
+        let (got, reads) = answers(MemoryBackend::without_structures).await;
+        assert_eq!(first_difference(&got, BEFORE), None);
+        assert_eq!(reads, messages().len() as u64);
+    }
+
+    /// ENVELOPE, BODY, BODYSTRUCTURE and the header sections from a
+    /// structure as stored (encoded, decoded and checked) with only the
+    /// bytes through the header equal those from parsing the whole
+    /// message.
+    #[test]
+    fn stored_structure_and_head_equal_a_parse_of_the_whole_message() {
+        let names = Vec1::try_from(vec![
+            AString::try_from("from").unwrap(),
+            AString::try_from("subject").unwrap(),
+        ])
+        .unwrap();
+        let header_sections = [
+            Section::Header(None),
+            Section::HeaderFields(None, names.clone()),
+            Section::HeaderFieldsNot(None, names),
+        ];
+        for (name, raw) in messages() {
+            let parsed = epost_types::mime::parse(&raw).structure;
+            let stored = MessageStructure::decode(&parsed.encode(), raw.len() as u64)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let head = &raw[..stored.head_len()];
+            assert_eq!(
+                mime::envelope(&stored.envelope),
+                mime::envelope(&parsed.envelope),
+                "{name}"
+            );
+            for extended in [false, true] {
+                assert_eq!(
+                    mime::body_structure(&stored, extended),
+                    mime::body_structure(&parsed, extended),
+                    "{name}"
+                );
+            }
+            for section in &header_sections {
+                assert!(mime::in_header(section));
+                assert_eq!(
+                    mime::section(head, &stored, Some(section)),
+                    mime::section(&raw, &parsed, Some(section)),
+                    "{name}: {section:?}"
+                );
+            }
+        }
     }
 }

@@ -2,6 +2,12 @@
 //! body sections cut from the stored bytes. A non-PEEK body fetch sets
 //! `\Seen` (RFC 3501 section 6.4.5). One message is fetched at a time and
 //! its response sent before the next, so memory stays at one message.
+//!
+//! What each item needs decides what is read: sizes and flags come from
+//! the folder's view; ENVELOPE, BODY, BODYSTRUCTURE and the top-level
+//! header come from the message's outline (its stored structure and the
+//! bytes through its header, no part body); only BODY[], the text, a
+//! part or an embedded message's header reads the whole message.
 
 use std::borrow::Cow;
 
@@ -16,10 +22,11 @@ use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use epost_types::mail::FlagChange;
-use epost_types::mailbox::MailErrorKind;
+use epost_types::mailbox::{MailError, MailErrorKind};
+use epost_types::mime::{Entity, MessageStructure, STRUCTURE_VERSION, Span};
 
 use crate::backend::{Account, MailBackend};
-use crate::imap::mime::{self, Structure};
+use crate::imap::mime;
 use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, nonzero, ok, resolve,
 };
@@ -73,18 +80,7 @@ impl<B: MailBackend> Session<B> {
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
         }
-        let needs_raw = names.iter().any(|n| {
-            matches!(
-                n,
-                MessageDataItemName::Envelope
-                    | MessageDataItemName::Body
-                    | MessageDataItemName::BodyStructure
-                    | MessageDataItemName::BodyExt { .. }
-                    | MessageDataItemName::Rfc822
-                    | MessageDataItemName::Rfc822Header
-                    | MessageDataItemName::Rfc822Text
-            )
-        });
+        let needs = names.iter().map(Needs::of).fold(Needs::default(), Needs::and);
         let marks_seen = names.iter().any(|n| {
             matches!(
                 n,
@@ -104,15 +100,11 @@ impl<B: MailBackend> Session<B> {
             else {
                 continue;
             };
-            let raw = if needs_raw {
-                match account.fetch(&folder, meta.uid).await {
-                    Ok(raw) => Some(raw),
-                    // Expunged by another session; the client hears of it later.
-                    Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
-                    Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
-                }
-            } else {
-                None
+            let read = match read(&account, &folder, meta.uid, needs).await {
+                Ok(read) => read,
+                // Expunged by another session; the client hears of it later.
+                Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
+                Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
             };
             let mut flags = meta.flags.clone();
             let mut flags_changed = false;
@@ -135,10 +127,9 @@ impl<B: MailBackend> Session<B> {
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             }
-            let mut structure: Option<Structure> = None;
             let mut items = Vec::with_capacity(names.len() + 1);
             for name in &names {
-                items.push(item(name, &meta, &flags, raw.as_ref(), &mut structure));
+                items.push(item(name, &meta, &flags, &read));
             }
             if flags_changed && !names.contains(&MessageDataItemName::Flags) {
                 items.push(MessageDataItem::Flags(fetch_flags(&flags)));
@@ -151,16 +142,88 @@ impl<B: MailBackend> Session<B> {
     }
 }
 
+/// What answering items takes besides the folder's view.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Needs {
+    /// The message's outline: its structure and bytes through its header.
+    outline: bool,
+    /// The whole message.
+    whole: bool,
+}
+
+impl Needs {
+    fn of(name: &MessageDataItemName<'_>) -> Self {
+        let (outline, whole) = match name {
+            MessageDataItemName::Envelope
+            | MessageDataItemName::Body
+            | MessageDataItemName::BodyStructure
+            | MessageDataItemName::Rfc822Header => (true, false),
+            MessageDataItemName::BodyExt { section: None, .. } | MessageDataItemName::Rfc822 => {
+                (false, true)
+            }
+            MessageDataItemName::BodyExt { section: Some(section), .. } => {
+                (true, !mime::in_header(section))
+            }
+            MessageDataItemName::Rfc822Text => (true, true),
+            MessageDataItemName::Uid
+            | MessageDataItemName::Flags
+            | MessageDataItemName::InternalDate
+            | MessageDataItemName::Rfc822Size
+            | MessageDataItemName::Binary { .. }
+            | MessageDataItemName::BinarySize { .. } => (false, false),
+        };
+        Needs { outline, whole }
+    }
+
+    fn and(self, other: Needs) -> Needs {
+        Needs { outline: self.outline || other.outline, whole: self.whole || other.whole }
+    }
+}
+
+/// What was read of one message.
+struct Read {
+    /// Its structure; empty when no item needed it.
+    structure: MessageStructure,
+    /// Its bytes as far as they were read: all of them, those through
+    /// its header, or none.
+    bytes: Bytes,
+}
+
+async fn read<A: Account>(
+    account: &A,
+    folder: &str,
+    uid: u32,
+    needs: Needs,
+) -> Result<Read, MailError> {
+    let mut read = Read {
+        structure: MessageStructure {
+            v: STRUCTURE_VERSION,
+            envelope: Default::default(),
+            entities: Vec::new(),
+        },
+        bytes: Bytes::new(),
+    };
+    if needs.outline {
+        let outline = account.outline(folder, uid).await?;
+        read = Read { structure: outline.structure, bytes: Bytes::from(outline.head) };
+    }
+    if needs.whole {
+        read.bytes = account.fetch(folder, uid).await?;
+    }
+    Ok(read)
+}
+
 /// One requested item of one message.
 fn item(
     name: &MessageDataItemName<'static>,
     meta: &crate::backend::MessageMeta,
     flags: &[String],
-    raw: Option<&Bytes>,
-    structure: &mut Option<Structure>,
+    read: &Read,
 ) -> MessageDataItem<'static> {
-    let raw: &[u8] = raw.map(|r| r.as_ref()).unwrap_or_default();
-    let mut parsed = || structure.get_or_insert_with(|| mime::parse(raw)).clone();
+    let (raw, structure) = (read.bytes.as_ref(), &read.structure);
+    let root = |span: fn(&Entity) -> Span| {
+        structure.root().and_then(|root| raw.get(span(root).range())).unwrap_or_default()
+    };
     match name {
         MessageDataItemName::Uid => MessageDataItem::Uid(nonzero(meta.uid)),
         MessageDataItemName::Flags => MessageDataItem::Flags(fetch_flags(flags)),
@@ -170,30 +233,22 @@ fn item(
         MessageDataItemName::Rfc822Size => {
             MessageDataItem::Rfc822Size(u32::try_from(meta.size).unwrap_or(u32::MAX))
         }
-        MessageDataItemName::Envelope => MessageDataItem::Envelope(parsed().envelope),
-        MessageDataItemName::Body => {
-            MessageDataItem::Body(mime::body_structure(raw, &parsed().root, false))
+        MessageDataItemName::Envelope => {
+            MessageDataItem::Envelope(mime::envelope(&structure.envelope))
         }
+        MessageDataItemName::Body => MessageDataItem::Body(mime::body_structure(structure, false)),
         MessageDataItemName::BodyStructure => {
-            MessageDataItem::BodyStructure(mime::body_structure(raw, &parsed().root, true))
+            MessageDataItem::BodyStructure(mime::body_structure(structure, true))
         }
         MessageDataItemName::Rfc822 => MessageDataItem::Rfc822(literal(Cow::Borrowed(raw))),
         MessageDataItemName::Rfc822Header => {
-            let root = parsed().root;
-            MessageDataItem::Rfc822Header(literal(Cow::Borrowed(&raw[root.header])))
+            MessageDataItem::Rfc822Header(literal(Cow::Borrowed(root(|e| e.header))))
         }
         MessageDataItemName::Rfc822Text => {
-            let root = parsed().root;
-            MessageDataItem::Rfc822Text(literal(Cow::Borrowed(&raw[root.body])))
+            MessageDataItem::Rfc822Text(literal(Cow::Borrowed(root(|e| e.body))))
         }
         MessageDataItemName::BodyExt { section, partial, .. } => {
-            let bytes = match section {
-                None => Some(Cow::Borrowed(raw)),
-                Some(_) => {
-                    let root = parsed().root;
-                    mime::section(raw, &root, section.as_ref()).map(|b| Cow::Owned(b.into_owned()))
-                }
-            };
+            let bytes = mime::section(raw, structure, section.as_ref());
             let bytes = bytes.unwrap_or(Cow::Borrowed(&[][..]));
             let (bytes, origin) = match partial {
                 Some((start, length)) => {

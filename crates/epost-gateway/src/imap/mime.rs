@@ -1,11 +1,14 @@
-//! A message's MIME structure as byte ranges into its unchanged raw bytes,
-//! found with `mail-parser`: ENVELOPE, BODYSTRUCTURE and BODY[section]
-//! are cut from it. Malformed messages get a plain-text structure rather
-//! than an error, and nesting is bounded.
+//! IMAP's view of a message's MIME structure ([`epost_types::mime`],
+//! found once when the message was received, or from its bytes for mail
+//! stored before that): ENVELOPE and BODYSTRUCTURE rendered from it, and
+//! BODY[section] cut from the unchanged raw bytes by its ranges. What
+//! IMAP adds to the neutral description (upper case, defaults, NIL,
+//! group markers) is decided here, and nothing here parses MIME.
 
 use std::borrow::Cow;
-use std::ops::Range;
+use std::num::NonZeroU32;
 
+use epost_types::mime::{self, AddressEntry, Entity, Kind, MessageStructure};
 use imap_codec::imap_types::body::{
     BasicFields, Body, BodyStructure, Disposition, Language, Location, MultiPartExtensionData,
     SinglePartExtensionData, SpecificFields,
@@ -13,218 +16,14 @@ use imap_codec::imap_types::body::{
 use imap_codec::imap_types::core::{AString, IString, NString, Quoted, Vec1};
 use imap_codec::imap_types::envelope::{Address, Envelope};
 use imap_codec::imap_types::fetch::Section;
-use mail_parser::{Encoding, HeaderValue, Message, MessageParser, MessagePart, PartType};
 
-/// Deeper nesting than this is shown as an opaque part.
-const MAX_DEPTH: usize = 32;
-
-/// One MIME entity.
-#[derive(Debug, Clone)]
-pub(crate) struct Entity {
-    /// Its header (for the top level: the message header), with the blank
-    /// line that ends it.
-    pub(crate) header: Range<usize>,
-    pub(crate) body: Range<usize>,
-    pub(crate) ctype: String,
-    pub(crate) subtype: String,
-    pub(crate) params: Vec<(String, String)>,
-    pub(crate) disposition: Option<(String, Vec<(String, String)>)>,
-    pub(crate) kind: Kind,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum Kind {
-    Leaf,
-    Multipart(Vec<Entity>),
-    /// message/rfc822: the embedded message's envelope and top entity.
-    Message(Box<Envelope<'static>>, Box<Entity>),
-}
-
-/// A parsed message: its envelope and top-level entity.
-#[derive(Debug, Clone)]
-pub(crate) struct Structure {
-    pub(crate) envelope: Envelope<'static>,
-    pub(crate) root: Entity,
-}
-
-/// Finds the structure of `raw` (never fails: a message mail-parser
-/// cannot read is one text/plain part).
-pub(crate) fn parse(raw: &[u8]) -> Structure {
-    match MessageParser::default().parse(raw) {
-        Some(message) if !message.parts.is_empty() => {
-            let root = build(raw, &message, 0, 0);
-            let envelope = envelope(raw, root.header.clone(), &message.parts[0]);
-            Structure { envelope, root }
-        }
-        _ => {
-            let split = header_end(raw);
-            let root = Entity {
-                header: 0..split,
-                body: split..raw.len(),
-                ctype: "text".into(),
-                subtype: "plain".into(),
-                params: vec![("charset".into(), "us-ascii".into())],
-                disposition: None,
-                kind: Kind::Leaf,
-            };
-            let envelope = envelope_from_fields(raw, root.header.clone(), None);
-            Structure { envelope, root }
-        }
-    }
-}
-
-/// Where the header ends (after its blank line), by hand.
-fn header_end(raw: &[u8]) -> usize {
-    let mut at = 0;
-    for line in raw.split_inclusive(|&b| b == b'\n') {
-        at += line.len();
-        if line == b"\r\n" || line == b"\n" {
-            return at;
-        }
-    }
-    raw.len()
-}
-
-fn clamp(raw: &[u8], start: u32, end: u32) -> Range<usize> {
-    let start = (start as usize).min(raw.len());
-    let end = (end as usize).clamp(start, raw.len());
-    start..end
-}
-
-fn build(raw: &[u8], message: &Message<'_>, id: usize, depth: usize) -> Entity {
-    let Some(part) = message.parts.get(id) else {
-        return Entity {
-            header: 0..0,
-            body: 0..0,
-            ctype: "text".into(),
-            subtype: "plain".into(),
-            params: Vec::new(),
-            disposition: None,
-            kind: Kind::Leaf,
-        };
-    };
-    let header = clamp(raw, part.offset_header, part.offset_body);
-    let body = clamp(raw, part.offset_body, part.offset_end);
-    let content_type = find_header(part, "content-type").and_then(|v| v.as_content_type());
-    let (ctype, subtype, params) = match content_type {
-        Some(ct) => (
-            ct.ctype().to_ascii_lowercase(),
-            ct.subtype().unwrap_or("plain").to_ascii_lowercase(),
-            ct.attributes()
-                .unwrap_or_default()
-                .iter()
-                .map(|a| (a.name.to_string(), a.value.to_string()))
-                .collect(),
-        ),
-        None => ("text".into(), "plain".into(), vec![("charset".into(), "us-ascii".into())]),
-    };
-    let disposition =
-        find_header(part, "content-disposition").and_then(|v| v.as_content_type()).map(|d| {
-            let params = d
-                .attributes()
-                .unwrap_or_default()
-                .iter()
-                .map(|a| (a.name.to_string(), a.value.to_string()))
-                .collect();
-            (d.ctype().to_owned(), params)
-        });
-    let kind = match &part.body {
-        _ if depth >= MAX_DEPTH => Kind::Leaf,
-        PartType::Multipart(children) if ctype == "multipart" && !children.is_empty() => {
-            Kind::Multipart(
-                children
-                    .iter()
-                    .filter(|&&child| child as usize != id)
-                    .map(|&child| build(raw, message, child as usize, depth + 1))
-                    .collect(),
-            )
-        }
-        // Offsets are into our bytes only when the embedded message was
-        // not transfer-encoded.
-        PartType::Message(inner) if part.encoding == Encoding::None && !inner.parts.is_empty() => {
-            let top = build(raw, inner, 0, depth + 1);
-            let envelope = envelope(raw, top.header.clone(), &inner.parts[0]);
-            Kind::Message(Box::new(envelope), Box::new(top))
-        }
-        _ => Kind::Leaf,
-    };
-    Entity { header, body, ctype, subtype, params, disposition, kind }
-}
-
-fn find_header<'p, 'x>(part: &'p MessagePart<'x>, name: &str) -> Option<&'p HeaderValue<'x>> {
-    part.headers.iter().find(|h| h.name.as_str().eq_ignore_ascii_case(name)).map(|h| &h.value)
-}
-
-// ---- Header fields, by hand and exactly -------------------------------------
-
-/// One header field: its name and where it is (with its line end).
-#[derive(Debug, Clone)]
-pub(crate) struct Field<'a> {
-    pub(crate) name: &'a [u8],
-    /// The raw value after the colon, folding included.
-    pub(crate) value: &'a [u8],
-    pub(crate) whole: &'a [u8],
-}
-
-/// The fields of a header block, in order; lines that are not fields are
-/// left out.
-pub(crate) fn fields(header: &[u8]) -> Vec<Field<'_>> {
-    let mut fields = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut at = 0;
-    fn close<'h>(header: &'h [u8], fields: &mut Vec<Field<'h>>, from: usize, to: usize) {
-        let whole = &header[from..to];
-        if let Some(colon) = whole.iter().position(|&b| b == b':') {
-            let name = trim(&whole[..colon]);
-            if !name.is_empty() {
-                fields.push(Field { name, value: &whole[colon + 1..], whole });
-            }
-        }
-    }
-    for line in header.split_inclusive(|&b| b == b'\n') {
-        let folded = matches!(line.first(), Some(b' ' | b'\t'));
-        if !folded {
-            if let Some(from) = start.take() {
-                close(header, &mut fields, from, at);
-            }
-            if line == b"\r\n" || line == b"\n" {
-                break;
-            }
-            start = Some(at);
-        }
-        at += line.len();
-    }
-    if let Some(from) = start {
-        close(header, &mut fields, from, at);
-    }
-    fields
-}
-
-fn trim(bytes: &[u8]) -> &[u8] {
-    let start = bytes.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(bytes.len());
-    let end = bytes.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(start, |e| e + 1);
-    &bytes[start..end]
-}
-
-/// A field's value unfolded and trimmed.
-pub(crate) fn unfold(value: &[u8]) -> Vec<u8> {
-    let joined: Vec<u8> = value.iter().copied().filter(|&b| b != b'\r' && b != b'\n').collect();
-    trim(&joined).to_vec()
-}
-
-/// The first field named `name` (any case), unfolded.
-pub(crate) fn header_value(header: &[u8], name: &str) -> Option<Vec<u8>> {
-    fields(header)
-        .into_iter()
-        .find(|f| f.name.eq_ignore_ascii_case(name.as_bytes()))
-        .map(|f| unfold(f.value))
-}
+// ---- Header fields -------------------------------------------------------------
 
 /// HEADER.FIELDS and HEADER.FIELDS.NOT: the chosen fields, exactly as
 /// they are, then the blank line.
 pub(crate) fn filter_fields(header: &[u8], names: &[AString<'_>], keep: bool) -> Vec<u8> {
     let mut out = Vec::new();
-    for field in fields(header) {
+    for field in mime::fields(header) {
         let listed = names.iter().any(|n| n.as_ref().eq_ignore_ascii_case(field.name));
         if listed == keep {
             out.extend_from_slice(field.whole);
@@ -239,59 +38,94 @@ pub(crate) fn filter_fields(header: &[u8], names: &[AString<'_>], keep: bool) ->
 
 // ---- Sections ------------------------------------------------------------------
 
+/// The bytes of `range` in `raw`; nothing if `raw` does not reach that
+/// far (a checked structure's ranges always lie inside its message).
+fn cut(raw: &[u8], span: mime::Span) -> &[u8] {
+    raw.get(span.range()).unwrap_or_default()
+}
+
 /// The entity a part number names (RFC 3501 section 6.4.5).
-fn find<'e>(root: &'e Entity, path: &[std::num::NonZeroU32]) -> Option<&'e Entity> {
-    let mut entity = root;
+fn find<'s>(structure: &'s MessageStructure, path: &[NonZeroU32]) -> Option<&'s Entity> {
+    let mut entity = structure.root()?;
     for n in path {
-        entity = child(entity, n.get() as usize)?;
+        entity = child(structure, entity, n.get() as usize, 0)?;
     }
     Some(entity)
 }
 
-fn child(entity: &Entity, n: usize) -> Option<&Entity> {
+fn child<'s>(
+    structure: &'s MessageStructure,
+    entity: &'s Entity,
+    n: usize,
+    hops: usize,
+) -> Option<&'s Entity> {
     match &entity.kind {
-        Kind::Multipart(children) => children.get(n.checked_sub(1)?),
-        Kind::Message(_, inner) => child(inner, n),
+        Kind::Multipart(children) => structure.entity(*children.get(n.checked_sub(1)?)?),
+        // Bounded: a checked structure is a tree of bounded depth.
+        Kind::Message { root, .. } if hops <= epost_types::limits::MAX_MIME_DEPTH => {
+            child(structure, structure.entity(*root)?, n, hops + 1)
+        }
+        Kind::Message { .. } => None,
         Kind::Leaf => (n == 1).then_some(entity),
     }
 }
 
 /// The message whose header or text a section names: the top level, or
 /// an embedded message/rfc822.
-fn message_at<'e>(root: &'e Entity, path: Option<&[std::num::NonZeroU32]>) -> Option<&'e Entity> {
+fn message_at<'s>(
+    structure: &'s MessageStructure,
+    path: Option<&[NonZeroU32]>,
+) -> Option<&'s Entity> {
     match path {
-        None => Some(root),
-        Some(path) => match &find(root, path)?.kind {
-            Kind::Message(_, inner) => Some(inner),
+        None => structure.root(),
+        Some(path) => match &find(structure, path)?.kind {
+            Kind::Message { root, .. } => structure.entity(*root),
             _ => None,
         },
     }
 }
 
-/// The bytes a BODY[section] names; `None` if there is no such part.
+/// Whether a section lies in the top-level header, so the message's
+/// first bytes through its header answer it.
+pub(crate) fn in_header(section: &Section<'_>) -> bool {
+    matches!(
+        section,
+        Section::Header(None) | Section::HeaderFields(None, _) | Section::HeaderFieldsNot(None, _)
+    )
+}
+
+/// The bytes a BODY[section] names in `raw` (the whole message, or for
+/// a section [`in_header`] its first bytes through the header); `None`
+/// if there is no such part.
 pub(crate) fn section<'r>(
     raw: &'r [u8],
-    root: &Entity,
+    structure: &MessageStructure,
     section: Option<&Section<'_>>,
 ) -> Option<Cow<'r, [u8]>> {
-    let slice = |range: &Range<usize>| Cow::Borrowed(&raw[range.clone()]);
+    let path = |part: &Option<imap_codec::imap_types::fetch::Part>| {
+        part.as_ref().map(|p| p.0.as_ref().to_vec())
+    };
     Some(match section {
         None => Cow::Borrowed(raw),
-        Some(Section::Part(part)) => slice(&find(root, part.0.as_ref())?.body),
-        Some(Section::Mime(part)) => slice(&find(root, part.0.as_ref())?.header),
+        Some(Section::Part(part)) => {
+            Cow::Borrowed(cut(raw, find(structure, part.0.as_ref())?.body))
+        }
+        Some(Section::Mime(part)) => {
+            Cow::Borrowed(cut(raw, find(structure, part.0.as_ref())?.header))
+        }
         Some(Section::Header(part)) => {
-            slice(&message_at(root, part.as_ref().map(|p| p.0.as_ref()))?.header)
+            Cow::Borrowed(cut(raw, message_at(structure, path(part).as_deref())?.header))
         }
         Some(Section::Text(part)) => {
-            slice(&message_at(root, part.as_ref().map(|p| p.0.as_ref()))?.body)
+            Cow::Borrowed(cut(raw, message_at(structure, path(part).as_deref())?.body))
         }
         Some(Section::HeaderFields(part, names)) => {
-            let message = message_at(root, part.as_ref().map(|p| p.0.as_ref()))?;
-            Cow::Owned(filter_fields(&raw[message.header.clone()], names.as_ref(), true))
+            let message = message_at(structure, path(part).as_deref())?;
+            Cow::Owned(filter_fields(cut(raw, message.header), names.as_ref(), true))
         }
         Some(Section::HeaderFieldsNot(part, names)) => {
-            let message = message_at(root, part.as_ref().map(|p| p.0.as_ref()))?;
-            Cow::Owned(filter_fields(&raw[message.header.clone()], names.as_ref(), false))
+            let message = message_at(structure, path(part).as_deref())?;
+            Cow::Owned(filter_fields(cut(raw, message.header), names.as_ref(), false))
         }
     })
 }
@@ -309,45 +143,37 @@ fn nstring(bytes: Option<&[u8]>) -> NString<'static> {
     NString(bytes.map(istring))
 }
 
-fn envelope(raw: &[u8], header: Range<usize>, part: &MessagePart<'_>) -> Envelope<'static> {
-    envelope_from_fields(raw, header, Some(part))
-}
-
-fn envelope_from_fields(
-    raw: &[u8],
-    header: Range<usize>,
-    part: Option<&MessagePart<'_>>,
-) -> Envelope<'static> {
-    let header = &raw[header];
-    let text = |name: &str| nstring(header_value(header, name).as_deref());
-    let list = |name: &str| part.map(|p| addresses(p, name)).unwrap_or_default();
-    let from = list("from");
+/// ENVELOPE: Sender and Reply-To default to From (RFC 3501 section 7.4.2).
+pub(crate) fn envelope(fields: &mime::Envelope) -> Envelope<'static> {
+    let from = addresses(&fields.from);
     let or_from = |list: Vec<Address<'static>>| if list.is_empty() { from.clone() } else { list };
     Envelope {
-        date: text("date"),
-        subject: text("subject"),
-        sender: or_from(list("sender")),
-        reply_to: or_from(list("reply-to")),
+        date: nstring(fields.date.as_deref()),
+        subject: nstring(fields.subject.as_deref()),
+        sender: or_from(addresses(&fields.sender)),
+        reply_to: or_from(addresses(&fields.reply_to)),
         from: from.clone(),
-        to: list("to"),
-        cc: list("cc"),
-        bcc: list("bcc"),
-        in_reply_to: text("in-reply-to"),
-        message_id: text("message-id"),
+        to: addresses(&fields.to),
+        cc: addresses(&fields.cc),
+        bcc: addresses(&fields.bcc),
+        in_reply_to: nstring(fields.in_reply_to.as_deref()),
+        message_id: nstring(fields.message_id.as_deref()),
     }
 }
 
-fn addresses(part: &MessagePart<'_>, name: &str) -> Vec<Address<'static>> {
-    let one = |addr: &mail_parser::Addr<'_>| {
-        let (mailbox, host) = match addr.address.as_deref().and_then(|a| a.rsplit_once('@')) {
-            Some((local, domain)) => (local.to_owned(), domain.to_owned()),
-            None => (addr.address.as_deref().unwrap_or_default().to_owned(), String::new()),
+/// An address field; a named group between its start and end markers.
+fn addresses(entries: &[AddressEntry]) -> Vec<Address<'static>> {
+    let one = |mailbox: &mime::Mailbox| {
+        let address = mailbox.address.as_deref();
+        let (local, domain) = match address.and_then(|a| a.rsplit_once('@')) {
+            Some((local, domain)) => (local, domain),
+            None => (address.unwrap_or_default(), ""),
         };
         Address {
-            name: nstring(addr.name.as_deref().map(str::as_bytes)),
+            name: nstring(mailbox.name.as_deref().map(str::as_bytes)),
             adl: NString(None),
-            mailbox: nstring(Some(mailbox.as_bytes())),
-            host: nstring(Some(host.as_bytes())),
+            mailbox: nstring(Some(local.as_bytes())),
+            host: nstring(Some(domain.as_bytes())),
         }
     };
     let marker = |group: Option<&str>| Address {
@@ -357,21 +183,16 @@ fn addresses(part: &MessagePart<'_>, name: &str) -> Vec<Address<'static>> {
         host: NString(None),
     };
     let mut out = Vec::new();
-    match find_header(part, name).and_then(|v| v.as_address()) {
-        Some(mail_parser::Address::List(list)) => out.extend(list.iter().map(one)),
-        Some(mail_parser::Address::Group(groups)) => {
-            for group in groups {
-                match &group.name {
-                    Some(name) => {
-                        out.push(marker(Some(name)));
-                        out.extend(group.addresses.iter().map(one));
-                        out.push(marker(None));
-                    }
-                    None => out.extend(group.addresses.iter().map(one)),
-                }
+    for entry in entries {
+        match entry {
+            AddressEntry::Mailbox(mailbox) => out.push(one(mailbox)),
+            AddressEntry::Group { name: Some(name), members } => {
+                out.push(marker(Some(name)));
+                out.extend(members.iter().map(one));
+                out.push(marker(None));
             }
+            AddressEntry::Group { name: None, members } => out.extend(members.iter().map(one)),
         }
-        None => {}
     }
     out
 }
@@ -382,85 +203,102 @@ fn params(list: &[(String, String)]) -> Vec<(IString<'static>, IString<'static>)
         .collect()
 }
 
-fn disposition(raw: &[u8], entity: &Entity) -> Disposition<'static> {
-    let header = &raw[entity.header.clone()];
-    let language = header_value(header, "content-language")
-        .map(|v| v.split(|&b| b == b',').map(trim).filter(|l| !l.is_empty()).map(istring).collect())
-        .unwrap_or_default();
+fn disposition(entity: &Entity) -> Disposition<'static> {
     Disposition {
         disposition: entity
             .disposition
             .as_ref()
-            .map(|(kind, list)| (istring(kind.as_bytes()), params(list))),
+            .map(|d| (istring(d.kind.as_bytes()), params(&d.params))),
         tail: Some(Language {
-            language,
+            language: entity.language.iter().map(|tag| istring(tag)).collect(),
             tail: Some(Location {
-                location: nstring(header_value(header, "content-location").as_deref()),
+                location: nstring(entity.location.as_deref()),
                 extensions: Vec::new(),
             }),
         }),
     }
 }
 
-/// Lines of a body; an unterminated last line counts.
-fn lines(bytes: &[u8]) -> u32 {
-    let ends = bytes.iter().filter(|&&b| b == b'\n').count();
-    let open = usize::from(!bytes.is_empty() && !bytes.ends_with(b"\n"));
-    (ends + open) as u32
+fn upper(text: &str) -> IString<'static> {
+    istring(text.to_ascii_uppercase().as_bytes())
 }
 
-/// BODYSTRUCTURE (`extended`) or BODY.
+/// BODYSTRUCTURE (`extended`) or BODY of the message's top entity.
 pub(crate) fn body_structure(
-    raw: &[u8],
-    entity: &Entity,
+    structure: &MessageStructure,
     extended: bool,
 ) -> BodyStructure<'static> {
+    match structure.root() {
+        Some(root) => entity_structure(structure, root, extended, 0),
+        None => entity_structure(structure, &Entity::missing(), extended, 0),
+    }
+}
+
+fn entity_structure(
+    structure: &MessageStructure,
+    entity: &Entity,
+    extended: bool,
+    depth: usize,
+) -> BodyStructure<'static> {
+    // Bounded: a checked structure is a tree of bounded depth.
+    let deeper = depth < epost_types::limits::MAX_MIME_DEPTH + 1;
     if let Kind::Multipart(children) = &entity.kind
+        && deeper
         && let Ok(bodies) = Vec1::try_from(
-            children.iter().map(|c| body_structure(raw, c, extended)).collect::<Vec<_>>(),
+            children
+                .iter()
+                .filter_map(|&c| structure.entity(c))
+                .map(|c| entity_structure(structure, c, extended, depth + 1))
+                .collect::<Vec<_>>(),
         )
     {
         return BodyStructure::Multi {
             bodies,
-            subtype: istring(entity.subtype.to_ascii_uppercase().as_bytes()),
+            subtype: upper(&entity.subtype),
             extension_data: extended.then(|| MultiPartExtensionData {
                 parameter_list: params(&entity.params),
-                tail: Some(disposition(raw, entity)),
+                tail: Some(disposition(entity)),
             }),
         };
     }
-    let header = &raw[entity.header.clone()];
-    let body = &raw[entity.body.clone()];
-    let encoding = header_value(header, "content-transfer-encoding")
+    let encoding = entity
+        .encoding
+        .as_ref()
         .map(|e| e.to_ascii_uppercase())
         .unwrap_or_else(|| b"7BIT".to_vec());
     let basic = BasicFields {
         parameter_list: params(&entity.params),
-        id: nstring(header_value(header, "content-id").as_deref()),
-        description: nstring(header_value(header, "content-description").as_deref()),
+        id: nstring(entity.id.as_deref()),
+        description: nstring(entity.description.as_deref()),
         content_transfer_encoding: istring(&encoding),
-        size: body.len() as u32,
+        size: entity.body.len() as u32,
     };
-    let specific = match &entity.kind {
-        Kind::Message(envelope, inner) => SpecificFields::Message {
-            envelope: envelope.clone(),
-            body_structure: Box::new(body_structure(raw, inner, extended)),
-            number_of_lines: lines(body),
+    let inner = match &entity.kind {
+        Kind::Message { envelope, root } if deeper => {
+            structure.entity(*root).map(|root| (envelope, root))
+        }
+        _ => None,
+    };
+    let lines = entity.lines as u32;
+    let specific = match inner {
+        Some((fields, root)) => SpecificFields::Message {
+            envelope: Box::new(envelope(fields)),
+            body_structure: Box::new(entity_structure(structure, root, extended, depth + 1)),
+            number_of_lines: lines,
         },
-        _ if entity.ctype == "text" => SpecificFields::Text {
-            subtype: istring(entity.subtype.to_ascii_uppercase().as_bytes()),
-            number_of_lines: lines(body),
-        },
-        _ => SpecificFields::Basic {
-            r#type: istring(entity.ctype.to_ascii_uppercase().as_bytes()),
-            subtype: istring(entity.subtype.to_ascii_uppercase().as_bytes()),
+        None if entity.media_type == "text" => {
+            SpecificFields::Text { subtype: upper(&entity.subtype), number_of_lines: lines }
+        }
+        None => SpecificFields::Basic {
+            r#type: upper(&entity.media_type),
+            subtype: upper(&entity.subtype),
         },
     };
     BodyStructure::Single {
         body: Body { basic, specific },
         extension_data: extended.then(|| SinglePartExtensionData {
             md5: NString(None),
-            tail: Some(disposition(raw, entity)),
+            tail: Some(disposition(entity)),
         }),
     }
 }
@@ -469,7 +307,6 @@ pub(crate) fn body_structure(
 pub(crate) mod tests {
     use super::*;
     use imap_codec::imap_types::fetch::Part;
-    use std::num::NonZeroU32;
 
     pub(crate) const MULTIPART: &[u8] = b"From: Alice <alice@example.test>\r\n\
 To: bob@example.test, \"Carol C.\" <carol@example.test>\r\n\
@@ -510,47 +347,47 @@ epilogue\r\n";
         )
     }
 
-    fn text(raw: &[u8], root: &Entity, s: Section<'_>) -> String {
-        String::from_utf8_lossy(&section(raw, root, Some(&s)).unwrap()).into_owned()
+    fn text(raw: &[u8], structure: &MessageStructure, s: Section<'_>) -> String {
+        String::from_utf8_lossy(&section(raw, structure, Some(&s)).unwrap()).into_owned()
     }
 
     #[test]
     fn sections_are_exact_byte_ranges() {
         let raw = MULTIPART;
-        let parsed = parse(raw);
-        let root = &parsed.root;
-        assert!(text(raw, root, Section::Header(None)).ends_with("boundary=\"XX\"\r\n\r\n"));
-        assert!(text(raw, root, Section::Text(None)).starts_with("preamble\r\n--XX"));
-        assert_eq!(text(raw, root, Section::Part(part(&[1]))), "Grüße aus Köln");
-        assert_eq!(text(raw, root, Section::Part(part(&[2]))), "AAECAwQ=");
+        let structure = &mime::parse(raw).structure;
+        assert!(text(raw, structure, Section::Header(None)).ends_with("boundary=\"XX\"\r\n\r\n"));
+        assert!(text(raw, structure, Section::Text(None)).starts_with("preamble\r\n--XX"));
+        assert_eq!(text(raw, structure, Section::Part(part(&[1]))), "Grüße aus Köln");
+        assert_eq!(text(raw, structure, Section::Part(part(&[2]))), "AAECAwQ=");
         assert!(
-            text(raw, root, Section::Mime(part(&[2])))
+            text(raw, structure, Section::Mime(part(&[2])))
                 .starts_with("Content-Type: application/octet-stream")
         );
         assert!(
-            text(raw, root, Section::Part(part(&[3]))).starts_with("From: inner@example.test\r\n")
+            text(raw, structure, Section::Part(part(&[3])))
+                .starts_with("From: inner@example.test\r\n")
         );
         assert_eq!(
-            text(raw, root, Section::Header(Some(part(&[3])))),
+            text(raw, structure, Section::Header(Some(part(&[3])))),
             "From: inner@example.test\r\nSubject: inner\r\n\r\n"
         );
-        assert_eq!(text(raw, root, Section::Part(part(&[3, 1]))), "inner body");
-        assert!(section(raw, root, Some(&Section::Part(part(&[4])))).is_none());
+        assert_eq!(text(raw, structure, Section::Part(part(&[3, 1]))), "inner body");
+        assert!(section(raw, structure, Some(&Section::Part(part(&[4])))).is_none());
         let names = Vec1::from(AString::try_from("subject").unwrap());
         assert_eq!(
-            text(raw, root, Section::HeaderFields(None, names)),
+            text(raw, structure, Section::HeaderFields(None, names)),
             "Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe?= and files\r\n\r\n"
         );
     }
 
     #[test]
     fn structure_and_envelope() {
-        let parsed = parse(MULTIPART);
-        assert_eq!(parsed.envelope.from.len(), 1);
-        assert_eq!(parsed.envelope.to.len(), 2);
-        assert_eq!(parsed.envelope.sender, parsed.envelope.from);
-        let BodyStructure::Multi { bodies, .. } = body_structure(MULTIPART, &parsed.root, true)
-        else {
+        let structure = mime::parse(MULTIPART).structure;
+        let envelope = envelope(&structure.envelope);
+        assert_eq!(envelope.from.len(), 1);
+        assert_eq!(envelope.to.len(), 2);
+        assert_eq!(envelope.sender, envelope.from);
+        let BodyStructure::Multi { bodies, .. } = body_structure(&structure, true) else {
             panic!("multipart expected");
         };
         assert_eq!(bodies.as_ref().len(), 3);
@@ -567,20 +404,21 @@ epilogue\r\n";
             b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n",
             b"\xff\xfe\x00\x01",
         ] {
-            let parsed = parse(raw);
-            let _ = body_structure(raw, &parsed.root, true);
-            assert_eq!(section(raw, &parsed.root, None).unwrap().as_ref(), raw);
-            let _ = section(raw, &parsed.root, Some(&Section::Text(None)));
+            let structure = mime::parse(raw).structure;
+            let _ = body_structure(&structure, true);
+            assert_eq!(section(raw, &structure, None).unwrap().as_ref(), raw);
+            let _ = section(raw, &structure, Some(&Section::Text(None)));
         }
     }
 
     #[test]
-    fn fields_keep_folding() {
-        let header = b"A: 1\r\nB: x\r\n y\r\nnot a field\r\nC:3\r\n\r\nbody: no\r\n";
-        let found = fields(header);
-        assert_eq!(found.len(), 3);
-        assert_eq!(found[1].whole, b"B: x\r\n y\r\n");
-        assert_eq!(unfold(found[1].value), b"x y");
-        assert_eq!(header_value(header, "c").unwrap(), b"3");
+    fn a_structure_without_entities_or_bytes_answers_without_panicking() {
+        let mut structure = mime::parse(MULTIPART).structure;
+        // The first bytes only: sections beyond them are empty, not a panic.
+        let head = &MULTIPART[..40];
+        assert!(section(head, &structure, Some(&Section::Part(part(&[3, 1])))).unwrap().is_empty());
+        structure.entities.clear();
+        let _ = body_structure(&structure, true);
+        assert!(section(MULTIPART, &structure, Some(&Section::Text(None))).is_none());
     }
 }

@@ -11,9 +11,9 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{HeaderValue, MessageParser, PartType};
 
 use epost_types::mailbox::MailErrorKind;
+use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
-use crate::imap::mime;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
 /// What the text keys look at, lower-cased.
@@ -27,7 +27,7 @@ struct Content {
 
 impl Content {
     fn new(raw: &[u8]) -> Self {
-        let header_end = mime::parse(raw).root.header.end;
+        let header_end = mime::parse(raw).structure.head_len();
         let mut headers: Vec<(String, String)> = mime::fields(&raw[..header_end])
             .into_iter()
             .map(|f| {

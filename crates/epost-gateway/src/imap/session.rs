@@ -374,8 +374,17 @@ pub(crate) mod tests {
 
     /// A session for alice on loopback, over the in-memory backend.
     pub(crate) fn session() -> (Session<MemoryBackend>, MemoryBackend) {
-        let gateway = Setup::default().start();
-        (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), gateway.backend)
+        session_on(|backend| backend)
+    }
+
+    /// A session on loopback over the test backend as `adjust` leaves it
+    /// (one that keeps no structures, say).
+    pub(crate) fn session_on(
+        adjust: impl FnOnce(MemoryBackend) -> MemoryBackend,
+    ) -> (Session<MemoryBackend>, MemoryBackend) {
+        let gateway = Setup::default().start_over(adjust);
+        let backend = gateway.shared.backend.clone();
+        (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), backend)
     }
 
     /// Runs one command line; returns everything the client would see.
