@@ -130,7 +130,7 @@ async fn an_outline_reads_no_part_object() {
     raw.extend_from_slice(b"--sep--\r\n");
     let rcpt = Recipient::new(bob.clone(), Route::Remote);
     net.node(0).mail.deliver(Some(&alice), &[rcpt], &raw).await.unwrap();
-    inbox_reaches(&bob_box, 1).await;
+    await_inbox(&bob_box, 1).await;
     let stored = bob_box.folder("INBOX").await.unwrap().messages.values().next().unwrap().clone();
     let node = net.node(1);
     // The renewal pass at start (which opens new messages once to list

@@ -187,9 +187,7 @@ mod tests {
 
     /// The corpus's answers from a backend that keeps structures, or not;
     /// and how many whole messages the structure items read.
-    async fn answers(
-        adjust: impl FnOnce(MemoryBackend) -> MemoryBackend,
-    ) -> (String, u64) {
+    async fn answers(adjust: impl FnOnce(MemoryBackend) -> MemoryBackend) -> (String, u64) {
         let (mut session, backend) = crate::imap::session::tests::session_on(adjust);
         assert!(handle(&mut session, "a LOGIN alice@example.test alice-pw").await.is_empty());
         let account = session.account().unwrap();
