@@ -382,8 +382,12 @@ pub(crate) mod tests {
     pub(crate) fn session_on(
         adjust: impl FnOnce(MemoryBackend) -> MemoryBackend,
     ) -> (Session<MemoryBackend>, MemoryBackend) {
-        let gateway = Setup::default().start_over(adjust);
+        // Users after `adjust`: what it changes holds for their accounts.
+        let gateway = Setup { users: &[], ..Setup::default() }.start_over(adjust);
         let backend = gateway.shared.backend.clone();
+        for (user, password) in crate::testing::USERS {
+            backend.add_user(&crate::testing::addr(user), password);
+        }
         (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), backend)
     }
 
