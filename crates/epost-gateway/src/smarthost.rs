@@ -37,8 +37,8 @@ pub enum RelayError {
     #[error("the smart host refused: {}", .0.text)]
     Refused(Reply),
     /// A recipient that cannot be written into `RCPT TO:<...>`; never sent.
-    #[error("the smart host refused: bad recipient {0:?}")]
-    BadRecipient(String),
+    #[error("the smart host refused: bad recipient {recipient:?}")]
+    BadRecipient { recipient: String },
     /// A 4xx, or a reply of a class the command does not allow.
     #[error("the smart host is unavailable: {}", .0.text)]
     Deferred(Reply),
@@ -57,8 +57,10 @@ pub enum RelayError {
     ReplyTimeout,
     #[error("the smart host is unavailable: the smart host closed or sent a runaway line")]
     Closed,
-    #[error("the smart host is unavailable: not an SMTP reply: {0:?}")]
-    NotSmtp(String),
+    /// What came back instead of a reply line (the line itself: there is
+    /// no error beneath it).
+    #[error("the smart host is unavailable: not an SMTP reply: {line:?}")]
+    NotSmtp { line: String },
     #[error("the smart host is unavailable: the smart host's reply has too many lines")]
     TooManyLines,
 }
@@ -75,7 +77,7 @@ impl RelayError {
     /// Whether trying again cannot help: a 5xx, or a recipient that
     /// cannot be sent.
     pub fn is_permanent(&self) -> bool {
-        matches!(self, RelayError::Refused(_) | RelayError::BadRecipient(_))
+        matches!(self, RelayError::Refused(_) | RelayError::BadRecipient { .. })
     }
 
     /// The smart host's reply, when it answered with one that failed.
@@ -93,8 +95,8 @@ impl From<RelayError> for MailError {
     fn from(error: RelayError) -> Self {
         match error {
             RelayError::Refused(reply) => MailError::NotAllowed(reply.text),
-            RelayError::BadRecipient(rcpt) => {
-                MailError::NotAllowed(format!("bad recipient {rcpt:?}"))
+            RelayError::BadRecipient { recipient } => {
+                MailError::NotAllowed(format!("bad recipient {recipient:?}"))
             }
             error => MailError::unavailable("cannot relay", error),
         }
@@ -122,7 +124,7 @@ impl SmartHost {
         self.command(&mut conn, &format!("MAIL FROM:<{from}>"), 250).await?;
         for rcpt in to {
             if rcpt.contains(['<', '>', '\r', '\n']) {
-                return Err(RelayError::BadRecipient(rcpt.clone()));
+                return Err(RelayError::BadRecipient { recipient: rcpt.clone() });
             }
             self.command(&mut conn, &format!("RCPT TO:<{rcpt}>"), 250).await?;
         }
@@ -167,7 +169,7 @@ impl SmartHost {
                 }
                 let line = String::from_utf8_lossy(&line).trim_end().to_owned();
                 let Some(code) = line.get(..3).and_then(|c| c.parse::<u16>().ok()) else {
-                    return Err(RelayError::NotSmtp(line));
+                    return Err(RelayError::NotSmtp { line });
                 };
                 text.push_str(&line);
                 if line.as_bytes().get(3) == Some(&b'-') {
@@ -283,7 +285,9 @@ mod tests {
     async fn a_recipient_that_cannot_be_sent_is_refused_unsent() {
         let (host, server) = fake(&["220 mx", "250 mx", "250 ok"]).await;
         let error = host.relay(None, &to("a>b@example.net"), b"x").await.unwrap_err();
-        assert!(matches!(&error, RelayError::BadRecipient(r) if r == "a>b@example.net"));
+        assert!(
+            matches!(&error, RelayError::BadRecipient { recipient } if recipient == "a>b@example.net")
+        );
         assert!(error.is_permanent());
         assert_eq!(MailError::from(error).with_causes(), "bad recipient \"a>b@example.net\"");
         assert!(!server.await.unwrap().contains("RCPT"));
