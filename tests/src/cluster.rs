@@ -102,6 +102,9 @@ impl ClusterNode {
     /// instead of its configured peers: they may have moved to other ports
     /// since the network was built.
     pub fn start_through(&mut self, peers: &[String]) -> Result<()> {
+        if self.child.is_some() {
+            bail!("node in {} is already running: stop it first", self.dir.display());
+        }
         let mut command = epost(&self.dir)?;
         command.args(["node", "run"]);
         for peer in peers {

@@ -1,12 +1,13 @@
-//! A node that cannot run says why and exits non-zero: a bad config, an
-//! unreachable bootstrap peer, a second instance on the same data
-//! directory, a disk with no room.
+//! A node that cannot run says why and exits non-zero: a bad config, a
+//! second instance on the same data directory, a disk with no room. A node
+//! whose peers are gone is not one of them: it starts, says so, and joins
+//! as soon as a remembered or configured peer answers.
 
 use std::process::Stdio;
 
-use anyhow::Result;
+use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig};
-use epost_e2e::{epost, run, run_ok};
+use epost_e2e::{epost, realm, run, run_ok};
 
 fn node_run_fails(dir: &std::path::Path, expect: &[&str]) -> Result<String> {
     let out = run(epost(dir)?.args(["node", "run"]).stdin(Stdio::null()))?;
@@ -34,26 +35,107 @@ fn bad_config_is_named() -> Result<()> {
     Ok(())
 }
 
+/// A loopback port nobody listens on (it was free a moment ago).
+fn free_port() -> Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
 #[test]
-fn unreachable_bootstrap_is_reported() -> Result<()> {
-    // A port that was just free: nobody listens there.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let tmp = tempfile::tempdir()?;
+fn a_node_whose_bootstrap_peer_is_unreachable_starts_and_says_so() -> Result<()> {
+    let port = free_port()?;
     let bootstrap = format!(
-        "/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN"
+        "[\"/ip4/127.0.0.1/tcp/{port}/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\"]"
     );
-    run_ok(epost(tmp.path())?.args([
-        "init",
-        "--listen",
-        "/ip4/127.0.0.1/tcp/0",
-        "--bootstrap",
-        &bootstrap,
-    ]))?;
-    let path = tmp.path().join("config.toml");
-    let text = std::fs::read_to_string(&path)?
-        .replace("bootstrap_timeout_secs = 10", "bootstrap_timeout_secs = 2");
+    let config = ClusterConfig {
+        settings: vec![("bootstrap", bootstrap), ("bootstrap_timeout_secs", "2".into())],
+        ..ClusterConfig::default()
+    };
+    let cluster = Cluster::start(1, &config)?;
+    let status = cluster.nodes[0].cli_json(&["status"])?;
+    ensure!(status["joining"]["state"] == "retrying", "{status}");
+    let warnings = status["warnings"].to_string();
+    ensure!(warnings.contains("no peer is connected"), "{warnings}");
+    let text = cluster.nodes[0].cli(&["status"])?;
+    ensure!(text.contains("overlay:   retrying"), "{text}");
+    Ok(())
+}
+
+#[test]
+fn a_node_restarts_and_gets_its_mail_when_its_bootstrap_peer_is_gone_for_good() -> Result<()> {
+    // Six nodes, all bootstrapped through node 0, which is then lost.
+    let mut cluster = Cluster::start(6, &ClusterConfig::default())?;
+    realm::realm(&cluster)?;
+    realm::host(&cluster, "alice@example.test", "a-pw", 2)?;
+    realm::host(&cluster, "bob@example.test", "b-pw", 1)?;
+    cluster.wait_connected()?;
+    cluster.nodes[0].kill()?;
+    cluster.nodes[1].stop()?;
+    // Its config names only node 0; its peers.json names the four others.
+    cluster.nodes[1].start()?;
+    let node = &cluster.nodes[1];
+    let status = node.cli_json(&["status", "--wait-peers", "4", "--timeout", "60"])?;
+    ensure!(status["peers"].as_u64() == Some(4), "{status}");
+    ensure!(status["joining"]["state"] == "joined", "{status}");
+
+    cluster.nodes[2].cli_input(
+        &[
+            "send",
+            "--from",
+            "alice@example.test",
+            "--to",
+            "bob@example.test",
+            "--subject",
+            "After the restart",
+        ],
+        b"Still reaches you.\n",
+    )?;
+    let inbox = node.cli_json(&[
+        "inbox",
+        "--user",
+        "bob@example.test",
+        "--wait-messages",
+        "1",
+        "--timeout",
+        "60",
+    ])?;
+    let inbox = inbox.as_array().context("a list")?;
+    ensure!(inbox.len() == 1 && inbox[0]["subject"] == "After the restart", "{inbox:?}");
+    Ok(())
+}
+
+#[test]
+fn a_node_started_while_every_peer_is_down_joins_when_one_returns() -> Result<()> {
+    let config = ClusterConfig {
+        settings: vec![("bootstrap_timeout_secs", "2".into())],
+        ..ClusterConfig::default()
+    };
+    let mut cluster = Cluster::start(2, &config)?;
+    // Node 0 moves to a fixed port, and node 1 learns it there.
+    let port = free_port()?;
+    cluster.nodes[0].stop()?;
+    let path = cluster.nodes[0].dir.join("config.toml");
+    let text = std::fs::read_to_string(&path)?.replace(
+        "listen = [\"/ip4/127.0.0.1/tcp/0\"]",
+        &format!("listen = [\"/ip4/127.0.0.1/tcp/{port}\"]"),
+    );
+    ensure!(text.contains(&format!("tcp/{port}")), "no listen line in config.toml:\n{text}");
     std::fs::write(&path, text)?;
-    node_run_fails(tmp.path(), &["bootstrap", "reached"])?;
+    cluster.nodes[0].start()?;
+    cluster.nodes[1].stop()?;
+    cluster.restart(1)?;
+    cluster.wait_connected()?;
+
+    // Both down; node 1 comes back first, on a new port of its own, so
+    // only its own retrying can bring the two together again.
+    cluster.nodes[1].stop()?;
+    cluster.nodes[0].stop()?;
+    cluster.nodes[1].start()?;
+    let status = cluster.nodes[1].cli_json(&["status"])?;
+    ensure!(status["joining"]["state"] == "retrying", "{status}");
+    cluster.nodes[0].start()?;
+    let status = cluster.nodes[1].cli_json(&["status", "--wait-peers", "1", "--timeout", "90"])?;
+    ensure!(status["peers"].as_u64() == Some(1), "{status}");
+    ensure!(status["joining"]["state"] == "joined", "{status}");
     Ok(())
 }
 

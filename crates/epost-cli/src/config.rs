@@ -131,7 +131,7 @@ pub(crate) struct NetworkConfig {
     /// Peers to join through (each ends in /p2p/<peer id>).
     #[serde(deserialize_with = "value::network_bootstrap")]
     pub(crate) bootstrap: Vec<Multiaddr>,
-    /// How long to wait for a first bootstrap peer before failing.
+    /// How long to wait at start for a first peer before running on alone.
     #[serde(rename = "bootstrap_timeout_secs", with = "value::secs")]
     pub(crate) bootstrap_timeout: Duration,
 }

@@ -33,9 +33,7 @@ fn main() -> ExitCode {
         // Like a Unix tool killed by SIGPIPE: no message, status 128 + 13.
         Err(err) if output::is_closed_pipe(&err) => ExitCode::from(141),
         Err(err) => {
-            // `{:#}` prints the whole context chain on one line: what we were
-            // doing, then why it failed.
-            eprintln!("error: {err:#}");
+            eprintln!("error: {}", output::report(&err));
             ExitCode::FAILURE
         }
     }

@@ -46,6 +46,29 @@ pub(crate) fn is_closed_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// The one-line report of `err`: what we were doing, then why it failed,
+/// each cause once. A library error that already prints its cause in its
+/// own message (`cannot open the store in P: <cause>`) would otherwise show
+/// that cause twice when the chain is walked.
+pub(crate) fn report(err: &anyhow::Error) -> String {
+    join_causes(err.chain().map(ToString::to_string))
+}
+
+/// Joins messages outermost first with `": "`, leaving out a message the
+/// text so far already ends with.
+fn join_causes(messages: impl IntoIterator<Item = String>) -> String {
+    let mut text = String::new();
+    for message in messages {
+        if text.is_empty() {
+            text = message;
+        } else if !text.ends_with(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+    }
+    text
+}
+
 /// A progress bar counting `len` items on a terminal; hidden when stderr
 /// is piped, so scripts see only the result.
 pub(crate) fn progress(len: u64, label: &'static str) -> indicatif::ProgressBar {
@@ -60,4 +83,25 @@ pub(crate) fn progress(len: u64, label: &'static str) -> indicatif::ProgressBar 
     bar.set_style(style);
     bar.set_message(label);
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::join_causes;
+
+    #[test]
+    fn causes_are_joined_once_each() {
+        let table: &[(&[&str], &str)] = &[
+            (&["a"], "a"),
+            (&["a", "b"], "a: b"),
+            (&["cannot open x: locked", "locked"], "cannot open x: locked"),
+            (&["start: open x: locked", "open x: locked", "locked"], "start: open x: locked"),
+            (&["read x", "io", "io"], "read x: io"),
+            (&["x: b", "a"], "x: b: a"),
+        ];
+        for (chain, want) in table {
+            let got = join_causes(chain.iter().map(|m| m.to_string()));
+            assert_eq!(&got, want, "{chain:?}");
+        }
+    }
 }

@@ -31,6 +31,8 @@ pub struct NetworkStatus {
     /// Peers in the Kademlia routing table.
     pub known_peers: usize,
     pub records: usize,
+    /// Whether the node is connected to the overlay, or retrying.
+    pub joining: crate::join::Joining,
 }
 
 /// Something that happened in the overlay that services may care about.
@@ -128,6 +130,11 @@ pub(crate) enum Command {
     SetBlocked {
         peer: PeerId,
         blocked: bool,
+        reply: oneshot::Sender<()>,
+    },
+    AddRoutingEntry {
+        peer: PeerId,
+        addr: Multiaddr,
         reply: oneshot::Sender<()>,
     },
 }
@@ -288,6 +295,17 @@ impl DhtClient {
     async fn set_blocked(&self, peer: PeerId, blocked: bool) {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::SetBlocked { peer, blocked, reply }).await.is_some() {
+            let _ = rx.await;
+        }
+    }
+
+    /// Puts `peer` at `addr` into the routing table without dialling it,
+    /// as Kademlia's `add_address` does. The overlay itself only adds peers
+    /// identify vouched for; this is for a peer an operator names by hand
+    /// (and for tests that build a node with a lying table).
+    pub async fn add_routing_entry(&self, peer: PeerId, addr: Multiaddr) {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::AddRoutingEntry { peer, addr, reply }).await.is_some() {
             let _ = rx.await;
         }
     }

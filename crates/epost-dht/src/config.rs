@@ -12,7 +12,8 @@ pub struct DhtConfig {
     pub listen: Vec<Multiaddr>,
     /// Peers to join through; each must end in `/p2p/<peer id>`.
     pub bootstrap: Vec<Multiaddr>,
-    /// How long to wait for a first bootstrap peer before giving up.
+    /// How long start waits for a first peer to answer; then the node runs
+    /// on alone and keeps retrying (see `join`).
     pub bootstrap_timeout: Duration,
     /// Kademlia's K: how many closest peers hold each record.
     pub replication: NonZeroUsize,

@@ -5,14 +5,17 @@
 //! request-response protocol is served by one [`Endpoint`] (see `rpc`).
 
 use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use libp2p::kad::store::RecordStore;
 use libp2p::kad::{self, GetClosestPeersError, GetRecordOk, QueryId, QueryResult, Quorum};
+use libp2p::multiaddr::Protocol;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{PeerId, Swarm, identify};
+use libp2p::swarm::dial_opts::{DialOpts, PeerCondition};
+use libp2p::{Multiaddr, PeerId, Swarm, identify};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tracing::{debug, info, warn};
 
@@ -21,6 +24,7 @@ use crate::client::{
     Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
 };
 use crate::frag::{Frag, InboundFrag};
+use crate::join::Joiner;
 use crate::notify::{InboundNotify, Notify};
 use crate::records::{RecordSink, RecordValidator};
 use crate::rpc::Endpoint;
@@ -60,7 +64,19 @@ pub(crate) struct EventLoop {
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
     frag: Endpoint<Frag>,
     notify: Endpoint<Notify>,
+    /// When to dial the known peers again while none is connected.
+    pub(crate) joiner: Joiner,
+    /// Addresses to rejoin through besides the routing table's: the
+    /// configured bootstrap peers, those remembered from the last run, and
+    /// the table's own as it was when the last peer went.
+    pub(crate) seeds: Vec<Multiaddr>,
+    /// Joined again (or for the first time): refresh the routing table
+    /// with a Kademlia bootstrap once the next DHT peer is identified.
+    refresh_table: bool,
 }
+
+/// Seeds kept at most (the configured and remembered ones, then the table's).
+const MAX_SEEDS: usize = 256;
 
 impl EventLoop {
     pub(crate) fn new(swarm: Swarm<Behaviour>, wiring: Wiring) -> Self {
@@ -89,6 +105,11 @@ impl EventLoop {
             puts: HashMap::new(),
             frag: Endpoint::new(inbound_frag),
             notify: Endpoint::new(inbound_notify),
+            // Not joined until a first connection (which starts Kademlia's
+            // bootstrap); `startup` dials the known peers.
+            joiner: Joiner::new(false, Instant::now()),
+            seeds: Vec::new(),
+            refresh_table: false,
         }
     }
 
@@ -96,8 +117,10 @@ impl EventLoop {
     /// Pending callers then see `Stopped` (their reply senders are dropped).
     pub(crate) async fn run(mut self) {
         loop {
+            let retry = self.joiner.due();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                () = at(retry) => self.redial(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
@@ -196,16 +219,11 @@ impl EventLoop {
                 let _ = reply.send(result);
             }
             Command::KnownAddresses { reply } => {
-                let mut addrs = Vec::new();
-                for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
-                    for entry in bucket.iter() {
-                        let peer = *entry.node.key.preimage();
-                        addrs.extend(
-                            entry.node.value.iter().filter_map(|a| a.clone().with_p2p(peer).ok()),
-                        );
-                    }
-                }
-                let _ = reply.send(addrs);
+                let _ = reply.send(self.table_addresses());
+            }
+            Command::AddRoutingEntry { peer, addr, reply } => {
+                self.swarm.behaviour_mut().kad.add_address(&peer, addr);
+                let _ = reply.send(());
             }
             Command::SetBlocked { peer, blocked, reply } => {
                 let list = &mut self.swarm.behaviour_mut().blocked;
@@ -217,6 +235,72 @@ impl EventLoop {
                 let _ = reply.send(());
             }
         }
+    }
+
+    /// Every address in the routing table, each ending in its peer's id.
+    fn table_addresses(&mut self) -> Vec<Multiaddr> {
+        let mut addrs = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                let peer = *entry.node.key.preimage();
+                addrs.extend(entry.node.value.iter().filter_map(|a| a.clone().with_p2p(peer).ok()));
+            }
+        }
+        addrs
+    }
+
+    /// The peers to dial while none is connected, with their addresses:
+    /// the seeds' and the routing table's, never this node.
+    pub(crate) fn dialable(&mut self) -> HashMap<PeerId, Vec<Multiaddr>> {
+        let me = *self.swarm.local_peer_id();
+        let mut peers: HashMap<PeerId, Vec<Multiaddr>> = HashMap::new();
+        let table = self.table_addresses();
+        for addr in self.seeds.iter().chain(&table) {
+            let Some(Protocol::P2p(peer)) = addr.iter().last() else { continue };
+            if peer == me {
+                continue;
+            }
+            let known = peers.entry(peer).or_default();
+            if !known.contains(addr) {
+                known.push(addr.clone());
+            }
+        }
+        peers
+    }
+
+    /// Dials every known peer, without waiting; their answers come back as
+    /// swarm events. Returns how many peers were dialled.
+    pub(crate) fn dial_known(&mut self) -> usize {
+        let targets = self.dialable();
+        let mut dialled = 0;
+        for (peer, addrs) in targets {
+            // Not into the routing table: a stale address there would stand
+            // in for the peer's current one in the lookups that follow.
+            // Identify adds the peers that answer.
+            let opts = DialOpts::peer_id(peer)
+                .addresses(addrs)
+                .condition(PeerCondition::DisconnectedAndNotDialing)
+                .build();
+            dialled += usize::from(self.swarm.dial(opts).is_ok());
+        }
+        dialled
+    }
+
+    /// A retry is due while no peer is connected: dial them all again.
+    fn redial(&mut self) {
+        let now = Instant::now();
+        let jitter = jitter_of(self.swarm.local_peer_id(), self.joiner.attempts());
+        if !self.joiner.fire(now, jitter) {
+            return;
+        }
+        let dialled = self.dial_known();
+        let next = self.joiner.due().map(|due| due.saturating_duration_since(now));
+        info!(
+            attempt = self.joiner.attempts(),
+            peers = dialled,
+            next_retry = ?next,
+            "no peer is connected; dialling the known peers again"
+        );
     }
 
     /// This node and every peer in its routing table.
@@ -247,7 +331,9 @@ impl EventLoop {
         let kad = &mut self.swarm.behaviour_mut().kad;
         let known_peers = kad.kbuckets().map(|bucket| bucket.num_entries()).sum();
         let records = kad.store_mut().records().count();
-        NetworkStatus { peer_id, listen_addrs, connected_peers, known_peers, records }
+        let dialable = self.dialable().len();
+        let joining = self.joiner.status(Instant::now(), dialable);
+        NetworkStatus { peer_id, listen_addrs, connected_peers, known_peers, records, joining }
     }
 
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -265,22 +351,55 @@ impl EventLoop {
                 info,
                 ..
             })) if info.protocols.contains(&crate::behaviour::KAD_PROTOCOL) => {
+                let kad = &mut self.swarm.behaviour_mut().kad;
                 for addr in info.listen_addrs {
-                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                    kad.add_address(&peer_id, addr);
+                }
+                if std::mem::take(&mut self.refresh_table) {
+                    // Fails only with an empty table, and a peer just joined it.
+                    let _ = kad.bootstrap();
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. }
-                if num_established.get() == 1 =>
-            {
-                let _ = self.events.send(DhtEvent::PeerConnected(peer_id));
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+                if self.joiner.on_connected() {
+                    info!(%peer_id, "connected to the overlay");
+                    // Kademlia's bootstrap runs once identify has put a
+                    // peer in the routing table.
+                    self.refresh_table = true;
+                }
+                if num_established.get() == 1 {
+                    let _ = self.events.send(DhtEvent::PeerConnected(peer_id));
+                }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                if self.swarm.connected_peers().next().is_none() {
+                    self.on_alone();
+                }
                 let _ = self.events.send(DhtEvent::PeerDisconnected(peer_id));
+            }
+            SwarmEvent::OutgoingConnectionError { error, .. } => {
+                self.joiner.on_dial_error(error.to_string());
             }
             SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
             SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
             _ => {}
         }
+    }
+
+    /// The last peer went: remember the table's addresses (Kademlia may
+    /// forget those it fails to reach) and retry from the first wait.
+    fn on_alone(&mut self) {
+        let table = self.table_addresses();
+        for addr in table {
+            if self.seeds.len() >= MAX_SEEDS {
+                break;
+            }
+            if !self.seeds.contains(&addr) {
+                self.seeds.push(addr);
+            }
+        }
+        self.joiner.on_alone(Instant::now());
+        warn!("lost the last peer connection; retrying the known peers with backoff");
     }
 
     fn on_kad_event(&mut self, event: kad::Event) {
@@ -350,6 +469,23 @@ impl EventLoop {
             Err(e) => warn!(%source, error = %e, "record not stored"),
         }
     }
+}
+
+/// Sleeps until `due`, or forever without one.
+async fn at(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A node's own stretch of the retry wait, in `[0, 1)`: different between
+/// nodes and between rounds, so nodes that lost the same peer spread out.
+fn jitter_of(peer: &PeerId, attempts: u32) -> f64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    peer.hash(&mut hasher);
+    attempts.hash(&mut hasher);
+    (hasher.finish() % 1000) as f64 / 1000.0
 }
 
 /// The `count` peers closest to `key` in Kademlia's XOR metric, closest first.

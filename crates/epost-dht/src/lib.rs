@@ -27,6 +27,7 @@ mod client;
 mod config;
 mod event_loop;
 mod frag;
+mod join;
 #[cfg(test)]
 mod known_frames;
 mod notify;
@@ -48,6 +49,7 @@ pub use client::{
 pub use config::DhtConfig;
 pub use event_loop::closest_of;
 pub use frag::{FRAG_PROTOCOL, Frag, InboundFrag};
+pub use join::{FIRST_RETRY, Joining, MAX_RETRY};
 pub use libp2p::{Multiaddr, PeerId};
 pub use notify::{InboundNotify, NOTIFY_PROTOCOL, Notify};
 pub use protocol::{Protocol, Unavailable};

@@ -11,13 +11,14 @@ use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Swarm, SwarmBuilder, identity, kad, noise, tcp, yamux};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::StartOptions;
 use crate::behaviour::Behaviour;
 use crate::client::{DhtClient, NetworkStatus};
 use crate::event_loop::{EventLoop, Wiring};
 use crate::frag::InboundFrag;
+use crate::join::Joiner;
 use crate::notify::InboundNotify;
 use crate::records::RecordSink;
 
@@ -32,11 +33,6 @@ pub enum StartError {
     Listen { addr: Multiaddr, detail: String },
     #[error("bootstrap address {addr} must end in /p2p/<peer id>")]
     BootstrapAddress { addr: Multiaddr },
-    #[error(
-        "none of the bootstrap peers could be reached within {timeout:?} ({detail}); \
-         check that they run and that network.bootstrap in config.toml is right"
-    )]
-    BootstrapUnreachable { timeout: Duration, detail: String },
 }
 
 /// The queues of requests peers sent, for the node's services to answer.
@@ -60,8 +56,9 @@ pub struct Dht {
 }
 
 impl Dht {
-    /// Starts the overlay: binds every listen address, reaches at least one
-    /// bootstrap peer (if any are configured), then runs the event loop.
+    /// Starts the overlay: binds every listen address, dials the configured
+    /// and remembered peers (waiting up to the bootstrap timeout for one to
+    /// answer, and running on alone if none does), then runs the event loop.
     /// Also returns the queues of fragment and notify requests from peers,
     /// for the storage and notification services to answer.
     pub async fn start(options: StartOptions) -> Result<(Self, Inbound), StartError> {
@@ -111,8 +108,12 @@ impl Dht {
                 record_ttl: config.record_ttl,
             },
         );
-        bootstrap(&mut event_loop, &config.bootstrap, config.bootstrap_timeout).await?;
-        rejoin(&mut event_loop, &remembered_peers);
+        check_bootstrap(&config.bootstrap)?;
+        event_loop.seeds = config.bootstrap.iter().chain(&remembered_peers).cloned().collect();
+        if !first_contact(&mut event_loop, config.bootstrap_timeout).await {
+            // The retries count from the end of the wait at start.
+            event_loop.joiner = Joiner::new(false, std::time::Instant::now());
+        }
         let started = event_loop.status();
         info!(peer_id = %local_peer, addrs = ?started.listen_addrs, "overlay started");
 
@@ -178,56 +179,33 @@ async fn listen(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(),
     Ok(())
 }
 
-/// Adds the peers remembered from the last run to the routing table and
-/// dials them without waiting: whichever still answer reconnect this node
-/// (identify and Kademlia take it from there); the others are forgotten as
-/// Kademlia finds them unreachable.
-fn rejoin(event_loop: &mut EventLoop, addrs: &[Multiaddr]) {
-    let me = *event_loop.swarm.local_peer_id();
-    let mut any = false;
+/// Checks that every bootstrap address names its peer (a misconfigured
+/// address is the one startup error about peers).
+fn check_bootstrap(addrs: &[Multiaddr]) -> Result<(), StartError> {
     for addr in addrs {
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else { continue };
-        if peer == me {
-            continue;
+        if !matches!(addr.iter().last(), Some(Protocol::P2p(_))) {
+            return Err(StartError::BootstrapAddress { addr: addr.clone() });
         }
-        event_loop.swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-        any |= event_loop.swarm.dial(addr.clone()).is_ok();
     }
-    if any {
-        let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
-    }
+    Ok(())
 }
 
-/// Dials every bootstrap peer and returns once one connection is up, then
-/// starts Kademlia's own bootstrap (which fills the routing table).
-async fn bootstrap(
-    event_loop: &mut EventLoop,
-    addrs: &[Multiaddr],
-    timeout: Duration,
-) -> Result<(), StartError> {
-    if addrs.is_empty() {
-        return Ok(());
+/// Dials every configured and remembered peer and waits until one
+/// connection is up, every dial has failed, or `timeout` passed. Whatever
+/// the outcome the node runs on: alone, it retries with backoff (`join`).
+/// Returns whether a peer connected.
+async fn first_contact(event_loop: &mut EventLoop, timeout: Duration) -> bool {
+    let mut waiting: HashSet<PeerId> = event_loop.dialable().into_keys().collect();
+    if waiting.is_empty() {
+        return false;
     }
-    let mut waiting: HashSet<PeerId> = HashSet::new();
+    event_loop.dial_known();
     let mut failures = Vec::new();
-    for addr in addrs {
-        let Some(Protocol::P2p(peer)) = addr.iter().last() else {
-            return Err(StartError::BootstrapAddress { addr: addr.clone() });
-        };
-        let swarm = &mut event_loop.swarm;
-        swarm.behaviour_mut().kad.add_address(&peer, addr.clone());
-        match swarm.dial(addr.clone()) {
-            Ok(()) => {
-                waiting.insert(peer);
-            }
-            Err(e) => failures.push(format!("{addr}: {e}")),
-        }
-    }
     let connected = tokio::time::timeout(timeout, async {
         while !waiting.is_empty() {
             let event = event_loop.swarm.select_next_some().await;
             match &event {
-                SwarmEvent::ConnectionEstablished { peer_id, .. } if waiting.contains(peer_id) => {
+                SwarmEvent::ConnectionEstablished { .. } => {
                     event_loop.on_swarm_event(event);
                     return true;
                 }
@@ -246,9 +224,12 @@ async fn bootstrap(
     .unwrap_or(false);
     if !connected {
         let detail = if failures.is_empty() { "no answer".to_owned() } else { failures.join("; ") };
-        return Err(StartError::BootstrapUnreachable { timeout, detail });
+        warn!(
+            ?timeout,
+            %detail,
+            "no known peer could be reached; running alone and retrying with backoff \
+             (check that they run and that network.bootstrap in config.toml is right)"
+        );
     }
-    // Fails only with no known peers, and we just connected to one.
-    let _ = event_loop.swarm.behaviour_mut().kad.bootstrap();
-    Ok(())
+    connected
 }

@@ -31,6 +31,10 @@ pub struct Status {
     /// The node's background workers, in start order.
     #[serde(default)]
     pub workers: Vec<WorkerInfo>,
+    /// Whether the node is connected to the overlay or retrying its peers
+    /// (absent from an older node's reply).
+    #[serde(default)]
+    pub joining: Option<epost_dht::Joining>,
 }
 
 /// One data entry of `GET /v1/logs/{address}/{name}`.

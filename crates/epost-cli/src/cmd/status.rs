@@ -30,6 +30,9 @@ pub(crate) async fn run(
             s.data_fragments,
             s.parity_fragments,
         );
+        if let Some(joining) = &s.joining {
+            text.push_str(&format!("\noverlay:   {}", joining_line(joining)));
+        }
         if !s.workers.is_empty() {
             text.push_str(&format!("\nworkers:   {}", worker_summary(&s.workers)));
         }
@@ -43,6 +46,17 @@ pub(crate) async fn run(
         text
     })?;
     Ok(())
+}
+
+/// "joined", "alone", or "retrying (3 rounds, next in 8 s)".
+fn joining_line(joining: &epost_dht::Joining) -> String {
+    match joining {
+        epost_dht::Joining::Joined => "joined".to_owned(),
+        epost_dht::Joining::Alone => "alone (no peer known to dial)".to_owned(),
+        epost_dht::Joining::Retrying { attempts, next_in_secs, .. } => {
+            format!("retrying ({attempts} rounds, next in {next_in_secs} s)")
+        }
+    }
 }
 
 /// "12 running: 10 idle, 2 busy (repair, renew)", then any not running.

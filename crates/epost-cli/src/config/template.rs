@@ -52,7 +52,9 @@ const TEXT: &str = r#"# epost node configuration. Every key is optional; the val
 listen = @
 # Peers to join the overlay through: multiaddrs ending in /p2p/<peer id>.
 bootstrap = @
-# Seconds to wait for a first bootstrap peer before `node run` fails.
+# Seconds `node run` waits at start for a first peer (bootstrap or remembered
+# from the last run) to answer. If none does, the node runs alone, serves its
+# users, says so in `epost status`, and keeps dialling them with backoff.
 bootstrap_timeout_secs = @
 
 [storage]

@@ -55,6 +55,9 @@ pub(crate) async fn status(
             "redundancy is reduced: {nodes} node(s) reachable, fewer than the {wanted} that {k}+{m} coding needs to spread one fragment per node"
         ));
     }
+    if let Some(alone) = alone_warning(&net.joining) {
+        warnings.push(alone);
+    }
     let workers = state.workers.list();
     for w in workers.iter().filter(|w| w.state == WorkerState::Panicked) {
         warnings.push(format!(
@@ -74,7 +77,25 @@ pub(crate) async fn status(
         parity_fragments: m,
         warnings,
         workers,
+        joining: Some(net.joining),
     }))
+}
+
+/// What status warns while the node is not part of an overlay.
+fn alone_warning(joining: &epost_dht::Joining) -> Option<String> {
+    use epost_dht::Joining;
+    match joining {
+        Joining::Joined => None,
+        Joining::Alone => Some(
+            "no peer is connected and none is known to dial: this node serves its own users \
+             only, until a peer dials it (check network.bootstrap in config.toml)"
+                .to_owned(),
+        ),
+        Joining::Retrying { attempts, next_in_secs, last_error } => Some(format!(
+            "no peer is connected: retrying the known peers in {next_in_secs} s ({attempts} round(s) so far{})",
+            last_error.as_deref().map(|e| format!("; last error: {e}")).unwrap_or_default()
+        )),
+    }
 }
 
 pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use epost_dht::{
-    Dht, DhtClient, DhtConfig, InboundFrag, InboundNotify, Multiaddr, RecordRejection,
+    Dht, DhtClient, DhtConfig, InboundFrag, InboundNotify, Multiaddr, PeerId, RecordRejection,
     RecordValidator, StartOptions,
 };
 use epost_types::fragment::Fragment;
@@ -73,14 +73,14 @@ pub(crate) struct Rogue {
 type Held = BTreeMap<(WireId, u8), Vec<u8>>;
 
 impl Rogue {
-    /// Starts a rogue that joins through `bootstrap`. `remembered` lands
-    /// in its routing table unchecked (made-up peers make it lie in every
-    /// routing answer).
+    /// Starts a rogue that joins through `bootstrap`. `lies` land in its
+    /// routing table unchecked (made-up peers make it lie in every routing
+    /// answer).
     pub(crate) async fn start(
         seed: u8,
         bootstrap: &[Multiaddr],
         fragments: Fragments,
-        remembered: Vec<Multiaddr>,
+        lies: Vec<(PeerId, Multiaddr)>,
     ) -> Self {
         let config = DhtConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
@@ -93,11 +93,14 @@ impl Rogue {
             validator: Arc::new(Records::Freeze),
             stored_records: Vec::new(),
             record_writes: None,
-            remembered_peers: remembered,
+            remembered_peers: Vec::new(),
         })
         .await
         .expect("the rogue joins");
         let dht = overlay.client.clone();
+        for (peer, addr) in lies {
+            dht.add_routing_entry(peer, addr).await;
+        }
         let lies = Arc::new(AtomicU64::new(0));
         let offered = Arc::new(AtomicU64::new(0));
         let tasks = vec![
