@@ -134,6 +134,12 @@ pub(crate) struct NetworkConfig {
     /// How long to wait at start for a first peer before running on alone.
     #[serde(rename = "bootstrap_timeout_secs", with = "value::secs")]
     pub(crate) bootstrap_timeout: Duration,
+    /// Relay for peers behind NAT (circuit relay v2, within limits).
+    pub(crate) relay: bool,
+    /// Relays to hold reservations on while this node is behind NAT.
+    pub(crate) relays: usize,
+    /// AutoNAT also at private and loopback addresses (a LAN-only network).
+    pub(crate) nat_probe_private: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -202,16 +208,29 @@ pub(crate) enum LogFormat {
 }
 
 const MIN_CHUNK: usize = 64 * 1024;
+/// Reservations a node behind NAT may hold (each costs a relay a slot).
+const MAX_RELAYS: usize = 8;
 const MAX_CHUNK: usize = 16 * 1024 * 1024;
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        // All interfaces, a fixed port: what a node others bootstrap through needs.
-        let all = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 4100));
+        // All interfaces of both IP versions, TCP and QUIC, a fixed port:
+        // what a node others bootstrap through needs.
+        let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 4100));
+        let v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 4100));
+        let reach = epost_dht::ReachConfig::default();
         Self {
-            listen: vec![epost_dht::addr::tcp_listen(all)],
+            listen: vec![
+                epost_dht::addr::tcp_listen(v4),
+                epost_dht::addr::quic_listen(v4),
+                epost_dht::addr::tcp_listen(v6),
+                epost_dht::addr::quic_listen(v6),
+            ],
             bootstrap: Vec::new(),
             bootstrap_timeout: epost_dht::DhtConfig::default().bootstrap_timeout,
+            relay: reach.serve_relay,
+            relays: reach.reservations,
+            nat_probe_private: reach.probe_private,
         }
     }
 }
@@ -342,6 +361,13 @@ impl Config {
         for addr in &self.network.bootstrap {
             epost_dht::addr::check_dial(addr)
                 .map_err(|e| BadValue::address("network.bootstrap", addr, e))?;
+        }
+        if self.network.relays > MAX_RELAYS {
+            return Err(BadValue::new(
+                "network.relays",
+                self.network.relays.to_string(),
+                format!("at most {MAX_RELAYS} relay reservations"),
+            ));
         }
         if !(1..=600).contains(&self.network.bootstrap_timeout.as_secs()) {
             return Err(BadValue::new(

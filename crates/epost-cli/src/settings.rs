@@ -23,6 +23,12 @@ pub(crate) fn dht(config: &Config) -> DhtConfig {
         bootstrap_timeout: config.network.bootstrap_timeout,
         // Records outlive an owner's absence as long as its objects do.
         record_ttl: config.storage.lease,
+        reach: epost_dht::ReachConfig {
+            serve_relay: config.network.relay,
+            reservations: config.network.relays,
+            probe_private: config.network.nat_probe_private,
+            ..epost_dht::ReachConfig::default()
+        },
         ..DhtConfig::default()
     }
 }

@@ -1,19 +1,22 @@
 //! The composed libp2p behaviour: Kademlia for routing and small records,
-//! identify to learn peers' listen addresses, ping to keep connections
-//! honest, `/epost/frag/1` for fragments, `/epost/notify/1` for
-//! notifications, and a block list of peers this node refuses to talk to
-//! (an operator's ban, or a test's partition).
+//! identify to learn peers' listen addresses (and this node's observed
+//! ones), ping to keep connections honest, `/epost/frag/1` for fragments,
+//! `/epost/notify/1` for notifications, a block list of peers this node
+//! refuses to talk to (an operator's ban, or a test's partition), and
+//! reachability: AutoNAT, circuit relay v2 (client and server) and DCUtR.
 
 use std::time::Duration;
 
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    PeerId, StreamProtocol, allow_block_list, identify, identity, ping, request_response,
+    PeerId, StreamProtocol, allow_block_list, autonat, dcutr, identify, identity, ping, relay,
+    request_response,
 };
 
-use crate::config::DhtConfig;
+use crate::config::{DhtConfig, ReachConfig, RelayLimits};
 use crate::frag::Frag;
 use crate::notify::Notify;
 use crate::protocol::{Codec, Protocol};
@@ -33,10 +36,21 @@ pub(crate) struct Behaviour {
     pub(crate) ping: ping::Behaviour,
     pub(crate) frag: rpc::Behaviour<Frag>,
     pub(crate) notify: rpc::Behaviour<Notify>,
+    pub(crate) autonat: autonat::Behaviour,
+    /// Reservations on relays and connections through them (the swarm's
+    /// relay transport's other half).
+    pub(crate) relay_client: relay::client::Behaviour,
+    /// Relaying for others, when `reach.serve_relay`.
+    pub(crate) relay: Toggle<relay::Behaviour>,
+    pub(crate) dcutr: dcutr::Behaviour,
 }
 
 impl Behaviour {
-    pub(crate) fn new(key: &identity::Keypair, config: &DhtConfig) -> Self {
+    pub(crate) fn new(
+        key: &identity::Keypair,
+        relay_client: relay::client::Behaviour,
+        config: &DhtConfig,
+    ) -> Self {
         let peer_id = PeerId::from(key.public());
 
         let mut kad_config = kad::Config::new(KAD_PROTOCOL);
@@ -66,7 +80,10 @@ impl Behaviour {
 
         let identify = identify::Behaviour::new(
             identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
-                .with_agent_version(format!("epost/{}", env!("CARGO_PKG_VERSION"))),
+                .with_agent_version(format!("epost/{}", env!("CARGO_PKG_VERSION")))
+                // A relay reservation's address reaches connected peers now,
+                // not at the next periodic identify.
+                .with_push_listen_addr_updates(true),
         );
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
         Self {
@@ -76,7 +93,39 @@ impl Behaviour {
             ping,
             frag: request_response_of(config),
             notify: request_response_of(config),
+            autonat: autonat::Behaviour::new(peer_id, autonat_config(&config.reach)),
+            relay_client,
+            relay: Toggle::from(
+                config
+                    .reach
+                    .serve_relay
+                    .then(|| relay::Behaviour::new(peer_id, relay_config(&config.reach.relay))),
+            ),
+            dcutr: dcutr::Behaviour::new(peer_id),
         }
+    }
+}
+
+/// AutoNAT: probes soon after start, then as libp2p's defaults say.
+fn autonat_config(reach: &ReachConfig) -> autonat::Config {
+    autonat::Config {
+        boot_delay: reach.probe_delay,
+        only_global_ips: !reach.probe_private,
+        ..autonat::Config::default()
+    }
+}
+
+/// A relay's limits, from ours; libp2p's default rate limits stay.
+fn relay_config(limits: &RelayLimits) -> relay::Config {
+    relay::Config {
+        max_reservations: limits.max_reservations,
+        max_reservations_per_peer: limits.max_reservations_per_peer,
+        reservation_duration: limits.reservation_duration,
+        max_circuits: limits.max_circuits,
+        max_circuits_per_peer: limits.max_circuits_per_peer,
+        max_circuit_duration: limits.max_circuit_duration,
+        max_circuit_bytes: limits.max_circuit_bytes,
+        ..relay::Config::default()
     }
 }
 

@@ -33,6 +33,8 @@ pub struct NetworkStatus {
     pub records: usize,
     /// Whether the node is connected to the overlay, or retrying.
     pub joining: crate::join::Joining,
+    /// Whether peers can dial this node, and how (relays, hole punches).
+    pub reachability: crate::reach::Reachability,
 }
 
 /// Something that happened in the overlay that services may care about.

@@ -40,6 +40,69 @@ pub struct DhtConfig {
     /// Connections idle this long are closed (long: re-dialling costs a
     /// Noise handshake, and a small overlay keeps a full mesh).
     pub idle_timeout: Duration,
+    /// Reachability: AutoNAT, relaying for others, reserving on relays.
+    pub reach: ReachConfig,
+}
+
+/// How a node learns whether it is reachable and how it helps others that
+/// are not (see spec/dht.md, "Reachability").
+#[derive(Debug, Clone)]
+pub struct ReachConfig {
+    /// Serve as a circuit relay v2 for peers behind NAT (within `relay`).
+    pub serve_relay: bool,
+    /// What a relay grants.
+    pub relay: RelayLimits,
+    /// Relays to hold reservations on while AutoNAT says this node is not
+    /// publicly reachable.
+    pub reservations: usize,
+    /// Wait after start before the first AutoNAT probe.
+    pub probe_delay: Duration,
+    /// Let AutoNAT probe and be probed at private and loopback addresses
+    /// (a LAN, or a test network); by default only global addresses count.
+    pub probe_private: bool,
+}
+
+/// A relay's limits, per reservation and per relayed connection.
+#[derive(Debug, Clone)]
+pub struct RelayLimits {
+    /// Reservations held for all peers, and for one peer.
+    pub max_reservations: usize,
+    pub max_reservations_per_peer: usize,
+    /// How long one reservation lasts before its holder renews it.
+    pub reservation_duration: Duration,
+    /// Relayed connections at once, in all and from one peer.
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    /// A relayed connection closes after this long or this many bytes
+    /// each way; the peers reconnect (or have hole-punched by then).
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+}
+
+impl Default for ReachConfig {
+    fn default() -> Self {
+        Self {
+            serve_relay: true,
+            relay: RelayLimits::default(),
+            reservations: 2,
+            probe_delay: Duration::from_secs(5),
+            probe_private: false,
+        }
+    }
+}
+
+impl Default for RelayLimits {
+    fn default() -> Self {
+        Self {
+            max_reservations: 128,
+            max_reservations_per_peer: 4,
+            reservation_duration: Duration::from_secs(60 * 60),
+            max_circuits: 64,
+            max_circuits_per_peer: 8,
+            max_circuit_duration: Duration::from_secs(30 * 60),
+            max_circuit_bytes: 256 * 1024 * 1024,
+        }
+    }
 }
 
 impl Default for DhtConfig {
@@ -58,6 +121,7 @@ impl Default for DhtConfig {
             notify_queue: 1024,
             command_queue: 1024,
             idle_timeout: Duration::from_secs(600),
+            reach: ReachConfig::default(),
         }
     }
 }

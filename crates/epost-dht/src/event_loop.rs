@@ -26,6 +26,7 @@ use crate::client::{
 use crate::frag::{Frag, InboundFrag};
 use crate::join::Joiner;
 use crate::notify::{InboundNotify, Notify};
+use crate::reach::Reach;
 use crate::records::{RecordSink, RecordValidator};
 use crate::rpc::Endpoint;
 
@@ -47,6 +48,8 @@ pub(crate) struct Wiring {
     pub(crate) replication: usize,
     /// How long holders keep a record after its publisher's last put.
     pub(crate) record_ttl: Duration,
+    /// Relay reservations to hold while not publicly reachable.
+    pub(crate) reservations: usize,
 }
 
 pub(crate) struct EventLoop {
@@ -73,6 +76,11 @@ pub(crate) struct EventLoop {
     /// Joined again (or for the first time): refresh the routing table
     /// with a Kademlia bootstrap once the next DHT peer is identified.
     refresh_table: bool,
+    /// AutoNAT's verdict, relay reservations, hole punches.
+    pub(crate) reach: Reach,
+    /// The direct address this node dialled each connected peer at (a
+    /// peer it can reach: a relay candidate).
+    pub(crate) dialled: HashMap<PeerId, Multiaddr>,
 }
 
 /// Seeds kept at most (the configured and remembered ones, then the table's).
@@ -90,6 +98,7 @@ impl EventLoop {
             shutdown,
             replication,
             record_ttl,
+            reservations,
         } = wiring;
         Self {
             swarm,
@@ -110,6 +119,8 @@ impl EventLoop {
             joiner: Joiner::new(false, Instant::now()),
             seeds: Vec::new(),
             refresh_table: false,
+            reach: Reach::new(reservations),
+            dialled: HashMap::new(),
         }
     }
 
@@ -333,7 +344,16 @@ impl EventLoop {
         let records = kad.store_mut().records().count();
         let dialable = self.dialable().len();
         let joining = self.joiner.status(Instant::now(), dialable);
-        NetworkStatus { peer_id, listen_addrs, connected_peers, known_peers, records, joining }
+        let reachability = self.reach.status();
+        NetworkStatus {
+            peer_id,
+            listen_addrs,
+            connected_peers,
+            known_peers,
+            records,
+            joining,
+            reachability,
+        }
     }
 
     pub(crate) fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
@@ -351,6 +371,9 @@ impl EventLoop {
                 info,
                 ..
             })) if info.protocols.contains(&crate::behaviour::KAD_PROTOCOL) => {
+                if info.protocols.contains(&libp2p::relay::HOP_PROTOCOL_NAME) {
+                    self.on_relay_candidate(peer_id);
+                }
                 let kad = &mut self.swarm.behaviour_mut().kad;
                 for addr in info.listen_addrs {
                     kad.add_address(&peer_id, addr);
@@ -360,7 +383,13 @@ impl EventLoop {
                     let _ = kad.bootstrap();
                 }
             }
-            SwarmEvent::ConnectionEstablished { peer_id, num_established, .. } => {
+            SwarmEvent::Behaviour(BehaviourEvent::Autonat(event)) => self.on_autonat(event),
+            SwarmEvent::Behaviour(BehaviourEvent::RelayClient(event)) => {
+                self.on_relay_client(event)
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
+            SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                self.on_connection_endpoint(peer_id, &endpoint);
                 if self.joiner.on_connected() {
                     info!(%peer_id, "connected to the overlay");
                     // Kademlia's bootstrap runs once identify has put a
@@ -372,6 +401,9 @@ impl EventLoop {
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, num_established: 0, .. } => {
+                self.dialled.remove(&peer_id);
+                self.reach.on_disconnected(&peer_id);
+                self.drive_reach();
                 if self.swarm.connected_peers().next().is_none() {
                     self.on_alone();
                 }
@@ -380,7 +412,13 @@ impl EventLoop {
             SwarmEvent::OutgoingConnectionError { error, .. } => {
                 self.joiner.on_dial_error(error.to_string());
             }
-            SwarmEvent::NewListenAddr { address, .. } => info!(%address, "listening"),
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                self.reach.on_listening(listener_id, address.clone());
+                info!(%address, "listening");
+            }
+            SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
+                self.on_listener_closed(listener_id, reason.err());
+            }
             SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
             _ => {}
         }

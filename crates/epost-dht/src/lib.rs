@@ -32,6 +32,8 @@ mod join;
 mod known_frames;
 mod notify;
 mod protocol;
+mod reach;
+mod reach_events;
 mod records;
 mod rpc;
 mod startup;
@@ -46,13 +48,14 @@ pub use client::{
     DhtClient, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
     RequestError,
 };
-pub use config::DhtConfig;
+pub use config::{DhtConfig, ReachConfig, RelayLimits};
 pub use event_loop::closest_of;
 pub use frag::{FRAG_PROTOCOL, Frag, InboundFrag};
 pub use join::{FIRST_RETRY, Joining, MAX_RETRY};
 pub use libp2p::{Multiaddr, PeerId};
 pub use notify::{InboundNotify, NOTIFY_PROTOCOL, Notify};
 pub use protocol::{Protocol, Unavailable};
+pub use reach::{NatState, Reachability};
 pub use records::{RecordRejection, RecordValidator, RecordWrite, SignedEnvelopeValidator};
 pub use rpc::{InboundRequest, Reply};
 pub use startup::{Dht, Inbound, StartError};

@@ -106,6 +106,7 @@ impl Dht {
                 shutdown: shutdown_rx,
                 replication: config.replication.get(),
                 record_ttl: config.record_ttl,
+                reservations: config.reach.reservations,
             },
         );
         check_bootstrap(&config.bootstrap)?;
@@ -139,44 +140,74 @@ fn build_swarm(
         .with_tokio()
         .with_tcp(tcp::Config::default().nodelay(true), noise::Config::new, yamux::Config::default)
         .map_err(|e| transport(&e))?
-        .with_behaviour(|key| Behaviour::new(key, config))
+        .with_quic()
+        .with_dns()
+        .map_err(|e| StartError::Transport(format!("cannot read the system's DNS settings: {e}")))?
+        .with_relay_client(noise::Config::new, yamux::Config::default)
+        .map_err(|e| transport(&e))?
+        .with_behaviour(|key, relay_client| Behaviour::new(key, relay_client, config))
         .map_err(|e| transport(&e))?
         .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
         .build())
 }
 
 /// Binds every listen address and waits until each reports a real address
-/// (so port 0 has become a port), or fails naming the address.
+/// (so port 0 has become a port), or fails naming the address. An IPv6
+/// wildcard that cannot be bound (a host without IPv6) is skipped with a
+/// warning, as long as another address is bound.
 async fn listen(swarm: &mut Swarm<Behaviour>, addrs: &[Multiaddr]) -> Result<(), StartError> {
     let mut pending = std::collections::HashMap::new();
+    let mut bound = 0;
+    let mut skipped = Vec::new();
+    let mut failed = |addr: Multiaddr, detail: String| {
+        if may_skip(&addr) {
+            warn!(%addr, %detail, "cannot listen on the IPv6 wildcard; IPv6 peers cannot dial in");
+            skipped.push(StartError::Listen { addr, detail });
+            Ok(())
+        } else {
+            Err(StartError::Listen { addr, detail })
+        }
+    };
     for addr in addrs {
-        let id = swarm
-            .listen_on(addr.clone())
-            .map_err(|e| StartError::Listen { addr: addr.clone(), detail: e.to_string() })?;
-        pending.insert(id, addr.clone());
+        match swarm.listen_on(addr.clone()) {
+            Ok(id) => {
+                pending.insert(id, addr.clone());
+            }
+            Err(e) => failed(addr.clone(), e.to_string())?,
+        }
     }
     while !pending.is_empty() {
         match swarm.select_next_some().await {
             SwarmEvent::NewListenAddr { listener_id, address }
                 if pending.remove(&listener_id).is_some() =>
             {
+                bound += 1;
                 info!(%address, "listening");
             }
             SwarmEvent::ListenerClosed { listener_id, reason, .. } => {
                 if let Some(addr) = pending.remove(&listener_id) {
                     let detail = reason.err().map_or("closed".to_owned(), |e| e.to_string());
-                    return Err(StartError::Listen { addr, detail });
+                    failed(addr, detail)?;
                 }
             }
             SwarmEvent::ListenerError { listener_id, error } => {
                 if let Some(addr) = pending.remove(&listener_id) {
-                    return Err(StartError::Listen { addr, detail: error.to_string() });
+                    failed(addr, error.to_string())?;
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    match skipped.pop() {
+        Some(error) if bound == 0 => Err(error),
+        _ => Ok(()),
+    }
+}
+
+/// Whether failing to bind `addr` may be skipped: the IPv6 wildcard of a
+/// dual-stack default, on a host that has no IPv6.
+fn may_skip(addr: &Multiaddr) -> bool {
+    matches!(addr.iter().next(), Some(Protocol::Ip6(ip)) if ip.is_unspecified())
 }
 
 /// Checks that every bootstrap address names its peer (a misconfigured
@@ -232,4 +263,23 @@ async fn first_contact(event_loop: &mut EventLoop, timeout: Duration) -> bool {
         );
     }
     connected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::may_skip;
+
+    #[test]
+    fn only_the_ipv6_wildcard_may_fail_to_bind() {
+        let table = [
+            ("/ip6/::/tcp/4100", true),
+            ("/ip6/::/udp/4100/quic-v1", true),
+            ("/ip6/::1/tcp/4100", false),
+            ("/ip4/0.0.0.0/tcp/4100", false),
+            ("/ip4/127.0.0.1/udp/0/quic-v1", false),
+        ];
+        for (addr, skip) in table {
+            assert_eq!(may_skip(&addr.parse().unwrap()), skip, "{addr}");
+        }
+    }
 }

@@ -35,6 +35,11 @@ pub struct Status {
     /// (absent from an older node's reply).
     #[serde(default)]
     pub joining: Option<epost_dht::Joining>,
+    /// Whether peers can dial this node: public, or behind NAT through
+    /// relays, with the peers reached directly after a hole punch (absent
+    /// from an older node's reply).
+    #[serde(default)]
+    pub reachability: Option<epost_dht::Reachability>,
 }
 
 /// One data entry of `GET /v1/logs/{address}/{name}`.

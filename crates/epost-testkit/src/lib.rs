@@ -50,6 +50,8 @@ pub struct NetConfig {
     pub notify: epost_node::notify::NotifyConfig,
     /// Renewal: tests trigger passes themselves.
     pub lease: epost_node::lease::LeaseConfig,
+    /// What every node listens on (loopback TCP, port 0, by default).
+    pub listen: epost_dht::Multiaddr,
 }
 
 impl Default for NetConfig {
@@ -62,6 +64,7 @@ impl Default for NetConfig {
                 ..StorageConfig::default()
             },
             convergence_secret: b"testkit realm".to_vec(),
+            listen: "/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| unreachable!()),
             notify: Default::default(),
             lease: epost_node::lease::LeaseConfig {
                 interval: Duration::from_secs(24 * 3600),
@@ -92,7 +95,7 @@ impl TestNet {
                 convergence_secret: config.convergence_secret.clone(),
                 backend: epost_store::Backend::Redb,
                 dht: DhtConfig {
-                    listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| unreachable!())],
+                    listen: vec![config.listen.clone()],
                     bootstrap,
                     ..DhtConfig::default()
                 },

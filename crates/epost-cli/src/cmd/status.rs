@@ -33,6 +33,9 @@ pub(crate) async fn run(
         if let Some(joining) = &s.joining {
             text.push_str(&format!("\noverlay:   {}", joining_line(joining)));
         }
+        if let Some(reach) = &s.reachability {
+            text.push_str(&format!("\nreachable: {}", reachability_line(reach)));
+        }
         if !s.workers.is_empty() {
             text.push_str(&format!("\nworkers:   {}", worker_summary(&s.workers)));
         }
@@ -46,6 +49,29 @@ pub(crate) async fn run(
         text
     })?;
     Ok(())
+}
+
+/// "public at ADDR", "behind NAT, via relay ADDR (2 peers direct after
+/// hole punch)", "behind NAT, no relay yet", or "not known yet".
+fn reachability_line(reach: &epost_dht::Reachability) -> String {
+    use epost_dht::NatState;
+    let punched = match reach.direct_peers {
+        0 => String::new(),
+        1 => " (1 peer direct after hole punch)".to_owned(),
+        n => format!(" ({n} peers direct after hole punch)"),
+    };
+    let addrs = |list: &[epost_dht::Multiaddr]| {
+        list.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    };
+    match reach.state {
+        NatState::Public if reach.public_addrs.is_empty() => "public".to_owned(),
+        NatState::Public => format!("public at {}", addrs(&reach.public_addrs)),
+        NatState::Private if reach.relays.is_empty() => {
+            format!("behind NAT, no relay yet{punched}")
+        }
+        NatState::Private => format!("behind NAT, via relay {}{punched}", addrs(&reach.relays)),
+        NatState::Unknown => format!("not known yet (no peer has probed it){punched}"),
+    }
 }
 
 /// "joined", "alone", or "retrying (3 rounds, next in 8 s)".
@@ -99,5 +125,40 @@ mod tests {
             worker_summary(&workers),
             "3 running: 1 idle, 2 busy (repair, renew); panicked: notify-holder"
         );
+    }
+
+    #[test]
+    fn reachability_reads_as_a_line() {
+        use epost_dht::{NatState, Reachability};
+        let relay: epost_dht::Multiaddr = "/ip4/203.0.113.1/tcp/4100/p2p/12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN/p2p-circuit".parse().unwrap();
+        let public: epost_dht::Multiaddr = "/ip4/203.0.113.2/tcp/4100".parse().unwrap();
+        let reach = |state,
+                     public_addrs: &[&epost_dht::Multiaddr],
+                     relays: &[&epost_dht::Multiaddr],
+                     direct_peers| Reachability {
+            state,
+            public_addrs: public_addrs.iter().map(|a| (*a).clone()).collect(),
+            relays: relays.iter().map(|a| (*a).clone()).collect(),
+            direct_peers,
+        };
+        let table = [
+            (
+                reach(NatState::Unknown, &[], &[], 0),
+                "not known yet (no peer has probed it)".to_owned(),
+            ),
+            (reach(NatState::Public, &[&public], &[], 0), format!("public at {public}")),
+            (reach(NatState::Private, &[], &[], 0), "behind NAT, no relay yet".to_owned()),
+            (
+                reach(NatState::Private, &[], &[&relay], 2),
+                format!("behind NAT, via relay {relay} (2 peers direct after hole punch)"),
+            ),
+            (
+                reach(NatState::Private, &[], &[&relay], 1),
+                format!("behind NAT, via relay {relay} (1 peer direct after hole punch)"),
+            ),
+        ];
+        for (reach, want) in table {
+            assert_eq!(reachability_line(&reach), want);
+        }
     }
 }

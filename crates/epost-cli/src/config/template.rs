@@ -47,8 +47,11 @@ const TEXT: &str = r#"# epost node configuration. Every key is optional; the val
 # are the defaults unless `epost init` was given others.
 
 [network]
-# libp2p multiaddrs to listen on for peers. /ip4/127.0.0.1/tcp/0 lets the OS
+# libp2p multiaddrs to listen on for peers: TCP (/tcp/<port>) and QUIC
+# (/udp/<port>/quic-v1), IPv4 and IPv6. /ip4/127.0.0.1/tcp/0 lets the OS
 # pick a port (the chosen one is written to node.json when the node runs).
+# An IPv6 wildcard (/ip6/::/...) on a host without IPv6 is skipped with a
+# warning; any other address that cannot be bound stops the start.
 listen = @
 # Peers to join the overlay through: multiaddrs ending in /p2p/<peer id>.
 bootstrap = @
@@ -56,6 +59,18 @@ bootstrap = @
 # from the last run) to answer. If none does, the node runs alone, serves its
 # users, says so in `epost status`, and keeps dialling them with backoff.
 bootstrap_timeout_secs = @
+# Relay for peers behind NAT (circuit relay v2), within limits per peer and
+# per connection (spec/dht.md, "Reachability"). Useful on a node with a
+# public address; harmless elsewhere.
+relay = @
+# When AutoNAT finds this node cannot be dialled (home NAT, firewall), it
+# holds reservations on this many relays among the peers it dialled, so
+# others reach it through them, and hole-punches (DCUtR) to direct
+# connections where the NATs allow.
+relays = @
+# AutoNAT normally trusts only global addresses. true: also probe and be
+# probed at private and loopback ones (a network that lives on one LAN).
+nat_probe_private = @
 
 [storage]
 # Each object is erasure-coded into data_fragments (k) + parity_fragments (m)

@@ -78,6 +78,7 @@ pub(crate) async fn status(
         warnings,
         workers,
         joining: Some(net.joining),
+        reachability: Some(net.reachability),
     }))
 }
 
