@@ -21,14 +21,15 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
-    Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
+    Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError, RequestError,
 };
 use crate::frag::{Frag, InboundFrag};
 use crate::join::Joiner;
 use crate::notify::{InboundNotify, Notify};
 use crate::reach::Reach;
 use crate::records::{RecordSink, RecordValidator};
-use crate::rpc::Endpoint;
+use crate::rpc::{Endpoint, Rpc};
+use crate::suspects::Suspects;
 
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
 type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
@@ -81,6 +82,8 @@ pub(crate) struct EventLoop {
     /// The direct address this node dialled each connected peer at (a
     /// peer it can reach: a relay candidate).
     pub(crate) dialled: HashMap<PeerId, Multiaddr>,
+    /// Peers whose last dial failed, held off for a while.
+    suspects: Suspects,
 }
 
 /// Seeds kept at most (the configured and remembered ones, then the table's).
@@ -121,6 +124,7 @@ impl EventLoop {
             refresh_table: false,
             reach: Reach::new(reservations),
             dialled: HashMap::new(),
+            suspects: Suspects::default(),
         }
     }
 
@@ -215,9 +219,15 @@ impl EventLoop {
                 let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
                 self.gets.insert(id, (Vec::new(), reply));
             }
-            Command::Frag(rpc) => self.frag.on_command(&mut self.swarm.behaviour_mut().frag, rpc),
+            Command::Frag(rpc) => {
+                if let Some(rpc) = self.unless_held_off(rpc) {
+                    self.frag.on_command(&mut self.swarm.behaviour_mut().frag, rpc);
+                }
+            }
             Command::Notify(rpc) => {
-                self.notify.on_command(&mut self.swarm.behaviour_mut().notify, rpc);
+                if let Some(rpc) = self.unless_held_off(rpc) {
+                    self.notify.on_command(&mut self.swarm.behaviour_mut().notify, rpc);
+                }
             }
             Command::Status { reply } => {
                 let _ = reply.send(self.status());
@@ -245,6 +255,22 @@ impl EventLoop {
                 }
                 let _ = reply.send(());
             }
+        }
+    }
+
+    /// `rpc`, unless it is a request to a peer held off since a failed
+    /// dial: that one fails at once as unreachable (see `suspects`).
+    fn unless_held_off<P: crate::protocol::Protocol>(&self, rpc: Rpc<P>) -> Option<Rpc<P>> {
+        let Rpc::Request { peer, answer, request } = rpc else { return Some(rpc) };
+        let held = self.suspects.held_off(&peer, Instant::now());
+        match held {
+            Some(left) if !self.swarm.is_connected(&peer) => {
+                let detail =
+                    format!("its last dial failed; not dialled again for {} s", left.as_secs() + 1);
+                let _ = answer.send(Err(RequestError::Unreachable { peer, detail }));
+                None
+            }
+            _ => Some(Rpc::Request { peer, request, answer }),
         }
     }
 
@@ -389,6 +415,7 @@ impl EventLoop {
             }
             SwarmEvent::Behaviour(BehaviourEvent::Dcutr(event)) => self.on_dcutr(event),
             SwarmEvent::ConnectionEstablished { peer_id, num_established, endpoint, .. } => {
+                self.suspects.on_connected(&peer_id);
                 self.on_connection_endpoint(peer_id, &endpoint);
                 if self.joiner.on_connected() {
                     info!(%peer_id, "connected to the overlay");
@@ -409,7 +436,13 @@ impl EventLoop {
                 }
                 let _ = self.events.send(DhtEvent::PeerDisconnected(peer_id));
             }
-            SwarmEvent::OutgoingConnectionError { error, .. } => {
+            SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let Some(peer) = peer_id
+                    && dial_failed(&error)
+                    && !self.swarm.is_connected(&peer)
+                {
+                    self.suspects.on_dial_failed(peer, Instant::now());
+                }
                 self.joiner.on_dial_error(error.to_string());
             }
             SwarmEvent::NewListenAddr { listener_id, address } => {
@@ -507,6 +540,16 @@ impl EventLoop {
             Err(e) => warn!(%source, error = %e, "record not stored"),
         }
     }
+}
+
+/// Whether a dial error says the peer could not be reached (rather than
+/// that the dial was not made: already connected, aborted, denied here).
+fn dial_failed(error: &libp2p::swarm::DialError) -> bool {
+    use libp2p::swarm::DialError;
+    matches!(
+        error,
+        DialError::Transport(_) | DialError::NoAddresses | DialError::WrongPeerId { .. }
+    )
 }
 
 /// Sleeps until `due`, or forever without one.

@@ -37,6 +37,7 @@ mod reach_events;
 mod records;
 mod rpc;
 mod startup;
+mod suspects;
 #[cfg(test)]
 mod tests;
 mod wire;
