@@ -1,6 +1,8 @@
 //! From the validated config file to each crate's typed settings, and the
 //! logging set-up. Conversions only: validation happened at load.
 
+use std::ffi::OsStr;
+use std::io::IsTerminal;
 use std::time::Duration;
 
 use epost_dht::DhtConfig;
@@ -68,12 +70,18 @@ pub(crate) fn sweep_interval(config: &Config) -> Duration {
     config.storage.sweep_interval
 }
 
-/// Logs to stderr; RUST_LOG overrides the config's filter.
+/// Logs to stderr; RUST_LOG overrides the config's filter. Colours only
+/// for a person at a terminal: a log file or the journal gets plain text.
 pub(crate) fn init_logging(log: &config::LogConfig) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&log.filter))
         .unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let colour =
+        use_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").as_deref());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour);
     // A second init (tests) keeps the first subscriber; that is fine.
     let _ = match log.format {
         LogFormat::Json => builder.json().try_init(),
@@ -81,10 +89,42 @@ pub(crate) fn init_logging(log: &config::LogConfig) {
     };
 }
 
+/// Whether log lines carry ANSI colour codes: only on a terminal, and not
+/// when `NO_COLOR` is set to anything but the empty string (no-color.org).
+fn use_colour(stderr_is_terminal: bool, no_color: Option<&OsStr>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(OsStr::is_empty)
+}
+
 /// The identity settings (the config was validated, so the trust list parses).
 pub(crate) fn identity(config: &Config) -> epost_node::identity::IdentityConfig {
     epost_node::identity::IdentityConfig {
         trusted: config.identity.trusted().unwrap_or_default(),
         republish_interval: config.identity.republish_interval,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        let cases: [(bool, Option<&str>, bool); 8] = [
+            (true, None, true),
+            (true, Some(""), true),
+            (true, Some("1"), false),
+            (true, Some("0"), false),
+            (false, None, false),
+            (false, Some(""), false),
+            (false, Some("1"), false),
+            (false, Some("0"), false),
+        ];
+        for (terminal, no_color, want) in cases {
+            assert_eq!(
+                use_colour(terminal, no_color.map(OsStr::new)),
+                want,
+                "terminal={terminal} NO_COLOR={no_color:?}"
+            );
+        }
     }
 }
