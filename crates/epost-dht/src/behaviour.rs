@@ -1,8 +1,9 @@
 //! The composed libp2p behaviour: Kademlia for routing and small records,
 //! identify to learn peers' listen addresses, ping to keep connections
 //! honest, `/epost/frag/1` for fragments, `/epost/notify/1` for
-//! notifications, and a block list of peers this node refuses to talk to
-//! (an operator's ban, or a test's partition).
+//! notifications, a block list of peers this node refuses to talk to
+//! (an operator's ban, a flooding peer's short block, or a test's
+//! partition), and connection limits (`guard`).
 
 use std::time::Duration;
 
@@ -10,7 +11,8 @@ use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
 use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    PeerId, StreamProtocol, allow_block_list, identify, identity, ping, request_response,
+    PeerId, StreamProtocol, allow_block_list, connection_limits, identify, identity,
+    memory_connection_limits, ping, request_response,
 };
 
 use crate::config::DhtConfig;
@@ -28,6 +30,9 @@ pub(crate) struct Behaviour {
     /// First, so a blocked peer's connection is denied before any other
     /// behaviour sees it.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Next, so no connection over a limit reaches a protocol.
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -71,6 +76,8 @@ impl Behaviour {
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
         Self {
             blocked: allow_block_list::Behaviour::default(),
+            limits: crate::guard::connection_limits(&config.connections),
+            memory: crate::guard::memory_limit(&config.connections),
             kad,
             identify,
             ping,
