@@ -50,6 +50,9 @@ pub struct NetConfig {
     pub notify: epost_node::notify::NotifyConfig,
     /// Renewal: tests trigger passes themselves.
     pub lease: epost_node::lease::LeaseConfig,
+    /// Every node's overlay settings (limits, rates); listen and bootstrap
+    /// addresses are each node's own.
+    pub dht: DhtConfig,
 }
 
 impl Default for NetConfig {
@@ -68,6 +71,7 @@ impl Default for NetConfig {
                 rate: 1_000_000,
                 ..Default::default()
             },
+            dht: DhtConfig::default(),
         }
     }
 }
@@ -94,7 +98,7 @@ impl TestNet {
                 dht: DhtConfig {
                     listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap_or_else(|_| unreachable!())],
                     bootstrap,
-                    ..DhtConfig::default()
+                    ..config.dht.clone()
                 },
                 storage: config.storage.clone(),
                 identity: Default::default(),
