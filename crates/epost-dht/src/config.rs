@@ -97,7 +97,7 @@ pub struct RequestLimits {
 impl Default for RequestLimits {
     fn default() -> Self {
         Self {
-            frag: Rate::new(2000, 4000),
+            frag: Rate::new(500, 1000),
             notify: Rate::new(200, 400),
             kad_put: Rate::new(1000, 2000),
             max_peers: 4096,

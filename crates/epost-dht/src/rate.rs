@@ -3,12 +3,14 @@
 //!
 //! Each peer may make `per_sec` requests a second sustained and `burst` at
 //! once. A request past that is refused (the protocol's `Busy` or
-//! `RateLimited` answer), and counted as *excess*, which drains at the same
+//! `RateLimited` answer), and counted as *excess*, which drains at half
 //! `per_sec`: a peer whose excess grows past a burst (it keeps asking at
-//! more than twice its rate, or sends more than two bursts at once) is
-//! [`Verdict::Flood`], for the caller to disconnect and briefly block.
+//! more than one and a half times its rate, refusals notwithstanding, or
+//! sends more than two bursts at once) is [`Verdict::Flood`], for the
+//! caller to disconnect and briefly block. An honest peer told to slow
+//! down asks another peer instead, so its excess never builds up.
 //! Excess is capped at two bursts, so a peer back from its block is on
-//! probation for at most `2 * burst / per_sec` seconds, and its requests
+//! probation for at most `4 * burst / per_sec` seconds, and its requests
 //! still in flight when it was blocked find its bucket empty.
 //!
 //! The table of peers is bounded: a peer whose bucket is full again and
@@ -71,7 +73,7 @@ impl Bucket {
     fn refill(&mut self, rate: Rate, now: Instant) {
         let gained = now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec();
         self.tokens = (self.tokens + gained).min(rate.burst());
-        self.excess = (self.excess - gained).max(0.0);
+        self.excess = (self.excess - gained / 2.0).max(0.0);
         self.at = self.at.max(now);
     }
 
@@ -201,7 +203,7 @@ mod tests {
                 &[Allow, Allow, Allow, Allow, Allow, Allow, Allow, Allow],
             ),
             (
-                // 4 refused (excess 4) drain back over 400 ms: not a flood.
+                // 4 refused (excess 4) drain to 2 over 400 ms: not a flood.
                 "excess drains: refused then quiet is not a flood",
                 &[(0, 8), (400, 4), (400, 1)],
                 &[
@@ -210,14 +212,13 @@ mod tests {
                 ],
             ),
             (
-                // At 30 a second against 10: 20 excess a second, 10 drained.
-                "three times the rate for a second floods",
-                &[(0, 4), (100, 3), (200, 3), (300, 3), (400, 3), (500, 3), (600, 3)],
+                // At 30 a second against 10: 20 excess a second, 5 drained.
+                "three times the rate for a third of a second floods",
+                &[(0, 4), (100, 3), (200, 3), (300, 3), (400, 3), (500, 3)],
                 &[
                     Allow, Allow, Allow, Allow, // burst
                     Allow, Refuse, Refuse, // excess 2
-                    Allow, Refuse, Refuse, // 3 (one drained)
-                    Allow, Refuse, Refuse, // 4
+                    Allow, Refuse, Refuse, // 3.5 (half a token drained)
                     Allow, Refuse, Flood, // 5 > 4
                     Allow, Flood, Flood, Allow, Flood, Flood,
                 ],
@@ -255,9 +256,9 @@ mod tests {
         }
         assert_eq!(&verdicts[..6], &[Allow, Allow, Refuse, Refuse, Flood, Flood]);
         assert!(verdicts[6..].iter().all(|v| *v == Flood));
-        // Excess was capped at 4: 400 ms later it is all drained, and the
+        // Excess was capped at 4: 800 ms later it is all drained, and the
         // bucket full.
-        let later = start + ms(400);
+        let later = start + ms(800);
         let back: Vec<_> = (0..3).map(|_| rates.check(peer(1), later)).collect();
         assert_eq!(back, [Allow, Allow, Refuse]);
     }

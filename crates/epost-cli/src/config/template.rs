@@ -69,8 +69,8 @@ max_connections_per_peer = @
 max_memory_percent = @
 # Requests one peer may send each second, and twice that at once; past that
 # it is told to slow down (fragments: Busy, notifications: RateLimited,
-# Kademlia puts: dropped unread). A peer that keeps asking at more than twice
-# its rate is cut off for flood_block_secs.
+# Kademlia puts: dropped unread). A peer that keeps asking at more than one
+# and a half times its rate although refused is cut off for flood_block_secs.
 frag_requests_per_sec = @
 notify_requests_per_sec = @
 kad_puts_per_sec = @
