@@ -531,7 +531,7 @@ impl Config {
 
 impl Config {
     /// The limits that keep a node facing the internet standing
-    /// (`spec/security.md` section 4).
+    /// (`spec/security.md` section 3.6).
     fn validate_defences(&self) -> Result<(), BadValue> {
         let n = &self.network;
         if n.ban.len() > MAX_BANS {

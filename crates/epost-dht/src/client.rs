@@ -157,7 +157,7 @@ impl DhtClient {
     }
 
     /// What the defences against hostile peers refused, throttled and
-    /// blocked so far (`spec/security.md` section 4).
+    /// blocked so far (`spec/security.md` section 3.6).
     pub fn defence(&self) -> DefenceStats {
         self.counters.snapshot()
     }

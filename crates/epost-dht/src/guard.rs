@@ -1,5 +1,5 @@
 //! The overlay's defences against a hostile peer, owned by the event loop
-//! (`spec/security.md` section 4): the connection limits the behaviour
+//! (`spec/security.md` section 3.6): the connection limits the behaviour
 //! enforces, and why each refused connection was refused; the per-peer
 //! rate of inbound Kademlia puts; the short blocks that flooding peers
 //! earn, kept apart from the operator's own bans so that a block's end

@@ -1,4 +1,4 @@
-//! Who may keep how much here (`spec/security.md` section 4.1): a holder
+//! Who may keep how much here (`spec/security.md` section 3.6.1): a holder
 //! keeps at most `capacity` bytes of fragments, and charges every fragment
 //! to the peer that last asked it to keep it (by `Store`, `Extend` or
 //! `Renew`). A peer may be charged at most its quota, a share of the
