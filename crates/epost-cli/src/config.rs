@@ -16,8 +16,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use epost_dht::Multiaddr;
 use epost_dht::addr::AddrError;
+use epost_dht::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 pub(crate) use template::template;
@@ -140,6 +140,27 @@ pub(crate) struct NetworkConfig {
     pub(crate) relays: usize,
     /// AutoNAT also at private and loopback addresses (a LAN-only network).
     pub(crate) nat_probe_private: bool,
+    /// Peers refused in either direction from the start.
+    #[serde(deserialize_with = "value::network_ban", serialize_with = "value::serialize_peer_ids")]
+    pub(crate) ban: Vec<PeerId>,
+    /// Established connections peers may open to this node.
+    pub(crate) max_incoming_connections: u32,
+    /// Incoming connections still in their handshake.
+    pub(crate) max_pending_incoming: u32,
+    /// Connections with any one peer.
+    pub(crate) max_connections_per_peer: u32,
+    /// No new connection while the process uses more than this share of
+    /// the machine's memory.
+    pub(crate) max_memory_percent: u8,
+    /// Fragment requests one peer may send a second (twice that at once).
+    pub(crate) frag_requests_per_sec: u32,
+    /// Notify requests one peer may send a second (twice that at once).
+    pub(crate) notify_requests_per_sec: u32,
+    /// Kademlia record puts one peer may send a second (twice that at once).
+    pub(crate) kad_puts_per_sec: u32,
+    /// How long a peer far over one of those rates is cut off.
+    #[serde(rename = "flood_block_secs", with = "value::secs")]
+    pub(crate) flood_block: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -174,6 +195,14 @@ pub(crate) struct StorageConfig {
     /// How long a peer must be unreachable before its fragments are rebuilt.
     #[serde(rename = "grace_secs", with = "value::secs")]
     pub(crate) grace: Duration,
+    /// Bytes of fragments this node keeps, for itself and others.
+    #[serde(rename = "capacity_mib", with = "value::mib")]
+    pub(crate) capacity: u64,
+    /// Share of the capacity one peer may fill (percent).
+    pub(crate) peer_quota_percent: u8,
+    /// ...or at least this much.
+    #[serde(rename = "peer_quota_floor_mib", with = "value::mib")]
+    pub(crate) peer_quota_floor: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -218,7 +247,8 @@ impl Default for NetworkConfig {
         // what a node others bootstrap through needs.
         let v4 = SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, 4100));
         let v6 = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 4100));
-        let reach = epost_dht::ReachConfig::default();
+        let dht = epost_dht::DhtConfig::default();
+        let (connections, requests, reach) = (dht.connections, dht.requests, dht.reach);
         Self {
             listen: vec![
                 epost_dht::addr::tcp_listen(v4),
@@ -227,10 +257,19 @@ impl Default for NetworkConfig {
                 epost_dht::addr::quic_listen(v6),
             ],
             bootstrap: Vec::new(),
-            bootstrap_timeout: epost_dht::DhtConfig::default().bootstrap_timeout,
+            bootstrap_timeout: dht.bootstrap_timeout,
             relay: reach.serve_relay,
             relays: reach.reservations,
             nat_probe_private: reach.probe_private,
+            ban: Vec::new(),
+            max_incoming_connections: connections.max_incoming,
+            max_pending_incoming: connections.max_pending_incoming,
+            max_connections_per_peer: connections.max_per_peer,
+            max_memory_percent: connections.max_memory_percent,
+            frag_requests_per_sec: requests.frag.per_sec,
+            notify_requests_per_sec: requests.notify.per_sec,
+            kad_puts_per_sec: requests.kad_put.per_sec,
+            flood_block: requests.flood_block,
         }
     }
 }
@@ -251,6 +290,9 @@ impl Default for StorageConfig {
             backend: Backend::Redb,
             repair_interval: node.repair_interval,
             grace: node.grace,
+            capacity: node.quota.capacity,
+            peer_quota_percent: node.quota.peer_percent,
+            peer_quota_floor: node.quota.peer_floor,
         }
     }
 }
@@ -376,6 +418,7 @@ impl Config {
                 "must be between 1 and 600 seconds",
             ));
         }
+        self.validate_defences()?;
         let s = &self.storage;
         if !(1..=86_400).contains(&s.repair_interval.as_secs()) {
             return Err(BadValue::new(
@@ -511,6 +554,79 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The limits that keep a node facing the internet standing
+    /// (`spec/security.md` section 3.6).
+    fn validate_defences(&self) -> Result<(), BadValue> {
+        let n = &self.network;
+        if n.ban.len() > MAX_BANS {
+            return Err(BadValue::new(
+                "network.ban",
+                format!("[{} peers]", n.ban.len()),
+                format!("at most {MAX_BANS} peers"),
+            ));
+        }
+        let counts: [(&'static str, u32, u32); 6] = [
+            ("network.max_incoming_connections", n.max_incoming_connections, 100_000),
+            ("network.max_pending_incoming", n.max_pending_incoming, 100_000),
+            ("network.max_connections_per_peer", n.max_connections_per_peer, 64),
+            ("network.frag_requests_per_sec", n.frag_requests_per_sec, 1_000_000),
+            ("network.notify_requests_per_sec", n.notify_requests_per_sec, 1_000_000),
+            ("network.kad_puts_per_sec", n.kad_puts_per_sec, 1_000_000),
+        ];
+        for (key, value, most) in counts {
+            if !(1..=most).contains(&value) {
+                return Err(BadValue::new(
+                    key,
+                    value.to_string(),
+                    format!("must be between 1 and {most}"),
+                ));
+            }
+        }
+        if !(10..=100).contains(&n.max_memory_percent) {
+            return Err(BadValue::new(
+                "network.max_memory_percent",
+                n.max_memory_percent.to_string(),
+                "must be between 10 and 100 (percent of the machine's memory)",
+            ));
+        }
+        if !(1..=86_400).contains(&n.flood_block.as_secs()) {
+            return Err(BadValue::new(
+                "network.flood_block_secs",
+                n.flood_block.as_secs().to_string(),
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        let s = &self.storage;
+        const MIB: u64 = 1024 * 1024;
+        if s.capacity < 64 * MIB {
+            return Err(BadValue::new(
+                "storage.capacity_mib",
+                (s.capacity / MIB).to_string(),
+                "must be at least 64 MiB",
+            ));
+        }
+        if !(1..=100).contains(&s.peer_quota_percent) {
+            return Err(BadValue::new(
+                "storage.peer_quota_percent",
+                s.peer_quota_percent.to_string(),
+                "must be between 1 and 100",
+            ));
+        }
+        if s.peer_quota_floor > s.capacity {
+            return Err(BadValue::new(
+                "storage.peer_quota_floor_mib",
+                (s.peer_quota_floor / MIB).to_string(),
+                format!("must not exceed capacity_mib ({})", s.capacity / MIB),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Peers a config may ban.
+const MAX_BANS: usize = 10_000;
+
 /// The first bad value [`Config::validate`] found.
 struct BadValue {
     key: &'static str,
@@ -585,7 +701,21 @@ mod tests {
         assert_eq!(c.storage.grace, node.grace);
         assert_eq!(c.network.bootstrap_timeout, epost_dht::DhtConfig::default().bootstrap_timeout);
         assert_eq!(c.network.listen[0].to_string(), "/ip4/0.0.0.0/tcp/4100");
+        let dht = epost_dht::DhtConfig::default();
+        assert_eq!(c.network.max_connections_per_peer, dht.connections.max_per_peer);
+        assert_eq!(c.network.frag_requests_per_sec, dht.requests.frag.per_sec);
+        assert_eq!(c.network.flood_block, dht.requests.flood_block);
+        assert_eq!(c.storage.capacity, node.quota.capacity);
         c.validate_all("defaults").unwrap();
+    }
+
+    #[test]
+    fn a_ban_list_reads_into_peer_ids() {
+        let c = Config::parse(&format!("[network]\nban = [\"{PEER}\"]\n"), "t").unwrap();
+        assert_eq!(c.network.ban, vec![PEER.parse::<PeerId>().unwrap()]);
+        let shown = toml::to_string(&c).unwrap();
+        assert!(shown.contains(&format!("ban = [\"{PEER}\"]")), "{shown}");
+        assert_eq!(Config::parse(&shown, "t").unwrap(), c);
     }
 
     #[test]
@@ -663,6 +793,23 @@ mod tests {
                 &["identity.trusted_realms", "nope"],
             ),
             ("[log]\nfilter = \"info,[\"\n", &["log.filter"]),
+            (
+                "[network]\nban = [\"12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\", \"not-a-peer\"]\n",
+                &["network.ban", "\"not-a-peer\"", "not a peer id"],
+            ),
+            (
+                "[network]\nmax_connections_per_peer = 0\n",
+                &["network.max_connections_per_peer", "= 0"],
+            ),
+            ("[network]\nfrag_requests_per_sec = 0\n", &["network.frag_requests_per_sec", "= 0"]),
+            ("[network]\nmax_memory_percent = 5\n", &["network.max_memory_percent", "= 5"]),
+            ("[network]\nflood_block_secs = 0\n", &["network.flood_block_secs", "= 0"]),
+            ("[storage]\ncapacity_mib = 1\n", &["storage.capacity_mib", "= 1", "64 MiB"]),
+            ("[storage]\npeer_quota_percent = 0\n", &["storage.peer_quota_percent", "= 0"]),
+            (
+                "[storage]\ncapacity_mib = 100\npeer_quota_floor_mib = 200\n",
+                &["storage.peer_quota_floor_mib", "= 200", "capacity_mib (100)"],
+            ),
         ];
         for (text, needles) in cases {
             let e = invalid(text);

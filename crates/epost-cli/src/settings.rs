@@ -5,8 +5,8 @@ use std::ffi::OsStr;
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use epost_dht::DhtConfig;
-use epost_node::storage::StorageConfig;
+use epost_dht::{ConnectionLimits, DhtConfig, Rate, RequestLimits};
+use epost_node::storage::{QuotaLimits, StorageConfig};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{self, Config, LogFormat};
@@ -19,19 +19,37 @@ pub(crate) fn backend(backend: config::Backend) -> epost_store::Backend {
 }
 
 pub(crate) fn dht(config: &Config) -> DhtConfig {
+    let n = &config.network;
+    let defaults = DhtConfig::default();
+    // A burst of twice the rate: a second's worth of slack either way.
+    let rate = |per_sec: u32| Rate::new(per_sec, per_sec.saturating_mul(2));
     DhtConfig {
-        listen: config.network.listen.clone(),
-        bootstrap: config.network.bootstrap.clone(),
-        bootstrap_timeout: config.network.bootstrap_timeout,
+        listen: n.listen.clone(),
+        bootstrap: n.bootstrap.clone(),
+        bootstrap_timeout: n.bootstrap_timeout,
         // Records outlive an owner's absence as long as its objects do.
         record_ttl: config.storage.lease,
         reach: epost_dht::ReachConfig {
-            serve_relay: config.network.relay,
-            reservations: config.network.relays,
-            probe_private: config.network.nat_probe_private,
-            ..epost_dht::ReachConfig::default()
+            serve_relay: n.relay,
+            reservations: n.relays,
+            probe_private: n.nat_probe_private,
+            ..defaults.reach.clone()
         },
-        ..DhtConfig::default()
+        connections: ConnectionLimits {
+            max_incoming: n.max_incoming_connections,
+            max_pending_incoming: n.max_pending_incoming,
+            max_per_peer: n.max_connections_per_peer,
+            max_memory_percent: n.max_memory_percent,
+        },
+        requests: RequestLimits {
+            frag: rate(n.frag_requests_per_sec),
+            notify: rate(n.notify_requests_per_sec),
+            kad_put: rate(n.kad_puts_per_sec),
+            flood_block: n.flood_block,
+            ..defaults.requests
+        },
+        banned: n.ban.clone(),
+        ..defaults
     }
 }
 
@@ -44,6 +62,11 @@ pub(crate) fn storage(config: &Config) -> StorageConfig {
         chunk_size: s.chunk_size,
         repair_interval: s.repair_interval,
         grace: s.grace,
+        quota: QuotaLimits {
+            capacity: s.capacity,
+            peer_percent: s.peer_quota_percent,
+            peer_floor: s.peer_quota_floor,
+        },
         ..StorageConfig::default()
     }
 }

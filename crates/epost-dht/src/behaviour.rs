@@ -2,8 +2,9 @@
 //! identify to learn peers' listen addresses (and this node's observed
 //! ones), ping to keep connections honest, `/epost/frag/1` for fragments,
 //! `/epost/notify/1` for notifications, a block list of peers this node
-//! refuses to talk to (an operator's ban, or a test's partition), and
-//! reachability: AutoNAT, circuit relay v2 (client and server) and DCUtR.
+//! refuses to talk to (an operator's ban, a flooding peer's short block,
+//! or a test's partition), connection limits (`guard`), and reachability:
+//! AutoNAT, circuit relay v2 (client and server) and DCUtR.
 
 use std::time::Duration;
 
@@ -12,8 +13,8 @@ use libp2p::kad::{self, StoreInserts};
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    PeerId, StreamProtocol, allow_block_list, autonat, dcutr, identify, identity, ping, relay,
-    request_response,
+    PeerId, StreamProtocol, allow_block_list, autonat, connection_limits, dcutr, identify,
+    identity, memory_connection_limits, ping, relay, request_response,
 };
 
 use crate::config::{DhtConfig, ReachConfig, RelayLimits};
@@ -31,6 +32,9 @@ pub(crate) struct Behaviour {
     /// First, so a blocked peer's connection is denied before any other
     /// behaviour sees it.
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    /// Next, so no connection over a limit reaches a protocol.
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) memory: memory_connection_limits::Behaviour,
     pub(crate) kad: kad::Behaviour<MemoryStore>,
     pub(crate) identify: identify::Behaviour,
     pub(crate) ping: ping::Behaviour,
@@ -88,6 +92,8 @@ impl Behaviour {
         let ping = ping::Behaviour::new(ping::Config::new().with_interval(Duration::from_secs(15)));
         Self {
             blocked: allow_block_list::Behaviour::default(),
+            limits: crate::guard::connection_limits(&config.connections),
+            memory: crate::guard::memory_limit(&config.connections),
             kad,
             identify,
             ping,

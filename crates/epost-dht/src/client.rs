@@ -9,6 +9,7 @@ use epost_types::wire::frag::{FragRequest, FragResponse};
 use epost_types::wire::notify::{NotifyRequest, NotifyResponse};
 
 use crate::frag::Frag;
+use crate::guard::{Counters, DefenceStats};
 use crate::notify::Notify;
 use crate::protocol::Protocol;
 use crate::rpc::{Reply, Rpc};
@@ -147,12 +148,26 @@ pub struct DhtClient {
     pub(crate) commands: mpsc::Sender<Command>,
     pub(crate) events: broadcast::Sender<DhtEvent>,
     pub(crate) local_peer: PeerId,
+    /// The defences' counters, read without a round trip to the loop.
+    pub(crate) counters: std::sync::Arc<Counters>,
 }
 
 impl DhtClient {
     /// This node's peer id.
     pub fn local_peer_id(&self) -> PeerId {
         self.local_peer
+    }
+
+    /// What the defences against hostile peers refused, throttled and
+    /// blocked so far (`spec/security.md` section 3.6).
+    pub fn defence(&self) -> DefenceStats {
+        self.counters.snapshot()
+    }
+
+    /// Waits until `done` holds for [`Self::defence`]'s counters (callers
+    /// bound the wait): a test's way to see a refusal happen.
+    pub async fn defence_until(&self, done: impl Fn(&DefenceStats) -> bool) {
+        self.counters.until(done).await;
     }
 
     /// Subscribes to overlay events (bounded: a slow subscriber misses the

@@ -3,7 +3,9 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
+
+use crate::rate::Rate;
 
 /// How the overlay runs. `Default` gives production values.
 #[derive(Debug, Clone)]
@@ -42,6 +44,13 @@ pub struct DhtConfig {
     pub idle_timeout: Duration,
     /// Reachability: AutoNAT, relaying for others, reserving on relays.
     pub reach: ReachConfig,
+    /// How many connections peers may hold open (`spec/security.md`).
+    pub connections: ConnectionLimits,
+    /// How fast each peer may send requests (`spec/security.md`).
+    pub requests: RequestLimits,
+    /// Peers refused from the start, in either direction (the operator's
+    /// ban list); `DhtClient::block` adds to it at run time.
+    pub banned: Vec<PeerId>,
 }
 
 /// How a node learns whether it is reachable and how it helps others that
@@ -91,6 +100,32 @@ impl Default for ReachConfig {
     }
 }
 
+/// Connection limits: above them a new connection is refused before any
+/// protocol runs on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Established connections that peers opened to this node.
+    pub max_incoming: u32,
+    /// Incoming connections still in their handshake.
+    pub max_pending_incoming: u32,
+    /// Established connections with any one peer, both directions.
+    pub max_per_peer: u32,
+    /// No new connection, in or out, while this process uses more than
+    /// this share of the machine's memory (1 to 100).
+    pub max_memory_percent: u8,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            max_incoming: 512,
+            max_pending_incoming: 64,
+            max_per_peer: 4,
+            max_memory_percent: 90,
+        }
+    }
+}
+
 impl Default for RelayLimits {
     fn default() -> Self {
         Self {
@@ -101,6 +136,35 @@ impl Default for RelayLimits {
             max_circuits_per_peer: 8,
             max_circuit_duration: Duration::from_secs(30 * 60),
             max_circuit_bytes: 256 * 1024 * 1024,
+        }
+    }
+}
+
+/// Per-peer rates of inbound requests (token buckets, see `rate`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// `/epost/frag/1` requests; over it a peer is answered `Busy`.
+    pub frag: Rate,
+    /// `/epost/notify/1` requests; over it, `RateLimited`.
+    pub notify: Rate,
+    /// Kademlia `PUT_VALUE`s; over it a record is dropped unread (the
+    /// protocol acknowledges every put, so there is no refusal to send).
+    pub kad_put: Rate,
+    /// Peers whose buckets are remembered at most, per protocol.
+    pub max_peers: usize,
+    /// How long a flooding peer (far over a rate) is disconnected and
+    /// refused.
+    pub flood_block: Duration,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            frag: Rate::new(500, 1000),
+            notify: Rate::new(200, 400),
+            kad_put: Rate::new(1000, 2000),
+            max_peers: 4096,
+            flood_block: Duration::from_secs(60),
         }
     }
 }
@@ -122,6 +186,9 @@ impl Default for DhtConfig {
             command_queue: 1024,
             idle_timeout: Duration::from_secs(600),
             reach: ReachConfig::default(),
+            connections: ConnectionLimits::default(),
+            requests: RequestLimits::default(),
+            banned: Vec::new(),
         }
     }
 }

@@ -3,6 +3,8 @@
 //! requests to their services through bounded queues (answering `Busy` or
 //! `RateLimited` when one is full, never blocking the overlay): each
 //! request-response protocol is served by one [`Endpoint`] (see `rpc`).
+//! The defences against hostile peers (`guard`) are consulted here: a
+//! refused connection is counted, a flooding peer blocked for a while.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -23,12 +25,15 @@ use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
     Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError, RequestError,
 };
+use crate::config::RequestLimits;
 use crate::frag::{Frag, InboundFrag};
+use crate::guard::{Bench, Guard, Limited};
 use crate::join::Joiner;
 use crate::notify::{InboundNotify, Notify};
+use crate::rate::Verdict;
 use crate::reach::Reach;
 use crate::records::{RecordSink, RecordValidator};
-use crate::rpc::{Endpoint, Rpc};
+use crate::rpc::{Endpoint, Limits, Rpc};
 use crate::suspects::Suspects;
 
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
@@ -51,6 +56,9 @@ pub(crate) struct Wiring {
     pub(crate) record_ttl: Duration,
     /// Relay reservations to hold while not publicly reachable.
     pub(crate) reservations: usize,
+    /// The defences' state, with the operator's bans already in it.
+    pub(crate) guard: Guard,
+    pub(crate) requests: RequestLimits,
 }
 
 pub(crate) struct EventLoop {
@@ -68,6 +76,7 @@ pub(crate) struct EventLoop {
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
     frag: Endpoint<Frag>,
     notify: Endpoint<Notify>,
+    guard: Guard,
     /// When to dial the known peers again while none is connected.
     pub(crate) joiner: Joiner,
     /// Addresses to rejoin through besides the routing table's: the
@@ -102,7 +111,15 @@ impl EventLoop {
             replication,
             record_ttl,
             reservations,
+            guard,
+            requests,
         } = wiring;
+        let limits = |kind, rate| Limits {
+            kind,
+            rate,
+            max_peers: requests.max_peers,
+            counters: guard.counters.clone(),
+        };
         Self {
             swarm,
             commands,
@@ -115,8 +132,9 @@ impl EventLoop {
             closest: HashMap::new(),
             gets: HashMap::new(),
             puts: HashMap::new(),
-            frag: Endpoint::new(inbound_frag),
-            notify: Endpoint::new(inbound_notify),
+            frag: Endpoint::new(inbound_frag, limits(Limited::Frag, requests.frag)),
+            notify: Endpoint::new(inbound_notify, limits(Limited::Notify, requests.notify)),
+            guard,
             // Not joined until a first connection (which starts Kademlia's
             // bootstrap); `startup` dials the known peers.
             joiner: Joiner::new(false, Instant::now()),
@@ -133,9 +151,11 @@ impl EventLoop {
     pub(crate) async fn run(mut self) {
         loop {
             let retry = self.joiner.due();
+            let release = self.guard.next_release();
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 () = at(retry) => self.redial(),
+                () = at(release) => self.release_benched(),
                 command = self.commands.recv() => match command {
                     Some(command) => self.on_command(command),
                     None => break,
@@ -247,6 +267,7 @@ impl EventLoop {
                 let _ = reply.send(());
             }
             Command::SetBlocked { peer, blocked, reply } => {
+                self.guard.on_operator(peer, blocked);
                 let list = &mut self.swarm.behaviour_mut().blocked;
                 if blocked {
                     list.block_peer(peer);
@@ -386,10 +407,17 @@ impl EventLoop {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(event)) => self.on_kad_event(event),
             SwarmEvent::Behaviour(BehaviourEvent::Frag(event)) => {
-                self.frag.on_event(&mut self.swarm.behaviour_mut().frag, event);
+                if let Some(flooder) =
+                    self.frag.on_event(&mut self.swarm.behaviour_mut().frag, event)
+                {
+                    self.bench(flooder, Limited::Frag);
+                }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Notify(event)) => {
-                self.notify.on_event(&mut self.swarm.behaviour_mut().notify, event);
+                let notify = &mut self.swarm.behaviour_mut().notify;
+                if let Some(flooder) = self.notify.on_event(notify, event) {
+                    self.bench(flooder, Limited::Notify);
+                }
             }
             // Only peers that speak our DHT go into the routing table.
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
@@ -437,6 +465,9 @@ impl EventLoop {
                 let _ = self.events.send(DhtEvent::PeerDisconnected(peer_id));
             }
             SwarmEvent::OutgoingConnectionError { peer_id, error, .. } => {
+                if let libp2p::swarm::DialError::Denied { cause } = &error {
+                    self.guard.on_denied(cause);
+                }
                 if let Some(peer) = peer_id
                     && dial_failed(&error)
                     && !self.swarm.is_connected(&peer)
@@ -444,6 +475,14 @@ impl EventLoop {
                     self.suspects.on_dial_failed(peer, Instant::now());
                 }
                 self.joiner.on_dial_error(error.to_string());
+            }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { cause },
+                send_back_addr,
+                ..
+            } => {
+                let why = self.guard.on_denied(&cause);
+                debug!(%send_back_addr, ?why, %cause, "refused an incoming connection");
             }
             SwarmEvent::NewListenAddr { listener_id, address } => {
                 self.reach.on_listening(listener_id, address.clone());
@@ -454,6 +493,25 @@ impl EventLoop {
             }
             SwarmEvent::ListenerError { error, .. } => warn!(%error, "listener error"),
             _ => {}
+        }
+    }
+
+    /// `peer` floods `on`: close its connections and refuse it for a while.
+    fn bench(&mut self, peer: PeerId, on: Limited) {
+        let Bench::Block { released } = self.guard.bench(peer, Instant::now()) else { return };
+        let list = &mut self.swarm.behaviour_mut().blocked;
+        if let Some(early) = released {
+            list.unblock_peer(early);
+        }
+        list.block_peer(peer);
+        warn!(%peer, protocol = on.label(), "a peer far over its request rate is blocked for a while");
+    }
+
+    /// Unblocks the flooding peers whose time is up.
+    fn release_benched(&mut self) {
+        for peer in self.guard.release(Instant::now()) {
+            self.swarm.behaviour_mut().blocked.unblock_peer(peer);
+            debug!(%peer, "a flooding peer's block ended");
         }
     }
 
@@ -516,7 +574,12 @@ impl EventLoop {
             },
             kad::Event::InboundRequest {
                 request: kad::InboundRequest::PutRecord { source, record: Some(record), .. },
-            } => self.on_inbound_record(source, record),
+            } => match self.guard.kad_put(source, Instant::now()) {
+                Verdict::Allow => self.on_inbound_record(source, record),
+                // Dropped unread: the protocol has acknowledged it already.
+                Verdict::Refuse => debug!(%source, "a record put over the peer's rate"),
+                Verdict::Flood => self.bench(source, Limited::KadPut),
+            },
             _ => {}
         }
     }

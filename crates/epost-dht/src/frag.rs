@@ -12,7 +12,7 @@ use epost_types::limits::MAX_FRAG_MESSAGE;
 use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
 use libp2p::StreamProtocol;
 
-use crate::protocol::{Protocol, Unavailable};
+use crate::protocol::{Protocol, RATE_LIMITED, Unavailable};
 use crate::rpc::InboundRequest;
 
 /// The protocol name on the wire.
@@ -31,12 +31,15 @@ impl Protocol for Frag {
     const MAX_REQUEST: usize = MAX_FRAG_MESSAGE;
     const MAX_RESPONSE: usize = MAX_FRAG_MESSAGE;
 
+    /// Over its rate a peer is told `Busy`, which every version of the
+    /// protocol reads as "try another peer or later"; the detail says why.
     fn unavailable(why: Unavailable) -> FragResponse {
-        let reason = match why {
-            Unavailable::Busy => RefusalReason::Busy,
-            Unavailable::Stopped => RefusalReason::Internal,
+        let (reason, detail) = match why {
+            Unavailable::Busy => (RefusalReason::Busy, "storage service unavailable"),
+            Unavailable::Stopped => (RefusalReason::Internal, "storage service unavailable"),
+            Unavailable::RateLimited => (RefusalReason::Busy, RATE_LIMITED),
         };
-        FragResponse::Refused { reason, detail: "storage service unavailable".into() }
+        FragResponse::Refused { reason, detail: detail.into() }
     }
 }
 
@@ -118,5 +121,9 @@ mod tests {
             |reason| FragResponse::Refused { reason, detail: "storage service unavailable".into() };
         assert_eq!(Frag::unavailable(Unavailable::Busy), refused(RefusalReason::Busy));
         assert_eq!(Frag::unavailable(Unavailable::Stopped), refused(RefusalReason::Internal));
+        assert_eq!(
+            Frag::unavailable(Unavailable::RateLimited),
+            FragResponse::Refused { reason: RefusalReason::Busy, detail: RATE_LIMITED.into() }
+        );
     }
 }

@@ -127,6 +127,10 @@ fn frag_frames_are_unchanged() {
             refused_frag(RefusalReason::Internal, ""),
             "0000002ba261760164626f6479a16752656675736564a266726561736f6e68496e7465726e616c6664657461696c60".to_owned(),
         ),
+        (
+            refused_frag(RefusalReason::OverQuota, ""),
+            "0000002ca261760164626f6479a16752656675736564a266726561736f6e694f76657251756f74616664657461696c60".to_owned(),
+        ),
     ];
     check(ProtocolCodec::<Frag>::default(), &FRAG_PROTOCOL, requests, responses);
 }

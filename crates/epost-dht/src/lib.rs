@@ -17,6 +17,12 @@
 //! `wire::notify`, bounds in `limits`), so services build and match them
 //! without naming the overlay.
 //!
+//! Facing the internet, it refuses connections over its limits, answers a
+//! peer over its request rate with a refusal before its request reaches a
+//! service, blocks a flooding peer for a while, and keeps the operator's
+//! ban list (`guard`, `rate`); what it refused is counted for the node's
+//! metrics ([`DhtClient::defence`]).
+//!
 //! It must never interpret fragments or notifications, or decide placement:
 //! that is the services' job. It must never keep an inbound record that its
 //! [`RecordValidator`] refused.
@@ -25,13 +31,17 @@ pub mod addr;
 mod behaviour;
 mod client;
 mod config;
+#[cfg(test)]
+mod defence_tests;
 mod event_loop;
 mod frag;
+mod guard;
 mod join;
 #[cfg(test)]
 mod known_frames;
 mod notify;
 mod protocol;
+mod rate;
 mod reach;
 mod reach_events;
 mod records;
@@ -49,13 +59,15 @@ pub use client::{
     DhtClient, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
     RequestError,
 };
-pub use config::{DhtConfig, ReachConfig, RelayLimits};
+pub use config::{ConnectionLimits, DhtConfig, ReachConfig, RelayLimits, RequestLimits};
 pub use event_loop::closest_of;
 pub use frag::{FRAG_PROTOCOL, Frag, InboundFrag};
+pub use guard::{ConnectionRefusal, DefenceStats, Limited};
 pub use join::{FIRST_RETRY, Joining, MAX_RETRY};
 pub use libp2p::{Multiaddr, PeerId};
 pub use notify::{InboundNotify, NOTIFY_PROTOCOL, Notify};
 pub use protocol::{Protocol, Unavailable};
+pub use rate::Rate;
 pub use reach::{NatState, Reachability};
 pub use records::{RecordRejection, RecordValidator, RecordWrite, SignedEnvelopeValidator};
 pub use rpc::{InboundRequest, Reply};

@@ -36,11 +36,12 @@ impl Protocol for Notify {
     /// A full queue means the service is behind: the sender backs off
     /// exactly as when it is rate limited.
     fn unavailable(why: Unavailable) -> NotifyResponse {
-        let reason = match why {
-            Unavailable::Busy => NotifyRefusal::RateLimited,
-            Unavailable::Stopped => NotifyRefusal::Internal,
+        let (reason, detail) = match why {
+            Unavailable::Busy => (NotifyRefusal::RateLimited, "notification service unavailable"),
+            Unavailable::Stopped => (NotifyRefusal::Internal, "notification service unavailable"),
+            Unavailable::RateLimited => (NotifyRefusal::RateLimited, crate::protocol::RATE_LIMITED),
         };
-        NotifyResponse::Refused { reason, detail: "notification service unavailable".into() }
+        NotifyResponse::Refused { reason, detail: detail.into() }
     }
 }
 
@@ -160,6 +161,13 @@ mod tests {
         };
         assert_eq!(Notify::unavailable(Unavailable::Busy), refused(NotifyRefusal::RateLimited));
         assert_eq!(Notify::unavailable(Unavailable::Stopped), refused(NotifyRefusal::Internal));
+        assert_eq!(
+            Notify::unavailable(Unavailable::RateLimited),
+            NotifyResponse::Refused {
+                reason: NotifyRefusal::RateLimited,
+                detail: crate::protocol::RATE_LIMITED.into()
+            }
+        );
     }
 
     // How batches are split is `epost-types`' to test; that each one fits

@@ -45,7 +45,12 @@ pub enum Unavailable {
     Busy,
     /// The service has stopped taking requests (the node is shutting down).
     Stopped,
+    /// The peer asks faster than its rate allows: slow down or ask another.
+    RateLimited,
 }
+
+/// The detail of a refusal over the peer's request rate.
+pub(crate) const RATE_LIMITED: &str = "rate limited: too many requests from this peer";
 
 /// The libp2p codec of a [`Protocol`]: length-prefixed, size-limited,
 /// versioned CBOR, the limit checked before a byte of the body is read.

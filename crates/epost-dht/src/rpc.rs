@@ -4,10 +4,15 @@
 //! the protocol's bounded queue for its service; when that queue is full
 //! or closed the overlay answers at once with the protocol's refusal
 //! ([`Protocol::unavailable`]), so the loop never blocks and the peer never
-//! waits for a service that will not answer.
+//! waits for a service that will not answer. Before a request is queued
+//! its peer's token bucket is checked (`rate`): over its rate the peer is
+//! refused the same way, so one peer cannot fill the queue the others
+//! share, and a peer far over it is handed back to the event loop to block.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
 
 use libp2p::PeerId;
 use libp2p::request_response::{self, OutboundFailure, OutboundRequestId, ResponseChannel};
@@ -16,7 +21,9 @@ use tokio::sync::oneshot;
 use tracing::debug;
 
 use crate::client::RequestError;
+use crate::guard::{Counters, Limited};
 use crate::protocol::{Codec, Protocol, Unavailable};
+use crate::rate::{PeerRates, Rate, Verdict};
 
 /// A request from a peer, for the protocol's service to answer through
 /// the [`DhtClient`](crate::DhtClient).
@@ -65,11 +72,31 @@ pub(crate) type Behaviour<P> = request_response::Behaviour<Codec<P>>;
 pub(crate) struct Endpoint<P: Protocol> {
     outstanding: HashMap<OutboundRequestId, Answer<P>>,
     inbound: mpsc::Sender<InboundRequest<P>>,
+    /// Each peer's rate of requests on this protocol.
+    rates: PeerRates,
+    /// Which protocol this is, in the counters.
+    kind: Limited,
+    counters: Arc<Counters>,
+}
+
+/// How one protocol's inbound requests are limited.
+pub(crate) struct Limits {
+    pub(crate) kind: Limited,
+    pub(crate) rate: Rate,
+    pub(crate) max_peers: usize,
+    pub(crate) counters: Arc<Counters>,
 }
 
 impl<P: Protocol> Endpoint<P> {
-    pub(crate) fn new(inbound: mpsc::Sender<InboundRequest<P>>) -> Self {
-        Self { outstanding: HashMap::new(), inbound }
+    pub(crate) fn new(inbound: mpsc::Sender<InboundRequest<P>>, limits: Limits) -> Self {
+        let Limits { kind, rate, max_peers, counters } = limits;
+        Self {
+            outstanding: HashMap::new(),
+            inbound,
+            rates: PeerRates::new(rate, max_peers),
+            kind,
+            counters,
+        }
     }
 
     pub(crate) fn on_command(&mut self, behaviour: &mut Behaviour<P>, rpc: Rpc<P>) {
@@ -86,14 +113,24 @@ impl<P: Protocol> Endpoint<P> {
         }
     }
 
+    /// Handles one event of the protocol; returns a peer that is flooding
+    /// it, for the event loop to block.
     pub(crate) fn on_event(
         &mut self,
         behaviour: &mut Behaviour<P>,
         event: request_response::Event<P::Request, P::Response>,
-    ) {
+    ) -> Option<PeerId> {
         use request_response::{Event, Message};
         match event {
             Event::Message { peer, message: Message::Request { request, channel, .. }, .. } => {
+                let verdict = self.rates.check(peer, Instant::now());
+                if verdict != Verdict::Allow {
+                    self.counters.throttled(self.kind);
+                    debug!(%peer, protocol = P::LABEL, ?verdict, "request over the peer's rate");
+                    let _ =
+                        behaviour.send_response(channel, P::unavailable(Unavailable::RateLimited));
+                    return (verdict == Verdict::Flood).then_some(peer);
+                }
                 let inbound = InboundRequest { peer, request, reply: Reply(channel) };
                 if let Err(refused) = self.inbound.try_send(inbound) {
                     let (why, inbound) = match refused {
@@ -119,6 +156,7 @@ impl<P: Protocol> Endpoint<P> {
             }
             Event::ResponseSent { .. } => {}
         }
+        None
     }
 }
 

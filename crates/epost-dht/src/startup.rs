@@ -18,6 +18,7 @@ use crate::behaviour::Behaviour;
 use crate::client::{DhtClient, NetworkStatus};
 use crate::event_loop::{EventLoop, Wiring};
 use crate::frag::InboundFrag;
+use crate::guard::{Counters, Guard};
 use crate::join::Joiner;
 use crate::notify::InboundNotify;
 use crate::records::RecordSink;
@@ -74,6 +75,12 @@ impl Dht {
         let key = identity::Keypair::ed25519_from_bytes(&mut seed)
             .map_err(|e| StartError::Identity(e.to_string()))?;
         let mut swarm = build_swarm(key, &config)?;
+        // Before any listener or dial: a banned peer never gets a connection.
+        for peer in &config.banned {
+            swarm.behaviour_mut().blocked.block_peer(*peer);
+        }
+        let counters = std::sync::Arc::new(Counters::default());
+        let guard = Guard::new(&config, counters.clone());
 
         for stored in stored_records {
             // A lapsed record, or one that no longer fits the store's
@@ -107,6 +114,8 @@ impl Dht {
                 replication: config.replication.get(),
                 record_ttl: config.record_ttl,
                 reservations: config.reach.reservations,
+                guard,
+                requests: config.requests,
             },
         );
         check_bootstrap(&config.bootstrap)?;
@@ -119,7 +128,7 @@ impl Dht {
         info!(peer_id = %local_peer, addrs = ?started.listen_addrs, "overlay started");
 
         let task = tokio::spawn(event_loop.run());
-        let client = DhtClient { commands: commands_tx, events: events_tx, local_peer };
+        let client = DhtClient { commands: commands_tx, events: events_tx, local_peer, counters };
         let inbound = Inbound { frag: frag_rx, notify: notify_rx };
         Ok((Self { client, started, shutdown: shutdown_tx, task }, inbound))
     }

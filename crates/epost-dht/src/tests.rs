@@ -13,13 +13,17 @@ use crate::{Dht, DhtConfig, DhtEvent, Inbound, SignedEnvelopeValidator, StartOpt
 use epost_types::wire::frag::{FragRequest, FragResponse};
 use epost_types::wire::notify::{NotifyRefusal, NotifyRequest, NotifyResponse};
 
-const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-async fn start(seed: u8, bootstrap: Option<&Dht>) -> (Dht, Inbound) {
+pub(crate) async fn start(seed: u8, bootstrap: Option<&Dht>) -> (Dht, Inbound) {
     start_with(seed, bootstrap, DhtConfig::default()).await
 }
 
-async fn start_with(seed: u8, bootstrap: Option<&Dht>, config: DhtConfig) -> (Dht, Inbound) {
+pub(crate) async fn start_with(
+    seed: u8,
+    bootstrap: Option<&Dht>,
+    config: DhtConfig,
+) -> (Dht, Inbound) {
     let config = DhtConfig {
         listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
         bootstrap: bootstrap.map(|b| vec![b.started.listen_addrs[0].clone()]).unwrap_or_default(),
@@ -57,7 +61,7 @@ async fn judged(events: &mut tokio::sync::broadcast::Receiver<DhtEvent>, key: &[
 /// If discovery alone has not done it in a while (a loaded machine can
 /// lose the one bootstrap query that would have), the nodes dial each
 /// other, as an operator would.
-async fn until_everyone_knows_everyone(nets: &[&Dht]) {
+pub(crate) async fn until_everyone_knows_everyone(nets: &[&Dht]) {
     let wanted = nets.len() - 1;
     let all_known = || async {
         for net in nets {

@@ -12,6 +12,11 @@ use epost_types::limits::MAX_SUMMARY;
 pub const BLOCKS: Keyspace =
     Keyspace::with_index("blocks", "block_expiry", Kind::Immutable, 64, 17 * 1024 * 1024);
 
+/// Who each fragment held here is charged to (`storage::quota`): the same
+/// key as [`BLOCKS`], the fragment's length (u32 BE) and the sponsoring
+/// peer's id, with the fragment's lease, so both are swept together.
+pub const FRAG_CHARGES: Keyspace = keyspace!("frag_charges", Mutable, key: 33, value: 4 + 124);
+
 /// Kademlia records held for the overlay (log heads, certificates,
 /// presence), written behind: the 33-byte record key.
 pub const KAD_RECORDS: Keyspace =
@@ -64,6 +69,7 @@ pub const LEGACY_RECORDS: Keyspace =
 /// Everything the node opens its store with.
 pub const ALL: &[Keyspace] = &[
     BLOCKS,
+    FRAG_CHARGES,
     KAD_RECORDS,
     NOTIFY_PENDING,
     NOTIFY_RECEIPTED,

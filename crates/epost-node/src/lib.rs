@@ -145,7 +145,7 @@ impl Node {
         let (identity, identity_task) =
             identity::Identity::start(loaded, dht.client.clone(), listen_text, &workers);
         let metrics = Arc::new(Metrics::default());
-        let local = LocalFragments::new(store.clone());
+        let local = LocalFragments::new(store.clone(), options.storage.quota, dht.started.peer_id);
         let (storage, storage_tasks) = StorageService::start(
             options.storage.clone(),
             ConvergenceSecret::new(options.convergence_secret.clone()),

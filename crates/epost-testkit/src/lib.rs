@@ -52,6 +52,9 @@ pub struct NetConfig {
     pub lease: epost_node::lease::LeaseConfig,
     /// What every node listens on (loopback TCP, port 0, by default).
     pub listen: epost_dht::Multiaddr,
+    /// Every node's overlay settings (limits, rates); listen and bootstrap
+    /// addresses are each node's own.
+    pub dht: DhtConfig,
 }
 
 impl Default for NetConfig {
@@ -71,6 +74,7 @@ impl Default for NetConfig {
                 rate: 1_000_000,
                 ..Default::default()
             },
+            dht: DhtConfig::default(),
         }
     }
 }
@@ -97,7 +101,7 @@ impl TestNet {
                 dht: DhtConfig {
                     listen: vec![config.listen.clone()],
                     bootstrap,
-                    ..DhtConfig::default()
+                    ..config.dht.clone()
                 },
                 storage: config.storage.clone(),
                 identity: Default::default(),

@@ -71,6 +71,25 @@ relays = @
 # AutoNAT normally trusts only global addresses. true: also probe and be
 # probed at private and loopback ones (a network that lives on one LAN).
 nat_probe_private = @
+# Peers this node refuses to talk to, in either direction, from the start
+# (peer ids as `epost status` prints them, e.g. "12D3KooW...").
+ban = @
+# Connection limits for a node that faces the internet; over them a new
+# connection is refused at the handshake (see spec/security.md).
+max_incoming_connections = @
+max_pending_incoming = @
+max_connections_per_peer = @
+# No new connection, in or out, while this process uses more than this
+# percentage of the machine's memory.
+max_memory_percent = @
+# Requests one peer may send each second, and twice that at once; past that
+# it is told to slow down (fragments: Busy, notifications: RateLimited,
+# Kademlia puts: dropped unread). A peer that keeps asking at more than one
+# and a half times its rate although refused is cut off for flood_block_secs.
+frag_requests_per_sec = @
+notify_requests_per_sec = @
+kad_puts_per_sec = @
+flood_block_secs = @
 
 [storage]
 # Each object is erasure-coded into data_fragments (k) + parity_fragments (m)
@@ -103,6 +122,15 @@ repair_interval_secs = @
 # A peer must be unreachable this many seconds before its fragments are
 # rebuilt elsewhere, so a restart does not cause a repair storm.
 grace_secs = @
+# MiB of fragments this node keeps, its own and other peers' together; past
+# that it refuses stores (NoSpace) and peers place their fragments elsewhere.
+capacity_mib = @
+# Each peer may fill peer_quota_percent of the capacity, or at least
+# peer_quota_floor_mib, counted by the fragments it stored or extended here;
+# past that it is refused (OverQuota) and places elsewhere. A small private
+# network where one node hosts everyone's mail may want 100.
+peer_quota_percent = @
+peer_quota_floor_mib = @
 
 [api]
 # The control API used by the `epost` CLI (HTTP+JSON, token in the data dir).

@@ -10,8 +10,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use epost_dht::Multiaddr;
 use epost_dht::addr::AddrError;
+use epost_dht::{Multiaddr, PeerId};
 use serde::ser::Error as _;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -149,7 +149,40 @@ macro_rules! keyed {
     )*};
 }
 
+/// Peer ids as libp2p prints them (`12D3KooW...`).
+fn peer_ids<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Vec<PeerId>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| text.parse().map_err(|e| bad(key, text, format!("not a peer id: {e}"))))
+        .collect()
+}
+
+/// Peer ids written as text.
+pub(super) fn serialize_peer_ids<S: Serializer>(value: &[PeerId], s: S) -> Result<S::Ok, S::Error> {
+    value.iter().map(ToString::to_string).collect::<Vec<_>>().serialize(s)
+}
+
+/// A whole number of MiB, read into bytes.
+pub(super) mod mib {
+    use super::*;
+
+    const MIB: u64 = 1024 * 1024;
+
+    pub(crate) fn serialize<S: Serializer>(value: &u64, s: S) -> Result<S::Ok, S::Error> {
+        if !value.is_multiple_of(MIB) {
+            return Err(S::Error::custom("not a whole number of MiB"));
+        }
+        (value / MIB).serialize(s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let mib = u64::deserialize(d)?;
+        mib.checked_mul(MIB).ok_or_else(|| serde::de::Error::custom("more MiB than fit in bytes"))
+    }
+}
+
 keyed! {
+    network_ban: "network.ban" => peer_ids -> Vec<PeerId>;
     network_listen: "network.listen" => listen_addrs -> Vec<Multiaddr>;
     network_bootstrap: "network.bootstrap" => dial_addrs -> Vec<Multiaddr>;
     api_listen: "api.listen" => socket -> SocketAddr;

@@ -121,6 +121,18 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
             report.renewed, report.failed, report.finished_at
         ));
     }
+    let quota = state.storage.quota();
+    out.push_str(&format!(
+        "# TYPE epost_storage_capacity_bytes gauge\nepost_storage_capacity_bytes {}\n\
+         # TYPE epost_storage_peer_quota_bytes gauge\nepost_storage_peer_quota_bytes {}\n\
+         # TYPE epost_storage_sponsors gauge\nepost_storage_sponsors {}\n\
+         # TYPE epost_storage_largest_peer_bytes gauge\nepost_storage_largest_peer_bytes {}\n",
+        quota.limits.capacity,
+        quota.limits.per_peer(),
+        quota.sponsors,
+        quota.largest_peer
+    ));
+    defence(&state.dht.defence(), &mut out);
     if let Some(net) = state.dht.status().await {
         out.push_str(&format!(
             "# TYPE epost_peers gauge\nepost_peers {}\n# TYPE epost_known_peers gauge\nepost_known_peers {}\n",
@@ -129,4 +141,33 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
         ));
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
+
+/// The overlay's defence counters as Prometheus text.
+fn defence(stats: &epost_dht::DefenceStats, out: &mut String) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# TYPE epost_connections_refused_total counter");
+    for why in epost_dht::ConnectionRefusal::ALL {
+        let _ = writeln!(
+            out,
+            "epost_connections_refused_total{{reason=\"{}\"}} {}",
+            why.label(),
+            stats.connections_refused(why)
+        );
+    }
+    let _ = writeln!(out, "# TYPE epost_requests_throttled_total counter");
+    for kind in epost_dht::Limited::ALL {
+        let _ = writeln!(
+            out,
+            "epost_requests_throttled_total{{protocol=\"{}\"}} {}",
+            kind.label(),
+            stats.throttled(kind)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# TYPE epost_flood_blocks_total counter\nepost_flood_blocks_total {}\n\
+         # TYPE epost_flood_blocked_peers gauge\nepost_flood_blocked_peers {}",
+        stats.flood_blocks, stats.benched
+    );
 }

@@ -2,7 +2,9 @@
 //! from the local store. Nothing a peer sends is stored unless it passes
 //! its own integrity check, and nothing read from disk is served unless it
 //! passes again (a flipped bit on disk becomes "not found" plus a repair,
-//! never bad data).
+//! never bad data). What a peer stores or extends is charged to it, within
+//! its quota and the node's capacity (`quota`); over either it is refused
+//! (`OverQuota`, `NoSpace`), and the placing peer tries another.
 
 use std::sync::Arc;
 
@@ -60,24 +62,23 @@ pub(crate) async fn answer(ctx: &Ctx, peer: PeerId, request: FragRequest) -> Fra
         }
         FragRequest::Probe { objects } => probe(ctx, &objects),
         FragRequest::Extend { objects, expires } => {
-            let expires = expires.min(ctx.lease_cap());
-            let mut extended = 0u32;
-            for object in objects {
-                match ctx.local.extend(ObjectId::from_bytes(object), expires).await {
-                    Ok(n) => extended += n,
-                    Err(e) => return refusal(&e),
+            let ids: Vec<ObjectId> = objects.iter().map(|o| ObjectId::from_bytes(*o)).collect();
+            match ctx.local.extend(peer, &ids, expires.min(ctx.lease_cap())).await {
+                Ok(held) => {
+                    let count: usize = held.iter().map(Vec::len).sum();
+                    FragResponse::Extended(u32::try_from(count).unwrap_or(u32::MAX))
                 }
+                Err(e) => refusal(ctx, &e),
             }
-            FragResponse::Extended(extended)
         }
-        FragRequest::Renew { objects, expires } => renew(ctx, &objects, expires).await,
+        FragRequest::Renew { objects, expires } => renew(ctx, peer, &objects, expires).await,
     }
 }
 
 /// Extends what is held here of `objects`, the lease capped at twice this
 /// node's own lease from now (owners renew long before that; nobody pins
 /// fragments here for ever).
-async fn renew(ctx: &Ctx, objects: &[WireId], expires: u64) -> FragResponse {
+async fn renew(ctx: &Ctx, peer: PeerId, objects: &[WireId], expires: u64) -> FragResponse {
     if objects.len() > MAX_RENEW {
         return FragResponse::Refused {
             reason: RefusalReason::BadFragment,
@@ -86,13 +87,13 @@ async fn renew(ctx: &Ctx, objects: &[WireId], expires: u64) -> FragResponse {
     }
     let cap = ctx.lease_cap();
     let ids: Vec<ObjectId> = objects.iter().map(|o| ObjectId::from_bytes(*o)).collect();
-    match ctx.local.renew(&ids, expires.min(cap)).await {
+    match ctx.local.extend(peer, &ids, expires.min(cap)).await {
         Ok(held) => {
             let count = held.iter().map(|h| h.len() as u64).sum();
             Metrics::add(&ctx.metrics.fragments_renewed, count);
             FragResponse::Renewed(held)
         }
-        Err(e) => refusal(&e),
+        Err(e) => refusal(ctx, &e),
     }
 }
 
@@ -116,12 +117,17 @@ async fn store(
     }
     let count = fragments.len() as u64;
     // Capped as renewals are: nobody pins fragments here for ever.
-    match ctx.local.put(fragments, expires.min(ctx.lease_cap())).await {
+    match ctx.local.put(peer, fragments, expires.min(ctx.lease_cap())).await {
         Ok(()) => {
             Metrics::add(&ctx.metrics.fragments_stored, count);
             FragResponse::Stored
         }
-        Err(e) => refusal(&e),
+        Err(e) => {
+            if matches!(e, LocalError::OverQuota { .. } | LocalError::TooManyPeers { .. }) {
+                debug!(%peer, error = %e, "refused a store over the peer's quota");
+            }
+            refusal(ctx, &e)
+        }
     }
 }
 
@@ -138,7 +144,7 @@ async fn fetch(ctx: &Ctx, object: ObjectId, index: u8) -> FragResponse {
             debug!(%object, index, "dropped a corrupt fragment");
             FragResponse::NotFound
         }
-        Err(e) => refusal(&e),
+        Err(e) => refusal(ctx, &e),
     }
 }
 
@@ -148,16 +154,24 @@ fn probe(ctx: &Ctx, objects: &[WireId]) -> FragResponse {
     for object in objects {
         match ctx.local.indices_leased_after(ObjectId::from_bytes(*object), now) {
             Ok(indices) => held.push(indices),
-            Err(e) => return refusal(&e),
+            Err(e) => return refusal(ctx, &e),
         }
     }
     FragResponse::Held(held)
 }
 
-fn refusal(error: &LocalError) -> FragResponse {
+/// The refusal for `error`, counted.
+fn refusal(ctx: &Ctx, error: &LocalError) -> FragResponse {
     let reason = match error {
-        LocalError::NoSpace => RefusalReason::NoSpace,
-        _ => RefusalReason::Internal,
+        LocalError::NoSpace | LocalError::Full { .. } => {
+            Metrics::inc(&ctx.metrics.refused_no_space);
+            RefusalReason::NoSpace
+        }
+        LocalError::OverQuota { .. } | LocalError::TooManyPeers { .. } => {
+            Metrics::inc(&ctx.metrics.refused_over_quota);
+            RefusalReason::OverQuota
+        }
+        LocalError::Corrupt { .. } | LocalError::Store(_) => RefusalReason::Internal,
     };
     FragResponse::Refused { reason, detail: error.to_string() }
 }

@@ -59,6 +59,10 @@ pub struct Metrics {
     pub gc_removed: AtomicU64,
     /// Fragments held here whose lease an owner's `Renew` extended.
     pub fragments_renewed: AtomicU64,
+    /// Requests refused because the asking peer's quota was used.
+    pub refused_over_quota: AtomicU64,
+    /// Requests refused because the node's capacity (or disk) was full.
+    pub refused_no_space: AtomicU64,
     pub put_latency: Histogram,
     pub get_latency: Histogram,
 }
@@ -107,6 +111,16 @@ impl Metrics {
         for (name, counter) in counters {
             let _ =
                 writeln!(out, "# TYPE {name} counter\n{name} {}", counter.load(Ordering::Relaxed));
+        }
+        let _ = writeln!(out, "# TYPE epost_fragment_refusals_total counter");
+        for (reason, counter) in
+            [("over_quota", &self.refused_over_quota), ("no_space", &self.refused_no_space)]
+        {
+            let _ = writeln!(
+                out,
+                "epost_fragment_refusals_total{{reason=\"{reason}\"}} {}",
+                counter.load(Ordering::Relaxed)
+            );
         }
         self.put_latency.render("epost_put_seconds", out);
         self.get_latency.render("epost_get_seconds", out);

@@ -4,7 +4,8 @@
 //! chunk's ciphertext erasure-coded into k + m fragments placed on the
 //! peers closest to its id ([`put`]), read back from any k and verified
 //! ([`get`]), kept at full redundancy under churn ([`maintenance`]), and
-//! served to peers from the local store ([`holder`]).
+//! served to peers from the local store ([`holder`]), each peer within its
+//! quota of this node's capacity ([`quota`]).
 
 mod batch;
 pub mod erasure;
@@ -16,6 +17,7 @@ pub mod metrics;
 pub mod placement;
 mod plan;
 mod put;
+mod quota;
 mod read;
 mod renew;
 mod service;
@@ -31,6 +33,7 @@ pub use get::GetError;
 pub use local::{LocalError, LocalFragments};
 pub use maintenance::RepairReport;
 pub use put::{PutError, StoreFailure};
+pub use quota::{MAX_SPONSORS, QuotaLimits, QuotaStats};
 pub(crate) use service::StorageTasks;
 pub use service::{CheckError, CheckReport, ObjectCheck, PutReport, RefreshReport, StorageService};
 
@@ -53,6 +56,8 @@ pub struct StorageConfig {
     pub repairs_per_pass: usize,
     /// Chunks of one object stored or fetched at once.
     pub parallel_chunks: usize,
+    /// How much this node keeps for others, and for each peer.
+    pub quota: QuotaLimits,
 }
 
 impl Default for StorageConfig {
@@ -66,6 +71,7 @@ impl Default for StorageConfig {
             grace: Duration::from_secs(300),
             repairs_per_pass: 4096,
             parallel_chunks: 4,
+            quota: QuotaLimits::default(),
         }
     }
 }

@@ -372,6 +372,16 @@ impl StorageService {
         self.ctx.local.usage()
     }
 
+    /// The quota's limits and totals now.
+    pub fn quota(&self) -> super::QuotaStats {
+        self.ctx.local.quota()
+    }
+
+    /// Bytes of fragments held here charged to `peer`.
+    pub fn charged_to(&self, peer: &epost_dht::PeerId) -> u64 {
+        self.ctx.local.charged_to(peer)
+    }
+
     /// Fault injection for tests: flips one bit of a fragment of `id` held
     /// on this node's disk, as a failing disk would. Returns whether one was.
     #[doc(hidden)]

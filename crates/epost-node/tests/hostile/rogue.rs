@@ -34,6 +34,8 @@ pub(crate) enum Fragments {
     AckAndDrop,
     /// Refuses every store (`NoSpace`).
     Refuse,
+    /// Refuses every store as over the asking peer's quota (`OverQuota`).
+    OverQuota,
 }
 
 /// Which Kademlia records the rogue keeps (it serves whatever it keeps).
@@ -82,10 +84,22 @@ impl Rogue {
         fragments: Fragments,
         lies: Vec<(PeerId, Multiaddr)>,
     ) -> Self {
+        Self::start_with(seed, bootstrap, fragments, lies, DhtConfig::default()).await
+    }
+
+    /// [`Self::start`] with the rogue's own overlay settings (a rogue that
+    /// means to open many connections lifts its own limits).
+    pub(crate) async fn start_with(
+        seed: u8,
+        bootstrap: &[Multiaddr],
+        fragments: Fragments,
+        lies: Vec<(PeerId, Multiaddr)>,
+        config: DhtConfig,
+    ) -> Self {
         let config = DhtConfig {
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("multiaddr")],
             bootstrap: bootstrap.to_vec(),
-            ..DhtConfig::default()
+            ..config
         };
         let (overlay, inbound) = Dht::start(StartOptions {
             config,
@@ -145,6 +159,10 @@ async fn serve_fragments(
                         reason: RefusalReason::NoSpace,
                         detail: "disk full (it is not)".into(),
                     },
+                    Fragments::OverQuota => FragResponse::Refused {
+                        reason: RefusalReason::OverQuota,
+                        detail: "your quota here is used".into(),
+                    },
                     Fragments::AckAndDrop => FragResponse::Stored,
                     _ => {
                         for bytes in fragments {
@@ -189,7 +207,9 @@ async fn serve_fragments(
 fn lie(mode: Fragments, bytes: &[u8], held: &Held, object: WireId) -> Vec<u8> {
     let Ok(mut fragment) = Fragment::decode(bytes) else { return bytes.to_vec() };
     match mode {
-        Fragments::Honest | Fragments::AckAndDrop | Fragments::Refuse => bytes.to_vec(),
+        Fragments::Honest | Fragments::AckAndDrop | Fragments::Refuse | Fragments::OverQuota => {
+            bytes.to_vec()
+        }
         Fragments::FlipBit => {
             if let Some(b) = fragment.data.first_mut() {
                 *b ^= 1;

@@ -9,7 +9,10 @@ use crate::{await_known_peers, content, get, put};
 
 /// Maintenance passes on every honest node until each object has all its
 /// k + m fragments on reachable peers (bounded); returns the repairs.
-async fn repair_until_full(net: &TestNet, caps: &[epost_types::capability::Capability]) -> u64 {
+pub(crate) async fn repair_until_full(
+    net: &TestNet,
+    caps: &[epost_types::capability::Capability],
+) -> u64 {
     let mut repaired = 0;
     for _round in 0..6 {
         for i in net.running() {

@@ -56,4 +56,10 @@ pub enum RefusalReason {
     Busy,
     /// Anything else (I/O error, shutting down).
     Internal,
+    /// The asking peer has used its share of this holder's capacity
+    /// (`spec/security.md` section 3.6.1): placed like `NoSpace`, on another
+    /// peer. Added after the first four; a node that predates it cannot
+    /// decode the answer, and its failed request moves the fragments to
+    /// another peer just the same.
+    OverQuota,
 }
