@@ -3,10 +3,11 @@
 //! say how to reproduce them. Throughput is compared as ratios measured
 //! side by side in one run, never as absolute pass/fail thresholds.
 //!
-//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|transport|logs|notify|mail|mailbox|compare|all>`
+//! Usage: `cargo run --release -p epost-bench -- <crypto|erasure|store|network|transport|defence|logs|notify|mail|mailbox|compare|all>`
 
 mod compare;
 mod crypto;
+mod defence;
 mod erasure;
 mod mail;
 mod mail_clients;
@@ -30,6 +31,7 @@ fn main() -> Result<()> {
         "store" => store::run(&mut out)?,
         "network" => network::run(&mut out)?,
         "transport" => transport::run(&mut out)?,
+        "defence" => defence::run(&mut out, &args[1..])?,
         "logs" => mail_services::run_logs(&mut out)?,
         "notify" => mail_services::run_notify(&mut out)?,
         "mail" => mail::run(&mut out)?,
@@ -46,12 +48,12 @@ fn main() -> Result<()> {
         }
         "-h" | "--help" => {
             println!(
-                "usage: epost-bench <crypto|erasure|store|network|transport|logs|notify|mail|mailbox|compare|all>"
+                "usage: epost-bench <crypto|erasure|store|network|transport|defence|logs|notify|mail|mailbox|compare|all>"
             );
             return Ok(());
         }
         other => bail!(
-            "unknown benchmark {other:?}; try crypto, erasure, store, network, transport, logs, notify, mail or all"
+            "unknown benchmark {other:?}; try crypto, erasure, store, network, transport, defence, logs, notify, mail or all"
         ),
     }
     print!("{out}");
