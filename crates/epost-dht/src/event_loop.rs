@@ -327,10 +327,11 @@ impl EventLoop {
     }
 
     /// Dials every known peer, without waiting; their answers come back as
-    /// swarm events. Returns how many peers were dialled.
-    pub(crate) fn dial_known(&mut self) -> usize {
+    /// swarm events. Returns the peers a dial started for (one the swarm
+    /// refused at once, a blocked peer say, sends no event to wait for).
+    pub(crate) fn dial_known(&mut self) -> Vec<PeerId> {
         let targets = self.dialable();
-        let mut dialled = 0;
+        let mut dialled = Vec::with_capacity(targets.len());
         for (peer, addrs) in targets {
             // Not into the routing table: a stale address there would stand
             // in for the peer's current one in the lookups that follow.
@@ -339,7 +340,9 @@ impl EventLoop {
                 .addresses(addrs)
                 .condition(PeerCondition::DisconnectedAndNotDialing)
                 .build();
-            dialled += usize::from(self.swarm.dial(opts).is_ok());
+            if self.swarm.dial(opts).is_ok() {
+                dialled.push(peer);
+            }
         }
         dialled
     }
@@ -355,7 +358,7 @@ impl EventLoop {
         let next = self.joiner.due().map(|due| due.saturating_duration_since(now));
         info!(
             attempt = self.joiner.attempts(),
-            peers = dialled,
+            peers = dialled.len(),
             next_retry = ?next,
             "no peer is connected; dialling the known peers again"
         );

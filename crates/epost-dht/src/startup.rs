@@ -235,11 +235,10 @@ fn check_bootstrap(addrs: &[Multiaddr]) -> Result<(), StartError> {
 /// the outcome the node runs on: alone, it retries with backoff (`join`).
 /// Returns whether a peer connected.
 async fn first_contact(event_loop: &mut EventLoop, timeout: Duration) -> bool {
-    let mut waiting: HashSet<PeerId> = event_loop.dialable().into_keys().collect();
+    let mut waiting: HashSet<PeerId> = event_loop.dial_known().into_iter().collect();
     if waiting.is_empty() {
         return false;
     }
-    event_loop.dial_known();
     let mut failures = Vec::new();
     let connected = tokio::time::timeout(timeout, async {
         while !waiting.is_empty() {
