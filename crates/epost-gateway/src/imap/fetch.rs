@@ -1,7 +1,10 @@
 //! FETCH and UID FETCH: flags, dates, sizes, ENVELOPE, BODYSTRUCTURE and
 //! body sections cut from the stored bytes. A non-PEEK body fetch sets
-//! `\Seen` (RFC 3501 section 6.4.5). One message is fetched at a time and
-//! its response sent before the next, so memory stays at one message.
+//! `\Seen` (RFC 3501 section 6.4.5). Responses go out in order, each
+//! before the next is built; whole messages are read one at a time, so
+//! memory stays at one message, while outlines (small) are read up to
+//! [`READ_AHEAD`] ahead, so that a folder nothing is cached of yet (after
+//! a restart) costs round trips side by side, not one after another.
 //!
 //! What each item needs decides what is read: sizes and flags come from
 //! the folder's view; ENVELOPE, BODY, BODYSTRUCTURE and the top-level
@@ -12,6 +15,7 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
@@ -30,6 +34,9 @@ use crate::imap::mime;
 use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, nonzero, ok, resolve,
 };
+
+/// Outline reads in flight at most, ahead of the response being sent.
+const READ_AHEAD: usize = 16;
 
 /// INTERNALDATE from milliseconds since the epoch (UTC, whole seconds).
 pub(crate) fn internal_date(millis: u64) -> DateTime {
@@ -94,13 +101,23 @@ impl<B: MailBackend> Session<B> {
         };
         let folder = selected.name.clone();
         let read_only = selected.read_only;
-        let positions = resolve(set, uid, &selected.messages);
-        for position in positions {
+        let wanted: Vec<(usize, u32)> = resolve(set, uid, &selected.messages)
+            .into_iter()
+            .filter_map(|p| Some((p, selected.messages.get(p)?.uid)))
+            .collect();
+        let ahead = if needs.whole { 1 } else { READ_AHEAD };
+        let mut reads = futures::stream::iter(wanted)
+            .map(|(position, uid)| {
+                let (account, folder) = (account.clone(), folder.clone());
+                async move { (position, read(&account, &folder, uid, needs).await) }
+            })
+            .buffered(ahead);
+        while let Some((position, result)) = reads.next().await {
             let Some(meta) = self.selected.as_ref().and_then(|s| s.messages.get(position)).cloned()
             else {
                 continue;
             };
-            let read = match read(&account, &folder, meta.uid, needs).await {
+            let read = match result {
                 Ok(read) => read,
                 // Expunged by another session; the client hears of it later.
                 Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
