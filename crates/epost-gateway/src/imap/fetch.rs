@@ -36,7 +36,7 @@ use crate::imap::session::{
 };
 
 /// Outline reads in flight at most, ahead of the response being sent.
-const READ_AHEAD: usize = 16;
+const READ_AHEAD: usize = 4;
 
 /// INTERNALDATE from milliseconds since the epoch (UTC, whole seconds).
 pub(crate) fn internal_date(millis: u64) -> DateTime {

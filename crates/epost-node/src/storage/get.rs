@@ -2,7 +2,11 @@
 //! more when one fails or is slow; which to ask is [`super::read`]'s
 //! decision), check each on arrival, rebuild from any k and check the
 //! result against the object id. A bad fragment is counted and skipped,
-//! never returned as data.
+//! never returned as data. A holder that answers `Busy` (its per-peer rate
+//! limit, `epost-dht`'s defence against floods) is asked again after a
+//! growing pause, up to [`BUSY_RETRIES`] times a read: a reader that
+//! reads fast (an IMAP client's first FETCH of a whole folder) slows to
+//! the holders' pace instead of failing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -11,7 +15,7 @@ use std::time::{Duration, Instant};
 use epost_dht::PeerId;
 use epost_types::fragment::Fragment;
 use epost_types::id::ObjectId;
-use epost_types::wire::frag::{FragRequest, FragResponse};
+use epost_types::wire::frag::{FragRequest, FragResponse, RefusalReason};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
@@ -22,6 +26,12 @@ use crate::storage::metrics::Metrics;
 
 /// A slow holder gets this long before another fragment is asked for.
 const HEDGE_AFTER: Duration = Duration::from_millis(300);
+/// Busy answers one read retries at most (then the holder counts as failed).
+const BUSY_RETRIES: u32 = 10;
+/// The pause before the first retry of a busy holder; it doubles each
+/// time, up to [`BUSY_PAUSE_MAX`].
+const BUSY_PAUSE: Duration = Duration::from_millis(50);
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(800);
 
 /// Why an object could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -49,7 +59,14 @@ enum Outcome {
     Missing(PeerId),
     /// A probe's answer: the indices this peer holds.
     Held(PeerId, Vec<u8>),
+    /// The holder refused for now (rate-limited): ask it again later.
+    Busy(Ask),
     Failed,
+}
+
+/// The pause before busy retry number `n` (0-based) of one read.
+fn busy_pause(n: u32) -> Duration {
+    BUSY_PAUSE.saturating_mul(1 << n.min(8)).min(BUSY_PAUSE_MAX)
 }
 
 /// Fetches and rebuilds the ciphertext of `id`.
@@ -86,9 +103,10 @@ async fn read(ctx: &Arc<Ctx>, id: ObjectId, mut plan: ReadPlan) -> Result<Vec<u8
     let mut fragments: Vec<Fragment> = Vec::new();
     let mut in_flight = FuturesUnordered::new();
     let mut last_error = None;
+    let mut busy = 0;
     let send = |asks: Vec<Ask>, in_flight: &mut FuturesUnordered<_>| {
         for ask in asks {
-            in_flight.push(request(ctx.clone(), id, ask));
+            in_flight.push(request(ctx.clone(), id, ask, Duration::ZERO));
         }
     };
     send(plan.start(), &mut in_flight);
@@ -128,7 +146,12 @@ async fn read(ctx: &Arc<Ctx>, id: ObjectId, mut plan: ReadPlan) -> Result<Vec<u8
             }
             Outcome::Missing(peer) => plan.missing(peer),
             Outcome::Held(peer, indices) => plan.held(peer, &indices),
-            Outcome::Failed => plan.failed().into_iter().collect(),
+            Outcome::Busy(ask) if busy < BUSY_RETRIES => {
+                in_flight.push(request(ctx.clone(), id, ask, busy_pause(busy)));
+                busy += 1;
+                continue;
+            }
+            Outcome::Busy(_) | Outcome::Failed => plan.failed().into_iter().collect(),
         };
         send(asks, &mut in_flight);
     }
@@ -142,13 +165,17 @@ async fn read(ctx: &Arc<Ctx>, id: ObjectId, mut plan: ReadPlan) -> Result<Vec<u8
     }
 }
 
-/// Makes one request of a read.
-async fn request(ctx: Arc<Ctx>, id: ObjectId, ask: Ask) -> Outcome {
+/// Makes one request of a read, after `pause`.
+async fn request(ctx: Arc<Ctx>, id: ObjectId, ask: Ask, pause: Duration) -> Outcome {
+    if !pause.is_zero() {
+        tokio::time::sleep(pause).await;
+    }
     match ask {
         Ask::Fetch(peer, index) => match fetch_from(&ctx, peer, id, index).await {
             Ok(Some(fragment)) => Outcome::Fragment(fragment),
             Ok(None) => Outcome::Missing(peer),
-            Err(()) => Outcome::Failed,
+            Err(Refused::Busy) => Outcome::Busy(ask),
+            Err(Refused::Other) => Outcome::Failed,
         },
         Ask::Probe(peer) => {
             match ctx.ask(peer, FragRequest::Probe { objects: vec![*id.as_bytes()] }).await {
@@ -161,23 +188,49 @@ async fn request(ctx: Arc<Ctx>, id: ObjectId, ask: Ask) -> Outcome {
     }
 }
 
+/// Why a peer gave no fragment.
+enum Refused {
+    /// It is overloaded or rate-limits us: later may work.
+    Busy,
+    /// A failure or a bad answer.
+    Other,
+}
+
 /// One fragment from one peer, checked: `Ok(None)` if the peer does not
-/// hold it, `Err` for a failure or a bad answer.
+/// hold it.
 async fn fetch_from(
     ctx: &Ctx,
     peer: PeerId,
     id: ObjectId,
     index: u8,
-) -> Result<Option<Fragment>, ()> {
-    let response =
-        ctx.ask(peer, FragRequest::Fetch { object: *id.as_bytes(), index }).await.map_err(drop)?;
+) -> Result<Option<Fragment>, Refused> {
+    let response = ctx
+        .ask(peer, FragRequest::Fetch { object: *id.as_bytes(), index })
+        .await
+        .map_err(|_| Refused::Other)?;
     let bytes = match response {
         FragResponse::Fragment(bytes) => bytes,
         FragResponse::NotFound => return Ok(None),
-        _ => return Err(()),
+        FragResponse::Refused { reason: RefusalReason::Busy, .. } => return Err(Refused::Busy),
+        _ => return Err(Refused::Other),
     };
     Fragment::decode_checked(&bytes, id, index).map(Some).map_err(|why| {
         Metrics::inc(&ctx.metrics.bad_peer_responses);
         tracing::warn!(%peer, %id, index, %why, "peer sent a bad fragment");
+        Refused::Other
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_holders_are_asked_again_after_growing_pauses() {
+        let pauses: Vec<u64> =
+            (0..BUSY_RETRIES).map(|n| busy_pause(n).as_millis() as u64).collect();
+        assert_eq!(pauses, [50, 100, 200, 400, 800, 800, 800, 800, 800, 800]);
+        // In all, a read waits out busy holders for at most about 5.5 s.
+        assert_eq!(pauses.iter().sum::<u64>(), 5550);
+    }
 }
