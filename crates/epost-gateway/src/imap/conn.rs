@@ -525,13 +525,21 @@ mod tests {
 
     fn start(limits: Limits) -> Harness {
         let gateway = Setup { limits, ..Setup::default() }.start();
-        let (shared, stop) = (gateway.shared, gateway.stop);
+        let (client, server) = connect(&gateway.shared);
+        Harness { client, stop: gateway.stop, server }
+    }
+
+    /// A client connection to the gateway that `shared` belongs to.
+    fn connect(
+        shared: &Arc<Shared<crate::memory::MemoryBackend>>,
+    ) -> (BufReader<DuplexStream>, tokio::task::JoinHandle<End>) {
+        let shared = shared.clone();
         let (client, mut server) = tokio::io::duplex(64 * 1024);
         let server = tokio::spawn(async move {
             let mut session = Session::new(shared.clone(), "127.0.0.1".parse().unwrap(), false);
             Conn::new(&mut server, &shared).serve(&mut session, true).await
         });
-        Harness { client: BufReader::new(client), stop, server }
+        (BufReader::new(client), server)
     }
 
     impl Harness {
@@ -563,6 +571,58 @@ mod tests {
         // Time passes (paused clock): idling counts as idle too.
         assert_eq!(h.line().await, "* BYE idle for too long\r\n");
         assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    /// Reads lines until one starts with `prefix`; returns the ones before it.
+    async fn until(client: &mut BufReader<DuplexStream>, prefix: &str) -> Vec<String> {
+        let mut before = Vec::new();
+        loop {
+            let mut line = Vec::new();
+            client.read_until(b'\n', &mut line).await.unwrap();
+            assert!(!line.is_empty(), "closed before {prefix:?}; had {before:?}");
+            let line = String::from_utf8_lossy(&line).into_owned();
+            if line.starts_with(prefix) {
+                return before;
+            }
+            before.push(line);
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_hears_what_another_session_changes_as_it_happens() {
+        let gateway = Setup::default().start();
+        for _ in 0..3 {
+            gateway.deliver("alice@example.test", b"Subject: x\r\n\r\nbody\r\n").await;
+        }
+        let (mut idler, _idling) = connect(&gateway.shared);
+        let (mut other, _) = connect(&gateway.shared);
+        for client in [&mut idler, &mut other] {
+            client.get_mut().write_all(b"a LOGIN alice@example.test alice-pw\r\n").await.unwrap();
+            until(client, "a OK").await;
+            client.get_mut().write_all(b"b SELECT INBOX\r\n").await.unwrap();
+            until(client, "b OK").await;
+        }
+        idler.get_mut().write_all(b"c IDLE\r\n").await.unwrap();
+        until(&mut idler, "+ idling").await;
+        // (what the other session does, the line the idler hears next):
+        // each waited for before the next change, so nothing coalesces.
+        let steps = [
+            ("d STORE 1 +FLAGS (\\Seen $Label1)", "* 1 FETCH (FLAGS (\\Seen $Label1) UID 1)\r\n"),
+            ("e STORE 2 +FLAGS.SILENT (\\Deleted)", "* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"),
+            ("f EXPUNGE", "* 2 EXPUNGE\r\n"),
+            ("g MOVE 1 Trash", "* 1 EXPUNGE\r\n"),
+            ("h APPEND INBOX {10+}\r\nSubject:\r\n", "* 2 EXISTS\r\n"),
+        ];
+        for (command, heard) in steps {
+            let tag = &command[..1];
+            other.get_mut().write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
+            until(&mut other, &format!("{tag} OK")).await;
+            let mut line = String::new();
+            idler.read_line(&mut line).await.unwrap();
+            assert_eq!(line, heard, "after {command:?}");
+        }
+        idler.get_mut().write_all(b"DONE\r\n").await.unwrap();
+        assert_eq!(until(&mut idler, "c OK").await, Vec::<String>::new());
     }
 
     #[tokio::test]

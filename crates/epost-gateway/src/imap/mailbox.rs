@@ -145,7 +145,17 @@ impl<B: MailBackend> Session<B> {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         match account.rename(&from, &to).await {
-            Ok(()) => Done::now(ok(&tag, None, "RENAME completed")),
+            Ok(()) => {
+                // This session's selected folder goes by its new name (its
+                // next refresh sees the new UIDVALIDITY); another session
+                // that had it selected is told BYE at its next refresh.
+                // INBOX stays, emptied: its refresh reports the expunges.
+                let follows = |s: &&mut Selected| s.name == from && from != "INBOX";
+                if let Some(selected) = self.selected.as_mut().filter(follows) {
+                    selected.name = to;
+                }
+                Done::now(ok(&tag, None, "RENAME completed"))
+            }
             Err(error) => Done::now(mail_error(&tag, &error)),
         }
     }

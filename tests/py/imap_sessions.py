@@ -1,0 +1,99 @@
+"""Two IMAP sessions of one user on its home node's gateway: what one
+changes (flags and keywords, an expunge, a move, new mail), the other
+hears while in IDLE, in order; then the other hears the same at NOOP.
+The same user cannot log in at another node's gateway (its password and
+keys are only at home). Prints "ok" at the end.
+
+Usage: imap_sessions.py HOME_HOST:PORT OTHER_HOST:PORT USER PASSWORD
+"""
+
+import imaplib
+import socket
+import sys
+
+
+class Raw:
+    """A line-at-a-time IMAP client, for IDLE (imaplib has none before 3.14)."""
+
+    def __init__(self, addr):
+        host, port = addr.rsplit(":", 1)
+        self.sock = socket.create_connection((host, int(port)), timeout=60)
+        self.file = self.sock.makefile("rb")
+        self.line()
+
+    def line(self):
+        line = self.file.readline()
+        assert line, "the server closed the connection"
+        return line.decode()
+
+    def send(self, text):
+        self.sock.sendall(text.encode() + b"\r\n")
+
+    def command(self, tag, text):
+        self.send("%s %s" % (tag, text))
+        lines = []
+        while True:
+            line = self.line()
+            if line.startswith(tag + " "):
+                assert line.startswith(tag + " OK"), line
+                return lines
+            lines.append(line)
+
+
+def main():
+    home, other, user, password = sys.argv[1:5]
+    host, port = home.rsplit(":", 1)
+
+    writer = imaplib.IMAP4(host, int(port))
+    writer.login(user, password)
+    writer.create("sessions-moved")
+    writer.create("sessions")
+    for n in range(3):
+        msg = "Subject: %d\r\n\r\nbody %d\r\n" % (n, n)
+        assert writer.append("sessions", None, None, msg.encode())[0] == "OK"
+    assert writer.select("sessions")[0] == "OK"
+
+    idler = Raw(home)
+    idler.command("a", "LOGIN %s %s" % (user, password))
+    selected = idler.command("b", "SELECT sessions")
+    assert "* 3 EXISTS\r\n" in selected, selected
+    idler.send("c IDLE")
+    assert idler.line().startswith("+"), "no IDLE continuation"
+
+    # (what the writer does, the line the idler hears next)
+    steps = [
+        (lambda: writer.store("1", "+FLAGS", "(\\Flagged $Label1)"),
+         "* 1 FETCH (FLAGS (\\Flagged $Label1) UID 1)\r\n"),
+        (lambda: writer.store("2", "+FLAGS.SILENT", "(\\Deleted)"),
+         "* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"),
+        (lambda: writer.expunge(), "* 2 EXPUNGE\r\n"),
+        (lambda: writer.uid("MOVE", "1", "sessions-moved"), "* 1 EXPUNGE\r\n"),
+        (lambda: writer.append("sessions", None, None, b"Subject: new\r\n\r\nnew\r\n"),
+         "* 2 EXISTS\r\n"),
+    ]
+    for act, heard in steps:
+        assert act()[0] == "OK"
+        line = idler.line()
+        assert line == heard, "heard %r, wanted %r" % (line, heard)
+    idler.send("DONE")
+    assert idler.line().startswith("c OK")
+
+    # Between commands the changes wait for NOOP.
+    assert writer.store("1", "+FLAGS", "(\\Seen)")[0] == "OK"
+    noop = idler.command("d", "NOOP")
+    assert noop == ["* 1 FETCH (FLAGS (\\Seen) UID 3)\r\n"], noop
+    idler.command("e", "LOGOUT")
+    writer.logout()
+
+    host, port = other.rsplit(":", 1)
+    stranger = imaplib.IMAP4(host, int(port))
+    try:
+        stranger.login(user, password)
+        raise AssertionError("logged in at a node that does not host the user")
+    except imaplib.IMAP4.error:
+        pass
+    print("ok")
+
+
+if __name__ == "__main__":
+    main()
