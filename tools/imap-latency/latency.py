@@ -17,8 +17,9 @@ target in turn, in the same run, so both see the same machine load:
            --rounds rounds of APPEND, STORE, EXPUNGE
 
 Figures are milliseconds per operation: median, 95th percentile, max.
-The folders it makes are called latency-*; `--keep` leaves them behind
-(the fetch phase needs the append phase's folder: run both, or --keep).
+The folders it makes are called latency-* (--folder names the main one);
+`--keep` leaves them behind (the fetch phase needs the append phase's
+folder: run both, or --keep).
 
 Example:
   latency.py --phases append,store,fetch,login,busy \\
@@ -85,8 +86,13 @@ def ok(result):
 
 
 def fresh_folder(imap, name):
-    imap.delete(name)  # may fail: it did not exist
-    ok(imap.create(name))
+    """An empty folder called `name` (one left by an earlier run is deleted)."""
+    for _ in range(3):
+        imap.delete(name)  # may fail: it did not exist
+        typ, data = imap.create(name)
+        if typ == "OK":
+            return
+    raise RuntimeError("cannot make %s: %r" % (name, data))
 
 
 def phase_append(target, args):
@@ -259,6 +265,7 @@ PHASES = {
 
 
 def main():
+    global FOLDER
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -269,8 +276,10 @@ def main():
     parser.add_argument("--clients", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="leave the folders behind")
+    parser.add_argument("--folder", default=FOLDER, help="the folder append, store and fetch use")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    FOLDER = args.folder
     targets = [Target(t) for t in args.targets]
     phases = [p.strip() for p in args.phases.split(",") if p.strip()]
     results = {}
