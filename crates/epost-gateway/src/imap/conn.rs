@@ -135,8 +135,8 @@ where
             stream,
             shared,
             framer: Framer::new(
-                limits.max_line,
-                limits.max_message.saturating_add(limits.max_line),
+                limits.max_imap_line,
+                limits.max_message.saturating_add(limits.max_imap_line),
             ),
             stopped: shared.stopped.clone(),
             deadline: Instant::now() + limits.idle_timeout,
@@ -304,7 +304,7 @@ where
         let limit = if authenticated && lexical_command(self.framer.message()) == "APPEND" {
             limits.max_message
         } else {
-            limits.max_line
+            limits.max_imap_line
         };
         let fits = length as usize <= limit;
         match CommandCodec::default().decode(self.framer.message()) {

@@ -127,12 +127,13 @@ impl<B: MailBackend> Session<B> {
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             }
+            let recent = self.selected.as_ref().is_some_and(|s| s.is_recent(meta.uid));
             let mut items = Vec::with_capacity(names.len() + 1);
             for name in &names {
-                items.push(item(name, &meta, &flags, &read));
+                items.push(item(name, &meta, (&flags, recent), &read));
             }
             if flags_changed && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(fetch_flags(&flags)));
+                items.push(MessageDataItem::Flags(fetch_flags(&flags, recent)));
             }
             let Ok(items) = Vec1::try_from(items) else { continue };
             out.send(Response::Data(Data::Fetch { seq: nonzero(position as u32 + 1), items }))
@@ -217,7 +218,7 @@ async fn read<A: Account>(
 fn item(
     name: &MessageDataItemName<'static>,
     meta: &crate::backend::MessageMeta,
-    flags: &[String],
+    (flags, recent): (&[String], bool),
     read: &Read,
 ) -> MessageDataItem<'static> {
     let (raw, structure) = (read.bytes.as_ref(), &read.structure);
@@ -226,7 +227,7 @@ fn item(
     };
     match name {
         MessageDataItemName::Uid => MessageDataItem::Uid(nonzero(meta.uid)),
-        MessageDataItemName::Flags => MessageDataItem::Flags(fetch_flags(flags)),
+        MessageDataItemName::Flags => MessageDataItem::Flags(fetch_flags(flags, recent)),
         MessageDataItemName::InternalDate => {
             MessageDataItem::InternalDate(internal_date(meta.internal_date))
         }

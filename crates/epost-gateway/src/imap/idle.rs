@@ -51,19 +51,38 @@ impl Selected {
                 }
             }
         }
+        let known = self.messages.last().map_or(0, |m| m.uid);
+        let mut keywords_grew = false;
+        let mut changes = Vec::new();
         for (position, meta) in self.messages.iter_mut().enumerate() {
             if let Some(now) = current(meta.uid)
                 && now.flags != meta.flags
             {
                 meta.flags = now.flags.clone();
-                responses.push(flags_response(position + 1, meta));
+                changes.push(position);
             }
         }
-        let known = self.messages.last().map_or(0, |m| m.uid);
-        let before = self.messages.len();
-        self.messages.extend(snapshot.messages.iter().filter(|m| m.uid > known).cloned());
-        if self.messages.len() != before {
+        for &position in &changes {
+            let flags = self.messages[position].flags.clone();
+            keywords_grew |= self.learn_keywords(&flags);
+        }
+        let arrived: Vec<_> = snapshot.messages.iter().filter(|m| m.uid > known).cloned().collect();
+        for meta in &arrived {
+            keywords_grew |= self.learn_keywords(&meta.flags);
+        }
+        if keywords_grew {
+            // Before any FETCH or message that shows a new keyword.
+            responses.extend(self.flags_responses());
+        }
+        for position in changes {
+            let meta = &self.messages[position];
+            responses.push(flags_response(position + 1, meta, self.is_recent(meta.uid)));
+        }
+        if !arrived.is_empty() {
+            self.messages.extend(arrived);
             responses.push(Response::Data(Data::Exists(self.messages.len() as u32)));
+            let recent = self.recent.len() as u32;
+            responses.push(Response::Data(Data::Recent(recent)));
         }
         self.uid_next = self.uid_next.max(snapshot.uid_next);
         responses
@@ -84,6 +103,13 @@ impl<B: MailBackend> Session<B> {
         let Ok(snapshot) = account.snapshot(&selected.name).await else {
             return Ok(());
         };
+        if !selected.read_only && snapshot.uid_validity == selected.uid_validity {
+            let user = self.user.as_ref().map(|(a, _)| a.to_string()).unwrap_or_default();
+            let name = &selected.name;
+            let taken =
+                self.shared.recent.take(&user, name, snapshot.uid_validity, &snapshot.messages);
+            selected.recent.extend(taken);
+        }
         for response in selected.apply(snapshot, expunge) {
             out.send(response).await?;
         }
@@ -145,6 +171,8 @@ mod tests {
             uid_validity: 1,
             uid_next: 4,
             messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
+            recent: Default::default(),
+            keywords: Default::default(),
         };
         let snapshot = FolderSnapshot {
             name: "INBOX".into(),
@@ -154,7 +182,7 @@ mod tests {
         };
         let quiet = view.apply(snapshot.clone(), false);
         assert_eq!(view.messages.len(), 4);
-        assert_eq!(quiet.len(), 2, "{quiet:?}"); // FETCH FLAGS, EXISTS
+        assert_eq!(quiet.len(), 3, "{quiet:?}"); // FETCH FLAGS, EXISTS, RECENT
         let told = view.apply(snapshot, true);
         assert_eq!(told, vec![Response::Data(Data::Expunge(nonzero(2)))]);
         assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 3, 4]);
@@ -170,7 +198,7 @@ mod tests {
             .await
             .unwrap();
         let reply = run(&mut s, "b NOOP").await;
-        assert!(reply.starts_with("* 1 EXISTS\r\nb OK"), "{reply}");
+        assert!(reply.starts_with("* 1 EXISTS\r\n* 1 RECENT\r\nb OK"), "{reply}");
         assert!(s.concerns(Some(&FolderChanged { folder: "INBOX".into() })));
         assert!(!s.concerns(Some(&FolderChanged { folder: "Sent".into() })));
     }

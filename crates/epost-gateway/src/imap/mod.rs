@@ -19,6 +19,7 @@ mod frame;
 mod idle;
 mod mailbox;
 mod mime;
+mod recent;
 mod search;
 mod selected;
 mod session;
@@ -32,6 +33,8 @@ use tokio::net::TcpStream;
 
 use crate::backend::MailBackend;
 use crate::context::Shared;
+
+pub(crate) use recent::RecentClaims;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use conn::serve_stream;

@@ -129,9 +129,11 @@ fn day(millis: u64) -> Option<chrono::NaiveDate> {
 }
 
 /// The numbers the search keys are evaluated against.
-struct Ctx {
+struct Ctx<'a> {
     count: u32,
     largest_uid: u32,
+    /// The UIDs recent in this session.
+    recent: &'a std::collections::BTreeSet<u32>,
 }
 
 fn matches(
@@ -139,7 +141,7 @@ fn matches(
     seq: u32,
     meta: &MessageMeta,
     content: Option<&Content>,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
 ) -> bool {
     let flag = |name: &str| has_flag(&meta.flags, name);
     let text = |f: &dyn Fn(&Content) -> bool| content.is_some_and(f);
@@ -157,8 +159,10 @@ fn matches(
         }
         SearchKey::SequenceSet(set) => in_set(set, seq, ctx.count),
         SearchKey::Uid(set) => in_set(set, meta.uid, ctx.largest_uid),
-        SearchKey::All | SearchKey::Old => true,
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::All => true,
+        SearchKey::Old => !ctx.recent.contains(&meta.uid),
+        SearchKey::Recent => ctx.recent.contains(&meta.uid),
+        SearchKey::New => ctx.recent.contains(&meta.uid) && !flag("\\Seen"),
         SearchKey::Answered => flag("\\Answered"),
         SearchKey::Deleted => flag("\\Deleted"),
         SearchKey::Draft => flag("\\Draft"),
@@ -230,6 +234,7 @@ impl<B: MailBackend> Session<B> {
         let ctx = Ctx {
             count: selected.messages.len() as u32,
             largest_uid: selected.messages.last().map_or(0, |m| m.uid),
+            recent: &selected.recent,
         };
         let mut found = Vec::new();
         for (position, meta) in selected.messages.iter().enumerate() {

@@ -3,6 +3,7 @@
 //! large FETCH streams; the tagged completion as a [`Done`]). No sockets
 //! and no bytes here; the command families live in their own files.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,7 +14,7 @@ use epost_types::address::Address;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text};
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{
     Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
@@ -78,6 +79,74 @@ pub(crate) struct Selected {
     /// In sequence order (ascending UIDs). Messages expunged elsewhere stay
     /// until the client may be told (RFC 3501 section 7.4.1).
     pub(crate) messages: Vec<MessageMeta>,
+    /// The UIDs that are `\Recent` in this session (see [`crate::imap::recent`]).
+    pub(crate) recent: BTreeSet<u32>,
+    /// The keywords the client was told of in FLAGS: every keyword a
+    /// message in the view carries is among them (RFC 3501 section 7.2.6).
+    pub(crate) keywords: BTreeSet<String>,
+}
+
+impl Selected {
+    /// A view of `messages`, with `recent` as this session's recent ones.
+    pub(crate) fn new(
+        name: String,
+        read_only: bool,
+        snapshot: &crate::backend::FolderSnapshot,
+        recent: impl IntoIterator<Item = u32>,
+    ) -> Self {
+        let mut selected = Selected {
+            name,
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            uid_next: snapshot.uid_next,
+            messages: snapshot.messages.clone(),
+            recent: recent.into_iter().collect(),
+            keywords: BTreeSet::new(),
+        };
+        let all: Vec<String> =
+            selected.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
+        selected.learn_keywords(&all);
+        selected
+    }
+
+    /// Adds the keywords among `flags` to those the client knows; whether
+    /// any was new (then FLAGS must be sent again, before they are used).
+    pub(crate) fn learn_keywords(&mut self, flags: &[String]) -> bool {
+        let mut grew = false;
+        for flag in flags.iter().filter(|f| !f.starts_with('\\')) {
+            if !self.keywords.contains(flag) && Flag::try_from(flag.as_str()).is_ok() {
+                self.keywords.insert(flag.clone());
+                grew = true;
+            }
+        }
+        grew
+    }
+
+    /// FLAGS and PERMANENTFLAGS for this view: the system flags and every
+    /// keyword known; any keyword may be made (`\*`) unless read-only.
+    pub(crate) fn flags_responses(&self) -> Vec<Response<'static>> {
+        let mut flags = vec![Flag::Answered, Flag::Flagged, Flag::Deleted, Flag::Seen, Flag::Draft];
+        flags.extend(
+            self.keywords
+                .iter()
+                .filter_map(|k| Flag::try_from(k.as_str()).ok().map(IntoStatic::into_static)),
+        );
+        let mut permanent: Vec<FlagPerm<'static>> =
+            flags.iter().cloned().map(FlagPerm::Flag).collect();
+        permanent.push(FlagPerm::Asterisk);
+        if self.read_only {
+            permanent.clear();
+        }
+        vec![
+            Response::Data(Data::Flags(flags)),
+            untagged(StatusKind::Ok, Some(Code::PermanentFlags(permanent)), "flags that stay"),
+        ]
+    }
+
+    /// Whether the message with this UID is recent in this session.
+    pub(crate) fn is_recent(&self, uid: u32) -> bool {
+        self.recent.contains(&uid)
+    }
 }
 
 /// One client's session.
@@ -184,6 +253,11 @@ impl<B: MailBackend> Session<B> {
         }
     }
 
+    /// The logged-in user's address, as the recent claims key it.
+    pub(crate) fn user_name(&self) -> String {
+        self.user.as_ref().map(|(address, _)| address.to_string()).unwrap_or_default()
+    }
+
     /// The logged-in account (a clone: accounts are cheap handles).
     pub(crate) fn account(&self) -> Option<B::Account> {
         self.user.as_ref().map(|(_, account)| account.clone())
@@ -264,12 +338,17 @@ pub(crate) fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-/// Our flag strings as IMAP flags; ones IMAP cannot carry are left out.
-pub(crate) fn fetch_flags(flags: &[String]) -> Vec<FlagFetch<'static>> {
-    flags
+/// Our flag strings as IMAP flags, with `\Recent` if the message is
+/// recent in this session; ones IMAP cannot carry are left out.
+pub(crate) fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out: Vec<FlagFetch<'static>> = flags
         .iter()
         .filter_map(|f| Flag::try_from(f.as_str()).ok().map(|f| FlagFetch::Flag(f.into_static())))
-        .collect()
+        .collect();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
 }
 
 /// An IMAP flag as the backend stores it (`\Seen`, `$Forwarded`).
@@ -282,11 +361,11 @@ pub(crate) fn has_flag(flags: &[String], flag: &str) -> bool {
 }
 
 /// A FETCH response with just the flags (and the UID, which clients want).
-pub(crate) fn flags_response(seq: usize, meta: &MessageMeta) -> Response<'static> {
+pub(crate) fn flags_response(seq: usize, meta: &MessageMeta, recent: bool) -> Response<'static> {
     use imap_codec::imap_types::core::Vec1;
     use imap_codec::imap_types::fetch::MessageDataItem;
     let items = vec![
-        MessageDataItem::Flags(fetch_flags(&meta.flags)),
+        MessageDataItem::Flags(fetch_flags(&meta.flags, recent)),
         MessageDataItem::Uid(nonzero(meta.uid)),
     ];
     Response::Data(Data::Fetch {
@@ -389,6 +468,16 @@ pub(crate) mod tests {
             backend.add_user(&crate::testing::addr(user), password);
         }
         (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), backend)
+    }
+
+    /// Another session on the same gateway as `session` (its users, its
+    /// recent claims), not logged in.
+    pub(crate) fn session_for(
+        session: &Session<MemoryBackend>,
+        backend: &MemoryBackend,
+    ) -> (Session<MemoryBackend>, MemoryBackend) {
+        let peer = "127.0.0.1".parse().unwrap();
+        (Session::new(session.shared.clone(), peer, false), backend.clone())
     }
 
     /// Runs one command line; returns everything the client would see.

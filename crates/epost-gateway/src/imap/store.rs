@@ -38,14 +38,25 @@ impl<B: MailBackend> Session<B> {
             Ok(changed) => changed,
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::now(ok(&tag, None, "STORE completed")));
+        };
+        // A keyword made now is announced before any FETCH shows it, also
+        // to a .SILENT store: the client may FETCH next.
+        let all: Vec<String> = changed.iter().flat_map(|(_, f)| f.iter().cloned()).collect();
+        if selected.learn_keywords(&all) {
+            for response in selected.flags_responses() {
+                out.send(response).await?;
+            }
+        }
         for (uid, flags) in changed {
-            let Some(selected) = self.selected.as_mut() else { break };
             let Ok(position) = selected.messages.binary_search_by_key(&uid, |m| m.uid) else {
                 continue;
             };
             selected.messages[position].flags = flags;
             if response == StoreResponse::Answer {
-                out.send(flags_response(position + 1, &selected.messages[position])).await?;
+                let meta = &selected.messages[position];
+                out.send(flags_response(position + 1, meta, selected.is_recent(uid))).await?;
             }
         }
         Ok(Done::now(ok(&tag, None, "STORE completed")))
@@ -68,7 +79,7 @@ mod tests {
         }
         run(&mut s, "a SELECT INBOX").await;
         let stored = run(&mut s, "b STORE 1:2 +FLAGS (\\Deleted)").await;
-        assert!(stored.starts_with("* 1 FETCH (FLAGS (\\Deleted) UID 1)"), "{stored}");
+        assert!(stored.starts_with("* 1 FETCH (FLAGS (\\Deleted \\Recent) UID 1)"), "{stored}");
         assert!(run(&mut s, "c STORE 3 +FLAGS.SILENT (\\Seen)").await.starts_with("c OK"));
         let moved = run(&mut s, "d UID MOVE 3:4 Trash").await;
         assert!(
@@ -89,5 +100,52 @@ mod tests {
         assert!(run(&mut s, "j COPY 1 Nowhere").await.starts_with("j NO [TRYCREATE]"));
         run(&mut s, "k EXAMINE Trash").await;
         assert!(run(&mut s, "l STORE 1 +FLAGS (\\Seen)").await.starts_with("l NO"));
+    }
+
+    #[tokio::test]
+    async fn a_new_keyword_is_in_flags_before_any_fetch_shows_it() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        let raw = Bytes::from_static(b"Subject: k\r\n\r\nbody\r\n");
+        account.append("INBOX", raw.clone(), vec!["$Old".into()], None).await.unwrap();
+        let select = run(&mut s, "a SELECT INBOX").await;
+        assert!(
+            select.starts_with("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Old)"),
+            "{select}"
+        );
+        assert!(
+            select.contains(
+                "[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Old \\*)]"
+            ),
+            "{select}"
+        );
+        let stored = run(&mut s, "b STORE 1 +FLAGS.SILENT ($New)").await;
+        assert!(
+            stored.starts_with(
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New $Old)\r\n"
+            ),
+            "{stored}"
+        );
+        assert!(!stored.contains("FETCH"), "silent: {stored}");
+        // Another session's keyword arrives with the change, FLAGS first.
+        account.store("INBOX", &[1], FlagChange::Add, vec!["$Other".into()]).await.unwrap();
+        let noop = run(&mut s, "c NOOP").await;
+        let flags = noop.find("* FLAGS").expect(&noop);
+        assert!(flags < noop.find("FETCH").expect(&noop), "{noop}");
+        assert!(run(&mut s, "d STORE 1 +FLAGS ($New)").await.starts_with("* 1 FETCH"));
+    }
+
+    #[tokio::test]
+    async fn a_move_into_the_selected_folder_reports_the_new_message_at_once() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        let raw = Bytes::from_static(b"Subject: m\r\n\r\nbody\r\n");
+        account.append("INBOX", raw, vec![], None).await.unwrap();
+        run(&mut s, "a SELECT INBOX").await;
+        let moved = run(&mut s, "b MOVE 1 INBOX").await;
+        assert!(moved.contains("* 1 EXPUNGE\r\n* 1 EXISTS\r\n"), "{moved}");
+        assert!(moved.ends_with("b OK MOVE completed\r\n"), "{moved}");
+        let fetch = run(&mut s, "c FETCH 1 (UID FLAGS)").await;
+        assert!(fetch.starts_with("* 1 FETCH (UID 2 FLAGS (\\Recent))"), "{fetch}");
     }
 }

@@ -43,7 +43,8 @@ typ, data = M.response('EXISTS')
 assert data[-1] == b'2', data
 typ, data = M.uid('FETCH', '1:*', '(FLAGS)')
 assert typ == 'OK' and len(data) == 2, data
-assert b'UID 1' in data[0] and b'FLAGS ()' in data[0], data
+# New to this session, so \\Recent here (and in no other session).
+assert b'UID 1' in data[0] and b'FLAGS (\\Recent)' in data[0], data
 # IDLE; the test delivers a message once we say we are idling.
 tag = M._new_tag()
 M.send(tag + b' IDLE\r\n')
@@ -52,6 +53,8 @@ assert line.startswith(b'+ '), line
 sig = socket.create_connection(('127.0.0.1', signal))
 line = M.readline()
 assert line == b'* 3 EXISTS\r\n', line
+line = M.readline()
+assert line == b'* 3 RECENT\r\n', line
 M.send(b'DONE\r\n')
 line = M.readline()
 assert line.startswith(tag + b' OK'), line
@@ -120,7 +123,7 @@ typ, data = M.uid('FETCH', '1', '(BODY.PEEK[] RFC822.SIZE FLAGS INTERNALDATE)')
 assert typ == 'OK', data
 assert data[0][1] == msg, data[0][1]
 rest = data[1]
-assert b'RFC822.SIZE %d' % len(msg) in rest and b'FLAGS (\\Flagged)' in rest, rest
+assert b'RFC822.SIZE %d' % len(msg) in rest and b'FLAGS (\\Flagged \\Recent)' in rest, rest
 assert time.mktime(imaplib.Internaldate2tuple(b'* 1 FETCH (' + rest)) == 1700000000, rest
 
 def parse(text):

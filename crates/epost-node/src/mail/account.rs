@@ -348,11 +348,13 @@ fn plan(
     let op = match op {
         MailOp::Create { folder, .. } => {
             check_folder_name(&folder)?;
-            MailOp::Create { uid_validity: validity(ops.len() as u32), folder }
+            let uid_validity = validity(ops.len() as u32).max(state.next_validity_floor());
+            MailOp::Create { uid_validity, folder }
         }
         MailOp::Rename { from, to, .. } => {
             check_folder_name(&to)?;
-            MailOp::Rename { uid_validity: validity(ops.len() as u32), from, to }
+            let uid_validity = validity(ops.len() as u32).max(state.next_validity_floor());
+            MailOp::Rename { uid_validity, from, to }
         }
         MailOp::Insert { notification: Some(id), .. } if state.delivered.contains_key(&id) => {
             return Ok(Changed::default());
@@ -579,5 +581,36 @@ mod tests {
         };
         assert_ne!(*uid_validity, 0, "the caller's placeholder is replaced");
         assert_eq!(outcome.unwrap().uid_validity, *uid_validity);
+    }
+
+    #[test]
+    fn a_folder_made_again_at_once_never_reuses_its_uid_validity() {
+        // Delete and create within one second (one batch, even): a client's
+        // cache keyed by (UIDVALIDITY, UID) must not show the old mail.
+        let mut state = standard();
+        let mut ops = Vec::new();
+        let mut run = |state: &mut MailState, change: Change| {
+            plan(
+                state,
+                change,
+                &mut ops,
+                &mut Vec::new(),
+                &mut Leases::default(),
+                &mut Tracker::default(),
+            )
+            .unwrap()
+            .uid_validity
+        };
+        let first = run(&mut state, Change::create("Lists"));
+        run(&mut state, MailOp::Delete { folder: "Lists".into() }.into());
+        let second = run(&mut state, Change::create("Lists"));
+        assert!(second > first, "{second} after {first}");
+        run(&mut state, MailOp::Delete { folder: "Lists".into() }.into());
+        // A replay of what was logged, checkpointed or not, agrees.
+        let mut replayed = standard();
+        for op in &ops {
+            replayed.apply(op).unwrap();
+        }
+        assert!(replayed.next_validity_floor() > second);
     }
 }

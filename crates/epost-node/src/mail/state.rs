@@ -50,6 +50,10 @@ pub struct MailState {
     /// How many folder entries name each message manifest: what the lease
     /// book holds for this user is exactly the manifests counted here.
     refs: HashMap<ObjectId, u32>,
+    /// The largest UIDVALIDITY any folder has had in this replay (deleted
+    /// ones included): the writer gives a new folder a larger one, so a
+    /// folder deleted and made again never reuses it (RFC 3501 2.3.1.1).
+    validity_high: u32,
 }
 
 impl MailState {
@@ -59,7 +63,8 @@ impl MailState {
         delivered: HashMap<Vec<u8>, u64>,
         entries: u64,
     ) -> Self {
-        let mut state = Self { folders, delivered, entries, refs: HashMap::new() };
+        let validity_high = folders.values().map(|f| f.uid_validity).max().unwrap_or(0);
+        let mut state = Self { folders, delivered, entries, refs: HashMap::new(), validity_high };
         let messages: Vec<MessageRef> = state
             .folders
             .values()
@@ -69,6 +74,12 @@ impl MailState {
             state.count(message, true);
         }
         state
+    }
+
+    /// The smallest UIDVALIDITY a folder made now may have: larger than
+    /// every one this state has seen, including folders since deleted.
+    pub fn next_validity_floor(&self) -> u32 {
+        self.validity_high.saturating_add(1)
     }
 
     /// Folder entries naming the manifest `id`.
@@ -137,6 +148,7 @@ impl MailState {
                 if self.folders.contains_key(folder) {
                     return Err(OpError::Exists(folder.clone()));
                 }
+                self.validity_high = self.validity_high.max(*uid_validity);
                 self.folders.insert(
                     folder.clone(),
                     Folder {
@@ -163,6 +175,7 @@ impl MailState {
                 if self.folders.contains_key(to) {
                     return Err(OpError::Exists(to.clone()));
                 }
+                self.validity_high = self.validity_high.max(*uid_validity);
                 if from == "INBOX" {
                     // RFC 3501: renaming INBOX moves its messages to a new
                     // folder and leaves INBOX, empty, in place.
