@@ -30,6 +30,7 @@ use tracing::debug;
 
 use crate::backend::MailBackend;
 use crate::context::Shared;
+use crate::imap::deflate::Deflate;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
 use crate::line::Busy;
@@ -39,14 +40,18 @@ const HANDSHAKE: Duration = Duration::from_secs(60);
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serves one connection: plaintext, then (after STARTTLS) TLS.
+/// Serves one connection: plaintext, then (after STARTTLS) TLS, and
+/// deflated (after COMPRESS) from then on.
 pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared<B>>) {
     let mut session = Session::new(shared.clone(), peer.ip(), false);
     let mut plain = BufWriter::new(tcp);
-    let end = Conn::new(&mut plain, &shared).serve(&mut session, true).await;
-    if end != End::StartTls {
-        let _ = plain.shutdown().await;
-        return;
+    match Conn::new(&mut plain, &shared).serve(&mut session, true).await {
+        End::StartTls => {}
+        End::Compress => return compressed(plain.into_inner(), &mut session, &shared).await,
+        End::Closed => {
+            let _ = plain.shutdown().await;
+            return;
+        }
     }
     let Some(acceptor) = shared.tls.clone() else { return };
     let limit = HANDSHAKE.min(shared.limits.idle_timeout);
@@ -60,8 +65,21 @@ pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared
     };
     session.tls = true;
     let mut tls = BufWriter::new(tls);
-    Conn::new(&mut tls, &shared).serve(&mut session, false).await;
+    if Conn::new(&mut tls, &shared).serve(&mut session, false).await == End::Compress {
+        return compressed(tls.into_inner(), &mut session, &shared).await;
+    }
     let _ = tls.shutdown().await;
+}
+
+/// The rest of a connection after COMPRESS DEFLATE.
+async fn compressed<S, B>(stream: S, session: &mut Session<B>, shared: &Shared<B>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+    B: MailBackend,
+{
+    let mut deflated = BufWriter::new(Deflate::new(stream));
+    Conn::new(&mut deflated, shared).serve(session, false).await;
+    let _ = deflated.shutdown().await;
 }
 
 /// Serves a plaintext connection over any stream, with no TLS upgrade
@@ -86,6 +104,7 @@ pub(crate) async fn serve_stream<S, B>(
 enum End {
     Closed,
     StartTls,
+    Compress,
 }
 
 /// What waiting for input produced.
@@ -379,6 +398,11 @@ where
                     self.flush().await?;
                     return Err(End::Closed);
                 }
+                Done::Compress(status) => {
+                    self.send(Response::Status(status)).await?;
+                    self.flush().await?;
+                    return Err(End::Compress);
+                }
                 Done::AuthPlain(tag) => {
                     let answer = self.sasl_response().await?;
                     match answer {
@@ -557,6 +581,50 @@ mod tests {
         // Time passes (paused clock): idling counts as idle too.
         assert_eq!(h.line().await, "* BYE idle for too long\r\n");
         assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    #[tokio::test]
+    async fn after_compress_everything_is_deflated_both_ways() {
+        let gateway = Setup::default().start();
+        let shared = gateway.shared;
+        let (client, mut server) = tokio::io::duplex(4 * 1024);
+        let task = tokio::spawn(async move {
+            let mut session = Session::new(shared.clone(), "127.0.0.1".parse().unwrap(), false);
+            let end = Conn::new(&mut server, &shared).serve(&mut session, true).await;
+            assert_eq!(end, End::Compress);
+            compressed(server, &mut session, &shared).await;
+        });
+        let mut client = BufReader::new(client);
+        let mut line = Vec::new();
+        async fn read_line<R: AsyncRead + Unpin>(
+            c: &mut BufReader<R>,
+            line: &mut Vec<u8>,
+        ) -> String {
+            line.clear();
+            c.read_until(b'\n', line).await.unwrap();
+            String::from_utf8_lossy(line).into_owned()
+        }
+        assert!(read_line(&mut client, &mut line).await.starts_with("* OK"));
+        client.get_mut().write_all(b"a LOGIN alice@example.test alice-pw\r\n").await.unwrap();
+        assert!(read_line(&mut client, &mut line).await.starts_with("a OK"));
+        client.get_mut().write_all(b"b COMPRESS DEFLATE\r\n").await.unwrap();
+        assert_eq!(read_line(&mut client, &mut line).await, "b OK DEFLATE active\r\n");
+        let mut client = BufReader::new(Deflate::new(client.into_inner()));
+        let body = b"Subject: z\r\n\r\n".repeat(3000);
+        let mut append = format!("c APPEND INBOX {{{}+}}\r\n", body.len()).into_bytes();
+        append.extend_from_slice(&body);
+        append.extend_from_slice(b"\r\nd NOOP\r\n");
+        client.get_mut().write_all(&append).await.unwrap();
+        client.get_mut().flush().await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("d OK") {
+            seen.push_str(&read_line(&mut client, &mut line).await);
+        }
+        assert!(seen.contains("c OK [APPENDUID"), "{seen}");
+        client.get_mut().write_all(b"e LOGOUT\r\n").await.unwrap();
+        client.get_mut().flush().await.unwrap();
+        drop(client);
+        task.await.unwrap();
     }
 
     #[tokio::test]

@@ -9,10 +9,12 @@
 
 mod append;
 mod auth;
+mod compress;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod deflate;
 mod expunge;
 mod fetch;
 mod frame;

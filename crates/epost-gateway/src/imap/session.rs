@@ -61,6 +61,8 @@ pub(crate) enum Done {
     Idle(Tag<'static>),
     /// Send an empty continuation request and read a SASL PLAIN response.
     AuthPlain(Tag<'static>),
+    /// Send the status, then deflate the connection both ways (RFC 4978).
+    Compress(Status<'static>),
 }
 
 impl Done {
@@ -156,11 +158,13 @@ pub(crate) struct Session<B: MailBackend> {
     pub(crate) tls: bool,
     pub(crate) user: Option<(Address, B::Account)>,
     pub(crate) selected: Option<Selected>,
+    /// COMPRESS=DEFLATE is on (it cannot be turned off, nor TLS started).
+    pub(crate) compressed: bool,
 }
 
 impl<B: MailBackend> Session<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, peer: IpAddr, tls: bool) -> Self {
-        Self { shared, peer, tls, user: None, selected: None }
+        Self { shared, peer, tls, user: None, selected: None, compressed: false }
     }
 
     /// Answers one command.
@@ -198,6 +202,7 @@ impl<B: MailBackend> Session<B> {
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => Ok(Done::now(bad(&tag, "already logged in"))),
             CommandBody::Namespace => self.namespace(tag, out).await,
+            CommandBody::Compress { algorithm } => Ok(self.compress(tag, algorithm)),
             CommandBody::Select { mailbox, .. } => self.select(tag, &mailbox, false, out).await,
             CommandBody::Examine { mailbox, .. } => self.select(tag, &mailbox, true, out).await,
             CommandBody::Create { mailbox } => Ok(self.create(tag, &mailbox).await),
@@ -498,6 +503,7 @@ pub(crate) mod tests {
             Done::Status { status, .. } | Done::StartTls(status) | Done::Close(status) => status,
             Done::Idle(tag) => ok(&tag, None, "(idle)"),
             Done::AuthPlain(tag) => ok(&tag, None, "(auth continues)"),
+            Done::Compress(status) => status,
         };
         let response = Response::Status(status);
         text.push_str(&String::from_utf8_lossy(&ResponseCodec::default().encode(&response).dump()));

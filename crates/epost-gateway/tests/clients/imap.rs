@@ -205,6 +205,69 @@ M.logout()
 print('tls ok')
 "#;
 
+const COMPRESSED: &str = r#"
+import socket, ssl, sys, zlib
+port = int(sys.argv[1])
+raw = socket.create_connection(('127.0.0.1', port), timeout=5)
+def line(f):
+    return f.readline()
+f = raw.makefile('rb')
+assert line(f).startswith(b'* OK'), 'greeting'
+raw.sendall(b'a STARTTLS\r\n')
+assert line(f).startswith(b'a OK')
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+sock = ctx.wrap_socket(raw)
+sock.sendall(b'b LOGIN alice@example.test alice-pw\r\n')
+buf = b''
+while b'b OK' not in buf:
+    buf += sock.recv(4096)
+assert b'COMPRESS=DEFLATE' in buf, buf
+sock.sendall(b'c COMPRESS DEFLATE\r\n')
+buf = b''
+while not buf.endswith(b'\r\n'):
+    buf += sock.recv(1)
+assert buf.startswith(b'c OK'), buf
+# From here on: raw deflate (wbits -15) both ways, Python's zlib.
+out = zlib.compressobj(6, zlib.DEFLATED, -15)
+inflate = zlib.decompressobj(-15)
+def send(data):
+    sock.sendall(out.compress(data) + out.flush(zlib.Z_SYNC_FLUSH))
+def until(tag):
+    text = b''
+    while not any(l.startswith(tag + b' ') for l in text.split(b'\r\n')):
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            raise AssertionError((tag, text[:300]))
+        assert chunk, text
+        text += inflate.decompress(chunk)
+    return text
+body = b'Subject: squeezed\r\n\r\n' + b'the same words again and again ' * 2000 + b'\r\n'
+send(b'd APPEND INBOX {%d+}\r\n' % len(body) + body + b'\r\n')
+assert b'd OK [APPENDUID' in until(b'd')
+send(b'e SELECT INBOX\r\n')
+assert b'* 1 EXISTS' in until(b'e')
+send(b'f FETCH 1 BODY.PEEK[]\r\n')
+got = until(b'f')
+assert body in got, len(got)
+send(b'g COMPRESS DEFLATE\r\n')
+assert b'g NO [COMPRESSIONACTIVE]' in until(b'g')
+send(b'h LOGOUT\r\n')
+assert b'h OK' in until(b'h')
+print('compress ok')
+"#;
+
+/// COMPRESS=DEFLATE over STARTTLS, against Python's zlib: a message
+/// larger than any buffer on the way, in and out.
+#[tokio::test]
+async fn compress_deflate_after_starttls_speaks_zlib() {
+    let running = Running::start().await;
+    let out = python(COMPRESSED, vec![running.port(running.gateway.addrs.imap)]).await;
+    assert!(out.contains("compress ok"), "{out}");
+}
+
 #[tokio::test]
 async fn starttls_then_login() {
     let running = Running::start().await;
