@@ -41,6 +41,7 @@ impl<B: MailBackend> Session<B> {
         if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
             caps.push(Capability::from(atom));
         }
+        caps.extend(crate::imap::search::capabilities());
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
 

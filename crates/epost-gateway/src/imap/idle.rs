@@ -145,6 +145,7 @@ mod tests {
             uid_validity: 1,
             uid_next: 4,
             messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
+            saved: Vec::new(),
         };
         let snapshot = FolderSnapshot {
             name: "INBOX".into(),

@@ -71,6 +71,7 @@ impl<B: MailBackend> Session<B> {
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,
             messages: snapshot.messages,
+            saved: Vec::new(),
         });
         Ok(Done::now(if read_only {
             ok(&tag, Some(Code::ReadOnly), "EXAMINE completed")

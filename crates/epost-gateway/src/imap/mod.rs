@@ -1,7 +1,8 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE and STARTTLS.
+//! UNSELECT, SPECIAL-USE, STARTTLS, ESEARCH and SEARCHRES.
 //!
-//! Commands are parsed and responses written with `imap-codec`; the
+//! Commands are parsed and responses written with `imap-codec`, after
+//! [`lift`] took out the syntax it does not know; the
 //! [`session::Session`] is a state machine fed decoded commands, one file
 //! per command family, and [`conn`] is the thin tokio loop around it
 //! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
@@ -13,13 +14,16 @@ mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod esearch;
 mod expunge;
 mod fetch;
 mod frame;
 mod idle;
+mod lift;
 mod mailbox;
 mod mime;
 mod search;
+mod searchres;
 mod selected;
 mod session;
 mod store;
