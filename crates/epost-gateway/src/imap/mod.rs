@@ -1,5 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE, STARTTLS, ESEARCH and SEARCHRES.
+//! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT and
+//! SEARCHRES.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
 //! [`lift`] took out the syntax it does not know; the
@@ -26,7 +27,11 @@ mod search;
 mod searchres;
 mod selected;
 mod session;
+mod sort;
 mod store;
+mod subject;
+mod summary;
+mod thread;
 mod utf7;
 
 use std::net::SocketAddr;

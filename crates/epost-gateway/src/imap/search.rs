@@ -1,6 +1,7 @@
 //! SEARCH and UID SEARCH over the selected folder's view, answered as
 //! `* SEARCH` or, with RETURN options, as `* ESEARCH` (RFC 4731), saving
-//! the result for `$` on RETURN (SAVE) (RFC 5182).
+//! the result for `$` on RETURN (SAVE) (RFC 5182). [`Session::matching`]
+//! is also what SORT and THREAD select with.
 //!
 //! Flag, size, date and number keys use the metadata; header keys read
 //! each message's outline (its header bytes, no part body); BODY and TEXT
@@ -9,6 +10,8 @@
 
 use imap_codec::imap_types::core::{AString, Atom, Charset, Tag, Vec1};
 use imap_codec::imap_types::datetime::NaiveDate;
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
 use imap_codec::imap_types::response::{Capability, Code, Data, Response};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
@@ -313,8 +316,13 @@ impl<B: MailBackend> Session<B> {
 
 /// What the search family adds to CAPABILITY.
 pub(crate) fn capabilities() -> Vec<Capability<'static>> {
-    let mut caps = Vec::new();
-    for name in ["ESEARCH", "SEARCHRES"] {
+    let mut caps = vec![
+        Capability::Sort(None),
+        Capability::Sort(Some(SortAlgorithm::Display)),
+        Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+        Capability::Thread(ThreadingAlgorithm::References),
+    ];
+    for name in ["ESEARCH", "ESORT", "SEARCHRES"] {
         if let Ok(atom) = Atom::try_from(name) {
             caps.push(Capability::from(atom));
         }

@@ -214,6 +214,12 @@ impl<B: MailBackend> Session<B> {
             CommandBody::Search { charset, criteria, uid } => {
                 self.search(tag, charset, criteria, uid, out).await
             }
+            CommandBody::Sort { sort_criteria, charset, search_criteria, uid } => {
+                self.sort(tag, sort_criteria, charset, search_criteria, uid, out).await
+            }
+            CommandBody::Thread { algorithm, charset, search_criteria, uid } => {
+                self.thread(tag, algorithm, charset, search_criteria, uid, out).await
+            }
             CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
                 self.fetch(tag, &sequence_set, macro_or_item_names, uid, out).await
             }
