@@ -378,4 +378,24 @@ mod tests {
         assert!(run(&mut s, "l SEARCH SENTON 6-Jan-2025").await.starts_with("* SEARCH 1\r\n"));
         assert!(run(&mut s, "m SEARCH CHARSET KOI8-R ALL").await.starts_with("m NO [BADCHARSET"));
     }
+
+    #[tokio::test]
+    async fn header_keys_read_outlines_and_body_keys_whole_messages() {
+        let (mut s, backend) = logged_in().await;
+        let account = s.account().unwrap();
+        for i in 0..4 {
+            let raw = format!("From: u{i}@example.test\r\nSubject: s{i}\r\n\r\nbody {i}\r\n");
+            account.append("INBOX", Bytes::from(raw), vec![], None).await.unwrap();
+        }
+        run(&mut s, "a SELECT INBOX").await;
+        let before = backend.full_reads();
+        let reply =
+            run(&mut s, "b SEARCH OR FROM u1 HEADER subject s3 NOT SENTON 1-Jan-2000").await;
+        assert!(reply.starts_with("* SEARCH 2 4\r\n"), "{reply}");
+        assert!(run(&mut s, "c SORT (SUBJECT) UTF-8 UNSEEN").await.starts_with("* SORT 1 2 3 4"));
+        assert!(run(&mut s, "d THREAD REFERENCES UTF-8 ALL").await.starts_with("* THREAD (1)"));
+        assert_eq!(backend.full_reads(), before, "header keys read whole messages");
+        assert!(run(&mut s, "e SEARCH BODY \"body 2\"").await.starts_with("* SEARCH 3\r\n"));
+        assert_eq!(backend.full_reads(), before + 4);
+    }
 }
