@@ -324,14 +324,17 @@ where
         let fits = length as usize <= limit;
         // The command so far must be good up to the literal, once what the
         // codec does not know is lifted out.
-        let lifted = session.lift(self.framer.message()).map(|l| l.bytes.into_owned());
-        let decoded = match &lifted {
-            Ok(bytes) => CommandCodec::default().decode(bytes).map(|_| ()),
-            Err(_) => Ok(()),
+        let good_so_far = match session.lift(self.framer.message()) {
+            Ok(lifted) => match CommandCodec::default().decode(&lifted.bytes) {
+                Err(CommandDecodeError::LiteralFound { tag, .. }) => {
+                    Some(IntoStatic::into_static(tag))
+                }
+                _ => None,
+            },
+            Err(_) => None,
         };
-        match decoded {
-            Err(CommandDecodeError::LiteralFound { tag, .. }) => {
-                let tag = IntoStatic::into_static(tag);
+        match good_so_far {
+            Some(tag) => {
                 if fits && self.framer.accept_literal(length).is_ok() {
                     if mode == LiteralMode::Sync {
                         let go = CommandContinuationRequest::basic(None, "ready for literal data")
@@ -350,7 +353,7 @@ where
                 self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
                 self.flush().await
             }
-            _ => {
+            None => {
                 let tag = lexical_tag(self.framer.message());
                 if mode == LiteralMode::Sync {
                     self.framer.reset();
