@@ -45,6 +45,7 @@ impl<B: MailBackend> Session<B> {
         if self.user.is_some() && !self.compressed {
             caps.push(Capability::Compress { algorithm: CompressionAlgorithm::Deflate });
         }
+        caps.extend(crate::imap::search::capabilities());
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
 

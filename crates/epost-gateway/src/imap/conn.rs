@@ -31,7 +31,9 @@ use tracing::debug;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 use crate::imap::deflate::Deflate;
+use crate::imap::esearch::Esearch;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
+use crate::imap::lift::Extras;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
 use crate::line::Busy;
 
@@ -133,13 +135,24 @@ struct Writer<'w, S> {
     limit: Duration,
 }
 
-impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
-    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
-        let bytes = ResponseCodec::default().encode(&response).dump();
-        match timeout(self.limit, self.stream.write_all(&bytes)).await {
+impl<S: AsyncWrite + Unpin + Send> Writer<'_, S> {
+    async fn write(&mut self, bytes: &[u8]) -> Result<(), Gone> {
+        match timeout(self.limit, self.stream.write_all(bytes)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Gone),
         }
+    }
+}
+
+impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
+    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        self.write(&ResponseCodec::default().encode(&response).dump()).await
+    }
+
+    async fn send_esearch(&mut self, esearch: Esearch) -> Result<(), Gone> {
+        let mut line = esearch.encode();
+        line.extend_from_slice(b"\r\n");
+        self.write(&line).await
     }
 }
 
@@ -288,23 +301,24 @@ where
             match self.framer.next() {
                 Frame::NeedMore => self.more().await?,
                 Frame::LineTooLong { tag } => self.reject(tag, "line too long").await?,
-                Frame::Literal { length, mode } => {
-                    let authenticated = session.user.is_some();
-                    self.literal(length, mode, authenticated).await?
-                }
+                Frame::Literal { length, mode } => self.literal(length, mode, session).await?,
                 Frame::Complete { poisoned } => {
-                    let decoded = match CommandCodec::default().decode_static(self.framer.message())
-                    {
-                        Ok((rest, command)) if rest.is_empty() && !poisoned => Some(command),
-                        _ => None,
+                    let decoded = match session.lift(self.framer.message()) {
+                        Ok(lifted) => match CommandCodec::default().decode_static(&lifted.bytes) {
+                            Ok((rest, command)) if rest.is_empty() && !poisoned => {
+                                Ok((command, lifted.extras))
+                            }
+                            _ => Err("syntax error".to_owned()),
+                        },
+                        Err(error) => Err(error.to_string()),
                     };
                     let tag = lexical_tag(self.framer.message());
                     self.framer.reset();
                     // A whole command arrived: the next one's clock starts anew.
                     self.busy = None;
                     match decoded {
-                        Some(command) => self.command(session, command).await?,
-                        None => self.reject(tag, "syntax error").await?,
+                        Ok((command, extras)) => self.command(session, command, extras).await?,
+                        Err(message) => self.reject(tag, &message).await?,
                     }
                 }
             }
@@ -317,18 +331,29 @@ where
         &mut self,
         length: u32,
         mode: LiteralMode,
-        authenticated: bool,
+        session: &Session<B>,
     ) -> Result<(), End> {
         let limits = &self.shared.limits;
+        let authenticated = session.user.is_some();
         let limit = if authenticated && lexical_command(self.framer.message()) == "APPEND" {
             limits.max_message
         } else {
             limits.max_imap_line
         };
         let fits = length as usize <= limit;
-        match CommandCodec::default().decode(self.framer.message()) {
-            Err(CommandDecodeError::LiteralFound { tag, .. }) => {
-                let tag = IntoStatic::into_static(tag);
+        // The command so far must be good up to the literal, once what the
+        // codec does not know is lifted out.
+        let good_so_far = match session.lift(self.framer.message()) {
+            Ok(lifted) => match CommandCodec::default().decode(&lifted.bytes) {
+                Err(CommandDecodeError::LiteralFound { tag, .. }) => {
+                    Some(IntoStatic::into_static(tag))
+                }
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        match good_so_far {
+            Some(tag) => {
                 if fits && self.framer.accept_literal(length).is_ok() {
                     if mode == LiteralMode::Sync {
                         let go = CommandContinuationRequest::basic(None, "ready for literal data")
@@ -347,7 +372,7 @@ where
                 self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
                 self.flush().await
             }
-            _ => {
+            None => {
                 let tag = lexical_tag(self.framer.message());
                 if mode == LiteralMode::Sync {
                     self.framer.reset();
@@ -369,9 +394,11 @@ where
         &mut self,
         session: &mut Session<B>,
         command: imap_codec::imap_types::command::Command<'static>,
+        extras: Extras,
     ) -> Result<(), End> {
         let mut writer = self.writer();
-        let mut done = session.handle(command, &mut writer).await.map_err(|_| End::Closed)?;
+        let done = session.handle_lifted(command, extras, &mut writer).await;
+        let mut done = done.map_err(|_| End::Closed)?;
         loop {
             done = match done {
                 Done::Status { status, delay } => {
@@ -636,6 +663,24 @@ mod tests {
         h.stop.send(true).unwrap();
         assert_eq!(h.line().await, "* BYE server shutting down\r\n");
         assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    #[tokio::test]
+    async fn lifted_syntax_reaches_the_session_and_literals_still_work() {
+        let mut h = start(Limits::default());
+        h.line().await;
+        h.say(b"a LOGIN alice@example.test alice-pw\r\nb SELECT INBOX\r\n").await;
+        while !h.line().await.starts_with("b OK") {}
+        // RETURN options before a synchronizing literal: the command so far
+        // is good once they are lifted, so the literal is asked for.
+        h.say(b"c SEARCH RETURN (COUNT) SUBJECT {3}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"foo\r\n").await;
+        assert_eq!(h.line().await, "* ESEARCH (TAG \"c\") COUNT 0\r\n");
+        assert!(h.line().await.starts_with("c OK"));
+        h.say(b"d SEARCH RETURN (BOGUS) ALL\r\ne FETCH $ FLAGS\r\n").await;
+        assert_eq!(h.line().await, "d BAD unknown RETURN option BOGUS\r\n");
+        assert!(h.line().await.starts_with("e OK"));
     }
 
     #[tokio::test]

@@ -173,6 +173,7 @@ mod tests {
             messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
             recent: Default::default(),
             keywords: Default::default(),
+            saved: Vec::new(),
         };
         let snapshot = FolderSnapshot {
             name: "INBOX".into(),

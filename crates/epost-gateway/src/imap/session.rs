@@ -25,6 +25,8 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 
 use crate::backend::{MailBackend, MessageMeta};
 use crate::context::Shared;
+use crate::imap::esearch::Esearch;
+use crate::imap::lift::Extras;
 use crate::imap::utf7;
 
 /// Where untagged responses go while a command runs.
@@ -33,11 +35,38 @@ pub(crate) trait Sink: Send {
         &mut self,
         response: Response<'static>,
     ) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// An `* ESEARCH` response, which imap-types has no type for.
+    fn send_esearch(&mut self, esearch: Esearch) -> impl Future<Output = Result<(), Gone>> + Send;
 }
 
+/// Tests that look at the responses as values. They cannot hold an
+/// ESEARCH: tests of commands that answer with one collect bytes.
+#[cfg(test)]
 impl Sink for Vec<Response<'static>> {
     async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
         self.push(response);
+        Ok(())
+    }
+
+    async fn send_esearch(&mut self, _: Esearch) -> Result<(), Gone> {
+        panic!("an ESEARCH response cannot be collected as an imap-types Response; collect bytes")
+    }
+}
+
+/// Tests that look at what the client would read.
+#[cfg(test)]
+impl Sink for Vec<u8> {
+    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        use imap_codec::ResponseCodec;
+        use imap_codec::encode::Encoder;
+        self.extend(ResponseCodec::default().encode(&response).dump());
+        Ok(())
+    }
+
+    async fn send_esearch(&mut self, esearch: Esearch) -> Result<(), Gone> {
+        self.extend(esearch.encode());
+        self.extend(b"\r\n");
         Ok(())
     }
 }
@@ -86,6 +115,8 @@ pub(crate) struct Selected {
     /// The keywords the client was told of in FLAGS: every keyword a
     /// message in the view carries is among them (RFC 3501 section 7.2.6).
     pub(crate) keywords: BTreeSet<String>,
+    /// The UIDs SEARCH ... RETURN (SAVE) kept for `$` (RFC 5182).
+    pub(crate) saved: Vec<u32>,
 }
 
 impl Selected {
@@ -104,6 +135,7 @@ impl Selected {
             messages: snapshot.messages.clone(),
             recent: recent.into_iter().collect(),
             keywords: BTreeSet::new(),
+            saved: Vec::new(),
         };
         let all: Vec<String> =
             selected.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
@@ -160,11 +192,34 @@ pub(crate) struct Session<B: MailBackend> {
     pub(crate) selected: Option<Selected>,
     /// COMPRESS=DEFLATE is on (it cannot be turned off, nor TLS started).
     pub(crate) compressed: bool,
+    /// What [`Session::lift`] took out of the command being answered.
+    pub(crate) lifted: Extras,
 }
 
 impl<B: MailBackend> Session<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, peer: IpAddr, tls: bool) -> Self {
-        Self { shared, peer, tls, user: None, selected: None, compressed: false }
+        Self {
+            shared,
+            peer,
+            tls,
+            user: None,
+            selected: None,
+            compressed: false,
+            lifted: Extras::default(),
+        }
+    }
+
+    /// Answers a command whose extension syntax [`Session::lift`] took out.
+    pub(crate) async fn handle_lifted<O: Sink>(
+        &mut self,
+        command: Command<'static>,
+        extras: Extras,
+        out: &mut O,
+    ) -> Result<Done, Gone> {
+        self.lifted = extras;
+        let done = self.handle(command, out).await;
+        self.lifted = Extras::default();
+        done
     }
 
     /// Answers one command.
@@ -241,6 +296,12 @@ impl<B: MailBackend> Session<B> {
             }
             CommandBody::Search { charset, criteria, uid } => {
                 self.search(tag, charset, criteria, uid, out).await
+            }
+            CommandBody::Sort { sort_criteria, charset, search_criteria, uid } => {
+                self.sort(tag, sort_criteria, charset, search_criteria, uid, out).await
+            }
+            CommandBody::Thread { algorithm, charset, search_criteria, uid } => {
+                self.thread(tag, algorithm, charset, search_criteria, uid, out).await
             }
             CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
                 self.fetch(tag, &sequence_set, macro_or_item_names, uid, out).await
@@ -485,20 +546,17 @@ pub(crate) mod tests {
         (Session::new(session.shared.clone(), peer, false), backend.clone())
     }
 
-    /// Runs one command line; returns everything the client would see.
+    /// Runs one command line, lifted and decoded as a connection does;
+    /// returns everything the client would see.
     pub(crate) async fn run(session: &mut Session<MemoryBackend>, line: &str) -> String {
         let input = format!("{line}\r\n");
+        let lifted = session.lift(input.as_bytes()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         let (_, command) = CommandCodec::default()
-            .decode_static(input.as_bytes())
+            .decode_static(&lifted.bytes)
             .unwrap_or_else(|e| panic!("{line:?} does not parse: {e:?}"));
-        let mut out = Vec::new();
-        let done = session.handle(command, &mut out).await.unwrap();
-        let mut text = String::new();
-        for response in out {
-            text.push_str(&String::from_utf8_lossy(
-                &ResponseCodec::default().encode(&response).dump(),
-            ));
-        }
+        let mut out: Vec<u8> = Vec::new();
+        let done = session.handle_lifted(command, lifted.extras, &mut out).await.unwrap();
+        let mut text = String::from_utf8_lossy(&out).into_owned();
         let status = match done {
             Done::Status { status, .. } | Done::StartTls(status) | Done::Close(status) => status,
             Done::Idle(tag) => ok(&tag, None, "(idle)"),
