@@ -2,8 +2,9 @@
 //! shape the structure code must answer for (attachments, nested
 //! messages, alternatives, broken headers, no body, 8-bit data, long
 //! lines), and the answers the gateway gave them before structures were
-//! stored (`testdata/fetch-structure.txt`), which every way of answering
-//! must still give byte for byte.
+//! stored (`testdata/fetch-structure.txt`; since changed only where they
+//! were wrong: a text part's default charset, a digest's parts), which
+//! every way of answering must still give byte for byte.
 
 /// `(name, message)` pairs.
 pub(crate) fn messages() -> Vec<(&'static str, Vec<u8>)> {
@@ -276,7 +277,8 @@ mod tests {
                 );
             }
             for section in &header_sections {
-                assert!(mime::in_header(section));
+                let extent = mime::extent(&stored, section);
+                assert!(extent.is_none_or(|span| span.1 as usize <= head.len()), "{name}");
                 assert_eq!(
                     mime::section(head, &stored, Some(section)),
                     mime::section(&raw, &parsed, Some(section)),
