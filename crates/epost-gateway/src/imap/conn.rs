@@ -116,7 +116,10 @@ struct Writer<'w, S> {
 
 impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
     async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
-        let bytes = ResponseCodec::default().encode(&response).dump();
+        self.send_encoded(ResponseCodec::default().encode(&response).dump()).await
+    }
+
+    async fn send_encoded(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
         match timeout(self.limit, self.stream.write_all(&bytes)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Gone),

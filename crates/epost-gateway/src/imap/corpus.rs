@@ -169,11 +169,10 @@ mod tests {
     use crate::imap::session::Session;
     use crate::memory::MemoryBackend;
     use epost_types::mime::MessageStructure;
-    use imap_codec::encode::Encoder;
     use imap_codec::imap_types::command::Command;
     use imap_codec::imap_types::core::{AString, Vec1};
     use imap_codec::imap_types::fetch::Section;
-    use imap_codec::{CommandCodec, ResponseCodec, decode::Decoder};
+    use imap_codec::{CommandCodec, decode::Decoder};
 
     fn command(line: &str) -> Command<'static> {
         let input = format!("{line}\r\n");
@@ -181,9 +180,9 @@ mod tests {
     }
 
     async fn handle(session: &mut Session<MemoryBackend>, line: &str) -> String {
-        let mut sink = Vec::new();
+        let mut sink: Vec<u8> = Vec::new();
         session.handle(command(line), &mut sink).await.unwrap();
-        sink.iter().map(|r| escape(&ResponseCodec::default().encode(r).dump())).collect()
+        escape(&sink)
     }
 
     /// The corpus's answers from a backend that keeps structures, or not;

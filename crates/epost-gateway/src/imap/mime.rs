@@ -111,15 +111,6 @@ fn text(structure: &MessageStructure, path: Option<&Part>) -> Option<Span> {
     Some(Span(top.body.0, top.body.1.max(holder.body.1)))
 }
 
-/// Whether a section lies in the top-level header, so the message's
-/// first bytes through its header answer it.
-pub(crate) fn in_header(section: &Section<'_>) -> bool {
-    matches!(
-        section,
-        Section::Header(None) | Section::HeaderFields(None, _) | Section::HeaderFieldsNot(None, _)
-    )
-}
-
 /// The bytes a BODY[section] names in `raw`: the whole message, or as
 /// much of it as reaches past the section's [`extent`]; `None` if there
 /// is no such part.

@@ -1,5 +1,5 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE and STARTTLS.
+//! UNSELECT, SPECIAL-USE, BINARY and STARTTLS.
 //!
 //! Commands are parsed and responses written with `imap-codec`; the
 //! [`session::Session`] is a state machine fed decoded commands, one file
@@ -9,10 +9,12 @@
 
 mod append;
 mod auth;
+mod binary;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod cte;
 mod expunge;
 mod fetch;
 mod frame;
