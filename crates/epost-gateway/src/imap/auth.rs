@@ -38,6 +38,7 @@ impl<B: MailBackend> Session<B> {
             Capability::UidPlus,
             Capability::Move,
             Capability::Unselect,
+            Capability::Binary,
         ]);
         if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
             caps.push(Capability::from(atom));

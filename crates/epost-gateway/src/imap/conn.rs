@@ -31,7 +31,6 @@ use tracing::debug;
 use crate::backend::MailBackend;
 use crate::context::Shared;
 use crate::imap::deflate::Deflate;
-use crate::imap::esearch::Esearch;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
 use crate::imap::lift::Extras;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
@@ -135,24 +134,16 @@ struct Writer<'w, S> {
     limit: Duration,
 }
 
-impl<S: AsyncWrite + Unpin + Send> Writer<'_, S> {
-    async fn write(&mut self, bytes: &[u8]) -> Result<(), Gone> {
-        match timeout(self.limit, self.stream.write_all(bytes)).await {
+impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
+    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
+        self.send_encoded(ResponseCodec::default().encode(&response).dump()).await
+    }
+
+    async fn send_encoded(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
+        match timeout(self.limit, self.stream.write_all(&bytes)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Gone),
         }
-    }
-}
-
-impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
-    async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
-        self.write(&ResponseCodec::default().encode(&response).dump()).await
-    }
-
-    async fn send_esearch(&mut self, esearch: Esearch) -> Result<(), Gone> {
-        let mut line = esearch.encode();
-        line.extend_from_slice(b"\r\n");
-        self.write(&line).await
     }
 }
 

@@ -1,6 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT and
-//! SEARCHRES.
+//! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
+//! SEARCHRES, BINARY and COMPRESS=DEFLATE.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
 //! [`lift`] took out the syntax it does not know; the
@@ -11,11 +11,13 @@
 
 mod append;
 mod auth;
+mod binary;
 mod compress;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod cte;
 mod deflate;
 mod esearch;
 mod expunge;
