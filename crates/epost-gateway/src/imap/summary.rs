@@ -77,12 +77,14 @@ impl Summary {
 
 fn first(entries: &[AddressEntry]) -> Option<First> {
     let of = |m: &mime::Mailbox| {
-        let address = m.address.clone().unwrap_or_default();
+        let name = m.name.as_deref().map(str::trim).unwrap_or_default();
+        // A bare word (`From: d`) is read as a name without an address; it
+        // is a local part without a domain, as Dovecot reads it.
+        let address = m.address.clone().unwrap_or_else(|| name.to_owned());
         let mailbox = match address.rsplit_once('@') {
             Some((local, _)) => local.to_owned(),
             None => address.clone(),
         };
-        let name = m.name.as_deref().map(str::trim).unwrap_or_default();
         let display = if name.is_empty() { address } else { name.to_owned() };
         First { mailbox, display }
     };
@@ -163,6 +165,14 @@ mod tests {
         assert_eq!((cc.mailbox.as_str(), cc.display.as_str()), ("c", "comment"));
         assert_eq!(s.message_id.as_deref(), Some("m2@example.test"));
         assert_eq!(s.references, vec!["m1@example.test"]);
+    }
+
+    #[test]
+    fn a_bare_word_is_a_local_part() {
+        let s = summary("From: d\r\nTo: undisclosed:;\r\nCc: \"\" <e@x>\r\n\r\n", 0);
+        assert_eq!(s.from, Some(First { mailbox: "d".into(), display: "d".into() }));
+        assert_eq!(s.to.map(|t| t.mailbox), Some("undisclosed".into()));
+        assert_eq!(s.cc, Some(First { mailbox: "e".into(), display: "e@x".into() }));
     }
 
     #[test]
