@@ -646,6 +646,27 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_legal_command_line_of_tens_of_kilobytes_is_answered() {
+        // imaptest's ID script sends a 31.8 KB ID; Dovecot takes 64 KiB.
+        let mut h = start(Limits::default());
+        h.line().await;
+        let pairs: Vec<String> =
+            (0..30).map(|i| format!("\"k{i}\" \"{}\"", "v".repeat(1_000))).collect();
+        let id = format!("a ID ({})\r\n", pairs.join(" "));
+        assert!(id.len() > 30_000);
+        h.say(id.as_bytes()).await;
+        let mut reply = h.line().await;
+        while !reply.starts_with("a ") {
+            reply = h.line().await;
+        }
+        assert!(reply.starts_with("a OK"), "{reply}");
+        let too_long = format!("b ID (\"k\" \"{}\")\r\nc NOOP\r\n", "v".repeat(70_000));
+        h.say(too_long.as_bytes()).await;
+        assert!(h.line().await.starts_with("b BAD"));
+        assert!(h.line().await.starts_with("c OK"), "the session goes on");
+    }
+
+    #[tokio::test]
     async fn shutdown_says_bye_and_ends_the_session() {
         let mut h = start(Limits::default());
         h.line().await;
