@@ -24,6 +24,7 @@ mod proptests;
 pub mod server;
 pub mod smarthost;
 pub mod smtp;
+mod socket;
 #[cfg(any(test, feature = "fuzzing"))]
 mod testing;
 pub mod tls;

@@ -20,6 +20,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use crate::context::Limits;
+use crate::socket::Transport;
 
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -138,7 +139,7 @@ async fn drive<L, S>(
 ) -> io::Result<Step>
 where
     L: LineSession,
-    S: AsyncRead + AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Transport + Unpin,
 {
     let mut buf = vec![0u8; READ_CHUNK];
     // What the session was busy with, and since when.
@@ -158,6 +159,11 @@ where
             (kind, Some((was, since))) if was == kind && !answered => Some((was, since)),
             (kind, _) => Some((kind, now)),
         };
+        if busy.is_some() {
+            // A command has begun: let a client holding back its rest
+            // for our ACK (Nagle) send it now.
+            io.ack_now();
+        }
         let deadline = match busy {
             None => now + timeouts.idle,
             Some((kind, since)) => {

@@ -210,8 +210,12 @@ impl Account for NodeAccount {
         flags: Vec<String>,
         internal_date: Option<u64>,
     ) -> Result<(u32, u32), MailError> {
-        // Refuse before storing anything if the folder is not there.
-        self.inner.mailbox.folder(folder).await?;
+        // Refuse before storing anything if the folder is not there (a
+        // look, not a copy of the folder).
+        let name = folder.to_owned();
+        if !self.inner.mailbox.read(move |state| state.folders.contains_key(&name)).await? {
+            return Err(MailError::NoFolder(folder.to_owned()));
+        }
         let (mut message, objects) =
             self.inner.mail.store_message(&raw, &self.inner.mailbox.address).await?;
         if let Some(date) = internal_date {

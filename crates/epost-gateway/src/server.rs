@@ -180,7 +180,7 @@ async fn accept_loop<B: MailBackend>(
             refuse(stream, &protocol.refusal(&shared.hostname));
             continue;
         };
-        let _ = stream.set_nodelay(true);
+        crate::socket::accepted(&stream);
         let shared = shared.clone();
         running.spawn(async move {
             match protocol {

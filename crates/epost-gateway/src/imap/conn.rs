@@ -35,6 +35,7 @@ use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
 use crate::imap::lift::Extras;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
 use crate::line::Busy;
+use crate::socket::Transport;
 
 /// How long a TLS handshake may take at most.
 const HANDSHAKE: Duration = Duration::from_secs(60);
@@ -75,7 +76,7 @@ pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared
 /// The rest of a connection after COMPRESS DEFLATE.
 async fn compressed<S, B>(stream: S, session: &mut Session<B>, shared: &Shared<B>)
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Transport + Unpin + Send,
     B: MailBackend,
 {
     let mut deflated = BufWriter::new(Deflate::new(stream));
@@ -91,7 +92,7 @@ pub(crate) async fn serve_stream<S, B>(
     peer: std::net::IpAddr,
     shared: Arc<Shared<B>>,
 ) where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Transport + Unpin + Send,
     B: MailBackend,
 {
     let mut session = Session::new(shared.clone(), peer, false);
@@ -149,7 +150,7 @@ impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
 
 impl<'a, S, B> Conn<'a, S, B>
 where
-    S: AsyncRead + AsyncWrite + Unpin + Send,
+    S: AsyncRead + AsyncWrite + Transport + Unpin + Send,
     B: MailBackend,
 {
     fn new(stream: &'a mut S, shared: &'a Shared<B>) -> Self {
@@ -255,6 +256,11 @@ where
     /// Waits for more input; `Err` ends the connection.
     async fn more(&mut self) -> Result<(), End> {
         self.flush().await?;
+        if self.framer.busy() != Busy::Idle {
+            // A command has begun (a literal's closing CRLF, say): let a
+            // client holding back its rest for our ACK (Nagle) send it.
+            self.stream.ack_now();
+        }
         match self.read().await {
             Input::Bytes => Ok(()),
             Input::Closed => Err(End::Closed),

@@ -54,6 +54,12 @@ impl<S> Deflate<S> {
     }
 }
 
+impl<S: crate::socket::Transport> crate::socket::Transport for Deflate<S> {
+    fn ack_now(&self) {
+        self.inner.ack_now();
+    }
+}
+
 /// Deflates all of `input` into `out` with `flush`.
 fn deflate_into(
     deflate: &mut Compress,

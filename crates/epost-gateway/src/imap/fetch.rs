@@ -1,7 +1,10 @@
 //! FETCH and UID FETCH: flags, dates, sizes, ENVELOPE, BODYSTRUCTURE and
 //! body sections cut from the stored bytes. A non-PEEK body fetch sets
-//! `\Seen` (RFC 3501 section 6.4.5). One message is fetched at a time and
-//! its response sent before the next, so memory stays at one message.
+//! `\Seen` (RFC 3501 section 6.4.5). Responses go out in order, each
+//! before the next is built; whole messages are read one at a time, so
+//! memory stays at one message, while outlines (small) are read up to
+//! [`READ_AHEAD`] ahead, so that a folder nothing is cached of yet (after
+//! a restart) costs round trips side by side, not one after another.
 //!
 //! What each item needs decides what is read: sizes and flags come from
 //! the folder's view; ENVELOPE, BODY, BODYSTRUCTURE, BINARY.SIZE of a
@@ -16,11 +19,12 @@ use std::borrow::Cow;
 use std::num::NonZeroU32;
 
 use bytes::Bytes;
+use futures::StreamExt;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::core::{IString, Literal, NString, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
-    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName,
+    MacroOrMessageDataItemNames, MessageDataItem, MessageDataItemName, Section,
 };
 use imap_codec::imap_types::response::{Code, Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -34,6 +38,9 @@ use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, no, nonzero, ok, resolve,
 };
 use crate::imap::{binary, mime};
+
+/// Outline reads in flight at most, ahead of the response being sent.
+const READ_AHEAD: usize = 16;
 
 /// INTERNALDATE from milliseconds since the epoch (UTC, whole seconds).
 pub(crate) fn internal_date(millis: u64) -> DateTime {
@@ -94,13 +101,26 @@ impl<B: MailBackend> Session<B> {
         };
         let folder = selected.name.clone();
         let read_only = selected.read_only;
-        let positions = resolve(set, uid, &selected.messages);
-        for position in positions {
+        let wanted: Vec<(usize, MessageMeta)> = resolve(set, uid, &selected.messages)
+            .into_iter()
+            .filter_map(|p| Some((p, selected.messages.get(p)?.clone())))
+            .collect();
+        // Reading ahead is for outlines: whole messages one at a time, so
+        // memory stays at one message.
+        let ahead = if names.iter().all(header_only) { READ_AHEAD } else { 1 };
+        let names_ahead = names.clone();
+        let mut reads = futures::stream::iter(wanted)
+            .map(|(position, meta)| {
+                let (account, folder, names) = (account.clone(), folder.clone(), &names_ahead);
+                async move { (position, read(&account, &folder, &meta, names, outline).await) }
+            })
+            .buffered(ahead);
+        while let Some((position, result)) = reads.next().await {
             let Some(meta) = self.selected.as_ref().and_then(|s| s.messages.get(position)).cloned()
             else {
                 continue;
             };
-            let read = match read(&account, &folder, &meta, &names, outline).await {
+            let read = match result {
                 Ok(read) => read,
                 // Expunged by another session; the client hears of it later.
                 Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
@@ -152,6 +172,28 @@ impl<B: MailBackend> Session<B> {
             }
         }
         Ok(Done::now(ok(&tag, None, "FETCH completed")))
+    }
+}
+
+/// Whether an item is answered from the folder's view and the message's
+/// outline alone (never its part bodies).
+fn header_only(name: &MessageDataItemName<'_>) -> bool {
+    match name {
+        MessageDataItemName::BodyExt { section: Some(section), .. } => matches!(
+            section,
+            Section::Header(None)
+                | Section::HeaderFields(None, _)
+                | Section::HeaderFieldsNot(None, _)
+        ),
+        MessageDataItemName::Envelope
+        | MessageDataItemName::Body
+        | MessageDataItemName::BodyStructure
+        | MessageDataItemName::Rfc822Header
+        | MessageDataItemName::Uid
+        | MessageDataItemName::Flags
+        | MessageDataItemName::InternalDate
+        | MessageDataItemName::Rfc822Size => true,
+        _ => false,
     }
 }
 

@@ -16,6 +16,7 @@
 //! overlay's record validator reads it without locking.
 
 mod disk;
+mod logins;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -209,6 +210,7 @@ struct Inner {
     listen_addrs: Vec<String>,
     state: Mutex<State>,
     trust: watch::Sender<Arc<TrustedRealms>>,
+    logins: logins::Logins,
 }
 
 impl Identity {
@@ -230,6 +232,7 @@ impl Identity {
                 listen_addrs,
                 state: Mutex::new(loaded.state),
                 trust: loaded.trust,
+                logins: logins::Logins::new(),
             }),
         };
         let publisher = identity.clone();
@@ -429,10 +432,13 @@ impl Identity {
     }
 
     /// Whether `password` is `address`'s gateway password (false for
-    /// unknown users and users without one). Constant-time in the hash.
+    /// unknown users and users without one). Constant-time in the hash;
+    /// a login that succeeded lately is answered without hashing again,
+    /// and at most a few checks hash at once (`logins`). Blocks: call it
+    /// off the async workers.
     pub fn check_password(&self, address: &Address, password: &str) -> bool {
         let hash = self.state().users.get(address).and_then(|u| u.password_hash.clone());
-        hash.is_some_and(|hash| password::verify_password(&hash, password))
+        hash.is_some_and(|hash| self.inner.logins.check(address, &hash, password))
     }
 
     /// A hosted user.

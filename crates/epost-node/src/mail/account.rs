@@ -3,7 +3,7 @@
 //! then turns requests into log operations, group-commits the operations
 //! of every request that arrived meanwhile as one entry, and answers each
 //! request only once that entry is durable. What the folders start or stop
-//! naming goes to the lease book with it, and every
+//! naming goes to the lease book right after (before the next batch), and every
 //! [`checkpoint::EVERY`](super::checkpoint::EVERY) entries the state is
 //! checkpointed.
 
@@ -236,13 +236,11 @@ async fn run(
             }
             state.entries += 1;
         }
-        if let Some(seq) = last_seq {
-            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
-            account.registered &= ok;
-            if account.tracker.since >= checkpoint::EVERY {
-                account.checkpoint(&mut state, seq).await;
-            }
-        }
+        // The entries are durable: answer now. What the lease book is
+        // told next is bookkeeping for renewal, recovered from its mark by
+        // the next open if this task stops before it is written; and it
+        // is written before the next batch, so the book sees the batches
+        // in order.
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
@@ -250,6 +248,13 @@ async fn run(
         touched.dedup();
         for folder in touched {
             let _ = changes.send(FolderChanged { folder });
+        }
+        if let Some(seq) = last_seq {
+            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
+            account.registered &= ok;
+            if account.tracker.since >= checkpoint::EVERY {
+                account.checkpoint(&mut state, seq).await;
+            }
         }
     }
     debug!(address = %account.address, "mail task stopped");

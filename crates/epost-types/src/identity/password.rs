@@ -6,11 +6,12 @@
 //! string's own parameters and compares in constant time (the `argon2`
 //! crate's output comparison), after refusing parameters above
 //! [`Argon2idParams::MAX`], so a hostile stored hash cannot make a login
-//! allocate gigabytes.
+//! allocate gigabytes. A verifier that checks many logins passes its own
+//! [`HashMemory`] ([`verify_password_in`]), so each check reuses the same
+//! memory instead of allocating (and the allocator keeping) a fresh 19 MiB.
 
 use argon2::{
-    ARGON2ID_IDENT, Algorithm, Argon2, Params, PasswordHash, PasswordHasher, PasswordVerifier,
-    Version,
+    ARGON2ID_IDENT, Algorithm, Argon2, Block, Params, PasswordHash, PasswordHasher, Version,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
@@ -111,10 +112,36 @@ pub(crate) fn hash_password_with_salt(
     Ok(hash.to_string())
 }
 
+/// Working memory for Argon2id checks, kept between them: as large as
+/// the largest check made with it (19 MiB for the default parameters),
+/// wiped after each.
+#[derive(Default)]
+pub struct HashMemory {
+    blocks: Vec<Block>,
+}
+
+impl HashMemory {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+impl std::fmt::Debug for HashMemory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HashMemory({} KiB)", self.blocks.len())
+    }
+}
+
 /// Whether `password` matches the PHC string `phc`. `false` also for a
 /// string that is not an Argon2id PHC string or whose parameters are over
 /// [`Argon2idParams::MAX`]: a login can only succeed or fail.
 pub fn verify_password(phc: &str, password: &str) -> bool {
+    verify_password_in(phc, password, &mut HashMemory::new())
+}
+
+/// [`verify_password`] working in `memory` (grown if the stored
+/// parameters need more), so repeated checks allocate nothing.
+pub fn verify_password_in(phc: &str, password: &str, memory: &mut HashMemory) -> bool {
     let Ok(hash) = PasswordHash::new(phc) else {
         return false;
     };
@@ -132,7 +159,30 @@ pub fn verify_password(phc: &str, password: &str) -> bool {
     if !costs.is_acceptable() {
         return false;
     }
-    Argon2::default().verify_password(password.as_bytes(), &hash).is_ok()
+    let (Some(salt), Some(expected)) = (&hash.salt, &hash.hash) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from) {
+        None => Version::V0x13,
+        Some(Ok(version)) => version,
+        Some(Err(_)) => return false,
+    };
+    let blocks = params.block_count();
+    if memory.blocks.len() < blocks {
+        memory.blocks.resize(blocks, Block::default());
+    }
+    let argon2 = Argon2::new(Algorithm::Argon2id, version, params);
+    let mut computed = Zeroizing::new(vec![0u8; expected.len()]);
+    let hashed = argon2.hash_password_into_with_memory(
+        password.as_bytes(),
+        salt,
+        &mut computed,
+        &mut memory.blocks[..blocks],
+    );
+    // What is left in the blocks is derived from the password.
+    memory.blocks[..blocks].fill(Block::default());
+    hashed.is_ok()
+        && argon2::password_hash::phc::Output::new(&computed).is_ok_and(|c| c == *expected)
 }
 
 #[cfg(test)]
@@ -149,6 +199,28 @@ mod tests {
         assert!(!verify_password(&phc, "correct horsf"));
         assert!(!verify_password(&phc, ""));
         assert_ne!(phc, hash_password_with("correct horse", TINY).unwrap());
+    }
+
+    #[test]
+    fn reused_memory_verifies_the_same_as_fresh() {
+        let small = hash_password_with("pw", TINY).unwrap();
+        let large = hash_password_with("pw", Argon2idParams { m_cost: 256, ..TINY }).unwrap();
+        let mut memory = HashMemory::new();
+        // (hash, password, matches): the memory grows for the larger one
+        // and is reused, wiped, for the rest.
+        let cases = [
+            (&small, "pw", true),
+            (&large, "pw", true),
+            (&small, "pw", true),
+            (&large, "px", false),
+            (&small, "", false),
+            (&large, "pw", true),
+        ];
+        for (phc, password, matches) in cases {
+            assert_eq!(verify_password_in(phc, password, &mut memory), matches, "{phc} {password}");
+            assert_eq!(verify_password(phc, password), matches, "{phc} {password}");
+        }
+        assert_eq!(memory.blocks.len(), 256);
     }
 
     #[test]
