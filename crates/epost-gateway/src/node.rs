@@ -235,7 +235,8 @@ impl Account for NodeAccount {
     ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
         let op =
             MailOp::Flags { folder: folder.to_owned(), uids: uids.to_vec(), change: op, flags };
-        Ok(self.change(op).await?.flags)
+        let changed = self.change(op).await?;
+        Ok(changed.flags.into_iter().map(|f| (f.uid, f.flags)).collect())
     }
 
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
