@@ -37,6 +37,9 @@ impl<B: MailBackend> Session<B> {
             Capability::UidPlus,
             Capability::Move,
             Capability::Unselect,
+            Capability::Enable,
+            Capability::CondStore,
+            Capability::QResync,
         ]);
         if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
             caps.push(Capability::from(atom));

@@ -8,11 +8,15 @@
 //! header come from the message's outline (its stored structure and the
 //! bytes through its header, no part body); only BODY[], the text, a
 //! part or an embedded message's header reads the whole message.
+//!
+//! MODSEQ, `(CHANGEDSINCE n)` and `(CHANGEDSINCE n VANISHED)` follow
+//! RFC 7162 ([`crate::imap::condstore`], [`crate::imap::qresync`]).
 
 use std::borrow::Cow;
 
 use bytes::Bytes;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{IString, Literal, NString, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
@@ -26,7 +30,9 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 use epost_types::mime::{Entity, MessageStructure, STRUCTURE_VERSION, Span};
 
 use crate::backend::{Account, MailBackend};
+use crate::imap::condstore::{FetchOptions, modseq};
 use crate::imap::mime;
+use crate::imap::qresync::vanished_responses;
 use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, nonzero, ok, resolve,
 };
@@ -64,8 +70,13 @@ impl<B: MailBackend> Session<B> {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        modifiers: &[FetchModifier],
         out: &mut O,
     ) -> Result<Done, Gone> {
+        let options = FetchOptions::of(modifiers);
+        if let Some(refusal) = options.refusal(uid, self.enabled) {
+            return Ok(Done::now(bad(&tag, refusal)));
+        }
         let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => {
                 m.expand().into_iter().map(IntoStatic::into_static).collect()
@@ -79,6 +90,21 @@ impl<B: MailBackend> Session<B> {
         }
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
+        }
+        if options.changed_since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        if names.contains(&MessageDataItemName::ModSeq) && self.selected.is_some() {
+            self.condstore_on(out).await?;
+        }
+        if let (true, Some(since)) = (options.vanished, options.changed_since) {
+            let gone = match self.vanished_within(since, Some(set)).await {
+                Ok(gone) => gone,
+                Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            };
+            for response in vanished_responses(&gone, true) {
+                out.send(response).await?;
+            }
         }
         let needs = names.iter().map(Needs::of).fold(Needs::default(), Needs::and);
         let marks_seen = names.iter().any(|n| {
@@ -95,44 +121,59 @@ impl<B: MailBackend> Session<B> {
         let folder = selected.name.clone();
         let read_only = selected.read_only;
         let positions = resolve(set, uid, &selected.messages);
+        let condstore = self.enabled.condstore;
         for position in positions {
             let Some(meta) = self.selected.as_ref().and_then(|s| s.messages.get(position)).cloned()
             else {
                 continue;
             };
+            if options.changed_since.is_some_and(|since| meta.modseq <= since) {
+                continue;
+            }
             let read = match read(&account, &folder, meta.uid, needs).await {
                 Ok(read) => read,
                 // Expunged by another session; the client hears of it later.
                 Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
                 Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
             };
-            let mut flags = meta.flags.clone();
+            let mut meta = meta;
             let mut flags_changed = false;
-            if marks_seen && !read_only && !has_flag(&flags, "\\Seen") {
+            if marks_seen && !read_only && !has_flag(&meta.flags, "\\Seen") {
                 match account
-                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()])
+                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()], None)
                     .await
                 {
-                    Ok(changed) => {
-                        if let Some((_, now)) = changed.into_iter().find(|(u, _)| *u == meta.uid) {
-                            flags = now;
+                    Ok(report) => {
+                        if let Some(now) = report.stored.into_iter().find(|f| f.uid == meta.uid) {
+                            meta.flags = now.flags;
+                            meta.modseq = now.modseq;
                         }
                         if let Some(view) =
                             self.selected.as_mut().and_then(|s| s.messages.get_mut(position))
                         {
-                            view.flags = flags.clone();
+                            view.flags = meta.flags.clone();
+                            view.modseq = meta.modseq;
                         }
                         flags_changed = true;
                     }
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             }
-            let mut items = Vec::with_capacity(names.len() + 1);
+            let mut items = Vec::with_capacity(names.len() + 3);
             for name in &names {
-                items.push(item(name, &meta, &flags, &read));
+                items.push(item(name, &meta, &meta.flags, &read));
             }
             if flags_changed && !names.contains(&MessageDataItemName::Flags) {
-                items.push(MessageDataItem::Flags(fetch_flags(&flags)));
+                items.push(MessageDataItem::Flags(fetch_flags(&meta.flags)));
+            }
+            // A change this FETCH made carries UID and MODSEQ (RFC 7162 3.1).
+            if flags_changed && condstore {
+                if !names.contains(&MessageDataItemName::Uid) {
+                    items.push(MessageDataItem::Uid(nonzero(meta.uid)));
+                }
+                if !names.contains(&MessageDataItemName::ModSeq) {
+                    items.push(MessageDataItem::ModSeq(modseq(meta.modseq)));
+                }
             }
             let Ok(items) = Vec1::try_from(items) else { continue };
             out.send(Response::Data(Data::Fetch { seq: nonzero(position as u32 + 1), items }))
@@ -166,6 +207,7 @@ impl Needs {
             }
             MessageDataItemName::Rfc822Text => (true, true),
             MessageDataItemName::Uid
+            | MessageDataItemName::ModSeq
             | MessageDataItemName::Flags
             | MessageDataItemName::InternalDate
             | MessageDataItemName::Rfc822Size
@@ -226,6 +268,7 @@ fn item(
     };
     match name {
         MessageDataItemName::Uid => MessageDataItem::Uid(nonzero(meta.uid)),
+        MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(meta.modseq)),
         MessageDataItemName::Flags => MessageDataItem::Flags(fetch_flags(flags)),
         MessageDataItemName::InternalDate => {
             MessageDataItem::InternalDate(internal_date(meta.internal_date))

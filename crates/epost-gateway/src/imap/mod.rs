@@ -1,5 +1,5 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE and STARTTLS.
+//! UNSELECT, SPECIAL-USE, STARTTLS, ENABLE, CONDSTORE and QRESYNC.
 //!
 //! Commands are parsed and responses written with `imap-codec`; the
 //! [`session::Session`] is a state machine fed decoded commands, one file
@@ -9,16 +9,19 @@
 
 mod append;
 mod auth;
+mod condstore;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod enable;
 mod expunge;
 mod fetch;
 mod frame;
 mod idle;
 mod mailbox;
 mod mime;
+mod qresync;
 mod search;
 mod selected;
 mod session;

@@ -14,6 +14,7 @@ use epost_types::mailbox::MailErrorKind;
 use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
+use crate::imap::condstore::{modseq, searches_modseq};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
 /// What the text keys look at, lower-cased.
@@ -189,6 +190,8 @@ fn matches(
             text(&|c| c.header(&name, &needle(v)))
         }
         SearchKey::Body(v) => text(&|c| c.body.contains(&needle(v))),
+        // One MODSEQ per message, whatever flag the key names (RFC 7162).
+        SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
         SearchKey::Text(v) => {
             let n = needle(v);
             text(&|c| {
@@ -222,16 +225,21 @@ impl<B: MailBackend> Session<B> {
                 )));
             }
         }
+        let key = SearchKey::And(criteria);
+        let by_modseq = searches_modseq(&key);
+        if by_modseq {
+            self.condstore_on(out).await?;
+        }
         let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
             return Ok(Done::now(bad(&tag, "select a mailbox first")));
         };
-        let key = SearchKey::And(criteria);
         let content_needed = needs_content(&key);
         let ctx = Ctx {
             count: selected.messages.len() as u32,
             largest_uid: selected.messages.last().map_or(0, |m| m.uid),
         };
         let mut found = Vec::new();
+        let mut highest = 0;
         for (position, meta) in selected.messages.iter().enumerate() {
             let content = if content_needed {
                 match account.fetch(&selected.name, meta.uid).await {
@@ -245,9 +253,11 @@ impl<B: MailBackend> Session<B> {
             let seq = position as u32 + 1;
             if matches(&key, seq, meta, content.as_ref(), &ctx) {
                 found.push(nonzero(if uid { meta.uid } else { seq }));
+                highest = highest.max(meta.modseq);
             }
         }
-        out.send(Response::Data(Data::Search(found))).await?;
+        let highest = (by_modseq && !found.is_empty()).then(|| modseq(highest));
+        out.send(Response::Data(Data::Search(found, highest))).await?;
         Ok(Done::now(ok(&tag, None, "SEARCH completed")))
     }
 }
