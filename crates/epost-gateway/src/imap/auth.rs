@@ -39,6 +39,9 @@ impl<B: MailBackend> Session<B> {
             Capability::Move,
             Capability::Unselect,
             Capability::Binary,
+            Capability::Enable,
+            Capability::CondStore,
+            Capability::QResync,
         ]);
         if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
             caps.push(Capability::from(atom));

@@ -14,6 +14,9 @@
 //! when an item's bytes reach past that header (BODY[], the text, a
 //! part, an embedded message's header, BINARY). BINARY (RFC 3516) is in
 //! [`super::binary`].
+//!
+//! MODSEQ, `(CHANGEDSINCE n)` and `(CHANGEDSINCE n VANISHED)` follow
+//! RFC 7162 ([`crate::imap::condstore`], [`crate::imap::qresync`]).
 
 use std::borrow::Cow;
 use std::num::NonZeroU32;
@@ -21,6 +24,7 @@ use std::num::NonZeroU32;
 use bytes::Bytes;
 use futures::StreamExt;
 use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::FetchModifier;
 use imap_codec::imap_types::core::{IString, Literal, NString, Tag, Vec1};
 use imap_codec::imap_types::datetime::DateTime;
 use imap_codec::imap_types::fetch::{
@@ -34,6 +38,8 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 use epost_types::mime::{Entity, MessageStructure, STRUCTURE_VERSION, Span};
 
 use crate::backend::{Account, MailBackend, MessageMeta};
+use crate::imap::condstore::{FetchOptions, modseq};
+use crate::imap::qresync::vanished_responses;
 use crate::imap::session::{
     Done, Gone, Session, Sink, bad, fetch_flags, has_flag, mail_error, no, nonzero, ok, resolve,
 };
@@ -75,8 +81,13 @@ impl<B: MailBackend> Session<B> {
         set: &SequenceSet,
         items: MacroOrMessageDataItemNames<'static>,
         uid: bool,
+        modifiers: &[FetchModifier],
         out: &mut O,
     ) -> Result<Done, Gone> {
+        let options = FetchOptions::of(modifiers);
+        if let Some(refusal) = options.refusal(uid, self.enabled) {
+            return Ok(Done::now(bad(&tag, refusal)));
+        }
         let mut names: Vec<MessageDataItemName<'static>> = match items {
             MacroOrMessageDataItemNames::Macro(m) => {
                 m.expand().into_iter().map(IntoStatic::into_static).collect()
@@ -85,6 +96,21 @@ impl<B: MailBackend> Session<B> {
         };
         if uid && !names.contains(&MessageDataItemName::Uid) {
             names.insert(0, MessageDataItemName::Uid);
+        }
+        if options.changed_since.is_some() && !names.contains(&MessageDataItemName::ModSeq) {
+            names.push(MessageDataItemName::ModSeq);
+        }
+        if names.contains(&MessageDataItemName::ModSeq) && self.selected.is_some() {
+            self.condstore_on(out).await?;
+        }
+        if let (true, Some(since)) = (options.vanished, options.changed_since) {
+            let gone = match self.vanished_within(since, Some(set)).await {
+                Ok(gone) => gone,
+                Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            };
+            for response in vanished_responses(&gone, true) {
+                out.send(response).await?;
+            }
         }
         let outline = names.iter().any(needs_structure);
         let marks_seen = names.iter().any(|n| {
@@ -101,9 +127,11 @@ impl<B: MailBackend> Session<B> {
         };
         let folder = selected.name.clone();
         let read_only = selected.read_only;
+        let condstore = self.enabled.condstore;
         let wanted: Vec<(usize, MessageMeta)> = resolve(set, uid, &selected.messages)
             .into_iter()
             .filter_map(|p| Some((p, selected.messages.get(p)?.clone())))
+            .filter(|(_, meta)| options.changed_since.is_none_or(|since| meta.modseq > since))
             .collect();
         // Reading ahead is for outlines: whole messages one at a time, so
         // memory stays at one message.
@@ -130,27 +158,30 @@ impl<B: MailBackend> Session<B> {
                 let text = "a part's Content-Transfer-Encoding is not known";
                 return Ok(Done::now(no(&tag, Some(Code::UnknownCte), text)));
             }
-            let mut flags = meta.flags.clone();
+            let mut meta = meta;
             let mut flags_changed = false;
-            if marks_seen && !read_only && !has_flag(&flags, "\\Seen") {
+            if marks_seen && !read_only && !has_flag(&meta.flags, "\\Seen") {
                 match account
-                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()])
+                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()], None)
                     .await
                 {
-                    Ok(changed) => {
-                        if let Some((_, now)) = changed.into_iter().find(|(u, _)| *u == meta.uid) {
-                            flags = now;
+                    Ok(report) => {
+                        if let Some(now) = report.stored.into_iter().find(|f| f.uid == meta.uid) {
+                            meta.flags = now.flags;
+                            meta.modseq = now.modseq;
                         }
                         if let Some(view) =
                             self.selected.as_mut().and_then(|s| s.messages.get_mut(position))
                         {
-                            view.flags = flags.clone();
+                            view.flags = meta.flags.clone();
+                            view.modseq = meta.modseq;
                         }
                         flags_changed = true;
                     }
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
             }
+            let flags = meta.flags.clone();
             let recent = self.selected.as_ref().is_some_and(|s| s.is_recent(meta.uid));
             let mut items = Vec::with_capacity(names.len() + 1);
             let mut origins = Vec::new();
@@ -162,6 +193,15 @@ impl<B: MailBackend> Session<B> {
             }
             if flags_changed && !names.contains(&MessageDataItemName::Flags) {
                 items.push(MessageDataItem::Flags(fetch_flags(&flags, recent)));
+            }
+            // A change this FETCH made carries UID and MODSEQ (RFC 7162 3.1).
+            if flags_changed && condstore {
+                if !names.contains(&MessageDataItemName::Uid) {
+                    items.push(MessageDataItem::Uid(nonzero(meta.uid)));
+                }
+                if !names.contains(&MessageDataItemName::ModSeq) {
+                    items.push(MessageDataItem::ModSeq(modseq(meta.modseq)));
+                }
             }
             let seq = nonzero(position as u32 + 1);
             if origins.is_empty() {
@@ -190,6 +230,7 @@ fn header_only(name: &MessageDataItemName<'_>) -> bool {
         | MessageDataItemName::BodyStructure
         | MessageDataItemName::Rfc822Header
         | MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq
         | MessageDataItemName::Flags
         | MessageDataItemName::InternalDate
         | MessageDataItemName::Rfc822Size => true,
@@ -211,6 +252,7 @@ fn needs_structure(name: &MessageDataItemName<'_>) -> bool {
         MessageDataItemName::BodyExt { section: None, .. }
         | MessageDataItemName::Rfc822
         | MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq
         | MessageDataItemName::Flags
         | MessageDataItemName::InternalDate
         | MessageDataItemName::Rfc822Size => false,
@@ -226,6 +268,7 @@ fn extent(name: &MessageDataItemName<'_>, structure: &MessageStructure, size: u6
     let root = structure.root();
     match name {
         MessageDataItemName::Uid
+        | MessageDataItemName::ModSeq
         | MessageDataItemName::Flags
         | MessageDataItemName::InternalDate
         | MessageDataItemName::Rfc822Size
@@ -312,6 +355,7 @@ fn item(
     };
     match name {
         MessageDataItemName::Uid => MessageDataItem::Uid(nonzero(meta.uid)),
+        MessageDataItemName::ModSeq => MessageDataItem::ModSeq(modseq(meta.modseq)),
         MessageDataItemName::Flags => MessageDataItem::Flags(fetch_flags(flags, recent)),
         MessageDataItemName::InternalDate => {
             MessageDataItem::InternalDate(internal_date(meta.internal_date))

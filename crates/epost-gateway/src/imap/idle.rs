@@ -1,8 +1,9 @@
 //! Keeping the client's view of the selected folder current: NOOP, CHECK
 //! and IDLE (RFC 2177) compare a fresh snapshot with what the client was
-//! told and send EXPUNGE, FETCH (FLAGS) and EXISTS for the difference.
-//! Other commands may report new messages and flag changes but never
-//! expunges, which would renumber messages under the client's feet.
+//! told and send EXPUNGE (VANISHED with QRESYNC), FETCH (FLAGS, and MODSEQ
+//! with CONDSTORE) and EXISTS for the difference. Other commands may
+//! report new messages and flag changes but never expunges, which would
+//! renumber messages under the client's feet.
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
@@ -11,9 +12,10 @@ use tokio::sync::broadcast;
 use epost_types::mailbox::FolderChanged;
 
 use crate::backend::{Account, FolderSnapshot, MailBackend};
-use crate::imap::session::{
-    Done, Gone, Selected, Session, Sink, flags_response, nonzero, ok, untagged,
-};
+use crate::imap::condstore::{change_response, ranges_of};
+use crate::imap::enable::Enabled;
+use crate::imap::qresync::vanished_responses;
+use crate::imap::session::{Done, Gone, Selected, Session, Sink, nonzero, ok, untagged};
 
 impl Selected {
     /// Takes in a fresh snapshot; returns what to tell the client.
@@ -21,16 +23,27 @@ impl Selected {
         &mut self,
         snapshot: FolderSnapshot,
         expunge: bool,
+        on: Enabled,
     ) -> Vec<Response<'static>> {
         let mut responses = Vec::new();
+        let expunged =
+            |responses: &mut Vec<Response<'static>>, positions: &[usize], uids: &[u32]| {
+                if on.qresync {
+                    responses.extend(vanished_responses(&ranges_of(uids), false));
+                } else {
+                    for &position in positions {
+                        responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+                    }
+                }
+            };
         if snapshot.uid_validity != self.uid_validity {
             // The folder was replaced: its UIDs name other messages now.
             if !expunge {
                 return responses;
             }
-            for position in (0..self.messages.len()).rev() {
-                responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
-            }
+            let positions: Vec<usize> = (0..self.messages.len()).rev().collect();
+            let uids: Vec<u32> = self.messages.iter().map(|m| m.uid).collect();
+            expunged(&mut responses, &positions, &uids);
             self.messages.clear();
             self.uid_validity = snapshot.uid_validity;
             let code = Code::UidValidity(nonzero(snapshot.uid_validity));
@@ -43,22 +56,30 @@ impl Selected {
                 .ok()
                 .map(|at| &snapshot.messages[at])
         };
+        let mut pending = false;
         if expunge {
+            let (mut positions, mut uids) = (Vec::new(), Vec::new());
             for position in (0..self.messages.len()).rev() {
                 if current(self.messages[position].uid).is_none() {
-                    self.messages.remove(position);
-                    responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+                    uids.push(self.messages.remove(position).uid);
+                    positions.push(position);
                 }
             }
+            uids.reverse();
+            expunged(&mut responses, &positions, &uids);
         }
         let known = self.messages.last().map_or(0, |m| m.uid);
         let mut keywords_grew = false;
         let mut changes = Vec::new();
         for (position, meta) in self.messages.iter_mut().enumerate() {
-            if let Some(now) = current(meta.uid)
-                && now.flags != meta.flags
-            {
-                meta.flags = now.flags.clone();
+            let Some(now) = current(meta.uid) else {
+                pending = true;
+                continue;
+            };
+            let told = now.flags != meta.flags || (on.condstore && now.modseq != meta.modseq);
+            meta.flags = now.flags.clone();
+            meta.modseq = now.modseq;
+            if told {
                 changes.push(position);
             }
         }
@@ -76,7 +97,7 @@ impl Selected {
         }
         for position in changes {
             let meta = &self.messages[position];
-            responses.push(flags_response(position + 1, meta, self.is_recent(meta.uid)));
+            responses.push(change_response(position + 1, meta, self.is_recent(meta.uid), on));
         }
         if !arrived.is_empty() {
             self.messages.extend(arrived);
@@ -85,6 +106,10 @@ impl Selected {
             responses.push(Response::Data(Data::Recent(recent)));
         }
         self.uid_next = self.uid_next.max(snapshot.uid_next);
+        // Caught up, unless expunges are still to be told.
+        if !pending {
+            self.highest_modseq = self.highest_modseq.max(snapshot.highest_modseq);
+        }
         responses
     }
 }
@@ -96,6 +121,7 @@ impl<B: MailBackend> Session<B> {
         expunge: bool,
         out: &mut O,
     ) -> Result<(), Gone> {
+        let on = self.enabled;
         let (Some(account), Some(selected)) = (self.account(), self.selected.as_mut()) else {
             return Ok(());
         };
@@ -110,7 +136,7 @@ impl<B: MailBackend> Session<B> {
                 self.shared.recent.take(&user, name, snapshot.uid_validity, &snapshot.messages);
             selected.recent.extend(taken);
         }
-        for response in selected.apply(snapshot, expunge) {
+        for response in selected.apply(snapshot, expunge, on) {
             out.send(response).await?;
         }
         Ok(())
@@ -160,6 +186,7 @@ mod tests {
             flags: flags.iter().map(|f| f.to_string()).collect(),
             internal_date: 0,
             size: 1,
+            modseq: 1,
         }
     }
 
@@ -170,6 +197,7 @@ mod tests {
             read_only: false,
             uid_validity: 1,
             uid_next: 4,
+            highest_modseq: 1,
             messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
             recent: Default::default(),
             keywords: Default::default(),
@@ -179,14 +207,17 @@ mod tests {
             name: "INBOX".into(),
             uid_validity: 1,
             uid_next: 5,
+            highest_modseq: 9,
             messages: vec![meta(1, &["\\Seen"]), meta(3, &[]), meta(4, &[])],
         };
-        let quiet = view.apply(snapshot.clone(), false);
+        let quiet = view.apply(snapshot.clone(), false, Enabled::default());
         assert_eq!(view.messages.len(), 4);
         assert_eq!(quiet.len(), 3, "{quiet:?}"); // FETCH FLAGS, EXISTS, RECENT
-        let told = view.apply(snapshot, true);
+        assert_eq!(view.highest_modseq, 1, "an expunge is still to be told");
+        let told = view.apply(snapshot, true, Enabled::default());
         assert_eq!(told, vec![Response::Data(Data::Expunge(nonzero(2)))]);
         assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 3, 4]);
+        assert_eq!(view.highest_modseq, 9);
     }
 
     #[tokio::test]

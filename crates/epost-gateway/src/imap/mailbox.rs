@@ -1,9 +1,11 @@
-//! Folder commands: SELECT/EXAMINE, CLOSE, CREATE, DELETE, RENAME,
+//! Folder commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, whose
+//! resync is in [`crate::imap::qresync`]), CLOSE, CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes) and
 //! STATUS.
 
 use std::borrow::Cow;
 
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
 use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
@@ -13,6 +15,8 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use epost_types::mailbox::MailError;
 
 use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
+use crate::imap::condstore::modseq;
+use crate::imap::qresync::SelectOptions;
 use crate::imap::session::{
     Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
     nonzero, ok, untagged,
@@ -28,10 +32,22 @@ impl<B: MailBackend> Session<B> {
         tag: Tag<'static>,
         requested: &Mailbox<'static>,
         read_only: bool,
+        parameters: &[SelectParameter],
         out: &mut O,
     ) -> Result<Done, Gone> {
-        // A failed SELECT leaves no folder selected (RFC 3501 section 6.3.1).
-        self.selected = None;
+        let options = SelectOptions::of(parameters);
+        if options.qresync.is_some() && !self.enabled.qresync {
+            return Ok(Done::now(bad(&tag, "QRESYNC needs ENABLE QRESYNC first")));
+        }
+        if options.condstore {
+            self.enabled.condstore = true;
+        }
+        // A failed SELECT leaves no folder selected (RFC 3501 section 6.3.1);
+        // what follows is about the new one (RFC 7162 section 3.2.11).
+        if self.selected.take().is_some() {
+            out.send(untagged(StatusKind::Ok, Some(Code::Closed), "previous mailbox closed"))
+                .await?;
+        }
         let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
@@ -60,11 +76,18 @@ impl<B: MailBackend> Session<B> {
         let codes = [
             (Code::UidValidity(nonzero(snapshot.uid_validity)), "UIDs valid"),
             (Code::UidNext(nonzero(snapshot.uid_next)), "predicted next UID"),
+            (Code::HighestModSeq(modseq(snapshot.highest_modseq)), "highest"),
         ];
         for (code, message) in codes {
             out.send(untagged(StatusKind::Ok, Some(code), message)).await?;
         }
         self.selected = Some(selected);
+        if let Some(resync) = &options.qresync
+            && let Err(error) = self.resync(resync, out).await?
+        {
+            self.selected = None;
+            return Ok(Done::now(mail_error(&tag, &error)));
+        }
         Ok(Done::now(if read_only {
             ok(&tag, Some(Code::ReadOnly), "EXAMINE completed")
         } else {
@@ -248,6 +271,9 @@ impl<B: MailBackend> Session<B> {
             Ok(snapshot) => snapshot,
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
+        if names.contains(&StatusDataItemName::HighestModSeq) {
+            self.condstore_on(out).await?;
+        }
         let count =
             |flag: &str| snapshot.messages.iter().filter(|m| has_flag(&m.flags, flag)).count();
         let mut items = Vec::new();
@@ -283,6 +309,9 @@ impl<B: MailBackend> Session<B> {
                         .map(|m| m.size)
                         .sum(),
                 ),
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(snapshot.highest_modseq)
+                }
             });
         }
         out.send(Response::Data(Data::Status {
@@ -469,7 +498,8 @@ mod tests {
         assert!(status.contains("* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 0)"), "{status}");
         let select = run(&mut s, "g SELECT inbox").await;
         assert!(select.contains("* 1 EXISTS") && select.contains("g OK [READ-WRITE]"), "{select}");
-        assert!(run(&mut s, "h SELECT Nope").await.starts_with("h NO [NONEXISTENT]"));
+        let failed = run(&mut s, "h SELECT Nope").await;
+        assert!(failed.starts_with("* OK [CLOSED]") && failed.contains("h NO [NONEXISTENT]"));
         assert!(s.selected.is_none());
         assert!(run(&mut s, "i APPEND Nope {1+}\r\nx").await.starts_with("i NO [TRYCREATE]"));
     }

@@ -1,6 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
-//! SEARCHRES, BINARY and COMPRESS=DEFLATE.
+//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
 //! [`lift`] took out the syntax it does not know; the
@@ -13,12 +13,14 @@ mod append;
 mod auth;
 mod binary;
 mod compress;
+mod condstore;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
 mod cte;
 mod deflate;
+mod enable;
 mod esearch;
 mod expunge;
 mod fetch;
@@ -27,6 +29,7 @@ mod idle;
 mod lift;
 mod mailbox;
 mod mime;
+mod qresync;
 mod recent;
 mod search;
 mod searchres;

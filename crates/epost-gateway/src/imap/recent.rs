@@ -144,7 +144,13 @@ mod tests {
 
     fn messages(uids: &[(u32, u64)]) -> Vec<MessageMeta> {
         uids.iter()
-            .map(|&(uid, internal_date)| MessageMeta { uid, flags: vec![], internal_date, size: 1 })
+            .map(|&(uid, internal_date)| MessageMeta {
+                uid,
+                flags: vec![],
+                internal_date,
+                size: 1,
+                modseq: 1,
+            })
             .collect()
     }
 

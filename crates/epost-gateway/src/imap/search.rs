@@ -8,6 +8,8 @@
 //! read the whole message. Messages are read one at a time and matched
 //! case-insensitively on raw and decoded values with `mail-parser`.
 
+use std::num::NonZeroU64;
+
 use imap_codec::imap_types::core::{AString, Atom, Charset, Tag, Vec1};
 use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
@@ -22,6 +24,7 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
+use crate::imap::condstore::{modseq, searches_modseq};
 use crate::imap::esearch::Esearch;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
@@ -210,6 +213,8 @@ fn matches(
             text(&|c| c.header(&name, &needle(v)))
         }
         SearchKey::Body(v) => text(&|c| c.body.contains(&needle(v))),
+        // One MODSEQ per message, whatever flag the key names (RFC 7162).
+        SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
         SearchKey::Text(v) => {
             let n = needle(v);
             text(&|c| {
@@ -230,6 +235,10 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<Done, Gone> {
         let returns = self.lifted.returns.take();
+        let by_modseq = criteria.as_ref().iter().any(searches_modseq);
+        if by_modseq {
+            self.condstore_on(out).await?;
+        }
         let found = match self.matching(&tag, charset.as_ref(), criteria).await {
             Ok(found) => found,
             Err(done) => {
@@ -241,8 +250,14 @@ impl<B: MailBackend> Session<B> {
             }
         };
         let numbers: Vec<u32> = found.iter().map(|&p| self.number(p, uid)).collect();
+        // With a MODSEQ key, the highest MODSEQ found (RFC 7162 3.1.5).
+        let highest = self.selected.as_ref().and_then(|selected| {
+            let most =
+                found.iter().filter_map(|&p| selected.messages.get(p)).map(|m| m.modseq).max();
+            most.filter(|_| by_modseq).map(modseq)
+        });
         match returns {
-            None => out.send(search_response(numbers)).await?,
+            None => out.send(search_response(numbers, highest)).await?,
             Some(options) => {
                 if options.save {
                     let uids: Vec<u32> = found.iter().map(|&p| self.number(p, true)).collect();
@@ -285,10 +300,10 @@ impl<B: MailBackend> Session<B> {
                 return Err(Done::now(no(tag, code, "unsupported charset")));
             }
         }
+        let key = SearchKey::And(criteria);
         let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
             return Err(Done::now(bad(tag, "select a mailbox first")));
         };
-        let key = SearchKey::And(criteria);
         let need = need(&key);
         let ctx = Ctx {
             count: selected.messages.len() as u32,
@@ -335,9 +350,9 @@ pub(crate) fn capabilities() -> Vec<Capability<'static>> {
     caps
 }
 
-/// `* SEARCH n...` (the one place it is built).
-fn search_response(numbers: Vec<u32>) -> Response<'static> {
-    Response::Data(Data::Search(numbers.into_iter().map(nonzero).collect()))
+/// `* SEARCH n... [(MODSEQ m)]` (the one place it is built).
+fn search_response(numbers: Vec<u32>, highest: Option<NonZeroU64>) -> Response<'static> {
+    Response::Data(Data::Search(numbers.into_iter().map(nonzero).collect(), highest))
 }
 
 #[cfg(test)]

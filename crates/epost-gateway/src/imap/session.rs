@@ -25,6 +25,7 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 
 use crate::backend::{MailBackend, MessageMeta};
 use crate::context::Shared;
+use crate::imap::enable::Enabled;
 use crate::imap::esearch::Esearch;
 use crate::imap::lift::Extras;
 use crate::imap::utf7;
@@ -100,6 +101,9 @@ pub(crate) struct Selected {
     pub(crate) read_only: bool,
     pub(crate) uid_validity: u32,
     pub(crate) uid_next: u32,
+    /// The folder's HIGHESTMODSEQ when the view last caught up with it
+    /// (what the client may be told: no change at or below it is untold).
+    pub(crate) highest_modseq: u64,
     /// In sequence order (ascending UIDs). Messages expunged elsewhere stay
     /// until the client may be told (RFC 3501 section 7.4.1).
     pub(crate) messages: Vec<MessageMeta>,
@@ -125,6 +129,7 @@ impl Selected {
             read_only,
             uid_validity: snapshot.uid_validity,
             uid_next: snapshot.uid_next,
+            highest_modseq: snapshot.highest_modseq,
             messages: snapshot.messages.clone(),
             recent: recent.into_iter().collect(),
             keywords: BTreeSet::new(),
@@ -187,6 +192,8 @@ pub(crate) struct Session<B: MailBackend> {
     pub(crate) compressed: bool,
     /// What [`Session::lift`] took out of the command being answered.
     pub(crate) lifted: Extras,
+    /// CONDSTORE and QRESYNC, once the client turned them on.
+    pub(crate) enabled: Enabled,
 }
 
 impl<B: MailBackend> Session<B> {
@@ -199,6 +206,7 @@ impl<B: MailBackend> Session<B> {
             selected: None,
             compressed: false,
             lifted: Extras::default(),
+            enabled: Enabled::default(),
         }
     }
 
@@ -251,8 +259,13 @@ impl<B: MailBackend> Session<B> {
             | CommandBody::Authenticate { .. } => Ok(Done::now(bad(&tag, "already logged in"))),
             CommandBody::Namespace => self.namespace(tag, out).await,
             CommandBody::Compress { algorithm } => Ok(self.compress(tag, algorithm)),
-            CommandBody::Select { mailbox, .. } => self.select(tag, &mailbox, false, out).await,
-            CommandBody::Examine { mailbox, .. } => self.select(tag, &mailbox, true, out).await,
+            CommandBody::Enable { capabilities } => self.enable(tag, &capabilities, out).await,
+            CommandBody::Select { mailbox, parameters } => {
+                self.select(tag, &mailbox, false, &parameters, out).await
+            }
+            CommandBody::Examine { mailbox, parameters } => {
+                self.select(tag, &mailbox, true, &parameters, out).await
+            }
             CommandBody::Create { mailbox } => Ok(self.create(tag, &mailbox).await),
             CommandBody::Delete { mailbox } => Ok(self.delete(tag, &mailbox).await),
             CommandBody::Rename { from, to } => Ok(self.rename(tag, &from, &to).await),
@@ -296,11 +309,11 @@ impl<B: MailBackend> Session<B> {
             CommandBody::Thread { algorithm, charset, search_criteria, uid } => {
                 self.thread(tag, algorithm, charset, search_criteria, uid, out).await
             }
-            CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
-                self.fetch(tag, &sequence_set, macro_or_item_names, uid, out).await
+            CommandBody::Fetch { sequence_set, macro_or_item_names, uid, modifiers } => {
+                self.fetch(tag, &sequence_set, macro_or_item_names, uid, &modifiers, out).await
             }
-            CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
-                self.store(tag, &sequence_set, kind, response, flags, uid, out).await
+            CommandBody::Store { sequence_set, kind, response, flags, uid, modifiers } => {
+                self.store(tag, &sequence_set, kind, response, flags, uid, &modifiers, out).await
             }
             CommandBody::Copy { sequence_set, mailbox, uid } => {
                 self.copy(tag, &sequence_set, &mailbox, uid, false, out).await
@@ -569,7 +582,7 @@ pub(crate) mod tests {
     }
 
     fn meta(uid: u32) -> MessageMeta {
-        MessageMeta { uid, flags: vec![], internal_date: 0, size: 1 }
+        MessageMeta { uid, flags: vec![], internal_date: 0, size: 1, modseq: 1 }
     }
 
     #[test]

@@ -98,7 +98,7 @@ impl<B: MailBackend> Session<B> {
 
 /// `* SORT n...` (the one place it is built).
 fn sort_response(numbers: Vec<u32>) -> Response<'static> {
-    Response::Data(Data::Sort(numbers.into_iter().map(nonzero).collect()))
+    Response::Data(Data::Sort(numbers.into_iter().map(nonzero).collect(), None))
 }
 
 fn needs_header(criterion: &SortCriterion) -> bool {

@@ -131,7 +131,7 @@ mod tests {
     fn summary(head: &str, internal_date: u64) -> Summary {
         let raw = head.as_bytes();
         let outline = MessageOutline::of(raw, mime::parse(raw).structure);
-        let meta = MessageMeta { uid: 1, flags: vec![], internal_date, size: 10 };
+        let meta = MessageMeta { uid: 1, flags: vec![], internal_date, size: 10, modseq: 1 };
         Summary::of(&meta, &outline)
     }
 

@@ -1,7 +1,8 @@
 //! The IMAP server driven by Python's imaplib (and raw sockets for what
-//! imaplib cannot say): a Thunderbird-like session with IDLE and MOVE,
-//! exact bytes through APPEND and FETCH, STARTTLS, bad input and the
-//! login throttle, and SEARCH.
+//! imaplib cannot say): a Thunderbird-like session with IDLE, MOVE and a
+//! QRESYNC resync after another session's changes, exact bytes through
+//! APPEND and FETCH, STARTTLS, bad input and the login throttle, and
+//! SEARCH.
 
 use bytes::Bytes;
 use epost_gateway::backend::{Envelope, MailBackend};
@@ -17,7 +18,7 @@ imaplib.Commands['ID'] = ('NONAUTH', 'AUTH', 'SELECTED')
 imaplib.Commands['MOVE'] = ('SELECTED',)
 M = imaplib.IMAP4('127.0.0.1', port)
 M.sock.settimeout(30)
-for cap in ('IMAP4REV1', 'IDLE', 'UIDPLUS', 'MOVE', 'LITERAL+', 'SPECIAL-USE', 'NAMESPACE', 'ID', 'STARTTLS', 'AUTH=PLAIN'):
+for cap in ('IMAP4REV1', 'IDLE', 'UIDPLUS', 'MOVE', 'LITERAL+', 'SPECIAL-USE', 'NAMESPACE', 'ID', 'STARTTLS', 'AUTH=PLAIN', 'ENABLE', 'CONDSTORE', 'QRESYNC'):
     assert cap in M.capabilities, (cap, M.capabilities)
 typ, data = M._simple_command('ID', '("name" "Thunderbird" "version" "128.0")')
 assert typ == 'OK', (typ, data)
@@ -74,6 +75,48 @@ typ, data = M.expunge()
 assert typ == 'OK' and data == [b'1'], data
 typ, data = M.select('Trash')
 assert data == [b'1'], data
+# QRESYNC: INBOX holds UID 2; two more arrive, and the client remembers
+# the folder as of its HIGHESTMODSEQ.
+for i in (4, 5):
+    typ, data = N.append('INBOX', None, None, b'Subject: m%d\r\n\r\nbody\r\n' % i)
+    assert typ == 'OK' and (b'[APPENDUID 1 %d]' % i) in data[0], data
+typ, data = M.unselect()
+assert typ == 'OK', data
+typ, data = M.enable('QRESYNC')
+assert typ == 'OK' and M.response('ENABLED')[1] == [b'QRESYNC'], data
+typ, data = M.select('INBOX')
+assert data == [b'3'], data
+uidvalidity = int(M.response('UIDVALIDITY')[1][0])
+highest = int(M.response('HIGHESTMODSEQ')[1][0])
+typ, data = M.unselect()
+assert typ == 'OK', data
+# Meanwhile another session flags UID 2 and expunges UID 4.
+N.select('INBOX')
+typ, data = N.uid('STORE', '2', '+FLAGS', '(\\Flagged)')
+assert typ == 'OK', data
+typ, data = N.uid('STORE', '4', '+FLAGS', '(\\Deleted)')
+N.expunge()
+for kind in ('FETCH', 'VANISHED', 'EXISTS'):
+    M.response(kind)
+typ, data = M._simple_command('SELECT', 'INBOX', '(QRESYNC (%d %d))' % (uidvalidity, highest))
+assert typ == 'OK', (typ, data)
+M.state = 'SELECTED'
+typ, data = M.response('VANISHED')
+assert data == [b'(EARLIER) 4'], data
+typ, data = M.response('FETCH')
+assert len(data) == 1 and b'UID 2' in data[0] and b'\\Flagged' in data[0], data
+assert int(data[0].split(b'MODSEQ (')[1].split(b')')[0]) > highest, data
+typ, data = M.response('HIGHESTMODSEQ')
+assert int(data[0]) > highest, data
+# Live: an expunge elsewhere is told as VANISHED, never EXPUNGE.
+typ, data = N.uid('STORE', '5', '+FLAGS', '(\\Deleted)')
+N.expunge()
+typ, data = M.noop()
+assert typ == 'OK', data
+typ, data = M.response('VANISHED')
+assert data == [b'5'], data
+typ, data = M.response('EXPUNGE')
+assert data == [None], data
 M.logout()
 N.logout()
 print('thunderbird ok')
