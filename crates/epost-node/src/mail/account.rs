@@ -5,8 +5,7 @@
 //! request only once that entry is durable. Operations are grouped into
 //! entries as they are planned, so each is applied knowing its position
 //! in the log, which is its MODSEQ ([`super::state::modseq`]). What the
-//! folders start or stop naming goes to the lease book right after (before
-//! the next batch), and every
+//! folders start or stop naming goes to the lease book with it, and every
 //! [`checkpoint::EVERY`](super::checkpoint::EVERY) entries the state is
 //! checkpointed.
 
@@ -244,11 +243,16 @@ async fn run(
             }
             state.entries += 1;
         }
-        // The entries are durable: answer now. What the lease book is
-        // told next is bookkeeping for renewal, recovered from its mark by
-        // the next open if this task stops before it is written; and it
-        // is written before the next batch, so the book sees the batches
-        // in order.
+        // The lease book learns what the folders now name, and a due
+        // checkpoint is written, before anyone is answered: whoever reads
+        // the book after a change returned sees the change (tests/lease.rs).
+        if let Some(seq) = last_seq {
+            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
+            account.registered &= ok;
+            if account.tracker.since >= checkpoint::EVERY {
+                account.checkpoint(&mut state, seq).await;
+            }
+        }
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
@@ -256,13 +260,6 @@ async fn run(
         touched.dedup();
         for folder in touched {
             let _ = changes.send(FolderChanged { folder });
-        }
-        if let Some(seq) = last_seq {
-            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
-            account.registered &= ok;
-            if account.tracker.since >= checkpoint::EVERY {
-                account.checkpoint(&mut state, seq).await;
-            }
         }
     }
     debug!(address = %account.address, "mail task stopped");
