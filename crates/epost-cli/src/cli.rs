@@ -145,6 +145,10 @@ pub(crate) enum Command {
     #[command(flatten)]
     Mail(MailCommand),
 
+    /// A hosted user's folders: list, create, rename, delete.
+    #[command(subcommand)]
+    Folder(FolderCommand),
+
     /// A whole local network in one process with the mail gateway, ready for a mail client.
     #[command(
         after_help = "Example:\n  epost dev\n  epost dev --nodes 7 --data-dir ./devnet\n\nWrites DIR/dev.json (gateway addresses, users and passwords); Ctrl-C stops it."
@@ -182,6 +186,42 @@ pub(crate) enum NotifyCommand {
     Watch {
         #[arg(long)]
         user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum FolderCommand {
+    /// List the user's folders with their message counts.
+    #[command(after_help = "Example:\n  epost folder list --user alice@example.org --json")]
+    List {
+        #[arg(long)]
+        user: String,
+    },
+    /// Make a new, empty folder (subscribed, so IMAP clients show it).
+    #[command(
+        after_help = "Example:\n  epost folder create --user alice@example.org Lists/rust\nA hierarchy is written with `/`, as IMAP clients see it."
+    )]
+    Create {
+        #[arg(long)]
+        user: String,
+        name: String,
+    },
+    /// Give a folder a new name (its messages keep their order; UIDs start afresh).
+    #[command(
+        after_help = "Example:\n  epost folder rename --user alice@example.org Old Archive/2025\nRenaming INBOX moves its messages to the new folder and leaves INBOX empty."
+    )]
+    Rename {
+        #[arg(long)]
+        user: String,
+        from: String,
+        to: String,
+    },
+    /// Delete a folder and the messages in it (INBOX cannot be deleted).
+    #[command(after_help = "Example:\n  epost folder delete --user alice@example.org Junk/old")]
+    Delete {
+        #[arg(long)]
+        user: String,
+        name: String,
     },
 }
 
@@ -332,13 +372,16 @@ pub(crate) enum MailCommand {
     },
     /// Import messages from an mbox file or a maildir into a folder.
     #[command(
-        after_help = "Example:\n  epost import --user alice@example.test mbox ~/old-mail.mbox"
+        after_help = "Example:\n  epost import --user alice@example.test mbox ~/old-mail.mbox\n  epost import --user alice@example.test --folder Archive/2019 --create mbox 2019.mbox"
     )]
     Import {
         #[arg(long)]
         user: String,
         #[arg(long, default_value = "INBOX")]
         folder: String,
+        /// Make --folder first if it does not exist (without it, a missing folder is an error).
+        #[arg(long)]
+        create: bool,
         format: ImportFormat,
         path: PathBuf,
     },

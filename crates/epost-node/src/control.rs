@@ -153,6 +153,45 @@ pub struct FolderSummary {
     pub uid_next: u32,
     pub messages: usize,
     pub unseen: usize,
+    /// Whether IMAP clients see it in LSUB (a new folder is subscribed).
+    #[serde(default)]
+    pub subscribed: bool,
+}
+
+/// `POST /v1/mail/{address}/folders`: make a folder (answered with its
+/// [`FolderSummary`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateFolder {
+    pub name: String,
+}
+
+/// `POST /v1/mail/{address}/folders/{folder}/rename`: give a folder a new
+/// name (answered with the renamed folder's [`FolderSummary`]). Renaming
+/// INBOX moves its messages to the new folder and leaves INBOX empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenameFolder {
+    pub to: String,
+}
+
+/// `DELETE /v1/mail/{address}/folders/{folder}`: what went with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FolderDeleted {
+    pub name: String,
+    /// The messages it held (the objects of those no other folder holds
+    /// are no longer renewed).
+    pub messages: usize,
+}
+
+/// `POST /v1/mail/{address}/folders/{folder}/import?create=true` makes
+/// the folder first if it is missing; without it a missing folder is an
+/// error, so a mistyped name never becomes a new folder.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportQuery {
+    #[serde(default)]
+    pub create: bool,
 }
 
 /// One message of `GET /v1/mail/{address}/folders/{folder}`, in UID order.

@@ -81,7 +81,7 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
             out.write_all(&raw).context("cannot write to standard output")?;
             out.flush()?;
         }
-        MailCommand::Import { user, folder, format, path } => {
+        MailCommand::Import { user, folder, create, format, path } => {
             let messages = match format {
                 ImportFormat::Mbox => mbox::read_mbox(&path)?,
                 ImportFormat::Maildir => mbox::read_maildir(&path)?,
@@ -97,9 +97,10 @@ pub(crate) async fn run(dir: &DataDir, command: MailCommand, json: bool) -> Resu
                 Ok::<_, std::io::Error>(import::encode(&meta, &message.raw))
             }));
             let target = format!(
-                "/v1/mail/{}/folders/{}/import",
+                "/v1/mail/{}/folders/{}/import{}",
                 path_segment(&user),
-                path_segment(&folder)
+                path_segment(&folder),
+                if create { "?create=true" } else { "" }
             );
             let request = client
                 .request(reqwest::Method::POST, &target)

@@ -2,6 +2,7 @@
 
 mod config;
 mod dev;
+mod folder;
 mod identity;
 mod init;
 mod logs;
@@ -63,6 +64,7 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         Command::Log(command) => logs::run(dir, command, json).await,
         Command::Notify(command) => notify::run(dir, command, json).await,
         Command::Mail(command) => mail::run(dir, command, json).await,
+        Command::Folder(command) => folder::run(dir, command, json).await,
         Command::Dev(args) => dev::run(Some(dir.root().to_path_buf()), &args, json).await,
     }
 }

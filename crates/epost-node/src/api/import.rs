@@ -2,21 +2,22 @@
 //! streamed request (framed as `crate::mail::import` says), stored several
 //! at a time and inserted in the order they came, a group of them per
 //! mail log entry (`epost import`). A frame over the limits, or a body
-//! that ends inside one, is refused; what came before it is kept.
+//! that ends inside one, is refused; what came before it is kept. With
+//! `?create=true` a missing folder is made first.
 
 use axum::Json;
 use axum::body::{Body, Bytes};
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use epost_types::address::Address;
-use epost_types::mailbox::Change;
+use epost_types::mailbox::{Change, MailError};
 use futures::{Stream, StreamExt};
 
 use super::identity::parse_address;
 use super::mail::{MAX_MESSAGE, mail_error};
 use super::{ApiError, AppState};
 use crate::chain::Chain;
-use crate::control::Imported;
+use crate::control::{ImportQuery, Imported};
 use crate::mail::MailService;
 use crate::mail::import::{self, ImportMeta};
 
@@ -54,11 +55,22 @@ fn frames(body: Body) -> impl Stream<Item = Result<(ImportMeta, Bytes), ApiError
 pub(crate) async fn import(
     State(state): State<AppState>,
     Path((address, folder)): Path<(String, String)>,
+    Query(query): Query<ImportQuery>,
     body: Body,
 ) -> Result<Json<Imported>, ApiError> {
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
-    mailbox.folder(&folder).await.map_err(mail_error)?;
+    match mailbox.folder(&folder).await {
+        Ok(_) => {}
+        Err(MailError::NoFolder(_)) if query.create => {
+            match mailbox.change(Change::create(&folder)).await {
+                // Made meanwhile by someone else: import into it all the same.
+                Ok(_) | Err(MailError::FolderExists(_)) => {}
+                Err(e) => return Err(mail_error(e)),
+            }
+        }
+        Err(e) => return Err(mail_error(e)),
+    }
     let mail = state.mail.clone();
     let target = folder.clone();
     let mut stored = frames(body)

@@ -1,11 +1,13 @@
-//! `/v1/mail`: send as a hosted user, list folders and messages, read one
-//! message's exact bytes, and append messages (import).
+//! `/v1/mail`: send as a hosted user, list, create, rename and delete
+//! folders, list messages, read one message's exact bytes, and append
+//! messages (import).
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use epost_types::mail::MailOp;
 use epost_types::mailbox::{Change, MailError, Recipient, Route};
 use futures::StreamExt;
 use serde::Deserialize;
@@ -13,7 +15,10 @@ use serde::Deserialize;
 use super::identity::parse_address;
 use super::{ApiError, AppState};
 use crate::chain::Chain;
-use crate::control::{Appended, FolderSummary, MessageSummary, Sent};
+use crate::control::{
+    Appended, CreateFolder, FolderDeleted, FolderSummary, MessageSummary, RenameFolder, Sent,
+};
+use crate::mail::state::Folder;
 
 /// Largest message the API takes, bytes.
 pub(crate) const MAX_MESSAGE: usize = 64 * 1024 * 1024;
@@ -88,6 +93,22 @@ pub(crate) async fn send(
     }))
 }
 
+/// A folder as the API lists it.
+fn summary(name: &str, folder: &Folder) -> FolderSummary {
+    FolderSummary {
+        name: name.to_owned(),
+        uid_validity: folder.uid_validity,
+        uid_next: folder.uid_next,
+        messages: folder.messages.len(),
+        unseen: folder
+            .messages
+            .values()
+            .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
+            .count(),
+        subscribed: folder.subscribed,
+    }
+}
+
 pub(crate) async fn folders(
     State(state): State<AppState>,
     Path(address): Path<String>,
@@ -95,25 +116,55 @@ pub(crate) async fn folders(
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
     let list = mailbox
-        .read(|s| {
-            s.folders
-                .iter()
-                .map(|(name, f)| FolderSummary {
-                    name: name.clone(),
-                    uid_validity: f.uid_validity,
-                    uid_next: f.uid_next,
-                    messages: f.messages.len(),
-                    unseen: f
-                        .messages
-                        .values()
-                        .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
-                        .count(),
-                })
-                .collect()
-        })
+        .read(|s| s.folders.iter().map(|(name, f)| summary(name, f)).collect())
         .await
         .map_err(mail_error)?;
     Ok(Json(list))
+}
+
+/// The folder `name` of `mailbox` as it is now.
+async fn folder_summary(
+    mailbox: &crate::mail::Mailbox,
+    name: String,
+) -> Result<FolderSummary, ApiError> {
+    let folder = mailbox.folder(&name).await.map_err(mail_error)?;
+    Ok(summary(&name, &folder))
+}
+
+/// Makes a folder; `409 exists` if it is there already.
+pub(crate) async fn create_folder(
+    State(state): State<AppState>,
+    Path(address): Path<String>,
+    Json(request): Json<CreateFolder>,
+) -> Result<(StatusCode, Json<FolderSummary>), ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    mailbox.change(Change::create(&request.name)).await.map_err(mail_error)?;
+    Ok((StatusCode::CREATED, Json(folder_summary(&mailbox, request.name).await?)))
+}
+
+/// Renames a folder (INBOX: its messages move, INBOX stays, empty).
+pub(crate) async fn rename_folder(
+    State(state): State<AppState>,
+    Path((address, folder)): Path<(String, String)>,
+    Json(request): Json<RenameFolder>,
+) -> Result<Json<FolderSummary>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    mailbox.change(Change::rename(&folder, &request.to)).await.map_err(mail_error)?;
+    Ok(Json(folder_summary(&mailbox, request.to).await?))
+}
+
+/// Deletes a folder and what it holds (never INBOX).
+pub(crate) async fn delete_folder(
+    State(state): State<AppState>,
+    Path((address, folder)): Path<(String, String)>,
+) -> Result<Json<FolderDeleted>, ApiError> {
+    let address = parse_address(&address)?;
+    let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
+    let messages = mailbox.folder(&folder).await.map_err(mail_error)?.messages.len();
+    mailbox.change(MailOp::Delete { folder: folder.clone() }).await.map_err(mail_error)?;
+    Ok(Json(FolderDeleted { name: folder, messages }))
 }
 
 #[derive(Deserialize)]

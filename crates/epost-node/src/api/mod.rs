@@ -116,13 +116,15 @@ impl ApiServer {
                 "/v1/mail/{address}/send",
                 post(mail::send).layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
             )
-            .route("/v1/mail/{address}/folders", get(mail::folders))
+            .route("/v1/mail/{address}/folders", get(mail::folders).post(mail::create_folder))
             .route(
                 "/v1/mail/{address}/folders/{folder}",
                 get(mail::messages)
                     .post(mail::append)
+                    .delete(mail::delete_folder)
                     .layer(DefaultBodyLimit::max(mail::MAX_MESSAGE)),
             )
+            .route("/v1/mail/{address}/folders/{folder}/rename", post(mail::rename_folder))
             .route(
                 "/v1/mail/{address}/folders/{folder}/import",
                 post(import::import).layer(DefaultBodyLimit::disable()),
