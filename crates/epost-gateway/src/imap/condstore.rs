@@ -18,6 +18,7 @@ use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 
 use crate::backend::{MailBackend, MessageMeta};
 use crate::imap::enable::Enabled;
+use crate::imap::esearch::ReturnOptions;
 use crate::imap::session::{Gone, Session, Sink, flags_response, nonzero, untagged};
 
 /// A MODSEQ as IMAP writes it (never 0: the mail service starts at 1).
@@ -143,6 +144,35 @@ pub(crate) fn modified_code(mut numbers: Vec<u32>) -> Option<Code<'static>> {
 }
 
 impl<B: MailBackend> Session<B> {
+    /// The highest MODSEQ of the messages at `positions` of the view, for
+    /// a SEARCH or SORT that used the MODSEQ key and found something.
+    pub(crate) fn highest_found(&self, by_modseq: bool, positions: &[usize]) -> Option<u64> {
+        let selected = self.selected.as_ref().filter(|_| by_modseq)?;
+        positions.iter().filter_map(|&p| selected.messages.get(p)).map(|m| m.modseq).max()
+    }
+
+    /// The same for what an ESEARCH answer returns of `found` (in result
+    /// order): the first for MIN, the last for MAX, all of them for ALL,
+    /// COUNT or PARTIAL.
+    pub(crate) fn highest_returned(
+        &self,
+        by_modseq: bool,
+        found: &[usize],
+        options: &ReturnOptions,
+    ) -> Option<u64> {
+        if options.all || options.count || options.partial.is_some() {
+            return self.highest_found(by_modseq, found);
+        }
+        let mut returned = Vec::new();
+        if options.min {
+            returned.extend(found.first().copied());
+        }
+        if options.max {
+            returned.extend(found.last().copied());
+        }
+        self.highest_found(by_modseq, &returned)
+    }
+
     /// A CONDSTORE enabling command ran: from now on changes carry
     /// MODSEQs. The first time, with a folder selected, the client is
     /// told its HIGHESTMODSEQ (RFC 7162 section 3.1.2.1).
@@ -301,5 +331,32 @@ mod tests {
                 nth(4)
             )
         );
+    }
+
+    #[tokio::test]
+    async fn esearch_and_sort_tell_the_modseq_of_what_they_return() {
+        let mut s = three_messages().await;
+        run(&mut s, "a ENABLE CONDSTORE").await;
+        run(&mut s, "a SELECT INBOX").await;
+        // Changed in the order 1, 3, 2: their MODSEQs are nth(4), (6), (5).
+        for (tag, n) in [("b", 1), ("c", 3), ("d", 2)] {
+            run(&mut s, &format!("{tag} STORE {n} +FLAGS.SILENT (\\Seen)")).await;
+        }
+        let key = format!("MODSEQ \"/flags/\\\\seen\" all {}", nth(4));
+        // (what is asked, what ESEARCH says after its TAG)
+        let cases = [
+            ("RETURN (MIN) 1:3", format!(" MIN 1 MODSEQ {}", nth(4))),
+            ("RETURN (MAX) 1:3", format!(" MAX 3 MODSEQ {}", nth(5))),
+            ("RETURN () 1:3", format!(" ALL 1:3 MODSEQ {}", nth(6))),
+            ("RETURN (MIN MAX) 2:3", format!(" MIN 2 MAX 3 MODSEQ {}", nth(6))),
+        ];
+        for (asked, said) in cases {
+            let reply = run(&mut s, &format!("e SEARCH {asked} {key}")).await;
+            assert!(reply.starts_with(&format!("* ESEARCH (TAG \"e\"){said}\r\n")), "{reply}");
+        }
+        let none = run(&mut s, &format!("f SEARCH RETURN (ALL) MODSEQ {}", nth(7))).await;
+        assert!(none.starts_with("* ESEARCH (TAG \"f\")\r\n"), "{none}");
+        let sorted = run(&mut s, &format!("g SORT (ARRIVAL) UTF-8 MODSEQ {}", nth(5))).await;
+        assert!(sorted.starts_with(&format!("* SORT 2 3 (MODSEQ {})\r\n", nth(6))), "{sorted}");
     }
 }

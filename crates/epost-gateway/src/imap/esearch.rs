@@ -124,6 +124,9 @@ pub(crate) struct Esearch {
     pub(crate) count: Option<usize>,
     /// PARTIAL: the range asked and the set found there (`None`: NIL).
     pub(crate) partial: Option<((u32, u32), Option<String>)>,
+    /// The highest MODSEQ of what is returned, when the search used the
+    /// MODSEQ key (RFC 7162 section 3.1.5); set by the caller.
+    pub(crate) modseq: Option<u64>,
 }
 
 impl Esearch {
@@ -154,6 +157,7 @@ impl Esearch {
             all: (options.all && !found.is_empty()).then(|| set(found)),
             count: options.count.then_some(found.len()),
             partial,
+            modseq: None,
         }
     }
 
@@ -179,6 +183,9 @@ impl Esearch {
         }
         if let Some(count) = self.count {
             line.push_str(&format!(" COUNT {count}"));
+        }
+        if let Some(modseq) = self.modseq {
+            line.push_str(&format!(" MODSEQ {modseq}"));
         }
         line.into_bytes()
     }

@@ -8,8 +8,6 @@
 //! read the whole message. Messages are read one at a time and matched
 //! case-insensitively on raw and decoded values with `mail-parser`.
 
-use std::num::NonZeroU64;
-
 use imap_codec::imap_types::core::{AString, Atom, Charset, Tag, Vec1};
 use imap_codec::imap_types::datetime::NaiveDate;
 use imap_codec::imap_types::extensions::sort::SortAlgorithm;
@@ -24,7 +22,7 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
-use crate::imap::condstore::{modseq, searches_modseq};
+use crate::imap::condstore::searches_modseq;
 use crate::imap::esearch::Esearch;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
@@ -250,21 +248,19 @@ impl<B: MailBackend> Session<B> {
             }
         };
         let numbers: Vec<u32> = found.iter().map(|&p| self.number(p, uid)).collect();
-        // With a MODSEQ key, the highest MODSEQ found (RFC 7162 3.1.5).
-        let highest = self.selected.as_ref().and_then(|selected| {
-            let most =
-                found.iter().filter_map(|&p| selected.messages.get(p)).map(|m| m.modseq).max();
-            most.filter(|_| by_modseq).map(modseq)
-        });
         match returns {
-            None => out.send(search_response(numbers, highest)).await?,
+            None => {
+                let highest = self.highest_found(by_modseq, &found);
+                out.send(search_response(numbers, highest)).await?
+            }
             Some(options) => {
                 if options.save {
                     let uids: Vec<u32> = found.iter().map(|&p| self.number(p, true)).collect();
                     self.save_result(options.saved(&uids));
                 }
                 if !options.silent() {
-                    let esearch = Esearch::answer(tag.as_ref(), uid, &numbers, &options, false);
+                    let mut esearch = Esearch::answer(tag.as_ref(), uid, &numbers, &options, false);
+                    esearch.modseq = self.highest_returned(by_modseq, &found, &options);
                     out.send_esearch(esearch).await?;
                 }
             }
@@ -351,7 +347,8 @@ pub(crate) fn capabilities() -> Vec<Capability<'static>> {
 }
 
 /// `* SEARCH n... [(MODSEQ m)]` (the one place it is built).
-fn search_response(numbers: Vec<u32>, highest: Option<NonZeroU64>) -> Response<'static> {
+fn search_response(numbers: Vec<u32>, highest: Option<u64>) -> Response<'static> {
+    let highest = highest.map(crate::imap::condstore::modseq);
     Response::Data(Data::Search(numbers.into_iter().map(nonzero).collect(), highest))
 }
 

@@ -15,6 +15,7 @@ use imap_codec::imap_types::search::SearchKey;
 use epost_types::mailbox::MailErrorKind;
 
 use crate::backend::{Account, MailBackend};
+use crate::imap::condstore::searches_modseq;
 use crate::imap::esearch::Esearch;
 use crate::imap::session::{Done, Gone, Session, Sink, mail_error, nonzero, ok};
 use crate::imap::subject::{base_subject, collation_key};
@@ -31,6 +32,10 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<Done, Gone> {
         let returns = self.lifted.returns.take();
+        let by_modseq = search.as_ref().iter().any(searches_modseq);
+        if by_modseq {
+            self.condstore_on(out).await?;
+        }
         let found = match self.matching(&tag, Some(&charset), search).await {
             Ok(found) => found,
             Err(done) => {
@@ -57,11 +62,15 @@ impl<B: MailBackend> Session<B> {
                     self.save_result(options.saved(&uids));
                 }
                 if !options.silent() {
-                    let esearch = Esearch::answer(tag.as_ref(), uid, &numbers, &options, true);
+                    let mut esearch = Esearch::answer(tag.as_ref(), uid, &numbers, &options, true);
+                    esearch.modseq = self.highest_returned(by_modseq, &sorted, &options);
                     out.send_esearch(esearch).await?;
                 }
             }
-            None => out.send(sort_response(numbers)).await?,
+            None => {
+                let highest = self.highest_found(by_modseq, &sorted);
+                out.send(sort_response(numbers, highest)).await?
+            }
         }
         Ok(Done::now(ok(&tag, None, "SORT completed")))
     }
@@ -96,9 +105,10 @@ impl<B: MailBackend> Session<B> {
     }
 }
 
-/// `* SORT n...` (the one place it is built).
-fn sort_response(numbers: Vec<u32>) -> Response<'static> {
-    Response::Data(Data::Sort(numbers.into_iter().map(nonzero).collect(), None))
+/// `* SORT n... [(MODSEQ m)]` (the one place it is built).
+fn sort_response(numbers: Vec<u32>, highest: Option<u64>) -> Response<'static> {
+    let highest = highest.map(crate::imap::condstore::modseq);
+    Response::Data(Data::Sort(numbers.into_iter().map(nonzero).collect(), highest))
 }
 
 fn needs_header(criterion: &SortCriterion) -> bool {
