@@ -70,11 +70,7 @@ impl RecentClaims {
         uid_validity: u32,
         messages: &[MessageMeta],
     ) -> Vec<u32> {
-        let mut claims = self.lock();
-        let claim = claims.claim(user, folder, uid_validity, self.baseline(messages));
-        let taken = claim.taken;
-        claim.taken = claim.taken.max(messages.last().map_or(0, |m| m.uid));
-        messages.iter().map(|m| m.uid).filter(|&uid| uid > taken).collect()
+        self.above_claim(user, folder, uid_validity, messages, true)
     }
 
     /// A session added messages from `first` on to a folder: if no
@@ -98,8 +94,25 @@ impl RecentClaims {
         uid_validity: u32,
         messages: &[MessageMeta],
     ) -> Vec<u32> {
+        self.above_claim(user, folder, uid_validity, messages, false)
+    }
+
+    /// The UIDs of `messages` above the folder's claim, which moves past
+    /// them all if `take`.
+    fn above_claim(
+        &self,
+        user: &str,
+        folder: &str,
+        uid_validity: u32,
+        messages: &[MessageMeta],
+        take: bool,
+    ) -> Vec<u32> {
         let mut claims = self.lock();
-        let taken = claims.claim(user, folder, uid_validity, self.baseline(messages)).taken;
+        let claim = claims.claim(user, folder, uid_validity, self.baseline(messages));
+        let taken = claim.taken;
+        if take {
+            claim.taken = claim.taken.max(messages.last().map_or(0, |m| m.uid));
+        }
         messages.iter().map(|m| m.uid).filter(|&uid| uid > taken).collect()
     }
 
