@@ -5,6 +5,13 @@ use std::ops::Bound;
 
 use crate::error::EngineError;
 
+/// Bytes of pages an engine keeps in memory. Both engines default to
+/// 1 GiB per database, which a node fills as it writes (every mail log
+/// entry is a few fragments on several nodes), a node on a small machine
+/// cannot spare, and `epost dev` has five of in one process; the file's
+/// pages stay in the OS page cache besides.
+pub(crate) const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
 /// The table (tree) holding each counted keyspace's running totals, by
 /// keyspace name: `entries (u64 BE) || payload bytes (u64 BE)`, updated in
 /// the transaction of every batch that changes them, so opening a store

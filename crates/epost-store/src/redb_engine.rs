@@ -1,6 +1,7 @@
 //! The redb engine: two tables per keyspace (its values, and its expiry
 //! index), every batch one write transaction committed with
-//! `Durability::Immediate` (fsync before `commit` returns).
+//! `Durability::Immediate` (fsync before `commit` returns); its page cache
+//! is bounded by `engine::CACHE_BYTES`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -9,8 +10,8 @@ use std::sync::{PoisonError, RwLock};
 use redb::{Database, Durability, ReadableDatabase, ReadableTable, Table, TableDefinition};
 
 use crate::engine::{
-    Applied, Engine, Entries, Mutation, Op, SpaceId, TOTALS, add_totals, bounds, decode_totals,
-    encode_totals,
+    Applied, CACHE_BYTES, Engine, Entries, Mutation, Op, SpaceId, TOTALS, add_totals, bounds,
+    decode_totals, encode_totals,
 };
 use crate::error::EngineError;
 use crate::keyspace::{Keyspace, Kind};
@@ -100,7 +101,7 @@ impl RedbEngine {
 
 /// Opens (or creates) the database with every keyspace's tables in it.
 fn open_db(path: &Path, spaces: &[Keyspace]) -> Result<Database, EngineError> {
-    let db = Database::create(path).map_err(map)?;
+    let db = Database::builder().set_cache_size(CACHE_BYTES).create(path).map_err(map)?;
     // Create the tables once, so readers never meet a missing table.
     let txn = db.begin_write().map_err(map)?;
     for space in spaces {

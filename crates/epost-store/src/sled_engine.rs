@@ -39,7 +39,11 @@ fn abort(e: EngineError) -> ConflictableTransactionError<EngineError> {
 
 impl SledEngine {
     pub(crate) fn open(path: &Path, spaces: &[Keyspace]) -> Result<Self, EngineError> {
-        let db = sled::Config::new().path(path).open().map_err(map)?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(crate::engine::CACHE_BYTES as u64)
+            .open()
+            .map_err(map)?;
         let mut trees = Vec::with_capacity(2 * spaces.len());
         for space in spaces {
             trees.push(db.open_tree(space.name()).map_err(map)?);
