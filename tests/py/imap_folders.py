@@ -1,5 +1,7 @@
-"""Prints, one per line, the folders an IMAP client sees (LIST "" "*"),
-each with its message count (STATUS MESSAGES), as "name<TAB>count".
+r"""Prints, one per line, the folders an IMAP client sees (LIST "" "*"),
+each with its message count (STATUS MESSAGES), as "name<TAB>count". A
+\Noselect entry (the missing parent of a nested folder) is no folder and
+is left out.
 
 Usage: imap_folders.py HOST:PORT USER PASSWORD
 """
@@ -19,6 +21,8 @@ def main():
         # (\Flags) "/" name  -- the name quoted or an atom
         match = re.match(rb'\((.*?)\) (NIL|"[^"]*") (.*)$', line)
         assert match, line
+        if b"\\noselect" in match.group(1).lower():
+            continue
         name = match.group(3).decode()
         quoted = name if name.startswith('"') else '"%s"' % name
         typ, status = imap.status(quoted, "(MESSAGES)")

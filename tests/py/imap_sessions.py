@@ -60,21 +60,26 @@ def main():
     idler.send("c IDLE")
     assert idler.line().startswith("+"), "no IDLE continuation"
 
-    # (what the writer does, the line the idler hears next)
+    flags = "\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1"
+    # (what the writer does, the lines the idler hears next). The writer
+    # selected first, so nothing is \Recent in the idler's session.
     steps = [
+        # A new keyword: FLAGS and PERMANENTFLAGS again, then the FETCH.
         (lambda: writer.store("1", "+FLAGS", "(\\Flagged $Label1)"),
-         "* 1 FETCH (FLAGS (\\Flagged $Label1) UID 1)\r\n"),
+         ["* FLAGS (%s)\r\n" % flags,
+          "* OK [PERMANENTFLAGS (%s \\*)] flags that stay\r\n" % flags,
+          "* 1 FETCH (FLAGS (\\Flagged $Label1) UID 1)\r\n"]),
         (lambda: writer.store("2", "+FLAGS.SILENT", "(\\Deleted)"),
-         "* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"),
-        (lambda: writer.expunge(), "* 2 EXPUNGE\r\n"),
-        (lambda: writer.uid("MOVE", "1", "sessions-moved"), "* 1 EXPUNGE\r\n"),
+         ["* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"]),
+        (lambda: writer.expunge(), ["* 2 EXPUNGE\r\n"]),
+        (lambda: writer.uid("MOVE", "1", "sessions-moved"), ["* 1 EXPUNGE\r\n"]),
         (lambda: writer.append("sessions", None, None, b"Subject: new\r\n\r\nnew\r\n"),
-         "* 2 EXISTS\r\n"),
+         ["* 2 EXISTS\r\n", "* 0 RECENT\r\n"]),
     ]
     for act, heard in steps:
         assert act()[0] == "OK"
-        line = idler.line()
-        assert line == heard, "heard %r, wanted %r" % (line, heard)
+        lines = [idler.line() for _ in heard]
+        assert lines == heard, "heard %r, wanted %r" % (lines, heard)
     idler.send("DONE")
     assert idler.line().startswith("c OK")
 

@@ -11,13 +11,17 @@
 //! [`Route`] decided for each recipient at RCPT, which the [`Envelope`]
 //! carries to delivery, and the [`MessageOutline`] (a message's stored
 //! MIME structure and header bytes) FETCH answers most items from without
-//! reading the message's parts.
+//! reading the message's parts. A message's MODSEQ and a folder's
+//! highest (RFC 7162) are the mail service's, as are what a STORE left
+//! alone under `UNCHANGEDSINCE` and the [`Vanished`] UIDs QRESYNC asks
+//! for.
 
 use std::future::Future;
 
 use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
+pub use epost_types::mailbox::{Flagged, Vanished};
 use epost_types::mailbox::{FolderChanged, MailError, Recipient, Route};
 use epost_types::mime::MessageOutline;
 use tokio::sync::broadcast;
@@ -87,6 +91,9 @@ pub struct MessageMeta {
     pub internal_date: u64,
     /// Exact size of the raw message in bytes.
     pub size: u64,
+    /// Its mod-sequence (RFC 7162): at least 1, and greater after every
+    /// change to its flags.
+    pub modseq: u64,
 }
 
 /// A folder's state at one moment. Messages are in ascending UID order,
@@ -96,7 +103,20 @@ pub struct FolderSnapshot {
     pub name: String,
     pub uid_validity: u32,
     pub uid_next: u32,
+    /// HIGHESTMODSEQ: at least every message's MODSEQ, and greater after
+    /// any message is taken out.
+    pub highest_modseq: u64,
     pub messages: Vec<MessageMeta>,
+}
+
+/// What a flag change did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreReport {
+    /// Every message asked of that the folder holds and that passed the
+    /// `unchanged_since` test, with its flags and MODSEQ now.
+    pub stored: Vec<Flagged>,
+    /// The UIDs left alone because they changed after `unchanged_since`.
+    pub modified: Vec<u32>,
 }
 
 /// Where copied or moved messages went.
@@ -167,14 +187,16 @@ pub trait Account: Clone + Send + Sync + 'static {
         internal_date: Option<u64>,
     ) -> impl Future<Output = Result<(u32, u32), MailError>> + Send;
 
-    /// Changes flags; returns the new flags of every message changed.
+    /// Changes flags, except on messages whose MODSEQ is above
+    /// `unchanged_since` (checked in the same step as the change).
     fn store(
         &self,
         folder: &str,
         uids: &[u32],
         op: FlagChange,
         flags: Vec<String>,
-    ) -> impl Future<Output = Result<Vec<(u32, Vec<String>)>, MailError>> + Send;
+        unchanged_since: Option<u64>,
+    ) -> impl Future<Output = Result<StoreReport, MailError>> + Send;
 
     fn copy(
         &self,
@@ -190,6 +212,13 @@ pub trait Account: Clone + Send + Sync + 'static {
         uids: &[u32],
         to: &str,
     ) -> impl Future<Output = Result<CopyReport, MailError>> + Send;
+
+    /// The UIDs taken out of a folder after MODSEQ `since` (QRESYNC).
+    fn vanished(
+        &self,
+        folder: &str,
+        since: u64,
+    ) -> impl Future<Output = Result<Vanished, MailError>> + Send;
 
     /// Removes the given messages (the session decides which: those with
     /// `\Deleted`, limited to a UID set for UID EXPUNGE).

@@ -16,6 +16,10 @@ pub struct Limits {
     pub max_message: usize,
     /// Longest command line, bytes (data lines are bounded by max_message).
     pub max_line: usize,
+    /// Longest IMAP command line, literals excluded, bytes. Longer than
+    /// SMTP's: a legal ID, SEARCH or UID set is easily tens of kilobytes
+    /// (Dovecot allows 64 KiB).
+    pub max_imap_line: usize,
     /// Most recipients of one SMTP transaction.
     pub max_recipients: usize,
     /// Most bad commands in a session before it is closed.
@@ -48,6 +52,7 @@ impl Default for Limits {
         Self {
             max_message: 25 * 1024 * 1024,
             max_line: 8 * 1024,
+            max_imap_line: 64 * 1024,
             max_recipients: 100,
             max_errors: 20,
             idle_timeout: Duration::from_secs(30 * 60),
@@ -83,6 +88,8 @@ pub struct Shared<B> {
     /// Becomes true when the gateway shuts down; sessions finish the
     /// command at hand and say goodbye.
     pub stopped: tokio::sync::watch::Receiver<bool>,
+    /// Which IMAP session has taken which messages as `\Recent`.
+    pub(crate) recent: crate::imap::RecentClaims,
 }
 
 /// Failed logins remembered per address and per client IP. After a few

@@ -52,6 +52,7 @@ pub fn limits() -> Limits {
     Limits {
         max_message: 4096,
         max_line: 512,
+        max_imap_line: 512,
         max_recipients: 5,
         max_errors: 50,
         ..Limits::default()

@@ -1,8 +1,10 @@
 //! A mail backend in memory: the gateway's sessions are tested against it
 //! without an overlay. It follows the same rules as the node's mail
 //! service (UIDs ascend and are never reused, standard folders exist, a
-//! message's structure is found once when it is stored), and counts the
-//! reads of whole messages so tests can see what a command cost.
+//! message's structure is found once when it is stored, every change
+//! takes the next MODSEQ of the account and expunges are remembered with
+//! theirs), and counts the reads of whole messages so tests can see what
+//! a command cost.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,13 +13,13 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
-use epost_types::mailbox::{FolderChanged, MailError, Route};
+use epost_types::mailbox::{FolderChanged, MailError, Route, Vanished};
 use epost_types::mime::{self, MessageOutline, MessageStructure};
 use tokio::sync::broadcast;
 
 use crate::backend::{
-    Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
-    STANDARD_FOLDERS, special_use,
+    Account, AuthError, CopyReport, Envelope, Flagged, FolderInfo, FolderSnapshot, MailBackend,
+    MessageMeta, STANDARD_FOLDERS, StoreReport, special_use,
 };
 
 /// Users, their passwords and mailboxes, in memory.
@@ -155,6 +157,8 @@ struct Stored {
 
 struct Folders {
     next_validity: u32,
+    /// The last MODSEQ given out (one counter for the account).
+    modseq: u64,
     folders: BTreeMap<String, Folder>,
 }
 
@@ -163,11 +167,36 @@ struct Folder {
     uid_next: u32,
     subscribed: bool,
     messages: BTreeMap<u32, Stored>,
+    highest_modseq: u64,
+    /// Every UID taken out, with the MODSEQ of the change that did.
+    expunged: Vec<(u64, u32)>,
+}
+
+impl Folder {
+    fn take_out(&mut self, uids: &[u32], modseq: u64) -> Vec<u32> {
+        let removed: Vec<u32> =
+            uids.iter().filter(|uid| self.messages.remove(uid).is_some()).copied().collect();
+        if !removed.is_empty() {
+            self.expunged.extend(removed.iter().map(|uid| (modseq, *uid)));
+            self.highest_modseq = self.highest_modseq.max(modseq);
+        }
+        removed
+    }
+
+    fn put_in(&mut self, mut stored: Stored, modseq: u64) -> u32 {
+        stored.meta.uid = self.uid_next;
+        stored.meta.modseq = modseq;
+        self.uid_next += 1;
+        self.highest_modseq = self.highest_modseq.max(modseq);
+        let uid = stored.meta.uid;
+        self.messages.insert(uid, stored);
+        uid
+    }
 }
 
 impl MemoryAccount {
     fn new(structures: bool, full_reads: Arc<AtomicU64>) -> Self {
-        let mut folders = Folders { next_validity: 1, folders: BTreeMap::new() };
+        let mut folders = Folders { next_validity: 1, modseq: 0, folders: BTreeMap::new() };
         for (name, _) in STANDARD_FOLDERS {
             folders.create(name);
         }
@@ -198,10 +227,23 @@ impl Folders {
     fn create(&mut self, name: &str) {
         let uid_validity = self.next_validity;
         self.next_validity += 1;
+        let highest_modseq = self.next_modseq();
         self.folders.insert(
             name.to_owned(),
-            Folder { uid_validity, uid_next: 1, subscribed: true, messages: BTreeMap::new() },
+            Folder {
+                uid_validity,
+                uid_next: 1,
+                subscribed: true,
+                messages: BTreeMap::new(),
+                highest_modseq,
+                expunged: Vec::new(),
+            },
         );
+    }
+
+    fn next_modseq(&mut self) -> u64 {
+        self.modseq += 1;
+        self.modseq
     }
 
     fn get(&mut self, name: &str) -> Result<&mut Folder, MailError> {
@@ -254,13 +296,15 @@ impl Account for MemoryAccount {
         }
         if from == "INBOX" {
             // RFC 3501: renaming INBOX moves its messages and leaves it empty.
-            let messages = std::mem::take(&mut folders.get(from)?.messages);
+            let modseq = folders.next_modseq();
+            let inbox = folders.get(from)?;
+            let messages = inbox.messages.clone();
+            let uids: Vec<u32> = messages.keys().copied().collect();
+            inbox.take_out(&uids, modseq);
             folders.create(to);
             let target = folders.get(to)?;
-            for (_, mut stored) in messages {
-                stored.meta.uid = target.uid_next;
-                target.uid_next += 1;
-                target.messages.insert(stored.meta.uid, stored);
+            for (_, stored) in messages {
+                target.put_in(stored, modseq);
             }
             return Ok(());
         }
@@ -284,6 +328,7 @@ impl Account for MemoryAccount {
             name: name.to_owned(),
             uid_validity: folder.uid_validity,
             uid_next: folder.uid_next,
+            highest_modseq: folder.highest_modseq,
             messages: folder.messages.values().map(|stored| stored.meta.clone()).collect(),
         })
     }
@@ -298,16 +343,17 @@ impl Account for MemoryAccount {
         let structure = self.structures.then(|| mime::parse(&raw).structure.encode());
         let result = {
             let mut folders = self.lock();
+            folders.get(folder)?;
+            let modseq = folders.next_modseq();
             let target = folders.get(folder)?;
-            let uid = target.uid_next;
-            target.uid_next += 1;
             let meta = MessageMeta {
-                uid,
+                uid: 0,
                 flags,
                 internal_date: internal_date.unwrap_or_else(now_millis),
                 size: raw.len() as u64,
+                modseq: 0,
             };
-            target.messages.insert(uid, Stored { meta, raw, structure });
+            let uid = target.put_in(Stored { meta, raw, structure }, modseq);
             (target.uid_validity, uid)
         };
         self.changed(folder);
@@ -320,32 +366,56 @@ impl Account for MemoryAccount {
         uids: &[u32],
         op: FlagChange,
         flags: Vec<String>,
-    ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
-        let changed = {
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreReport, MailError> {
+        let report = {
             let mut folders = self.lock();
+            folders.get(folder)?;
+            let modseq = folders.modseq + 1;
             let target = folders.get(folder)?;
-            let mut changed = Vec::new();
+            let mut report = StoreReport::default();
+            let mut any = false;
             for uid in uids {
                 let Some(Stored { meta, .. }) = target.messages.get_mut(uid) else { continue };
+                if unchanged_since.is_some_and(|since| meta.modseq > since) {
+                    report.modified.push(*uid);
+                    continue;
+                }
+                let mut now = meta.flags.clone();
                 match op {
-                    FlagChange::Replace => meta.flags = flags.clone(),
+                    FlagChange::Replace => now = flags.clone(),
                     FlagChange::Add => {
                         for flag in &flags {
-                            if !meta.flags.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
-                                meta.flags.push(flag.clone());
+                            if !now.iter().any(|f| f.eq_ignore_ascii_case(flag)) {
+                                now.push(flag.clone());
                             }
                         }
                     }
                     FlagChange::Remove => {
-                        meta.flags.retain(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
+                        now.retain(|f| !flags.iter().any(|g| g.eq_ignore_ascii_case(f)))
                     }
                 }
-                changed.push((*uid, meta.flags.clone()));
+                let same = now.len() == meta.flags.len()
+                    && now.iter().all(|f| meta.flags.iter().any(|g| g.eq_ignore_ascii_case(f)));
+                if !same {
+                    meta.flags = now;
+                    meta.modseq = modseq;
+                    any = true;
+                }
+                report.stored.push(Flagged {
+                    uid: *uid,
+                    flags: meta.flags.clone(),
+                    modseq: meta.modseq,
+                });
             }
-            changed
+            if any {
+                target.highest_modseq = modseq;
+                folders.modseq = modseq;
+            }
+            report
         };
         self.changed(folder);
-        Ok(changed)
+        Ok(report)
     }
 
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {
@@ -355,14 +425,13 @@ impl Account for MemoryAccount {
                 let source = folders.get(from)?;
                 uids.iter().filter_map(|uid| source.messages.get(uid).cloned()).collect()
             };
+            folders.get(to)?;
+            let modseq = folders.next_modseq();
             let target = folders.get(to)?;
             let mut mapping = Vec::new();
-            for mut stored in picked {
+            for stored in picked {
                 let old = stored.meta.uid;
-                stored.meta.uid = target.uid_next;
-                target.uid_next += 1;
-                mapping.push((old, stored.meta.uid));
-                target.messages.insert(stored.meta.uid, stored);
+                mapping.push((old, target.put_in(stored, modseq)));
             }
             CopyReport { uid_validity: target.uid_validity, mapping }
         };
@@ -374,10 +443,10 @@ impl Account for MemoryAccount {
         let report = self.copy(from, uids, to).await?;
         {
             let mut folders = self.lock();
-            let source = folders.get(from)?;
-            for (old, _) in &report.mapping {
-                source.messages.remove(old);
-            }
+            folders.get(from)?;
+            let modseq = folders.next_modseq();
+            let moved: Vec<u32> = report.mapping.iter().map(|(old, _)| *old).collect();
+            folders.get(from)?.take_out(&moved, modseq);
         }
         self.changed(from);
         Ok(report)
@@ -386,11 +455,28 @@ impl Account for MemoryAccount {
     async fn expunge(&self, folder: &str, uids: &[u32]) -> Result<Vec<u32>, MailError> {
         let removed = {
             let mut folders = self.lock();
-            let target = folders.get(folder)?;
-            uids.iter().filter(|uid| target.messages.remove(uid).is_some()).copied().collect()
+            folders.get(folder)?;
+            let modseq = folders.next_modseq();
+            folders.get(folder)?.take_out(uids, modseq)
         };
         self.changed(folder);
         Ok(removed)
+    }
+
+    async fn vanished(&self, folder: &str, since: u64) -> Result<Vanished, MailError> {
+        let mut folders = self.lock();
+        let target = folders.get(folder)?;
+        let mut uids: Vec<u32> =
+            target.expunged.iter().filter(|(m, _)| *m > since).map(|(_, uid)| *uid).collect();
+        uids.sort_unstable();
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for uid in uids {
+            match ranges.last_mut() {
+                Some(last) if last.1 + 1 >= uid => last.1 = last.1.max(uid),
+                _ => ranges.push((uid, uid)),
+            }
+        }
+        Ok(Vanished { ranges, exact: true })
     }
 
     async fn outline(&self, folder: &str, uid: u32) -> Result<MessageOutline, MailError> {

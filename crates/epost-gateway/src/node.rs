@@ -12,13 +12,13 @@ use epost_node::identity::Identity;
 use epost_node::mail::{self, MailService, Mailbox};
 use epost_types::address::Address;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
-use epost_types::mailbox::{Change, FolderChanged, MailError, Route};
+use epost_types::mailbox::{Change, FolderChanged, MailError, Route, Vanished};
 use epost_types::mime::MessageOutline;
 use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
-    special_use,
+    StoreReport, special_use,
 };
 use crate::smarthost::SmartHost;
 
@@ -186,6 +186,7 @@ impl Account for NodeAccount {
                 Some(FolderSnapshot {
                     uid_validity: folder.uid_validity,
                     uid_next: folder.uid_next,
+                    highest_modseq: folder.highest_modseq,
                     messages: folder
                         .messages
                         .iter()
@@ -194,6 +195,7 @@ impl Account for NodeAccount {
                             flags: stored.flags.clone(),
                             internal_date: stored.message.internal_date,
                             size: stored.message.size,
+                            modseq: stored.modseq,
                         })
                         .collect(),
                     name: owned,
@@ -236,10 +238,20 @@ impl Account for NodeAccount {
         uids: &[u32],
         op: FlagChange,
         flags: Vec<String>,
-    ) -> Result<Vec<(u32, Vec<String>)>, MailError> {
-        let op =
-            MailOp::Flags { folder: folder.to_owned(), uids: uids.to_vec(), change: op, flags };
-        Ok(self.change(op).await?.flags)
+        unchanged_since: Option<u64>,
+    ) -> Result<StoreReport, MailError> {
+        let change = Change::flags(folder, uids.to_vec(), op, flags, unchanged_since);
+        let changed = self.change(change).await?;
+        Ok(StoreReport { stored: changed.flags, modified: changed.modified })
+    }
+
+    async fn vanished(&self, folder: &str, since: u64) -> Result<Vanished, MailError> {
+        let name = folder.to_owned();
+        self.inner
+            .mailbox
+            .read(move |state| state.folders.get(&name).map(|f| f.vanished_since(since)))
+            .await?
+            .ok_or_else(|| MailError::NoFolder(folder.to_owned()))
     }
 
     async fn copy(&self, from: &str, uids: &[u32], to: &str) -> Result<CopyReport, MailError> {

@@ -109,6 +109,7 @@ impl Gateway {
             hostname: config.hostname.clone(),
             relay_for_submitters: config.relay_for_submitters,
             stopped,
+            recent: Default::default(),
         });
         let sessions = Arc::new(Semaphore::new(config.limits.max_sessions));
         let mut addrs = BoundAddrs::default();

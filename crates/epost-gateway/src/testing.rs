@@ -90,6 +90,7 @@ impl Setup {
             hostname: self.hostname.into(),
             relay_for_submitters: self.relay,
             stopped,
+            recent: Default::default(),
         });
         Fixture { backend, shared, stop }
     }

@@ -128,6 +128,11 @@ async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     let (stored, objects) = net.node(1).mail.store_message(&raw, &bob).await.unwrap();
     let insert = Change::insert("INBOX", stored, Vec::new(), None, Some(objects));
     let uid = mailbox.change(insert).await.unwrap().uids[0];
+    // A second message, expunged: the folder remembers it went.
+    let (other, objects) = net.node(1).mail.store_message(&raw, &bob).await.unwrap();
+    let insert = Change::insert("INBOX", other, Vec::new(), None, Some(objects));
+    let gone = mailbox.change(insert).await.unwrap().uids[0];
+    mailbox.change(MailOp::Expunge { folder: "INBOX".into(), uids: vec![gone] }).await.unwrap();
     // More entries than a checkpoint interval, one flag change each.
     for i in 0..140u32 {
         let change = MailOp::Flags {
@@ -155,6 +160,10 @@ async fn a_mailbox_reopens_from_its_checkpoint_with_the_same_state() {
     let mailbox = net.node(1).mail.mailbox(&bob).unwrap();
     let after = mailbox.read(|s| s.folders.clone()).await.unwrap();
     assert_eq!(after, before, "the state read from the checkpoint and what followed");
+    // MODSEQs included: the last flag change is the folder's highest.
+    let inbox = &after["INBOX"];
+    assert_eq!(inbox.highest_modseq, inbox.messages[&uid].modseq);
+    assert_eq!(inbox.vanished_since(0).ranges, vec![(gone, gone)]);
     let fetched = mailbox.folder("INBOX").await.unwrap();
     assert_eq!(net.node(1).mail.fetch(&fetched.messages[&uid].message).await.unwrap(), raw);
     // Nothing new was registered for log entries already in the book.

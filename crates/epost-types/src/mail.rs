@@ -216,8 +216,14 @@ pub enum MailOp {
     },
 }
 
-/// The checkpoint format this code writes and reads.
-pub const CHECKPOINT_VERSION: u8 = 1;
+/// The checkpoint index and message page format this code writes:
+/// version 2 adds MODSEQs (a message's, a folder's highest, and the
+/// folder's recent expunges). Version 1 is still read.
+pub const CHECKPOINT_VERSION: u8 = 2;
+/// The checkpoint format before MODSEQs.
+pub const CHECKPOINT_VERSION_PLAIN: u8 = 1;
+/// The filed-notifications page format (unchanged since version 1).
+pub const DELIVERED_PAGE_VERSION: u8 = 1;
 /// Messages of one folder whose UIDs fall in one span of this many share
 /// a page, so a change rewrites one page and the others are reused.
 pub const PAGE_SPAN: u32 = 512;
@@ -243,6 +249,22 @@ pub struct CheckpointFolder {
     pub uid_next: u32,
     pub subscribed: bool,
     pub pages: Vec<PageRef>,
+    /// The folder's HIGHESTMODSEQ (version 2; absent in version 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub highest_modseq: u64,
+    /// The folder's remembered expunges, oldest first: `(modseq,
+    /// first_uid, last_uid)`, the UIDs `first ..= last` removed by the
+    /// change at `modseq` (version 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expunged: Vec<(u64, u32, u32)>,
+    /// Expunges at or below this MODSEQ are no longer remembered
+    /// (version 2; 0: every expunge since the folder was made is).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub expunged_before: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A page of a folder: its messages with UIDs in `first_uid ..
@@ -267,6 +289,9 @@ pub struct PagedMessage {
     pub uid: u32,
     pub message: MessageRef,
     pub flags: Vec<String>,
+    /// The message's MODSEQ (version 2; absent in version 1).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub modseq: u64,
 }
 
 /// The notifications filed on one day (days since the UNIX epoch).
@@ -287,9 +312,10 @@ pub struct DeliveredPage {
 pub const MAX_CHECKPOINT_OBJECT: usize = 16 * 1024 * 1024;
 
 macro_rules! checkpoint_format {
-    ($($t:ty),*) => {$(
+    ($($t:ty: $version:expr, $oldest:expr);*) => {$(
         impl Versioned for $t {
-            const VERSION: u8 = CHECKPOINT_VERSION;
+            const VERSION: u8 = $version;
+            const OLDEST: u8 = $oldest;
 
             fn version(&self) -> u8 {
                 self.v
@@ -308,7 +334,11 @@ macro_rules! checkpoint_format {
     )*};
 }
 
-checkpoint_format!(Checkpoint, MessagePage, DeliveredPage);
+checkpoint_format!(
+    Checkpoint: CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN;
+    MessagePage: CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN;
+    DeliveredPage: DELIVERED_PAGE_VERSION, DELIVERED_PAGE_VERSION
+);
 
 /// One entry of a user's mail log: the operations of one group commit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

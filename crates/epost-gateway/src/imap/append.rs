@@ -41,6 +41,7 @@ impl<B: MailBackend> Session<B> {
         let raw = Bytes::from(raw.into_owned());
         match account.append(&name, raw, flags, date).await {
             Ok((validity, uid)) => {
+                self.shared.recent.added(&self.user_name(), &name, validity, uid);
                 if self.selected.as_ref().is_some_and(|s| s.name == name) {
                     self.refresh(false, out).await?;
                 }

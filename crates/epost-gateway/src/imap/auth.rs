@@ -4,6 +4,7 @@
 
 use imap_codec::imap_types::auth::AuthMechanism;
 use imap_codec::imap_types::core::{Atom, IString, NString, QuotedChar, Tag, Vec1};
+use imap_codec::imap_types::extensions::compress::CompressionAlgorithm;
 use imap_codec::imap_types::extensions::namespace::Namespace;
 use imap_codec::imap_types::response::{Capability, Code, Data, Response, Status};
 
@@ -37,10 +38,18 @@ impl<B: MailBackend> Session<B> {
             Capability::UidPlus,
             Capability::Move,
             Capability::Unselect,
+            Capability::Binary,
+            Capability::Enable,
+            Capability::CondStore,
+            Capability::QResync,
         ]);
         if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
             caps.push(Capability::from(atom));
         }
+        if self.user.is_some() && !self.compressed {
+            caps.push(Capability::Compress { algorithm: CompressionAlgorithm::Deflate });
+        }
+        caps.extend(crate::imap::search::capabilities());
         Vec1::try_from(caps).unwrap_or_else(|_| Vec1::from(Capability::Imap4Rev1))
     }
 

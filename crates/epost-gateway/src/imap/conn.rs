@@ -30,7 +30,9 @@ use tracing::debug;
 
 use crate::backend::MailBackend;
 use crate::context::Shared;
+use crate::imap::deflate::Deflate;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
+use crate::imap::lift::Extras;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
 use crate::line::Busy;
 use crate::socket::Transport;
@@ -40,14 +42,18 @@ const HANDSHAKE: Duration = Duration::from_secs(60);
 /// Bytes read at a time.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serves one connection: plaintext, then (after STARTTLS) TLS.
+/// Serves one connection: plaintext, then (after STARTTLS) TLS, and
+/// deflated (after COMPRESS) from then on.
 pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared: Arc<Shared<B>>) {
     let mut session = Session::new(shared.clone(), peer.ip(), false);
     let mut plain = BufWriter::new(tcp);
-    let end = Conn::new(&mut plain, &shared).serve(&mut session, true).await;
-    if end != End::StartTls {
-        let _ = plain.shutdown().await;
-        return;
+    match Conn::new(&mut plain, &shared).serve(&mut session, true).await {
+        End::StartTls => {}
+        End::Compress => return compressed(plain.into_inner(), &mut session, &shared).await,
+        End::Closed => {
+            let _ = plain.shutdown().await;
+            return;
+        }
     }
     let Some(acceptor) = shared.tls.clone() else { return };
     let limit = HANDSHAKE.min(shared.limits.idle_timeout);
@@ -61,8 +67,21 @@ pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared
     };
     session.tls = true;
     let mut tls = BufWriter::new(tls);
-    Conn::new(&mut tls, &shared).serve(&mut session, false).await;
+    if Conn::new(&mut tls, &shared).serve(&mut session, false).await == End::Compress {
+        return compressed(tls.into_inner(), &mut session, &shared).await;
+    }
     let _ = tls.shutdown().await;
+}
+
+/// The rest of a connection after COMPRESS DEFLATE.
+async fn compressed<S, B>(stream: S, session: &mut Session<B>, shared: &Shared<B>)
+where
+    S: AsyncRead + AsyncWrite + Transport + Unpin + Send,
+    B: MailBackend,
+{
+    let mut deflated = BufWriter::new(Deflate::new(stream));
+    Conn::new(&mut deflated, shared).serve(session, false).await;
+    let _ = deflated.shutdown().await;
 }
 
 /// Serves a plaintext connection over any stream, with no TLS upgrade
@@ -87,6 +106,7 @@ pub(crate) async fn serve_stream<S, B>(
 enum End {
     Closed,
     StartTls,
+    Compress,
 }
 
 /// What waiting for input produced.
@@ -117,7 +137,10 @@ struct Writer<'w, S> {
 
 impl<S: AsyncWrite + Unpin + Send> Sink for Writer<'_, S> {
     async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
-        let bytes = ResponseCodec::default().encode(&response).dump();
+        self.send_encoded(ResponseCodec::default().encode(&response).dump()).await
+    }
+
+    async fn send_encoded(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
         match timeout(self.limit, self.stream.write_all(&bytes)).await {
             Ok(Ok(())) => Ok(()),
             _ => Err(Gone),
@@ -136,8 +159,8 @@ where
             stream,
             shared,
             framer: Framer::new(
-                limits.max_line,
-                limits.max_message.saturating_add(limits.max_line),
+                limits.max_imap_line,
+                limits.max_message.saturating_add(limits.max_imap_line),
             ),
             stopped: shared.stopped.clone(),
             deadline: Instant::now() + limits.idle_timeout,
@@ -275,23 +298,24 @@ where
             match self.framer.next() {
                 Frame::NeedMore => self.more().await?,
                 Frame::LineTooLong { tag } => self.reject(tag, "line too long").await?,
-                Frame::Literal { length, mode } => {
-                    let authenticated = session.user.is_some();
-                    self.literal(length, mode, authenticated).await?
-                }
+                Frame::Literal { length, mode } => self.literal(length, mode, session).await?,
                 Frame::Complete { poisoned } => {
-                    let decoded = match CommandCodec::default().decode_static(self.framer.message())
-                    {
-                        Ok((rest, command)) if rest.is_empty() && !poisoned => Some(command),
-                        _ => None,
+                    let decoded = match session.lift(self.framer.message()) {
+                        Ok(lifted) => match CommandCodec::default().decode_static(&lifted.bytes) {
+                            Ok((rest, command)) if rest.is_empty() && !poisoned => {
+                                Ok((command, lifted.extras))
+                            }
+                            _ => Err("syntax error".to_owned()),
+                        },
+                        Err(error) => Err(error.to_string()),
                     };
                     let tag = lexical_tag(self.framer.message());
                     self.framer.reset();
                     // A whole command arrived: the next one's clock starts anew.
                     self.busy = None;
                     match decoded {
-                        Some(command) => self.command(session, command).await?,
-                        None => self.reject(tag, "syntax error").await?,
+                        Ok((command, extras)) => self.command(session, command, extras).await?,
+                        Err(message) => self.reject(tag, &message).await?,
                     }
                 }
             }
@@ -304,18 +328,29 @@ where
         &mut self,
         length: u32,
         mode: LiteralMode,
-        authenticated: bool,
+        session: &Session<B>,
     ) -> Result<(), End> {
         let limits = &self.shared.limits;
+        let authenticated = session.user.is_some();
         let limit = if authenticated && lexical_command(self.framer.message()) == "APPEND" {
             limits.max_message
         } else {
-            limits.max_line
+            limits.max_imap_line
         };
         let fits = length as usize <= limit;
-        match CommandCodec::default().decode(self.framer.message()) {
-            Err(CommandDecodeError::LiteralFound { tag, .. }) => {
-                let tag = IntoStatic::into_static(tag);
+        // The command so far must be good up to the literal, once what the
+        // codec does not know is lifted out.
+        let good_so_far = match session.lift(self.framer.message()) {
+            Ok(lifted) => match CommandCodec::default().decode(&lifted.bytes) {
+                Err(CommandDecodeError::LiteralFound { tag, .. }) => {
+                    Some(IntoStatic::into_static(tag))
+                }
+                _ => None,
+            },
+            Err(_) => None,
+        };
+        match good_so_far {
+            Some(tag) => {
                 if fits && self.framer.accept_literal(length).is_ok() {
                     if mode == LiteralMode::Sync {
                         let go = CommandContinuationRequest::basic(None, "ready for literal data")
@@ -334,7 +369,7 @@ where
                 self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
                 self.flush().await
             }
-            _ => {
+            None => {
                 let tag = lexical_tag(self.framer.message());
                 if mode == LiteralMode::Sync {
                     self.framer.reset();
@@ -356,9 +391,11 @@ where
         &mut self,
         session: &mut Session<B>,
         command: imap_codec::imap_types::command::Command<'static>,
+        extras: Extras,
     ) -> Result<(), End> {
         let mut writer = self.writer();
-        let mut done = session.handle(command, &mut writer).await.map_err(|_| End::Closed)?;
+        let done = session.handle_lifted(command, extras, &mut writer).await;
+        let mut done = done.map_err(|_| End::Closed)?;
         loop {
             done = match done {
                 Done::Status { status, delay } => {
@@ -384,6 +421,11 @@ where
                     self.send(Response::Status(status)).await?;
                     self.flush().await?;
                     return Err(End::Closed);
+                }
+                Done::Compress(status) => {
+                    self.send(Response::Status(status)).await?;
+                    self.flush().await?;
+                    return Err(End::Compress);
                 }
                 Done::AuthPlain(tag) => {
                     let answer = self.sasl_response().await?;
@@ -606,23 +648,111 @@ mod tests {
         until(&mut idler, "+ idling").await;
         // (what the other session does, the line the idler hears next):
         // each waited for before the next change, so nothing coalesces.
+        // The idler selected first, so the messages are \Recent in its
+        // session; the other unselects before its APPEND, so the new one
+        // is recent for the idler too.
         let steps = [
-            ("d STORE 1 +FLAGS (\\Seen $Label1)", "* 1 FETCH (FLAGS (\\Seen $Label1) UID 1)\r\n"),
-            ("e STORE 2 +FLAGS.SILENT (\\Deleted)", "* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"),
+            // A new keyword: FLAGS and PERMANENTFLAGS again before the FETCH.
+            (
+                "d STORE 1 +FLAGS (\\Seen $Label1)",
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1)\r\n",
+            ),
+            (
+                "",
+                "* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Label1 \\*)] flags that stay\r\n",
+            ),
+            ("", "* 1 FETCH (FLAGS (\\Seen $Label1 \\Recent) UID 1)\r\n"),
+            (
+                "e STORE 2 +FLAGS.SILENT (\\Deleted)",
+                "* 2 FETCH (FLAGS (\\Deleted \\Recent) UID 2)\r\n",
+            ),
             ("f EXPUNGE", "* 2 EXPUNGE\r\n"),
             ("g MOVE 1 Trash", "* 1 EXPUNGE\r\n"),
-            ("h APPEND INBOX {10+}\r\nSubject:\r\n", "* 2 EXISTS\r\n"),
+            ("h UNSELECT", ""),
+            ("i APPEND INBOX {10+}\r\nSubject:\r\n", "* 2 EXISTS\r\n"),
+            ("", "* 2 RECENT\r\n"),
         ];
         for (command, heard) in steps {
-            let tag = &command[..1];
-            other.get_mut().write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
-            until(&mut other, &format!("{tag} OK")).await;
+            // An empty command: the idler hears more of the last change.
+            if !command.is_empty() {
+                let tag = &command[..1];
+                other.get_mut().write_all(format!("{command}\r\n").as_bytes()).await.unwrap();
+                until(&mut other, &format!("{tag} OK")).await;
+            }
+            if heard.is_empty() {
+                continue;
+            }
             let mut line = String::new();
             idler.read_line(&mut line).await.unwrap();
             assert_eq!(line, heard, "after {command:?}");
         }
         idler.get_mut().write_all(b"DONE\r\n").await.unwrap();
         assert_eq!(until(&mut idler, "c OK").await, Vec::<String>::new());
+    }
+
+    #[tokio::test]
+    async fn after_compress_everything_is_deflated_both_ways() {
+        let gateway = Setup::default().start();
+        let shared = gateway.shared;
+        let (client, mut server) = tokio::io::duplex(4 * 1024);
+        let task = tokio::spawn(async move {
+            let mut session = Session::new(shared.clone(), "127.0.0.1".parse().unwrap(), false);
+            let end = Conn::new(&mut server, &shared).serve(&mut session, true).await;
+            assert_eq!(end, End::Compress);
+            compressed(server, &mut session, &shared).await;
+        });
+        let mut client = BufReader::new(client);
+        let mut line = Vec::new();
+        async fn read_line<R: AsyncRead + Unpin>(
+            c: &mut BufReader<R>,
+            line: &mut Vec<u8>,
+        ) -> String {
+            line.clear();
+            c.read_until(b'\n', line).await.unwrap();
+            String::from_utf8_lossy(line).into_owned()
+        }
+        assert!(read_line(&mut client, &mut line).await.starts_with("* OK"));
+        client.get_mut().write_all(b"a LOGIN alice@example.test alice-pw\r\n").await.unwrap();
+        assert!(read_line(&mut client, &mut line).await.starts_with("a OK"));
+        client.get_mut().write_all(b"b COMPRESS DEFLATE\r\n").await.unwrap();
+        assert_eq!(read_line(&mut client, &mut line).await, "b OK DEFLATE active\r\n");
+        let mut client = BufReader::new(Deflate::new(client.into_inner()));
+        let body = b"Subject: z\r\n\r\n".repeat(3000);
+        let mut append = format!("c APPEND INBOX {{{}+}}\r\n", body.len()).into_bytes();
+        append.extend_from_slice(&body);
+        append.extend_from_slice(b"\r\nd NOOP\r\n");
+        client.get_mut().write_all(&append).await.unwrap();
+        client.get_mut().flush().await.unwrap();
+        let mut seen = String::new();
+        while !seen.contains("d OK") {
+            seen.push_str(&read_line(&mut client, &mut line).await);
+        }
+        assert!(seen.contains("c OK [APPENDUID"), "{seen}");
+        client.get_mut().write_all(b"e LOGOUT\r\n").await.unwrap();
+        client.get_mut().flush().await.unwrap();
+        drop(client);
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_legal_command_line_of_tens_of_kilobytes_is_answered() {
+        // imaptest's ID script sends a 31.8 KB ID; Dovecot takes 64 KiB.
+        let mut h = start(Limits::default());
+        h.line().await;
+        let pairs: Vec<String> =
+            (0..30).map(|i| format!("\"k{i}\" \"{}\"", "v".repeat(1_000))).collect();
+        let id = format!("a ID ({})\r\n", pairs.join(" "));
+        assert!(id.len() > 30_000);
+        h.say(id.as_bytes()).await;
+        let mut reply = h.line().await;
+        while !reply.starts_with("a ") {
+            reply = h.line().await;
+        }
+        assert!(reply.starts_with("a OK"), "{reply}");
+        let too_long = format!("b ID (\"k\" \"{}\")\r\nc NOOP\r\n", "v".repeat(70_000));
+        h.say(too_long.as_bytes()).await;
+        assert!(h.line().await.starts_with("b BAD"));
+        assert!(h.line().await.starts_with("c OK"), "the session goes on");
     }
 
     #[tokio::test]
@@ -634,6 +764,24 @@ mod tests {
         h.stop.send(true).unwrap();
         assert_eq!(h.line().await, "* BYE server shutting down\r\n");
         assert_eq!(h.server.await.unwrap(), End::Closed);
+    }
+
+    #[tokio::test]
+    async fn lifted_syntax_reaches_the_session_and_literals_still_work() {
+        let mut h = start(Limits::default());
+        h.line().await;
+        h.say(b"a LOGIN alice@example.test alice-pw\r\nb SELECT INBOX\r\n").await;
+        while !h.line().await.starts_with("b OK") {}
+        // RETURN options before a synchronizing literal: the command so far
+        // is good once they are lifted, so the literal is asked for.
+        h.say(b"c SEARCH RETURN (COUNT) SUBJECT {3}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"foo\r\n").await;
+        assert_eq!(h.line().await, "* ESEARCH (TAG \"c\") COUNT 0\r\n");
+        assert!(h.line().await.starts_with("c OK"));
+        h.say(b"d SEARCH RETURN (BOGUS) ALL\r\ne FETCH $ FLAGS\r\n").await;
+        assert_eq!(h.line().await, "d BAD unknown RETURN option BOGUS\r\n");
+        assert!(h.line().await.starts_with("e OK"));
     }
 
     #[tokio::test]

@@ -93,16 +93,24 @@ impl<B: MailBackend> Session<B> {
             }),
             _ => None,
         };
+        if let Some(first) = report.mapping.iter().map(|m| m.1).min() {
+            let user = self.user_name();
+            self.shared.recent.added(&user, &target, report.uid_validity, first);
+        }
         if !remove {
             if target == folder {
                 self.refresh(false, out).await?;
             }
             return Ok(Done::now(ok(&tag, code, "COPY completed")));
         }
-        // RFC 6851: COPYUID in an untagged OK, then the expunges.
+        // RFC 6851: COPYUID in an untagged OK, then the expunges, then (a
+        // move into the folder itself) the messages' new UIDs.
         out.send(untagged(StatusKind::Ok, code, "moved")).await?;
         let moved: Vec<u32> = report.mapping.iter().map(|m| m.0).collect();
         self.report_expunged(&moved, out).await?;
+        if target == folder {
+            self.refresh(false, out).await?;
+        }
         Ok(Done::now(ok(&tag, None, "MOVE completed")))
     }
 }

@@ -1,9 +1,13 @@
-//! EXPUNGE and UID EXPUNGE (RFC 4315).
+//! EXPUNGE and UID EXPUNGE (RFC 4315); with QRESYNC, the tagged OK
+//! carries the HIGHESTMODSEQ the client has caught up to.
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::sequence::SequenceSet;
 
+use imap_codec::imap_types::response::Code;
+
 use crate::backend::{Account, MailBackend};
+use crate::imap::condstore::modseq;
 use crate::imap::session::{Done, Gone, Session, Sink, mail_error, ok};
 
 impl<B: MailBackend> Session<B> {
@@ -34,6 +38,10 @@ impl<B: MailBackend> Session<B> {
             self.report_expunged(&removed, out).await?;
         }
         self.refresh(true, out).await?;
-        Ok(Done::now(ok(&tag, None, "EXPUNGE completed")))
+        let code = match (&self.selected, self.enabled.qresync) {
+            (Some(selected), true) => Some(Code::HighestModSeq(modseq(selected.highest_modseq))),
+            _ => None,
+        };
+        Ok(Done::now(ok(&tag, code, "EXPUNGE completed")))
     }
 }

@@ -1,9 +1,10 @@
 //! Keeping the client's view of the selected folder current: NOOP, CHECK
 //! and IDLE (RFC 2177) compare a fresh snapshot with what the client was
-//! told and send EXPUNGE, FETCH (FLAGS) and EXISTS for the difference.
-//! Other commands may report new messages and flag changes but never
-//! expunges, which would renumber messages under the client's feet. A
-//! selected folder deleted or renamed elsewhere ends the session with BYE.
+//! told and send EXPUNGE (VANISHED with QRESYNC), FETCH (FLAGS, and MODSEQ
+//! with CONDSTORE) and EXISTS for the difference. Other commands may
+//! report new messages and flag changes but never expunges, which would
+//! renumber messages under the client's feet. A selected folder deleted or
+//! renamed elsewhere ends the session with BYE.
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Code, Data, Response, Status, StatusKind};
@@ -12,9 +13,10 @@ use tokio::sync::broadcast;
 use epost_types::mailbox::{FolderChanged, MailError};
 
 use crate::backend::{Account, FolderSnapshot, MailBackend};
-use crate::imap::session::{
-    Done, Gone, Selected, Session, Sink, flags_response, nonzero, ok, untagged,
-};
+use crate::imap::condstore::{change_response, ranges_of};
+use crate::imap::enable::Enabled;
+use crate::imap::qresync::vanished_responses;
+use crate::imap::session::{Done, Gone, Selected, Session, Sink, nonzero, ok, untagged};
 
 impl Selected {
     /// Takes in a fresh snapshot; returns what to tell the client.
@@ -22,16 +24,27 @@ impl Selected {
         &mut self,
         snapshot: FolderSnapshot,
         expunge: bool,
+        on: Enabled,
     ) -> Vec<Response<'static>> {
         let mut responses = Vec::new();
+        let expunged =
+            |responses: &mut Vec<Response<'static>>, positions: &[usize], uids: &[u32]| {
+                if on.qresync {
+                    responses.extend(vanished_responses(&ranges_of(uids), false));
+                } else {
+                    for &position in positions {
+                        responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+                    }
+                }
+            };
         if snapshot.uid_validity != self.uid_validity {
             // The folder was replaced: its UIDs name other messages now.
             if !expunge {
                 return responses;
             }
-            for position in (0..self.messages.len()).rev() {
-                responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
-            }
+            let positions: Vec<usize> = (0..self.messages.len()).rev().collect();
+            let uids: Vec<u32> = self.messages.iter().map(|m| m.uid).collect();
+            expunged(&mut responses, &positions, &uids);
             self.messages.clear();
             self.uid_validity = snapshot.uid_validity;
             let code = Code::UidValidity(nonzero(snapshot.uid_validity));
@@ -44,29 +57,63 @@ impl Selected {
                 .ok()
                 .map(|at| &snapshot.messages[at])
         };
+        let mut pending = false;
         if expunge {
+            let (mut positions, mut uids) = (Vec::new(), Vec::new());
             for position in (0..self.messages.len()).rev() {
                 if current(self.messages[position].uid).is_none() {
-                    self.messages.remove(position);
-                    responses.push(Response::Data(Data::Expunge(nonzero(position as u32 + 1))));
+                    uids.push(self.messages.remove(position).uid);
+                    positions.push(position);
                 }
             }
-        }
-        for (position, meta) in self.messages.iter_mut().enumerate() {
-            if let Some(now) = current(meta.uid)
-                && now.flags != meta.flags
-            {
-                meta.flags = now.flags.clone();
-                responses.push(flags_response(position + 1, meta));
-            }
+            uids.reverse();
+            expunged(&mut responses, &positions, &uids);
         }
         let known = self.messages.last().map_or(0, |m| m.uid);
-        let before = self.messages.len();
-        self.messages.extend(snapshot.messages.iter().filter(|m| m.uid > known).cloned());
-        if self.messages.len() != before {
+        let mut keywords_grew = false;
+        let mut changes = Vec::new();
+        for (position, meta) in self.messages.iter_mut().enumerate() {
+            let Some(now) = current(meta.uid) else {
+                pending = true;
+                continue;
+            };
+            let told = now.flags != meta.flags || (on.condstore && now.modseq != meta.modseq);
+            meta.flags = now.flags.clone();
+            meta.modseq = now.modseq;
+            if told {
+                changes.push(position);
+            }
+        }
+        for &position in &changes {
+            let flags = self.messages[position].flags.clone();
+            keywords_grew |= self.learn_keywords(&flags);
+        }
+        let arrived: Vec<_> = snapshot.messages.iter().filter(|m| m.uid > known).cloned().collect();
+        for meta in &arrived {
+            keywords_grew |= self.learn_keywords(&meta.flags);
+        }
+        if keywords_grew {
+            // Before any FETCH or message that shows a new keyword.
+            responses.extend(self.flags_responses());
+        }
+        for position in changes {
+            let meta = &self.messages[position];
+            responses.push(change_response(position + 1, meta, self.is_recent(meta.uid), on));
+        }
+        if !arrived.is_empty() {
+            self.messages.extend(arrived);
             responses.push(Response::Data(Data::Exists(self.messages.len() as u32)));
+            // Only what is still in the view: a recent message expunged
+            // since stays in `recent` but is no longer counted.
+            let recent = self.messages.iter().filter(|m| self.recent.contains(&m.uid)).count();
+            let recent = u32::try_from(recent).unwrap_or(u32::MAX);
+            responses.push(Response::Data(Data::Recent(recent)));
         }
         self.uid_next = self.uid_next.max(snapshot.uid_next);
+        // Caught up, unless expunges are still to be told.
+        if !pending {
+            self.highest_modseq = self.highest_modseq.max(snapshot.highest_modseq);
+        }
         responses
     }
 }
@@ -78,6 +125,7 @@ impl<B: MailBackend> Session<B> {
         expunge: bool,
         out: &mut O,
     ) -> Result<(), Gone> {
+        let on = self.enabled;
         let (Some(account), Some(selected)) = (self.account(), self.selected.as_mut()) else {
             return Ok(());
         };
@@ -97,7 +145,14 @@ impl<B: MailBackend> Session<B> {
             // A folder that cannot be read now is simply not refreshed.
             Err(_) => return Ok(()),
         };
-        for response in selected.apply(snapshot, expunge) {
+        if !selected.read_only && snapshot.uid_validity == selected.uid_validity {
+            let user = self.user.as_ref().map(|(a, _)| a.to_string()).unwrap_or_default();
+            let name = &selected.name;
+            let taken =
+                self.shared.recent.take(&user, name, snapshot.uid_validity, &snapshot.messages);
+            selected.recent.extend(taken);
+        }
+        for response in selected.apply(snapshot, expunge, on) {
             out.send(response).await?;
         }
         Ok(())
@@ -147,6 +202,7 @@ mod tests {
             flags: flags.iter().map(|f| f.to_string()).collect(),
             internal_date: 0,
             size: 1,
+            modseq: 1,
         }
     }
 
@@ -157,20 +213,27 @@ mod tests {
             read_only: false,
             uid_validity: 1,
             uid_next: 4,
+            highest_modseq: 1,
             messages: vec![meta(1, &[]), meta(2, &[]), meta(3, &[])],
+            recent: Default::default(),
+            keywords: Default::default(),
+            saved: Vec::new(),
         };
         let snapshot = FolderSnapshot {
             name: "INBOX".into(),
             uid_validity: 1,
             uid_next: 5,
+            highest_modseq: 9,
             messages: vec![meta(1, &["\\Seen"]), meta(3, &[]), meta(4, &[])],
         };
-        let quiet = view.apply(snapshot.clone(), false);
+        let quiet = view.apply(snapshot.clone(), false, Enabled::default());
         assert_eq!(view.messages.len(), 4);
-        assert_eq!(quiet.len(), 2, "{quiet:?}"); // FETCH FLAGS, EXISTS
-        let told = view.apply(snapshot, true);
+        assert_eq!(quiet.len(), 3, "{quiet:?}"); // FETCH FLAGS, EXISTS, RECENT
+        assert_eq!(view.highest_modseq, 1, "an expunge is still to be told");
+        let told = view.apply(snapshot, true, Enabled::default());
         assert_eq!(told, vec![Response::Data(Data::Expunge(nonzero(2)))]);
         assert_eq!(view.messages.iter().map(|m| m.uid).collect::<Vec<_>>(), vec![1, 3, 4]);
+        assert_eq!(view.highest_modseq, 9);
     }
 
     /// A second session of the same user on the same gateway.
@@ -202,9 +265,14 @@ mod tests {
         // what the archive watcher's NOOP says): sequence numbers as the
         // reader knows them at that point.
         let steps: [(&[&str], &str, &str); 5] = [
+            // A keyword the reader was not told of: FLAGS and
+            // PERMANENTFLAGS again first, then the FETCH that shows it.
             (
                 &["w STORE 1 +FLAGS (\\Flagged $Forwarded)"],
-                "* 1 FETCH (FLAGS (\\Flagged $Forwarded) UID 1)\r\n",
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Forwarded)\r\n\
+                 * OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft \
+                 $Forwarded \\*)] flags that stay\r\n\
+                 * 1 FETCH (FLAGS (\\Flagged $Forwarded) UID 1)\r\n",
                 "",
             ),
             (&["w STORE 1 -FLAGS ($Forwarded)"], "* 1 FETCH (FLAGS (\\Flagged) UID 1)\r\n", ""),
@@ -215,9 +283,11 @@ mod tests {
                 "* 2 EXPUNGE\r\n* 2 FETCH (FLAGS (\\Seen) UID 3)\r\n",
                 "",
             ),
-            (&["w UID MOVE 4 Archive"], "* 3 EXPUNGE\r\n", "* 1 EXISTS\r\n"),
+            // Recent for the archive watcher: it sees the message first.
+            (&["w UID MOVE 4 Archive"], "* 3 EXPUNGE\r\n", "* 1 EXISTS\r\n* 1 RECENT\r\n"),
             // New mail arrives at the end.
-            (&["w APPEND INBOX {10+}\r\nSubject:\r\n"], "* 3 EXISTS\r\n", ""),
+            // (recent for the writer, whose APPEND saw it first)
+            (&["w APPEND INBOX {10+}\r\nSubject:\r\n"], "* 3 EXISTS\r\n* 0 RECENT\r\n", ""),
         ];
         for (done, heard, archived) in steps {
             for line in done {
@@ -246,7 +316,8 @@ mod tests {
         let command = imap_codec::CommandCodec::default().decode_static(b"d NOOP\r\n").unwrap().1;
         use imap_codec::decode::Decoder;
         assert_eq!(reader.handle(command, &mut out).await.err(), Some(Gone));
-        assert!(matches!(&out[..], [Response::Status(Status::Bye(_))]), "{out:?}");
+        let said = String::from_utf8_lossy(&out);
+        assert_eq!(said, "* BYE the selected mailbox was deleted or renamed\r\n");
         assert!(reader.selected.is_none());
     }
 
@@ -276,7 +347,7 @@ mod tests {
             .await
             .unwrap();
         let reply = run(&mut s, "b NOOP").await;
-        assert!(reply.starts_with("* 1 EXISTS\r\nb OK"), "{reply}");
+        assert!(reply.starts_with("* 1 EXISTS\r\n* 1 RECENT\r\nb OK"), "{reply}");
         assert!(s.concerns(Some(&FolderChanged { folder: "INBOX".into() })));
         assert!(!s.concerns(Some(&FolderChanged { folder: "Sent".into() })));
     }

@@ -1,11 +1,13 @@
-//! Folder commands: SELECT/EXAMINE, CLOSE, CREATE, DELETE, RENAME,
+//! Folder commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, whose
+//! resync is in [`crate::imap::qresync`]), CLOSE, CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes) and
 //! STATUS.
 
 use std::borrow::Cow;
 
+use imap_codec::imap_types::command::SelectParameter;
 use imap_codec::imap_types::core::{Atom, QuotedChar, Tag};
-use imap_codec::imap_types::flag::{Flag, FlagNameAttribute, FlagPerm};
+use imap_codec::imap_types::flag::FlagNameAttribute;
 use imap_codec::imap_types::mailbox::{ListMailbox, Mailbox};
 use imap_codec::imap_types::response::{Code, Data, Response, StatusKind};
 use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
@@ -13,6 +15,8 @@ use imap_codec::imap_types::status::{StatusDataItem, StatusDataItemName};
 use epost_types::mailbox::MailError;
 
 use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
+use crate::imap::condstore::modseq;
+use crate::imap::qresync::SelectOptions;
 use crate::imap::session::{
     Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
     nonzero, ok, untagged,
@@ -22,21 +26,28 @@ use crate::imap::utf7;
 /// The hierarchy delimiter.
 const DELIMITER: char = '/';
 
-/// The system flags every folder keeps.
-fn system_flags() -> Vec<Flag<'static>> {
-    vec![Flag::Answered, Flag::Flagged, Flag::Deleted, Flag::Seen, Flag::Draft]
-}
-
 impl<B: MailBackend> Session<B> {
     pub(crate) async fn select<O: Sink>(
         &mut self,
         tag: Tag<'static>,
         requested: &Mailbox<'static>,
         read_only: bool,
+        parameters: &[SelectParameter],
         out: &mut O,
     ) -> Result<Done, Gone> {
-        // A failed SELECT leaves no folder selected (RFC 3501 section 6.3.1).
-        self.selected = None;
+        let options = SelectOptions::of(parameters);
+        if options.qresync.is_some() && !self.enabled.qresync {
+            return Ok(Done::now(bad(&tag, "QRESYNC needs ENABLE QRESYNC first")));
+        }
+        if options.condstore {
+            self.enabled.condstore = true;
+        }
+        // A failed SELECT leaves no folder selected (RFC 3501 section 6.3.1);
+        // what follows is about the new one (RFC 7162 section 3.2.11).
+        if self.selected.take().is_some() {
+            out.send(untagged(StatusKind::Ok, Some(Code::Closed), "previous mailbox closed"))
+                .await?;
+        }
         let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
@@ -44,34 +55,39 @@ impl<B: MailBackend> Session<B> {
             Ok(snapshot) => snapshot,
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
-        out.send(Response::Data(Data::Flags(system_flags()))).await?;
-        out.send(Response::Data(Data::Exists(snapshot.messages.len() as u32))).await?;
-        out.send(Response::Data(Data::Recent(0))).await?;
-        if let Some(first) = snapshot.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen")) {
+        let user = self.user_name();
+        let recent = &self.shared.recent;
+        let recent = if read_only {
+            recent.untaken(&user, &name, snapshot.uid_validity, &snapshot.messages)
+        } else {
+            recent.take(&user, &name, snapshot.uid_validity, &snapshot.messages)
+        };
+        let selected = Selected::new(name, read_only, &snapshot, recent);
+        let [flags, permanent] = <[Response<'static>; 2]>::try_from(selected.flags_responses())
+            .unwrap_or_else(|_| unreachable!("FLAGS and PERMANENTFLAGS"));
+        out.send(flags).await?;
+        out.send(Response::Data(Data::Exists(selected.messages.len() as u32))).await?;
+        out.send(Response::Data(Data::Recent(selected.recent.len() as u32))).await?;
+        if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen")) {
             let code = Code::Unseen(nonzero(first as u32 + 1));
             out.send(untagged(StatusKind::Ok, Some(code), "first unseen")).await?;
         }
-        let mut permanent: Vec<FlagPerm<'static>> =
-            system_flags().into_iter().map(FlagPerm::Flag).collect();
-        permanent.push(FlagPerm::Asterisk);
-        if read_only {
-            permanent.clear();
-        }
+        out.send(permanent).await?;
         let codes = [
-            (Code::PermanentFlags(permanent), "flags that stay"),
             (Code::UidValidity(nonzero(snapshot.uid_validity)), "UIDs valid"),
             (Code::UidNext(nonzero(snapshot.uid_next)), "predicted next UID"),
+            (Code::HighestModSeq(modseq(snapshot.highest_modseq)), "highest"),
         ];
         for (code, message) in codes {
             out.send(untagged(StatusKind::Ok, Some(code), message)).await?;
         }
-        self.selected = Some(Selected {
-            name,
-            read_only,
-            uid_validity: snapshot.uid_validity,
-            uid_next: snapshot.uid_next,
-            messages: snapshot.messages,
-        });
+        self.selected = Some(selected);
+        if let Some(resync) = &options.qresync
+            && let Err(error) = self.resync(resync, out).await?
+        {
+            self.selected = None;
+            return Ok(Done::now(mail_error(&tag, &error)));
+        }
         Ok(Done::now(if read_only {
             ok(&tag, Some(Code::ReadOnly), "EXAMINE completed")
         } else {
@@ -112,7 +128,12 @@ impl<B: MailBackend> Session<B> {
                 "INBOX exists",
             ));
         }
-        match account.create(name).await {
+        if let Err(error) = account.create(name).await {
+            return Done::now(mail_error(&tag, &error));
+        }
+        // CREATE does not subscribe (RFC 3501 section 6.3.3): clients
+        // that want the folder shown subscribe to it themselves.
+        match account.subscribe(name, false).await {
             Ok(()) => Done::now(ok(&tag, None, "CREATE completed")),
             Err(error) => Done::now(mail_error(&tag, &error)),
         }
@@ -199,7 +220,9 @@ impl<B: MailBackend> Session<B> {
             ListMailbox::Token(token) => std::str::from_utf8(token.as_ref()).ok(),
             ListMailbox::String(string) => std::str::from_utf8(string.as_ref()).ok(),
         };
-        let Some(pattern) = pattern.and_then(utf7::decode) else {
+        // A pattern that is not modified UTF-7 matches as written (it can
+        // only name folders nobody made), as Dovecot does; never BAD.
+        let Some(pattern) = pattern.map(|p| utf7::decode(p).unwrap_or_else(|| p.to_owned())) else {
             return Ok(Done::now(bad(&tag, "bad mailbox pattern")));
         };
         let verb = if lsub { "LSUB" } else { "LIST" };
@@ -220,12 +243,9 @@ impl<B: MailBackend> Session<B> {
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
         let full: Vec<char> = format!("{reference}{pattern}").chars().collect();
-        for folder in &folders {
-            if lsub && !folder.subscribed {
-                continue;
-            }
-            let name: Vec<char> = folder.name.chars().collect();
-            let matched = if folder.name == "INBOX" {
+        for entry in listing(&folders, lsub) {
+            let name: Vec<char> = entry.name.chars().collect();
+            let matched = if entry.name == "INBOX" {
                 let upper: Vec<char> = full.iter().map(char::to_ascii_uppercase).collect();
                 wildcard(&upper, &name)
             } else {
@@ -234,8 +254,8 @@ impl<B: MailBackend> Session<B> {
             if !matched {
                 continue;
             }
-            let Some(mailbox) = mailbox(&folder.name) else { continue };
-            let items = attributes(folder, &folders);
+            let Some(mailbox) = mailbox(&entry.name) else { continue };
+            let items = attributes(&entry);
             let delimiter = QuotedChar::try_from(DELIMITER).ok();
             let data = if lsub {
                 Data::Lsub { items, delimiter, mailbox }
@@ -261,6 +281,9 @@ impl<B: MailBackend> Session<B> {
             Ok(snapshot) => snapshot,
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
+        if names.contains(&StatusDataItemName::HighestModSeq) {
+            self.condstore_on(out).await?;
+        }
         let count =
             |flag: &str| snapshot.messages.iter().filter(|m| has_flag(&m.flags, flag)).count();
         let mut items = Vec::new();
@@ -269,7 +292,17 @@ impl<B: MailBackend> Session<B> {
                 StatusDataItemName::Messages => {
                     StatusDataItem::Messages(snapshot.messages.len() as u32)
                 }
-                StatusDataItemName::Recent => StatusDataItem::Recent(0),
+                StatusDataItemName::Recent => StatusDataItem::Recent(
+                    self.shared
+                        .recent
+                        .untaken(
+                            &self.user_name(),
+                            &name,
+                            snapshot.uid_validity,
+                            &snapshot.messages,
+                        )
+                        .len() as u32,
+                ),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(nonzero(snapshot.uid_next)),
                 StatusDataItemName::UidValidity => {
                     StatusDataItem::UidValidity(nonzero(snapshot.uid_validity))
@@ -286,6 +319,9 @@ impl<B: MailBackend> Session<B> {
                         .map(|m| m.size)
                         .sum(),
                 ),
+                StatusDataItemName::HighestModSeq => {
+                    StatusDataItem::HighestModSeq(snapshot.highest_modseq)
+                }
             });
         }
         out.send(Response::Data(Data::Status {
@@ -309,18 +345,83 @@ impl<B: MailBackend> Session<B> {
     }
 }
 
-/// LIST attributes: special use (RFC 6154) and children (RFC 3348).
-fn attributes(folder: &FolderInfo, all: &[FolderInfo]) -> Vec<FlagNameAttribute<'static>> {
+/// One name a LIST or LSUB may show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub(crate) name: String,
+    /// Not a folder (or, for LSUB, not subscribed): only the parent of
+    /// one (RFC 3501 sections 6.3.8 and 6.3.9).
+    pub(crate) noselect: bool,
+    /// For LIST: whether it has children (RFC 3348); `None` for LSUB,
+    /// which shows no child attributes.
+    pub(crate) children: Option<bool>,
+    pub(crate) special_use: Option<SpecialUse>,
+}
+
+/// The names LIST (every folder) or LSUB (every subscribed folder) may
+/// show, in name order: those folders, and each missing parent of one as
+/// `\Noselect`, so that `%` finds `Parent` of `Parent/Child` and clients
+/// can draw the tree.
+pub(crate) fn listing(folders: &[FolderInfo], lsub: bool) -> Vec<Listed> {
+    use std::collections::BTreeMap;
+    let shown = |f: &&FolderInfo| !lsub || f.subscribed;
+    let mut names: BTreeMap<String, Listed> = BTreeMap::new();
+    for folder in folders.iter().filter(shown) {
+        names.insert(
+            folder.name.clone(),
+            Listed {
+                name: folder.name.clone(),
+                noselect: false,
+                children: None,
+                special_use: if lsub { None } else { folder.special_use },
+            },
+        );
+    }
+    let real: Vec<String> = names.keys().cloned().collect();
+    for name in &real {
+        let mut end = 0;
+        while let Some(at) = name[end..].find(DELIMITER) {
+            let parent = &name[..end + at];
+            end += at + 1;
+            if parent.is_empty() {
+                continue;
+            }
+            names.entry(parent.to_owned()).or_insert_with(|| Listed {
+                name: parent.to_owned(),
+                noselect: true,
+                children: None,
+                special_use: None,
+            });
+        }
+    }
+    if !lsub {
+        let all: Vec<String> = names.keys().cloned().collect();
+        for entry in names.values_mut() {
+            let prefix = format!("{}{DELIMITER}", entry.name);
+            entry.children = Some(all.iter().any(|n| n.starts_with(&prefix)));
+        }
+    }
+    names.into_values().collect()
+}
+
+/// LIST attributes: `\Noselect`, children (RFC 3348) and special use
+/// (RFC 6154).
+fn attributes(entry: &Listed) -> Vec<FlagNameAttribute<'static>> {
     let mut items = Vec::new();
-    let prefix = format!("{}{DELIMITER}", folder.name);
-    let children = all.iter().any(|f| f.name.starts_with(&prefix));
+    if entry.noselect {
+        items.push(FlagNameAttribute::Noselect);
+    }
     let mut push = |name: &'static str| {
         if let Ok(atom) = Atom::try_from(name) {
             items.push(FlagNameAttribute::from(atom));
         }
     };
-    push(if children { "HasChildren" } else { "HasNoChildren" });
-    if let Some(special) = folder.special_use {
+    match entry.children {
+        Some(true) => push("HasChildren"),
+        Some(false) => push("HasNoChildren"),
+        None => {}
+    }
+    if let Some(special) = entry.special_use {
         push(match special {
             SpecialUse::Sent => "Sent",
             SpecialUse::Drafts => "Drafts",
@@ -407,8 +508,135 @@ mod tests {
         assert!(status.contains("* STATUS INBOX (MESSAGES 1 UIDNEXT 2 UNSEEN 0)"), "{status}");
         let select = run(&mut s, "g SELECT inbox").await;
         assert!(select.contains("* 1 EXISTS") && select.contains("g OK [READ-WRITE]"), "{select}");
-        assert!(run(&mut s, "h SELECT Nope").await.starts_with("h NO [NONEXISTENT]"));
+        let failed = run(&mut s, "h SELECT Nope").await;
+        assert!(failed.starts_with("* OK [CLOSED]") && failed.contains("h NO [NONEXISTENT]"));
         assert!(s.selected.is_none());
         assert!(run(&mut s, "i APPEND Nope {1+}\r\nx").await.starts_with("i NO [TRYCREATE]"));
+    }
+
+    fn info(name: &str, subscribed: bool) -> FolderInfo {
+        FolderInfo { name: name.into(), special_use: crate::backend::special_use(name), subscribed }
+    }
+
+    #[test]
+    fn listings_show_missing_parents_as_noselect() {
+        // (folders with their subscription, lsub?, expected (name, noselect, children))
+        type Case =
+            (&'static [(&'static str, bool)], bool, &'static [(&'static str, bool, Option<bool>)]);
+        let cases: &[Case] = &[
+            (&[("INBOX", true)], false, &[("INBOX", false, Some(false))]),
+            (
+                &[("INBOX", true), ("Lone/Nested", false)],
+                false,
+                &[
+                    ("INBOX", false, Some(false)),
+                    ("Lone", true, Some(true)),
+                    ("Lone/Nested", false, Some(false)),
+                ],
+            ),
+            (
+                &[("a/b/c", false), ("a", false)],
+                false,
+                &[
+                    ("a", false, Some(true)),
+                    ("a/b", true, Some(true)),
+                    ("a/b/c", false, Some(false)),
+                ],
+            ),
+            // LSUB: subscribed only, parents that are not subscribed are
+            // \Noselect, and no child attributes.
+            (
+                &[("t", false), ("t/x", true), ("u", true)],
+                true,
+                &[("t", true, None), ("t/x", false, None), ("u", false, None)],
+            ),
+            (&[("t", true), ("t/x", false)], true, &[("t", false, None)]),
+        ];
+        for (folders, lsub, expected) in cases {
+            let folders: Vec<FolderInfo> = folders.iter().map(|(n, s)| info(n, *s)).collect();
+            let got: Vec<(String, bool, Option<bool>)> = listing(&folders, *lsub)
+                .into_iter()
+                .map(|l| (l.name, l.noselect, l.children))
+                .collect();
+            let expected: Vec<(String, bool, Option<bool>)> =
+                expected.iter().map(|(n, x, c)| (n.to_string(), *x, *c)).collect();
+            assert_eq!(got, expected, "{folders:?} lsub={lsub}");
+        }
+    }
+
+    #[tokio::test]
+    async fn create_does_not_subscribe_and_lsub_shows_parents() {
+        let (mut s, _) = logged_in().await;
+        assert!(run(&mut s, "a CREATE box/test3/").await.starts_with("a OK"));
+        assert!(run(&mut s, "b CREATE box/test3/test3").await.starts_with("b OK"));
+        assert!(run(&mut s, "c SUBSCRIBE box/test3/test3").await.starts_with("c OK"));
+        let lsub = run(&mut s, "d LSUB \"\" box/%").await;
+        assert_eq!(lsub, "* LSUB (\\Noselect) \"/\" box/test3\r\nd OK LSUB completed\r\n");
+        run(&mut s, "e UNSUBSCRIBE box/test3/test3").await;
+        let lsub = run(&mut s, "f LSUB \"\" box/%").await;
+        assert_eq!(lsub, "f OK LSUB completed\r\n", "CREATE subscribed nothing");
+        // The parent of a nested folder made alone is listed, \Noselect.
+        assert!(run(&mut s, "g CREATE Lone/Nested").await.starts_with("g OK"));
+        let list = run(&mut s, "h LIST \"\" Lone").await;
+        assert!(list.starts_with("* LIST (\\Noselect \\HasChildren) \"/\" Lone\r\n"), "{list}");
+        run(&mut s, "i DELETE box/test3").await;
+        let list = run(&mut s, "j LIST \"\" box/%").await;
+        assert!(
+            list.starts_with("* LIST (\\Noselect \\HasChildren) \"/\" box/test3\r\n"),
+            "{list}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_pattern_that_is_not_modified_utf7_matches_nothing_but_is_no_error() {
+        let (mut s, _) = logged_in().await;
+        let reply = run(&mut s, "a LIST \"\" \"!#$&'+,-.0123456789:;<=>?@^_`|[}%*\"").await;
+        assert_eq!(reply, "a OK LIST completed\r\n");
+    }
+
+    #[tokio::test]
+    async fn recent_is_seen_by_one_session_and_examine_takes_nothing() {
+        let (mut s, backend) = logged_in().await;
+        let account = s.account().unwrap();
+        for n in 0..2 {
+            let raw = format!("Subject: {n}\r\n\r\nbody\r\n");
+            account.append("INBOX", bytes::Bytes::from(raw), vec![], None).await.unwrap();
+        }
+        let examine = run(&mut s, "a EXAMINE INBOX").await;
+        assert!(examine.contains("* 2 RECENT\r\n"), "{examine}");
+        let status = run(&mut s, "b STATUS INBOX (RECENT)").await;
+        assert!(status.contains("(RECENT 2)"), "{status}");
+        let select = run(&mut s, "c SELECT INBOX").await;
+        assert!(select.contains("* 2 RECENT\r\n"), "{select}");
+        let fetch = run(&mut s, "d FETCH 1 FLAGS").await;
+        assert!(fetch.starts_with("* 1 FETCH (FLAGS (\\Recent))"), "{fetch}");
+        assert_eq!(
+            run(&mut s, "e SEARCH RECENT").await,
+            "* SEARCH 1 2\r\ne OK SEARCH completed\r\n"
+        );
+        assert_eq!(run(&mut s, "f SEARCH NEW").await, "* SEARCH 1 2\r\nf OK SEARCH completed\r\n");
+        assert_eq!(run(&mut s, "g SEARCH OLD").await, "* SEARCH\r\ng OK SEARCH completed\r\n");
+        // A second session of the same user sees them, but not as recent.
+        let (mut other, _) = crate::imap::session::tests::session_for(&s, &backend);
+        run(&mut other, "a LOGIN alice@example.test alice-pw").await;
+        let examine = run(&mut other, "b EXAMINE INBOX").await;
+        assert!(examine.contains("* 2 EXISTS\r\n* 0 RECENT\r\n"), "{examine}");
+        // A copy into the first session's folder is recent there, as the
+        // read-only session takes nothing.
+        let copied = run(&mut other, "c COPY 1 INBOX").await;
+        assert!(copied.contains("c OK [COPYUID"), "{copied}");
+        let noop = run(&mut s, "h NOOP").await;
+        assert!(noop.contains("* 3 EXISTS\r\n* 3 RECENT\r\n"), "{noop}");
+    }
+
+    #[tokio::test]
+    async fn a_folder_made_again_has_a_new_uid_validity() {
+        let (mut s, _) = logged_in().await;
+        run(&mut s, "a CREATE again").await;
+        let first = run(&mut s, "b STATUS again (UIDVALIDITY)").await;
+        run(&mut s, "c DELETE again").await;
+        run(&mut s, "d CREATE again").await;
+        let second = run(&mut s, "e STATUS again (UIDVALIDITY)").await;
+        assert_ne!(first.lines().next(), second.lines().next());
     }
 }

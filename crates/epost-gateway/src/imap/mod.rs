@@ -1,7 +1,9 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE and STARTTLS.
+//! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
+//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
 //!
-//! Commands are parsed and responses written with `imap-codec`; the
+//! Commands are parsed and responses written with `imap-codec`, after
+//! [`lift`] took out the syntax it does not know; the
 //! [`session::Session`] is a state machine fed decoded commands, one file
 //! per command family, and [`conn`] is the thin tokio loop around it
 //! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
@@ -9,20 +11,35 @@
 
 mod append;
 mod auth;
+mod binary;
+mod compress;
+mod condstore;
 mod conn;
 mod copy;
 #[cfg(test)]
 mod corpus;
+mod cte;
+mod deflate;
+mod enable;
+mod esearch;
 mod expunge;
 mod fetch;
 mod frame;
 mod idle;
+mod lift;
 mod mailbox;
 mod mime;
+mod qresync;
+mod recent;
 mod search;
+mod searchres;
 mod selected;
 mod session;
+mod sort;
 mod store;
+mod subject;
+mod summary;
+mod thread;
 mod utf7;
 
 use std::net::SocketAddr;
@@ -32,6 +49,8 @@ use tokio::net::TcpStream;
 
 use crate::backend::MailBackend;
 use crate::context::Shared;
+
+pub(crate) use recent::RecentClaims;
 
 #[cfg(any(test, feature = "fuzzing"))]
 pub(crate) use conn::serve_stream;

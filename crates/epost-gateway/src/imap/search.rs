@@ -1,19 +1,29 @@
-//! SEARCH and UID SEARCH over the selected folder's view. Flag, size,
-//! date and number keys use the metadata; header and text keys fetch and
-//! parse each message (one at a time) with `mail-parser`, matching
-//! case-insensitively on raw and decoded values.
+//! SEARCH and UID SEARCH over the selected folder's view, answered as
+//! `* SEARCH` or, with RETURN options, as `* ESEARCH` (RFC 4731), saving
+//! the result for `$` on RETURN (SAVE) (RFC 5182). [`Session::matching`]
+//! is also what SORT and THREAD select with.
+//!
+//! Flag, size, date and number keys use the metadata; header keys read
+//! each message's outline (its header bytes, no part body); BODY and TEXT
+//! read the whole message. Messages are read one at a time and matched
+//! case-insensitively on raw and decoded values with `mail-parser`.
 
-use imap_codec::imap_types::core::{AString, Charset, Tag, Vec1};
+use imap_codec::imap_types::core::{AString, Atom, Charset, Tag, Vec1};
 use imap_codec::imap_types::datetime::NaiveDate;
-use imap_codec::imap_types::response::{Code, Data, Response};
+use imap_codec::imap_types::extensions::sort::SortAlgorithm;
+use imap_codec::imap_types::extensions::thread::ThreadingAlgorithm;
+use imap_codec::imap_types::response::{Capability, Code, Data, Response};
 use imap_codec::imap_types::search::SearchKey;
 use imap_codec::imap_types::sequence::{SeqOrUid, Sequence, SequenceSet};
 use mail_parser::{HeaderValue, MessageParser, PartType};
 
-use epost_types::mailbox::MailErrorKind;
+use bytes::Bytes;
+use epost_types::mailbox::{MailError, MailErrorKind};
 use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
+use crate::imap::condstore::searches_modseq;
+use crate::imap::esearch::Esearch;
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
 /// What the text keys look at, lower-cased.
@@ -89,24 +99,32 @@ fn needle(value: &AString<'_>) -> String {
     String::from_utf8_lossy(value.as_ref()).to_lowercase()
 }
 
-/// Whether the key needs the message's contents.
-fn needs_content(key: &SearchKey<'_>) -> bool {
+/// What of a message a key needs besides the folder's view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Need {
+    Nothing,
+    /// The header (the outline's bytes).
+    Head,
+    /// The whole message.
+    Whole,
+}
+
+fn need(key: &SearchKey<'_>) -> Need {
     match key {
-        SearchKey::And(keys) => keys.as_ref().iter().any(needs_content),
-        SearchKey::Not(key) => needs_content(key),
-        SearchKey::Or(a, b) => needs_content(a) || needs_content(b),
+        SearchKey::And(keys) => keys.as_ref().iter().map(need).max().unwrap_or(Need::Nothing),
+        SearchKey::Not(key) => need(key),
+        SearchKey::Or(a, b) => need(a).max(need(b)),
+        SearchKey::Body(_) | SearchKey::Text(_) => Need::Whole,
         SearchKey::Bcc(_)
-        | SearchKey::Body(_)
         | SearchKey::Cc(_)
         | SearchKey::From(_)
         | SearchKey::Header(..)
         | SearchKey::Subject(_)
-        | SearchKey::Text(_)
         | SearchKey::To(_)
         | SearchKey::SentBefore(_)
         | SearchKey::SentOn(_)
-        | SearchKey::SentSince(_) => true,
-        _ => false,
+        | SearchKey::SentSince(_) => Need::Head,
+        _ => Need::Nothing,
     }
 }
 
@@ -129,9 +147,11 @@ fn day(millis: u64) -> Option<chrono::NaiveDate> {
 }
 
 /// The numbers the search keys are evaluated against.
-struct Ctx {
+struct Ctx<'a> {
     count: u32,
     largest_uid: u32,
+    /// The UIDs recent in this session.
+    recent: &'a std::collections::BTreeSet<u32>,
 }
 
 fn matches(
@@ -139,7 +159,7 @@ fn matches(
     seq: u32,
     meta: &MessageMeta,
     content: Option<&Content>,
-    ctx: &Ctx,
+    ctx: &Ctx<'_>,
 ) -> bool {
     let flag = |name: &str| has_flag(&meta.flags, name);
     let text = |f: &dyn Fn(&Content) -> bool| content.is_some_and(f);
@@ -157,8 +177,10 @@ fn matches(
         }
         SearchKey::SequenceSet(set) => in_set(set, seq, ctx.count),
         SearchKey::Uid(set) => in_set(set, meta.uid, ctx.largest_uid),
-        SearchKey::All | SearchKey::Old => true,
-        SearchKey::New | SearchKey::Recent => false,
+        SearchKey::All => true,
+        SearchKey::Old => !ctx.recent.contains(&meta.uid),
+        SearchKey::Recent => ctx.recent.contains(&meta.uid),
+        SearchKey::New => ctx.recent.contains(&meta.uid) && !flag("\\Seen"),
         SearchKey::Answered => flag("\\Answered"),
         SearchKey::Deleted => flag("\\Deleted"),
         SearchKey::Draft => flag("\\Draft"),
@@ -189,6 +211,8 @@ fn matches(
             text(&|c| c.header(&name, &needle(v)))
         }
         SearchKey::Body(v) => text(&|c| c.body.contains(&needle(v))),
+        // One MODSEQ per message, whatever flag the key names (RFC 7162).
+        SearchKey::ModSequence { modseq, .. } => meta.modseq >= *modseq,
         SearchKey::Text(v) => {
             let n = needle(v);
             text(&|c| {
@@ -208,6 +232,59 @@ impl<B: MailBackend> Session<B> {
         uid: bool,
         out: &mut O,
     ) -> Result<Done, Gone> {
+        let returns = self.lifted.returns.take();
+        let by_modseq = criteria.as_ref().iter().any(searches_modseq);
+        if by_modseq {
+            self.condstore_on(out).await?;
+        }
+        let found = match self.matching(&tag, charset.as_ref(), criteria).await {
+            Ok(found) => found,
+            Err(done) => {
+                // A failed SEARCH ... RETURN (SAVE) saves nothing (RFC 5182).
+                if returns.as_ref().is_some_and(|r| r.save) {
+                    self.save_result(Vec::new());
+                }
+                return Ok(done);
+            }
+        };
+        let numbers: Vec<u32> = found.iter().map(|&p| self.number(p, uid)).collect();
+        match returns {
+            None => {
+                let highest = self.highest_found(by_modseq, &found);
+                out.send(search_response(numbers, highest)).await?
+            }
+            Some(options) => {
+                if options.save {
+                    let uids: Vec<u32> = found.iter().map(|&p| self.number(p, true)).collect();
+                    self.save_result(options.saved(&uids));
+                }
+                if !options.silent() {
+                    let mut esearch = Esearch::answer(tag.as_ref(), uid, &numbers, &options, false);
+                    esearch.modseq = self.highest_returned(by_modseq, &found, &options);
+                    out.send_esearch(esearch).await?;
+                }
+            }
+        }
+        Ok(Done::now(ok(&tag, None, "SEARCH completed")))
+    }
+
+    /// The number a result names the message at `position` of the view
+    /// by: its UID, or its sequence number.
+    pub(crate) fn number(&self, position: usize, uid: bool) -> u32 {
+        match (uid, self.selected.as_ref().and_then(|s| s.messages.get(position))) {
+            (true, Some(meta)) => meta.uid,
+            _ => position as u32 + 1,
+        }
+    }
+
+    /// The positions in the view (ascending) of the messages that match
+    /// `criteria`, or the command's refusal.
+    pub(crate) async fn matching(
+        &self,
+        tag: &Tag<'static>,
+        charset: Option<&Charset<'static>>,
+        criteria: Vec1<SearchKey<'static>>,
+    ) -> Result<Vec<usize>, Done> {
         if let Some(charset) = charset {
             let name = charset.as_ref().to_ascii_uppercase();
             if name != "UTF-8" && name != "US-ASCII" {
@@ -215,41 +292,64 @@ impl<B: MailBackend> Session<B> {
                     .into_iter()
                     .filter_map(|c| Charset::try_from(c).ok())
                     .collect();
-                return Ok(Done::now(no(
-                    &tag,
-                    Some(Code::BadCharset { allowed }),
-                    "unsupported charset",
-                )));
+                let code = Some(Code::BadCharset { allowed });
+                return Err(Done::now(no(tag, code, "unsupported charset")));
             }
         }
-        let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
-            return Ok(Done::now(bad(&tag, "select a mailbox first")));
-        };
         let key = SearchKey::And(criteria);
-        let content_needed = needs_content(&key);
+        let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
+            return Err(Done::now(bad(tag, "select a mailbox first")));
+        };
+        let need = need(&key);
         let ctx = Ctx {
             count: selected.messages.len() as u32,
             largest_uid: selected.messages.last().map_or(0, |m| m.uid),
+            recent: &selected.recent,
         };
         let mut found = Vec::new();
         for (position, meta) in selected.messages.iter().enumerate() {
-            let content = if content_needed {
-                match account.fetch(&selected.name, meta.uid).await {
-                    Ok(raw) => Some(Content::new(&raw)),
-                    Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
-                    Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            let read: Result<Option<Bytes>, MailError> = match need {
+                Need::Nothing => Ok(None),
+                Need::Head => {
+                    account.outline(&selected.name, meta.uid).await.map(|o| Some(o.head.into()))
                 }
-            } else {
-                None
+                Need::Whole => account.fetch(&selected.name, meta.uid).await.map(Some),
+            };
+            let content = match read {
+                Ok(bytes) => bytes.map(|bytes| Content::new(&bytes)),
+                // Expunged by another session; the client hears of it later.
+                Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
+                Err(error) => return Err(Done::now(mail_error(tag, &error))),
             };
             let seq = position as u32 + 1;
             if matches(&key, seq, meta, content.as_ref(), &ctx) {
-                found.push(nonzero(if uid { meta.uid } else { seq }));
+                found.push(position);
             }
         }
-        out.send(Response::Data(Data::Search(found))).await?;
-        Ok(Done::now(ok(&tag, None, "SEARCH completed")))
+        Ok(found)
     }
+}
+
+/// What the search family adds to CAPABILITY.
+pub(crate) fn capabilities() -> Vec<Capability<'static>> {
+    let mut caps = vec![
+        Capability::Sort(None),
+        Capability::Sort(Some(SortAlgorithm::Display)),
+        Capability::Thread(ThreadingAlgorithm::OrderedSubject),
+        Capability::Thread(ThreadingAlgorithm::References),
+    ];
+    for name in ["ESEARCH", "ESORT", "SEARCHRES"] {
+        if let Ok(atom) = Atom::try_from(name) {
+            caps.push(Capability::from(atom));
+        }
+    }
+    caps
+}
+
+/// `* SEARCH n... [(MODSEQ m)]` (the one place it is built).
+fn search_response(numbers: Vec<u32>, highest: Option<u64>) -> Response<'static> {
+    let highest = highest.map(crate::imap::condstore::modseq);
+    Response::Data(Data::Search(numbers.into_iter().map(nonzero).collect(), highest))
 }
 
 #[cfg(test)]
@@ -294,5 +394,25 @@ mod tests {
         );
         assert!(run(&mut s, "l SEARCH SENTON 6-Jan-2025").await.starts_with("* SEARCH 1\r\n"));
         assert!(run(&mut s, "m SEARCH CHARSET KOI8-R ALL").await.starts_with("m NO [BADCHARSET"));
+    }
+
+    #[tokio::test]
+    async fn header_keys_read_outlines_and_body_keys_whole_messages() {
+        let (mut s, backend) = logged_in().await;
+        let account = s.account().unwrap();
+        for i in 0..4 {
+            let raw = format!("From: u{i}@example.test\r\nSubject: s{i}\r\n\r\nbody {i}\r\n");
+            account.append("INBOX", Bytes::from(raw), vec![], None).await.unwrap();
+        }
+        run(&mut s, "a SELECT INBOX").await;
+        let before = backend.full_reads();
+        let reply =
+            run(&mut s, "b SEARCH OR FROM u1 HEADER subject s3 NOT SENTON 1-Jan-2000").await;
+        assert!(reply.starts_with("* SEARCH 2 4\r\n"), "{reply}");
+        assert!(run(&mut s, "c SORT (SUBJECT) UTF-8 UNSEEN").await.starts_with("* SORT 1 2 3 4"));
+        assert!(run(&mut s, "d THREAD REFERENCES UTF-8 ALL").await.starts_with("* THREAD (1)"));
+        assert_eq!(backend.full_reads(), before, "header keys read whole messages");
+        assert!(run(&mut s, "e SEARCH BODY \"body 2\"").await.starts_with("* SEARCH 3\r\n"));
+        assert_eq!(backend.full_reads(), before + 4);
     }
 }

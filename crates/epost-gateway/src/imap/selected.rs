@@ -1,12 +1,14 @@
 //! The selected folder as the commands that change it see it: whether it
 //! may be changed, the UIDs a sequence set names, and telling the client
-//! which messages went.
+//! which messages went (EXPUNGE, or VANISHED once QRESYNC is on).
 
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::response::{Data, Response};
 use imap_codec::imap_types::sequence::SequenceSet;
 
 use crate::backend::MailBackend;
+use crate::imap::condstore::ranges_of;
+use crate::imap::qresync::vanished_responses;
 use crate::imap::session::{Done, Gone, Session, Sink, no, nonzero, resolve};
 
 impl<B: MailBackend> Session<B> {
@@ -38,6 +40,7 @@ impl<B: MailBackend> Session<B> {
         uids: &[u32],
         out: &mut O,
     ) -> Result<(), Gone> {
+        let qresync = self.enabled.qresync;
         let Some(selected) = self.selected.as_mut() else { return Ok(()) };
         let mut positions: Vec<usize> = uids
             .iter()
@@ -45,9 +48,17 @@ impl<B: MailBackend> Session<B> {
             .collect();
         positions.sort_unstable();
         positions.dedup();
+        let gone: Vec<u32> = positions.iter().map(|&p| selected.messages[p].uid).collect();
         for &position in positions.iter().rev() {
             selected.messages.remove(position);
-            out.send(Response::Data(Data::Expunge(nonzero(position as u32 + 1)))).await?;
+            if !qresync {
+                out.send(Response::Data(Data::Expunge(nonzero(position as u32 + 1)))).await?;
+            }
+        }
+        if qresync {
+            for response in vanished_responses(&ranges_of(&gone), false) {
+                out.send(response).await?;
+            }
         }
         Ok(())
     }

@@ -3,6 +3,7 @@
 //! large FETCH streams; the tagged completion as a [`Done`]). No sockets
 //! and no bytes here; the command families live in their own files.
 
+use std::collections::BTreeSet;
 use std::future::Future;
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -13,7 +14,7 @@ use epost_types::address::Address;
 use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::command::{Command, CommandBody};
 use imap_codec::imap_types::core::{Tag, Text};
-use imap_codec::imap_types::flag::{Flag, FlagFetch};
+use imap_codec::imap_types::flag::{Flag, FlagFetch, FlagPerm};
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{
     Code, CodeOther, Data, Response, Status, StatusBody, StatusKind, Tagged,
@@ -24,6 +25,9 @@ use epost_types::mailbox::{MailError, MailErrorKind};
 
 use crate::backend::{MailBackend, MessageMeta};
 use crate::context::Shared;
+use crate::imap::enable::Enabled;
+use crate::imap::esearch::Esearch;
+use crate::imap::lift::Extras;
 use crate::imap::utf7;
 
 /// Where untagged responses go while a command runs.
@@ -32,11 +36,31 @@ pub(crate) trait Sink: Send {
         &mut self,
         response: Response<'static>,
     ) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// Sends one response already encoded: one imap-codec cannot write
+    /// (a partial BINARY's origin, an ESEARCH).
+    fn send_encoded(&mut self, bytes: Vec<u8>) -> impl Future<Output = Result<(), Gone>> + Send;
+
+    /// An `* ESEARCH` response, which imap-types has no type for.
+    fn send_esearch(&mut self, esearch: Esearch) -> impl Future<Output = Result<(), Gone>> + Send {
+        let mut line = esearch.encode();
+        line.extend_from_slice(b"\r\n");
+        self.send_encoded(line)
+    }
 }
 
-impl Sink for Vec<Response<'static>> {
+/// What the client would read, for tests.
+#[cfg(test)]
+impl Sink for Vec<u8> {
     async fn send(&mut self, response: Response<'static>) -> Result<(), Gone> {
-        self.push(response);
+        use imap_codec::ResponseCodec;
+        use imap_codec::encode::Encoder;
+        self.extend(ResponseCodec::default().encode(&response).dump());
+        Ok(())
+    }
+
+    async fn send_encoded(&mut self, bytes: Vec<u8>) -> Result<(), Gone> {
+        self.extend(bytes);
         Ok(())
     }
 }
@@ -60,6 +84,8 @@ pub(crate) enum Done {
     Idle(Tag<'static>),
     /// Send an empty continuation request and read a SASL PLAIN response.
     AuthPlain(Tag<'static>),
+    /// Send the status, then deflate the connection both ways (RFC 4978).
+    Compress(Status<'static>),
 }
 
 impl Done {
@@ -75,9 +101,84 @@ pub(crate) struct Selected {
     pub(crate) read_only: bool,
     pub(crate) uid_validity: u32,
     pub(crate) uid_next: u32,
+    /// The folder's HIGHESTMODSEQ when the view last caught up with it
+    /// (what the client may be told: no change at or below it is untold).
+    pub(crate) highest_modseq: u64,
     /// In sequence order (ascending UIDs). Messages expunged elsewhere stay
     /// until the client may be told (RFC 3501 section 7.4.1).
     pub(crate) messages: Vec<MessageMeta>,
+    /// The UIDs that are `\Recent` in this session (see [`crate::imap::recent`]).
+    pub(crate) recent: BTreeSet<u32>,
+    /// The keywords the client was told of in FLAGS: every keyword a
+    /// message in the view carries is among them (RFC 3501 section 7.2.6).
+    pub(crate) keywords: BTreeSet<String>,
+    /// The UIDs SEARCH ... RETURN (SAVE) kept for `$` (RFC 5182).
+    pub(crate) saved: Vec<u32>,
+}
+
+impl Selected {
+    /// A view of `messages`, with `recent` as this session's recent ones.
+    pub(crate) fn new(
+        name: String,
+        read_only: bool,
+        snapshot: &crate::backend::FolderSnapshot,
+        recent: impl IntoIterator<Item = u32>,
+    ) -> Self {
+        let mut selected = Selected {
+            name,
+            read_only,
+            uid_validity: snapshot.uid_validity,
+            uid_next: snapshot.uid_next,
+            highest_modseq: snapshot.highest_modseq,
+            messages: snapshot.messages.clone(),
+            recent: recent.into_iter().collect(),
+            keywords: BTreeSet::new(),
+            saved: Vec::new(),
+        };
+        let all: Vec<String> =
+            selected.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
+        selected.learn_keywords(&all);
+        selected
+    }
+
+    /// Adds the keywords among `flags` to those the client knows; whether
+    /// any was new (then FLAGS must be sent again, before they are used).
+    pub(crate) fn learn_keywords(&mut self, flags: &[String]) -> bool {
+        let mut grew = false;
+        for flag in flags.iter().filter(|f| !f.starts_with('\\')) {
+            if !self.keywords.contains(flag) && Flag::try_from(flag.as_str()).is_ok() {
+                self.keywords.insert(flag.clone());
+                grew = true;
+            }
+        }
+        grew
+    }
+
+    /// FLAGS and PERMANENTFLAGS for this view: the system flags and every
+    /// keyword known; any keyword may be made (`\*`) unless read-only.
+    pub(crate) fn flags_responses(&self) -> Vec<Response<'static>> {
+        let mut flags = vec![Flag::Answered, Flag::Flagged, Flag::Deleted, Flag::Seen, Flag::Draft];
+        flags.extend(
+            self.keywords
+                .iter()
+                .filter_map(|k| Flag::try_from(k.as_str()).ok().map(IntoStatic::into_static)),
+        );
+        let mut permanent: Vec<FlagPerm<'static>> =
+            flags.iter().cloned().map(FlagPerm::Flag).collect();
+        permanent.push(FlagPerm::Asterisk);
+        if self.read_only {
+            permanent.clear();
+        }
+        vec![
+            Response::Data(Data::Flags(flags)),
+            untagged(StatusKind::Ok, Some(Code::PermanentFlags(permanent)), "flags that stay"),
+        ]
+    }
+
+    /// Whether the message with this UID is recent in this session.
+    pub(crate) fn is_recent(&self, uid: u32) -> bool {
+        self.recent.contains(&uid)
+    }
 }
 
 /// One client's session.
@@ -87,11 +188,39 @@ pub(crate) struct Session<B: MailBackend> {
     pub(crate) tls: bool,
     pub(crate) user: Option<(Address, B::Account)>,
     pub(crate) selected: Option<Selected>,
+    /// COMPRESS=DEFLATE is on (it cannot be turned off, nor TLS started).
+    pub(crate) compressed: bool,
+    /// What [`Session::lift`] took out of the command being answered.
+    pub(crate) lifted: Extras,
+    /// CONDSTORE and QRESYNC, once the client turned them on.
+    pub(crate) enabled: Enabled,
 }
 
 impl<B: MailBackend> Session<B> {
     pub(crate) fn new(shared: Arc<Shared<B>>, peer: IpAddr, tls: bool) -> Self {
-        Self { shared, peer, tls, user: None, selected: None }
+        Self {
+            shared,
+            peer,
+            tls,
+            user: None,
+            selected: None,
+            compressed: false,
+            lifted: Extras::default(),
+            enabled: Enabled::default(),
+        }
+    }
+
+    /// Answers a command whose extension syntax [`Session::lift`] took out.
+    pub(crate) async fn handle_lifted<O: Sink>(
+        &mut self,
+        command: Command<'static>,
+        extras: Extras,
+        out: &mut O,
+    ) -> Result<Done, Gone> {
+        self.lifted = extras;
+        let done = self.handle(command, out).await;
+        self.lifted = Extras::default();
+        done
     }
 
     /// Answers one command.
@@ -129,8 +258,14 @@ impl<B: MailBackend> Session<B> {
             | CommandBody::Login { .. }
             | CommandBody::Authenticate { .. } => Ok(Done::now(bad(&tag, "already logged in"))),
             CommandBody::Namespace => self.namespace(tag, out).await,
-            CommandBody::Select { mailbox, .. } => self.select(tag, &mailbox, false, out).await,
-            CommandBody::Examine { mailbox, .. } => self.select(tag, &mailbox, true, out).await,
+            CommandBody::Compress { algorithm } => Ok(self.compress(tag, algorithm)),
+            CommandBody::Enable { capabilities } => self.enable(tag, &capabilities, out).await,
+            CommandBody::Select { mailbox, parameters } => {
+                self.select(tag, &mailbox, false, &parameters, out).await
+            }
+            CommandBody::Examine { mailbox, parameters } => {
+                self.select(tag, &mailbox, true, &parameters, out).await
+            }
             CommandBody::Create { mailbox } => Ok(self.create(tag, &mailbox).await),
             CommandBody::Delete { mailbox } => Ok(self.delete(tag, &mailbox).await),
             CommandBody::Rename { from, to } => Ok(self.rename(tag, &from, &to).await),
@@ -168,11 +303,17 @@ impl<B: MailBackend> Session<B> {
             CommandBody::Search { charset, criteria, uid } => {
                 self.search(tag, charset, criteria, uid, out).await
             }
-            CommandBody::Fetch { sequence_set, macro_or_item_names, uid, .. } => {
-                self.fetch(tag, &sequence_set, macro_or_item_names, uid, out).await
+            CommandBody::Sort { sort_criteria, charset, search_criteria, uid } => {
+                self.sort(tag, sort_criteria, charset, search_criteria, uid, out).await
             }
-            CommandBody::Store { sequence_set, kind, response, flags, uid, .. } => {
-                self.store(tag, &sequence_set, kind, response, flags, uid, out).await
+            CommandBody::Thread { algorithm, charset, search_criteria, uid } => {
+                self.thread(tag, algorithm, charset, search_criteria, uid, out).await
+            }
+            CommandBody::Fetch { sequence_set, macro_or_item_names, uid, modifiers } => {
+                self.fetch(tag, &sequence_set, macro_or_item_names, uid, &modifiers, out).await
+            }
+            CommandBody::Store { sequence_set, kind, response, flags, uid, modifiers } => {
+                self.store(tag, &sequence_set, kind, response, flags, uid, &modifiers, out).await
             }
             CommandBody::Copy { sequence_set, mailbox, uid } => {
                 self.copy(tag, &sequence_set, &mailbox, uid, false, out).await
@@ -182,6 +323,11 @@ impl<B: MailBackend> Session<B> {
             }
             other => Ok(Done::now(bad(&tag, &format!("{} is not supported", other.name())))),
         }
+    }
+
+    /// The logged-in user's address, as the recent claims key it.
+    pub(crate) fn user_name(&self) -> String {
+        self.user.as_ref().map(|(address, _)| address.to_string()).unwrap_or_default()
     }
 
     /// The logged-in account (a clone: accounts are cheap handles).
@@ -264,12 +410,17 @@ pub(crate) fn nonzero(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
 }
 
-/// Our flag strings as IMAP flags; ones IMAP cannot carry are left out.
-pub(crate) fn fetch_flags(flags: &[String]) -> Vec<FlagFetch<'static>> {
-    flags
+/// Our flag strings as IMAP flags, with `\Recent` if the message is
+/// recent in this session; ones IMAP cannot carry are left out.
+pub(crate) fn fetch_flags(flags: &[String], recent: bool) -> Vec<FlagFetch<'static>> {
+    let mut out: Vec<FlagFetch<'static>> = flags
         .iter()
         .filter_map(|f| Flag::try_from(f.as_str()).ok().map(|f| FlagFetch::Flag(f.into_static())))
-        .collect()
+        .collect();
+    if recent {
+        out.push(FlagFetch::Recent);
+    }
+    out
 }
 
 /// An IMAP flag as the backend stores it (`\Seen`, `$Forwarded`).
@@ -282,11 +433,11 @@ pub(crate) fn has_flag(flags: &[String], flag: &str) -> bool {
 }
 
 /// A FETCH response with just the flags (and the UID, which clients want).
-pub(crate) fn flags_response(seq: usize, meta: &MessageMeta) -> Response<'static> {
+pub(crate) fn flags_response(seq: usize, meta: &MessageMeta, recent: bool) -> Response<'static> {
     use imap_codec::imap_types::core::Vec1;
     use imap_codec::imap_types::fetch::MessageDataItem;
     let items = vec![
-        MessageDataItem::Flags(fetch_flags(&meta.flags)),
+        MessageDataItem::Flags(fetch_flags(&meta.flags, recent)),
         MessageDataItem::Uid(nonzero(meta.uid)),
     ];
     Response::Data(Data::Fetch {
@@ -391,24 +542,32 @@ pub(crate) mod tests {
         (Session::new(gateway.shared, "127.0.0.1".parse().unwrap(), false), backend)
     }
 
-    /// Runs one command line; returns everything the client would see.
+    /// Another session on the same gateway as `session` (its users, its
+    /// recent claims), not logged in.
+    pub(crate) fn session_for(
+        session: &Session<MemoryBackend>,
+        backend: &MemoryBackend,
+    ) -> (Session<MemoryBackend>, MemoryBackend) {
+        let peer = "127.0.0.1".parse().unwrap();
+        (Session::new(session.shared.clone(), peer, false), backend.clone())
+    }
+
+    /// Runs one command line, lifted and decoded as a connection does;
+    /// returns everything the client would see.
     pub(crate) async fn run(session: &mut Session<MemoryBackend>, line: &str) -> String {
         let input = format!("{line}\r\n");
+        let lifted = session.lift(input.as_bytes()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         let (_, command) = CommandCodec::default()
-            .decode_static(input.as_bytes())
+            .decode_static(&lifted.bytes)
             .unwrap_or_else(|e| panic!("{line:?} does not parse: {e:?}"));
-        let mut out = Vec::new();
-        let done = session.handle(command, &mut out).await.unwrap();
-        let mut text = String::new();
-        for response in out {
-            text.push_str(&String::from_utf8_lossy(
-                &ResponseCodec::default().encode(&response).dump(),
-            ));
-        }
+        let mut out: Vec<u8> = Vec::new();
+        let done = session.handle_lifted(command, lifted.extras, &mut out).await.unwrap();
+        let mut text = String::from_utf8_lossy(&out).into_owned();
         let status = match done {
             Done::Status { status, .. } | Done::StartTls(status) | Done::Close(status) => status,
             Done::Idle(tag) => ok(&tag, None, "(idle)"),
             Done::AuthPlain(tag) => ok(&tag, None, "(auth continues)"),
+            Done::Compress(status) => status,
         };
         let response = Response::Status(status);
         text.push_str(&String::from_utf8_lossy(&ResponseCodec::default().encode(&response).dump()));
@@ -423,7 +582,7 @@ pub(crate) mod tests {
     }
 
     fn meta(uid: u32) -> MessageMeta {
-        MessageMeta { uid, flags: vec![], internal_date: 0, size: 1 }
+        MessageMeta { uid, flags: vec![], internal_date: 0, size: 1, modseq: 1 }
     }
 
     #[test]

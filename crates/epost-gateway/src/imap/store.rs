@@ -1,5 +1,9 @@
-//! STORE: flag changes, answered with the new flags unless `.SILENT`.
+//! STORE: flag changes, answered with the new flags unless `.SILENT`
+//! (CONDSTORE: with MODSEQs, a silent change still told by its MODSEQ,
+//! and `UNCHANGEDSINCE` answered with what was left alone, in
+//! [`crate::imap::condstore`]).
 
+use imap_codec::imap_types::command::StoreModifier;
 use imap_codec::imap_types::core::Tag;
 use imap_codec::imap_types::flag::{Flag, StoreResponse, StoreType};
 use imap_codec::imap_types::sequence::SequenceSet;
@@ -7,9 +11,8 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use epost_types::mail::FlagChange;
 
 use crate::backend::{Account, MailBackend};
-use crate::imap::session::{
-    Done, Gone, Session, Sink, flag_string, flags_response, mail_error, ok,
-};
+use crate::imap::condstore::{change_response, modified_code, modseq_response, unchanged_since};
+use crate::imap::session::{Done, Gone, Session, Sink, flag_string, mail_error, ok};
 
 impl<B: MailBackend> Session<B> {
     #[allow(clippy::too_many_arguments)]
@@ -21,12 +24,17 @@ impl<B: MailBackend> Session<B> {
         response: StoreResponse,
         flags: Vec<Flag<'static>>,
         uid: bool,
+        modifiers: &[StoreModifier],
         out: &mut O,
     ) -> Result<Done, Gone> {
         let (account, folder) = match self.writable(&tag) {
             Ok(target) => target,
             Err(done) => return Ok(*done),
         };
+        let since = unchanged_since(modifiers);
+        if since.is_some() {
+            self.condstore_on(out).await?;
+        }
         let uids = self.uids_of(set, uid);
         let op = match kind {
             StoreType::Add => FlagChange::Add,
@@ -34,21 +42,52 @@ impl<B: MailBackend> Session<B> {
             StoreType::Replace => FlagChange::Replace,
         };
         let flags: Vec<String> = flags.iter().map(flag_string).collect();
-        let changed = match account.store(&folder, &uids, op, flags).await {
-            Ok(changed) => changed,
+        let report = match account.store(&folder, &uids, op, flags, since).await {
+            Ok(report) => report,
             Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
         };
-        for (uid, flags) in changed {
-            let Some(selected) = self.selected.as_mut() else { break };
-            let Ok(position) = selected.messages.binary_search_by_key(&uid, |m| m.uid) else {
-                continue;
-            };
-            selected.messages[position].flags = flags;
-            if response == StoreResponse::Answer {
-                out.send(flags_response(position + 1, &selected.messages[position])).await?;
+        let on = self.enabled;
+        let Some(selected) = self.selected.as_mut() else {
+            return Ok(Done::now(ok(&tag, None, "STORE completed")));
+        };
+        // A keyword made now is announced before any FETCH shows it, also
+        // to a .SILENT store: the client may FETCH next.
+        let all: Vec<String> = report.stored.iter().flat_map(|s| s.flags.iter().cloned()).collect();
+        if selected.learn_keywords(&all) {
+            for response in selected.flags_responses() {
+                out.send(response).await?;
             }
         }
-        Ok(Done::now(ok(&tag, None, "STORE completed")))
+        for stored in report.stored {
+            let Ok(position) = selected.messages.binary_search_by_key(&stored.uid, |m| m.uid)
+            else {
+                continue;
+            };
+            let meta = &mut selected.messages[position];
+            let changed = meta.modseq != stored.modseq;
+            meta.flags = stored.flags;
+            meta.modseq = stored.modseq;
+            if response == StoreResponse::Answer {
+                let recent = selected.is_recent(stored.uid);
+                let meta = &selected.messages[position];
+                out.send(change_response(position + 1, meta, recent, on)).await?;
+            } else if on.condstore && changed {
+                let meta = &selected.messages[position];
+                out.send(modseq_response(position + 1, meta)).await?;
+            }
+        }
+        // What was left alone, as the client named it (RFC 7162 3.1.3).
+        let modified: Vec<u32> = if uid {
+            report.modified
+        } else {
+            report
+                .modified
+                .iter()
+                .filter_map(|u| selected.messages.binary_search_by_key(u, |m| m.uid).ok())
+                .map(|position| position as u32 + 1)
+                .collect()
+        };
+        Ok(Done::now(ok(&tag, modified_code(modified), "STORE completed")))
     }
 }
 
@@ -68,7 +107,7 @@ mod tests {
         }
         run(&mut s, "a SELECT INBOX").await;
         let stored = run(&mut s, "b STORE 1:2 +FLAGS (\\Deleted)").await;
-        assert!(stored.starts_with("* 1 FETCH (FLAGS (\\Deleted) UID 1)"), "{stored}");
+        assert!(stored.starts_with("* 1 FETCH (FLAGS (\\Deleted \\Recent) UID 1)"), "{stored}");
         assert!(run(&mut s, "c STORE 3 +FLAGS.SILENT (\\Seen)").await.starts_with("c OK"));
         let moved = run(&mut s, "d UID MOVE 3:4 Trash").await;
         assert!(
@@ -89,5 +128,52 @@ mod tests {
         assert!(run(&mut s, "j COPY 1 Nowhere").await.starts_with("j NO [TRYCREATE]"));
         run(&mut s, "k EXAMINE Trash").await;
         assert!(run(&mut s, "l STORE 1 +FLAGS (\\Seen)").await.starts_with("l NO"));
+    }
+
+    #[tokio::test]
+    async fn a_new_keyword_is_in_flags_before_any_fetch_shows_it() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        let raw = Bytes::from_static(b"Subject: k\r\n\r\nbody\r\n");
+        account.append("INBOX", raw.clone(), vec!["$Old".into()], None).await.unwrap();
+        let select = run(&mut s, "a SELECT INBOX").await;
+        assert!(
+            select.starts_with("* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Old)"),
+            "{select}"
+        );
+        assert!(
+            select.contains(
+                "[PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Old \\*)]"
+            ),
+            "{select}"
+        );
+        let stored = run(&mut s, "b STORE 1 +FLAGS.SILENT ($New)").await;
+        assert!(
+            stored.starts_with(
+                "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $New $Old)\r\n"
+            ),
+            "{stored}"
+        );
+        assert!(!stored.contains("FETCH"), "silent: {stored}");
+        // Another session's keyword arrives with the change, FLAGS first.
+        account.store("INBOX", &[1], FlagChange::Add, vec!["$Other".into()], None).await.unwrap();
+        let noop = run(&mut s, "c NOOP").await;
+        let flags = noop.find("* FLAGS").expect(&noop);
+        assert!(flags < noop.find("FETCH").expect(&noop), "{noop}");
+        assert!(run(&mut s, "d STORE 1 +FLAGS ($New)").await.starts_with("* 1 FETCH"));
+    }
+
+    #[tokio::test]
+    async fn a_move_into_the_selected_folder_reports_the_new_message_at_once() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        let raw = Bytes::from_static(b"Subject: m\r\n\r\nbody\r\n");
+        account.append("INBOX", raw, vec![], None).await.unwrap();
+        run(&mut s, "a SELECT INBOX").await;
+        let moved = run(&mut s, "b MOVE 1 INBOX").await;
+        assert!(moved.contains("* 1 EXPUNGE\r\n* 1 EXISTS\r\n"), "{moved}");
+        assert!(moved.ends_with("b OK MOVE completed\r\n"), "{moved}");
+        let fetch = run(&mut s, "c FETCH 1 (UID FLAGS)").await;
+        assert!(fetch.starts_with("* 1 FETCH (UID 2 FLAGS (\\Recent))"), "{fetch}");
     }
 }

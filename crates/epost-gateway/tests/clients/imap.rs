@@ -1,7 +1,8 @@
 //! The IMAP server driven by Python's imaplib (and raw sockets for what
-//! imaplib cannot say): a Thunderbird-like session with IDLE and MOVE,
-//! exact bytes through APPEND and FETCH, STARTTLS, bad input and the
-//! login throttle, and SEARCH.
+//! imaplib cannot say): a Thunderbird-like session with IDLE, MOVE and a
+//! QRESYNC resync after another session's changes, exact bytes through
+//! APPEND and FETCH, STARTTLS, bad input and the login throttle, and
+//! SEARCH.
 
 use bytes::Bytes;
 use epost_gateway::backend::{Envelope, MailBackend};
@@ -17,7 +18,7 @@ imaplib.Commands['ID'] = ('NONAUTH', 'AUTH', 'SELECTED')
 imaplib.Commands['MOVE'] = ('SELECTED',)
 M = imaplib.IMAP4('127.0.0.1', port)
 M.sock.settimeout(30)
-for cap in ('IMAP4REV1', 'IDLE', 'UIDPLUS', 'MOVE', 'LITERAL+', 'SPECIAL-USE', 'NAMESPACE', 'ID', 'STARTTLS', 'AUTH=PLAIN'):
+for cap in ('IMAP4REV1', 'IDLE', 'UIDPLUS', 'MOVE', 'LITERAL+', 'SPECIAL-USE', 'NAMESPACE', 'ID', 'STARTTLS', 'AUTH=PLAIN', 'ENABLE', 'CONDSTORE', 'QRESYNC'):
     assert cap in M.capabilities, (cap, M.capabilities)
 typ, data = M._simple_command('ID', '("name" "Thunderbird" "version" "128.0")')
 assert typ == 'OK', (typ, data)
@@ -43,7 +44,8 @@ typ, data = M.response('EXISTS')
 assert data[-1] == b'2', data
 typ, data = M.uid('FETCH', '1:*', '(FLAGS)')
 assert typ == 'OK' and len(data) == 2, data
-assert b'UID 1' in data[0] and b'FLAGS ()' in data[0], data
+# New to this session, so \\Recent here (and in no other session).
+assert b'UID 1' in data[0] and b'FLAGS (\\Recent)' in data[0], data
 # IDLE; the test delivers a message once we say we are idling.
 tag = M._new_tag()
 M.send(tag + b' IDLE\r\n')
@@ -52,6 +54,8 @@ assert line.startswith(b'+ '), line
 sig = socket.create_connection(('127.0.0.1', signal))
 line = M.readline()
 assert line == b'* 3 EXISTS\r\n', line
+line = M.readline()
+assert line == b'* 3 RECENT\r\n', line
 M.send(b'DONE\r\n')
 line = M.readline()
 assert line.startswith(tag + b' OK'), line
@@ -71,6 +75,48 @@ typ, data = M.expunge()
 assert typ == 'OK' and data == [b'1'], data
 typ, data = M.select('Trash')
 assert data == [b'1'], data
+# QRESYNC: INBOX holds UID 2; two more arrive, and the client remembers
+# the folder as of its HIGHESTMODSEQ.
+for i in (4, 5):
+    typ, data = N.append('INBOX', None, None, b'Subject: m%d\r\n\r\nbody\r\n' % i)
+    assert typ == 'OK' and (b'[APPENDUID 1 %d]' % i) in data[0], data
+typ, data = M.unselect()
+assert typ == 'OK', data
+typ, data = M.enable('QRESYNC')
+assert typ == 'OK' and M.response('ENABLED')[1] == [b'QRESYNC'], data
+typ, data = M.select('INBOX')
+assert data == [b'3'], data
+uidvalidity = int(M.response('UIDVALIDITY')[1][0])
+highest = int(M.response('HIGHESTMODSEQ')[1][0])
+typ, data = M.unselect()
+assert typ == 'OK', data
+# Meanwhile another session flags UID 2 and expunges UID 4.
+N.select('INBOX')
+typ, data = N.uid('STORE', '2', '+FLAGS', '(\\Flagged)')
+assert typ == 'OK', data
+typ, data = N.uid('STORE', '4', '+FLAGS', '(\\Deleted)')
+N.expunge()
+for kind in ('FETCH', 'VANISHED', 'EXISTS'):
+    M.response(kind)
+typ, data = M._simple_command('SELECT', 'INBOX', '(QRESYNC (%d %d))' % (uidvalidity, highest))
+assert typ == 'OK', (typ, data)
+M.state = 'SELECTED'
+typ, data = M.response('VANISHED')
+assert data == [b'(EARLIER) 4'], data
+typ, data = M.response('FETCH')
+assert len(data) == 1 and b'UID 2' in data[0] and b'\\Flagged' in data[0], data
+assert int(data[0].split(b'MODSEQ (')[1].split(b')')[0]) > highest, data
+typ, data = M.response('HIGHESTMODSEQ')
+assert int(data[0]) > highest, data
+# Live: an expunge elsewhere is told as VANISHED, never EXPUNGE.
+typ, data = N.uid('STORE', '5', '+FLAGS', '(\\Deleted)')
+N.expunge()
+typ, data = M.noop()
+assert typ == 'OK', data
+typ, data = M.response('VANISHED')
+assert data == [b'5'], data
+typ, data = M.response('EXPUNGE')
+assert data == [None], data
 M.logout()
 N.logout()
 print('thunderbird ok')
@@ -120,7 +166,7 @@ typ, data = M.uid('FETCH', '1', '(BODY.PEEK[] RFC822.SIZE FLAGS INTERNALDATE)')
 assert typ == 'OK', data
 assert data[0][1] == msg, data[0][1]
 rest = data[1]
-assert b'RFC822.SIZE %d' % len(msg) in rest and b'FLAGS (\\Flagged)' in rest, rest
+assert b'RFC822.SIZE %d' % len(msg) in rest and b'FLAGS (\\Flagged \\Recent)' in rest, rest
 assert time.mktime(imaplib.Internaldate2tuple(b'* 1 FETCH (' + rest)) == 1700000000, rest
 
 def parse(text):
@@ -201,6 +247,69 @@ assert data[0][1] == b'secret\r\n', data
 M.logout()
 print('tls ok')
 "#;
+
+const COMPRESSED: &str = r#"
+import socket, ssl, sys, zlib
+port = int(sys.argv[1])
+raw = socket.create_connection(('127.0.0.1', port), timeout=5)
+def line(f):
+    return f.readline()
+f = raw.makefile('rb')
+assert line(f).startswith(b'* OK'), 'greeting'
+raw.sendall(b'a STARTTLS\r\n')
+assert line(f).startswith(b'a OK')
+ctx = ssl.create_default_context()
+ctx.check_hostname = False
+ctx.verify_mode = ssl.CERT_NONE
+sock = ctx.wrap_socket(raw)
+sock.sendall(b'b LOGIN alice@example.test alice-pw\r\n')
+buf = b''
+while b'b OK' not in buf:
+    buf += sock.recv(4096)
+assert b'COMPRESS=DEFLATE' in buf, buf
+sock.sendall(b'c COMPRESS DEFLATE\r\n')
+buf = b''
+while not buf.endswith(b'\r\n'):
+    buf += sock.recv(1)
+assert buf.startswith(b'c OK'), buf
+# From here on: raw deflate (wbits -15) both ways, Python's zlib.
+out = zlib.compressobj(6, zlib.DEFLATED, -15)
+inflate = zlib.decompressobj(-15)
+def send(data):
+    sock.sendall(out.compress(data) + out.flush(zlib.Z_SYNC_FLUSH))
+def until(tag):
+    text = b''
+    while not any(l.startswith(tag + b' ') for l in text.split(b'\r\n')):
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            raise AssertionError((tag, text[:300]))
+        assert chunk, text
+        text += inflate.decompress(chunk)
+    return text
+body = b'Subject: squeezed\r\n\r\n' + b'the same words again and again ' * 2000 + b'\r\n'
+send(b'd APPEND INBOX {%d+}\r\n' % len(body) + body + b'\r\n')
+assert b'd OK [APPENDUID' in until(b'd')
+send(b'e SELECT INBOX\r\n')
+assert b'* 1 EXISTS' in until(b'e')
+send(b'f FETCH 1 BODY.PEEK[]\r\n')
+got = until(b'f')
+assert body in got, len(got)
+send(b'g COMPRESS DEFLATE\r\n')
+assert b'g NO [COMPRESSIONACTIVE]' in until(b'g')
+send(b'h LOGOUT\r\n')
+assert b'h OK' in until(b'h')
+print('compress ok')
+"#;
+
+/// COMPRESS=DEFLATE over STARTTLS, against Python's zlib: a message
+/// larger than any buffer on the way, in and out.
+#[tokio::test]
+async fn compress_deflate_after_starttls_speaks_zlib() {
+    let running = Running::start().await;
+    let out = python(COMPRESSED, vec![running.port(running.gateway.addrs.imap)]).await;
+    assert!(out.contains("compress ok"), "{out}");
+}
 
 #[tokio::test]
 async fn starttls_then_login() {

@@ -2,8 +2,10 @@
 //! mailbox once (the newest checkpoint and what followed, [`super::open`]),
 //! then turns requests into log operations, group-commits the operations
 //! of every request that arrived meanwhile as one entry, and answers each
-//! request only once that entry is durable. What the folders start or stop
-//! naming goes to the lease book right after (before the next batch), and every
+//! request only once that entry is durable. Operations are grouped into
+//! entries as they are planned, so each is applied knowing its position
+//! in the log, which is its MODSEQ ([`super::state::modseq`]). What the
+//! folders start or stop naming goes to the lease book with it, and every
 //! [`checkpoint::EVERY`](super::checkpoint::EVERY) entries the state is
 //! checkpointed.
 
@@ -11,14 +13,14 @@ use epost_types::address::Address;
 use epost_types::convergent::ConvergenceSecret;
 use epost_types::limits::MAX_LOG_ENTRY;
 use epost_types::mail::{MAX_OP_UIDS, MailEntry, MailOp};
-use epost_types::mailbox::{Change, FolderChanged, MailError};
+use epost_types::mailbox::{Change, Flagged, FolderChanged, MailError};
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
-use super::state::{Folder, MailState, OpError};
+use super::state::{self, Folder, MailState, OpError};
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::LogService;
@@ -43,8 +45,13 @@ pub struct Changed {
     pub sources: Vec<u32>,
     /// The destination folder's UIDVALIDITY.
     pub uid_validity: u32,
-    /// The new flags of every message whose flags changed.
-    pub flags: Vec<(u32, Vec<String>)>,
+    /// For a flag change: every message it was asked of that is in the
+    /// folder and passed its `unchanged_since` test, with its flags and
+    /// MODSEQ now (changed or not).
+    pub flags: Vec<Flagged>,
+    /// For a flag change: the messages left alone because they changed
+    /// after its `unchanged_since`.
+    pub modified: Vec<u32>,
     /// False when nothing needed doing (a notification already delivered).
     pub applied: bool,
 }
@@ -193,7 +200,7 @@ async fn run(
                 Err(_) => break,
             }
         }
-        let mut ops = Vec::new();
+        let mut planned = Planned::new(state.entries);
         let mut replies = Vec::new();
         let mut touched = Vec::new();
         let mut leases = Leases::default();
@@ -207,7 +214,7 @@ async fn run(
                             plan(
                                 &mut state,
                                 change,
-                                &mut ops,
+                                &mut planned,
                                 &mut touched,
                                 &mut leases,
                                 &mut account.tracker,
@@ -219,7 +226,7 @@ async fn run(
             }
         }
         let mut last_seq = None;
-        for entry in entries(ops) {
+        for entry in planned.into_entries() {
             match account.append(&entry).await {
                 Ok(seq) => last_seq = Some(seq),
                 Err(e) => {
@@ -236,11 +243,16 @@ async fn run(
             }
             state.entries += 1;
         }
-        // The entries are durable: answer now. What the lease book is
-        // told next is bookkeeping for renewal, recovered from its mark by
-        // the next open if this task stops before it is written; and it
-        // is written before the next batch, so the book sees the batches
-        // in order.
+        // The lease book learns what the folders now name, and a due
+        // checkpoint is written, before anyone is answered: whoever reads
+        // the book after a change returned sees the change (tests/lease.rs).
+        if let Some(seq) = last_seq {
+            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
+            account.registered &= ok;
+            if account.tracker.since >= checkpoint::EVERY {
+                account.checkpoint(&mut state, seq).await;
+            }
+        }
         for (reply, result) in replies {
             let _ = reply.send(result);
         }
@@ -248,13 +260,6 @@ async fn run(
         touched.dedup();
         for folder in touched {
             let _ = changes.send(FolderChanged { folder });
-        }
-        if let Some(seq) = last_seq {
-            let ok = leases.register(&account.services.book, &account.address, &state, seq).await;
-            account.registered &= ok;
-            if account.tracker.since >= checkpoint::EVERY {
-                account.checkpoint(&mut state, seq).await;
-            }
         }
     }
     debug!(address = %account.address, "mail task stopped");
@@ -340,24 +345,89 @@ pub(super) fn validity(offset: u32) -> u32 {
     (secs as u32).wrapping_add(offset).max(1)
 }
 
+/// The operations of one batch, grouped into log entries as they are
+/// planned: each entry holds what fits the entry limit, and each
+/// operation knows the entry and the place in it it will have.
+struct Planned {
+    /// The number of the batch's first entry.
+    first: u64,
+    entries: Vec<Vec<MailOp>>,
+    /// Encoded bytes of the last entry's operations.
+    size: usize,
+    /// Operations queued, in all entries.
+    count: usize,
+}
+
+impl Planned {
+    /// A batch after `entries` log entries.
+    fn new(entries: u64) -> Self {
+        Self { first: entries + 1, entries: Vec::new(), size: 0, count: 0 }
+    }
+
+    /// Whether an operation of `len` encoded bytes starts a new entry.
+    fn starts_entry(&self, len: usize) -> bool {
+        match self.entries.last() {
+            None => true,
+            Some(last) => {
+                !last.is_empty() && (self.size + len > ENTRY_BUDGET || last.len() >= MAX_ENTRY_OPS)
+            }
+        }
+    }
+
+    /// The position (MODSEQ) the next operation of `len` bytes will have.
+    fn next_at(&self, len: usize) -> u64 {
+        let (entry, index) = if self.starts_entry(len) {
+            (self.entries.len(), 0)
+        } else {
+            (self.entries.len() - 1, self.entries.last().map_or(0, Vec::len))
+        };
+        state::modseq(self.first + entry as u64, index)
+    }
+
+    /// Queues an operation of `len` bytes where [`Self::next_at`] said.
+    fn push(&mut self, op: MailOp, len: usize) {
+        if self.starts_entry(len) {
+            self.entries.push(Vec::new());
+            self.size = 0;
+        }
+        self.size += len;
+        self.count += 1;
+        if let Some(last) = self.entries.last_mut() {
+            last.push(op);
+        }
+    }
+
+    fn into_entries(self) -> Vec<MailEntry> {
+        self.entries.into_iter().map(MailEntry::new).collect()
+    }
+}
+
+/// Operations one entry holds at most (far more than its size allows;
+/// it keeps an operation's index within what a MODSEQ tells apart).
+const MAX_ENTRY_OPS: usize = 60_000;
+
 /// Checks a change against the state, applies it, and queues its op.
 fn plan(
     state: &mut MailState,
     change: Change,
-    ops: &mut Vec<MailOp>,
+    planned: &mut Planned,
     touched: &mut Vec<String>,
     leases: &mut Leases,
     tracker: &mut Tracker,
 ) -> Result<Changed, MailError> {
-    let Change { op, objects } = change;
+    let Change { op, objects, unchanged_since } = change;
+    let mut modified = Vec::new();
+    let mut asked = Vec::new();
     let op = match op {
         MailOp::Create { folder, .. } => {
             check_folder_name(&folder)?;
-            MailOp::Create { uid_validity: validity(ops.len() as u32), folder }
+            let uid_validity = validity(planned.count as u32).max(state.next_validity_floor());
+            MailOp::Create { uid_validity, folder }
         }
         MailOp::Rename { from, to, .. } => {
             check_folder_name(&to)?;
-            MailOp::Rename { uid_validity: validity(ops.len() as u32), from, to }
+            let uid_validity = validity(planned.count as u32).max(state.next_validity_floor());
+            MailOp::Rename { uid_validity, from, to }
         }
         MailOp::Insert { notification: Some(id), .. } if state.delivered.contains_key(&id) => {
             return Ok(Changed::default());
@@ -369,7 +439,24 @@ fn plan(
             MailOp::Insert { folder, message, flags, notification }
         }
         MailOp::Flags { folder, uids, change, flags } => {
-            MailOp::Flags { uids: present(state, &folder, uids)?, folder, change, flags }
+            let target = state.folders.get(&folder);
+            let (passed, failed) =
+                unchanged(target, present(state, &folder, uids)?, unchanged_since);
+            modified = failed;
+            // Only the messages whose flags change are logged (and get a
+            // new MODSEQ); the rest are reported as they are.
+            let changing = passed
+                .iter()
+                .copied()
+                .filter(|uid| {
+                    target.and_then(|f| f.messages.get(uid)).is_some_and(|stored| {
+                        let now = state::changed(&stored.flags, change, &flags);
+                        !state::same_flags(&now, &stored.flags)
+                    })
+                })
+                .collect();
+            asked = passed;
+            MailOp::Flags { uids: changing, folder, change, flags }
         }
         MailOp::Copy { from, uids, to } => {
             MailOp::Copy { uids: present(state, &from, uids)?, from, to }
@@ -391,14 +478,28 @@ fn plan(
         MailOp::Copy { uids, .. } | MailOp::Move { uids, .. } => uids.clone(),
         _ => Vec::new(),
     };
-    leases.before(state, &op);
-    let uids = state.apply(&op).map_err(|e| match e {
-        OpError::NoFolder(name) => MailError::NoFolder(name),
-        OpError::Exists(name) => MailError::FolderExists(name),
-        OpError::NotAllowed(text) => MailError::NotAllowed(text),
-    })?;
-    tracker.note(&op, &uids);
-    let mut changed = Changed { uids, sources, applied: true, ..Default::default() };
+    // Operations that change nothing are applied (for their checks: a
+    // copy to a folder that is not there fails) but not logged.
+    let empty = matches!(&op, MailOp::Flags { uids, .. } | MailOp::Copy { uids, .. }
+        | MailOp::Move { uids, .. } | MailOp::Expunge { uids, .. } if uids.is_empty());
+    let parts = if empty { vec![op.clone()] } else { split_op(op.clone()) };
+    let mut uids = Vec::new();
+    for part in parts {
+        let len = epost_types::cbor::encode(&part).len();
+        let at = planned.next_at(len);
+        leases.before(state, &part);
+        let assigned = state.apply(&part, at).map_err(|e| match e {
+            OpError::NoFolder(name) => MailError::NoFolder(name),
+            OpError::Exists(name) => MailError::FolderExists(name),
+            OpError::NotAllowed(text) => MailError::NotAllowed(text),
+        })?;
+        tracker.note(&part, &assigned);
+        uids.extend(assigned);
+        if !empty {
+            planned.push(part, len);
+        }
+    }
+    let mut changed = Changed { uids, sources, modified, applied: true, ..Default::default() };
     match &op {
         MailOp::Insert { folder, .. } | MailOp::Create { folder, .. } => {
             changed.uid_validity = state.folders[folder].uid_validity;
@@ -409,11 +510,17 @@ fn plan(
             touched.push(from.clone());
             touched.push(to.clone());
         }
-        MailOp::Flags { folder, uids, .. } => {
+        MailOp::Flags { folder, .. } => {
             let target = &state.folders[folder];
-            changed.flags = uids
+            changed.flags = asked
                 .iter()
-                .filter_map(|uid| target.messages.get(uid).map(|m| (*uid, m.flags.clone())))
+                .filter_map(|uid| {
+                    target.messages.get(uid).map(|m| Flagged {
+                        uid: *uid,
+                        flags: m.flags.clone(),
+                        modseq: m.modseq,
+                    })
+                })
                 .collect();
             touched.push(folder.clone());
         }
@@ -430,13 +537,15 @@ fn plan(
         }
         MailOp::Checkpoint { .. } => {}
     }
-    // Skip writing operations that change nothing.
-    let empty = matches!(&op, MailOp::Flags { uids, .. } | MailOp::Copy { uids, .. }
-        | MailOp::Move { uids, .. } | MailOp::Expunge { uids, .. } if uids.is_empty());
-    if !empty {
-        ops.extend(split_op(op));
-    }
     Ok(changed)
+}
+
+/// Splits `uids` into those whose MODSEQ is at most `since` (all of them
+/// when there is no condition) and those changed after it.
+fn unchanged(folder: Option<&Folder>, uids: Vec<u32>, since: Option<u64>) -> (Vec<u32>, Vec<u32>) {
+    let (Some(folder), Some(since)) = (folder, since) else { return (uids, Vec::new()) };
+    uids.into_iter()
+        .partition(|uid| folder.messages.get(uid).is_none_or(|stored| stored.modseq <= since))
 }
 
 /// An operation on many UIDs as several, each within a log entry.
@@ -469,26 +578,6 @@ fn split_op(op: MailOp) -> Vec<MailOp> {
     }
 }
 
-/// Operations grouped into entries that fit the log's entry limit.
-fn entries(ops: Vec<MailOp>) -> Vec<MailEntry> {
-    let mut out = Vec::new();
-    let mut current: Vec<MailOp> = Vec::new();
-    let mut size = 0;
-    for op in ops {
-        let len = epost_types::cbor::encode(&op).len();
-        if !current.is_empty() && size + len > ENTRY_BUDGET {
-            out.push(MailEntry::new(std::mem::take(&mut current)));
-            size = 0;
-        }
-        size += len;
-        current.push(op);
-    }
-    if !current.is_empty() {
-        out.push(MailEntry::new(current));
-    }
-    out
-}
-
 /// The UIDs of `uids` that exist in `folder`, in the order given.
 fn present(state: &MailState, folder: &str, uids: Vec<u32>) -> Result<Vec<u32>, MailError> {
     let target = state.folders.get(folder).ok_or_else(|| MailError::NoFolder(folder.to_owned()))?;
@@ -514,11 +603,10 @@ mod tests {
     use epost_types::mailbox::MailErrorKind;
 
     use super::*;
-    use crate::mail::state::tests::{msg, standard};
+    use crate::mail::state::tests::{msg, standard, step};
 
-    /// Plans `change` on a state holding the standard folders and one
-    /// message (UID 1) in INBOX; returns the outcome and the ops queued.
-    fn planned(change: Change) -> (Result<Changed, MailError>, Vec<MailOp>) {
+    /// The standard folders and one message (UID 1) in INBOX.
+    fn seeded() -> MailState {
         let mut state = standard();
         let seed = MailOp::Insert {
             folder: "INBOX".into(),
@@ -526,17 +614,49 @@ mod tests {
             flags: vec![],
             notification: Some(vec![9]),
         };
-        state.apply(&seed).unwrap();
-        let mut ops = Vec::new();
-        let outcome = plan(
-            &mut state,
-            change,
-            &mut ops,
-            &mut Vec::new(),
-            &mut Leases::default(),
-            &mut Tracker::default(),
-        );
-        (outcome, ops)
+        step(&mut state, &seed).unwrap();
+        state
+    }
+
+    /// Plans `changes` as one batch on `state`; returns their outcomes and
+    /// the entries to log.
+    fn plan_all(
+        state: &mut MailState,
+        changes: Vec<Change>,
+    ) -> (Vec<Result<Changed, MailError>>, Vec<MailEntry>) {
+        let mut planned = Planned::new(state.entries);
+        let outcomes = changes
+            .into_iter()
+            .map(|change| {
+                plan(
+                    state,
+                    change,
+                    &mut planned,
+                    &mut Vec::new(),
+                    &mut Leases::default(),
+                    &mut Tracker::default(),
+                )
+            })
+            .collect();
+        (outcomes, planned.into_entries())
+    }
+
+    /// Plans `change` on [`seeded`]; returns the outcome and the ops queued.
+    fn planned(change: Change) -> (Result<Changed, MailError>, Vec<MailOp>) {
+        let mut state = seeded();
+        let (mut outcomes, entries) = plan_all(&mut state, vec![change]);
+        let ops = entries.into_iter().flat_map(|e| e.ops).collect();
+        (outcomes.remove(0), ops)
+    }
+
+    /// What a reader makes of `entries` after `state` (as `open` replays).
+    fn replay(state: &mut MailState, entries: &[MailEntry]) {
+        for entry in entries {
+            for (index, op) in entry.ops.iter().enumerate() {
+                let _ = state.apply(op, state::modseq(state.entries + 1, index));
+            }
+            state.entries += 1;
+        }
     }
 
     #[test]
@@ -560,6 +680,18 @@ mod tests {
             ),
             ("flags on a held UID", flags(vec![1]).into(), 1, None),
             ("flags on UIDs the folder lacks only", flags(vec![5, 6]).into(), 0, None),
+            (
+                "flags a message has already",
+                Change::flags("INBOX", vec![1], FlagChange::Remove, vec!["\\Seen".into()], None),
+                0,
+                None,
+            ),
+            (
+                "flags on a message changed since",
+                Change::flags("INBOX", vec![1], FlagChange::Add, vec!["\\Seen".into()], Some(1)),
+                0,
+                None,
+            ),
             ("a notification already filed", redelivered, 0, None),
             ("a checkpoint from a client", checkpoint.into(), 0, Some(MailErrorKind::Refused)),
             (
@@ -584,5 +716,77 @@ mod tests {
         };
         assert_ne!(*uid_validity, 0, "the caller's placeholder is replaced");
         assert_eq!(outcome.unwrap().uid_validity, *uid_validity);
+    }
+
+    #[test]
+    fn a_folder_made_again_at_once_never_reuses_its_uid_validity() {
+        // Delete and create within one second (one batch, even): a client's
+        // cache keyed by (UIDVALIDITY, UID) must not show the old mail.
+        let mut state = standard();
+        let lists = || MailOp::Delete { folder: "Lists".into() }.into();
+        let changes = vec![Change::create("Lists"), lists(), Change::create("Lists"), lists()];
+        let (outcomes, entries) = plan_all(&mut state, changes);
+        let validity = |i: usize| outcomes[i].as_ref().unwrap().uid_validity;
+        assert!(validity(2) > validity(0), "{} after {}", validity(2), validity(0));
+        // A replay of what was logged agrees, and goes on from there.
+        let mut replayed = standard();
+        replay(&mut replayed, &entries);
+        assert!(replayed.next_validity_floor() > validity(2));
+    }
+
+    #[test]
+    fn a_conditional_store_leaves_what_changed_since_and_says_so() {
+        let mut state = seeded();
+        step(&mut state, &MailOp::Copy { from: "INBOX".into(), uids: vec![1], to: "INBOX".into() })
+            .unwrap();
+        let first = state.folders["INBOX"].messages[&1].modseq;
+        let second = state.folders["INBOX"].messages[&2].modseq;
+        assert!(first < second);
+        let seen = vec!["\\Seen".to_string()];
+        let change = Change::flags("INBOX", vec![1, 2, 7], FlagChange::Add, seen, Some(first));
+        let (mut outcomes, entries) = plan_all(&mut state, vec![change]);
+        let changed = outcomes.remove(0).unwrap();
+        assert_eq!(changed.modified, vec![2]);
+        let at = state::modseq(state.entries + 1, 0);
+        assert_eq!(
+            changed.flags,
+            vec![Flagged { uid: 1, flags: vec!["\\Seen".into()], modseq: at }]
+        );
+        assert_eq!(entries.len(), 1);
+        assert_eq!(state.folders["INBOX"].messages[&2].flags, Vec::<String>::new());
+    }
+
+    #[test]
+    fn the_writer_and_a_reader_give_the_same_modseqs() {
+        let before = seeded();
+        let mut writer = before.clone();
+        let many: Vec<u32> = (1..=(MAX_OP_UIDS as u32 + 5)).collect();
+        let seen = || vec!["\\Seen".to_string()];
+        let mut changes: Vec<Change> = Vec::new();
+        for n in 2..40 {
+            changes.push(Change::insert("INBOX", msg(n), vec![], None, None));
+        }
+        changes.extend([
+            Change::flags("INBOX", many.clone(), FlagChange::Add, seen(), None),
+            Change::flags("INBOX", vec![3], FlagChange::Add, seen(), None),
+            MailOp::Move { from: "INBOX".into(), uids: vec![4, 5], to: "Archive".into() }.into(),
+            MailOp::Expunge { folder: "INBOX".into(), uids: many }.into(),
+            Change::create("Lists"),
+        ]);
+        // Large enough to need more than one entry.
+        for n in 0..1500 {
+            changes.push(Change::create(format!("F{n:04}-{}", "x".repeat(40))));
+        }
+        let (outcomes, entries) = plan_all(&mut writer, changes);
+        assert!(entries.len() > 1, "{} entries", entries.len());
+        assert!(outcomes.iter().all(Result::is_ok));
+        writer.entries += entries.len() as u64;
+        let mut reader = before;
+        replay(&mut reader, &entries);
+        assert_eq!(writer, reader);
+        let inbox = &reader.folders["INBOX"];
+        assert!(inbox.messages.is_empty());
+        assert_eq!(inbox.vanished_since(0).ranges, vec![(1, 39)]);
+        assert_eq!(reader.folders["Archive"].messages.len(), 2);
     }
 }

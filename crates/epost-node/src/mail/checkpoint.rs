@@ -11,6 +11,13 @@
 //! again. A reader walks back from the head to the newest checkpoint entry,
 //! loads the index and its pages, and replays only the entries after
 //! `covers`.
+//!
+//! Version 2 carries MODSEQs: each message's, each folder's highest and
+//! its remembered expunges. A version 1 checkpoint is still read: what it
+//! holds gets the MODSEQ [`state::modseq_bound`] of its entries (at least
+//! that of any change it includes, below any change after it), the
+//! folders remember no expunge before it, and the next checkpoint writes
+//! every page anew in version 2.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -19,14 +26,16 @@ use epost_types::cbor::DecodeError;
 use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
 use epost_types::mail::{
-    Checkpoint, CheckpointFolder, DayRef, DeliveredPage, MailOp, MessagePage, PAGE_SPAN, PageRef,
+    CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN, Checkpoint, CheckpointFolder,
+    DELIVERED_PAGE_VERSION, DayRef, DeliveredPage, MailOp, MessagePage, PAGE_SPAN, PageRef,
     PagedMessage,
 };
 use epost_types::mailbox::MailError;
 use epost_types::time::Timestamp;
 use futures::StreamExt;
 
-use super::state::{Folder, MailState, Stored};
+use super::expunged::Expunged;
+use super::state::{self, Folder, MailState, Stored};
 use crate::storage::StorageService;
 
 /// Mail log entries between checkpoints.
@@ -142,22 +151,57 @@ impl Written {
     }
 }
 
-async fn put(
-    storage: &StorageService,
+/// Where checkpoint objects are kept: the storage service (or, in the
+/// tests of this module, a map).
+pub(super) trait Objects: Sync {
+    /// Stores `bytes` sealed under `secret`; returns its capability, every
+    /// object it is stored as, and until when they are leased.
+    fn put(
+        &self,
+        secret: &ConvergenceSecret,
+        bytes: Vec<u8>,
+    ) -> impl Future<Output = Result<(Capability, Vec<ObjectId>, u64), MailError>> + Send;
+
+    fn get(
+        &self,
+        capability: &Capability,
+    ) -> impl Future<Output = Result<Vec<u8>, MailError>> + Send;
+}
+
+impl Objects for StorageService {
+    async fn put(
+        &self,
+        secret: &ConvergenceSecret,
+        bytes: Vec<u8>,
+    ) -> Result<(Capability, Vec<ObjectId>, u64), MailError> {
+        let report = self
+            .put_reader_with(secret, bytes.as_slice())
+            .await
+            .map_err(|e| MailError::unavailable("cannot store a checkpoint", e))?;
+        Ok((report.capability, report.ids, report.expires))
+    }
+
+    async fn get(&self, capability: &Capability) -> Result<Vec<u8>, MailError> {
+        let mut out = Vec::new();
+        self.get_to(capability, &mut out)
+            .await
+            .map_err(|e| MailError::unavailable("cannot read a checkpoint", e))?;
+        Ok(out)
+    }
+}
+
+async fn put<O: Objects>(
+    storage: &O,
     secret: &ConvergenceSecret,
     bytes: Vec<u8>,
 ) -> Result<(Capability, Vec<ObjectId>, u64), MailError> {
-    let report = storage
-        .put_reader_with(secret, bytes.as_slice())
-        .await
-        .map_err(|e| MailError::unavailable("cannot store a checkpoint", e))?;
-    Ok((report.capability, report.ids, report.expires))
+    storage.put(secret, bytes).await
 }
 
 /// Stores `state` as of log entry `covers`: only pages changed since
 /// `tracker`'s checkpoint are stored again.
-pub(super) async fn write(
-    storage: &StorageService,
+pub(super) async fn write<O: Objects>(
+    storage: &O,
     secret: &ConvergenceSecret,
     state: &MailState,
     tracker: &Tracker,
@@ -173,6 +217,7 @@ pub(super) async fn write(
                 uid: *uid,
                 message: stored.message.clone(),
                 flags: stored.flags.clone(),
+                modseq: stored.modseq,
             });
         }
         let mut pages = Vec::with_capacity(by_page.len());
@@ -181,7 +226,7 @@ pub(super) async fn write(
                 Some(page) => page.clone(),
                 None => {
                     let count = messages.len() as u32;
-                    let encoded = MessagePage { v: 1, messages }.encode();
+                    let encoded = MessagePage { v: CHECKPOINT_VERSION, messages }.encode();
                     let (capability, objects, until) = put(storage, secret, encoded).await?;
                     expires = expires.min(until);
                     Page { capability, count, objects }
@@ -200,6 +245,9 @@ pub(super) async fn write(
             uid_next: folder.uid_next,
             subscribed: folder.subscribed,
             pages,
+            highest_modseq: folder.highest_modseq,
+            expunged: folder.expunged.ranges().to_vec(),
+            expunged_before: folder.expunged.forgotten(),
         });
     }
     let oldest = (Timestamp::now().as_millis() / DAY_MS).saturating_sub(DELIVERED_KEPT_DAYS);
@@ -218,7 +266,8 @@ pub(super) async fn write(
                 ids.sort();
                 let count = ids.len() as u32;
                 let (capability, objects, until) =
-                    put(storage, secret, DeliveredPage { v: 1, ids }.encode()).await?;
+                    put(storage, secret, DeliveredPage { v: DELIVERED_PAGE_VERSION, ids }.encode())
+                        .await?;
                 expires = expires.min(until);
                 Page { capability, count, objects }
             }
@@ -226,7 +275,8 @@ pub(super) async fn write(
         delivered.push(DayRef { day, capability: page.capability.clone() });
         next.days.insert(day, page);
     }
-    let index = Checkpoint { v: 1, covers, entries: state.entries, folders, delivered };
+    let index =
+        Checkpoint { v: CHECKPOINT_VERSION, covers, entries: state.entries, folders, delivered };
     let (capability, index_objects, until) = put(storage, secret, index.encode()).await?;
     expires = expires.min(until);
     let mut members: Vec<ObjectId> = next
@@ -242,18 +292,13 @@ pub(super) async fn write(
     Ok(Written { capability, members, expires, tracker: next })
 }
 
-async fn fetch(storage: &StorageService, capability: &Capability) -> Result<Vec<u8>, MailError> {
-    let mut out = Vec::new();
-    storage
-        .get_to(capability, &mut out)
-        .await
-        .map_err(|e| MailError::unavailable("cannot read a checkpoint", e))?;
-    Ok(out)
+async fn fetch<O: Objects>(storage: &O, capability: &Capability) -> Result<Vec<u8>, MailError> {
+    storage.get(capability).await
 }
 
 /// The state a checkpoint describes, and a tracker starting from it.
-pub(super) async fn load(
-    storage: &StorageService,
+pub(super) async fn load<O: Objects>(
+    storage: &O,
     capability: &Capability,
 ) -> Result<(MailState, Tracker, u64), MailError> {
     let corrupt = |what: &str, e: DecodeError| {
@@ -262,8 +307,16 @@ pub(super) async fn load(
     let index =
         Checkpoint::decode(&fetch(storage, capability).await?).map_err(|e| corrupt("index", e))?;
     let mut tracker = Tracker { root: Some(capability.id), ..Tracker::default() };
+    // What a checkpoint without MODSEQs holds gets this one.
+    let plain = index.v == CHECKPOINT_VERSION_PLAIN;
+    let bound = state::modseq_bound(index.entries);
+    let or_bound = |modseq: u64| if modseq == 0 { bound } else { modseq };
     let mut folders = BTreeMap::new();
     for folder in index.folders {
+        if plain {
+            // Its pages are written anew, with MODSEQs, next time.
+            tracker.dirty_folders.insert(folder.name.clone());
+        }
         let pages: Vec<Result<(PageRef, Vec<u8>), MailError>> =
             futures::stream::iter(folder.pages.into_iter().map(|page| async move {
                 fetch(storage, &page.capability).await.map(|bytes| (page, bytes))
@@ -276,7 +329,12 @@ pub(super) async fn load(
             let (page, bytes) = page?;
             let decoded = MessagePage::decode(&bytes).map_err(|e| corrupt("page", e))?;
             for paged in decoded.messages {
-                messages.insert(paged.uid, Stored { message: paged.message, flags: paged.flags });
+                let stored = Stored {
+                    message: paged.message,
+                    flags: paged.flags,
+                    modseq: or_bound(paged.modseq),
+                };
+                messages.insert(paged.uid, stored);
             }
             let number = page_of(page.first_uid);
             tracker.pages.insert(
@@ -288,6 +346,11 @@ pub(super) async fn load(
                 },
             );
         }
+        let expunged = if plain {
+            Expunged::forgetting(bound)
+        } else {
+            Expunged::restore(folder.expunged, folder.expunged_before)
+        };
         folders.insert(
             folder.name,
             Folder {
@@ -295,6 +358,8 @@ pub(super) async fn load(
                 uid_next: folder.uid_next,
                 subscribed: folder.subscribed,
                 messages,
+                highest_modseq: or_bound(folder.highest_modseq),
+                expunged,
             },
         );
     }
@@ -320,4 +385,148 @@ pub(super) fn named(ops: &[MailOp]) -> Option<(&Capability, u64)> {
         MailOp::Checkpoint { state, covers } => Some((state, *covers)),
         _ => None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use epost_types::capability::ObjectKey;
+    use epost_types::mail::{FlagChange, MESSAGE_VERSION_PLAIN};
+
+    use super::*;
+    use crate::mail::state::tests::{msg, standard, step};
+
+    /// Checkpoint objects in memory.
+    #[derive(Default)]
+    struct Memory(Mutex<HashMap<ObjectId, Vec<u8>>>);
+
+    impl Objects for Memory {
+        async fn put(
+            &self,
+            _: &ConvergenceSecret,
+            bytes: Vec<u8>,
+        ) -> Result<(Capability, Vec<ObjectId>, u64), MailError> {
+            let id = ObjectId::of(&bytes);
+            self.0.lock().unwrap().insert(id, bytes);
+            Ok((Capability::new(id, ObjectKey::from_bytes([1; 32])), vec![id], u64::MAX))
+        }
+
+        async fn get(&self, capability: &Capability) -> Result<Vec<u8>, MailError> {
+            Ok(self.0.lock().unwrap()[&capability.id].clone())
+        }
+    }
+
+    fn secret() -> ConvergenceSecret {
+        ConvergenceSecret::new(vec![3; 32])
+    }
+
+    /// INBOX with three messages, one flagged and one expunged.
+    fn mailbox() -> MailState {
+        let mut state = standard();
+        for n in 1..=3 {
+            let op = MailOp::Insert {
+                folder: "INBOX".into(),
+                message: msg(n),
+                flags: vec![],
+                notification: None,
+            };
+            step(&mut state, &op).unwrap();
+        }
+        let flag = MailOp::Flags {
+            folder: "INBOX".into(),
+            uids: vec![2],
+            change: FlagChange::Add,
+            flags: vec!["\\Flagged".into()],
+        };
+        step(&mut state, &flag).unwrap();
+        step(&mut state, &MailOp::Expunge { folder: "INBOX".into(), uids: vec![3] }).unwrap();
+        state
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_keeps_every_modseq_and_the_expunges() {
+        let objects = Memory::default();
+        let state = mailbox();
+        let written = write(&objects, &secret(), &state, &Tracker::default(), 9).await.unwrap();
+        let (loaded, _, covers) = load(&objects, &written.capability).await.unwrap();
+        assert_eq!(covers, 9);
+        assert_eq!(loaded, state);
+        let inbox = &loaded.folders["INBOX"];
+        assert_eq!(inbox.highest_modseq, state::modseq(6, 0));
+        assert_eq!(inbox.messages[&2].modseq, state::modseq(5, 0));
+        let vanished = inbox.vanished_since(state::modseq(5, 0));
+        assert!(vanished.exact);
+        assert_eq!(vanished.ranges, vec![(3, 3)]);
+    }
+
+    #[tokio::test]
+    async fn a_version_1_checkpoint_still_reads_and_is_rewritten_with_modseqs() {
+        let objects = Memory::default();
+        let key = secret();
+        // Objects as the code before MODSEQs wrote them.
+        let page = MessagePage {
+            v: CHECKPOINT_VERSION_PLAIN,
+            messages: vec![PagedMessage {
+                uid: 4,
+                message: msg(1),
+                flags: vec!["\\Seen".into()],
+                modseq: 0,
+            }],
+        };
+        let page_bytes = page.encode();
+        assert!(!page_bytes.windows(6).any(|w| w == b"modseq"), "no field the old code lacked");
+        let (page_cap, _, _) = objects.put(&key, page_bytes).await.unwrap();
+        let index = Checkpoint {
+            v: CHECKPOINT_VERSION_PLAIN,
+            covers: 40,
+            entries: 37,
+            folders: vec![CheckpointFolder {
+                name: "INBOX".into(),
+                uid_validity: 7,
+                uid_next: 5,
+                subscribed: true,
+                pages: vec![PageRef { first_uid: 0, count: 1, capability: page_cap.clone() }],
+                highest_modseq: 0,
+                expunged: Vec::new(),
+                expunged_before: 0,
+            }],
+            delivered: Vec::new(),
+        };
+        let index_bytes = index.encode();
+        assert!(!index_bytes.windows(7).any(|w| w == b"highest"), "no field the old code lacked");
+        assert_eq!(index_bytes[..4], [0xa5, 0x61, b'v', MESSAGE_VERSION_PLAIN]);
+        let (index_cap, _, _) = objects.put(&key, index_bytes).await.unwrap();
+
+        let (mut loaded, tracker, _) = load(&objects, &index_cap).await.unwrap();
+        let bound = state::modseq_bound(37);
+        let inbox = &loaded.folders["INBOX"];
+        assert_eq!(inbox.messages[&4].modseq, bound);
+        assert_eq!(inbox.highest_modseq, bound);
+        // It cannot say what went before: every UID it lacks, below UIDNEXT.
+        let vanished = inbox.vanished_since(5);
+        assert!(!vanished.exact);
+        assert_eq!(vanished.ranges, vec![(1, 3)]);
+        // The next change is above everything the old checkpoint held.
+        let seen = MailOp::Flags {
+            folder: "INBOX".into(),
+            uids: vec![4],
+            change: FlagChange::Remove,
+            flags: vec!["\\Seen".into()],
+        };
+        step(&mut loaded, &seen).unwrap();
+        assert!(loaded.folders["INBOX"].messages[&4].modseq > bound);
+
+        // The next checkpoint writes the page anew, in version 2.
+        let next = write(&objects, &key, &loaded, &tracker, 50).await.unwrap();
+        let index = Checkpoint::decode(&objects.get(&next.capability).await.unwrap()).unwrap();
+        assert_eq!(index.v, CHECKPOINT_VERSION);
+        let page_ref = &index.folders[0].pages[0];
+        assert_ne!(page_ref.capability, page_cap);
+        let page = MessagePage::decode(&objects.get(&page_ref.capability).await.unwrap()).unwrap();
+        assert_eq!(page.v, CHECKPOINT_VERSION);
+        assert_eq!(page.messages[0].modseq, loaded.folders["INBOX"].messages[&4].modseq);
+        let (reloaded, _, _) = load(&objects, &next.capability).await.unwrap();
+        assert_eq!(reloaded, loaded);
+    }
 }

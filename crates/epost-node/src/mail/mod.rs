@@ -15,6 +15,7 @@
 pub mod account;
 mod cache;
 mod checkpoint;
+pub mod expunged;
 pub mod import;
 mod leases;
 pub mod message;

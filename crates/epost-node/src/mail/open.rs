@@ -11,7 +11,7 @@ use tracing::{debug, info, warn};
 use super::account::{MAIL_LOG, validity};
 use super::checkpoint::{self, Tracker};
 use super::leases::{self, Leases};
-use super::state::{MailState, STANDARD};
+use super::state::{self, MailState, STANDARD};
 use crate::chain::Chain;
 use crate::lease::{self, LeaseBook, NewRoot, OwnerId, RootKind};
 use crate::logs::{LogService, ReadEntry};
@@ -105,11 +105,13 @@ fn replay_entry(
 ) {
     match MailEntry::decode(&entry.body) {
         Ok(decoded) => {
-            for op in &decoded.ops {
+            for (index, op) in decoded.ops.iter().enumerate() {
                 if track_after.is_some_and(|mark| entry.seq > mark) {
                     leases.before(state, op);
                 }
-                match state.apply(op) {
+                // Its position in the log is its MODSEQ.
+                let at = state::modseq(state.entries + 1, index);
+                match state.apply(op, at) {
                     Ok(assigned) => tracker.note(op, &assigned),
                     Err(e) => {
                         debug!(%address, seq = entry.seq, error = %Chain(&e), "skipping an operation")
@@ -144,8 +146,8 @@ async fn create_standard(
         .append(address, MAIL_LOG, MailEntry::new(ops.clone()).encode())
         .await
         .map_err(|e| MailError::unavailable("cannot make the standard folders", e))?;
-    for op in &ops {
-        let _ = state.apply(op);
+    for (index, op) in ops.iter().enumerate() {
+        let _ = state.apply(op, state::modseq(state.entries + 1, index));
         tracker.note(op, &[]);
     }
     state.entries += 1;

@@ -1,19 +1,53 @@
-//! A user's mail as the replay of their mail log: folders, UIDs, flags.
-//! Pure and deterministic, so every node that reads the log agrees.
+//! A user's mail as the replay of their mail log: folders, UIDs, flags
+//! and MODSEQs. Pure and deterministic, so every node that reads the log
+//! agrees.
+//!
+//! A message's MODSEQ (IMAP CONDSTORE's mod-sequence) is the position in
+//! the log of the last operation that changed it: [`modseq`] of the
+//! entry's number and the operation's index in it. So it is the same on
+//! every node and after every restart, whichever checkpoint the replay
+//! started from, and it only grows. A folder's HIGHESTMODSEQ is the
+//! position of the last operation that changed any of its messages
+//! (including taking one out), or that made it.
 
 use std::collections::{BTreeMap, HashMap};
 
 use epost_types::id::ObjectId;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
+use epost_types::mailbox::Vanished;
+
+use super::expunged::Expunged;
 
 /// The standard folders and whether they are subscribed at creation.
 pub const STANDARD: [&str; 6] = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"];
+
+/// Bits of a MODSEQ that number the operation within its entry (an
+/// entry of at most 64 KiB holds far fewer than 2^16 operations).
+const OP_BITS: u32 = 16;
+/// The largest operation index a MODSEQ tells apart.
+const OP_MAX: u64 = (1 << OP_BITS) - 2;
+
+/// The MODSEQ of the operation at `index` (from 0) of mail log data entry
+/// number `entry` (from 1, as [`MailState::entries`] counts them).
+pub fn modseq(entry: u64, index: usize) -> u64 {
+    (entry << OP_BITS) | ((index as u64).min(OP_MAX) + 1)
+}
+
+/// A MODSEQ at least that of every operation in the first `entries`
+/// entries, and below that of any operation after them: what a state
+/// restored without MODSEQs (a version 1 checkpoint) gives what it holds.
+pub fn modseq_bound(entries: u64) -> u64 {
+    ((entries + 1) << OP_BITS) - 1
+}
 
 /// One message in a folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
     pub message: MessageRef,
     pub flags: Vec<String>,
+    /// The position of the last operation that put it here or changed
+    /// its flags.
+    pub modseq: u64,
 }
 
 /// One folder.
@@ -23,6 +57,52 @@ pub struct Folder {
     pub uid_next: u32,
     pub subscribed: bool,
     pub messages: BTreeMap<u32, Stored>,
+    /// The position of the last operation that made the folder or
+    /// changed what it holds.
+    pub highest_modseq: u64,
+    /// Its recent expunges.
+    pub expunged: Expunged,
+}
+
+impl Folder {
+    fn new(uid_validity: u32, at: u64) -> Self {
+        Self {
+            uid_validity,
+            uid_next: 1,
+            subscribed: true,
+            messages: BTreeMap::new(),
+            highest_modseq: at,
+            expunged: Expunged::default(),
+        }
+    }
+
+    /// The UIDs expunged after MODSEQ `since` (a superset when that is
+    /// further back than the folder remembers).
+    pub fn vanished_since(&self, since: u64) -> Vanished {
+        self.expunged.since(since, self.uid_next, self.messages.keys().copied())
+    }
+
+    /// Takes out `uids` (those it holds) as the operation at `at` does.
+    fn remove(&mut self, uids: &[u32], at: u64) -> Vec<(u32, Stored)> {
+        let gone: Vec<(u32, Stored)> =
+            uids.iter().filter_map(|uid| self.messages.remove(uid).map(|s| (*uid, s))).collect();
+        if !gone.is_empty() {
+            let removed: Vec<u32> = gone.iter().map(|(uid, _)| *uid).collect();
+            self.expunged.record(at, &removed);
+            self.highest_modseq = self.highest_modseq.max(at);
+        }
+        gone
+    }
+
+    /// Puts `stored` in at the next UID, as the operation at `at` does.
+    fn put(&mut self, mut stored: Stored, at: u64) -> u32 {
+        let uid = self.uid_next;
+        self.uid_next += 1;
+        stored.modseq = at;
+        self.messages.insert(uid, stored);
+        self.highest_modseq = self.highest_modseq.max(at);
+        uid
+    }
 }
 
 /// Why an operation cannot apply to the current state (the writer checks
@@ -50,6 +130,10 @@ pub struct MailState {
     /// How many folder entries name each message manifest: what the lease
     /// book holds for this user is exactly the manifests counted here.
     refs: HashMap<ObjectId, u32>,
+    /// The largest UIDVALIDITY any folder has had in this replay (deleted
+    /// ones included): the writer gives a new folder a larger one, so a
+    /// folder deleted and made again never reuses it (RFC 3501 2.3.1.1).
+    validity_high: u32,
 }
 
 impl MailState {
@@ -59,7 +143,8 @@ impl MailState {
         delivered: HashMap<Vec<u8>, u64>,
         entries: u64,
     ) -> Self {
-        let mut state = Self { folders, delivered, entries, refs: HashMap::new() };
+        let validity_high = folders.values().map(|f| f.uid_validity).max().unwrap_or(0);
+        let mut state = Self { folders, delivered, entries, refs: HashMap::new(), validity_high };
         let messages: Vec<MessageRef> = state
             .folders
             .values()
@@ -69,6 +154,12 @@ impl MailState {
             state.count(message, true);
         }
         state
+    }
+
+    /// The smallest UIDVALIDITY a folder made now may have: larger than
+    /// every one this state has seen, including folders since deleted.
+    pub fn next_validity_floor(&self) -> u32 {
+        self.validity_high.saturating_add(1)
     }
 
     /// Folder entries naming the manifest `id`.
@@ -129,23 +220,18 @@ impl MailState {
         self.folders.get_mut(name).ok_or_else(|| OpError::NoFolder(name.to_owned()))
     }
 
-    /// Applies one operation; returns the UIDs it assigned (for inserts,
-    /// copies and moves), in order.
-    pub fn apply(&mut self, op: &MailOp) -> Result<Vec<u32>, OpError> {
+    /// Applies one operation, the one at log position `at` (its
+    /// [`modseq`]); returns the UIDs it assigned (for inserts, copies and
+    /// moves), in order. An operation that changes no message leaves
+    /// every MODSEQ as it was.
+    pub fn apply(&mut self, op: &MailOp, at: u64) -> Result<Vec<u32>, OpError> {
         match op {
             MailOp::Create { folder, uid_validity } => {
                 if self.folders.contains_key(folder) {
                     return Err(OpError::Exists(folder.clone()));
                 }
-                self.folders.insert(
-                    folder.clone(),
-                    Folder {
-                        uid_validity: *uid_validity,
-                        uid_next: 1,
-                        subscribed: true,
-                        messages: BTreeMap::new(),
-                    },
-                );
+                self.validity_high = self.validity_high.max(*uid_validity);
+                self.folders.insert(folder.clone(), Folder::new(*uid_validity, at));
                 Ok(Vec::new())
             }
             MailOp::Delete { folder } => {
@@ -163,20 +249,16 @@ impl MailState {
                 if self.folders.contains_key(to) {
                     return Err(OpError::Exists(to.clone()));
                 }
+                self.validity_high = self.validity_high.max(*uid_validity);
                 if from == "INBOX" {
                     // RFC 3501: renaming INBOX moves its messages to a new
                     // folder and leaves INBOX, empty, in place.
                     let inbox = self.folder(from)?;
-                    let messages = std::mem::take(&mut inbox.messages);
-                    let mut folder = Folder {
-                        uid_validity: *uid_validity,
-                        uid_next: 1,
-                        subscribed: true,
-                        messages: BTreeMap::new(),
-                    };
+                    let uids: Vec<u32> = inbox.messages.keys().copied().collect();
+                    let messages = inbox.remove(&uids, at);
+                    let mut folder = Folder::new(*uid_validity, at);
                     for (_, stored) in messages {
-                        folder.messages.insert(folder.uid_next, stored);
-                        folder.uid_next += 1;
+                        folder.put(stored, at);
                     }
                     self.folders.insert(to.clone(), folder);
                 } else {
@@ -193,11 +275,8 @@ impl MailState {
             }
             MailOp::Insert { folder, message, flags, notification } => {
                 let target = self.folder(folder)?;
-                let uid = target.uid_next;
-                target.uid_next += 1;
-                target
-                    .messages
-                    .insert(uid, Stored { message: message.clone(), flags: clean(flags) });
+                let stored = Stored { message: message.clone(), flags: clean(flags), modseq: at };
+                let uid = target.put(stored, at);
                 self.count(message, true);
                 if let Some(id) = notification {
                     self.delivered.insert(id.clone(), message.internal_date);
@@ -208,19 +287,22 @@ impl MailState {
                 let target = self.folder(folder)?;
                 for uid in uids {
                     if let Some(stored) = target.messages.get_mut(uid) {
-                        stored.flags = changed(&stored.flags, *change, flags);
+                        let now = changed(&stored.flags, *change, flags);
+                        if !same_flags(&now, &stored.flags) {
+                            stored.flags = now;
+                            stored.modseq = at;
+                            target.highest_modseq = target.highest_modseq.max(at);
+                        }
                     }
                 }
                 Ok(Vec::new())
             }
-            MailOp::Copy { from, uids, to } => self.copy(from, uids, to, false),
-            MailOp::Move { from, uids, to } => self.copy(from, uids, to, true),
+            MailOp::Copy { from, uids, to } => self.copy(from, uids, to, false, at),
+            MailOp::Move { from, uids, to } => self.copy(from, uids, to, true, at),
             MailOp::Checkpoint { .. } => Ok(Vec::new()),
             MailOp::Expunge { folder, uids } => {
-                let target = self.folder(folder)?;
-                let gone: Vec<Stored> =
-                    uids.iter().filter_map(|uid| target.messages.remove(uid)).collect();
-                for stored in &gone {
+                let gone = self.folder(folder)?.remove(uids, at);
+                for (_, stored) in &gone {
                     self.count(&stored.message, false);
                 }
                 Ok(Vec::new())
@@ -234,11 +316,12 @@ impl MailState {
         uids: &[u32],
         to: &str,
         remove: bool,
+        at: u64,
     ) -> Result<Vec<u32>, OpError> {
         self.folder(to)?;
         let source = self.folder(from)?;
         let picked: Vec<Stored> = if remove {
-            uids.iter().filter_map(|uid| source.messages.remove(uid)).collect()
+            source.remove(uids, at).into_iter().map(|(_, stored)| stored).collect()
         } else {
             uids.iter().filter_map(|uid| source.messages.get(uid).cloned()).collect()
         };
@@ -248,14 +331,7 @@ impl MailState {
             }
         }
         let target = self.folder(to)?;
-        let mut assigned = Vec::with_capacity(picked.len());
-        for stored in picked {
-            let uid = target.uid_next;
-            target.uid_next += 1;
-            target.messages.insert(uid, stored);
-            assigned.push(uid);
-        }
-        Ok(assigned)
+        Ok(picked.into_iter().map(|stored| target.put(stored, at)).collect())
     }
 }
 
@@ -271,6 +347,12 @@ fn clean(flags: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// Whether two sets of stored flags are the same (IMAP flags compare
+/// without case; stored flags are kept once each).
+pub fn same_flags(a: &[String], b: &[String]) -> bool {
+    a.len() == b.len() && a.iter().all(|f| b.iter().any(|g| g.eq_ignore_ascii_case(f)))
 }
 
 /// The flags after a change.
@@ -306,25 +388,33 @@ pub(super) mod tests {
         MailOp::Insert { folder: folder.into(), message: msg(n), flags: vec![], notification: None }
     }
 
+    /// Applies `op` as the only operation of the next log entry.
+    pub(in crate::mail) fn step(state: &mut MailState, op: &MailOp) -> Result<Vec<u32>, OpError> {
+        let at = modseq(state.entries + 1, 0);
+        state.entries += 1;
+        state.apply(op, at)
+    }
+
+    /// The standard folders, made by the log's first entry.
     pub(in crate::mail) fn standard() -> MailState {
         let mut state = MailState::default();
         for (i, name) in STANDARD.iter().enumerate() {
-            state
-                .apply(&MailOp::Create { folder: (*name).into(), uid_validity: 100 + i as u32 })
-                .unwrap();
+            let op = MailOp::Create { folder: (*name).into(), uid_validity: 100 + i as u32 };
+            state.apply(&op, modseq(1, i)).unwrap();
         }
+        state.entries = 1;
         state
     }
 
     #[test]
     fn uids_ascend_per_folder_and_are_never_reused() {
         let mut state = standard();
-        assert_eq!(state.apply(&insert("INBOX", 1)).unwrap(), vec![1]);
-        assert_eq!(state.apply(&insert("INBOX", 2)).unwrap(), vec![2]);
-        state.apply(&MailOp::Expunge { folder: "INBOX".into(), uids: vec![2] }).unwrap();
-        assert_eq!(state.apply(&insert("INBOX", 3)).unwrap(), vec![3]);
+        assert_eq!(step(&mut state, &insert("INBOX", 1)).unwrap(), vec![1]);
+        assert_eq!(step(&mut state, &insert("INBOX", 2)).unwrap(), vec![2]);
+        step(&mut state, &MailOp::Expunge { folder: "INBOX".into(), uids: vec![2] }).unwrap();
+        assert_eq!(step(&mut state, &insert("INBOX", 3)).unwrap(), vec![3]);
         let moved = MailOp::Move { from: "INBOX".into(), uids: vec![1, 3, 99], to: "Trash".into() };
-        assert_eq!(state.apply(&moved).unwrap(), vec![1, 2]);
+        assert_eq!(step(&mut state, &moved).unwrap(), vec![1, 2]);
         assert!(state.folders["INBOX"].messages.is_empty());
         assert_eq!(state.folders["INBOX"].uid_next, 4);
         assert_eq!(state.folders["Trash"].messages[&2].message, msg(3));
@@ -350,8 +440,8 @@ pub(super) mod tests {
         ];
         let (mut a, mut b) = (standard(), standard());
         for op in &ops {
-            a.apply(op).unwrap();
-            b.apply(op).unwrap();
+            step(&mut a, op).unwrap();
+            step(&mut b, op).unwrap();
         }
         assert_eq!(a, b);
         assert!(a.folders["INBOX"].messages[&1].flags.is_empty());
@@ -361,12 +451,86 @@ pub(super) mod tests {
     #[test]
     fn renaming_inbox_moves_its_messages_and_keeps_it() {
         let mut state = standard();
-        state.apply(&insert("INBOX", 1)).unwrap();
+        step(&mut state, &insert("INBOX", 1)).unwrap();
         let rename = MailOp::Rename { from: "INBOX".into(), to: "Old".into(), uid_validity: 9 };
-        state.apply(&rename).unwrap();
+        step(&mut state, &rename).unwrap();
         assert!(state.folders["INBOX"].messages.is_empty());
         assert_eq!(state.folders["Old"].messages.len(), 1);
-        assert!(state.apply(&MailOp::Delete { folder: "INBOX".into() }).is_err());
-        assert_eq!(state.apply(&insert("Nope", 1)), Err(OpError::NoFolder("Nope".into())));
+        assert!(step(&mut state, &MailOp::Delete { folder: "INBOX".into() }).is_err());
+        assert_eq!(step(&mut state, &insert("Nope", 1)), Err(OpError::NoFolder("Nope".into())));
+    }
+
+    fn flags(uids: Vec<u32>, change: FlagChange, flags: &[&str]) -> MailOp {
+        MailOp::Flags {
+            folder: "INBOX".into(),
+            uids,
+            change,
+            flags: flags.iter().map(|f| f.to_string()).collect(),
+        }
+    }
+
+    fn modseqs(state: &MailState, folder: &str) -> Vec<(u32, u64)> {
+        state.folders[folder].messages.iter().map(|(uid, s)| (*uid, s.modseq)).collect()
+    }
+
+    #[test]
+    fn a_modseq_is_the_log_position_of_the_last_change() {
+        let mut state = standard();
+        let inbox_made = modseq(1, 0);
+        assert_eq!(state.folders["INBOX"].highest_modseq, inbox_made);
+        assert_eq!(state.folders["Sent"].highest_modseq, modseq(1, 1));
+        for n in 1..=3 {
+            step(&mut state, &insert("INBOX", n)).unwrap();
+        }
+        assert_eq!(
+            modseqs(&state, "INBOX"),
+            vec![(1, modseq(2, 0)), (2, modseq(3, 0)), (3, modseq(4, 0))]
+        );
+        // Two operations in one entry: each has its own position.
+        let seen = flags(vec![1, 2], FlagChange::Add, &["\\Seen"]);
+        let flagged = flags(vec![2], FlagChange::Add, &["\\Flagged"]);
+        state.apply(&seen, modseq(5, 0)).unwrap();
+        state.apply(&flagged, modseq(5, 1)).unwrap();
+        state.entries += 1;
+        assert_eq!(
+            modseqs(&state, "INBOX"),
+            vec![(1, modseq(5, 0)), (2, modseq(5, 1)), (3, modseq(4, 0))]
+        );
+        assert_eq!(state.folders["INBOX"].highest_modseq, modseq(5, 1));
+        // A change that changes nothing moves nothing (case does not count).
+        step(&mut state, &flags(vec![1, 3], FlagChange::Add, &["\\SEEN"])).unwrap();
+        assert_eq!(modseqs(&state, "INBOX")[0], (1, modseq(5, 0)));
+        assert_eq!(modseqs(&state, "INBOX")[2], (3, modseq(6, 0)));
+        // Positions only grow, so the folder's highest only grows.
+        assert!(modseq(6, 0) > modseq(5, OP_MAX as usize + 10));
+        assert!(modseq_bound(5) >= modseq(5, usize::MAX) && modseq_bound(5) < modseq(6, 0));
+    }
+
+    #[test]
+    fn moves_and_expunges_are_remembered_with_their_modseq() {
+        let mut state = standard();
+        for n in 1..=4 {
+            step(&mut state, &insert("INBOX", n)).unwrap();
+        }
+        let moved = MailOp::Move { from: "INBOX".into(), uids: vec![2, 3], to: "Archive".into() };
+        step(&mut state, &moved).unwrap();
+        let moved_at = modseq(state.entries, 0);
+        step(&mut state, &MailOp::Expunge { folder: "INBOX".into(), uids: vec![4, 9] }).unwrap();
+        let expunged_at = modseq(state.entries, 0);
+        let inbox = &state.folders["INBOX"];
+        assert_eq!(inbox.highest_modseq, expunged_at);
+        assert_eq!(inbox.vanished_since(0).ranges, vec![(2, 4)]);
+        assert_eq!(inbox.vanished_since(moved_at).ranges, vec![(4, 4)]);
+        assert!(inbox.vanished_since(expunged_at).ranges.is_empty());
+        let archive = &state.folders["Archive"];
+        assert_eq!(modseqs(&state, "Archive"), vec![(1, moved_at), (2, moved_at)]);
+        assert_eq!(archive.highest_modseq, moved_at);
+        // Renaming INBOX takes everything out of it, at the rename's position.
+        let rename = MailOp::Rename { from: "INBOX".into(), to: "Old".into(), uid_validity: 9 };
+        step(&mut state, &rename).unwrap();
+        let renamed_at = modseq(state.entries, 0);
+        assert_eq!(state.folders["INBOX"].vanished_since(expunged_at).ranges, vec![(1, 1)]);
+        assert_eq!(state.folders["Old"].highest_modseq, renamed_at);
+        assert_eq!(modseqs(&state, "Old"), vec![(1, renamed_at)]);
     }
 }

@@ -16,7 +16,7 @@ pub use error::{Cause, MailError, MailErrorKind};
 pub use route::{Recipient, Route};
 
 use crate::id::ObjectId;
-use crate::mail::{MailOp, MessageRef};
+use crate::mail::{FlagChange, MailOp, MessageRef};
 
 /// A change a client asks for: the mail-log operation it becomes, and
 /// what the writer cannot read from the operation itself. The writer
@@ -31,6 +31,11 @@ pub struct Change {
     /// The message's objects, when the caller just stored them (else the
     /// renewal finds them by opening the message). Read for an insert only.
     pub objects: Option<StoredObjects>,
+    /// Read for a flag change only (IMAP's `UNCHANGEDSINCE`, RFC 7162):
+    /// a message whose MODSEQ is above it is left alone and reported as
+    /// modified. Checked by the writer, so nothing can change the message
+    /// between the check and the store.
+    pub unchanged_since: Option<u64>,
 }
 
 impl Change {
@@ -53,14 +58,50 @@ impl Change {
         objects: Option<StoredObjects>,
     ) -> Self {
         let op = MailOp::Insert { folder: folder.into(), message, flags, notification };
-        Self { op, objects }
+        Self { op, objects, unchanged_since: None }
+    }
+
+    /// A flag change that leaves alone every message changed after the
+    /// MODSEQ `unchanged_since` (none when `None`).
+    pub fn flags(
+        folder: impl Into<String>,
+        uids: Vec<u32>,
+        change: FlagChange,
+        flags: Vec<String>,
+        unchanged_since: Option<u64>,
+    ) -> Self {
+        let op = MailOp::Flags { folder: folder.into(), uids, change, flags };
+        Self { op, objects: None, unchanged_since }
     }
 }
 
 impl From<MailOp> for Change {
     fn from(op: MailOp) -> Self {
-        Self { op, objects: None }
+        Self { op, objects: None, unchanged_since: None }
     }
+}
+
+/// A message's flags after a change, and the MODSEQ it has now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flagged {
+    pub uid: u32,
+    pub flags: Vec<String>,
+    /// The position in the mail log of the last change to the message
+    /// (`spec/mail.md`, "MODSEQ"): what IMAP CONDSTORE calls its
+    /// mod-sequence.
+    pub modseq: u64,
+}
+
+/// The UIDs expunged from a folder after some MODSEQ, for IMAP QRESYNC's
+/// `VANISHED (EARLIER)`: ascending, disjoint, inclusive ranges.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Vanished {
+    pub ranges: Vec<(u32, u32)>,
+    /// False when the folder no longer remembers its expunges that far
+    /// back: then `ranges` holds every UID below UIDNEXT that the folder
+    /// does not hold now (the larger set RFC 7162 allows), a superset of
+    /// what went.
+    pub exact: bool,
 }
 
 /// The objects a message was just stored as.

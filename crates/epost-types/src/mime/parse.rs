@@ -33,7 +33,7 @@ pub fn parse(raw: &[u8]) -> Parsed {
     match MessageParser::default().parse(raw) {
         Some(message) if !message.parts.is_empty() => {
             let mut builder = Builder { raw, entities: Vec::new() };
-            builder.build(&message, 0, 0);
+            builder.build(&message, 0, 0, false);
             let header = builder.entities.first().map(|e| e.header.range()).unwrap_or_default();
             let envelope = envelope(&raw[header], message.parts.first());
             let structure =
@@ -69,8 +69,10 @@ struct Builder<'r> {
 }
 
 impl Builder<'_> {
-    /// Adds part `id` of `message` and what it contains; its index.
-    fn build(&mut self, message: &Message<'_>, id: usize, depth: usize) -> u32 {
+    /// Adds part `id` of `message` and what it contains; its index. A
+    /// part of a multipart/digest (`in_digest`) that names no type is a
+    /// message/rfc822 (RFC 2046 section 5.1.5).
+    fn build(&mut self, message: &Message<'_>, id: usize, depth: usize, in_digest: bool) -> u32 {
         let index = u32::try_from(self.entities.len()).unwrap_or(u32::MAX);
         let Some(part) = message.parts.get(id) else {
             self.entities.push(Entity::missing());
@@ -84,12 +86,17 @@ impl Builder<'_> {
             found.media_type = ct.ctype().to_ascii_lowercase();
             found.subtype = ct.subtype().unwrap_or("plain").to_ascii_lowercase();
             found.params = attributes(ct.attributes());
+        } else if in_digest {
+            found.media_type = "message".into();
+            found.subtype = "rfc822".into();
+            found.params = Vec::new();
         }
         found.disposition =
             find_header(part, "content-disposition").and_then(|v| v.as_content_type()).map(|d| {
                 Disposition { kind: d.ctype().to_owned(), params: attributes(d.attributes()) }
             });
         let is_multipart = found.media_type == "multipart";
+        let is_digest = is_multipart && found.subtype == "digest";
         self.entities.push(found);
         let kind = match &part.body {
             _ if depth >= MAX_MIME_DEPTH => Kind::Leaf,
@@ -97,7 +104,7 @@ impl Builder<'_> {
                 let children: Vec<u32> = children
                     .iter()
                     .filter(|&&child| child as usize != id)
-                    .map(|&child| self.build(message, child as usize, depth + 1))
+                    .map(|&child| self.build(message, child as usize, depth + 1, is_digest))
                     .collect();
                 Kind::Multipart(children)
             }
@@ -106,7 +113,7 @@ impl Builder<'_> {
             PartType::Message(inner)
                 if part.encoding == Encoding::None && !inner.parts.is_empty() =>
             {
-                let root = self.build(inner, 0, depth + 1);
+                let root = self.build(inner, 0, depth + 1, false);
                 let header = self.entities.get(root as usize).map(|e| e.header.range());
                 let envelope = envelope(&raw[header.unwrap_or_default()], inner.parts.first());
                 Kind::Message { envelope: Box::new(envelope), root }
@@ -245,6 +252,24 @@ Subject: hi\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
             if n == "Friends" && members.len() == 2));
         let leaves: Vec<&[u8]> = parsed.leaf_bodies.iter().map(|r| &MIXED[r.clone()]).collect();
         assert!(leaves.contains(&&b"hello"[..]), "{leaves:?}");
+    }
+
+    #[test]
+    fn a_digest_part_that_names_no_type_is_a_message() {
+        let raw = b"Content-Type: multipart/digest; boundary=d\r\n\r\n\
+--d\r\n\r\nSubject: m1\r\n\r\none\r\n\
+--d\r\nContent-Type: text/plain\r\n\r\ntwo\r\n--d--\r\n";
+        let structure = parse(raw).structure;
+        let Kind::Multipart(children) = &structure.root().unwrap().kind else { panic!() };
+        let first = structure.entity(children[0]).unwrap();
+        assert_eq!((first.media_type.as_str(), first.subtype.as_str()), ("message", "rfc822"));
+        assert!(first.params.is_empty());
+        assert!(matches!(first.kind, Kind::Message { .. }));
+        let second = structure.entity(children[1]).unwrap();
+        assert_eq!((second.media_type.as_str(), second.subtype.as_str()), ("text", "plain"));
+        // Outside a digest, no type is text/plain in US-ASCII.
+        let plain = parse(b"Subject: x\r\n\r\nbody").structure;
+        assert_eq!(plain.root().unwrap().params, [("charset".into(), "us-ascii".into())]);
     }
 
     #[test]

@@ -1,0 +1,332 @@
+//! ESEARCH (RFC 4731) and its relatives: the RETURN options a SEARCH or
+//! SORT may carry (MIN, MAX, ALL, COUNT; SAVE of RFC 5182; PARTIAL of RFC
+//! 5267), what the result says for them, and the `* ESEARCH` response,
+//! which imap-types has no type for, so it is encoded here.
+//!
+//! Deciding is pure: [`Esearch::answer`] takes the found numbers in result
+//! order (ascending for SEARCH, sort order for SORT) and the options, and
+//! [`ReturnOptions::saved`] says what RETURN (SAVE) keeps.
+
+use std::num::NonZeroU32;
+
+/// What a RETURN (...) list asked for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ReturnOptions {
+    pub(crate) min: bool,
+    pub(crate) max: bool,
+    pub(crate) all: bool,
+    pub(crate) count: bool,
+    /// Keep the result for `$` (RFC 5182).
+    pub(crate) save: bool,
+    /// Positions `low ..= high` (1-based, low <= high) of the result
+    /// (RFC 5267 section 4.4).
+    pub(crate) partial: Option<(NonZeroU32, NonZeroU32)>,
+}
+
+/// Why a RETURN list is refused (BAD).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ReturnError {
+    #[error("unknown RETURN option {0}")]
+    Unknown(String),
+    #[error("PARTIAL needs a range of two nonzero numbers (low:high)")]
+    BadPartial,
+    #[error("PARTIAL and ALL cannot be combined")]
+    PartialWithAll,
+}
+
+impl ReturnOptions {
+    /// The options named in a RETURN list, its items as the client wrote
+    /// them. An empty list means ALL (RFC 4731 section 3.1).
+    pub(crate) fn parse(items: &[&[u8]]) -> Result<Self, ReturnError> {
+        let mut options = ReturnOptions::default();
+        let mut items = items.iter();
+        while let Some(item) = items.next() {
+            match item.to_ascii_uppercase().as_slice() {
+                b"MIN" => options.min = true,
+                b"MAX" => options.max = true,
+                b"ALL" => options.all = true,
+                b"COUNT" => options.count = true,
+                b"SAVE" => options.save = true,
+                b"PARTIAL" => {
+                    let range = items.next().ok_or(ReturnError::BadPartial)?;
+                    options.partial = Some(partial_range(range)?);
+                }
+                other => {
+                    return Err(ReturnError::Unknown(String::from_utf8_lossy(other).into_owned()));
+                }
+            }
+        }
+        if options.partial.is_some() && options.all {
+            return Err(ReturnError::PartialWithAll);
+        }
+        let any = options.min || options.max || options.count || options.save;
+        if !any && options.partial.is_none() {
+            options.all = true;
+        }
+        Ok(options)
+    }
+
+    /// What RETURN (SAVE) keeps of `found` (in result order): the first
+    /// and/or last alone when MIN and/or MAX are all that was asked
+    /// besides SAVE, otherwise everything (RFC 5182 section 2.4).
+    pub(crate) fn saved(&self, found: &[u32]) -> Vec<u32> {
+        let only_ends = !self.all && !self.count && self.partial.is_none();
+        if !only_ends || !(self.min || self.max) {
+            return found.to_vec();
+        }
+        let mut kept = Vec::new();
+        if self.min
+            && let Some(&first) = found.first()
+        {
+            kept.push(first);
+        }
+        if self.max
+            && let Some(&last) = found.last()
+            && kept.last() != Some(&last)
+        {
+            kept.push(last);
+        }
+        kept
+    }
+
+    /// Whether only SAVE was asked: then no ESEARCH response is sent
+    /// (RFC 5182 section 2.4).
+    pub(crate) fn silent(&self) -> bool {
+        self.save && !self.min && !self.max && !self.all && !self.count && self.partial.is_none()
+    }
+}
+
+/// `low:high` with both nonzero, in either order.
+fn partial_range(bytes: &[u8]) -> Result<(NonZeroU32, NonZeroU32), ReturnError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| ReturnError::BadPartial)?;
+    let (a, b) = text.split_once(':').ok_or(ReturnError::BadPartial)?;
+    let number = |s: &str| {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse::<u32>().ok().and_then(NonZeroU32::new)
+    };
+    let (a, b) =
+        (number(a).ok_or(ReturnError::BadPartial)?, number(b).ok_or(ReturnError::BadPartial)?);
+    Ok((a.min(b), a.max(b)))
+}
+
+/// An `* ESEARCH` response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Esearch {
+    /// The command's tag (the correlator).
+    pub(crate) tag: String,
+    pub(crate) uid: bool,
+    pub(crate) min: Option<u32>,
+    pub(crate) max: Option<u32>,
+    /// ALL as a sequence set; `None` when not asked or nothing was found.
+    pub(crate) all: Option<String>,
+    pub(crate) count: Option<usize>,
+    /// PARTIAL: the range asked and the set found there (`None`: NIL).
+    pub(crate) partial: Option<((u32, u32), Option<String>)>,
+    /// The highest MODSEQ of what is returned, when the search used the
+    /// MODSEQ key (RFC 7162 section 3.1.5); set by the caller.
+    pub(crate) modseq: Option<u64>,
+}
+
+impl Esearch {
+    /// The answer to `options` for `found` (numbers in result order).
+    /// `sorted`: the order is a sort order, and ALL keeps it.
+    pub(crate) fn answer(
+        tag: &str,
+        uid: bool,
+        found: &[u32],
+        options: &ReturnOptions,
+        sorted: bool,
+    ) -> Self {
+        let set = |numbers: &[u32]| {
+            if sorted { sequence_in_order(numbers) } else { sequence_set(numbers) }
+        };
+        let partial = options.partial.map(|(low, high)| {
+            let (low, high) = (low.get(), high.get());
+            let from = (low as usize - 1).min(found.len());
+            let to = (high as usize).min(found.len());
+            let part = &found[from..to];
+            ((low, high), (!part.is_empty()).then(|| set(part)))
+        });
+        Esearch {
+            tag: tag.to_owned(),
+            uid,
+            min: if options.min { found.first().copied() } else { None },
+            max: if options.max { found.last().copied() } else { None },
+            all: (options.all && !found.is_empty()).then(|| set(found)),
+            count: options.count.then_some(found.len()),
+            partial,
+            modseq: None,
+        }
+    }
+
+    /// The response line without its CRLF.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        // A tag is ASTRING-CHARs without `"` or `\`: safe to quote as is.
+        let mut line = format!("* ESEARCH (TAG \"{}\")", self.tag);
+        if self.uid {
+            line.push_str(" UID");
+        }
+        if let Some(min) = self.min {
+            line.push_str(&format!(" MIN {min}"));
+        }
+        if let Some(max) = self.max {
+            line.push_str(&format!(" MAX {max}"));
+        }
+        if let Some(all) = &self.all {
+            line.push_str(&format!(" ALL {all}"));
+        }
+        if let Some(((low, high), set)) = &self.partial {
+            let set = set.as_deref().unwrap_or("NIL");
+            line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
+        }
+        if let Some(count) = self.count {
+            line.push_str(&format!(" COUNT {count}"));
+        }
+        if let Some(modseq) = self.modseq {
+            line.push_str(&format!(" MODSEQ {modseq}"));
+        }
+        line.into_bytes()
+    }
+}
+
+/// Ascending numbers as a compact sequence set (`1:3,5`); the numbers are
+/// sorted and deduplicated first. Empty for none.
+pub(crate) fn sequence_set(numbers: &[u32]) -> String {
+    let mut sorted = numbers.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    sequence_in_order(&sorted)
+}
+
+/// Numbers as a sequence set in their own order: only runs that ascend by
+/// one become ranges (RFC 5267 section 3.2: `3,2,1` must not be `3:1`).
+pub(crate) fn sequence_in_order(numbers: &[u32]) -> String {
+    let mut out = String::new();
+    let mut at = 0;
+    while at < numbers.len() {
+        let start = numbers[at];
+        let mut end = at;
+        while end + 1 < numbers.len() && numbers[end + 1] == numbers[end].wrapping_add(1) {
+            end += 1;
+        }
+        if !out.is_empty() {
+            out.push(',');
+        }
+        if end > at {
+            out.push_str(&format!("{start}:{}", numbers[end]));
+        } else {
+            out.push_str(&start.to_string());
+        }
+        at = end + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(items: &str) -> Result<ReturnOptions, ReturnError> {
+        let items: Vec<&[u8]> = items.split_whitespace().map(str::as_bytes).collect();
+        ReturnOptions::parse(&items)
+    }
+
+    fn line(found: &[u32], items: &str, uid: bool) -> String {
+        let esearch = Esearch::answer("a1", uid, found, &options(items).unwrap(), false);
+        String::from_utf8(esearch.encode()).unwrap()
+    }
+
+    #[test]
+    fn return_options_parse() {
+        let all = ReturnOptions { all: true, ..Default::default() };
+        assert_eq!(options(""), Ok(all.clone()));
+        assert_eq!(options("all"), Ok(all));
+        let min_count = ReturnOptions { min: true, count: true, ..Default::default() };
+        assert_eq!(options("MIN count"), Ok(min_count));
+        let save = ReturnOptions { save: true, ..Default::default() };
+        assert_eq!(options("SAVE"), Ok(save.clone()));
+        assert!(save.silent());
+        let partial = options("PARTIAL 4:2").unwrap();
+        assert_eq!(
+            partial.partial,
+            Some((NonZeroU32::new(2).unwrap(), NonZeroU32::new(4).unwrap()))
+        );
+        assert!(!partial.all);
+        for bad in ["PARTIAL 1", "PARTIAL 1:*", "PARTIAL *:1", "PARTIAL 0:3", "PARTIAL"] {
+            assert_eq!(options(bad), Err(ReturnError::BadPartial), "{bad}");
+        }
+        assert_eq!(options("PARTIAL 1:2 ALL"), Err(ReturnError::PartialWithAll));
+        assert_eq!(options("UPDATE"), Err(ReturnError::Unknown("UPDATE".into())));
+    }
+
+    #[test]
+    fn esearch_lines() {
+        let found = [1, 2, 3, 5, 6, 7];
+        let cases: &[(&[u32], &str, bool, &str)] = &[
+            (&found, "", false, "* ESEARCH (TAG \"a1\") ALL 1:3,5:7"),
+            (&found, "MIN", false, "* ESEARCH (TAG \"a1\") MIN 1"),
+            (&found, "MAX", true, "* ESEARCH (TAG \"a1\") UID MAX 7"),
+            (&found, "COUNT", false, "* ESEARCH (TAG \"a1\") COUNT 6"),
+            (
+                &found,
+                "COUNT MAX ALL MIN",
+                false,
+                "* ESEARCH (TAG \"a1\") MIN 1 MAX 7 ALL 1:3,5:7 COUNT 6",
+            ),
+            (&[], "", false, "* ESEARCH (TAG \"a1\")"),
+            (&[], "MIN MAX", true, "* ESEARCH (TAG \"a1\") UID"),
+            (&[], "COUNT", false, "* ESEARCH (TAG \"a1\") COUNT 0"),
+            (&[1, 2, 4, 5], "PARTIAL 1:3", false, "* ESEARCH (TAG \"a1\") PARTIAL (1:3 1:2,4)"),
+            (&[1, 2, 4, 5], "PARTIAL 2:10", false, "* ESEARCH (TAG \"a1\") PARTIAL (2:10 2,4:5)"),
+            (
+                &[1, 2, 4, 5],
+                "COUNT PARTIAL 1:2 MAX",
+                false,
+                "* ESEARCH (TAG \"a1\") MAX 5 PARTIAL (1:2 1:2) COUNT 4",
+            ),
+            (&[1, 2, 3, 4, 5], "PARTIAL 6:6", false, "* ESEARCH (TAG \"a1\") PARTIAL (6:6 NIL)"),
+        ];
+        for (found, items, uid, want) in cases {
+            assert_eq!(line(found, items, *uid), *want, "{items} of {found:?}");
+        }
+    }
+
+    #[test]
+    fn sorted_results_keep_their_order() {
+        let all = ReturnOptions { all: true, min: true, max: true, ..Default::default() };
+        let esearch = Esearch::answer("s", false, &[5, 3, 4, 1, 2], &all, true);
+        assert_eq!(esearch.encode(), b"* ESEARCH (TAG \"s\") MIN 5 MAX 2 ALL 5,3:4,1:2");
+        assert_eq!(sequence_in_order(&[3, 2, 1]), "3,2,1");
+    }
+
+    #[test]
+    fn sequence_sets_compress_runs() {
+        assert_eq!(sequence_set(&[]), "");
+        assert_eq!(sequence_set(&[7]), "7");
+        assert_eq!(sequence_set(&[4, 1, 2, 3, 9, 3]), "1:4,9");
+        assert_eq!(
+            sequence_set(&[u32::MAX - 1, u32::MAX]),
+            format!("{}:{}", u32::MAX - 1, u32::MAX)
+        );
+    }
+
+    #[test]
+    fn save_keeps_what_was_asked() {
+        let found = [2, 4, 9];
+        let cases: &[(&str, &[u32])] = &[
+            ("SAVE", &[2, 4, 9]),
+            ("SAVE MIN", &[2]),
+            ("SAVE MAX", &[9]),
+            ("SAVE MIN MAX", &[2, 9]),
+            ("SAVE MIN COUNT", &[2, 4, 9]),
+            ("SAVE ALL", &[2, 4, 9]),
+        ];
+        for (items, want) in cases {
+            assert_eq!(options(items).unwrap().saved(&found), *want, "{items}");
+        }
+        assert_eq!(options("SAVE MIN MAX").unwrap().saved(&[3]), vec![3]);
+        assert!(options("SAVE MIN MAX").unwrap().saved(&[]).is_empty());
+    }
+}

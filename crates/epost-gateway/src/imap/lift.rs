@@ -1,0 +1,396 @@
+//! Syntax imap-codec does not know, lifted out of a command before the
+//! codec reads it: the RETURN (...) options of SEARCH and SORT (RFC 4731,
+//! 5267, 5182), and `$`, the saved search result (RFC 5182), where a
+//! sequence set may stand (FETCH, STORE, COPY, MOVE, UID EXPUNGE and
+//! search keys). What is left is plain RFC 3501/5256 syntax for the codec;
+//! the options travel beside the command as [`Lifted::returns`].
+//!
+//! It is a pure function over the command's bytes (literals included, or
+//! the bytes so far when a literal is announced) and never guesses: it
+//! walks the tokens the way the grammar does (a string argument that
+//! reads `$` stays a string) and leaves every other command untouched.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use crate::backend::MailBackend;
+use crate::imap::esearch::{ReturnError, ReturnOptions};
+use crate::imap::session::Session;
+
+/// Which numbers a `$` stands for where it was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SetKind {
+    /// Message sequence numbers (FETCH, a search key).
+    Sequence,
+    /// UIDs (UID FETCH, the search key `UID $`).
+    Uid,
+}
+
+/// A command with its extension syntax taken out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Lifted<'m> {
+    /// What the codec reads.
+    pub(crate) bytes: Cow<'m, [u8]>,
+    pub(crate) extras: Extras,
+}
+
+/// What was taken out, for the session to answer by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Extras {
+    /// SEARCH or SORT's RETURN options, if it had any.
+    pub(crate) returns: Option<ReturnOptions>,
+}
+
+impl<B: MailBackend> Session<B> {
+    /// [`lift`] with `$` standing for this session's saved result.
+    pub(crate) fn lift<'m>(&self, message: &'m [u8]) -> Result<Lifted<'m>, LiftError> {
+        lift(message, &|kind| self.saved_set(kind))
+    }
+}
+
+/// Why the extension syntax is refused (the command is answered BAD).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum LiftError {
+    #[error(transparent)]
+    Return(#[from] ReturnError),
+    #[error("RETURN needs a parenthesised list of options")]
+    ReturnList,
+}
+
+/// Lifts what the codec cannot read out of `message`; `saved` writes the
+/// saved result as a sequence set of the given kind (never empty).
+pub(crate) fn lift<'m>(
+    message: &'m [u8],
+    saved: &dyn Fn(SetKind) -> String,
+) -> Result<Lifted<'m>, LiftError> {
+    let tokens = lex(message);
+    let word =
+        |i: usize| tokens.get(i).filter(|t| t.kind == Kind::Word).map(|t| &message[t.span()]);
+    let is =
+        |i: usize, name: &str| word(i).is_some_and(|w| w.eq_ignore_ascii_case(name.as_bytes()));
+    let dollar = |i: usize| word(i) == Some(&b"$"[..]);
+    let unchanged = Lifted { bytes: Cow::Borrowed(message), extras: Extras::default() };
+    let uid = is(1, "UID");
+    let verb_at = if uid { 2 } else { 1 };
+    let Some(verb) = word(verb_at).map(|w| w.to_ascii_uppercase()) else { return Ok(unchanged) };
+    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    let mut returns = None;
+    let mut at = verb_at + 1;
+    let set_kind = if uid { SetKind::Uid } else { SetKind::Sequence };
+    match verb.as_slice() {
+        b"FETCH" | b"STORE" | b"COPY" | b"MOVE" | b"EXPUNGE" if dollar(at) => {
+            edits.push((tokens[at].span(), saved(set_kind).into_bytes()));
+        }
+        b"SEARCH" | b"SORT" | b"THREAD" => {
+            if verb != b"THREAD" && is(at, "RETURN") {
+                if tokens.get(at + 1).map(|t| t.kind) != Some(Kind::Open) {
+                    return Err(LiftError::ReturnList);
+                }
+                let close = (at + 2..tokens.len())
+                    .find(|&i| tokens[i].kind != Kind::Word)
+                    .filter(|&i| tokens[i].kind == Kind::Close)
+                    .ok_or(LiftError::ReturnList)?;
+                let items: Vec<&[u8]> =
+                    tokens[at + 2..close].iter().map(|t| &message[t.span()]).collect();
+                returns = Some(ReturnOptions::parse(&items)?);
+                // From the space before RETURN to the closing parenthesis.
+                edits.push((tokens[at - 1].end..tokens[close].end, Vec::new()));
+                at = close + 1;
+            }
+            at = match verb.as_slice() {
+                // The sort criteria, then the charset.
+                b"SORT" => after_list(&tokens, at) + 2,
+                b"THREAD" => at + 2,
+                _ if is(at, "CHARSET") => at + 2,
+                _ => at,
+            };
+            for (index, kind) in search_sets(message, &tokens, at) {
+                edits.push((tokens[index].span(), saved(kind).into_bytes()));
+            }
+        }
+        _ => {}
+    }
+    if edits.is_empty() && returns.is_none() {
+        return Ok(unchanged);
+    }
+    let mut bytes = Vec::with_capacity(message.len());
+    let mut from = 0;
+    for (range, replacement) in edits {
+        bytes.extend_from_slice(&message[from..range.start]);
+        bytes.extend_from_slice(&replacement);
+        from = range.end;
+    }
+    bytes.extend_from_slice(&message[from..]);
+    Ok(Lifted { bytes: Cow::Owned(bytes), extras: Extras { returns } })
+}
+
+/// The `$` tokens among search keys from `start` on, and what they stand
+/// for: a key of its own is sequence numbers, the argument of `UID` UIDs;
+/// a `$` that is another key's argument (a string, a date) is left alone.
+fn search_sets(message: &[u8], tokens: &[Token], start: usize) -> Vec<(usize, SetKind)> {
+    let mut found = Vec::new();
+    let mut index = start;
+    while index < tokens.len() {
+        let token = &tokens[index];
+        index += 1;
+        if token.kind != Kind::Word {
+            continue;
+        }
+        let text = &message[token.span()];
+        if text == b"$" {
+            found.push((index - 1, SetKind::Sequence));
+            continue;
+        }
+        let arguments = match text.to_ascii_uppercase().as_slice() {
+            b"UID" => {
+                let argument = tokens.get(index);
+                if argument.is_some_and(|t| t.kind == Kind::Word && &message[t.span()] == b"$") {
+                    found.push((index, SetKind::Uid));
+                }
+                1
+            }
+            b"HEADER" => 2,
+            // MODSEQ [entry-name entry-type-req] mod-sequence-valzer (RFC 7162).
+            b"MODSEQ" => match tokens.get(index).map(|t| t.kind) {
+                Some(Kind::Quoted | Kind::Literal) => 3,
+                _ => 1,
+            },
+            b"BCC" | b"BEFORE" | b"BODY" | b"CC" | b"FROM" | b"KEYWORD" | b"LARGER" | b"ON"
+            | b"SENTBEFORE" | b"SENTON" | b"SENTSINCE" | b"SINCE" | b"SMALLER" | b"SUBJECT"
+            | b"TEXT" | b"TO" | b"UNKEYWORD" | b"OLDER" | b"YOUNGER" => 1,
+            _ => 0,
+        };
+        index += arguments;
+    }
+    found
+}
+
+/// The index of the `)` closing the list that opens at `open` (or the end).
+fn after_list(tokens: &[Token], open: usize) -> usize {
+    let mut depth = 0usize;
+    for (index, token) in tokens.iter().enumerate().skip(open) {
+        match token.kind {
+            Kind::Open => depth += 1,
+            Kind::Close => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return index;
+                }
+            }
+            _ if depth == 0 => return index,
+            _ => {}
+        }
+    }
+    tokens.len()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// An atom, number, sequence set or anything else up to a delimiter.
+    Word,
+    Quoted,
+    /// `{n}` with its line end and its bytes.
+    Literal,
+    Open,
+    Close,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Token {
+    kind: Kind,
+    start: usize,
+    end: usize,
+}
+
+impl Token {
+    fn span(&self) -> Range<usize> {
+        self.start..self.end
+    }
+}
+
+/// The tokens of a command up to the line end that closes it. A literal
+/// whose bytes have not all arrived ends the list.
+fn lex(message: &[u8]) -> Vec<Token> {
+    let mut tokens = Vec::new();
+    let mut at = 0;
+    while at < message.len() {
+        let start = at;
+        match message[at] {
+            b' ' => {
+                at += 1;
+                continue;
+            }
+            b'\r' | b'\n' => break,
+            b'(' | b')' => {
+                let kind = if message[at] == b'(' { Kind::Open } else { Kind::Close };
+                tokens.push(Token { kind, start, end: at + 1 });
+                at += 1;
+            }
+            b'"' => {
+                at += 1;
+                while at < message.len() && message[at] != b'"' {
+                    if message[at] == b'\\' {
+                        at += 1;
+                    }
+                    at += 1;
+                }
+                at = (at + 1).min(message.len());
+                tokens.push(Token { kind: Kind::Quoted, start, end: at });
+            }
+            _ => {
+                while at < message.len() && !b" ()\"\r\n".contains(&message[at]) {
+                    at += 1;
+                }
+                match literal_length(&message[start..at]) {
+                    Some(length) => {
+                        let rest = &message[at..];
+                        let eol = if rest.starts_with(b"\r\n") {
+                            2
+                        } else if rest.starts_with(b"\n") {
+                            1
+                        } else {
+                            0
+                        };
+                        let end = at + eol + length;
+                        if eol == 0 || end > message.len() {
+                            break;
+                        }
+                        at = end;
+                        tokens.push(Token { kind: Kind::Literal, start, end });
+                    }
+                    None => tokens.push(Token { kind: Kind::Word, start, end: at }),
+                }
+            }
+        }
+    }
+    tokens
+}
+
+/// `{n}` or `{n+}`: the literal's length.
+fn literal_length(word: &[u8]) -> Option<usize> {
+    let inner = word.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let digits = inner.strip_suffix(b"+").unwrap_or(inner);
+    if digits.is_empty() || digits.len() > 10 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(digits).ok()?.parse::<u32>().ok().map(|n| n as usize)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn saved(kind: SetKind) -> String {
+        match kind {
+            SetKind::Sequence => "1:2".into(),
+            SetKind::Uid => "10,12".into(),
+        }
+    }
+
+    fn lifted(line: &str) -> (String, Option<ReturnOptions>) {
+        let lifted = lift(line.as_bytes(), &saved).unwrap();
+        (String::from_utf8(lifted.bytes.into_owned()).unwrap(), lifted.extras.returns)
+    }
+
+    #[test]
+    fn dollar_becomes_the_saved_set_where_a_set_may_stand() {
+        let cases = [
+            ("a FETCH $ FLAGS\r\n", "a FETCH 1:2 FLAGS\r\n"),
+            ("a UID FETCH $ (UID FLAGS)\r\n", "a UID FETCH 10,12 (UID FLAGS)\r\n"),
+            ("a uid store $ +FLAGS (\\Seen)\r\n", "a uid store 10,12 +FLAGS (\\Seen)\r\n"),
+            ("a COPY $ Trash\r\n", "a COPY 1:2 Trash\r\n"),
+            ("a UID MOVE $ Trash\r\n", "a UID MOVE 10,12 Trash\r\n"),
+            ("a UID EXPUNGE $\r\n", "a UID EXPUNGE 10,12\r\n"),
+            ("a SEARCH $ SEEN\r\n", "a SEARCH 1:2 SEEN\r\n"),
+            ("a UID SEARCH $\r\n", "a UID SEARCH 1:2\r\n"),
+            ("a SEARCH UID $ NOT $\r\n", "a SEARCH UID 10,12 NOT 1:2\r\n"),
+            ("a SEARCH OR (UID $) $\r\n", "a SEARCH OR (UID 10,12) 1:2\r\n"),
+            ("a SEARCH CHARSET UTF-8 $\r\n", "a SEARCH CHARSET UTF-8 1:2\r\n"),
+            ("a SORT (DATE) UTF-8 $\r\n", "a SORT (DATE) UTF-8 1:2\r\n"),
+            (
+                "a UID THREAD REFERENCES UTF-8 UID $\r\n",
+                "a UID THREAD REFERENCES UTF-8 UID 10,12\r\n",
+            ),
+        ];
+        for (line, want) in cases {
+            assert_eq!(lifted(line).0, want, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn dollar_as_a_string_or_flag_is_left_alone() {
+        for line in [
+            "a SEARCH SUBJECT $\r\n",
+            "a SEARCH HEADER X-Cost $\r\n",
+            "a SEARCH HEADER $ x\r\n",
+            "a SEARCH SUBJECT HEADER KEYWORD $\r\n",
+            "a SEARCH KEYWORD $\r\n",
+            "a SEARCH \"$\"\r\n",
+            "a STORE 1 +FLAGS ($)\r\n",
+            "a SEARCH $x\r\n",
+            "a LIST \"\" $\r\n",
+            "a SEARCH TEXT {1}\r\n$\r\n",
+            "a NOOP\r\n",
+        ] {
+            let lifted = lift(line.as_bytes(), &saved).unwrap();
+            assert!(matches!(lifted.bytes, Cow::Borrowed(_)), "{line:?}");
+            assert_eq!(lifted.extras.returns, None);
+        }
+        // After a string key's argument, the next `$` is a key again.
+        assert_eq!(lifted("a SEARCH SUBJECT HEADER $\r\n").0, "a SEARCH SUBJECT HEADER 1:2\r\n");
+        assert_eq!(lifted("a SEARCH TEXT {1}\r\n$ $\r\n").0, "a SEARCH TEXT {1}\r\n$ 1:2\r\n");
+    }
+
+    #[test]
+    fn return_options_are_lifted() {
+        let (bytes, returns) = lifted("t1 SEARCH RETURN (MIN COUNT) UNSEEN\r\n");
+        assert_eq!(bytes, "t1 SEARCH UNSEEN\r\n");
+        assert_eq!(returns, Some(ReturnOptions { min: true, count: true, ..Default::default() }));
+        let (bytes, returns) = lifted("t2 UID SEARCH RETURN () CHARSET UTF-8 $\r\n");
+        assert_eq!(bytes, "t2 UID SEARCH CHARSET UTF-8 1:2\r\n");
+        assert!(returns.unwrap().all);
+        let (bytes, returns) = lifted("t3 UID SORT RETURN (ALL) (REVERSE DATE) UTF-8 ALL\r\n");
+        assert_eq!(bytes, "t3 UID SORT (REVERSE DATE) UTF-8 ALL\r\n");
+        assert!(returns.unwrap().all);
+        let (bytes, returns) = lifted("t4 search return (partial 4:2) all\r\n");
+        assert_eq!(bytes, "t4 search all\r\n");
+        assert!(returns.unwrap().partial.is_some());
+        // A literal announced after the options: the bytes so far lift too.
+        let (bytes, _) = lifted("t5 SEARCH RETURN (SAVE) SUBJECT {4}\r\n");
+        assert_eq!(bytes, "t5 SEARCH SUBJECT {4}\r\n");
+    }
+
+    #[test]
+    fn bad_return_lists_are_refused() {
+        let refused = |line: &str| lift(line.as_bytes(), &saved).unwrap_err();
+        assert_eq!(refused("a SEARCH RETURN MIN ALL\r\n"), LiftError::ReturnList);
+        assert_eq!(refused("a SEARCH RETURN (MIN ALL\r\n"), LiftError::ReturnList);
+        assert!(matches!(refused("a SEARCH RETURN (FOO) ALL\r\n"), LiftError::Return(_)));
+        assert!(matches!(refused("a SEARCH RETURN (PARTIAL 1) ALL\r\n"), LiftError::Return(_)));
+        assert!(matches!(
+            refused("a SORT RETURN (ALL PARTIAL 1:2) (DATE) UTF-8 ALL\r\n"),
+            LiftError::Return(_)
+        ));
+    }
+
+    #[test]
+    fn tokens() {
+        let message = b"a SEARCH \"q \\\" ( x\" (X) {2}\r\nab {9}\r\nshort";
+        let kinds: Vec<Kind> = lex(message).iter().map(|t| t.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                Kind::Word,
+                Kind::Word,
+                Kind::Quoted,
+                Kind::Open,
+                Kind::Word,
+                Kind::Close,
+                Kind::Literal
+            ]
+        );
+        assert_eq!(literal_length(b"{12+}"), Some(12));
+        assert_eq!(literal_length(b"{}"), None);
+        assert_eq!(literal_length(b"{x}"), None);
+    }
+}
