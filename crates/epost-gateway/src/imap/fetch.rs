@@ -136,18 +136,18 @@ impl<B: MailBackend> Session<B> {
         // Reading ahead is for outlines: whole messages one at a time, so
         // memory stays at one message.
         let ahead = if names.iter().all(header_only) { READ_AHEAD } else { 1 };
-        let names_ahead = names.clone();
         let mut reads = futures::stream::iter(wanted)
             .map(|(position, meta)| {
-                let (account, folder, names) = (account.clone(), folder.clone(), &names_ahead);
-                async move { (position, read(&account, &folder, &meta, names, outline).await) }
+                let (account, folder, names) = (account.clone(), folder.clone(), &names);
+                async move {
+                    let result = read(&account, &folder, &meta, names, outline).await;
+                    (position, meta, result)
+                }
             })
             .buffered(ahead);
-        while let Some((position, result)) = reads.next().await {
-            let Some(meta) = self.selected.as_ref().and_then(|s| s.messages.get(position)).cloned()
-            else {
-                continue;
-            };
+        // Nothing but this loop changes the view while it runs, so each
+        // message's metadata is the one it was read with.
+        while let Some((position, meta, result)) = reads.next().await {
             let read = match result {
                 Ok(read) => read,
                 // Expunged by another session; the client hears of it later.

@@ -126,6 +126,7 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<(), Gone> {
         let on = self.enabled;
+        let user = self.user_name();
         let (Some(account), Some(selected)) = (self.account(), self.selected.as_mut()) else {
             return Ok(());
         };
@@ -146,7 +147,6 @@ impl<B: MailBackend> Session<B> {
             Err(_) => return Ok(()),
         };
         if !selected.read_only && snapshot.uid_validity == selected.uid_validity {
-            let user = self.user.as_ref().map(|(a, _)| a.to_string()).unwrap_or_default();
             let name = &selected.name;
             let taken =
                 self.shared.recent.take(&user, name, snapshot.uid_validity, &snapshot.messages);
