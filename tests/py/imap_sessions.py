@@ -40,6 +40,13 @@ class Raw:
             lines.append(line)
 
 
+def recent_count(line):
+    """The number in a `* N RECENT` line."""
+    parts = line.split()
+    assert parts[0] == "*" and parts[2] == "RECENT", line
+    return int(parts[1])
+
+
 def main():
     home, other, user, password = sys.argv[1:5]
     host, port = home.rsplit(":", 1)
@@ -73,13 +80,24 @@ def main():
          ["* 2 FETCH (FLAGS (\\Deleted) UID 2)\r\n"]),
         (lambda: writer.expunge(), ["* 2 EXPUNGE\r\n"]),
         (lambda: writer.uid("MOVE", "1", "sessions-moved"), ["* 1 EXPUNGE\r\n"]),
-        (lambda: writer.append("sessions", None, None, b"Subject: new\r\n\r\nnew\r\n"),
-         ["* 2 EXISTS\r\n", "* 0 RECENT\r\n"]),
     ]
     for act, heard in steps:
         assert act()[0] == "OK"
         lines = [idler.line() for _ in heard]
         assert lines == heard, "heard %r, wanted %r" % (lines, heard)
+
+    # New mail: both sessions hear it, and it is \Recent in exactly one of
+    # them, whichever the gateway told first (RFC 3501 2.3.2).
+    typ, data = writer.search(None, "RECENT")
+    assert typ == "OK"
+    writer_before = len(data[0].split())
+    writer.response("RECENT")
+    assert writer.append("sessions", None, None, b"Subject: new\r\n\r\nnew\r\n")[0] == "OK"
+    assert idler.line() == "* 2 EXISTS\r\n"
+    idler_recent = recent_count(idler.line())
+    assert writer.noop()[0] == "OK"
+    writer_recent = int(writer.response("RECENT")[1][-1]) - writer_before
+    assert idler_recent + writer_recent == 1, (idler_recent, writer_recent)
     idler.send("DONE")
     assert idler.line().startswith("c OK")
 
