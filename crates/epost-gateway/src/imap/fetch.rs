@@ -19,6 +19,7 @@
 //! RFC 7162 ([`crate::imap::condstore`], [`crate::imap::qresync`]).
 
 use std::borrow::Cow;
+use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
 
 use bytes::Bytes;
@@ -128,11 +129,25 @@ impl<B: MailBackend> Session<B> {
         let folder = selected.name.clone();
         let read_only = selected.read_only;
         let condstore = self.enabled.condstore;
-        let wanted: Vec<(usize, MessageMeta)> = resolve(set, uid, &selected.messages)
+        let mut wanted: Vec<(usize, MessageMeta)> = resolve(set, uid, &selected.messages)
             .into_iter()
             .filter_map(|p| Some((p, selected.messages.get(p)?.clone())))
             .filter(|(_, meta)| options.changed_since.is_none_or(|since| meta.modseq > since))
             .collect();
+        // A BINARY item can fail the command on a message's encoding
+        // (UNKNOWN-CTE), found only once that message is read: then each
+        // message is marked as it is answered, so a refused FETCH marks
+        // nothing it did not answer.
+        let one_by_one = names.iter().any(|n| matches!(n, MessageDataItemName::Binary { .. }));
+        let marks_seen = marks_seen && !read_only;
+        let mut marked = if marks_seen && !one_by_one {
+            match self.mark_seen(&account, &folder, &mut wanted).await {
+                Ok(marked) => marked,
+                Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            }
+        } else {
+            HashSet::new()
+        };
         // Reading ahead is for outlines: whole messages one at a time, so
         // memory stays at one message.
         let ahead = if names.iter().all(header_only) { READ_AHEAD } else { 1 };
@@ -159,28 +174,16 @@ impl<B: MailBackend> Session<B> {
                 return Ok(Done::now(no(&tag, Some(Code::UnknownCte), text)));
             }
             let mut meta = meta;
-            let mut flags_changed = false;
-            if marks_seen && !read_only && !has_flag(&meta.flags, "\\Seen") {
-                match account
-                    .store(&folder, &[meta.uid], FlagChange::Add, vec!["\\Seen".into()], None)
-                    .await
-                {
-                    Ok(report) => {
-                        if let Some(now) = report.stored.into_iter().find(|f| f.uid == meta.uid) {
-                            meta.flags = now.flags;
-                            meta.modseq = now.modseq;
-                        }
-                        if let Some(view) =
-                            self.selected.as_mut().and_then(|s| s.messages.get_mut(position))
-                        {
-                            view.flags = meta.flags.clone();
-                            view.modseq = meta.modseq;
-                        }
-                        flags_changed = true;
-                    }
+            if marks_seen && one_by_one {
+                let mut one = [(position, meta)];
+                match self.mark_seen(&account, &folder, &mut one).await {
+                    Ok(now) => marked.extend(now),
                     Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
                 }
+                let [(_, now)] = one;
+                meta = now;
             }
+            let flags_changed = marked.contains(&meta.uid);
             let flags = meta.flags.clone();
             let recent = self.selected.as_ref().is_some_and(|s| s.is_recent(meta.uid));
             let mut items = Vec::with_capacity(names.len() + 1);
@@ -212,6 +215,42 @@ impl<B: MailBackend> Session<B> {
             }
         }
         Ok(Done::now(ok(&tag, None, "FETCH completed")))
+    }
+
+    /// Sets `\Seen` on every message of `wanted` that lacks it, in one
+    /// store (one log entry however many messages the FETCH names), before
+    /// any is read: their responses then carry the flag. Updates `wanted`
+    /// and the selected view; returns the UIDs it changed.
+    async fn mark_seen(
+        &mut self,
+        account: &B::Account,
+        folder: &str,
+        wanted: &mut [(usize, MessageMeta)],
+    ) -> Result<HashSet<u32>, MailError> {
+        let unseen: Vec<u32> = wanted
+            .iter()
+            .filter(|(_, meta)| !has_flag(&meta.flags, "\\Seen"))
+            .map(|(_, meta)| meta.uid)
+            .collect();
+        if unseen.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let report =
+            account.store(folder, &unseen, FlagChange::Add, vec!["\\Seen".into()], None).await?;
+        let now: HashMap<u32, _> =
+            report.stored.into_iter().map(|flagged| (flagged.uid, flagged)).collect();
+        let mut marked = HashSet::with_capacity(now.len());
+        for (position, meta) in wanted.iter_mut() {
+            let Some(flagged) = now.get(&meta.uid) else { continue };
+            meta.flags = flagged.flags.clone();
+            meta.modseq = flagged.modseq;
+            if let Some(view) = self.selected.as_mut().and_then(|s| s.messages.get_mut(*position)) {
+                view.flags = meta.flags.clone();
+                view.modseq = meta.modseq;
+            }
+            marked.insert(meta.uid);
+        }
+        Ok(marked)
     }
 }
 
@@ -416,6 +455,39 @@ mod tests {
     use crate::imap::session::Session;
     use crate::imap::session::tests::{logged_in, run};
     use crate::memory::MemoryBackend;
+
+    #[tokio::test]
+    async fn one_fetch_marks_all_its_messages_seen_in_one_store() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        for _ in 0..3 {
+            let message = bytes::Bytes::from_static(b"Subject: s\r\n\r\nbody\r\n");
+            account.append("INBOX", message, vec![], None).await.unwrap();
+        }
+        account
+            .store("INBOX", &[2], epost_types::mail::FlagChange::Add, vec!["\\Seen".into()], None)
+            .await
+            .unwrap();
+        run(&mut s, "a SELECT INBOX").await;
+        let before = run(&mut s, "b FETCH 2 MODSEQ").await;
+        let reply = run(&mut s, "c FETCH 1:3 (BODY[] MODSEQ FLAGS)").await;
+        // One piece per response: each runs from its `* n FETCH` through
+        // its literal to its closing parenthesis.
+        let lines: Vec<&str> = reply.split("* ").filter(|r| r.contains(" FETCH (")).collect();
+        assert_eq!(lines.len(), 3, "{reply}");
+        // Every response shows the flag; the two that lacked it share the
+        // MODSEQ of the one store that set it; the third kept its own.
+        fn modseq(line: &str) -> Option<&str> {
+            line.split("MODSEQ (").nth(1)?.split(')').next()
+        }
+        for line in &lines {
+            assert!(line.contains("\\Seen"), "{reply}");
+        }
+        assert_eq!(modseq(lines[0]), modseq(lines[2]), "{reply}");
+        assert_ne!(modseq(lines[0]), modseq(lines[1]), "{reply}");
+        assert!(before.contains(&format!("MODSEQ ({})", modseq(lines[1]).unwrap())));
+        assert!(run(&mut s, "d FETCH 1:3 FLAGS").await.matches("\\Seen").count() == 3);
+    }
 
     #[tokio::test]
     async fn fetch_returns_exact_bytes_and_sets_seen() {
