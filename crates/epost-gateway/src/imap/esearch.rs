@@ -1,7 +1,9 @@
 //! ESEARCH (RFC 4731) and its relatives: the RETURN options a SEARCH or
-//! SORT may carry (MIN, MAX, ALL, COUNT; SAVE of RFC 5182; PARTIAL of RFC
-//! 5267), what the result says for them, and the `* ESEARCH` response,
-//! which imap-types has no type for, so it is encoded here.
+//! SORT may carry (MIN, MAX, ALL, COUNT; SAVE of RFC 5182; CONTEXT, UPDATE
+//! and PARTIAL of RFC 5267), what the result says for them, and the
+//! `* ESEARCH` responses (answers, and the ADDTO/REMOVEFROM updates of a
+//! live context), which imap-types has no type for, so they are encoded
+//! here.
 //!
 //! Deciding is pure: [`Esearch::answer`] takes the found numbers in result
 //! order (ascending for SEARCH, sort order for SORT) and the options, and
@@ -21,6 +23,9 @@ pub(crate) struct ReturnOptions {
     /// Positions `low ..= high` (1-based, low <= high) of the result
     /// (RFC 5267 section 4.4).
     pub(crate) partial: Option<(NonZeroU32, NonZeroU32)>,
+    /// Keep the search as a context and tell the client how its result
+    /// changes (RFC 5267 section 4.3).
+    pub(crate) update: bool,
 }
 
 /// Why a RETURN list is refused (BAD).
@@ -32,6 +37,8 @@ pub(crate) enum ReturnError {
     BadPartial,
     #[error("PARTIAL and ALL cannot be combined")]
     PartialWithAll,
+    #[error("{0} is given twice")]
+    Twice(&'static str),
 }
 
 impl ReturnOptions {
@@ -47,6 +54,14 @@ impl ReturnOptions {
                 b"ALL" => options.all = true,
                 b"COUNT" => options.count = true,
                 b"SAVE" => options.save = true,
+                // A hint that the result will be asked again (RFC 5267
+                // section 4.2): nothing to do with it.
+                b"CONTEXT" => {}
+                b"UPDATE" if options.update => return Err(ReturnError::Twice("UPDATE")),
+                b"UPDATE" => options.update = true,
+                b"PARTIAL" if options.partial.is_some() => {
+                    return Err(ReturnError::Twice("PARTIAL"));
+                }
                 b"PARTIAL" => {
                     let range = items.next().ok_or(ReturnError::BadPartial)?;
                     options.partial = Some(partial_range(range)?);
@@ -59,7 +74,9 @@ impl ReturnOptions {
         if options.partial.is_some() && options.all {
             return Err(ReturnError::PartialWithAll);
         }
-        let any = options.min || options.max || options.count || options.save;
+        // UPDATE alone asks for no result, only for its changes (as
+        // Dovecot reads it); CONTEXT alone is RETURN ().
+        let any = options.min || options.max || options.count || options.save || options.update;
         if !any && options.partial.is_none() {
             options.all = true;
         }
@@ -92,7 +109,13 @@ impl ReturnOptions {
     /// Whether only SAVE was asked: then no ESEARCH response is sent
     /// (RFC 5182 section 2.4).
     pub(crate) fn silent(&self) -> bool {
-        self.save && !self.min && !self.max && !self.all && !self.count && self.partial.is_none()
+        self.save
+            && !self.min
+            && !self.max
+            && !self.all
+            && !self.count
+            && !self.update
+            && self.partial.is_none()
     }
 }
 
@@ -191,6 +214,51 @@ impl Esearch {
     }
 }
 
+/// An `* ESEARCH` telling how a live context's result changed (RFC 5267
+/// section 4.3): the removals, then the additions, each a list of
+/// (position, numbers in result order), to be applied in order. Position
+/// 0 says "no position" (a SEARCH result is kept in ascending order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EsearchUpdate {
+    pub(crate) tag: String,
+    pub(crate) uid: bool,
+    pub(crate) removed: Vec<(u32, Vec<u32>)>,
+    pub(crate) added: Vec<(u32, Vec<u32>)>,
+}
+
+impl EsearchUpdate {
+    /// The response line without its CRLF, or `None` when nothing changed.
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        if self.removed.is_empty() && self.added.is_empty() {
+            return None;
+        }
+        let mut line = format!("* ESEARCH (TAG \"{}\")", self.tag);
+        if self.uid {
+            line.push_str(" UID");
+        }
+        for (name, items) in [("REMOVEFROM", &self.removed), ("ADDTO", &self.added)] {
+            if items.is_empty() {
+                continue;
+            }
+            let pairs: Vec<String> = items
+                .iter()
+                .map(|(position, numbers)| {
+                    // A SEARCH context's numbers ascend; a SORT context's
+                    // keep their order.
+                    let set = if *position == 0 {
+                        sequence_set(numbers)
+                    } else {
+                        sequence_in_order(numbers)
+                    };
+                    format!("{position} {set}")
+                })
+                .collect();
+            line.push_str(&format!(" {name} ({})", pairs.join(" ")));
+        }
+        Some(line.into_bytes())
+    }
+}
+
 /// Ascending numbers as a compact sequence set (`1:3,5`); the numbers are
 /// sorted and deduplicated first. Empty for none.
 pub(crate) fn sequence_set(numbers: &[u32]) -> String {
@@ -258,7 +326,46 @@ mod tests {
             assert_eq!(options(bad), Err(ReturnError::BadPartial), "{bad}");
         }
         assert_eq!(options("PARTIAL 1:2 ALL"), Err(ReturnError::PartialWithAll));
-        assert_eq!(options("UPDATE"), Err(ReturnError::Unknown("UPDATE".into())));
+        assert_eq!(options("PARTIAL 1:2 PARTIAL 3:4"), Err(ReturnError::Twice("PARTIAL")));
+        assert_eq!(options("FUZZY"), Err(ReturnError::Unknown("FUZZY".into())));
+        // UPDATE alone asks for nothing but the changes; CONTEXT is a hint.
+        let update = ReturnOptions { update: true, ..Default::default() };
+        assert_eq!(options("UPDATE"), Ok(update));
+        assert_eq!(options("update update"), Err(ReturnError::Twice("UPDATE")));
+        let all = options("UPDATE ALL").unwrap();
+        assert!(all.update && all.all);
+        assert_eq!(options("CONTEXT"), options(""));
+        assert!(!options("SAVE UPDATE").unwrap().silent());
+    }
+
+    #[test]
+    fn update_lines() {
+        let line = |uid: bool, removed: &[(u32, &[u32])], added: &[(u32, &[u32])]| {
+            let list = |items: &[(u32, &[u32])]| -> Vec<(u32, Vec<u32>)> {
+                items.iter().map(|(p, n)| (*p, n.to_vec())).collect()
+            };
+            let update = EsearchUpdate {
+                tag: "B01".into(),
+                uid,
+                removed: list(removed),
+                added: list(added),
+            };
+            update.encode().map(|l| String::from_utf8(l).unwrap())
+        };
+        assert_eq!(line(false, &[], &[]), None);
+        assert_eq!(
+            line(true, &[], &[(0, &[32769, 32768])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") UID ADDTO (0 32768:32769)"
+        );
+        assert_eq!(
+            line(false, &[(0, &[5, 1, 3, 4])], &[(0, &[2])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") REMOVEFROM (0 1,3:5) ADDTO (0 2)"
+        );
+        // Sorted: several pairs, each set in its own order.
+        assert_eq!(
+            line(true, &[(2, &[7])], &[(1, &[2733]), (1, &[2731, 2732]), (4, &[9, 8])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") UID REMOVEFROM (2 7) ADDTO (1 2733 1 2731:2732 4 9,8)"
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! Syntax imap-codec does not know, lifted out of a command before the
 //! codec reads it: the RETURN (...) options of SEARCH and SORT (RFC 4731,
-//! 5267, 5182), and `$`, the saved search result (RFC 5182), where a
+//! 5267, 5182), `$`, the saved search result (RFC 5182), where a
 //! sequence set may stand (FETCH, STORE, COPY, MOVE, UID EXPUNGE and
-//! search keys). What is left is plain RFC 3501/5256 syntax for the codec;
-//! the options travel beside the command as [`Lifted::returns`].
+//! search keys), and the whole of CANCELUPDATE (RFC 5267), which leaves
+//! `tag NOOP` for the codec to read the tag from. What is left is plain
+//! RFC 3501/5256 syntax for the codec; what was taken out travels beside
+//! the command as [`Extras`].
 //!
 //! It is a pure function over the command's bytes (literals included, or
 //! the bytes so far when a literal is announced) and never guesses: it
@@ -39,6 +41,8 @@ pub(crate) struct Lifted<'m> {
 pub(crate) struct Extras {
     /// SEARCH or SORT's RETURN options, if it had any.
     pub(crate) returns: Option<ReturnOptions>,
+    /// CANCELUPDATE's tags: the command is this, not the NOOP decoded.
+    pub(crate) cancel: Option<Vec<String>>,
 }
 
 impl<B: MailBackend> Session<B> {
@@ -55,6 +59,8 @@ pub(crate) enum LiftError {
     Return(#[from] ReturnError),
     #[error("RETURN needs a parenthesised list of options")]
     ReturnList,
+    #[error("CANCELUPDATE needs one or more quoted tags")]
+    CancelUpdate,
 }
 
 /// Lifts what the codec cannot read out of `message`; `saved` writes the
@@ -78,6 +84,23 @@ pub(crate) fn lift<'m>(
     let mut at = verb_at + 1;
     let set_kind = if uid { SetKind::Uid } else { SetKind::Sequence };
     match verb.as_slice() {
+        b"CANCELUPDATE" if !uid => {
+            let tag = word(0).ok_or(LiftError::CancelUpdate)?;
+            let tags: Vec<String> = tokens[at..]
+                .iter()
+                .map(|t| match t.kind {
+                    Kind::Quoted => unquote(&message[t.span()]).ok_or(LiftError::CancelUpdate),
+                    _ => Err(LiftError::CancelUpdate),
+                })
+                .collect::<Result<_, _>>()?;
+            if tags.is_empty() {
+                return Err(LiftError::CancelUpdate);
+            }
+            let mut bytes = tag.to_vec();
+            bytes.extend_from_slice(b" NOOP\r\n");
+            let extras = Extras { returns: None, cancel: Some(tags) };
+            return Ok(Lifted { bytes: Cow::Owned(bytes), extras });
+        }
         b"FETCH" | b"STORE" | b"COPY" | b"MOVE" | b"EXPUNGE" if dollar(at) => {
             edits.push((tokens[at].span(), saved(set_kind).into_bytes()));
         }
@@ -121,7 +144,19 @@ pub(crate) fn lift<'m>(
         from = range.end;
     }
     bytes.extend_from_slice(&message[from..]);
-    Ok(Lifted { bytes: Cow::Owned(bytes), extras: Extras { returns } })
+    Ok(Lifted { bytes: Cow::Owned(bytes), extras: Extras { returns, cancel: None } })
+}
+
+/// A quoted string's content (`"a\"b"` is `a"b`), if it is UTF-8 and
+/// closed.
+fn unquote(quoted: &[u8]) -> Option<String> {
+    let inner = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let mut out = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter();
+    while let Some(&byte) = bytes.next() {
+        out.push(if byte == b'\\' { *bytes.next()? } else { byte });
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The `$` tokens among search keys from `start` on, and what they stand
@@ -371,6 +406,21 @@ mod tests {
             refused("a SORT RETURN (ALL PARTIAL 1:2) (DATE) UTF-8 ALL\r\n"),
             LiftError::Return(_)
         ));
+    }
+
+    #[test]
+    fn cancelupdate_is_lifted_whole() {
+        let lifted = lift(b"c1 CANCELUPDATE \"B01\" \"a\\\"b\"\r\n", &saved).unwrap();
+        assert_eq!(&lifted.bytes[..], b"c1 NOOP\r\n");
+        assert_eq!(lifted.extras.cancel, Some(vec!["B01".to_string(), "a\"b".to_string()]));
+        let refused = |line: &str| lift(line.as_bytes(), &saved).unwrap_err();
+        for line in
+            ["c CANCELUPDATE\r\n", "c CANCELUPDATE B01\r\n", "c CANCELUPDATE {3}\r\nB01\r\n"]
+        {
+            assert_eq!(refused(line), LiftError::CancelUpdate, "{line:?}");
+        }
+        // UID CANCELUPDATE is no command: left to the codec to refuse.
+        assert!(lift(b"c UID CANCELUPDATE \"x\"\r\n", &saved).unwrap().extras.cancel.is_none());
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
+//! CONTEXT=SEARCH and CONTEXT=SORT (live results and PARTIAL, RFC 5267),
 //! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
@@ -15,6 +16,7 @@ mod binary;
 mod compress;
 mod condstore;
 mod conn;
+mod contexts;
 mod copy;
 #[cfg(test)]
 mod corpus;
