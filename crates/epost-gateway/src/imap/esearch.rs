@@ -9,7 +9,7 @@
 //! order (ascending for SEARCH, sort order for SORT) and the options, and
 //! [`ReturnOptions::saved`] says what RETURN (SAVE) keeps.
 
-use std::num::NonZeroU32;
+use crate::imap::partial::{BadPartial, Partial};
 
 /// What a RETURN (...) list asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -20,9 +20,9 @@ pub(crate) struct ReturnOptions {
     pub(crate) count: bool,
     /// Keep the result for `$` (RFC 5182).
     pub(crate) save: bool,
-    /// Positions `low ..= high` (1-based, low <= high) of the result
-    /// (RFC 5267 section 4.4).
-    pub(crate) partial: Option<(NonZeroU32, NonZeroU32)>,
+    /// A window of the result by position (RFC 5267 section 4.4, RFC
+    /// 9394: from its end too).
+    pub(crate) partial: Option<Partial>,
     /// Keep the search as a context and tell the client how its result
     /// changes (RFC 5267 section 4.3).
     pub(crate) update: bool,
@@ -33,8 +33,8 @@ pub(crate) struct ReturnOptions {
 pub(crate) enum ReturnError {
     #[error("unknown RETURN option {0}")]
     Unknown(String),
-    #[error("PARTIAL needs a range of two nonzero numbers (low:high)")]
-    BadPartial,
+    #[error(transparent)]
+    BadPartial(#[from] BadPartial),
     #[error("PARTIAL and ALL cannot be combined")]
     PartialWithAll,
     #[error("{0} is given twice")]
@@ -63,8 +63,8 @@ impl ReturnOptions {
                     return Err(ReturnError::Twice("PARTIAL"));
                 }
                 b"PARTIAL" => {
-                    let range = items.next().ok_or(ReturnError::BadPartial)?;
-                    options.partial = Some(partial_range(range)?);
+                    let range = items.next().ok_or(BadPartial)?;
+                    options.partial = Some(Partial::parse(range)?);
                 }
                 other => {
                     return Err(ReturnError::Unknown(String::from_utf8_lossy(other).into_owned()));
@@ -119,21 +119,6 @@ impl ReturnOptions {
     }
 }
 
-/// `low:high` with both nonzero, in either order.
-fn partial_range(bytes: &[u8]) -> Result<(NonZeroU32, NonZeroU32), ReturnError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ReturnError::BadPartial)?;
-    let (a, b) = text.split_once(':').ok_or(ReturnError::BadPartial)?;
-    let number = |s: &str| {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse::<u32>().ok().and_then(NonZeroU32::new)
-    };
-    let (a, b) =
-        (number(a).ok_or(ReturnError::BadPartial)?, number(b).ok_or(ReturnError::BadPartial)?);
-    Ok((a.min(b), a.max(b)))
-}
-
 /// An `* ESEARCH` response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Esearch {
@@ -146,7 +131,7 @@ pub(crate) struct Esearch {
     pub(crate) all: Option<String>,
     pub(crate) count: Option<usize>,
     /// PARTIAL: the range asked and the set found there (`None`: NIL).
-    pub(crate) partial: Option<((u32, u32), Option<String>)>,
+    pub(crate) partial: Option<(Partial, Option<String>)>,
     /// The highest MODSEQ of what is returned, when the search used the
     /// MODSEQ key (RFC 7162 section 3.1.5); set by the caller.
     pub(crate) modseq: Option<u64>,
@@ -165,12 +150,9 @@ impl Esearch {
         let set = |numbers: &[u32]| {
             if sorted { sequence_in_order(numbers) } else { sequence_set(numbers) }
         };
-        let partial = options.partial.map(|(low, high)| {
-            let (low, high) = (low.get(), high.get());
-            let from = (low as usize - 1).min(found.len());
-            let to = (high as usize).min(found.len());
-            let part = &found[from..to];
-            ((low, high), (!part.is_empty()).then(|| set(part)))
+        let partial = options.partial.map(|partial| {
+            let part = partial.window(found);
+            (partial, (!part.is_empty()).then(|| set(part)))
         });
         Esearch {
             tag: tag.to_owned(),
@@ -200,9 +182,9 @@ impl Esearch {
         if let Some(all) = &self.all {
             line.push_str(&format!(" ALL {all}"));
         }
-        if let Some(((low, high), set)) = &self.partial {
+        if let Some((partial, set)) = &self.partial {
             let set = set.as_deref().unwrap_or("NIL");
-            line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
+            line.push_str(&format!(" PARTIAL ({} {set})", partial.echo()));
         }
         if let Some(count) = self.count {
             line.push_str(&format!(" COUNT {count}"));
@@ -317,13 +299,10 @@ mod tests {
         assert_eq!(options("SAVE"), Ok(save.clone()));
         assert!(save.silent());
         let partial = options("PARTIAL 4:2").unwrap();
-        assert_eq!(
-            partial.partial,
-            Some((NonZeroU32::new(2).unwrap(), NonZeroU32::new(4).unwrap()))
-        );
+        assert_eq!(partial.partial, Partial::parse(b"2:4").ok());
         assert!(!partial.all);
         for bad in ["PARTIAL 1", "PARTIAL 1:*", "PARTIAL *:1", "PARTIAL 0:3", "PARTIAL"] {
-            assert_eq!(options(bad), Err(ReturnError::BadPartial), "{bad}");
+            assert_eq!(options(bad), Err(ReturnError::BadPartial(BadPartial)), "{bad}");
         }
         assert_eq!(options("PARTIAL 1:2 ALL"), Err(ReturnError::PartialWithAll));
         assert_eq!(options("PARTIAL 1:2 PARTIAL 3:4"), Err(ReturnError::Twice("PARTIAL")));
@@ -394,6 +373,15 @@ mod tests {
                 "* ESEARCH (TAG \"a1\") MAX 5 PARTIAL (1:2 1:2) COUNT 4",
             ),
             (&[1, 2, 3, 4, 5], "PARTIAL 6:6", false, "* ESEARCH (TAG \"a1\") PARTIAL (6:6 NIL)"),
+            // From the end (RFC 9394).
+            (
+                &[1, 2, 4, 5],
+                "PARTIAL -1:-2",
+                true,
+                "* ESEARCH (TAG \"a1\") UID PARTIAL (-1:-2 4:5)",
+            ),
+            (&[1, 2, 4, 5], "PARTIAL -3:-2", false, "* ESEARCH (TAG \"a1\") PARTIAL (-2:-3 2,4)"),
+            (&[1, 2], "PARTIAL -3:-9", false, "* ESEARCH (TAG \"a1\") PARTIAL (-3:-9 NIL)"),
         ];
         for (found, items, uid, want) in cases {
             assert_eq!(line(found, items, *uid), *want, "{items} of {found:?}");

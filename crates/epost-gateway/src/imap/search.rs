@@ -380,7 +380,7 @@ pub(crate) fn capabilities() -> Vec<Capability<'static>> {
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
     ];
-    for name in ["ESEARCH", "ESORT", "SEARCHRES", "CONTEXT=SEARCH", "CONTEXT=SORT"] {
+    for name in ["ESEARCH", "ESORT", "SEARCHRES", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL"] {
         if let Ok(atom) = Atom::try_from(name) {
             caps.push(Capability::from(atom));
         }
@@ -436,6 +436,11 @@ mod tests {
         );
         assert!(run(&mut s, "l SEARCH SENTON 6-Jan-2025").await.starts_with("* SEARCH 1\r\n"));
         assert!(run(&mut s, "m SEARCH CHARSET KOI8-R ALL").await.starts_with("m NO [BADCHARSET"));
+        // PARTIAL from the end (RFC 9394), in SEARCH and SORT.
+        let last = run(&mut s, "n UID SEARCH RETURN (PARTIAL -1:-2) ALL").await;
+        assert!(last.starts_with("* ESEARCH (TAG \"n\") UID PARTIAL (-1:-2 2:3)\r\n"), "{last}");
+        let sorted = run(&mut s, "o SORT RETURN (PARTIAL -3:-1) (REVERSE ARRIVAL) UTF-8 ALL").await;
+        assert!(sorted.starts_with("* ESEARCH (TAG \"o\") PARTIAL (-1:-3 3,2,1)\r\n"), "{sorted}");
     }
 
     #[tokio::test]
