@@ -1,13 +1,15 @@
 //! ESEARCH (RFC 4731) and its relatives: the RETURN options a SEARCH or
-//! SORT may carry (MIN, MAX, ALL, COUNT; SAVE of RFC 5182; PARTIAL of RFC
-//! 5267), what the result says for them, and the `* ESEARCH` response,
-//! which imap-types has no type for, so it is encoded here.
+//! SORT may carry (MIN, MAX, ALL, COUNT; SAVE of RFC 5182; CONTEXT, UPDATE
+//! and PARTIAL of RFC 5267), what the result says for them, and the
+//! `* ESEARCH` responses (answers, and the ADDTO/REMOVEFROM updates of a
+//! live context), which imap-types has no type for, so they are encoded
+//! here.
 //!
 //! Deciding is pure: [`Esearch::answer`] takes the found numbers in result
 //! order (ascending for SEARCH, sort order for SORT) and the options, and
 //! [`ReturnOptions::saved`] says what RETURN (SAVE) keeps.
 
-use std::num::NonZeroU32;
+use crate::imap::partial::{BadPartial, Partial};
 
 /// What a RETURN (...) list asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -18,9 +20,12 @@ pub(crate) struct ReturnOptions {
     pub(crate) count: bool,
     /// Keep the result for `$` (RFC 5182).
     pub(crate) save: bool,
-    /// Positions `low ..= high` (1-based, low <= high) of the result
-    /// (RFC 5267 section 4.4).
-    pub(crate) partial: Option<(NonZeroU32, NonZeroU32)>,
+    /// A window of the result by position (RFC 5267 section 4.4, RFC
+    /// 9394: from its end too).
+    pub(crate) partial: Option<Partial>,
+    /// Keep the search as a context and tell the client how its result
+    /// changes (RFC 5267 section 4.3).
+    pub(crate) update: bool,
 }
 
 /// Why a RETURN list is refused (BAD).
@@ -28,10 +33,12 @@ pub(crate) struct ReturnOptions {
 pub(crate) enum ReturnError {
     #[error("unknown RETURN option {0}")]
     Unknown(String),
-    #[error("PARTIAL needs a range of two nonzero numbers (low:high)")]
-    BadPartial,
+    #[error(transparent)]
+    BadPartial(#[from] BadPartial),
     #[error("PARTIAL and ALL cannot be combined")]
     PartialWithAll,
+    #[error("{0} is given twice")]
+    Twice(&'static str),
 }
 
 impl ReturnOptions {
@@ -47,9 +54,17 @@ impl ReturnOptions {
                 b"ALL" => options.all = true,
                 b"COUNT" => options.count = true,
                 b"SAVE" => options.save = true,
+                // A hint that the result will be asked again (RFC 5267
+                // section 4.2): nothing to do with it.
+                b"CONTEXT" => {}
+                b"UPDATE" if options.update => return Err(ReturnError::Twice("UPDATE")),
+                b"UPDATE" => options.update = true,
+                b"PARTIAL" if options.partial.is_some() => {
+                    return Err(ReturnError::Twice("PARTIAL"));
+                }
                 b"PARTIAL" => {
-                    let range = items.next().ok_or(ReturnError::BadPartial)?;
-                    options.partial = Some(partial_range(range)?);
+                    let range = items.next().ok_or(BadPartial)?;
+                    options.partial = Some(Partial::parse(range)?);
                 }
                 other => {
                     return Err(ReturnError::Unknown(String::from_utf8_lossy(other).into_owned()));
@@ -59,7 +74,9 @@ impl ReturnOptions {
         if options.partial.is_some() && options.all {
             return Err(ReturnError::PartialWithAll);
         }
-        let any = options.min || options.max || options.count || options.save;
+        // UPDATE alone asks for no result, only for its changes (as
+        // Dovecot reads it); CONTEXT alone is RETURN ().
+        let any = options.min || options.max || options.count || options.save || options.update;
         if !any && options.partial.is_none() {
             options.all = true;
         }
@@ -92,23 +109,14 @@ impl ReturnOptions {
     /// Whether only SAVE was asked: then no ESEARCH response is sent
     /// (RFC 5182 section 2.4).
     pub(crate) fn silent(&self) -> bool {
-        self.save && !self.min && !self.max && !self.all && !self.count && self.partial.is_none()
+        self.save
+            && !self.min
+            && !self.max
+            && !self.all
+            && !self.count
+            && !self.update
+            && self.partial.is_none()
     }
-}
-
-/// `low:high` with both nonzero, in either order.
-fn partial_range(bytes: &[u8]) -> Result<(NonZeroU32, NonZeroU32), ReturnError> {
-    let text = std::str::from_utf8(bytes).map_err(|_| ReturnError::BadPartial)?;
-    let (a, b) = text.split_once(':').ok_or(ReturnError::BadPartial)?;
-    let number = |s: &str| {
-        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        s.parse::<u32>().ok().and_then(NonZeroU32::new)
-    };
-    let (a, b) =
-        (number(a).ok_or(ReturnError::BadPartial)?, number(b).ok_or(ReturnError::BadPartial)?);
-    Ok((a.min(b), a.max(b)))
 }
 
 /// An `* ESEARCH` response.
@@ -123,7 +131,7 @@ pub(crate) struct Esearch {
     pub(crate) all: Option<String>,
     pub(crate) count: Option<usize>,
     /// PARTIAL: the range asked and the set found there (`None`: NIL).
-    pub(crate) partial: Option<((u32, u32), Option<String>)>,
+    pub(crate) partial: Option<(Partial, Option<String>)>,
     /// The highest MODSEQ of what is returned, when the search used the
     /// MODSEQ key (RFC 7162 section 3.1.5); set by the caller.
     pub(crate) modseq: Option<u64>,
@@ -142,12 +150,9 @@ impl Esearch {
         let set = |numbers: &[u32]| {
             if sorted { sequence_in_order(numbers) } else { sequence_set(numbers) }
         };
-        let partial = options.partial.map(|(low, high)| {
-            let (low, high) = (low.get(), high.get());
-            let from = (low as usize - 1).min(found.len());
-            let to = (high as usize).min(found.len());
-            let part = &found[from..to];
-            ((low, high), (!part.is_empty()).then(|| set(part)))
+        let partial = options.partial.map(|partial| {
+            let part = partial.window(found);
+            (partial, (!part.is_empty()).then(|| set(part)))
         });
         Esearch {
             tag: tag.to_owned(),
@@ -177,9 +182,9 @@ impl Esearch {
         if let Some(all) = &self.all {
             line.push_str(&format!(" ALL {all}"));
         }
-        if let Some(((low, high), set)) = &self.partial {
+        if let Some((partial, set)) = &self.partial {
             let set = set.as_deref().unwrap_or("NIL");
-            line.push_str(&format!(" PARTIAL ({low}:{high} {set})"));
+            line.push_str(&format!(" PARTIAL ({} {set})", partial.echo()));
         }
         if let Some(count) = self.count {
             line.push_str(&format!(" COUNT {count}"));
@@ -188,6 +193,51 @@ impl Esearch {
             line.push_str(&format!(" MODSEQ {modseq}"));
         }
         line.into_bytes()
+    }
+}
+
+/// An `* ESEARCH` telling how a live context's result changed (RFC 5267
+/// section 4.3): the removals, then the additions, each a list of
+/// (position, numbers in result order), to be applied in order. Position
+/// 0 says "no position" (a SEARCH result is kept in ascending order).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct EsearchUpdate {
+    pub(crate) tag: String,
+    pub(crate) uid: bool,
+    pub(crate) removed: Vec<(u32, Vec<u32>)>,
+    pub(crate) added: Vec<(u32, Vec<u32>)>,
+}
+
+impl EsearchUpdate {
+    /// The response line without its CRLF, or `None` when nothing changed.
+    pub(crate) fn encode(&self) -> Option<Vec<u8>> {
+        if self.removed.is_empty() && self.added.is_empty() {
+            return None;
+        }
+        let mut line = format!("* ESEARCH (TAG \"{}\")", self.tag);
+        if self.uid {
+            line.push_str(" UID");
+        }
+        for (name, items) in [("REMOVEFROM", &self.removed), ("ADDTO", &self.added)] {
+            if items.is_empty() {
+                continue;
+            }
+            let pairs: Vec<String> = items
+                .iter()
+                .map(|(position, numbers)| {
+                    // A SEARCH context's numbers ascend; a SORT context's
+                    // keep their order.
+                    let set = if *position == 0 {
+                        sequence_set(numbers)
+                    } else {
+                        sequence_in_order(numbers)
+                    };
+                    format!("{position} {set}")
+                })
+                .collect();
+            line.push_str(&format!(" {name} ({})", pairs.join(" ")));
+        }
+        Some(line.into_bytes())
     }
 }
 
@@ -249,16 +299,52 @@ mod tests {
         assert_eq!(options("SAVE"), Ok(save.clone()));
         assert!(save.silent());
         let partial = options("PARTIAL 4:2").unwrap();
-        assert_eq!(
-            partial.partial,
-            Some((NonZeroU32::new(2).unwrap(), NonZeroU32::new(4).unwrap()))
-        );
+        assert_eq!(partial.partial, Partial::parse(b"2:4").ok());
         assert!(!partial.all);
         for bad in ["PARTIAL 1", "PARTIAL 1:*", "PARTIAL *:1", "PARTIAL 0:3", "PARTIAL"] {
-            assert_eq!(options(bad), Err(ReturnError::BadPartial), "{bad}");
+            assert_eq!(options(bad), Err(ReturnError::BadPartial(BadPartial)), "{bad}");
         }
         assert_eq!(options("PARTIAL 1:2 ALL"), Err(ReturnError::PartialWithAll));
-        assert_eq!(options("UPDATE"), Err(ReturnError::Unknown("UPDATE".into())));
+        assert_eq!(options("PARTIAL 1:2 PARTIAL 3:4"), Err(ReturnError::Twice("PARTIAL")));
+        assert_eq!(options("FUZZY"), Err(ReturnError::Unknown("FUZZY".into())));
+        // UPDATE alone asks for nothing but the changes; CONTEXT is a hint.
+        let update = ReturnOptions { update: true, ..Default::default() };
+        assert_eq!(options("UPDATE"), Ok(update));
+        assert_eq!(options("update update"), Err(ReturnError::Twice("UPDATE")));
+        let all = options("UPDATE ALL").unwrap();
+        assert!(all.update && all.all);
+        assert_eq!(options("CONTEXT"), options(""));
+        assert!(!options("SAVE UPDATE").unwrap().silent());
+    }
+
+    #[test]
+    fn update_lines() {
+        let line = |uid: bool, removed: &[(u32, &[u32])], added: &[(u32, &[u32])]| {
+            let list = |items: &[(u32, &[u32])]| -> Vec<(u32, Vec<u32>)> {
+                items.iter().map(|(p, n)| (*p, n.to_vec())).collect()
+            };
+            let update = EsearchUpdate {
+                tag: "B01".into(),
+                uid,
+                removed: list(removed),
+                added: list(added),
+            };
+            update.encode().map(|l| String::from_utf8(l).unwrap())
+        };
+        assert_eq!(line(false, &[], &[]), None);
+        assert_eq!(
+            line(true, &[], &[(0, &[32769, 32768])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") UID ADDTO (0 32768:32769)"
+        );
+        assert_eq!(
+            line(false, &[(0, &[5, 1, 3, 4])], &[(0, &[2])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") REMOVEFROM (0 1,3:5) ADDTO (0 2)"
+        );
+        // Sorted: several pairs, each set in its own order.
+        assert_eq!(
+            line(true, &[(2, &[7])], &[(1, &[2733]), (1, &[2731, 2732]), (4, &[9, 8])]).unwrap(),
+            "* ESEARCH (TAG \"B01\") UID REMOVEFROM (2 7) ADDTO (1 2733 1 2731:2732 4 9,8)"
+        );
     }
 
     #[test]
@@ -287,6 +373,15 @@ mod tests {
                 "* ESEARCH (TAG \"a1\") MAX 5 PARTIAL (1:2 1:2) COUNT 4",
             ),
             (&[1, 2, 3, 4, 5], "PARTIAL 6:6", false, "* ESEARCH (TAG \"a1\") PARTIAL (6:6 NIL)"),
+            // From the end (RFC 9394).
+            (
+                &[1, 2, 4, 5],
+                "PARTIAL -1:-2",
+                true,
+                "* ESEARCH (TAG \"a1\") UID PARTIAL (-1:-2 4:5)",
+            ),
+            (&[1, 2, 4, 5], "PARTIAL -3:-2", false, "* ESEARCH (TAG \"a1\") PARTIAL (-2:-3 2,4)"),
+            (&[1, 2], "PARTIAL -3:-9", false, "* ESEARCH (TAG \"a1\") PARTIAL (-3:-9 NIL)"),
         ];
         for (found, items, uid, want) in cases {
             assert_eq!(line(found, items, *uid), *want, "{items} of {found:?}");

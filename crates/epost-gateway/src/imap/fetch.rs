@@ -16,7 +16,9 @@
 //! [`super::binary`].
 //!
 //! MODSEQ, `(CHANGEDSINCE n)` and `(CHANGEDSINCE n VANISHED)` follow
-//! RFC 7162 ([`crate::imap::condstore`], [`crate::imap::qresync`]).
+//! RFC 7162 ([`crate::imap::condstore`], [`crate::imap::qresync`]);
+//! `(PARTIAL range)` (RFC 9394, lifted out by [`crate::imap::lift`])
+//! fetches only that window of the messages the set and CHANGEDSINCE name.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -129,11 +131,22 @@ impl<B: MailBackend> Session<B> {
         let folder = selected.name.clone();
         let read_only = selected.read_only;
         let condstore = self.enabled.condstore;
-        let mut wanted: Vec<(usize, MessageMeta)> = resolve(set, uid, &selected.messages)
+        let named: Vec<usize> = resolve(set, uid, &selected.messages)
             .into_iter()
-            .filter_map(|p| Some((p, selected.messages.get(p)?.clone())))
-            .filter(|(_, meta)| options.changed_since.is_none_or(|since| meta.modseq > since))
+            .filter(|&p| {
+                let changed = |meta: &MessageMeta| {
+                    options.changed_since.is_none_or(|since| meta.modseq > since)
+                };
+                selected.messages.get(p).is_some_and(changed)
+            })
             .collect();
+        // PARTIAL (RFC 9394) windows what the set and CHANGEDSINCE name.
+        let named = match self.lifted.fetch_partial {
+            Some(partial) => partial.window(&named),
+            None => &named[..],
+        };
+        let mut wanted: Vec<(usize, MessageMeta)> =
+            named.iter().filter_map(|&p| Some((p, selected.messages.get(p)?.clone()))).collect();
         // A BINARY item can fail the command on a message's encoding
         // (UNKNOWN-CTE), found only once that message is read: then each
         // message is marked as it is answered, so a refused FETCH marks
@@ -546,6 +559,48 @@ AAECAwQ=\r\n\
         account.append("INBOX", bytes::Bytes::from_static(raw), vec![], None).await.unwrap();
         run(&mut s, "a SELECT INBOX").await;
         (s, backend)
+    }
+
+    #[tokio::test]
+    async fn partial_fetches_a_window_of_what_the_set_names() {
+        let (mut s, _) = logged_in().await;
+        let account = s.account().unwrap();
+        for n in 1..=6 {
+            let raw = bytes::Bytes::from(format!("Subject: {n}\r\n\r\nbody\r\n"));
+            account.append("INBOX", raw, vec![], None).await.unwrap();
+        }
+        run(&mut s, "a SELECT INBOX").await;
+        run(&mut s, "b STORE 2 +FLAGS.SILENT (\\Deleted)").await;
+        run(&mut s, "c EXPUNGE").await;
+        let uids = |reply: &str| -> Vec<u32> {
+            reply
+                .lines()
+                .filter_map(|l| l.split("(UID ").nth(1)?.split(')').next()?.parse().ok())
+                .collect()
+        };
+        // (command, the UIDs answered): UIDs 1 and 3 to 6 are left.
+        let cases: &[(&str, &[u32])] = &[
+            ("d UID FETCH 1:* (UID) (PARTIAL -1:-2)", &[5, 6]),
+            ("d UID FETCH 1:* (UID) (PARTIAL 2:3)", &[3, 4]),
+            ("d FETCH 2:* (UID) (PARTIAL 1:1)", &[3]),
+            ("d UID FETCH 1:* (UID) (PARTIAL 9:10)", &[]),
+            ("d UID FETCH 4:* UID (PARTIAL -1:-100)", &[4, 5, 6]),
+        ];
+        for (command, want) in cases {
+            let reply = run(&mut s, command).await;
+            assert!(reply.ends_with("d OK FETCH completed\r\n"), "{command}: {reply}");
+            assert_eq!(uids(&reply), *want, "{command}: {reply}");
+        }
+        // After CHANGEDSINCE: the window is of the changed ones.
+        run(&mut s, "e STORE 1,3 +FLAGS.SILENT (\\Seen)").await;
+        let modseq = s.selected.as_ref().unwrap().messages[1].modseq;
+        let reply = run(
+            &mut s,
+            &format!("f UID FETCH 1:* (UID) (CHANGEDSINCE {} PARTIAL 1:1)", modseq - 1),
+        )
+        .await;
+        assert!(reply.contains("* 1 FETCH (UID 1 MODSEQ"), "{reply}");
+        assert_eq!(reply.matches(" FETCH (").count(), 1, "{reply}");
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Keeping the client's view of the selected folder current: NOOP, CHECK
 //! and IDLE (RFC 2177) compare a fresh snapshot with what the client was
 //! told and send EXPUNGE (VANISHED with QRESYNC), FETCH (FLAGS, and MODSEQ
-//! with CONDSTORE) and EXISTS for the difference. Other commands may
+//! with CONDSTORE) and EXISTS for the difference, and live search contexts
+//! their ADDTO and REMOVEFROM (RFC 5267). Other commands may
 //! report new messages and flag changes but never expunges, which would
 //! renumber messages under the client's feet. A selected folder deleted or
 //! renamed elsewhere ends the session with BYE.
@@ -19,6 +20,19 @@ use crate::imap::qresync::vanished_responses;
 use crate::imap::session::{Done, Gone, Selected, Session, Sink, nonzero, ok, untagged};
 
 impl Selected {
+    /// The UIDs of the view that `snapshot` no longer has (all of them
+    /// when the folder was replaced).
+    pub(crate) fn gone_in(&self, snapshot: &FolderSnapshot) -> Vec<u32> {
+        let replaced = snapshot.uid_validity != self.uid_validity;
+        self.messages
+            .iter()
+            .map(|m| m.uid)
+            .filter(|uid| {
+                replaced || snapshot.messages.binary_search_by_key(uid, |m| m.uid).is_err()
+            })
+            .collect()
+    }
+
     /// Takes in a fresh snapshot; returns what to tell the client.
     pub(crate) fn apply(
         &mut self,
@@ -127,10 +141,12 @@ impl<B: MailBackend> Session<B> {
     ) -> Result<(), Gone> {
         let on = self.enabled;
         let user = self.user_name();
-        let (Some(account), Some(selected)) = (self.account(), self.selected.as_mut()) else {
+        let (Some(account), Some(name)) =
+            (self.account(), self.selected.as_ref().map(|s| s.name.clone()))
+        else {
             return Ok(());
         };
-        let snapshot = match account.snapshot(&selected.name).await {
+        let snapshot = match account.snapshot(&name).await {
             Ok(snapshot) => snapshot,
             Err(MailError::NoFolder(_)) => {
                 // Deleted or renamed by another session: nothing this
@@ -146,6 +162,12 @@ impl<B: MailBackend> Session<B> {
             // A folder that cannot be read now is simply not refreshed.
             Err(_) => return Ok(()),
         };
+        if expunge {
+            // Live search contexts hear of expunges before the EXPUNGEs.
+            let gone = self.selected.as_ref().map(|s| s.gone_in(&snapshot)).unwrap_or_default();
+            self.contexts_expunging(&gone, out).await?;
+        }
+        let Some(selected) = self.selected.as_mut() else { return Ok(()) };
         if !selected.read_only && snapshot.uid_validity == selected.uid_validity {
             let name = &selected.name;
             let taken =
@@ -155,7 +177,7 @@ impl<B: MailBackend> Session<B> {
         for response in selected.apply(snapshot, expunge, on) {
             out.send(response).await?;
         }
-        Ok(())
+        self.update_contexts(out).await
     }
 
     /// NOOP and CHECK.
@@ -218,6 +240,7 @@ mod tests {
             recent: Default::default(),
             keywords: Default::default(),
             saved: Vec::new(),
+            contexts: Vec::new(),
         };
         let snapshot = FolderSnapshot {
             name: "INBOX".into(),

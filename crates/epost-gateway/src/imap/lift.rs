@@ -1,9 +1,11 @@
 //! Syntax imap-codec does not know, lifted out of a command before the
 //! codec reads it: the RETURN (...) options of SEARCH and SORT (RFC 4731,
-//! 5267, 5182), and `$`, the saved search result (RFC 5182), where a
+//! 5267, 5182), `$`, the saved search result (RFC 5182), where a
 //! sequence set may stand (FETCH, STORE, COPY, MOVE, UID EXPUNGE and
-//! search keys). What is left is plain RFC 3501/5256 syntax for the codec;
-//! the options travel beside the command as [`Lifted::returns`].
+//! search keys), and the whole of CANCELUPDATE (RFC 5267), which leaves
+//! `tag NOOP` for the codec to read the tag from. What is left is plain
+//! RFC 3501/5256 syntax for the codec; what was taken out travels beside
+//! the command as [`Extras`].
 //!
 //! It is a pure function over the command's bytes (literals included, or
 //! the bytes so far when a literal is announced) and never guesses: it
@@ -15,6 +17,7 @@ use std::ops::Range;
 
 use crate::backend::MailBackend;
 use crate::imap::esearch::{ReturnError, ReturnOptions};
+use crate::imap::partial::{BadPartial, Partial};
 use crate::imap::session::Session;
 
 /// Which numbers a `$` stands for where it was written.
@@ -39,6 +42,10 @@ pub(crate) struct Lifted<'m> {
 pub(crate) struct Extras {
     /// SEARCH or SORT's RETURN options, if it had any.
     pub(crate) returns: Option<ReturnOptions>,
+    /// CANCELUPDATE's tags: the command is this, not the NOOP decoded.
+    pub(crate) cancel: Option<Vec<String>>,
+    /// FETCH's PARTIAL modifier (RFC 9394).
+    pub(crate) fetch_partial: Option<Partial>,
 }
 
 impl<B: MailBackend> Session<B> {
@@ -55,6 +62,10 @@ pub(crate) enum LiftError {
     Return(#[from] ReturnError),
     #[error("RETURN needs a parenthesised list of options")]
     ReturnList,
+    #[error("CANCELUPDATE needs one or more quoted tags")]
+    CancelUpdate,
+    #[error(transparent)]
+    Partial(#[from] BadPartial),
 }
 
 /// Lifts what the codec cannot read out of `message`; `saved` writes the
@@ -78,6 +89,23 @@ pub(crate) fn lift<'m>(
     let mut at = verb_at + 1;
     let set_kind = if uid { SetKind::Uid } else { SetKind::Sequence };
     match verb.as_slice() {
+        b"CANCELUPDATE" if !uid => {
+            let tag = word(0).ok_or(LiftError::CancelUpdate)?;
+            let tags: Vec<String> = tokens[at..]
+                .iter()
+                .map(|t| match t.kind {
+                    Kind::Quoted => unquote(&message[t.span()]).ok_or(LiftError::CancelUpdate),
+                    _ => Err(LiftError::CancelUpdate),
+                })
+                .collect::<Result<_, _>>()?;
+            if tags.is_empty() {
+                return Err(LiftError::CancelUpdate);
+            }
+            let mut bytes = tag.to_vec();
+            bytes.extend_from_slice(b" NOOP\r\n");
+            let extras = Extras { cancel: Some(tags), ..Extras::default() };
+            return Ok(Lifted { bytes: Cow::Owned(bytes), extras });
+        }
         b"FETCH" | b"STORE" | b"COPY" | b"MOVE" | b"EXPUNGE" if dollar(at) => {
             edits.push((tokens[at].span(), saved(set_kind).into_bytes()));
         }
@@ -110,6 +138,13 @@ pub(crate) fn lift<'m>(
         }
         _ => {}
     }
+    let mut fetch_partial = None;
+    if verb == b"FETCH"
+        && let Some((range, partial)) = fetch_partial_modifier(message, &tokens, verb_at + 2)?
+    {
+        edits.push((range, Vec::new()));
+        fetch_partial = Some(partial);
+    }
     if edits.is_empty() && returns.is_none() {
         return Ok(unchanged);
     }
@@ -121,7 +156,76 @@ pub(crate) fn lift<'m>(
         from = range.end;
     }
     bytes.extend_from_slice(&message[from..]);
-    Ok(Lifted { bytes: Cow::Owned(bytes), extras: Extras { returns } })
+    Ok(Lifted {
+        bytes: Cow::Owned(bytes),
+        extras: Extras { returns, fetch_partial, ..Extras::default() },
+    })
+}
+
+/// FETCH's `PARTIAL range` modifier (RFC 9394): what to cut out of the
+/// command (with the modifier list when it held nothing else) and the
+/// range. The modifier list is the last top-level list after the items
+/// (from `items_at` on), when it opens with a modifier's name.
+fn fetch_partial_modifier(
+    message: &[u8],
+    tokens: &[Token],
+    items_at: usize,
+) -> Result<Option<(Range<usize>, Partial)>, LiftError> {
+    let Some(close) = tokens.len().checked_sub(1).filter(|&i| tokens[i].kind == Kind::Close) else {
+        return Ok(None);
+    };
+    let mut depth = 0usize;
+    let mut open = None;
+    for index in (0..=close).rev() {
+        match tokens[index].kind {
+            Kind::Close => depth += 1,
+            Kind::Open => {
+                depth -= 1;
+                if depth == 0 {
+                    open = Some(index);
+                    break;
+                }
+            }
+            _ => {}
+        }
+    }
+    let Some(open) = open.filter(|&open| open > items_at) else { return Ok(None) };
+    let name = |i: usize| {
+        let t = tokens[i];
+        (t.kind == Kind::Word).then(|| message[t.span()].to_ascii_uppercase())
+    };
+    let first = name(open + 1).unwrap_or_default();
+    if !matches!(first.as_slice(), b"CHANGEDSINCE" | b"VANISHED" | b"PARTIAL") {
+        return Ok(None);
+    }
+    let Some(at) = (open + 1..close).find(|&i| name(i).as_deref() == Some(&b"PARTIAL"[..])) else {
+        return Ok(None);
+    };
+    let range = (at + 1 < close && tokens[at + 1].kind == Kind::Word)
+        .then(|| &message[tokens[at + 1].span()])
+        .ok_or(BadPartial)?;
+    let partial = Partial::parse(range)?;
+    let cut = if open + 1 == at && at + 2 == close {
+        // The list held only PARTIAL: it goes, with the space before it.
+        tokens[open - 1].end..tokens[close].end
+    } else if open + 1 == at {
+        tokens[at].start..tokens[at + 2].start
+    } else {
+        tokens[at - 1].end..tokens[at + 1].end
+    };
+    Ok(Some((cut, partial)))
+}
+
+/// A quoted string's content (`"a\"b"` is `a"b`), if it is UTF-8 and
+/// closed.
+fn unquote(quoted: &[u8]) -> Option<String> {
+    let inner = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
+    let mut out = Vec::with_capacity(inner.len());
+    let mut bytes = inner.iter();
+    while let Some(&byte) = bytes.next() {
+        out.push(if byte == b'\\' { *bytes.next()? } else { byte });
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The `$` tokens among search keys from `start` on, and what they stand
@@ -371,6 +475,63 @@ mod tests {
             refused("a SORT RETURN (ALL PARTIAL 1:2) (DATE) UTF-8 ALL\r\n"),
             LiftError::Return(_)
         ));
+    }
+
+    #[test]
+    fn fetch_partial_is_lifted_out_of_the_modifiers() {
+        let cases = [
+            (
+                "a UID FETCH 1:* (FLAGS) (PARTIAL -1:-30)\r\n",
+                "a UID FETCH 1:* (FLAGS)\r\n",
+                "-1:-30",
+            ),
+            ("a FETCH 1:* FLAGS (partial 2:1)\r\n", "a FETCH 1:* FLAGS\r\n", "1:2"),
+            (
+                "a UID FETCH 1:* (UID) (PARTIAL 1:5 CHANGEDSINCE 7)\r\n",
+                "a UID FETCH 1:* (UID) (CHANGEDSINCE 7)\r\n",
+                "1:5",
+            ),
+            (
+                "a UID FETCH $ (UID) (CHANGEDSINCE 7 PARTIAL -1:-1)\r\n",
+                "a UID FETCH 10,12 (UID) (CHANGEDSINCE 7)\r\n",
+                "-1:-1",
+            ),
+        ];
+        for (line, want, range) in cases {
+            let lifted = lift(line.as_bytes(), &saved).unwrap();
+            assert_eq!(String::from_utf8_lossy(&lifted.bytes), want, "{line:?}");
+            assert_eq!(lifted.extras.fetch_partial, Partial::parse(range.as_bytes()).ok());
+        }
+        // Items that look like modifiers are left alone.
+        for line in [
+            "a FETCH 1 (FLAGS PARTIAL)\r\n",
+            "a FETCH 1 BODY[HEADER.FIELDS (PARTIAL)]\r\n",
+            "a FETCH 1 (UID) (CHANGEDSINCE 3)\r\n",
+        ] {
+            let lifted = lift(line.as_bytes(), &saved).unwrap();
+            assert!(matches!(lifted.bytes, Cow::Borrowed(_)), "{line:?}");
+        }
+        for line in ["a FETCH 1:* (UID) (PARTIAL)\r\n", "a FETCH 1:* (UID) (PARTIAL 1:*)\r\n"] {
+            assert!(
+                matches!(lift(line.as_bytes(), &saved), Err(LiftError::Partial(_))),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn cancelupdate_is_lifted_whole() {
+        let lifted = lift(b"c1 CANCELUPDATE \"B01\" \"a\\\"b\"\r\n", &saved).unwrap();
+        assert_eq!(&lifted.bytes[..], b"c1 NOOP\r\n");
+        assert_eq!(lifted.extras.cancel, Some(vec!["B01".to_string(), "a\"b".to_string()]));
+        let refused = |line: &str| lift(line.as_bytes(), &saved).unwrap_err();
+        for line in
+            ["c CANCELUPDATE\r\n", "c CANCELUPDATE B01\r\n", "c CANCELUPDATE {3}\r\nB01\r\n"]
+        {
+            assert_eq!(refused(line), LiftError::CancelUpdate, "{line:?}");
+        }
+        // UID CANCELUPDATE is no command: left to the codec to refuse.
+        assert!(lift(b"c UID CANCELUPDATE \"x\"\r\n", &saved).unwrap().extras.cancel.is_none());
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
+//! CONTEXT=SEARCH and CONTEXT=SORT (live results and PARTIAL, RFC 5267),
+//! PARTIAL (windows from either end in SEARCH, SORT and FETCH, RFC 9394),
 //! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
@@ -15,6 +17,7 @@ mod binary;
 mod compress;
 mod condstore;
 mod conn;
+mod contexts;
 mod copy;
 #[cfg(test)]
 mod corpus;
@@ -29,6 +32,7 @@ mod idle;
 mod lift;
 mod mailbox;
 mod mime;
+mod partial;
 mod qresync;
 mod recent;
 mod search;

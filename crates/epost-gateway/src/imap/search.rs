@@ -1,7 +1,9 @@
 //! SEARCH and UID SEARCH over the selected folder's view, answered as
 //! `* SEARCH` or, with RETURN options, as `* ESEARCH` (RFC 4731), saving
-//! the result for `$` on RETURN (SAVE) (RFC 5182). [`Session::matching`]
-//! is also what SORT and THREAD select with.
+//! the result for `$` on RETURN (SAVE) (RFC 5182) and keeping it as a live
+//! context on RETURN (UPDATE) (RFC 5267, in [`crate::imap::contexts`]).
+//! [`Session::matching`] is also what SORT and THREAD select with, and
+//! [`Session::verdicts`] what a context's changes are judged by.
 //!
 //! Flag, size, date and number keys use the metadata; header keys read
 //! each message's outline (its header bytes, no part body); BODY and TEXT
@@ -233,6 +235,10 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<Done, Gone> {
         let returns = self.lifted.returns.take();
+        let kept = match self.context_key(&tag, returns.as_ref(), &criteria) {
+            Ok(kept) => kept,
+            Err(done) => return Ok(*done),
+        };
         let by_modseq = criteria.as_ref().iter().any(searches_modseq);
         if by_modseq {
             self.condstore_on(out).await?;
@@ -264,6 +270,9 @@ impl<B: MailBackend> Session<B> {
                     out.send_esearch(esearch).await?;
                 }
             }
+        }
+        if let Some(key) = kept {
+            self.keep_context(&tag, uid, key, None, &found, out).await?;
         }
         Ok(Done::now(ok(&tag, None, "SEARCH completed")))
     }
@@ -297,17 +306,36 @@ impl<B: MailBackend> Session<B> {
             }
         }
         let key = SearchKey::And(criteria);
-        let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
+        let Some(selected) = self.selected.as_ref() else {
             return Err(Done::now(bad(tag, "select a mailbox first")));
         };
-        let need = need(&key);
+        let everything: Vec<usize> = (0..selected.messages.len()).collect();
+        match self.verdicts(&key, &everything).await {
+            Ok(verdicts) => Ok(verdicts.into_iter().filter(|&(_, m)| m).map(|(p, _)| p).collect()),
+            Err(error) => Err(Done::now(mail_error(tag, &error))),
+        }
+    }
+
+    /// Whether each message at `positions` (ascending) of the view matches
+    /// `key`; a message expunged meanwhile is left out (the client hears
+    /// of it later), so are positions the view does not have.
+    pub(crate) async fn verdicts(
+        &self,
+        key: &SearchKey<'static>,
+        positions: &[usize],
+    ) -> Result<Vec<(usize, bool)>, MailError> {
+        let (Some(account), Some(selected)) = (self.account(), self.selected.as_ref()) else {
+            return Ok(Vec::new());
+        };
+        let need = need(key);
         let ctx = Ctx {
             count: selected.messages.len() as u32,
             largest_uid: selected.messages.last().map_or(0, |m| m.uid),
             recent: &selected.recent,
         };
-        let mut found = Vec::new();
-        for (position, meta) in selected.messages.iter().enumerate() {
+        let mut verdicts = Vec::with_capacity(positions.len());
+        for &position in positions {
+            let Some(meta) = selected.messages.get(position) else { continue };
             let read: Result<Option<Bytes>, MailError> = match need {
                 Need::Nothing => Ok(None),
                 Need::Head => {
@@ -317,16 +345,30 @@ impl<B: MailBackend> Session<B> {
             };
             let content = match read {
                 Ok(bytes) => bytes.map(|bytes| Content::new(&bytes)),
-                // Expunged by another session; the client hears of it later.
                 Err(e) if e.kind() == MailErrorKind::NoMessage => continue,
-                Err(error) => return Err(Done::now(mail_error(tag, &error))),
+                Err(error) => return Err(error),
             };
             let seq = position as u32 + 1;
-            if matches(&key, seq, meta, content.as_ref(), &ctx) {
-                found.push(position);
-            }
+            verdicts.push((position, matches(key, seq, meta, content.as_ref(), &ctx)));
         }
-        Ok(found)
+        Ok(verdicts)
+    }
+}
+
+/// Whether `key` depends on where messages stand in the view (a sequence
+/// set, or `*` in a UID set): then a message's verdict may change when
+/// others come or go, not only when it changes itself.
+pub(crate) fn by_position(key: &SearchKey<'_>) -> bool {
+    match key {
+        SearchKey::And(keys) => keys.as_ref().iter().any(by_position),
+        SearchKey::Not(key) => by_position(key),
+        SearchKey::Or(a, b) => by_position(a) || by_position(b),
+        SearchKey::SequenceSet(_) => true,
+        SearchKey::Uid(set) => set.0.as_ref().iter().any(|sequence| match sequence {
+            Sequence::Single(v) => *v == SeqOrUid::Asterisk,
+            Sequence::Range(a, b) => *a == SeqOrUid::Asterisk || *b == SeqOrUid::Asterisk,
+        }),
+        _ => false,
     }
 }
 
@@ -338,7 +380,7 @@ pub(crate) fn capabilities() -> Vec<Capability<'static>> {
         Capability::Thread(ThreadingAlgorithm::OrderedSubject),
         Capability::Thread(ThreadingAlgorithm::References),
     ];
-    for name in ["ESEARCH", "ESORT", "SEARCHRES"] {
+    for name in ["ESEARCH", "ESORT", "SEARCHRES", "CONTEXT=SEARCH", "CONTEXT=SORT", "PARTIAL"] {
         if let Ok(atom) = Atom::try_from(name) {
             caps.push(Capability::from(atom));
         }
@@ -394,6 +436,11 @@ mod tests {
         );
         assert!(run(&mut s, "l SEARCH SENTON 6-Jan-2025").await.starts_with("* SEARCH 1\r\n"));
         assert!(run(&mut s, "m SEARCH CHARSET KOI8-R ALL").await.starts_with("m NO [BADCHARSET"));
+        // PARTIAL from the end (RFC 9394), in SEARCH and SORT.
+        let last = run(&mut s, "n UID SEARCH RETURN (PARTIAL -1:-2) ALL").await;
+        assert!(last.starts_with("* ESEARCH (TAG \"n\") UID PARTIAL (-1:-2 2:3)\r\n"), "{last}");
+        let sorted = run(&mut s, "o SORT RETURN (PARTIAL -3:-1) (REVERSE ARRIVAL) UTF-8 ALL").await;
+        assert!(sorted.starts_with("* ESEARCH (TAG \"o\") PARTIAL (-1:-3 3,2,1)\r\n"), "{sorted}");
     }
 
     #[tokio::test]

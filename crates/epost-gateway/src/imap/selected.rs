@@ -41,6 +41,8 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<(), Gone> {
         let qresync = self.enabled.qresync;
+        // Live search contexts hear of it first, by the numbers it undoes.
+        self.contexts_expunging(uids, out).await?;
         let Some(selected) = self.selected.as_mut() else { return Ok(()) };
         let mut positions: Vec<usize> = uids
             .iter()

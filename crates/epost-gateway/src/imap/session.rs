@@ -114,6 +114,9 @@ pub(crate) struct Selected {
     pub(crate) keywords: BTreeSet<String>,
     /// The UIDs SEARCH ... RETURN (SAVE) kept for `$` (RFC 5182).
     pub(crate) saved: Vec<u32>,
+    /// The live SEARCH and SORT results (RFC 5267), at most
+    /// [`crate::imap::contexts::MAX_CONTEXTS`].
+    pub(crate) contexts: Vec<crate::imap::contexts::Context>,
 }
 
 impl Selected {
@@ -134,6 +137,7 @@ impl Selected {
             recent: recent.into_iter().collect(),
             keywords: BTreeSet::new(),
             saved: Vec::new(),
+            contexts: Vec::new(),
         };
         let all: Vec<String> =
             selected.messages.iter().flat_map(|m| m.flags.iter().cloned()).collect();
@@ -210,17 +214,27 @@ impl<B: MailBackend> Session<B> {
         }
     }
 
-    /// Answers a command whose extension syntax [`Session::lift`] took out.
+    /// Answers a command whose extension syntax [`Session::lift`] took out,
+    /// then tells the live search contexts' changes (RFC 5267).
     pub(crate) async fn handle_lifted<O: Sink>(
         &mut self,
         command: Command<'static>,
-        extras: Extras,
+        mut extras: Extras,
         out: &mut O,
     ) -> Result<Done, Gone> {
-        self.lifted = extras;
-        let done = self.handle(command, out).await;
-        self.lifted = Extras::default();
-        done
+        let done = match extras.cancel.take() {
+            Some(tags) => self.cancel_update(&command.tag, &tags),
+            None => {
+                self.lifted = extras;
+                let done = self.handle(command, out).await;
+                self.lifted = Extras::default();
+                done?
+            }
+        };
+        if matches!(done, Done::Status { .. }) {
+            self.update_contexts(out).await?;
+        }
+        Ok(done)
     }
 
     /// Answers one command.

@@ -1,7 +1,8 @@
 //! SORT and UID SORT (RFC 5256) with DISPLAYFROM and DISPLAYTO (RFC
 //! 5957), and ESORT's RETURN options (RFC 5267): the SEARCH criteria pick
 //! the messages, [`order`] sorts their [`Summary`]s (a pure function),
-//! and the answer is `* SORT` or, with RETURN, `* ESEARCH`. Ties go by
+//! and the answer is `* SORT` or, with RETURN, `* ESEARCH` (with UPDATE,
+//! a live context: [`crate::imap::contexts`]). Ties go by
 //! mailbox order, whatever REVERSE says. Keys that need headers read each
 //! message's outline, one at a time; ARRIVAL and SIZE read nothing.
 
@@ -32,6 +33,10 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<Done, Gone> {
         let returns = self.lifted.returns.take();
+        let kept = match self.context_key(&tag, returns.as_ref(), &search) {
+            Ok(kept) => kept,
+            Err(done) => return Ok(*done),
+        };
         let by_modseq = search.as_ref().iter().any(searches_modseq);
         if by_modseq {
             self.condstore_on(out).await?;
@@ -46,13 +51,10 @@ impl<B: MailBackend> Session<B> {
             }
         };
         let criteria = criteria.into_inner();
-        let headers = criteria.iter().any(needs_header);
-        let summaries = match self.summaries(&tag, &found, headers).await {
-            Ok(summaries) => summaries,
+        let sorted = match self.sorted(&tag, &criteria, &found).await {
+            Ok(sorted) => sorted,
             Err(done) => return Ok(*done),
         };
-        let sorted: Vec<usize> =
-            order(&criteria, &summaries).into_iter().map(|i| summaries[i].0).collect();
         let numbers: Vec<u32> = sorted.iter().map(|&p| self.number(p, uid)).collect();
         match returns {
             Some(options) => {
@@ -72,7 +74,23 @@ impl<B: MailBackend> Session<B> {
                 out.send(sort_response(numbers, highest)).await?
             }
         }
+        if let Some(key) = kept {
+            self.keep_context(&tag, uid, key, Some(criteria), &sorted, out).await?;
+        }
         Ok(Done::now(ok(&tag, None, "SORT completed")))
+    }
+
+    /// The view positions of the messages at `positions` in the order
+    /// `criteria` give (messages gone meanwhile are left out).
+    pub(crate) async fn sorted(
+        &self,
+        tag: &Tag<'static>,
+        criteria: &[SortCriterion],
+        positions: &[usize],
+    ) -> Result<Vec<usize>, Box<Done>> {
+        let headers = criteria.iter().any(needs_header);
+        let summaries = self.summaries(tag, positions, headers).await?;
+        Ok(order(criteria, &summaries).into_iter().map(|i| summaries[i].0).collect())
     }
 
     /// The summaries of the messages at `positions` of the view, each with
