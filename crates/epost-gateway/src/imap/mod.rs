@@ -1,9 +1,12 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
-//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
+//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE, QRESYNC,
+//! MULTIAPPEND and CATENATE.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
-//! [`lift`] took out the syntax it does not know; the
+//! [`lift`] took out the syntax it does not know (APPEND, whose
+//! MULTIAPPEND and CATENATE forms it cannot read, is read by
+//! [`multiappend`] instead); the
 //! [`session::Session`] is a state machine fed decoded commands, one file
 //! per command family, and [`conn`] is the thin tokio loop around it
 //! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
@@ -12,6 +15,7 @@
 mod append;
 mod auth;
 mod binary;
+mod catenate;
 mod compress;
 mod condstore;
 mod conn;
@@ -26,9 +30,11 @@ mod expunge;
 mod fetch;
 mod frame;
 mod idle;
+mod imapurl;
 mod lift;
 mod mailbox;
 mod mime;
+mod multiappend;
 mod qresync;
 mod recent;
 mod search;
