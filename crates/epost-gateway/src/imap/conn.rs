@@ -297,9 +297,10 @@ where
                 Frame::LineTooLong { tag } => self.reject(tag, "line too long").await?,
                 Frame::Literal { length, mode } => self.literal(length, mode, session).await?,
                 Frame::Complete { poisoned } => {
-                    let decoded = match poisoned {
-                        true => Err("syntax error".to_owned()),
-                        false => session.decode(self.framer.message()),
+                    let decoded = if poisoned {
+                        Err("syntax error".to_owned())
+                    } else {
+                        session.decode(self.framer.message())
                     };
                     let tag = lexical_tag(self.framer.message());
                     self.framer.reset();
@@ -334,8 +335,7 @@ where
         // codec does not know is lifted out (or as APPEND reads it).
         match session.good_so_far(self.framer.message()) {
             Ok(tag) => {
-                let taken = fits && self.framer.accept_literal(length).is_ok();
-                if taken {
+                if fits && self.framer.accept_literal(length).is_ok() {
                     if mode == LiteralMode::Sync {
                         let go = CommandContinuationRequest::basic(None, "ready for literal data")
                             .map_err(|_| End::Closed)?;
@@ -349,9 +349,11 @@ where
                     // The bytes are already on their way (RFC 7888 section 4).
                     return Err(self.bye("literal too large").await);
                 }
-                let message = match fits {
-                    true => format!("command too large (at most {limit} bytes of literals)"),
-                    false => format!("literal too large (at most {limit} bytes)"),
+                // Too large itself, or too much with the command's other literals.
+                let message = if fits {
+                    format!("command too large (at most {limit} bytes of literals)")
+                } else {
+                    format!("literal too large (at most {limit} bytes)")
                 };
                 self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
                 self.flush().await
