@@ -801,9 +801,12 @@ mod tests {
         assert!(h.line().await.starts_with("+ "));
         h.say(b"x BOGUS {1}\r\n").await;
         assert!(h.line().await.starts_with("d BAD"));
-        h.say(b"e STATUS INBOX (MESSAGES)\r\n").await;
+        // With LITERAL+ the bytes are read and thrown away, then BAD.
+        h.say(b"e APPEND INBOX {1+}\r\nx BOGUS {1+}\r\ny\r\n").await;
+        assert_eq!(h.line().await, "e BAD syntax error\r\n");
+        h.say(b"f STATUS INBOX (MESSAGES)\r\n").await;
         assert_eq!(h.line().await, "* STATUS INBOX (MESSAGES 2)\r\n");
-        assert!(h.line().await.starts_with("e OK"));
+        assert!(h.line().await.starts_with("f OK"));
     }
 
     #[tokio::test]

@@ -216,11 +216,12 @@ fn find_ignore_case(text: &str, needle: &str) -> Option<usize> {
 }
 
 /// A URL as a BADURL response code may carry it (`url-resp-text`: no
-/// `]`, no controls): what may not stand there percent-encoded.
+/// `]`, no controls): as the client wrote it, but for what may not stand
+/// there (and spaces and 8-bit bytes), which is percent-encoded.
 pub(crate) fn for_response(url: &[u8]) -> String {
     let mut out = String::with_capacity(url.len());
     for &b in url {
-        if (0x21..0x7f).contains(&b) && b != b']' && b != b'%' {
+        if (0x21..0x7f).contains(&b) && b != b']' {
             out.push(char::from(b));
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -341,6 +342,7 @@ mod tests {
     #[test]
     fn urls_in_response_codes_stay_inside_them() {
         assert_eq!(for_response(b"/INBOX/;UID=1"), "/INBOX/;UID=1");
-        assert_eq!(for_response(b"/a]b c%\r\n"), "/a%5Db%20c%25%0D%0A");
+        assert_eq!(for_response(b"/a%20b/;UID=1"), "/a%20b/;UID=1");
+        assert_eq!(for_response(b"/a]b c\r\n"), "/a%5Db%20c%0D%0A");
     }
 }
