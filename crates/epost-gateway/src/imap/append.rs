@@ -9,6 +9,9 @@
 
 use bytes::Bytes;
 use imap_codec::imap_types::core::Tag;
+use imap_codec::imap_types::datetime::DateTime;
+use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
+use imap_codec::imap_types::flag::Flag;
 use imap_codec::imap_types::mailbox::Mailbox;
 use imap_codec::imap_types::response::{Code, CodeOther};
 
@@ -125,15 +128,14 @@ fn uid_ranges(uids: &[u32]) -> String {
     runs.join(",")
 }
 
-/// An APPEND of one literal, as imap-codec reads it.
+/// An APPEND of one literal as imap-codec reads it, as this file runs it.
 pub(crate) fn single(
     tag: Tag<'static>,
     mailbox: Mailbox<'static>,
-    flags: Vec<imap_codec::imap_types::flag::Flag<'static>>,
-    date: Option<imap_codec::imap_types::datetime::DateTime>,
-    message: imap_codec::imap_types::extensions::binary::LiteralOrLiteral8<'static>,
+    flags: Vec<Flag<'static>>,
+    date: Option<DateTime>,
+    message: LiteralOrLiteral8<'static>,
 ) -> Append<'static> {
-    use imap_codec::imap_types::extensions::binary::LiteralOrLiteral8;
     let raw = match message {
         LiteralOrLiteral8::Literal(literal) => literal.into_inner(),
         LiteralOrLiteral8::Literal8(literal) => literal.data,
