@@ -109,6 +109,16 @@ pub struct FolderSnapshot {
     pub messages: Vec<MessageMeta>,
 }
 
+/// A message to store with [`Account::append_all`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub raw: Bytes,
+    /// Keywords and system flags as IMAP writes them.
+    pub flags: Vec<String>,
+    /// When it arrived (milliseconds since the UNIX epoch); `None`: now.
+    pub internal_date: Option<u64>,
+}
+
 /// What a flag change did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreReport {
@@ -186,6 +196,16 @@ pub trait Account: Clone + Send + Sync + 'static {
         flags: Vec<String>,
         internal_date: Option<u64>,
     ) -> impl Future<Output = Result<(u32, u32), MailError>> + Send;
+
+    /// Stores several messages in a folder, all or none (IMAP
+    /// MULTIAPPEND, RFC 3502): once it returns `Ok` every one is stored,
+    /// after an error none is, and no reader ever sees some without the
+    /// others. Returns the folder's UIDVALIDITY and the UIDs, in order.
+    fn append_all(
+        &self,
+        folder: &str,
+        messages: Vec<NewMessage>,
+    ) -> impl Future<Output = Result<(u32, Vec<u32>), MailError>> + Send;
 
     /// Changes flags, except on messages whose MODSEQ is above
     /// `unchanged_since` (checked in the same step as the change).

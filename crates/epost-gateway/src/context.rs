@@ -20,6 +20,12 @@ pub struct Limits {
     /// SMTP's: a legal ID, SEARCH or UID set is easily tens of kilobytes
     /// (Dovecot allows 64 KiB).
     pub max_imap_line: usize,
+    /// Most messages in one IMAP APPEND (MULTIAPPEND, RFC 3502). They are
+    /// stored as one change, which must fit one mail log entry.
+    pub max_append_messages: usize,
+    /// Most parts of one IMAP CATENATE (RFC 4469); each URL part is a
+    /// message read.
+    pub max_catenate_parts: usize,
     /// Most recipients of one SMTP transaction.
     pub max_recipients: usize,
     /// Most bad commands in a session before it is closed.
@@ -53,6 +59,8 @@ impl Default for Limits {
             max_message: 25 * 1024 * 1024,
             max_line: 8 * 1024,
             max_imap_line: 64 * 1024,
+            max_append_messages: 100,
+            max_catenate_parts: 100,
             max_recipients: 100,
             max_errors: 20,
             idle_timeout: Duration::from_secs(30 * 60),

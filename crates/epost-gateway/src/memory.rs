@@ -19,7 +19,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, CopyReport, Envelope, Flagged, FolderInfo, FolderSnapshot, MailBackend,
-    MessageMeta, STANDARD_FOLDERS, StoreReport, special_use,
+    MessageMeta, NewMessage, STANDARD_FOLDERS, StoreReport, special_use,
 };
 
 /// Users, their passwords and mailboxes, in memory.
@@ -355,6 +355,42 @@ impl Account for MemoryAccount {
             };
             let uid = target.put_in(Stored { meta, raw, structure }, modseq);
             (target.uid_validity, uid)
+        };
+        self.changed(folder);
+        Ok(result)
+    }
+
+    async fn append_all(
+        &self,
+        folder: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>), MailError> {
+        // Parsed before the lock is taken; then all go in under it, with
+        // one MODSEQ, as one change.
+        let parsed: Vec<(NewMessage, Option<Vec<u8>>)> = messages
+            .into_iter()
+            .map(|m| {
+                let structure = self.structures.then(|| mime::parse(&m.raw).structure.encode());
+                (m, structure)
+            })
+            .collect();
+        let result = {
+            let mut folders = self.lock();
+            folders.get(folder)?;
+            let modseq = folders.next_modseq();
+            let target = folders.get(folder)?;
+            let mut uids = Vec::with_capacity(parsed.len());
+            for (message, structure) in parsed {
+                let meta = MessageMeta {
+                    uid: 0,
+                    flags: message.flags,
+                    internal_date: message.internal_date.unwrap_or_else(now_millis),
+                    size: message.raw.len() as u64,
+                    modseq: 0,
+                };
+                uids.push(target.put_in(Stored { meta, raw: message.raw, structure }, modseq));
+            }
+            (target.uid_validity, uids)
         };
         self.changed(folder);
         Ok(result)

@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
-    StoreReport, special_use,
+    NewMessage, StoreReport, special_use,
 };
 use crate::smarthost::SmartHost;
 
@@ -230,6 +230,38 @@ impl Account for NodeAccount {
             cause: None,
         })?;
         Ok((changed.uid_validity, uid))
+    }
+
+    async fn append_all(
+        &self,
+        folder: &str,
+        messages: Vec<NewMessage>,
+    ) -> Result<(u32, Vec<u32>), MailError> {
+        let name = folder.to_owned();
+        if !self.inner.mailbox.read(move |state| state.folders.contains_key(&name)).await? {
+            return Err(MailError::NoFolder(folder.to_owned()));
+        }
+        // Every message's objects first: one that cannot be stored fails
+        // the append before the log names any (what was stored is only
+        // unreferenced, and lapses with its leases). Then all go into the
+        // log as one entry.
+        let mut inserts = Vec::with_capacity(messages.len());
+        for new in messages {
+            let (mut message, objects) =
+                self.inner.mail.store_message(&new.raw, &self.inner.mailbox.address).await?;
+            if let Some(date) = new.internal_date {
+                message.internal_date = date;
+            }
+            inserts.push(Change::insert(folder, message, new.flags, None, Some(objects)));
+        }
+        let mut uid_validity = 0;
+        let mut uids = Vec::with_capacity(inserts.len());
+        for result in self.inner.mailbox.insert_together(inserts).await? {
+            let changed = result?;
+            uid_validity = changed.uid_validity;
+            uids.extend(changed.uids);
+        }
+        Ok((uid_validity, uids))
     }
 
     async fn store(

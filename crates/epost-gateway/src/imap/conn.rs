@@ -11,17 +11,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use epost_types::mailbox::FolderChanged;
-use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::decode::Decoder;
 use imap_codec::encode::Encoder;
-use imap_codec::imap_types::IntoStatic;
 use imap_codec::imap_types::auth::AuthenticateData;
 use imap_codec::imap_types::core::{LiteralMode, Tag};
 use imap_codec::imap_types::response::{
     Code, CommandContinuationRequest, Greeting, GreetingKind, Response, Status, StatusKind,
 };
-use imap_codec::{
-    AuthenticateDataCodec, CommandCodec, GreetingCodec, IdleDoneCodec, ResponseCodec,
-};
+use imap_codec::{AuthenticateDataCodec, GreetingCodec, IdleDoneCodec, ResponseCodec};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
@@ -32,8 +29,8 @@ use crate::backend::MailBackend;
 use crate::context::Shared;
 use crate::imap::deflate::Deflate;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
-use crate::imap::lift::Extras;
-use crate::imap::session::{Done, Gone, Session, Sink, bad, no, text, untagged};
+use crate::imap::lift::{Decoded, Refused};
+use crate::imap::session::{Done, Gone, Session, Sink, bad, code, no, text, untagged};
 use crate::line::Busy;
 use crate::socket::Transport;
 
@@ -300,21 +297,17 @@ where
                 Frame::LineTooLong { tag } => self.reject(tag, "line too long").await?,
                 Frame::Literal { length, mode } => self.literal(length, mode, session).await?,
                 Frame::Complete { poisoned } => {
-                    let decoded = match session.lift(self.framer.message()) {
-                        Ok(lifted) => match CommandCodec::default().decode_static(&lifted.bytes) {
-                            Ok((rest, command)) if rest.is_empty() && !poisoned => {
-                                Ok((command, lifted.extras))
-                            }
-                            _ => Err("syntax error".to_owned()),
-                        },
-                        Err(error) => Err(error.to_string()),
+                    let decoded = if poisoned {
+                        Err("syntax error".to_owned())
+                    } else {
+                        session.decode(self.framer.message())
                     };
                     let tag = lexical_tag(self.framer.message());
                     self.framer.reset();
                     // A whole command arrived: the next one's clock starts anew.
                     self.busy = None;
                     match decoded {
-                        Ok((command, extras)) => self.command(session, command, extras).await?,
+                        Ok(decoded) => self.command(session, decoded).await?,
                         Err(message) => self.reject(tag, &message).await?,
                     }
                 }
@@ -339,18 +332,9 @@ where
         };
         let fits = length as usize <= limit;
         // The command so far must be good up to the literal, once what the
-        // codec does not know is lifted out.
-        let good_so_far = match session.lift(self.framer.message()) {
-            Ok(lifted) => match CommandCodec::default().decode(&lifted.bytes) {
-                Err(CommandDecodeError::LiteralFound { tag, .. }) => {
-                    Some(IntoStatic::into_static(tag))
-                }
-                _ => None,
-            },
-            Err(_) => None,
-        };
-        match good_so_far {
-            Some(tag) => {
+        // codec does not know is lifted out (or as APPEND reads it).
+        match session.good_so_far(self.framer.message()) {
+            Ok(tag) => {
                 if fits && self.framer.accept_literal(length).is_ok() {
                     if mode == LiteralMode::Sync {
                         let go = CommandContinuationRequest::basic(None, "ready for literal data")
@@ -365,11 +349,24 @@ where
                     // The bytes are already on their way (RFC 7888 section 4).
                     return Err(self.bye("literal too large").await);
                 }
-                let message = format!("literal too large (at most {limit} bytes)");
+                // Too large itself, or too much with the command's other literals.
+                let message = if fits {
+                    format!("command too large (at most {limit} bytes of literals)")
+                } else {
+                    format!("literal too large (at most {limit} bytes)")
+                };
                 self.send(Response::Status(no(&tag, Some(Code::TooBig), &message))).await?;
                 self.flush().await
             }
-            None => {
+            Err(Refused::Limit { tag, text }) => {
+                self.framer.reset();
+                if mode == LiteralMode::NonSync {
+                    return Err(self.bye(&text).await);
+                }
+                self.send(Response::Status(no(&tag, Some(code("LIMIT")), &text))).await?;
+                self.flush().await
+            }
+            Err(Refused::Syntax) => {
                 let tag = lexical_tag(self.framer.message());
                 if mode == LiteralMode::Sync {
                     self.framer.reset();
@@ -387,14 +384,9 @@ where
 
     /// Runs one decoded command to its end; `Err` ends this loop (closed,
     /// or TLS starts).
-    async fn command(
-        &mut self,
-        session: &mut Session<B>,
-        command: imap_codec::imap_types::command::Command<'static>,
-        extras: Extras,
-    ) -> Result<(), End> {
+    async fn command(&mut self, session: &mut Session<B>, decoded: Decoded) -> Result<(), End> {
         let mut writer = self.writer();
-        let done = session.handle_lifted(command, extras, &mut writer).await;
+        let done = session.handle_decoded(decoded, &mut writer).await;
         let mut done = done.map_err(|_| End::Closed)?;
         loop {
             done = match done {
@@ -782,6 +774,39 @@ mod tests {
         h.say(b"d SEARCH RETURN (BOGUS) ALL\r\ne FETCH $ FLAGS\r\n").await;
         assert_eq!(h.line().await, "d BAD unknown RETURN option BOGUS\r\n");
         assert!(h.line().await.starts_with("e OK"));
+    }
+
+    #[tokio::test]
+    async fn multiappend_literals_are_asked_for_one_by_one_and_bounded() {
+        let mut h = start(Limits { max_append_messages: 2, ..Limits::default() });
+        h.line().await;
+        h.say(b"a LOGIN alice@example.test alice-pw\r\n").await;
+        assert!(h.line().await.starts_with("a OK"));
+        // Each synchronizing literal gets its continuation; LITERAL+ none.
+        h.say(b"b APPEND INBOX {12}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"Subject: 1\r\n CATENATE (TEXT {3+}\r\nSub TEXT {9}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"ject: 2\r\n)\r\n").await;
+        assert_eq!(h.line().await, "b OK [APPENDUID 1 1:2] APPEND completed\r\n");
+        // A third message is refused before its bytes are sent.
+        h.say(b"c APPEND INBOX {1}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"x {1}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"y {1}\r\n").await;
+        assert_eq!(h.line().await, "c NO [LIMIT] more than 2 messages in one APPEND\r\n");
+        // A bad second message is BAD before its literal; the session goes on.
+        h.say(b"d APPEND INBOX {1}\r\n").await;
+        assert!(h.line().await.starts_with("+ "));
+        h.say(b"x BOGUS {1}\r\n").await;
+        assert!(h.line().await.starts_with("d BAD"));
+        // With LITERAL+ the bytes are read and thrown away, then BAD.
+        h.say(b"e APPEND INBOX {1+}\r\nx BOGUS {1+}\r\ny\r\n").await;
+        assert_eq!(h.line().await, "e BAD syntax error\r\n");
+        h.say(b"f STATUS INBOX (MESSAGES)\r\n").await;
+        assert_eq!(h.line().await, "* STATUS INBOX (MESSAGES 2)\r\n");
+        assert!(h.line().await.starts_with("f OK"));
     }
 
     #[tokio::test]

@@ -394,6 +394,27 @@ async fn read<A: Account>(
     Ok(read)
 }
 
+/// The bytes `BODY.PEEK[section]<partial>` answers for one message,
+/// read and cut as FETCH reads and cuts them (a partial without a length
+/// runs to the end); `None` if the section names no part there is. For
+/// CATENATE's URLs ([`super::catenate`]).
+pub(crate) async fn body_section<A: Account>(
+    account: &A,
+    folder: &str,
+    meta: &MessageMeta,
+    section: Option<Section<'static>>,
+    partial: Option<(u32, Option<NonZeroU32>)>,
+) -> Result<Option<Vec<u8>>, MailError> {
+    let partial = partial.map(|(start, length)| (start, length.unwrap_or(NonZeroU32::MAX)));
+    let name = MessageDataItemName::BodyExt { section: section.clone(), partial, peek: true };
+    let outline = needs_structure(&name);
+    let read = read(account, folder, meta, std::slice::from_ref(&name), outline).await?;
+    let Some(bytes) = mime::section(&read.bytes, &read.structure, section.as_ref()) else {
+        return Ok(None);
+    };
+    Ok(Some(cut_partial(bytes, partial).into_owned()))
+}
+
 /// One requested item of one message.
 fn item(
     name: &MessageDataItemName<'static>,

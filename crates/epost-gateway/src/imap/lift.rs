@@ -11,14 +11,44 @@
 //! the bytes so far when a literal is announced) and never guesses: it
 //! walks the tokens the way the grammar does (a string argument that
 //! reads `$` stays a string) and leaves every other command untouched.
+//!
+//! APPEND is not lifted but read whole by [`super::multiappend`] (its
+//! MULTIAPPEND and CATENATE forms are beyond the codec): [`Session::decode`]
+//! and [`Session::good_so_far`] choose the reader for every command.
 
 use std::borrow::Cow;
 use std::ops::Range;
 
+use imap_codec::CommandCodec;
+use imap_codec::decode::{CommandDecodeError, Decoder};
+use imap_codec::imap_types::IntoStatic;
+use imap_codec::imap_types::command::Command;
+use imap_codec::imap_types::core::Tag;
+
 use crate::backend::MailBackend;
 use crate::imap::esearch::{ReturnError, ReturnOptions};
+use crate::imap::frame::lexical_tag;
+use crate::imap::multiappend::{self, Append, AppendError, Parsed};
 use crate::imap::partial::{BadPartial, Partial};
 use crate::imap::session::Session;
+
+/// A whole command, read.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    /// Read by the codec, with what was lifted out before.
+    Codec(Command<'static>, Extras),
+    /// An APPEND, read by [`multiappend`].
+    Append(Append<'static>),
+}
+
+/// Why a literal just announced is not taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Refused {
+    /// The command is bad before it (answered BAD).
+    Syntax,
+    /// It has more messages or parts than allowed (answered NO [LIMIT]).
+    Limit { tag: Tag<'static>, text: String },
+}
 
 /// Which numbers a `$` stands for where it was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +82,42 @@ impl<B: MailBackend> Session<B> {
     /// [`lift`] with `$` standing for this session's saved result.
     pub(crate) fn lift<'m>(&self, message: &'m [u8]) -> Result<Lifted<'m>, LiftError> {
         lift(message, &|kind| self.saved_set(kind))
+    }
+
+    /// Reads a whole command; `Err` is the text of the BAD it is answered.
+    pub(crate) fn decode(&self, message: &[u8]) -> Result<Decoded, String> {
+        if multiappend::is_append(message) {
+            return match multiappend::parse(message, self.append_bounds()) {
+                Ok(Parsed::Complete(append)) => Ok(Decoded::Append(append.into_owned())),
+                Ok(Parsed::AwaitingLiteral) => Err("syntax error".to_owned()),
+                Err(error) => Err(error.to_string()),
+            };
+        }
+        let lifted = self.lift(message).map_err(|e| e.to_string())?;
+        match CommandCodec::default().decode_static(&lifted.bytes) {
+            Ok(([], command)) => Ok(Decoded::Codec(command, lifted.extras)),
+            _ => Err("syntax error".to_owned()),
+        }
+    }
+
+    /// Whether the command so far, which ends with a literal's
+    /// announcement, is good up to that literal: its tag if so.
+    pub(crate) fn good_so_far(&self, message: &[u8]) -> Result<Tag<'static>, Refused> {
+        if multiappend::is_append(message) {
+            let tag = || lexical_tag(message).ok_or(Refused::Syntax);
+            return match multiappend::parse(message, self.append_bounds()) {
+                Ok(Parsed::AwaitingLiteral) => tag(),
+                Ok(Parsed::Complete(_)) | Err(AppendError::Syntax(_)) => Err(Refused::Syntax),
+                Err(error) => Err(Refused::Limit { tag: tag()?, text: error.to_string() }),
+            };
+        }
+        match self.lift(message) {
+            Ok(lifted) => match CommandCodec::default().decode(&lifted.bytes) {
+                Err(CommandDecodeError::LiteralFound { tag, .. }) => Ok(tag.into_static()),
+                _ => Err(Refused::Syntax),
+            },
+            Err(_) => Err(Refused::Syntax),
+        }
     }
 }
 

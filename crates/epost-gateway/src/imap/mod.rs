@@ -2,10 +2,13 @@
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
 //! CONTEXT=SEARCH and CONTEXT=SORT (live results and PARTIAL, RFC 5267),
 //! PARTIAL (windows from either end in SEARCH, SORT and FETCH, RFC 9394),
-//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
+//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE, QRESYNC,
+//! MULTIAPPEND and CATENATE.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
-//! [`lift`] took out the syntax it does not know; the
+//! [`lift`] took out the syntax it does not know (APPEND, whose
+//! MULTIAPPEND and CATENATE forms it cannot read, is read by
+//! [`multiappend`] instead); the
 //! [`session::Session`] is a state machine fed decoded commands, one file
 //! per command family, and [`conn`] is the thin tokio loop around it
 //! (framing, literals, TLS upgrade, timeouts). Nothing here may change a
@@ -14,6 +17,7 @@
 mod append;
 mod auth;
 mod binary;
+mod catenate;
 mod compress;
 mod condstore;
 mod conn;
@@ -29,9 +33,11 @@ mod expunge;
 mod fetch;
 mod frame;
 mod idle;
+mod imapurl;
 mod lift;
 mod mailbox;
 mod mime;
+mod multiappend;
 mod partial;
 mod qresync;
 mod recent;

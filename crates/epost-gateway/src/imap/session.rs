@@ -27,7 +27,7 @@ use crate::backend::{MailBackend, MessageMeta};
 use crate::context::Shared;
 use crate::imap::enable::Enabled;
 use crate::imap::esearch::Esearch;
-use crate::imap::lift::Extras;
+use crate::imap::lift::{Decoded, Extras};
 use crate::imap::utf7;
 
 /// Where untagged responses go while a command runs.
@@ -237,6 +237,21 @@ impl<B: MailBackend> Session<B> {
         Ok(done)
     }
 
+    /// Answers a command as [`Session::decode`] read it.
+    pub(crate) async fn handle_decoded<O: Sink>(
+        &mut self,
+        decoded: Decoded,
+        out: &mut O,
+    ) -> Result<Done, Gone> {
+        match decoded {
+            Decoded::Codec(command, extras) => self.handle_lifted(command, extras, out).await,
+            Decoded::Append(append) if self.user.is_none() => {
+                Ok(Done::now(bad(&append.tag, "log in first")))
+            }
+            Decoded::Append(append) => self.append(append, out).await,
+        }
+    }
+
     /// Answers one command.
     pub(crate) async fn handle<O: Sink>(
         &mut self,
@@ -295,7 +310,8 @@ impl<B: MailBackend> Session<B> {
                 self.status(tag, &mailbox, &item_names, out).await
             }
             CommandBody::Append { mailbox, flags, date, message } => {
-                self.append(tag, &mailbox, flags, date, message, out).await
+                let command = crate::imap::append::single(tag, mailbox, flags, date, message);
+                self.append(command, out).await
             }
             CommandBody::Idle => Ok(match self.selected {
                 Some(_) => Done::Idle(tag),
@@ -532,9 +548,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::memory::MemoryBackend;
     use crate::testing::Setup;
-    use imap_codec::CommandCodec;
     use imap_codec::ResponseCodec;
-    use imap_codec::decode::Decoder;
     use imap_codec::encode::Encoder;
 
     /// A session for alice on loopback, over the in-memory backend.
@@ -566,16 +580,15 @@ pub(crate) mod tests {
         (Session::new(session.shared.clone(), peer, false), backend.clone())
     }
 
-    /// Runs one command line, lifted and decoded as a connection does;
-    /// returns everything the client would see.
+    /// Runs one command line (literals and all), lifted and decoded as a
+    /// connection does; returns everything the client would see.
     pub(crate) async fn run(session: &mut Session<MemoryBackend>, line: &str) -> String {
         let input = format!("{line}\r\n");
-        let lifted = session.lift(input.as_bytes()).unwrap_or_else(|e| panic!("{line:?}: {e}"));
-        let (_, command) = CommandCodec::default()
-            .decode_static(&lifted.bytes)
-            .unwrap_or_else(|e| panic!("{line:?} does not parse: {e:?}"));
+        let decoded = session
+            .decode(input.as_bytes())
+            .unwrap_or_else(|e| panic!("{line:?} does not parse: {e}"));
         let mut out: Vec<u8> = Vec::new();
-        let done = session.handle_lifted(command, lifted.extras, &mut out).await.unwrap();
+        let done = session.handle_decoded(decoded, &mut out).await.unwrap();
         let mut text = String::from_utf8_lossy(&out).into_owned();
         let status = match done {
             Done::Status { status, .. } | Done::StartTls(status) | Done::Close(status) => status,

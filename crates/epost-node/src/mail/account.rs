@@ -60,7 +60,8 @@ pub struct Changed {
 type ChangeReply = oneshot::Sender<Vec<Result<Changed, MailError>>>;
 
 enum Request {
-    Change(Vec<Change>, ChangeReply),
+    /// Changes, and whether they go in as one ([`plan_together`]).
+    Change(Vec<Change>, bool, ChangeReply),
     Read(Box<dyn FnOnce(&MailState) + Send>),
 }
 
@@ -97,8 +98,29 @@ impl Mailbox {
         &self,
         changes: Vec<Change>,
     ) -> Result<Vec<Result<Changed, MailError>>, MailError> {
+        self.request(changes, false).await
+    }
+
+    /// Stores new messages in one folder as one change: in one log entry,
+    /// so that every reader (this node's, or one replaying the log) sees
+    /// all of them or none, and all are refused if one cannot go in (IMAP
+    /// MULTIAPPEND). Every change must be an insert, without a
+    /// notification, into the same folder.
+    pub async fn insert_together(
+        &self,
+        changes: Vec<Change>,
+    ) -> Result<Vec<Result<Changed, MailError>>, MailError> {
+        self.request(changes, true).await
+    }
+
+    async fn request(
+        &self,
+        changes: Vec<Change>,
+        together: bool,
+    ) -> Result<Vec<Result<Changed, MailError>>, MailError> {
         let (reply, answer) = oneshot::channel();
-        self.tx.send(Request::Change(changes, reply)).await.map_err(|_| MailError::Stopped)?;
+        let request = Request::Change(changes, together, reply);
+        self.tx.send(request).await.map_err(|_| MailError::Stopped)?;
         answer.await.map_err(|_| MailError::Stopped)
     }
 
@@ -172,7 +194,7 @@ async fn run(
             // request starts a new task that tries again.
             rx.close();
             while let Some(request) = rx.recv().await {
-                if let Request::Change(changes, reply) = request {
+                if let Request::Change(changes, _, reply) = request {
                     let failed = changes.iter().map(|_| Err(e.clone()));
                     let _ = reply.send(failed.collect());
                 }
@@ -207,20 +229,18 @@ async fn run(
         for request in batch {
             match request {
                 Request::Read(job) => job(&state),
-                Request::Change(changes, reply) => {
-                    let results = changes
-                        .into_iter()
-                        .map(|change| {
-                            plan(
-                                &mut state,
-                                change,
-                                &mut planned,
-                                &mut touched,
-                                &mut leases,
-                                &mut account.tracker,
-                            )
-                        })
-                        .collect::<Vec<_>>();
+                Request::Change(changes, together, reply) => {
+                    let mut context = Context {
+                        planned: &mut planned,
+                        touched: &mut touched,
+                        leases: &mut leases,
+                        tracker: &mut account.tracker,
+                    };
+                    let results = if together {
+                        plan_together(&mut state, changes, &mut context)
+                    } else {
+                        changes.into_iter().map(|change| context.plan(&mut state, change)).collect()
+                    };
                     replies.push((reply, results));
                 }
             }
@@ -397,6 +417,18 @@ impl Planned {
         }
     }
 
+    /// Makes room for operations of `len` bytes in all in one entry:
+    /// starts a new one unless the current one has that room.
+    fn keep_together(&mut self, len: usize, ops: usize) {
+        if let Some(last) = self.entries.last()
+            && !last.is_empty()
+            && (self.size + len > ENTRY_BUDGET || last.len() + ops > MAX_ENTRY_OPS)
+        {
+            self.entries.push(Vec::new());
+            self.size = 0;
+        }
+    }
+
     fn into_entries(self) -> Vec<MailEntry> {
         self.entries.into_iter().map(MailEntry::new).collect()
     }
@@ -405,6 +437,56 @@ impl Planned {
 /// Operations one entry holds at most (far more than its size allows;
 /// it keeps an operation's index within what a MODSEQ tells apart).
 const MAX_ENTRY_OPS: usize = 60_000;
+
+/// What planning a batch's changes writes to besides the state.
+struct Context<'a> {
+    planned: &'a mut Planned,
+    touched: &'a mut Vec<String>,
+    leases: &'a mut Leases,
+    tracker: &'a mut Tracker,
+}
+
+impl Context<'_> {
+    fn plan(&mut self, state: &mut MailState, change: Change) -> Result<Changed, MailError> {
+        plan(state, change, self.planned, self.touched, self.leases, self.tracker)
+    }
+}
+
+/// Plans inserts into one folder as one (see [`Mailbox::insert_together`]):
+/// refused whole unless every change is an insert into the same folder,
+/// the folder is there and their operations fit one log entry; then
+/// queued in one entry. An insert into a folder that is there cannot
+/// fail, so none is refused once the first passed.
+fn plan_together(
+    state: &mut MailState,
+    changes: Vec<Change>,
+    context: &mut Context<'_>,
+) -> Vec<Result<Changed, MailError>> {
+    let refuse = |error: MailError| changes.iter().map(|_| Err(error.clone())).collect();
+    let Some(MailOp::Insert { folder, .. }) = changes.first().map(|c| &c.op) else {
+        return refuse(MailError::NotAllowed("only new messages are stored together".into()));
+    };
+    let one_folder = changes.iter().all(
+        |c| matches!(&c.op, MailOp::Insert { folder: f, notification: None, .. } if f == folder),
+    );
+    if !one_folder {
+        return refuse(MailError::NotAllowed(
+            "only new messages into one folder are stored together".into(),
+        ));
+    }
+    if !state.folders.contains_key(folder) {
+        return refuse(MailError::NoFolder(folder.clone()));
+    }
+    let len: usize = changes.iter().map(|c| epost_types::cbor::encode(&c.op).len()).sum();
+    if len > ENTRY_BUDGET || changes.len() > MAX_ENTRY_OPS {
+        return refuse(MailError::NotAllowed(format!(
+            "{} messages are more than can be stored together",
+            changes.len()
+        )));
+    }
+    context.planned.keep_together(len, changes.len());
+    changes.into_iter().map(|change| context.plan(state, change)).collect()
+}
 
 /// Checks a change against the state, applies it, and queues its op.
 fn plan(
@@ -657,6 +739,41 @@ mod tests {
             }
             state.entries += 1;
         }
+    }
+
+    #[test]
+    fn inserts_together_go_in_one_entry_or_not_at_all() {
+        let mut state = seeded();
+        let mut planned = Planned::new(state.entries);
+        // Another request's operations almost fill the batch's entry.
+        let filler = MailOp::Subscribe { folder: "INBOX".into(), subscribed: true };
+        planned.push(filler, ENTRY_BUDGET - 10);
+        let (mut touched, mut leases, mut tracker) =
+            (Vec::new(), Leases::default(), Tracker::default());
+        let mut context = Context {
+            planned: &mut planned,
+            touched: &mut touched,
+            leases: &mut leases,
+            tracker: &mut tracker,
+        };
+        let inserts = |folder: &str| -> Vec<Change> {
+            (2..5).map(|n| Change::insert(folder, msg(n), vec![], None, None)).collect()
+        };
+        let results = plan_together(&mut state, inserts("INBOX"), &mut context);
+        let uids: Vec<u32> = results.into_iter().map(|r| r.unwrap().uids[0]).collect();
+        assert_eq!(uids, vec![2, 3, 4]);
+        // Refused whole: a folder that is not there; another kind of op.
+        let mixed = vec![
+            Change::insert("INBOX", msg(7), vec![], None, None),
+            MailOp::Expunge { folder: "INBOX".into(), uids: vec![1] }.into(),
+        ];
+        for changes in [inserts("Nowhere"), mixed] {
+            let results = plan_together(&mut state, changes, &mut context);
+            assert!(results.iter().all(Result::is_err), "{results:?}");
+        }
+        assert_eq!(state.folders["INBOX"].messages.len(), 4);
+        let entries = planned.into_entries();
+        assert_eq!(entries.iter().map(|e| e.ops.len()).collect::<Vec<_>>(), vec![1, 3]);
     }
 
     #[test]
