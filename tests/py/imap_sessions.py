@@ -8,36 +8,9 @@ Usage: imap_sessions.py HOME_HOST:PORT OTHER_HOST:PORT USER PASSWORD
 """
 
 import imaplib
-import socket
 import sys
 
-
-class Raw:
-    """A line-at-a-time IMAP client, for IDLE (imaplib has none before 3.14)."""
-
-    def __init__(self, addr):
-        host, port = addr.rsplit(":", 1)
-        self.sock = socket.create_connection((host, int(port)), timeout=60)
-        self.file = self.sock.makefile("rb")
-        self.line()
-
-    def line(self):
-        line = self.file.readline()
-        assert line, "the server closed the connection"
-        return line.decode()
-
-    def send(self, text):
-        self.sock.sendall(text.encode() + b"\r\n")
-
-    def command(self, tag, text):
-        self.send("%s %s" % (tag, text))
-        lines = []
-        while True:
-            line = self.line()
-            if line.startswith(tag + " "):
-                assert line.startswith(tag + " OK"), line
-                return lines
-            lines.append(line)
+from imapraw import Raw
 
 
 def recent_count(line):
@@ -61,8 +34,8 @@ def main():
     assert writer.select("sessions")[0] == "OK"
 
     idler = Raw(home)
-    idler.command("a", "LOGIN %s %s" % (user, password))
-    selected = idler.command("b", "SELECT sessions")
+    idler.ok("a", "LOGIN %s %s" % (user, password))
+    selected = idler.ok("b", "SELECT sessions")[0]
     assert "* 3 EXISTS\r\n" in selected, selected
     idler.send("c IDLE")
     assert idler.line().startswith("+"), "no IDLE continuation"
@@ -103,9 +76,9 @@ def main():
 
     # Between commands the changes wait for NOOP.
     assert writer.store("1", "+FLAGS", "(\\Seen)")[0] == "OK"
-    noop = idler.command("d", "NOOP")
+    noop = idler.ok("d", "NOOP")[0]
     assert noop == ["* 1 FETCH (FLAGS (\\Seen) UID 3)\r\n"], noop
-    idler.command("e", "LOGOUT")
+    idler.ok("e", "LOGOUT")
     writer.logout()
 
     host, port = other.rsplit(":", 1)

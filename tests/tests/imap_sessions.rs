@@ -10,47 +10,38 @@ use anyhow::{Context, Result, ensure};
 use epost_e2e::cluster::{Cluster, ClusterConfig};
 use epost_e2e::{realm, run};
 
-#[test]
-fn what_one_session_changes_another_hears_in_idle_and_at_noop() -> Result<()> {
+/// Runs `tests/py/<script>` against a 3-node cluster with `user` hosted
+/// on node 0. The script is given node 0's IMAP address, those of the
+/// nodes in `others`, then the user and password; unless it ends by
+/// printing "ok", fails with `what`.
+fn script(script: &str, user: &str, others: &[usize], what: &str) -> Result<()> {
     let cluster = Cluster::start(3, &ClusterConfig::default())?;
     realm::realm(&cluster)?;
-    let (user, password) = ("alice@example.test", "alice-correct-horse");
-    realm::host(&cluster, user, password, 0)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/imap_sessions.py");
-    let out = run(std::process::Command::new("python3").args([
-        script.to_str().context("path")?,
-        &cluster.nodes[0].gateway("imap")?,
-        &cluster.nodes[1].gateway("imap")?,
-        user,
-        password,
-    ]))?;
+    let password = format!("{}-correct-horse", user.split('@').next().unwrap_or(user));
+    realm::host(&cluster, user, &password, 0)?;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("py").join(script);
+    let mut args =
+        vec![path.to_str().context("path")?.to_owned(), cluster.nodes[0].gateway("imap")?];
+    for &other in others {
+        args.push(cluster.nodes[other].gateway("imap")?);
+    }
+    args.extend([user.to_owned(), password]);
+    let out = run(std::process::Command::new("python3").args(&args))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     ensure!(
         out.status.success() && stdout.trim_end().ends_with("ok"),
-        "the sessions disagree:\n{stdout}\n{}",
+        "{what}:\n{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(())
 }
 
 #[test]
+fn what_one_session_changes_another_hears_in_idle_and_at_noop() -> Result<()> {
+    script("imap_sessions.py", "alice@example.test", &[1], "the sessions disagree")
+}
+
+#[test]
 fn multiappend_and_catenate_store_all_of_a_command_or_none() -> Result<()> {
-    let cluster = Cluster::start(3, &ClusterConfig::default())?;
-    realm::realm(&cluster)?;
-    let (user, password) = ("carol@example.test", "carol-correct-horse");
-    realm::host(&cluster, user, password, 0)?;
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/imap_append.py");
-    let out = run(std::process::Command::new("python3").args([
-        script.to_str().context("path")?,
-        &cluster.nodes[0].gateway("imap")?,
-        user,
-        password,
-    ]))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    ensure!(
-        out.status.success() && stdout.trim_end().ends_with("ok"),
-        "MULTIAPPEND or CATENATE went wrong:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(())
+    script("imap_append.py", "carol@example.test", &[], "MULTIAPPEND or CATENATE went wrong")
 }
