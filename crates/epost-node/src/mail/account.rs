@@ -467,6 +467,10 @@ fn plan(
         MailOp::Expunge { folder, uids } => {
             MailOp::Expunge { uids: present(state, &folder, uids)?, folder }
         }
+        MailOp::Subscription { name, subscribed } => {
+            check_folder_name(&name)?;
+            MailOp::Subscription { name, subscribed }
+        }
         op @ (MailOp::Delete { .. } | MailOp::Subscribe { .. }) => op,
         MailOp::Checkpoint { .. } => {
             return Err(MailError::NotAllowed(
@@ -528,9 +532,9 @@ fn plan(
             changed.uids = uids.clone();
             touched.push(folder.clone());
         }
-        MailOp::Delete { folder } | MailOp::Subscribe { folder, .. } => {
-            touched.push(folder.clone())
-        }
+        MailOp::Delete { folder }
+        | MailOp::Subscribe { folder, .. }
+        | MailOp::Subscription { name: folder, .. } => touched.push(folder.clone()),
         MailOp::Rename { from, to, .. } => {
             touched.push(from.clone());
             touched.push(to.clone());
