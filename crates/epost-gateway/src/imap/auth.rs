@@ -43,8 +43,10 @@ impl<B: MailBackend> Session<B> {
             Capability::CondStore,
             Capability::QResync,
         ]);
-        if let Ok(atom) = Atom::try_from("SPECIAL-USE") {
-            caps.push(Capability::from(atom));
+        for name in ["SPECIAL-USE", "LIST-EXTENDED", "LIST-STATUS"] {
+            if let Ok(atom) = Atom::try_from(name) {
+                caps.push(Capability::from(atom));
+            }
         }
         if self.user.is_some() && !self.compressed {
             caps.push(Capability::Compress { algorithm: CompressionAlgorithm::Deflate });

@@ -27,6 +27,7 @@ mod fetch;
 mod frame;
 mod idle;
 mod lift;
+mod listext;
 mod mailbox;
 mod mime;
 mod qresync;
