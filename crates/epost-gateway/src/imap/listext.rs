@@ -132,7 +132,7 @@ impl Returns {
     }
 }
 
-/// A STATUS item name (RFC 3501, 7162 and 9208's SIZE is not offered).
+/// A STATUS item name (RFC 3501, 7162 and 8438).
 fn status_item(name: &[u8]) -> Result<StatusDataItemName, ListError> {
     Ok(match name.to_ascii_uppercase().as_slice() {
         b"MESSAGES" => StatusDataItemName::Messages,
@@ -143,6 +143,7 @@ fn status_item(name: &[u8]) -> Result<StatusDataItemName, ListError> {
         b"DELETED" => StatusDataItemName::Deleted,
         b"DELETED-STORAGE" => StatusDataItemName::DeletedStorage,
         b"HIGHESTMODSEQ" => StatusDataItemName::HighestModSeq,
+        b"SIZE" => StatusDataItemName::Size,
         _ => return Err(ListError::StatusItem(String::from_utf8_lossy(name).into())),
     })
 }

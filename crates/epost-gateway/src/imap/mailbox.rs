@@ -309,6 +309,10 @@ impl<B: MailBackend> Session<B> {
                 StatusDataItemName::HighestModSeq => {
                     StatusDataItem::HighestModSeq(snapshot.highest_modseq)
                 }
+                // RFC 8438: the messages' sizes, added up.
+                StatusDataItemName::Size => {
+                    StatusDataItem::Size(snapshot.messages.iter().map(|m| m.size).sum())
+                }
             });
         }
         Ok(items)

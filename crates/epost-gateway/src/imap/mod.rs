@@ -1,6 +1,7 @@
 //! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
 //! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
-//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC.
+//! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE and QRESYNC,
+//! LIST-EXTENDED and LIST-STATUS, QUOTA (read-only) and STATUS=SIZE.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
 //! [`lift`] took out the syntax it does not know; the
@@ -31,6 +32,7 @@ mod listext;
 mod mailbox;
 mod mime;
 mod qresync;
+mod quota;
 mod recent;
 mod search;
 mod searchres;
