@@ -79,7 +79,7 @@ pub(crate) fn lift<'m>(
     let uid = is(1, "UID");
     let verb_at = if uid { 2 } else { 1 };
     let Some(verb) = word(verb_at).map(|w| w.to_ascii_uppercase()) else { return Ok(unchanged) };
-    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    let mut edits: Edits = Vec::new();
     let mut returns = None;
     let mut list = None;
     let mut at = verb_at + 1;
@@ -137,6 +137,9 @@ pub(crate) fn lift<'m>(
     Ok(Lifted { bytes: Cow::Owned(bytes), extras: Extras { returns, list } })
 }
 
+/// Byte ranges of a command and what replaces each, in order.
+type Edits = Vec<(Range<usize>, Vec<u8>)>;
+
 /// An extended LIST from its first argument at `at`: its options and the
 /// edits that leave `LIST reference first-pattern` for the codec; `None`
 /// for a plain LIST.
@@ -144,7 +147,7 @@ fn list_extended(
     message: &[u8],
     tokens: &[Token],
     mut at: usize,
-) -> Result<Option<(ListOptions, Vec<(Range<usize>, Vec<u8>)>)>, LiftError> {
+) -> Result<Option<(ListOptions, Edits)>, LiftError> {
     let kind = |i: usize| tokens.get(i).map(|t| t.kind);
     let is_value = |i: usize| matches!(kind(i), Some(Kind::Word | Kind::Quoted | Kind::Literal));
     let mut edits = Vec::new();

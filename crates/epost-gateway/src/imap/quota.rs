@@ -115,7 +115,8 @@ mod tests {
             message_limit,
         };
         // (quota, expected (resource, usage, limit))
-        let cases: Vec<(Quota, Vec<(Resource<'static>, u64, u64)>)> = vec![
+        type Row = (Resource<'static>, u64, u64);
+        let cases: Vec<(Quota, Vec<Row>)> = vec![
             (quota(5000, 3, None, None), vec![]),
             (quota(0, 0, Some(1 << 20), None), vec![(Resource::Storage, 0, 1024)]),
             (quota(1, 1, Some(2047), None), vec![(Resource::Storage, 1, 1)]),
