@@ -117,6 +117,15 @@ impl NodeAccount {
         self.inner.mailbox.change(change).await
     }
 
+    /// Whether a folder has `name`, and whether the name is subscribed.
+    async fn look(&self, name: &str) -> Result<(bool, bool), MailError> {
+        let owned = name.to_owned();
+        self.inner
+            .mailbox
+            .read(move |state| (state.folders.contains_key(&owned), state.subscribed(&owned)))
+            .await
+    }
+
     /// Applies `changes` together; the first failure is the answer (a
     /// later change of a failed first one fails with it).
     async fn all(&self, changes: Vec<Change>) -> Result<(), MailError> {
@@ -187,10 +196,9 @@ impl Account for NodeAccount {
     async fn create(&self, name: &str) -> Result<(), MailError> {
         // A folder made is subscribed in the log; the name keeps the
         // subscription it had, in the same entry.
-        let owned = name.to_owned();
-        let was = self.inner.mailbox.read(move |state| state.subscribed(&owned)).await?;
+        let (exists, was) = self.look(name).await?;
         let mut changes = vec![Change::create(name)];
-        if !was {
+        if !exists && !was {
             changes.push(MailOp::Subscription { name: name.to_owned(), subscribed: false }.into());
         }
         self.all(changes).await
@@ -199,10 +207,9 @@ impl Account for NodeAccount {
     async fn delete(&self, name: &str) -> Result<(), MailError> {
         // DELETE takes the folder's subscription in the log; a subscribed
         // name stays subscribed (RFC 3501 6.3.4), in the same entry.
-        let owned = name.to_owned();
-        let was = self.inner.mailbox.read(move |state| state.subscribed(&owned)).await?;
+        let (exists, was) = self.look(name).await?;
         let mut changes = vec![Change::from(MailOp::Delete { folder: name.to_owned() })];
-        if was {
+        if exists && was && name != "INBOX" {
             changes.push(MailOp::Subscription { name: name.to_owned(), subscribed: true }.into());
         }
         self.all(changes).await
