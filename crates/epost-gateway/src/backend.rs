@@ -14,7 +14,9 @@
 //! reading the message's parts. A message's MODSEQ and a folder's
 //! highest (RFC 7162) are the mail service's, as are what a STORE left
 //! alone under `UNCHANGEDSINCE` and the [`Vanished`] UIDs QRESYNC asks
-//! for.
+//! for. Subscriptions are names, with or without a folder
+//! ([`FolderInfo::exists`]); a [`Quota`] says what a user stores against
+//! their limits.
 
 use std::future::Future;
 

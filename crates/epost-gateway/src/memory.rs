@@ -3,7 +3,8 @@
 //! service (UIDs ascend and are never reused, standard folders exist, a
 //! message's structure is found once when it is stored, every change
 //! takes the next MODSEQ of the account and expunges are remembered with
-//! theirs), and counts the reads of whole messages so tests can see what
+//! theirs, subscriptions are names kept across DELETE and not given by
+//! CREATE), and counts the reads of whole messages so tests can see what
 //! a command cost.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
