@@ -1,6 +1,7 @@
 //! `epost folder` and `epost import --create` on real `epost node run`
 //! processes: folders made, renamed and deleted from the command line are
-//! what an IMAP client (Python's imaplib) lists, with their messages.
+//! what an IMAP client (Python's imaplib) lists, with their messages;
+//! subscriptions of names outlive DELETE and a restart of the node.
 
 use std::path::Path;
 
@@ -122,5 +123,45 @@ fn folders_made_renamed_and_deleted_by_the_cli_are_what_imap_lists() -> Result<(
     )?;
     ensure!(!inbox.status.success(), "INBOX was deleted");
     ensure!(named(&cli_folders(node)?, "INBOX"), "INBOX is gone");
+    Ok(())
+}
+
+/// LIST (SUBSCRIBED) through Python's imaplib, after the `make` or for the
+/// `show` step of `py/imap_subscriptions.py`.
+fn imap_subscriptions(node: &ClusterNode, step: &str) -> Result<String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("py/imap_subscriptions.py");
+    let out = run(std::process::Command::new("python3").args([
+        script.to_str().context("path")?,
+        &node.gateway("imap")?,
+        USER,
+        PASSWORD,
+        step,
+    ]))?;
+    ensure!(out.status.success(), "imaplib failed: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+#[test]
+fn subscriptions_of_names_outlive_delete_and_a_restart() -> Result<()> {
+    let mut cluster = Cluster::start(3, &ClusterConfig::default())?;
+    realm::realm(&cluster)?;
+    realm::host(&cluster, USER, PASSWORD, 0)?;
+    imap_subscriptions(&cluster.nodes[0], "make")?;
+    let before = imap_subscriptions(&cluster.nodes[0], "show")?;
+    // Replayed from the mail log after a restart, the same.
+    cluster.nodes[0].stop()?;
+    cluster.restart(0)?;
+    cluster.wait_connected()?;
+    let after = imap_subscriptions(&cluster.nodes[0], "show")?;
+    ensure!(before == after, "before:\n{before}\nafter:\n{after}");
+    let lines: Vec<&str> = after.lines().collect();
+    let has = |want: &str| lines.contains(&want);
+    ensure!(has(r#"LIST (\NonExistent \Subscribed \HasNoChildren) "/" Old/Box"#), "{after}");
+    ensure!(has(r#"LIST (\NonExistent \Subscribed \HasNoChildren) "/" Never/Made"#), "{after}");
+    ensure!(has(r#"LIST (\Subscribed \HasNoChildren) "/" INBOX"#), "{after}");
+    ensure!(has("STATUS INBOX (MESSAGES 0)"), "{after}");
+    ensure!(!after.contains("Plain") && !after.contains("STATUS Old"), "{after}");
+    // No limit per user on a node: no quota root.
+    ensure!(has("QUOTAROOT INBOX"), "{after}");
     Ok(())
 }

@@ -14,7 +14,9 @@
 //! reading the message's parts. A message's MODSEQ and a folder's
 //! highest (RFC 7162) are the mail service's, as are what a STORE left
 //! alone under `UNCHANGEDSINCE` and the [`Vanished`] UIDs QRESYNC asks
-//! for.
+//! for. Subscriptions are names, with or without a folder
+//! ([`FolderInfo::exists`]); a [`Quota`] says what a user stores against
+//! their limits.
 
 use std::future::Future;
 
@@ -73,12 +75,30 @@ pub enum AuthError {
     Temporary(MailError),
 }
 
-/// One folder in a listing.
+/// One name in a listing: a folder, or a subscribed name no folder has.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FolderInfo {
     pub name: String,
     pub special_use: Option<SpecialUse>,
     pub subscribed: bool,
+    /// False for a subscribed name that is no folder (subscriptions are
+    /// names, kept when the folder is deleted or never made).
+    pub exists: bool,
+}
+
+/// What a user stores, and how much they may (RFC 9208's STORAGE and
+/// MESSAGE resources).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quota {
+    /// Bytes of every message in every folder (a message in two folders
+    /// counts twice, as a client adding up its folders would).
+    pub storage_bytes: u64,
+    /// Messages in every folder.
+    pub messages: u64,
+    /// The most bytes the user may store, if there is a limit.
+    pub storage_limit: Option<u64>,
+    /// The most messages the user may store, if there is a limit.
+    pub message_limit: Option<u64>,
 }
 
 /// One message's metadata in a folder.
@@ -172,15 +192,25 @@ pub trait MailBackend: Clone + Send + Sync + 'static {
 
 /// One user's mailboxes. Cheap to clone; every clone sees the same state.
 pub trait Account: Clone + Send + Sync + 'static {
+    /// Every folder, and every subscribed name no folder has, at one
+    /// moment.
     fn folders(&self) -> impl Future<Output = Result<Vec<FolderInfo>, MailError>> + Send;
+    /// Makes a folder; the name's subscription stays as it was (CREATE
+    /// does not subscribe, and a subscribed name stays subscribed).
     fn create(&self, name: &str) -> impl Future<Output = Result<(), MailError>> + Send;
+    /// Deletes a folder; its name's subscription stays (RFC 3501 6.3.4).
     fn delete(&self, name: &str) -> impl Future<Output = Result<(), MailError>> + Send;
+    /// Renames a folder; its subscription goes with it.
     fn rename(&self, from: &str, to: &str) -> impl Future<Output = Result<(), MailError>> + Send;
+    /// Subscribes or unsubscribes a name, whether or not a folder has it.
     fn subscribe(
         &self,
         name: &str,
         subscribed: bool,
     ) -> impl Future<Output = Result<(), MailError>> + Send;
+
+    /// What the user stores now, and their limits.
+    fn quota(&self) -> impl Future<Output = Result<Quota, MailError>> + Send;
 
     /// The folder's current state.
     fn snapshot(

@@ -3,10 +3,11 @@
 //! service (UIDs ascend and are never reused, standard folders exist, a
 //! message's structure is found once when it is stored, every change
 //! takes the next MODSEQ of the account and expunges are remembered with
-//! theirs), and counts the reads of whole messages so tests can see what
+//! theirs, subscriptions are names kept across DELETE and not given by
+//! CREATE), and counts the reads of whole messages so tests can see what
 //! a command cost.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +20,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, CopyReport, Envelope, Flagged, FolderInfo, FolderSnapshot, MailBackend,
-    MessageMeta, NewMessage, STANDARD_FOLDERS, StoreReport, special_use,
+    MessageMeta, NewMessage, Quota, STANDARD_FOLDERS, StoreReport, special_use,
 };
 
 /// Users, their passwords and mailboxes, in memory.
@@ -39,6 +40,8 @@ struct Users {
     users: HashMap<Address, (String, MemoryAccount)>,
     /// Every message delivered to a foreign recipient (the "smart host").
     relayed: Vec<(Envelope, Bytes)>,
+    /// The storage and message limits of users added from now on.
+    limits: (Option<u64>, Option<u64>),
 }
 
 impl MemoryBackend {
@@ -57,6 +60,13 @@ impl MemoryBackend {
         self
     }
 
+    /// Users added from now on may store at most `storage` bytes and
+    /// `messages` messages (reported by GETQUOTA; nothing enforces them).
+    pub fn with_quota(self, storage: Option<u64>, messages: Option<u64>) -> Self {
+        self.lock().limits = (storage, messages);
+        self
+    }
+
     /// How many times a message's whole bytes were read so far (FETCH of
     /// a body, or an outline of a message stored without a structure).
     pub fn full_reads(&self) -> u64 {
@@ -66,7 +76,8 @@ impl MemoryBackend {
     /// Adds a user with a password and the standard folders.
     pub fn add_user(&self, address: &Address, password: &str) {
         let mut users = self.lock();
-        let account = MemoryAccount::new(!users.no_structures, users.full_reads.clone());
+        let mut account = MemoryAccount::new(!users.no_structures, users.full_reads.clone());
+        account.limits = users.limits;
         users.users.insert(address.clone(), (password.to_owned(), account));
     }
 
@@ -144,6 +155,8 @@ pub struct MemoryAccount {
     changes: broadcast::Sender<FolderChanged>,
     structures: bool,
     full_reads: Arc<AtomicU64>,
+    /// Storage and message limits, as [`Quota`] reports them.
+    limits: (Option<u64>, Option<u64>),
 }
 
 /// A message as this backend keeps it.
@@ -160,12 +173,13 @@ struct Folders {
     /// The last MODSEQ given out (one counter for the account).
     modseq: u64,
     folders: BTreeMap<String, Folder>,
+    /// Subscribed names, folders or not.
+    subscriptions: BTreeSet<String>,
 }
 
 struct Folder {
     uid_validity: u32,
     uid_next: u32,
-    subscribed: bool,
     messages: BTreeMap<u32, Stored>,
     highest_modseq: u64,
     /// Every UID taken out, with the MODSEQ of the change that did.
@@ -196,15 +210,22 @@ impl Folder {
 
 impl MemoryAccount {
     fn new(structures: bool, full_reads: Arc<AtomicU64>) -> Self {
-        let mut folders = Folders { next_validity: 1, modseq: 0, folders: BTreeMap::new() };
+        let mut folders = Folders {
+            next_validity: 1,
+            modseq: 0,
+            folders: BTreeMap::new(),
+            subscriptions: BTreeSet::new(),
+        };
         for (name, _) in STANDARD_FOLDERS {
             folders.create(name);
+            folders.subscriptions.insert(name.to_owned());
         }
         Self {
             inner: Arc::new(Mutex::new(folders)),
             changes: broadcast::channel(64).0,
             structures,
             full_reads,
+            limits: (None, None),
         }
     }
 
@@ -233,7 +254,6 @@ impl Folders {
             Folder {
                 uid_validity,
                 uid_next: 1,
-                subscribed: true,
                 messages: BTreeMap::new(),
                 highest_modseq,
                 expunged: Vec::new(),
@@ -260,16 +280,29 @@ fn now_millis() -> u64 {
 
 impl Account for MemoryAccount {
     async fn folders(&self) -> Result<Vec<FolderInfo>, MailError> {
-        Ok(self
-            .lock()
-            .folders
-            .iter()
-            .map(|(name, f)| FolderInfo {
-                name: name.clone(),
-                special_use: special_use(name),
-                subscribed: f.subscribed,
-            })
-            .collect())
+        let folders = self.lock();
+        let info = |name: &String, exists| FolderInfo {
+            name: name.clone(),
+            special_use: if exists { special_use(name) } else { None },
+            subscribed: folders.subscriptions.contains(name),
+            exists,
+        };
+        let mut all: Vec<FolderInfo> = folders.folders.keys().map(|n| info(n, true)).collect();
+        let unmade = folders.subscriptions.iter().filter(|n| !folders.folders.contains_key(*n));
+        all.extend(unmade.map(|n| info(n, false)));
+        Ok(all)
+    }
+
+    async fn quota(&self) -> Result<Quota, MailError> {
+        let folders = self.lock();
+        let messages = folders.folders.values().flat_map(|f| f.messages.values());
+        let (count, bytes) = messages.fold((0, 0), |(n, b), m| (n + 1, b + m.meta.size));
+        Ok(Quota {
+            storage_bytes: bytes,
+            messages: count,
+            storage_limit: self.limits.0,
+            message_limit: self.limits.1,
+        })
     }
 
     async fn create(&self, name: &str) -> Result<(), MailError> {
@@ -302,6 +335,7 @@ impl Account for MemoryAccount {
             let uids: Vec<u32> = messages.keys().copied().collect();
             inbox.take_out(&uids, modseq);
             folders.create(to);
+            folders.subscriptions.insert(to.to_owned());
             let target = folders.get(to)?;
             for (_, stored) in messages {
                 target.put_in(stored, modseq);
@@ -313,11 +347,22 @@ impl Account for MemoryAccount {
         folder.uid_validity = folders.next_validity;
         folders.next_validity += 1;
         folders.folders.insert(to.to_owned(), folder);
+        // The subscription goes with the folder, as the node's does.
+        if folders.subscriptions.remove(from) {
+            folders.subscriptions.insert(to.to_owned());
+        } else {
+            folders.subscriptions.remove(to);
+        }
         Ok(())
     }
 
     async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailError> {
-        self.lock().get(name)?.subscribed = subscribed;
+        let mut folders = self.lock();
+        if subscribed {
+            folders.subscriptions.insert(name.to_owned());
+        } else {
+            folders.subscriptions.remove(name);
+        }
         Ok(())
     }
 

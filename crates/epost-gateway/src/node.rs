@@ -18,7 +18,7 @@ use tokio::sync::broadcast;
 
 use crate::backend::{
     Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
-    NewMessage, StoreReport, special_use,
+    NewMessage, Quota, StoreReport, special_use,
 };
 use crate::smarthost::SmartHost;
 
@@ -117,6 +117,24 @@ impl NodeAccount {
         self.inner.mailbox.change(change).await
     }
 
+    /// Whether a folder has `name`, and whether the name is subscribed.
+    async fn look(&self, name: &str) -> Result<(bool, bool), MailError> {
+        let owned = name.to_owned();
+        self.inner
+            .mailbox
+            .read(move |state| (state.folders.contains_key(&owned), state.subscribed(&owned)))
+            .await
+    }
+
+    /// Applies `changes` together; the first failure is the answer (a
+    /// later change of a failed first one fails with it).
+    async fn all(&self, changes: Vec<Change>) -> Result<(), MailError> {
+        for result in self.inner.mailbox.change_all(changes).await? {
+            result?;
+        }
+        Ok(())
+    }
+
     /// How a folder refers to one of its messages.
     async fn message(&self, folder: &str, uid: u32) -> Result<MessageRef, MailError> {
         let name = folder.to_owned();
@@ -145,25 +163,56 @@ impl Account for NodeAccount {
         self.inner
             .mailbox
             .read(|state| {
-                state
-                    .folders
-                    .iter()
-                    .map(|(name, folder)| FolderInfo {
-                        name: name.clone(),
-                        special_use: special_use(name),
-                        subscribed: folder.subscribed,
-                    })
-                    .collect()
+                let folders = state.folders.keys().map(|name| FolderInfo {
+                    name: name.clone(),
+                    special_use: special_use(name),
+                    subscribed: state.subscribed(name),
+                    exists: true,
+                });
+                let unmade = state.subscribed_names().map(|name| FolderInfo {
+                    name: name.clone(),
+                    special_use: None,
+                    subscribed: true,
+                    exists: false,
+                });
+                folders.chain(unmade).collect()
+            })
+            .await
+    }
+
+    async fn quota(&self) -> Result<Quota, MailError> {
+        // The node keeps no limit per user: usage only.
+        self.inner
+            .mailbox
+            .read(|state| {
+                let messages = state.folders.values().flat_map(|f| f.messages.values());
+                let (count, bytes) =
+                    messages.fold((0u64, 0u64), |(n, b), m| (n + 1, b + m.message.size));
+                Quota { storage_bytes: bytes, messages: count, ..Quota::default() }
             })
             .await
     }
 
     async fn create(&self, name: &str) -> Result<(), MailError> {
-        self.change(Change::create(name)).await.map(|_| ())
+        // A folder made is subscribed in the log; the name keeps the
+        // subscription it had, in the same entry.
+        let (exists, was) = self.look(name).await?;
+        let mut changes = vec![Change::create(name)];
+        if !exists && !was {
+            changes.push(MailOp::Subscription { name: name.to_owned(), subscribed: false }.into());
+        }
+        self.all(changes).await
     }
 
     async fn delete(&self, name: &str) -> Result<(), MailError> {
-        self.change(MailOp::Delete { folder: name.to_owned() }).await.map(|_| ())
+        // DELETE takes the folder's subscription in the log; a subscribed
+        // name stays subscribed (RFC 3501 6.3.4), in the same entry.
+        let (exists, was) = self.look(name).await?;
+        let mut changes = vec![Change::from(MailOp::Delete { folder: name.to_owned() })];
+        if exists && was && name != "INBOX" {
+            changes.push(MailOp::Subscription { name: name.to_owned(), subscribed: true }.into());
+        }
+        self.all(changes).await
     }
 
     async fn rename(&self, from: &str, to: &str) -> Result<(), MailError> {
@@ -171,7 +220,7 @@ impl Account for NodeAccount {
     }
 
     async fn subscribe(&self, name: &str, subscribed: bool) -> Result<(), MailError> {
-        let op = MailOp::Subscribe { folder: name.to_owned(), subscribed };
+        let op = MailOp::Subscription { name: name.to_owned(), subscribed };
         self.change(op).await.map(|_| ())
     }
 

@@ -174,8 +174,17 @@ pub enum MailOp {
         to: String,
         uid_validity: u32,
     },
+    /// Subscribes or unsubscribes an existing folder.
     Subscribe {
         folder: String,
+        subscribed: bool,
+    },
+    /// Subscribes or unsubscribes a name, whether or not a folder has it
+    /// (IMAP keeps subscriptions of names that do not exist, RFC 3501
+    /// 6.3.6, and across DELETE). A node older than this operation cannot
+    /// read a log holding it, rather than replay it differently.
+    Subscription {
+        name: String,
         subscribed: bool,
     },
     /// A message into a folder. `notification` is the id of the
@@ -216,12 +225,18 @@ pub enum MailOp {
     },
 }
 
-/// The checkpoint index and message page format this code writes:
-/// version 2 adds MODSEQs (a message's, a folder's highest, and the
-/// folder's recent expunges). Version 1 is still read.
-pub const CHECKPOINT_VERSION: u8 = 2;
+/// The checkpoint index format this code writes: version 2 adds MODSEQs
+/// (a message's, a folder's highest, and the folder's recent expunges),
+/// version 3 the subscribed names no folder has. Versions 1 and 2 are
+/// still read.
+pub const CHECKPOINT_VERSION: u8 = 3;
+/// The message page format this code writes (version 2: with MODSEQs;
+/// version 1 is still read).
+pub const PAGE_VERSION: u8 = 2;
 /// The checkpoint format before MODSEQs.
 pub const CHECKPOINT_VERSION_PLAIN: u8 = 1;
+/// The checkpoint format with MODSEQs but before subscriptions of names.
+pub const CHECKPOINT_VERSION_MODSEQ: u8 = 2;
 /// The filed-notifications page format (unchanged since version 1).
 pub const DELIVERED_PAGE_VERSION: u8 = 1;
 /// Messages of one folder whose UIDs fall in one span of this many share
@@ -239,6 +254,10 @@ pub struct Checkpoint {
     pub folders: Vec<CheckpointFolder>,
     /// The notifications already filed, by the day they were filed.
     pub delivered: Vec<DayRef>,
+    /// Subscribed names that no folder has (version 3; a folder's own
+    /// subscription is in its [`CheckpointFolder`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subscribed: Vec<String>,
 }
 
 /// One folder of a checkpoint.
@@ -336,7 +355,7 @@ macro_rules! checkpoint_format {
 
 checkpoint_format!(
     Checkpoint: CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN;
-    MessagePage: CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN;
+    MessagePage: PAGE_VERSION, CHECKPOINT_VERSION_PLAIN;
     DeliveredPage: DELIVERED_PAGE_VERSION, DELIVERED_PAGE_VERSION
 );
 

@@ -43,11 +43,19 @@ impl<B: MailBackend> Session<B> {
             Capability::CondStore,
             Capability::QResync,
         ]);
-        for name in ["SPECIAL-USE", "MULTIAPPEND", "CATENATE"] {
+        for name in [
+            "SPECIAL-USE",
+            "MULTIAPPEND",
+            "CATENATE",
+            "LIST-EXTENDED",
+            "LIST-STATUS",
+            "STATUS=SIZE",
+        ] {
             if let Ok(atom) = Atom::try_from(name) {
                 caps.push(Capability::from(atom));
             }
         }
+        caps.extend(crate::imap::quota::capabilities());
         if self.user.is_some() && !self.compressed {
             caps.push(Capability::Compress { algorithm: CompressionAlgorithm::Deflate });
         }

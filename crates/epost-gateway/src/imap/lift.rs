@@ -1,6 +1,7 @@
 //! Syntax imap-codec does not know, lifted out of a command before the
 //! codec reads it: the RETURN (...) options of SEARCH and SORT (RFC 4731,
-//! 5267, 5182), `$`, the saved search result (RFC 5182), where a
+//! 5267, 5182), LIST's selection options, pattern list and RETURN (...)
+//! options (RFC 5258, 5819, 6154), and `$`, the saved search result (RFC 5182), where a
 //! sequence set may stand (FETCH, STORE, COPY, MOVE, UID EXPUNGE and
 //! search keys), and the whole of CANCELUPDATE (RFC 5267), which leaves
 //! `tag NOOP` for the codec to read the tag from. What is left is plain
@@ -28,6 +29,7 @@ use imap_codec::imap_types::core::Tag;
 use crate::backend::MailBackend;
 use crate::imap::esearch::{ReturnError, ReturnOptions};
 use crate::imap::frame::lexical_tag;
+use crate::imap::listext::{ListError, ListOptions, MAX_PATTERNS, ReturnItem, Returns, Selection};
 use crate::imap::multiappend::{self, Append, AppendError, Parsed};
 use crate::imap::partial::{BadPartial, Partial};
 use crate::imap::session::Session;
@@ -76,6 +78,8 @@ pub(crate) struct Extras {
     pub(crate) cancel: Option<Vec<String>>,
     /// FETCH's PARTIAL modifier (RFC 9394).
     pub(crate) fetch_partial: Option<Partial>,
+    /// An extended LIST's options and patterns (none for a plain LIST).
+    pub(crate) list: Option<ListOptions>,
 }
 
 impl<B: MailBackend> Session<B> {
@@ -132,6 +136,8 @@ pub(crate) enum LiftError {
     CancelUpdate,
     #[error(transparent)]
     Partial(#[from] BadPartial),
+    #[error(transparent)]
+    List(#[from] ListError),
 }
 
 /// Lifts what the codec cannot read out of `message`; `saved` writes the
@@ -150,8 +156,9 @@ pub(crate) fn lift<'m>(
     let uid = is(1, "UID");
     let verb_at = if uid { 2 } else { 1 };
     let Some(verb) = word(verb_at).map(|w| w.to_ascii_uppercase()) else { return Ok(unchanged) };
-    let mut edits: Vec<(Range<usize>, Vec<u8>)> = Vec::new();
+    let mut edits: Edits = Vec::new();
     let mut returns = None;
+    let mut list = None;
     let mut at = verb_at + 1;
     let set_kind = if uid { SetKind::Uid } else { SetKind::Sequence };
     match verb.as_slice() {
@@ -202,6 +209,12 @@ pub(crate) fn lift<'m>(
                 edits.push((tokens[index].span(), saved(kind).into_bytes()));
             }
         }
+        b"LIST" if !uid => {
+            if let Some((options, list_edits)) = list_extended(message, &tokens, at)? {
+                list = Some(options);
+                edits = list_edits;
+            }
+        }
         _ => {}
     }
     let mut fetch_partial = None;
@@ -211,7 +224,7 @@ pub(crate) fn lift<'m>(
         edits.push((range, Vec::new()));
         fetch_partial = Some(partial);
     }
-    if edits.is_empty() && returns.is_none() {
+    if edits.is_empty() && returns.is_none() && list.is_none() {
         return Ok(unchanged);
     }
     let mut bytes = Vec::with_capacity(message.len());
@@ -224,7 +237,7 @@ pub(crate) fn lift<'m>(
     bytes.extend_from_slice(&message[from..]);
     Ok(Lifted {
         bytes: Cow::Owned(bytes),
-        extras: Extras { returns, fetch_partial, ..Extras::default() },
+        extras: Extras { returns, fetch_partial, list, ..Extras::default() },
     })
 }
 
@@ -292,6 +305,129 @@ fn unquote(quoted: &[u8]) -> Option<String> {
         out.push(if byte == b'\\' { *bytes.next()? } else { byte });
     }
     String::from_utf8(out).ok()
+}
+
+/// Byte ranges of a command and what replaces each, in order.
+type Edits = Vec<(Range<usize>, Vec<u8>)>;
+
+/// An extended LIST from its first argument at `at`: its options and the
+/// edits that leave `LIST reference first-pattern` for the codec; `None`
+/// for a plain LIST.
+fn list_extended(
+    message: &[u8],
+    tokens: &[Token],
+    mut at: usize,
+) -> Result<Option<(ListOptions, Edits)>, LiftError> {
+    let kind = |i: usize| tokens.get(i).map(|t| t.kind);
+    let is_value = |i: usize| matches!(kind(i), Some(Kind::Word | Kind::Quoted | Kind::Literal));
+    let mut edits = Vec::new();
+    let mut options = ListOptions::default();
+    let mut extended = false;
+    if kind(at) == Some(Kind::Open) {
+        let close = words_until_close(tokens, at + 1).ok_or(ListError::NoPattern)?;
+        let words: Vec<&[u8]> = tokens[at + 1..close].iter().map(|t| &message[t.span()]).collect();
+        options.selection = Selection::parse(&words)?;
+        // From the option list through the space after it.
+        let end = tokens.get(close + 1).map_or(tokens[close].end, |t| t.start);
+        edits.push((tokens[at].start..end, Vec::new()));
+        extended = true;
+        at = close + 1;
+    }
+    // The reference.
+    if !is_value(at) {
+        return Ok(None);
+    }
+    at += 1;
+    if kind(at) == Some(Kind::Open) {
+        // Tokens that end early are a literal not yet here: judged whole.
+        let Some(close) = (at + 1..tokens.len()).find(|&i| !is_value(i)) else {
+            return Ok(None);
+        };
+        if kind(close) != Some(Kind::Close) {
+            return Err(ListError::NoPattern.into());
+        }
+        if close == at + 1 {
+            return Err(ListError::NoPattern.into());
+        }
+        if close - at - 1 > MAX_PATTERNS {
+            return Err(ListError::TooManyPatterns.into());
+        }
+        options.patterns = tokens[at + 1..close].iter().map(|t| text(message, t)).collect();
+        // The codec reads the first pattern where the list was.
+        let first = &message[tokens[at + 1].span()];
+        edits.push((tokens[at].start..tokens[close].end, first.to_vec()));
+        extended = true;
+        at = close + 1;
+    } else if is_value(at) {
+        options.patterns = vec![text(message, &tokens[at])];
+        at += 1;
+    } else {
+        return Ok(None);
+    }
+    let is_return = tokens
+        .get(at)
+        .is_some_and(|t| t.kind == Kind::Word && message[t.span()].eq_ignore_ascii_case(b"RETURN"));
+    if is_return {
+        if kind(at + 1) != Some(Kind::Open) {
+            return Err(LiftError::ReturnList);
+        }
+        let mut items = Vec::new();
+        let mut i = at + 2;
+        loop {
+            match kind(i) {
+                Some(Kind::Word) => items.push(ReturnItem::Word(&message[tokens[i].span()])),
+                Some(Kind::Open) => {
+                    let close = words_until_close(tokens, i + 1).ok_or(LiftError::ReturnList)?;
+                    let words = tokens[i + 1..close].iter().map(|t| &message[t.span()]);
+                    items.push(ReturnItem::List(words.collect()));
+                    i = close;
+                }
+                Some(Kind::Close) => break,
+                _ => return Err(LiftError::ReturnList),
+            }
+            i += 1;
+        }
+        options.returns = Returns::parse(&items)?;
+        // From the space before RETURN to the closing parenthesis.
+        edits.push((tokens[at - 1].end..tokens[i].end, Vec::new()));
+        extended = true;
+    }
+    Ok(extended.then_some((options, edits)))
+}
+
+/// The index of the `)` after words from `from` on, if only words come
+/// before it.
+fn words_until_close(tokens: &[Token], from: usize) -> Option<usize> {
+    (from..tokens.len())
+        .find(|&i| tokens[i].kind != Kind::Word)
+        .filter(|&i| tokens[i].kind == Kind::Close)
+}
+
+/// What a word, quoted string or literal says.
+fn text(message: &[u8], token: &Token) -> Vec<u8> {
+    let bytes = &message[token.span()];
+    match token.kind {
+        Kind::Quoted => {
+            let inner = bytes.strip_prefix(b"\"").unwrap_or(bytes);
+            let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
+            let mut out = Vec::with_capacity(inner.len());
+            let mut escaped = false;
+            for &b in inner {
+                if b == b'\\' && !escaped {
+                    escaped = true;
+                    continue;
+                }
+                escaped = false;
+                out.push(b);
+            }
+            out
+        }
+        Kind::Literal => {
+            let at = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| n + 1);
+            bytes[at..].to_vec()
+        }
+        _ => bytes.to_vec(),
+    }
 }
 
 /// The `$` tokens among search keys from `start` on, and what they stand
@@ -598,6 +734,41 @@ mod tests {
         }
         // UID CANCELUPDATE is no command: left to the codec to refuse.
         assert!(lift(b"c UID CANCELUPDATE \"x\"\r\n", &saved).unwrap().extras.cancel.is_none());
+    }
+
+    #[test]
+    fn extended_list_syntax_is_lifted() {
+        let list = |line: &str| {
+            let lifted = lift(line.as_bytes(), &saved).unwrap();
+            (String::from_utf8(lifted.bytes.into_owned()).unwrap(), lifted.extras.list)
+        };
+        let (bytes, options) = list(
+            "a LIST (SUBSCRIBED RECURSIVEMATCH) \"\" (\"x\" y*) RETURN (CHILDREN STATUS (MESSAGES))\r\n",
+        );
+        assert_eq!(bytes, "a LIST \"\" \"x\"\r\n");
+        let options = options.unwrap();
+        assert!(options.selection.subscribed && options.selection.recursive_match);
+        assert!(options.returns.children);
+        assert_eq!(options.returns.status.as_deref().map(<[_]>::len), Some(1));
+        assert_eq!(options.patterns, [b"x".to_vec(), b"y*".to_vec()]);
+        // A quoted pattern is unescaped; a literal's bytes are the pattern.
+        let (bytes, options) = list("b list \"\" (\"a\\\\b\" {2}\r\nc%)\r\n");
+        assert_eq!(bytes, "b list \"\" \"a\\\\b\"\r\n");
+        assert_eq!(options.unwrap().patterns, [b"a\\b".to_vec(), b"c%".to_vec()]);
+        let (bytes, options) = list("c LIST \"\" % RETURN ()\r\n");
+        assert_eq!(bytes, "c LIST \"\" %\r\n");
+        assert_eq!(options.unwrap().patterns, [b"%".to_vec()]);
+        // A plain LIST (and LSUB) is left alone.
+        for line in ["d LIST \"\" *\r\n", "e LSUB \"\" (x)\r\n", "f LIST \"\" {3}\r\n"] {
+            let lifted = lift(line.as_bytes(), &saved).unwrap();
+            assert!(matches!(lifted.bytes, Cow::Borrowed(_)) && lifted.extras.list.is_none());
+        }
+        let refused = |line: &str| lift(line.as_bytes(), &saved).unwrap_err();
+        assert!(matches!(refused("a LIST (imaptest) \"\" \"\"\r\n"), LiftError::List(_)));
+        assert!(matches!(refused("a LIST (recursivematch) \"\" \"\"\r\n"), LiftError::List(_)));
+        assert!(matches!(refused("a LIST \"\" \"\" return (imaptest)\r\n"), LiftError::List(_)));
+        assert!(matches!(refused("a LIST \"\" ()\r\n"), LiftError::List(_)));
+        assert_eq!(refused("a LIST \"\" x RETURN CHILDREN\r\n"), LiftError::ReturnList);
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Folder commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, whose
 //! resync is in [`crate::imap::qresync`]), CLOSE, CREATE, DELETE, RENAME,
-//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes) and
-//! STATUS.
+//! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes; the
+//! extended LIST is [`crate::imap::listext`]) and STATUS.
 
 use std::borrow::Cow;
 
@@ -16,15 +16,13 @@ use epost_types::mailbox::MailError;
 
 use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
 use crate::imap::condstore::modseq;
+use crate::imap::listext::DELIMITER;
 use crate::imap::qresync::SelectOptions;
 use crate::imap::session::{
     Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
     nonzero, ok, untagged,
 };
 use crate::imap::utf7;
-
-/// The hierarchy delimiter.
-const DELIMITER: char = '/';
 
 impl<B: MailBackend> Session<B> {
     pub(crate) async fn select<O: Sink>(
@@ -128,12 +126,10 @@ impl<B: MailBackend> Session<B> {
                 "INBOX exists",
             ));
         }
-        if let Err(error) = account.create(name).await {
-            return Done::now(mail_error(&tag, &error));
-        }
         // CREATE does not subscribe (RFC 3501 section 6.3.3): clients
-        // that want the folder shown subscribe to it themselves.
-        match account.subscribe(name, false).await {
+        // that want the folder shown subscribe to it themselves; a name
+        // subscribed before stays subscribed.
+        match account.create(name).await {
             Ok(()) => Done::now(ok(&tag, None, "CREATE completed")),
             Err(error) => Done::now(mail_error(&tag, &error)),
         }
@@ -204,38 +200,25 @@ impl<B: MailBackend> Session<B> {
         lsub: bool,
         out: &mut O,
     ) -> Result<Done, Gone> {
+        if !lsub && let Some(options) = self.lifted.list.take() {
+            return self.list_extended(tag, reference, options, out).await;
+        }
         let Some(account) = self.account() else {
             return Ok(Done::now(bad(&tag, "log in first")));
         };
-        let reference = match reference {
-            Mailbox::Inbox => "INBOX".to_owned(),
-            Mailbox::Other(other) => {
-                match std::str::from_utf8(other.as_ref()).ok().and_then(utf7::decode) {
-                    Some(reference) => reference,
-                    None => return Ok(Done::now(bad(&tag, "bad reference name"))),
-                }
-            }
+        let Some(reference) = reference_name(reference) else {
+            return Ok(Done::now(bad(&tag, "bad reference name")));
         };
         let pattern = match pattern {
-            ListMailbox::Token(token) => std::str::from_utf8(token.as_ref()).ok(),
-            ListMailbox::String(string) => std::str::from_utf8(string.as_ref()).ok(),
+            ListMailbox::Token(token) => token.as_ref(),
+            ListMailbox::String(string) => string.as_ref(),
         };
-        // A pattern that is not modified UTF-7 matches as written (it can
-        // only name folders nobody made), as Dovecot does; never BAD.
-        let Some(pattern) = pattern.map(|p| utf7::decode(p).unwrap_or_else(|| p.to_owned())) else {
+        let Some(pattern) = pattern_text(pattern) else {
             return Ok(Done::now(bad(&tag, "bad mailbox pattern")));
         };
         let verb = if lsub { "LSUB" } else { "LIST" };
         if pattern.is_empty() && !lsub {
-            // The hierarchy delimiter and root (RFC 3501 section 6.3.8).
-            if let Ok(root) = Mailbox::try_from("") {
-                let data = Data::List {
-                    items: vec![FlagNameAttribute::Noselect],
-                    delimiter: QuotedChar::try_from(DELIMITER).ok(),
-                    mailbox: root,
-                };
-                out.send(Response::Data(data)).await?;
-            }
+            out.send(root()).await?;
             return Ok(Done::now(ok(&tag, None, "LIST completed")));
         }
         let folders = match account.folders().await {
@@ -244,14 +227,7 @@ impl<B: MailBackend> Session<B> {
         };
         let full: Vec<char> = format!("{reference}{pattern}").chars().collect();
         for entry in listing(&folders, lsub) {
-            let name: Vec<char> = entry.name.chars().collect();
-            let matched = if entry.name == "INBOX" {
-                let upper: Vec<char> = full.iter().map(char::to_ascii_uppercase).collect();
-                wildcard(&upper, &name)
-            } else {
-                wildcard(&full, &name)
-            };
-            if !matched {
+            if !name_matches(&full, &entry.name) {
                 continue;
             }
             let Some(mailbox) = mailbox(&entry.name) else { continue };
@@ -277,13 +253,29 @@ impl<B: MailBackend> Session<B> {
         let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
-        let snapshot = match account.snapshot(&name).await {
-            Ok(snapshot) => snapshot,
-            Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
-        };
         if names.contains(&StatusDataItemName::HighestModSeq) {
             self.condstore_on(out).await?;
         }
+        let items = match self.status_items(&account, &name, names).await {
+            Ok(items) => items,
+            Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+        };
+        out.send(Response::Data(Data::Status {
+            mailbox: requested.clone(),
+            items: Cow::Owned(items),
+        }))
+        .await?;
+        Ok(Done::now(ok(&tag, None, "STATUS completed")))
+    }
+
+    /// The STATUS items `names` of the folder `name`.
+    pub(crate) async fn status_items(
+        &self,
+        account: &B::Account,
+        name: &str,
+        names: &[StatusDataItemName],
+    ) -> Result<Vec<StatusDataItem>, MailError> {
+        let snapshot = account.snapshot(name).await?;
         let count =
             |flag: &str| snapshot.messages.iter().filter(|m| has_flag(&m.flags, flag)).count();
         let mut items = Vec::new();
@@ -295,12 +287,7 @@ impl<B: MailBackend> Session<B> {
                 StatusDataItemName::Recent => StatusDataItem::Recent(
                     self.shared
                         .recent
-                        .untaken(
-                            &self.user_name(),
-                            &name,
-                            snapshot.uid_validity,
-                            &snapshot.messages,
-                        )
+                        .untaken(&self.user_name(), name, snapshot.uid_validity, &snapshot.messages)
                         .len() as u32,
                 ),
                 StatusDataItemName::UidNext => StatusDataItem::UidNext(nonzero(snapshot.uid_next)),
@@ -322,14 +309,13 @@ impl<B: MailBackend> Session<B> {
                 StatusDataItemName::HighestModSeq => {
                     StatusDataItem::HighestModSeq(snapshot.highest_modseq)
                 }
+                // RFC 8438: the messages' sizes, added up.
+                StatusDataItemName::Size => {
+                    StatusDataItem::Size(snapshot.messages.iter().map(|m| m.size).sum())
+                }
             });
         }
-        out.send(Response::Data(Data::Status {
-            mailbox: requested.clone(),
-            items: Cow::Owned(items),
-        }))
-        .await?;
-        Ok(Done::now(ok(&tag, None, "STATUS completed")))
+        Ok(items)
     }
 
     /// The messages flagged `\Deleted`, optionally only within `uids`.
@@ -358,13 +344,14 @@ pub(crate) struct Listed {
     pub(crate) special_use: Option<SpecialUse>,
 }
 
-/// The names LIST (every folder) or LSUB (every subscribed folder) may
-/// show, in name order: those folders, and each missing parent of one as
+/// The names LIST (every folder) or LSUB (every subscribed name) may
+/// show, in name order: those names, and each missing parent of one as
 /// `\Noselect`, so that `%` finds `Parent` of `Parent/Child` and clients
 /// can draw the tree.
 pub(crate) fn listing(folders: &[FolderInfo], lsub: bool) -> Vec<Listed> {
     use std::collections::BTreeMap;
-    let shown = |f: &&FolderInfo| !lsub || f.subscribed;
+    // LIST shows folders; LSUB every subscribed name, made or not.
+    let shown = |f: &&FolderInfo| if lsub { f.subscribed } else { f.exists };
     let mut names: BTreeMap<String, Listed> = BTreeMap::new();
     for folder in folders.iter().filter(shown) {
         names.insert(
@@ -402,6 +389,44 @@ pub(crate) fn listing(folders: &[FolderInfo], lsub: bool) -> Vec<Listed> {
         }
     }
     names.into_values().collect()
+}
+
+/// The reference of a LIST, decoded from modified UTF-7.
+pub(crate) fn reference_name(reference: &Mailbox<'_>) -> Option<String> {
+    match reference {
+        Mailbox::Inbox => Some("INBOX".to_owned()),
+        Mailbox::Other(other) => std::str::from_utf8(other.as_ref()).ok().and_then(utf7::decode),
+    }
+}
+
+/// A LIST pattern's text. One that is not modified UTF-7 matches as
+/// written (it can only name folders nobody made), as Dovecot does; never
+/// BAD. `None`: not UTF-8.
+pub(crate) fn pattern_text(pattern: &[u8]) -> Option<String> {
+    let pattern = std::str::from_utf8(pattern).ok()?;
+    Some(utf7::decode(pattern).unwrap_or_else(|| pattern.to_owned()))
+}
+
+/// The hierarchy delimiter and root (RFC 3501 section 6.3.8), LIST's
+/// answer to an empty pattern.
+pub(crate) fn root() -> Response<'static> {
+    Response::Data(Data::List {
+        items: vec![FlagNameAttribute::Noselect],
+        delimiter: QuotedChar::try_from(DELIMITER).ok(),
+        mailbox: Mailbox::try_from("").unwrap_or(Mailbox::Inbox),
+    })
+}
+
+/// Whether a folder name matches a LIST pattern (reference applied):
+/// INBOX in any case.
+pub(crate) fn name_matches(full: &[char], name: &str) -> bool {
+    let chars: Vec<char> = name.chars().collect();
+    if name == "INBOX" {
+        let upper: Vec<char> = full.iter().map(char::to_ascii_uppercase).collect();
+        wildcard(&upper, &chars)
+    } else {
+        wildcard(full, &chars)
+    }
 }
 
 /// LIST attributes: `\Noselect`, children (RFC 3348) and special use
@@ -515,7 +540,8 @@ mod tests {
     }
 
     fn info(name: &str, subscribed: bool) -> FolderInfo {
-        FolderInfo { name: name.into(), special_use: crate::backend::special_use(name), subscribed }
+        let special_use = crate::backend::special_use(name);
+        FolderInfo { name: name.into(), special_use, subscribed, exists: true }
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! CONTEXT=SEARCH and CONTEXT=SORT (live results and PARTIAL, RFC 5267),
 //! PARTIAL (windows from either end in SEARCH, SORT and FETCH, RFC 9394),
 //! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE, QRESYNC,
-//! MULTIAPPEND and CATENATE.
+//! MULTIAPPEND and CATENATE, LIST-EXTENDED and LIST-STATUS, QUOTA
+//! (read-only) and STATUS=SIZE.
 //!
 //! Commands are parsed and responses written with `imap-codec`, after
 //! [`lift`] took out the syntax it does not know (APPEND, whose
@@ -35,11 +36,13 @@ mod frame;
 mod idle;
 mod imapurl;
 mod lift;
+mod listext;
 mod mailbox;
 mod mime;
 mod multiappend;
 mod partial;
 mod qresync;
+mod quota;
 mod recent;
 mod search;
 mod searchres;

@@ -309,6 +309,9 @@ impl<B: MailBackend> Session<B> {
             CommandBody::Status { mailbox, item_names } => {
                 self.status(tag, &mailbox, &item_names, out).await
             }
+            CommandBody::GetQuotaRoot { mailbox } => self.get_quota_root(tag, &mailbox, out).await,
+            CommandBody::GetQuota { root } => self.get_quota(tag, &root, out).await,
+            CommandBody::SetQuota { .. } => Ok(self.set_quota(tag)),
             CommandBody::Append { mailbox, flags, date, message } => {
                 let command = crate::imap::append::single(tag, mailbox, flags, date, message);
                 self.append(command, out).await

@@ -94,7 +94,7 @@ pub(crate) async fn send(
 }
 
 /// A folder as the API lists it.
-fn summary(name: &str, folder: &Folder) -> FolderSummary {
+fn summary(name: &str, folder: &Folder, subscribed: bool) -> FolderSummary {
     FolderSummary {
         name: name.to_owned(),
         uid_validity: folder.uid_validity,
@@ -105,7 +105,7 @@ fn summary(name: &str, folder: &Folder) -> FolderSummary {
             .values()
             .filter(|m| !m.flags.iter().any(|f| f.eq_ignore_ascii_case("\\Seen")))
             .count(),
-        subscribed: folder.subscribed,
+        subscribed,
     }
 }
 
@@ -116,7 +116,7 @@ pub(crate) async fn folders(
     let address = parse_address(&address)?;
     let mailbox = state.mail.mailbox(&address).map_err(mail_error)?;
     let list = mailbox
-        .read(|s| s.folders.iter().map(|(name, f)| summary(name, f)).collect())
+        .read(|s| s.folders.iter().map(|(name, f)| summary(name, f, s.subscribed(name))).collect())
         .await
         .map_err(mail_error)?;
     Ok(Json(list))
@@ -127,8 +127,12 @@ async fn folder_summary(
     mailbox: &crate::mail::Mailbox,
     name: String,
 ) -> Result<FolderSummary, ApiError> {
-    let folder = mailbox.folder(&name).await.map_err(mail_error)?;
-    Ok(summary(&name, &folder))
+    let owned = name.clone();
+    let found = mailbox
+        .read(move |s| s.folders.get(&owned).map(|f| summary(&owned, f, s.subscribed(&owned))))
+        .await
+        .map_err(mail_error)?;
+    found.ok_or_else(|| mail_error(MailError::NoFolder(name)))
 }
 
 /// Makes a folder; `409 exists` if it is there already.

@@ -549,6 +549,10 @@ fn plan(
         MailOp::Expunge { folder, uids } => {
             MailOp::Expunge { uids: present(state, &folder, uids)?, folder }
         }
+        MailOp::Subscription { name, subscribed } => {
+            check_folder_name(&name)?;
+            MailOp::Subscription { name, subscribed }
+        }
         op @ (MailOp::Delete { .. } | MailOp::Subscribe { .. }) => op,
         MailOp::Checkpoint { .. } => {
             return Err(MailError::NotAllowed(
@@ -610,9 +614,9 @@ fn plan(
             changed.uids = uids.clone();
             touched.push(folder.clone());
         }
-        MailOp::Delete { folder } | MailOp::Subscribe { folder, .. } => {
-            touched.push(folder.clone())
-        }
+        MailOp::Delete { folder }
+        | MailOp::Subscribe { folder, .. }
+        | MailOp::Subscription { name: folder, .. } => touched.push(folder.clone()),
         MailOp::Rename { from, to, .. } => {
             touched.push(from.clone());
             touched.push(to.clone());
@@ -905,5 +909,34 @@ mod tests {
         assert!(inbox.messages.is_empty());
         assert_eq!(inbox.vanished_since(0).ranges, vec![(1, 39)]);
         assert_eq!(reader.folders["Archive"].messages.len(), 2);
+    }
+
+    #[test]
+    fn subscriptions_as_the_gateway_writes_them_replay_alike() {
+        let before = seeded();
+        let mut writer = before.clone();
+        let sub = |name: &str, subscribed| -> Change {
+            MailOp::Subscription { name: name.into(), subscribed }.into()
+        };
+        // CREATE (unsubscribed), SUBSCRIBE, DELETE keeping the name, a
+        // name never made, and one too long to be a folder's.
+        let changes = vec![
+            Change::create("Lists"),
+            sub("Lists", false),
+            sub("Lists", true),
+            MailOp::Delete { folder: "Lists".into() }.into(),
+            sub("Lists", true),
+            sub("Never/Made", true),
+            sub(&"x".repeat(epost_types::mail::MAX_FOLDER_NAME + 1), true),
+        ];
+        let (outcomes, entries) = plan_all(&mut writer, changes);
+        assert!(outcomes[..6].iter().all(Result::is_ok));
+        assert!(outcomes[6].is_err(), "a name longer than a folder's is refused");
+        writer.entries += entries.len() as u64;
+        let mut reader = before;
+        replay(&mut reader, &entries);
+        assert_eq!(writer, reader);
+        assert!(!reader.folders.contains_key("Lists"));
+        assert_eq!(reader.subscribed_names().collect::<Vec<_>>(), ["Lists", "Never/Made"]);
     }
 }

@@ -18,8 +18,13 @@
 //! that of any change it includes, below any change after it), the
 //! folders remember no expunge before it, and the next checkpoint writes
 //! every page anew in version 2.
+//!
+//! Version 3 adds the subscribed names no folder has to the index (a
+//! folder's subscription stays in its entry of the index); a version 1 or
+//! 2 index has none, since only folders could be subscribed then. Pages
+//! are unchanged (still version 2).
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use epost_types::capability::Capability;
 use epost_types::cbor::DecodeError;
@@ -27,8 +32,8 @@ use epost_types::convergent::ConvergenceSecret;
 use epost_types::id::ObjectId;
 use epost_types::mail::{
     CHECKPOINT_VERSION, CHECKPOINT_VERSION_PLAIN, Checkpoint, CheckpointFolder,
-    DELIVERED_PAGE_VERSION, DayRef, DeliveredPage, MailOp, MessagePage, PAGE_SPAN, PageRef,
-    PagedMessage,
+    DELIVERED_PAGE_VERSION, DayRef, DeliveredPage, MailOp, MessagePage, PAGE_SPAN, PAGE_VERSION,
+    PageRef, PagedMessage,
 };
 use epost_types::mailbox::MailError;
 use epost_types::time::Timestamp;
@@ -109,7 +114,7 @@ impl Tracker {
                 self.dirty_folders.insert(from.clone());
                 self.dirty_folders.insert(to.clone());
             }
-            MailOp::Subscribe { .. } | MailOp::Checkpoint { .. } => {}
+            MailOp::Subscribe { .. } | MailOp::Subscription { .. } | MailOp::Checkpoint { .. } => {}
         }
     }
 
@@ -226,7 +231,7 @@ pub(super) async fn write<O: Objects>(
                 Some(page) => page.clone(),
                 None => {
                     let count = messages.len() as u32;
-                    let encoded = MessagePage { v: CHECKPOINT_VERSION, messages }.encode();
+                    let encoded = MessagePage { v: PAGE_VERSION, messages }.encode();
                     let (capability, objects, until) = put(storage, secret, encoded).await?;
                     expires = expires.min(until);
                     Page { capability, count, objects }
@@ -243,7 +248,7 @@ pub(super) async fn write<O: Objects>(
             name: name.clone(),
             uid_validity: folder.uid_validity,
             uid_next: folder.uid_next,
-            subscribed: folder.subscribed,
+            subscribed: state.subscribed(name),
             pages,
             highest_modseq: folder.highest_modseq,
             expunged: folder.expunged.ranges().to_vec(),
@@ -275,8 +280,14 @@ pub(super) async fn write<O: Objects>(
         delivered.push(DayRef { day, capability: page.capability.clone() });
         next.days.insert(day, page);
     }
-    let index =
-        Checkpoint { v: CHECKPOINT_VERSION, covers, entries: state.entries, folders, delivered };
+    let index = Checkpoint {
+        v: CHECKPOINT_VERSION,
+        covers,
+        entries: state.entries,
+        folders,
+        delivered,
+        subscribed: state.subscribed_names().cloned().collect(),
+    };
     let (capability, index_objects, until) = put(storage, secret, index.encode()).await?;
     expires = expires.min(until);
     let mut members: Vec<ObjectId> = next
@@ -312,6 +323,8 @@ pub(super) async fn load<O: Objects>(
     let bound = state::modseq_bound(index.entries);
     let or_bound = |modseq: u64| if modseq == 0 { bound } else { modseq };
     let mut folders = BTreeMap::new();
+    // Before version 3 only folders were subscribed; the list is empty.
+    let mut subscriptions: BTreeSet<String> = index.subscribed.into_iter().collect();
     for folder in index.folders {
         if plain {
             // Its pages are written anew, with MODSEQs, next time.
@@ -351,12 +364,14 @@ pub(super) async fn load<O: Objects>(
         } else {
             Expunged::restore(folder.expunged, folder.expunged_before)
         };
+        if folder.subscribed {
+            subscriptions.insert(folder.name.clone());
+        }
         folders.insert(
             folder.name,
             Folder {
                 uid_validity: folder.uid_validity,
                 uid_next: folder.uid_next,
-                subscribed: folder.subscribed,
                 messages,
                 highest_modseq: or_bound(folder.highest_modseq),
                 expunged,
@@ -376,7 +391,8 @@ pub(super) async fn load<O: Objects>(
             Page { objects: vec![day.capability.id], capability: day.capability, count },
         );
     }
-    Ok((MailState::restore(folders, delivered, index.entries), tracker, index.covers))
+    let state = MailState::restore(folders, subscriptions, delivered, index.entries);
+    Ok((state, tracker, index.covers))
 }
 
 /// The checkpoint an entry names, if it is a checkpoint entry.
@@ -392,7 +408,7 @@ mod tests {
     use std::sync::Mutex;
 
     use epost_types::capability::ObjectKey;
-    use epost_types::mail::{FlagChange, MESSAGE_VERSION_PLAIN};
+    use epost_types::mail::{CHECKPOINT_VERSION_MODSEQ, FlagChange, MESSAGE_VERSION_PLAIN};
 
     use super::*;
     use crate::mail::state::tests::{msg, standard, step};
@@ -492,6 +508,7 @@ mod tests {
                 expunged_before: 0,
             }],
             delivered: Vec::new(),
+            subscribed: Vec::new(),
         };
         let index_bytes = index.encode();
         assert!(!index_bytes.windows(7).any(|w| w == b"highest"), "no field the old code lacked");
@@ -524,8 +541,59 @@ mod tests {
         let page_ref = &index.folders[0].pages[0];
         assert_ne!(page_ref.capability, page_cap);
         let page = MessagePage::decode(&objects.get(&page_ref.capability).await.unwrap()).unwrap();
-        assert_eq!(page.v, CHECKPOINT_VERSION);
+        assert_eq!(page.v, PAGE_VERSION);
         assert_eq!(page.messages[0].modseq, loaded.folders["INBOX"].messages[&4].modseq);
+        let (reloaded, _, _) = load(&objects, &next.capability).await.unwrap();
+        assert_eq!(reloaded, loaded);
+    }
+
+    #[tokio::test]
+    async fn a_checkpoint_keeps_subscriptions_of_names_without_a_folder() {
+        let objects = Memory::default();
+        let mut state = mailbox();
+        let sub = |name: &str, subscribed| MailOp::Subscription { name: name.into(), subscribed };
+        step(&mut state, &sub("Nowhere", true)).unwrap();
+        step(&mut state, &sub("Junk", false)).unwrap();
+        let written = write(&objects, &secret(), &state, &Tracker::default(), 9).await.unwrap();
+        let index = Checkpoint::decode(&objects.get(&written.capability).await.unwrap()).unwrap();
+        assert_eq!(index.v, CHECKPOINT_VERSION);
+        assert_eq!(index.subscribed, ["Nowhere"]);
+        let (loaded, _, _) = load(&objects, &written.capability).await.unwrap();
+        assert_eq!(loaded, state);
+        assert!(loaded.subscribed("Nowhere") && !loaded.subscribed("Junk"));
+    }
+
+    #[tokio::test]
+    async fn a_version_2_checkpoint_still_reads_with_its_folders_subscriptions() {
+        let objects = Memory::default();
+        let key = secret();
+        let folder = |name: &str, subscribed| CheckpointFolder {
+            name: name.into(),
+            uid_validity: 7,
+            uid_next: 1,
+            subscribed,
+            pages: Vec::new(),
+            highest_modseq: state::modseq(1, 0),
+            expunged: Vec::new(),
+            expunged_before: 0,
+        };
+        let index = Checkpoint {
+            v: CHECKPOINT_VERSION_MODSEQ,
+            covers: 3,
+            entries: 2,
+            folders: vec![folder("INBOX", true), folder("Lists", false)],
+            delivered: Vec::new(),
+            subscribed: Vec::new(),
+        };
+        let bytes = index.encode();
+        let named = bytes.windows(10).filter(|w| *w == b"subscribed").count();
+        assert_eq!(named, 2, "each folder's flag, no top-level list the old code lacked");
+        let (capability, _, _) = objects.put(&key, bytes).await.unwrap();
+        let (loaded, tracker, _) = load(&objects, &capability).await.unwrap();
+        assert!(loaded.subscribed("INBOX") && !loaded.subscribed("Lists"));
+        assert_eq!(loaded.subscribed_names().count(), 0);
+        // Written again, it is version 3 and reads back the same.
+        let next = write(&objects, &key, &loaded, &tracker, 5).await.unwrap();
         let (reloaded, _, _) = load(&objects, &next.capability).await.unwrap();
         assert_eq!(reloaded, loaded);
     }

@@ -9,8 +9,14 @@
 //! started from, and it only grows. A folder's HIGHESTMODSEQ is the
 //! position of the last operation that changed any of its messages
 //! (including taking one out), or that made it.
+//!
+//! Subscriptions are a set of names beside the folders (IMAP's
+//! subscription list): a folder made is subscribed, one deleted or renamed
+//! away loses its subscription, as they always did; a
+//! [`MailOp::Subscription`] subscribes any name, made or not, and the
+//! writer logs one after a DELETE to keep a subscribed name subscribed.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use epost_types::id::ObjectId;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
@@ -18,7 +24,11 @@ use epost_types::mailbox::Vanished;
 
 use super::expunged::Expunged;
 
-/// The standard folders and whether they are subscribed at creation.
+/// Subscribed names no folder has, at most (each is at most a folder
+/// name long): a subscription past that is refused.
+pub const MAX_SUBSCRIBED_NAMES: usize = 1024;
+
+/// The standard folders (subscribed, as every folder made is).
 pub const STANDARD: [&str; 6] = ["INBOX", "Sent", "Drafts", "Trash", "Junk", "Archive"];
 
 /// Bits of a MODSEQ that number the operation within its entry (an
@@ -55,7 +65,6 @@ pub struct Stored {
 pub struct Folder {
     pub uid_validity: u32,
     pub uid_next: u32,
-    pub subscribed: bool,
     pub messages: BTreeMap<u32, Stored>,
     /// The position of the last operation that made the folder or
     /// changed what it holds.
@@ -69,7 +78,6 @@ impl Folder {
         Self {
             uid_validity,
             uid_next: 1,
-            subscribed: true,
             messages: BTreeMap::new(),
             highest_modseq: at,
             expunged: Expunged::default(),
@@ -122,6 +130,8 @@ pub enum OpError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailState {
     pub folders: BTreeMap<String, Folder>,
+    /// The subscribed names: folders' and names no folder has.
+    pub subscriptions: BTreeSet<String>,
     /// Notifications already turned into messages, with when they were
     /// (the message's internal date, ms).
     pub delivered: HashMap<Vec<u8>, u64>,
@@ -140,11 +150,19 @@ impl MailState {
     /// The state a checkpoint describes (the counts are derived).
     pub fn restore(
         folders: BTreeMap<String, Folder>,
+        subscriptions: BTreeSet<String>,
         delivered: HashMap<Vec<u8>, u64>,
         entries: u64,
     ) -> Self {
         let validity_high = folders.values().map(|f| f.uid_validity).max().unwrap_or(0);
-        let mut state = Self { folders, delivered, entries, refs: HashMap::new(), validity_high };
+        let mut state = Self {
+            folders,
+            subscriptions,
+            delivered,
+            entries,
+            refs: HashMap::new(),
+            validity_high,
+        };
         let messages: Vec<MessageRef> = state
             .folders
             .values()
@@ -160,6 +178,24 @@ impl MailState {
     /// every one this state has seen, including folders since deleted.
     pub fn next_validity_floor(&self) -> u32 {
         self.validity_high.saturating_add(1)
+    }
+
+    /// Whether `name` is subscribed.
+    pub fn subscribed(&self, name: &str) -> bool {
+        self.subscriptions.contains(name)
+    }
+
+    /// The subscribed names that no folder has, in name order.
+    pub fn subscribed_names(&self) -> impl Iterator<Item = &String> {
+        self.subscriptions.iter().filter(|name| !self.folders.contains_key(*name))
+    }
+
+    fn subscribe(&mut self, name: &str, subscribed: bool) {
+        if subscribed {
+            self.subscriptions.insert(name.to_owned());
+        } else {
+            self.subscriptions.remove(name);
+        }
     }
 
     /// Folder entries naming the manifest `id`.
@@ -199,6 +235,7 @@ impl MailState {
             | MailOp::Checkpoint { .. }
             | MailOp::Rename { .. }
             | MailOp::Subscribe { .. }
+            | MailOp::Subscription { .. }
             | MailOp::Flags { .. }
             | MailOp::Move { .. } => Vec::new(),
         }
@@ -232,6 +269,7 @@ impl MailState {
                 }
                 self.validity_high = self.validity_high.max(*uid_validity);
                 self.folders.insert(folder.clone(), Folder::new(*uid_validity, at));
+                self.subscribe(folder, true);
                 Ok(Vec::new())
             }
             MailOp::Delete { folder } => {
@@ -240,6 +278,7 @@ impl MailState {
                 }
                 let gone =
                     self.folders.remove(folder).ok_or_else(|| OpError::NoFolder(folder.clone()))?;
+                self.subscribe(folder, false);
                 for stored in gone.messages.values() {
                     self.count(&stored.message, false);
                 }
@@ -261,16 +300,35 @@ impl MailState {
                         folder.put(stored, at);
                     }
                     self.folders.insert(to.clone(), folder);
+                    self.subscribe(to, true);
                 } else {
                     let mut folder =
                         self.folders.remove(from).ok_or_else(|| OpError::NoFolder(from.clone()))?;
                     folder.uid_validity = *uid_validity;
                     self.folders.insert(to.clone(), folder);
+                    // The subscription goes with the folder.
+                    let subscribed = self.subscriptions.remove(from);
+                    self.subscribe(to, subscribed);
                 }
                 Ok(Vec::new())
             }
             MailOp::Subscribe { folder, subscribed } => {
-                self.folder(folder)?.subscribed = *subscribed;
+                self.folder(folder)?;
+                self.subscribe(folder, *subscribed);
+                Ok(Vec::new())
+            }
+            MailOp::Subscription { name, subscribed } => {
+                let new_name =
+                    !self.folders.contains_key(name) && !self.subscriptions.contains(name);
+                if *subscribed
+                    && new_name
+                    && self.subscribed_names().count() >= MAX_SUBSCRIBED_NAMES
+                {
+                    return Err(OpError::NotAllowed(format!(
+                        "at most {MAX_SUBSCRIBED_NAMES} names without a folder can be subscribed"
+                    )));
+                }
+                self.subscribe(name, *subscribed);
                 Ok(Vec::new())
             }
             MailOp::Insert { folder, message, flags, notification } => {
@@ -532,5 +590,63 @@ pub(super) mod tests {
         assert_eq!(state.folders["INBOX"].vanished_since(expunged_at).ranges, vec![(1, 1)]);
         assert_eq!(state.folders["Old"].highest_modseq, renamed_at);
         assert_eq!(modseqs(&state, "Old"), vec![(1, renamed_at)]);
+    }
+
+    #[test]
+    fn subscriptions_are_names_kept_beside_the_folders() {
+        let sub = |name: &str, subscribed| MailOp::Subscription { name: name.into(), subscribed };
+        let names =
+            |state: &MailState| -> Vec<String> { state.subscriptions.iter().cloned().collect() };
+        let ops = vec![
+            MailOp::Create { folder: "Lists".into(), uid_validity: 9 },
+            MailOp::Subscribe { folder: "Sent".into(), subscribed: false },
+            sub("Nowhere", true),
+            MailOp::Delete { folder: "Lists".into() },
+            sub("Lists", true),
+            MailOp::Create { folder: "Old".into(), uid_validity: 10 },
+            MailOp::Rename { from: "Old".into(), to: "New".into(), uid_validity: 11 },
+            sub("Gone", true),
+            sub("Gone", false),
+        ];
+        let (mut a, mut b) = (standard(), standard());
+        for op in &ops {
+            step(&mut a, op).unwrap();
+            step(&mut b, op).unwrap();
+        }
+        assert_eq!(a, b, "replayed alike");
+        // A folder made is subscribed; DELETE takes its subscription, a
+        // Subscription after it keeps the name; RENAME carries it along.
+        assert_eq!(
+            names(&a),
+            ["Archive", "Drafts", "INBOX", "Junk", "Lists", "New", "Nowhere", "Trash"]
+        );
+        assert_eq!(a.subscribed_names().collect::<Vec<_>>(), ["Lists", "Nowhere"]);
+        assert!(!a.subscribed("Sent") && a.subscribed("New") && !a.subscribed("Old"));
+        // The old operation still needs a folder.
+        let old = MailOp::Subscribe { folder: "Nowhere".into(), subscribed: false };
+        assert_eq!(step(&mut a, &old), Err(OpError::NoFolder("Nowhere".into())));
+        // Renaming INBOX subscribes the new folder and keeps INBOX's.
+        let rename = MailOp::Rename { from: "INBOX".into(), to: "Kept".into(), uid_validity: 12 };
+        step(&mut a, &rename).unwrap();
+        assert!(a.subscribed("INBOX") && a.subscribed("Kept"));
+    }
+
+    #[test]
+    fn subscribed_names_without_a_folder_are_bounded() {
+        let mut state = standard();
+        for n in 0..MAX_SUBSCRIBED_NAMES {
+            let op = MailOp::Subscription { name: format!("n{n}"), subscribed: true };
+            state.apply(&op, modseq(2, n)).unwrap();
+        }
+        let more = MailOp::Subscription { name: "one more".into(), subscribed: true };
+        assert!(matches!(state.apply(&more, modseq(3, 0)), Err(OpError::NotAllowed(_))));
+        // Again, a folder's name, or taking one away, is always fine.
+        let again = MailOp::Subscription { name: "n0".into(), subscribed: true };
+        state.apply(&again, modseq(3, 1)).unwrap();
+        let folder = MailOp::Subscription { name: "Sent".into(), subscribed: true };
+        state.apply(&folder, modseq(3, 2)).unwrap();
+        let away = MailOp::Subscription { name: "n1".into(), subscribed: false };
+        state.apply(&away, modseq(3, 3)).unwrap();
+        state.apply(&more, modseq(3, 4)).unwrap();
     }
 }

@@ -54,6 +54,8 @@ fn mail_op() -> impl Strategy<Value = MailOp> {
         }),
         (folder(), any::<bool>())
             .prop_map(|(folder, subscribed)| MailOp::Subscribe { folder, subscribed }),
+        (folder(), any::<bool>())
+            .prop_map(|(name, subscribed)| MailOp::Subscription { name, subscribed }),
         (folder(), message, flags(), prop::option::of(bytes(40))).prop_map(
             |(folder, message, flags, notification)| MailOp::Insert {
                 folder,
