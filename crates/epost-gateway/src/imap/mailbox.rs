@@ -57,7 +57,11 @@ impl<B: MailBackend> Session<B> {
         };
         let user = self.user_name();
         let recent = &self.shared.recent;
-        let recent = if read_only {
+        let recent = if self.enabled.imap4rev2 {
+            // IMAP4rev2 has no \Recent: this session takes none, so they
+            // stay recent for an IMAP4rev1 session (spec/mail.md).
+            Vec::new()
+        } else if read_only {
             recent.untaken(&user, &name, snapshot.uid_validity, &snapshot.messages)
         } else {
             recent.take(&user, &name, snapshot.uid_validity, &snapshot.messages)
@@ -67,10 +71,15 @@ impl<B: MailBackend> Session<B> {
             .unwrap_or_else(|_| unreachable!("FLAGS and PERMANENTFLAGS"));
         out.send(flags).await?;
         out.send(Response::Data(Data::Exists(selected.messages.len() as u32))).await?;
-        out.send(Response::Data(Data::Recent(selected.recent.len() as u32))).await?;
-        if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen")) {
-            let code = Code::Unseen(nonzero(first as u32 + 1));
-            out.send(untagged(StatusKind::Ok, Some(code), "first unseen")).await?;
+        if !self.enabled.imap4rev2 {
+            // RFC 9051 has neither RECENT nor the UNSEEN code.
+            out.send(Response::Data(Data::Recent(selected.recent.len() as u32))).await?;
+            if let Some(first) =
+                selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen"))
+            {
+                let code = Code::Unseen(nonzero(first as u32 + 1));
+                out.send(untagged(StatusKind::Ok, Some(code), "first unseen")).await?;
+            }
         }
         out.send(permanent).await?;
         let codes = [
@@ -80,6 +89,9 @@ impl<B: MailBackend> Session<B> {
         ];
         for (code, message) in codes {
             out.send(untagged(StatusKind::Ok, Some(code), message)).await?;
+        }
+        if self.enabled.imap4rev2 {
+            self.select_list(&account, &selected.name, out).await?;
         }
         self.selected = Some(selected);
         if let Some(resync) = &options.qresync
@@ -93,6 +105,25 @@ impl<B: MailBackend> Session<B> {
         } else {
             ok(&tag, Some(Code::ReadWrite), "SELECT completed")
         }))
+    }
+
+    /// The `* LIST` response an IMAP4rev2 SELECT or EXAMINE sends for its
+    /// folder (RFC 9051 section 6.3.2), with LIST's attributes; left out
+    /// if the folder list cannot be read now (the SELECT still succeeds).
+    async fn select_list<O: Sink>(
+        &self,
+        account: &B::Account,
+        name: &str,
+        out: &mut O,
+    ) -> Result<(), Gone> {
+        let Ok(folders) = account.folders().await else { return Ok(()) };
+        let entry = listing(&folders, false).into_iter().find(|entry| entry.name == name);
+        if let (Some(entry), Some(mailbox)) = (entry, mailbox(name)) {
+            let delimiter = QuotedChar::try_from(DELIMITER).ok();
+            let data = Data::List { items: attributes(&entry), delimiter, mailbox };
+            out.send(Response::Data(data)).await?;
+        }
+        Ok(())
     }
 
     /// CLOSE: expunges silently (unless read-only) and deselects.
@@ -321,6 +352,9 @@ impl<B: MailBackend> Session<B> {
                 ),
                 StatusDataItemName::HighestModSeq => {
                     StatusDataItem::HighestModSeq(snapshot.highest_modseq)
+                }
+                StatusDataItemName::Size => {
+                    StatusDataItem::Size(snapshot.messages.iter().map(|m| m.size).sum())
                 }
             });
         }

@@ -41,6 +41,7 @@ mod multiappend;
 mod partial;
 mod qresync;
 mod recent;
+mod rev2;
 mod search;
 mod searchres;
 mod selected;
