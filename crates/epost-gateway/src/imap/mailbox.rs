@@ -18,8 +18,7 @@ use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
 use crate::imap::condstore::modseq;
 use crate::imap::qresync::SelectOptions;
 use crate::imap::session::{
-    Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
-    nonzero, ok, untagged,
+    Done, Gone, Selected, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok, untagged,
 };
 use crate::imap::utf7;
 
@@ -48,7 +47,7 @@ impl<B: MailBackend> Session<B> {
             out.send(untagged(StatusKind::Ok, Some(Code::Closed), "previous mailbox closed"))
                 .await?;
         }
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
         let snapshot = match account.snapshot(&name).await {
@@ -118,7 +117,7 @@ impl<B: MailBackend> Session<B> {
     ) -> Result<(), Gone> {
         let Ok(folders) = account.folders().await else { return Ok(()) };
         let entry = listing(&folders, false).into_iter().find(|entry| entry.name == name);
-        if let (Some(entry), Some(mailbox)) = (entry, mailbox(name)) {
+        if let (Some(entry), Some(mailbox)) = (entry, self.mailbox_name(name)) {
             let delimiter = QuotedChar::try_from(DELIMITER).ok();
             let data = Data::List { items: attributes(&entry), delimiter, mailbox };
             out.send(Response::Data(data)).await?;
@@ -148,7 +147,7 @@ impl<B: MailBackend> Session<B> {
     }
 
     pub(crate) async fn create(&mut self, tag: Tag<'static>, requested: &Mailbox<'static>) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         let name = name.trim_end_matches(DELIMITER);
@@ -171,7 +170,7 @@ impl<B: MailBackend> Session<B> {
     }
 
     pub(crate) async fn delete(&mut self, tag: Tag<'static>, requested: &Mailbox<'static>) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         match account.delete(&name).await {
@@ -192,7 +191,7 @@ impl<B: MailBackend> Session<B> {
         to: &Mailbox<'static>,
     ) -> Done {
         let (Some(account), Some(from), Some(to)) =
-            (self.account(), folder_name(from), folder_name(to))
+            (self.account(), self.folder_name(from), self.folder_name(to))
         else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
@@ -218,7 +217,7 @@ impl<B: MailBackend> Session<B> {
         requested: &Mailbox<'static>,
         subscribed: bool,
     ) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         match account.subscribe(&name, subscribed).await {
@@ -238,10 +237,12 @@ impl<B: MailBackend> Session<B> {
         let Some(account) = self.account() else {
             return Ok(Done::now(bad(&tag, "log in first")));
         };
+        let utf8 = self.enabled.imap4rev2;
         let reference = match reference {
             Mailbox::Inbox => "INBOX".to_owned(),
             Mailbox::Other(other) => {
-                match std::str::from_utf8(other.as_ref()).ok().and_then(utf7::decode) {
+                let raw = std::str::from_utf8(other.as_ref()).ok();
+                match raw.and_then(|r| if utf8 { Some(r.to_owned()) } else { utf7::decode(r) }) {
                     Some(reference) => reference,
                     None => return Ok(Done::now(bad(&tag, "bad reference name"))),
                 }
@@ -253,7 +254,9 @@ impl<B: MailBackend> Session<B> {
         };
         // A pattern that is not modified UTF-7 matches as written (it can
         // only name folders nobody made), as Dovecot does; never BAD.
-        let Some(pattern) = pattern.map(|p| utf7::decode(p).unwrap_or_else(|| p.to_owned())) else {
+        // In IMAP4rev2 the pattern is UTF-8 as written.
+        let decode = |p: &str| if utf8 { None } else { utf7::decode(p) };
+        let Some(pattern) = pattern.map(|p| decode(p).unwrap_or_else(|| p.to_owned())) else {
             return Ok(Done::now(bad(&tag, "bad mailbox pattern")));
         };
         let verb = if lsub { "LSUB" } else { "LIST" };
@@ -285,7 +288,7 @@ impl<B: MailBackend> Session<B> {
             if !matched {
                 continue;
             }
-            let Some(mailbox) = mailbox(&entry.name) else { continue };
+            let Some(mailbox) = self.mailbox_name(&entry.name) else { continue };
             let items = attributes(&entry);
             let delimiter = QuotedChar::try_from(DELIMITER).ok();
             let data = if lsub {
@@ -305,7 +308,7 @@ impl<B: MailBackend> Session<B> {
         names: &[StatusDataItemName],
         out: &mut O,
     ) -> Result<Done, Gone> {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
         let snapshot = match account.snapshot(&name).await {

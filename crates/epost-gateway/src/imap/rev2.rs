@@ -10,7 +10,9 @@
 //!   parse, and find nothing recent);
 //! - SEARCH and UID SEARCH without RETURN answer as RETURN (ALL), in an
 //!   `* ESEARCH` response;
-//! - SELECT and EXAMINE send the folder's `* LIST` response.
+//! - SELECT and EXAMINE send the folder's `* LIST` response;
+//! - mailbox names are UTF-8 both ways, not modified UTF-7 (quoted
+//!   strings may carry UTF-8 in IMAP4rev2).
 //!
 //! STATUS DELETED and SIZE, and `[CLOSED]` when a SELECT replaces a
 //! selected folder, are answered in both modes.
@@ -146,6 +148,36 @@ mod tests {
         assert!(parent.contains("d NO"), "{parent}");
         let nested = run(&mut s, "e SELECT Projekte/Entw&APw-rfe").await;
         assert!(nested.contains("* LIST (\\HasNoChildren) \"/\" Projekte/Entw&APw-rfe\r\n"));
+    }
+
+    #[tokio::test]
+    async fn mailbox_names_are_utf8() {
+        let (mut s, backend) = rev2(0).await;
+        assert!(run(&mut s, "a CREATE \"Entwürfe/Q&A\"").await.starts_with("a OK"));
+        let list = run(&mut s, "b LIST \"\" \"Entw*\"").await;
+        assert_eq!(
+            list,
+            "* LIST (\\Noselect \\HasChildren) \"/\" \"Entwürfe\"\r\n\
+             * LIST (\\HasNoChildren) \"/\" \"Entwürfe/Q&A\"\r\nb OK LIST completed\r\n"
+        );
+        let select = run(&mut s, "c SELECT \"Entwürfe/Q&A\"").await;
+        assert!(select.contains("* LIST (\\HasNoChildren) \"/\" \"Entwürfe/Q&A\"\r\n"), "{select}");
+        assert!(select.contains("c OK [READ-WRITE]"), "{select}");
+        let status = run(&mut s, "d STATUS \"Entwürfe/Q&A\" (MESSAGES)").await;
+        assert!(status.starts_with("* STATUS \"Entwürfe/Q&A\" (MESSAGES 0)"), "{status}");
+        // Modified UTF-7 is not decoded: `&APw-` is five characters.
+        let utf7 = run(&mut s, "e SELECT Entw&APw-rfe").await;
+        assert!(utf7.contains("e NO"), "{utf7}");
+        // An IMAP4rev1 session sees the same folders in modified UTF-7.
+        let (mut rev1, _) = session_for(&s, &backend);
+        run(&mut rev1, "a LOGIN alice@example.test alice-pw").await;
+        let list = run(&mut rev1, "b LIST \"\" \"Entw*\"").await;
+        assert_eq!(
+            list,
+            "* LIST (\\Noselect \\HasChildren) \"/\" Entw&APw-rfe\r\n\
+             * LIST (\\HasNoChildren) \"/\" Entw&APw-rfe/Q&-A\r\nb OK LIST completed\r\n"
+        );
+        assert!(run(&mut rev1, "c SELECT Entw&APw-rfe/Q&-A").await.contains("c OK [READ-WRITE]"));
     }
 
     #[tokio::test]
