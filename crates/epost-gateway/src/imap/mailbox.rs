@@ -1,7 +1,8 @@
 //! Folder commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, whose
 //! resync is in [`crate::imap::qresync`]), CLOSE, CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes) and
-//! STATUS.
+//! STATUS; in IMAP4rev2 ([`crate::imap::rev2`]) SELECT leaves out RECENT
+//! and sends the folder's LIST response.
 
 use std::borrow::Cow;
 
