@@ -20,9 +20,7 @@ use epost_types::mailbox::MailError;
 use crate::backend::{Account, MailBackend, NewMessage};
 use crate::imap::catenate::Refusal;
 use crate::imap::multiappend::{self, Append, Data, Part};
-use crate::imap::session::{
-    Done, Gone, Session, Sink, flag_string, folder_name, mail_error, no, nonzero, ok,
-};
+use crate::imap::session::{Done, Gone, Session, Sink, flag_string, mail_error, no, nonzero, ok};
 
 impl<B: MailBackend> Session<B> {
     /// What APPEND may hold at most, from the limits.
@@ -40,7 +38,7 @@ impl<B: MailBackend> Session<B> {
         out: &mut O,
     ) -> Result<Done, Gone> {
         let Append { tag, mailbox, messages } = command;
-        let (Some(account), Some(name)) = (self.account(), folder_name(&mailbox)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(&mailbox)) else {
             return Ok(trycreate(&tag));
         };
         let urls = messages.iter().any(|m| {

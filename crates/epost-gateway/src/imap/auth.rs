@@ -20,7 +20,11 @@ impl<B: MailBackend> Session<B> {
 
     /// What this session can do now.
     pub(crate) fn capabilities(&self) -> Vec1<Capability<'static>> {
-        let mut caps = vec![Capability::Imap4Rev1, Capability::LiteralPlus, Capability::SaslIr];
+        let mut caps = vec![Capability::Imap4Rev1];
+        // IMAP4rev2 beside IMAP4rev1 (RFC 9051 section 9): a client
+        // chooses it with ENABLE IMAP4rev2. imap-types has no variant.
+        caps.extend(Atom::try_from("IMAP4rev2").ok().map(Capability::from));
+        caps.extend([Capability::LiteralPlus, Capability::SaslIr]);
         if self.user.is_none() {
             if self.shared.tls.is_some() && !self.tls {
                 caps.push(Capability::StartTls);
@@ -42,6 +46,7 @@ impl<B: MailBackend> Session<B> {
             Capability::Enable,
             Capability::CondStore,
             Capability::QResync,
+            Capability::StatusSize,
         ]);
         for name in [
             "SPECIAL-USE",

@@ -207,11 +207,11 @@ mod tests {
 
     #[test]
     fn vanished_is_only_for_qresync_uid_fetch_changedsince() {
-        let on = Enabled { condstore: true, qresync: true };
+        let on = Enabled { condstore: true, qresync: true, ..Enabled::default() };
         let changed = FetchOptions { changed_since: Some(3), vanished: true };
         assert_eq!(changed.refusal(true, on), None);
         assert!(changed.refusal(false, on).is_some());
-        assert!(changed.refusal(true, Enabled { condstore: true, qresync: false }).is_some());
+        assert!(changed.refusal(true, Enabled { condstore: true, ..Enabled::default() }).is_some());
         let bare = FetchOptions { changed_since: None, vanished: true };
         assert!(bare.refusal(true, on).is_some());
         assert_eq!(FetchOptions::default().refusal(false, Enabled::default()), None);

@@ -9,9 +9,7 @@ use imap_codec::imap_types::sequence::SequenceSet;
 use epost_types::mailbox::MailError;
 
 use crate::backend::{Account, MailBackend};
-use crate::imap::session::{
-    Done, Gone, Session, Sink, folder_name, mail_error, no, nonzero, ok, untagged,
-};
+use crate::imap::session::{Done, Gone, Session, Sink, mail_error, no, nonzero, ok, untagged};
 
 /// UIDs as a compact UID set (runs become ranges).
 pub(crate) fn uid_set(uids: impl IntoIterator<Item = u32>) -> Option<UidSet> {
@@ -63,7 +61,7 @@ impl<B: MailBackend> Session<B> {
                 _ => return Ok(Done::now(no(&tag, None, "select a mailbox first"))),
             }
         };
-        let Some(target) = folder_name(destination) else {
+        let Some(target) = self.folder_name(destination) else {
             return Ok(Done::now(no(&tag, Some(Code::TryCreate), "no such mailbox")));
         };
         let uids = self.uids_of(set, uid);

@@ -1,10 +1,9 @@
 //! ENABLE (RFC 5161): what the client has switched on for the rest of the
 //! connection. We know CONDSTORE and QRESYNC (RFC 7162; QRESYNC implies
-//! CONDSTORE); anything else is left off, and not named in ENABLED.
-//!
-//! IMAP4rev2 is not among them: switching it on changes answers this
-//! server gives in IMAP4rev1's form (SEARCH as ESEARCH, no RECENT, LIST
-//! and STATUS details), so it is neither advertised nor enabled.
+//! CONDSTORE) and IMAP4rev2 (RFC 9051 section 6.3.1: no `\Recent`,
+//! SEARCH answered as ESEARCH, a LIST response on SELECT; see
+//! `spec/mail.md`, "IMAP4rev2"); anything else is left off, and not named
+//! in ENABLED.
 
 use imap_codec::imap_types::core::{Tag, Vec1};
 use imap_codec::imap_types::extensions::enable::CapabilityEnable;
@@ -21,6 +20,8 @@ pub(crate) struct Enabled {
     pub(crate) condstore: bool,
     /// VANISHED instead of EXPUNGE, SELECT (QRESYNC ...).
     pub(crate) qresync: bool,
+    /// IMAP4rev2's answers (RFC 9051) instead of IMAP4rev1's.
+    pub(crate) imap4rev2: bool,
 }
 
 /// What ENABLE with these names switches on: the names we know, each
@@ -40,6 +41,10 @@ pub(crate) fn recognised(
                 enabled.condstore = true;
                 enabled.qresync = true;
                 CapabilityEnable::try_from("QRESYNC").ok()
+            }
+            other if other.to_string().eq_ignore_ascii_case("IMAP4rev2") => {
+                enabled.imap4rev2 = true;
+                CapabilityEnable::try_from("IMAP4rev2").ok()
             }
             _ => None,
         };
@@ -62,6 +67,14 @@ impl<B: MailBackend> Session<B> {
         let (asked, named) = recognised(names.as_ref());
         self.enabled.condstore |= asked.condstore;
         self.enabled.qresync |= asked.qresync;
+        if asked.imap4rev2 && !self.enabled.imap4rev2 {
+            self.enabled.imap4rev2 = true;
+            // Nothing is `\Recent` in an IMAP4rev2 session (RFC 9051
+            // appendix E); a view selected before ENABLE stops showing it.
+            if let Some(selected) = self.selected.as_mut() {
+                selected.recent.clear();
+            }
+        }
         out.send(Response::Data(Data::Enabled { capabilities: named })).await?;
         Ok(Done::now(ok(&tag, None, "ENABLE completed")))
     }
@@ -79,13 +92,15 @@ mod tests {
         };
         use imap_codec::imap_types::IntoStatic;
         // (asked, enabled, named back)
-        let cases: [(&[&str], Enabled, &[&str]); 4] = [
-            (&["condstore"], Enabled { condstore: true, qresync: false }, &["CONDSTORE"]),
-            (&["QRESYNC"], Enabled { condstore: true, qresync: true }, &["QRESYNC"]),
-            (&["IMAP4rev2", "UTF8=ACCEPT", "X-FOO"], Enabled::default(), &[]),
+        let on = |condstore, qresync, imap4rev2| Enabled { condstore, qresync, imap4rev2 };
+        let cases: [(&[&str], Enabled, &[&str]); 5] = [
+            (&["condstore"], on(true, false, false), &["CONDSTORE"]),
+            (&["QRESYNC"], on(true, true, false), &["QRESYNC"]),
+            (&["UTF8=ACCEPT", "X-FOO"], Enabled::default(), &[]),
+            (&["imap4REV2", "X-FOO", "IMAP4rev2"], on(false, false, true), &["IMAP4rev2"]),
             (
                 &["qresync", "CONDSTORE", "QResync"],
-                Enabled { condstore: true, qresync: true },
+                on(true, true, false),
                 &["QRESYNC", "CONDSTORE"],
             ),
         ];
@@ -105,7 +120,9 @@ mod tests {
         let reply = run(&mut s, "b ENABLE QRESYNC X-NONE").await;
         assert_eq!(reply, "* ENABLED QRESYNC\r\nb OK ENABLE completed\r\n");
         assert!(s.enabled.qresync && s.enabled.condstore);
+        assert!(!s.enabled.imap4rev2);
         let reply = run(&mut s, "c ENABLE IMAP4rev2").await;
-        assert_eq!(reply, "* ENABLED\r\nc OK ENABLE completed\r\n");
+        assert_eq!(reply, "* ENABLED IMAP4rev2\r\nc OK ENABLE completed\r\n");
+        assert!(s.enabled.imap4rev2);
     }
 }

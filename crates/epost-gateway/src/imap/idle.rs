@@ -121,7 +121,9 @@ impl Selected {
             // since stays in `recent` but is no longer counted.
             let recent = self.messages.iter().filter(|m| self.recent.contains(&m.uid)).count();
             let recent = u32::try_from(recent).unwrap_or(u32::MAX);
-            responses.push(Response::Data(Data::Recent(recent)));
+            if !on.imap4rev2 {
+                responses.push(Response::Data(Data::Recent(recent)));
+            }
         }
         self.uid_next = self.uid_next.max(snapshot.uid_next);
         // Caught up, unless expunges are still to be told.
@@ -168,7 +170,7 @@ impl<B: MailBackend> Session<B> {
             self.contexts_expunging(&gone, out).await?;
         }
         let Some(selected) = self.selected.as_mut() else { return Ok(()) };
-        if !selected.read_only && snapshot.uid_validity == selected.uid_validity {
+        if !selected.read_only && !on.imap4rev2 && snapshot.uid_validity == selected.uid_validity {
             let name = &selected.name;
             let taken =
                 self.shared.recent.take(&user, name, snapshot.uid_validity, &snapshot.messages);

@@ -22,7 +22,7 @@ use imap_codec::imap_types::status::StatusDataItemName;
 
 use crate::backend::{Account, FolderInfo, MailBackend, SpecialUse};
 use crate::imap::mailbox::{name_matches, pattern_text, reference_name, root};
-use crate::imap::session::{Done, Gone, Session, Sink, bad, mail_error, mailbox, ok};
+use crate::imap::session::{Done, Gone, Session, Sink, bad, mail_error, ok};
 
 /// The hierarchy delimiter.
 pub(crate) const DELIMITER: char = '/';
@@ -245,12 +245,13 @@ impl<B: MailBackend> Session<B> {
         let Some(account) = self.account() else {
             return Ok(Done::now(bad(&tag, "log in first")));
         };
-        let Some(reference) = reference_name(reference) else {
+        let utf8 = self.enabled.imap4rev2;
+        let Some(reference) = reference_name(reference, utf8) else {
             return Ok(Done::now(bad(&tag, "bad reference name")));
         };
         let mut patterns = Vec::with_capacity(options.patterns.len());
         for pattern in &options.patterns {
-            let Some(text) = pattern_text(pattern) else {
+            let Some(text) = pattern_text(pattern, utf8) else {
                 return Ok(Done::now(bad(&tag, "bad mailbox pattern")));
             };
             patterns.push(text);
@@ -276,7 +277,7 @@ impl<B: MailBackend> Session<B> {
             self.condstore_on(out).await?;
         }
         for entry in shown {
-            let Some(name) = mailbox(&entry.name) else { continue };
+            let Some(name) = self.mailbox_name(&entry.name) else { continue };
             out.send_encoded(list_line(&entry, name.clone())).await?;
             // LIST-STATUS: a STATUS for each selectable folder; one that
             // cannot be read now is left out (RFC 5819 section 2).

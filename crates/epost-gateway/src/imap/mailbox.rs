@@ -1,7 +1,9 @@
 //! Folder commands: SELECT/EXAMINE (with CONDSTORE and QRESYNC, whose
 //! resync is in [`crate::imap::qresync`]), CLOSE, CREATE, DELETE, RENAME,
 //! SUBSCRIBE/UNSUBSCRIBE, LIST/LSUB (with SPECIAL-USE attributes; the
-//! extended LIST is [`crate::imap::listext`]) and STATUS.
+//! extended LIST is [`crate::imap::listext`]) and STATUS; in IMAP4rev2
+//! ([`crate::imap::rev2`]) SELECT leaves out RECENT and sends the folder's
+//! LIST response.
 
 use std::borrow::Cow;
 
@@ -19,8 +21,7 @@ use crate::imap::condstore::modseq;
 use crate::imap::listext::DELIMITER;
 use crate::imap::qresync::SelectOptions;
 use crate::imap::session::{
-    Done, Gone, Selected, Session, Sink, bad, folder_name, has_flag, mail_error, mailbox, no,
-    nonzero, ok, untagged,
+    Done, Gone, Selected, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok, untagged,
 };
 use crate::imap::utf7;
 
@@ -46,7 +47,7 @@ impl<B: MailBackend> Session<B> {
             out.send(untagged(StatusKind::Ok, Some(Code::Closed), "previous mailbox closed"))
                 .await?;
         }
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
         let snapshot = match account.snapshot(&name).await {
@@ -55,7 +56,11 @@ impl<B: MailBackend> Session<B> {
         };
         let user = self.user_name();
         let recent = &self.shared.recent;
-        let recent = if read_only {
+        let recent = if self.enabled.imap4rev2 {
+            // IMAP4rev2 has no \Recent: this session takes none, so they
+            // stay recent for an IMAP4rev1 session (spec/mail.md).
+            Vec::new()
+        } else if read_only {
             recent.untaken(&user, &name, snapshot.uid_validity, &snapshot.messages)
         } else {
             recent.take(&user, &name, snapshot.uid_validity, &snapshot.messages)
@@ -65,10 +70,15 @@ impl<B: MailBackend> Session<B> {
             .unwrap_or_else(|_| unreachable!("FLAGS and PERMANENTFLAGS"));
         out.send(flags).await?;
         out.send(Response::Data(Data::Exists(selected.messages.len() as u32))).await?;
-        out.send(Response::Data(Data::Recent(selected.recent.len() as u32))).await?;
-        if let Some(first) = selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen")) {
-            let code = Code::Unseen(nonzero(first as u32 + 1));
-            out.send(untagged(StatusKind::Ok, Some(code), "first unseen")).await?;
+        if !self.enabled.imap4rev2 {
+            // RFC 9051 has neither RECENT nor the UNSEEN code.
+            out.send(Response::Data(Data::Recent(selected.recent.len() as u32))).await?;
+            if let Some(first) =
+                selected.messages.iter().position(|m| !has_flag(&m.flags, "\\Seen"))
+            {
+                let code = Code::Unseen(nonzero(first as u32 + 1));
+                out.send(untagged(StatusKind::Ok, Some(code), "first unseen")).await?;
+            }
         }
         out.send(permanent).await?;
         let codes = [
@@ -78,6 +88,9 @@ impl<B: MailBackend> Session<B> {
         ];
         for (code, message) in codes {
             out.send(untagged(StatusKind::Ok, Some(code), message)).await?;
+        }
+        if self.enabled.imap4rev2 {
+            self.select_list(&account, &selected.name, out).await?;
         }
         self.selected = Some(selected);
         if let Some(resync) = &options.qresync
@@ -91,6 +104,25 @@ impl<B: MailBackend> Session<B> {
         } else {
             ok(&tag, Some(Code::ReadWrite), "SELECT completed")
         }))
+    }
+
+    /// The `* LIST` response an IMAP4rev2 SELECT or EXAMINE sends for its
+    /// folder (RFC 9051 section 6.3.2), with LIST's attributes; left out
+    /// if the folder list cannot be read now (the SELECT still succeeds).
+    async fn select_list<O: Sink>(
+        &self,
+        account: &B::Account,
+        name: &str,
+        out: &mut O,
+    ) -> Result<(), Gone> {
+        let Ok(folders) = account.folders().await else { return Ok(()) };
+        let entry = listing(&folders, false).into_iter().find(|entry| entry.name == name);
+        if let (Some(entry), Some(mailbox)) = (entry, self.mailbox_name(name)) {
+            let delimiter = QuotedChar::try_from(DELIMITER).ok();
+            let data = Data::List { items: attributes(&entry), delimiter, mailbox };
+            out.send(Response::Data(data)).await?;
+        }
+        Ok(())
     }
 
     /// CLOSE: expunges silently (unless read-only) and deselects.
@@ -115,7 +147,7 @@ impl<B: MailBackend> Session<B> {
     }
 
     pub(crate) async fn create(&mut self, tag: Tag<'static>, requested: &Mailbox<'static>) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         let name = name.trim_end_matches(DELIMITER);
@@ -136,7 +168,7 @@ impl<B: MailBackend> Session<B> {
     }
 
     pub(crate) async fn delete(&mut self, tag: Tag<'static>, requested: &Mailbox<'static>) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         match account.delete(&name).await {
@@ -157,7 +189,7 @@ impl<B: MailBackend> Session<B> {
         to: &Mailbox<'static>,
     ) -> Done {
         let (Some(account), Some(from), Some(to)) =
-            (self.account(), folder_name(from), folder_name(to))
+            (self.account(), self.folder_name(from), self.folder_name(to))
         else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
@@ -183,7 +215,7 @@ impl<B: MailBackend> Session<B> {
         requested: &Mailbox<'static>,
         subscribed: bool,
     ) -> Done {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Done::now(no(&tag, None, "bad mailbox name"));
         };
         match account.subscribe(&name, subscribed).await {
@@ -206,14 +238,15 @@ impl<B: MailBackend> Session<B> {
         let Some(account) = self.account() else {
             return Ok(Done::now(bad(&tag, "log in first")));
         };
-        let Some(reference) = reference_name(reference) else {
+        let utf8 = self.enabled.imap4rev2;
+        let Some(reference) = reference_name(reference, utf8) else {
             return Ok(Done::now(bad(&tag, "bad reference name")));
         };
         let pattern = match pattern {
             ListMailbox::Token(token) => token.as_ref(),
             ListMailbox::String(string) => string.as_ref(),
         };
-        let Some(pattern) = pattern_text(pattern) else {
+        let Some(pattern) = pattern_text(pattern, utf8) else {
             return Ok(Done::now(bad(&tag, "bad mailbox pattern")));
         };
         let verb = if lsub { "LSUB" } else { "LIST" };
@@ -230,7 +263,7 @@ impl<B: MailBackend> Session<B> {
             if !name_matches(&full, &entry.name) {
                 continue;
             }
-            let Some(mailbox) = mailbox(&entry.name) else { continue };
+            let Some(mailbox) = self.mailbox_name(&entry.name) else { continue };
             let items = attributes(&entry);
             let delimiter = QuotedChar::try_from(DELIMITER).ok();
             let data = if lsub {
@@ -250,7 +283,7 @@ impl<B: MailBackend> Session<B> {
         names: &[StatusDataItemName],
         out: &mut O,
     ) -> Result<Done, Gone> {
-        let (Some(account), Some(name)) = (self.account(), folder_name(requested)) else {
+        let (Some(account), Some(name)) = (self.account(), self.folder_name(requested)) else {
             return Ok(Done::now(no(&tag, None, "no such mailbox")));
         };
         if names.contains(&StatusDataItemName::HighestModSeq) {
@@ -391,20 +424,26 @@ pub(crate) fn listing(folders: &[FolderInfo], lsub: bool) -> Vec<Listed> {
     names.into_values().collect()
 }
 
-/// The reference of a LIST, decoded from modified UTF-7.
-pub(crate) fn reference_name(reference: &Mailbox<'_>) -> Option<String> {
+/// The reference of a LIST, decoded from modified UTF-7 (as written in
+/// IMAP4rev2, `utf8`).
+pub(crate) fn reference_name(reference: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match reference {
         Mailbox::Inbox => Some("INBOX".to_owned()),
-        Mailbox::Other(other) => std::str::from_utf8(other.as_ref()).ok().and_then(utf7::decode),
+        Mailbox::Other(other) => {
+            let raw = std::str::from_utf8(other.as_ref()).ok()?;
+            if utf8 { Some(raw.to_owned()) } else { utf7::decode(raw) }
+        }
     }
 }
 
 /// A LIST pattern's text. One that is not modified UTF-7 matches as
 /// written (it can only name folders nobody made), as Dovecot does; never
-/// BAD. `None`: not UTF-8.
-pub(crate) fn pattern_text(pattern: &[u8]) -> Option<String> {
+/// BAD. In IMAP4rev2 (`utf8`) the pattern is UTF-8 as written. `None`:
+/// not UTF-8.
+pub(crate) fn pattern_text(pattern: &[u8], utf8: bool) -> Option<String> {
     let pattern = std::str::from_utf8(pattern).ok()?;
-    Some(utf7::decode(pattern).unwrap_or_else(|| pattern.to_owned()))
+    let decoded = if utf8 { None } else { utf7::decode(pattern) };
+    Some(decoded.unwrap_or_else(|| pattern.to_owned()))
 }
 
 /// The hierarchy delimiter and root (RFC 3501 section 6.3.8), LIST's

@@ -1,5 +1,7 @@
-//! IMAP4rev1 (RFC 3501) with IDLE, UIDPLUS, MOVE, LITERAL+, NAMESPACE, ID,
-//! UNSELECT, SPECIAL-USE, STARTTLS, SORT and THREAD, ESEARCH, ESORT,
+//! IMAP4rev1 (RFC 3501) and, after ENABLE IMAP4rev2, IMAP4rev2 (RFC 9051;
+//! what changes is listed in [`rev2`]), with IDLE, UIDPLUS, MOVE,
+//! LITERAL+, NAMESPACE, ID, UNSELECT, SPECIAL-USE, STARTTLS, STATUS=SIZE,
+//! SORT and THREAD, ESEARCH, ESORT,
 //! CONTEXT=SEARCH and CONTEXT=SORT (live results and PARTIAL, RFC 5267),
 //! PARTIAL (windows from either end in SEARCH, SORT and FETCH, RFC 9394),
 //! SEARCHRES, BINARY, COMPRESS=DEFLATE, ENABLE, CONDSTORE, QRESYNC,
@@ -44,6 +46,7 @@ mod partial;
 mod qresync;
 mod quota;
 mod recent;
+mod rev2;
 mod search;
 mod searchres;
 mod selected;

@@ -25,7 +25,7 @@ use epost_types::mime;
 
 use crate::backend::{Account, MailBackend, MessageMeta};
 use crate::imap::condstore::searches_modseq;
-use crate::imap::esearch::Esearch;
+use crate::imap::esearch::{Esearch, ReturnOptions};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, has_flag, mail_error, no, nonzero, ok};
 
 /// What the text keys look at, lower-cased.
@@ -234,7 +234,12 @@ impl<B: MailBackend> Session<B> {
         uid: bool,
         out: &mut O,
     ) -> Result<Done, Gone> {
-        let returns = self.lifted.returns.take();
+        let mut returns = self.lifted.returns.take();
+        if returns.is_none() && self.enabled.imap4rev2 {
+            // IMAP4rev2 has no `* SEARCH`: a plain SEARCH is RETURN (ALL)
+            // (RFC 9051 section 6.4.4).
+            returns = Some(ReturnOptions { all: true, ..ReturnOptions::default() });
+        }
         let kept = match self.context_key(&tag, returns.as_ref(), &criteria) {
             Ok(kept) => kept,
             Err(done) => return Ok(*done),

@@ -482,14 +482,16 @@ pub(crate) fn flags_response(seq: usize, meta: &MessageMeta, recent: bool) -> Re
 
 // ---- Names -----------------------------------------------------------------
 
-/// The backend's name for a mailbox the client named (modified UTF-7 in,
-/// UTF-8 out; INBOX in any case is INBOX).
-pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<String> {
+/// The backend's name for a mailbox the client named: modified UTF-7 in
+/// IMAP4rev1 (a name already in UTF-8 is taken as it is), UTF-8 as
+/// written in IMAP4rev2 (`utf8`; RFC 9051 section 5.1); INBOX in any
+/// case is INBOX.
+pub(crate) fn name_of(mailbox: &Mailbox<'_>, utf8: bool) -> Option<String> {
     match mailbox {
         Mailbox::Inbox => Some("INBOX".to_owned()),
         Mailbox::Other(other) => {
             let raw = std::str::from_utf8(other.as_ref()).ok()?;
-            let name = utf7::decode(raw)?;
+            let name = if utf8 { raw.to_owned() } else { utf7::decode(raw)? };
             if name.is_empty() || name.contains(['\r', '\n', '\0']) {
                 return None;
             }
@@ -498,9 +500,34 @@ pub(crate) fn folder_name(mailbox: &Mailbox<'_>) -> Option<String> {
     }
 }
 
-/// A backend folder name as the client sees it.
-pub(crate) fn mailbox(name: &str) -> Option<Mailbox<'static>> {
-    Mailbox::try_from(utf7::encode(name)).ok()
+/// A backend folder name as the client sees it: modified UTF-7, or in
+/// IMAP4rev2 (`utf8`) UTF-8, quoted (RFC 9051 allows UTF-8 in quoted
+/// strings).
+pub(crate) fn mailbox_of(name: &str, utf8: bool) -> Option<Mailbox<'static>> {
+    use imap_codec::imap_types::core::{AString, IString};
+    use imap_codec::imap_types::extensions::utf8::QuotedUtf8;
+    use imap_codec::imap_types::mailbox::MailboxOther;
+    if !utf8 {
+        return Mailbox::try_from(utf7::encode(name)).ok();
+    }
+    if name.is_ascii() {
+        return Mailbox::try_from(name.to_owned()).ok();
+    }
+    let quoted = QuotedUtf8::try_from(name.to_owned()).ok()?;
+    let other = MailboxOther::try_from(AString::String(IString::QuotedUtf8(quoted))).ok()?;
+    Some(Mailbox::Other(other))
+}
+
+impl<B: MailBackend> Session<B> {
+    /// [`name_of`] in this session's mode.
+    pub(crate) fn folder_name(&self, mailbox: &Mailbox<'_>) -> Option<String> {
+        name_of(mailbox, self.enabled.imap4rev2)
+    }
+
+    /// [`mailbox_of`] in this session's mode.
+    pub(crate) fn mailbox_name(&self, name: &str) -> Option<Mailbox<'static>> {
+        mailbox_of(name, self.enabled.imap4rev2)
+    }
 }
 
 // ---- Sequence sets -----------------------------------------------------------
