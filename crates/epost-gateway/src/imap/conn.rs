@@ -29,7 +29,7 @@ use crate::backend::MailBackend;
 use crate::context::Shared;
 use crate::imap::deflate::Deflate;
 use crate::imap::frame::{Frame, Framer, lexical_command, lexical_tag};
-use crate::imap::lift::{Decoded, Refused};
+use crate::imap::lift::{DecodeError, Decoded, Refused};
 use crate::imap::session::{Done, Gone, Session, Sink, bad, code, no, text, untagged};
 use crate::line::Busy;
 use crate::socket::Transport;
@@ -298,7 +298,7 @@ where
                 Frame::Literal { length, mode } => self.literal(length, mode, session).await?,
                 Frame::Complete { poisoned } => {
                     let decoded = if poisoned {
-                        Err("syntax error".to_owned())
+                        Err(DecodeError::Syntax)
                     } else {
                         session.decode(self.framer.message())
                     };
@@ -308,7 +308,7 @@ where
                     self.busy = None;
                     match decoded {
                         Ok(decoded) => self.command(session, decoded).await?,
-                        Err(message) => self.reject(tag, &message).await?,
+                        Err(error) => self.reject(tag, &error.to_string()).await?,
                     }
                 }
             }

@@ -43,6 +43,17 @@ pub(crate) enum Decoded {
     Append(Append<'static>),
 }
 
+/// Why a whole command is answered BAD; the text is the BAD's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum DecodeError {
+    #[error(transparent)]
+    Append(#[from] AppendError),
+    #[error(transparent)]
+    Lift(#[from] LiftError),
+    #[error("syntax error")]
+    Syntax,
+}
+
 /// Why a literal just announced is not taken.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Refused {
@@ -88,19 +99,18 @@ impl<B: MailBackend> Session<B> {
         lift(message, &|kind| self.saved_set(kind))
     }
 
-    /// Reads a whole command; `Err` is the text of the BAD it is answered.
-    pub(crate) fn decode(&self, message: &[u8]) -> Result<Decoded, String> {
+    /// Reads a whole command; `Err` says why it is answered BAD.
+    pub(crate) fn decode(&self, message: &[u8]) -> Result<Decoded, DecodeError> {
         if multiappend::is_append(message) {
-            return match multiappend::parse(message, self.append_bounds()) {
-                Ok(Parsed::Complete(append)) => Ok(Decoded::Append(append.into_owned())),
-                Ok(Parsed::AwaitingLiteral) => Err("syntax error".to_owned()),
-                Err(error) => Err(error.to_string()),
+            return match multiappend::parse(message, self.append_bounds())? {
+                Parsed::Complete(append) => Ok(Decoded::Append(append.into_owned())),
+                Parsed::AwaitingLiteral => Err(DecodeError::Syntax),
             };
         }
-        let lifted = self.lift(message).map_err(|e| e.to_string())?;
+        let lifted = self.lift(message)?;
         match CommandCodec::default().decode_static(&lifted.bytes) {
             Ok(([], command)) => Ok(Decoded::Codec(command, lifted.extras)),
-            _ => Err("syntax error".to_owned()),
+            _ => Err(DecodeError::Syntax),
         }
     }
 
