@@ -75,4 +75,5 @@ pub fn run_ok_with_input(cmd: &mut Command, input: &[u8]) -> Result<String> {
 }
 
 pub mod cluster;
+pub mod internet;
 pub mod realm;
