@@ -70,16 +70,36 @@ fn floor_char_boundary(s: &str, max: usize) -> usize {
 /// /etc/hosts), on 127.0.0.1.
 pub struct Dns {
     pub addr: SocketAddr,
+    dir: PathBuf,
     child: Child,
 }
 
 impl Dns {
     pub fn start(dir: &Path, zone: &Zone) -> Result<Self> {
-        let bin = which("dnsmasq")?;
         std::fs::create_dir_all(dir)?;
         let mut last = None;
         for _ in 0..5 {
-            let port = free_udp_port()?;
+            match Self::start_on(dir, free_udp_port()?, zone) {
+                Ok(dns) => return Ok(dns),
+                Err(e) => last = Some(e),
+            }
+        }
+        bail!("dnsmasq did not start: {last:?}")
+    }
+
+    /// Serves `zone` instead, on the same port (dnsmasq reads its records
+    /// only at start).
+    pub fn serve(&mut self, zone: &Zone) -> Result<()> {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let dir = self.dir.clone();
+        *self = Self::start_on(&dir, self.addr.port(), zone)?;
+        Ok(())
+    }
+
+    fn start_on(dir: &Path, port: u16, zone: &Zone) -> Result<Self> {
+        let bin = which("dnsmasq")?;
+        {
             let conf = dir.join("dnsmasq.conf");
             let mut text = format!(
                 "port={port}\nlisten-address=127.0.0.1\nbind-interfaces\nno-resolv\nno-hosts\n\
@@ -99,16 +119,15 @@ impl Dns {
                 .context("cannot start dnsmasq")?;
             let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
             match wait_dns(addr, &mut child) {
-                Ok(()) => return Ok(Self { addr, child }),
+                Ok(()) => Ok(Self { addr, dir: dir.to_path_buf(), child }),
                 Err(e) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    last = Some(e);
+                    let log = std::fs::read_to_string(dir.join("dnsmasq.log")).unwrap_or_default();
+                    bail!("{e}\n{log}")
                 }
             }
         }
-        let log = std::fs::read_to_string(dir.join("dnsmasq.log")).unwrap_or_default();
-        bail!("dnsmasq did not start: {:?}\n{log}", last)
     }
 }
 
@@ -154,6 +173,7 @@ fn wait_dns(server: SocketAddr, child: &mut Child) -> Result<()> {
 pub struct Postfix {
     pub smtp: SocketAddr,
     pub domain: String,
+    config: PostfixConfig,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -186,22 +206,58 @@ impl Postfix {
         run(Command::new("chown").args(["postfix", &format!("{d}/data")]))?;
         // The virtual delivery agent writes the Maildirs as this user.
         run(Command::new("chown").args(["-R", "nobody:nogroup", &format!("{d}/mail")]))?;
+        let mut last = None;
+        for _ in 0..5 {
+            let mut postfix = Self {
+                smtp: format!("127.0.0.1:{}", free_tcp_port()?).parse()?,
+                domain: config.domain.clone(),
+                config: config.clone(),
+                dir: dir.to_path_buf(),
+                child: None,
+            };
+            postfix.write_config()?;
+            match postfix.restart() {
+                Ok(()) => return Ok(postfix),
+                Err(e) => last = Some(e),
+            }
+        }
+        bail!("postfix did not start: {last:?}\n{}", self_log(dir))
+    }
+
+    /// From now on, relays mail for `domain` to `next_hop`.
+    pub fn relay_to(&mut self, domain: &str, next_hop: SocketAddr) -> Result<()> {
+        self.config.relay.retain(|(d, _)| d != domain);
+        self.config.relay.push((domain.to_owned(), next_hop));
+        self.write_config()?;
+        run(Command::new("postfix").args(["-c", &self.etc(), "reload"]))
+    }
+
+    fn etc(&self) -> String {
+        self.dir.join("etc").display().to_string()
+    }
+
+    fn write_config(&self) -> Result<()> {
+        let d = self.dir.display();
         let uid = capture("id", &["-u", "nobody"])?;
         let gid = capture("id", &["-g", "nobody"])?;
-        let domain = &config.domain;
+        let domain = &self.config.domain;
         let mailboxes: Vec<String> =
-            config.users.iter().map(|u| format!("{u}@{domain}={domain}/{u}/")).collect();
-        let transports: Vec<String> = config
+            self.config.users.iter().map(|u| format!("{u}@{domain}={domain}/{u}/")).collect();
+        let transports: Vec<String> = self
+            .config
             .relay
             .iter()
             .map(|(dom, addr)| format!("{dom}=smtp:[{}]:{}", addr.ip(), addr.port()))
             .collect();
-        let relay_domains: Vec<&str> = config.relay.iter().map(|(dom, _)| dom.as_str()).collect();
-        let mut last = None;
-        for _ in 0..5 {
-            let smtp: SocketAddr = format!("127.0.0.1:{}", free_tcp_port()?).parse()?;
-            let mut main = format!(
-                "compatibility_level = 3.6
+        let relay_domains: Vec<&str> = self.config.relay.iter().map(|(d, _)| d.as_str()).collect();
+        // An empty inline table is an error to Postfix.
+        let transport_maps = if transports.is_empty() {
+            String::new()
+        } else {
+            format!("transport_maps = inline:{{ {} }}\n", transports.join(", "))
+        };
+        let mut main = format!(
+            "compatibility_level = 3.6
 queue_directory = {d}/queue
 data_directory = {d}/data
 mail_owner = postfix
@@ -229,71 +285,40 @@ maximal_backoff_time = 2s
 queue_run_delay = 1s
 alternate_config_directories = {d}/etc
 ",
-                relay = relay_domains.join(", "),
-                // An empty inline table is an error to Postfix.
-                transport_maps = if transports.is_empty() {
-                    String::new()
-                } else {
-                    format!("transport_maps = inline:{{ {} }}\n", transports.join(", "))
-                },
-                mailboxes = mailboxes.join(", "),
-            );
-            for line in &config.extra {
-                let _ = writeln!(main, "{line}");
-            }
-            std::fs::write(dir.join("etc/main.cf"), main)?;
-            let mut master = format!("{smtp} inet n - n - - smtpd\n");
-            for line in [
-                "pickup unix n - n 60 1 pickup",
-                "cleanup unix n - n - 0 cleanup",
-                "qmgr unix n - n 300 1 qmgr",
-                "rewrite unix - - n - - trivial-rewrite",
-                "bounce unix - - n - 0 bounce",
-                "defer unix - - n - 0 bounce",
-                "trace unix - - n - 0 bounce",
-                "verify unix - - n - 1 verify",
-                "flush unix n - n 1000? 0 flush",
-                "proxymap unix - - n - - proxymap",
-                "smtp unix - - n - - smtp",
-                "relay unix - - n - - smtp",
-                "showq unix n - n - - showq",
-                "error unix - - n - - error",
-                "retry unix - - n - - error",
-                "discard unix - - n - - discard",
-                "virtual unix - n n - - virtual",
-                "anvil unix - - n - 1 anvil",
-                "scache unix - - n - 1 scache",
-                "postlog unix-dgram n - n - 1 postlogd",
-            ] {
-                let _ = writeln!(master, "{line}");
-            }
-            std::fs::write(dir.join("etc/master.cf"), master)?;
-            let log = std::fs::File::create(dir.join("postfix.log"))?;
-            let mut child = Command::new("postfix")
-                .args(["-c", &format!("{d}/etc"), "start-fg"])
-                .stdout(log.try_clone()?)
-                .stderr(log)
-                .stdin(Stdio::null())
-                .spawn()
-                .context("cannot start postfix")?;
-            match wait_smtp(smtp, &mut child) {
-                Ok(()) => {
-                    return Ok(Self {
-                        smtp,
-                        domain: domain.clone(),
-                        dir: dir.to_path_buf(),
-                        child: Some(child),
-                    });
-                }
-                Err(e) => {
-                    let _ =
-                        Command::new("postfix").args(["-c", &format!("{d}/etc"), "stop"]).output();
-                    let _ = child.wait();
-                    last = Some(e);
-                }
-            }
+            relay = relay_domains.join(", "),
+            mailboxes = mailboxes.join(", "),
+        );
+        for line in &self.config.extra {
+            let _ = writeln!(main, "{line}");
         }
-        bail!("postfix did not start: {last:?}\n{}", self_log(dir))
+        std::fs::write(self.dir.join("etc/main.cf"), main)?;
+        let mut master = format!("{} inet n - n - - smtpd\n", self.smtp);
+        for line in [
+            "pickup unix n - n 60 1 pickup",
+            "cleanup unix n - n - 0 cleanup",
+            "qmgr unix n - n 300 1 qmgr",
+            "rewrite unix - - n - - trivial-rewrite",
+            "bounce unix - - n - 0 bounce",
+            "defer unix - - n - 0 bounce",
+            "trace unix - - n - 0 bounce",
+            "verify unix - - n - 1 verify",
+            "flush unix n - n 1000? 0 flush",
+            "proxymap unix - - n - - proxymap",
+            "smtp unix - - n - - smtp",
+            "relay unix - - n - - smtp",
+            "showq unix n - n - - showq",
+            "error unix - - n - - error",
+            "retry unix - - n - - error",
+            "discard unix - - n - - discard",
+            "virtual unix - n n - - virtual",
+            "anvil unix - - n - 1 anvil",
+            "scache unix - - n - 1 scache",
+            "postlog unix-dgram n - n - 1 postlogd",
+        ] {
+            let _ = writeln!(master, "{line}");
+        }
+        std::fs::write(self.dir.join("etc/master.cf"), master)?;
+        Ok(())
     }
 
     /// The messages delivered to `user` so far (the files of its Maildir's
@@ -340,8 +365,7 @@ alternate_config_directories = {d}/etc
     /// Stops it (the remote MX "down"); [`Postfix::restart`] brings it back
     /// on the same port with the same queue.
     pub fn stop(&mut self) -> Result<()> {
-        let d = self.dir.display().to_string();
-        let _ = Command::new("postfix").args(["-c", &format!("{d}/etc"), "stop"]).output();
+        let _ = Command::new("postfix").args(["-c", &self.etc(), "stop"]).output();
         if let Some(mut child) = self.child.take() {
             child.wait()?;
         }
@@ -350,16 +374,22 @@ alternate_config_directories = {d}/etc
 
     pub fn restart(&mut self) -> Result<()> {
         ensure!(self.child.is_none(), "postfix is running");
-        let d = self.dir.display().to_string();
-        let log = std::fs::OpenOptions::new().append(true).open(self.dir.join("postfix.log"))?;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("postfix.log"))?;
         let mut child = Command::new("postfix")
-            .args(["-c", &format!("{d}/etc"), "start-fg"])
+            .args(["-c", &self.etc(), "start-fg"])
             .stdout(log.try_clone()?)
             .stderr(log)
             .stdin(Stdio::null())
             .spawn()
             .context("cannot start postfix")?;
-        wait_smtp(self.smtp, &mut child)?;
+        if let Err(e) = wait_smtp(self.smtp, &mut child) {
+            let _ = Command::new("postfix").args(["-c", &self.etc(), "stop"]).output();
+            let _ = child.wait();
+            return Err(e);
+        }
         self.child = Some(child);
         Ok(())
     }
