@@ -308,13 +308,18 @@ fn fetch_partial_modifier(
 /// A quoted string's content (`"a\"b"` is `a"b`), if it is UTF-8 and
 /// closed.
 fn unquote(quoted: &[u8]) -> Option<String> {
+    String::from_utf8(unescape(quoted)?).ok()
+}
+
+/// The bytes a quoted string stands for; `None` if it is not one.
+fn unescape(quoted: &[u8]) -> Option<Vec<u8>> {
     let inner = quoted.strip_prefix(b"\"")?.strip_suffix(b"\"")?;
     let mut out = Vec::with_capacity(inner.len());
     let mut bytes = inner.iter();
     while let Some(&byte) = bytes.next() {
         out.push(if byte == b'\\' { *bytes.next()? } else { byte });
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 /// Byte ranges of a command and what replaces each, in order.
@@ -417,21 +422,8 @@ fn words_until_close(tokens: &[Token], from: usize) -> Option<usize> {
 fn text(message: &[u8], token: &Token) -> Vec<u8> {
     let bytes = &message[token.span()];
     match token.kind {
-        Kind::Quoted => {
-            let inner = bytes.strip_prefix(b"\"").unwrap_or(bytes);
-            let inner = inner.strip_suffix(b"\"").unwrap_or(inner);
-            let mut out = Vec::with_capacity(inner.len());
-            let mut escaped = false;
-            for &b in inner {
-                if b == b'\\' && !escaped {
-                    escaped = true;
-                    continue;
-                }
-                escaped = false;
-                out.push(b);
-            }
-            out
-        }
+        // The tokenizer made it, so it is a whole quoted string.
+        Kind::Quoted => unescape(bytes).unwrap_or_else(|| bytes.to_vec()),
         Kind::Literal => {
             let at = bytes.iter().position(|&b| b == b'\n').map_or(bytes.len(), |n| n + 1);
             bytes[at..].to_vec()

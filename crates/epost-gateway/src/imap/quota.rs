@@ -56,12 +56,9 @@ impl<B: MailBackend> Session<B> {
         mailbox: &Mailbox<'static>,
         out: &mut O,
     ) -> Result<Done, Gone> {
-        let Some(account) = self.account() else {
-            return Ok(Done::now(bad(&tag, "log in first")));
-        };
-        let quota = match account.quota().await {
+        let quota = match self.quota(&tag).await {
             Ok(quota) => quota,
-            Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            Err(refused) => return Ok(refused),
         };
         let quotas = Vec1::try_from(resources(&quota)).ok();
         let roots = if quotas.is_some() { vec![root()] } else { Vec::new() };
@@ -79,12 +76,9 @@ impl<B: MailBackend> Session<B> {
         asked: &AString<'static>,
         out: &mut O,
     ) -> Result<Done, Gone> {
-        let Some(account) = self.account() else {
-            return Ok(Done::now(bad(&tag, "log in first")));
-        };
-        let quota = match account.quota().await {
+        let quota = match self.quota(&tag).await {
             Ok(quota) => quota,
-            Err(error) => return Ok(Done::now(mail_error(&tag, &error))),
+            Err(refused) => return Ok(refused),
         };
         match Vec1::try_from(resources(&quota)) {
             Ok(quotas) if asked.as_ref() == ROOT.as_bytes() => {
@@ -93,6 +87,14 @@ impl<B: MailBackend> Session<B> {
             }
             _ => Ok(Done::now(no(&tag, Some(code("NONEXISTENT")), "no such quota root"))),
         }
+    }
+
+    /// The logged-in account's quota, or the answer refusing the command.
+    async fn quota(&self, tag: &Tag<'static>) -> Result<Quota, Done> {
+        let Some(account) = self.account() else {
+            return Err(Done::now(bad(tag, "log in first")));
+        };
+        account.quota().await.map_err(|error| Done::now(mail_error(tag, &error)))
     }
 
     /// SETQUOTA: limits are the operator's, not set over IMAP.
