@@ -23,6 +23,9 @@ mod route;
 mod session;
 mod tls;
 
+#[cfg(test)]
+mod tests;
+
 use std::net::{IpAddr, SocketAddr};
 
 use mail_send::Credentials;
@@ -125,6 +128,18 @@ impl SmtpTransport {
                     return vec![Outcome::Deferred { host: None, reply: None, reason }; n];
                 }
             };
+        self.to_hosts(domain, hosts, implicit, message).await
+    }
+
+    /// To `hosts` in order, until one takes the transaction.
+    async fn to_hosts(
+        &self,
+        domain: &str,
+        hosts: Vec<String>,
+        implicit: bool,
+        message: &Message<'_>,
+    ) -> Vec<Outcome> {
+        let n = message.recipients.len();
         let setup = self.setup(None);
         let mut budget = self.config.max_addresses;
         let mut last: Option<(String, SessionError)> = None;
