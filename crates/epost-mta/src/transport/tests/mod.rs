@@ -1,6 +1,9 @@
 //! The transport against scripted SMTP servers on loopback: MX delivery
 //! host by host (the hosts are IP addresses, so no DNS is asked), TLS,
-//! the smart host, timeouts.
+//! the smart host, timeouts. [`dns`]: the whole attempt, MX lookup
+//! included, against a scripted DNS server.
+
+mod dns;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
