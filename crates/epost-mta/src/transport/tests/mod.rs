@@ -28,6 +28,8 @@ struct Script {
     /// A whole EHLO reply instead of the usual one.
     ehlo: Option<&'static str>,
     tls: ServerTls,
+    /// The reply to `AUTH PLAIN ...`.
+    auth: &'static str,
     mail: &'static str,
     rcpt: fn(&str) -> &'static str,
     data: &'static str,
@@ -53,6 +55,7 @@ impl Default for Script {
             extensions: vec!["PIPELINING", "8BITMIME"],
             ehlo: None,
             tls: ServerTls::None,
+            auth: "235 2.7.0 ok",
             mail: "250 2.1.0 ok",
             rcpt: |_| "250 2.1.5 ok",
             data: "354 go ahead",
@@ -172,7 +175,7 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
                 _ => "502 5.5.1 no".into(),
             }
         } else if upper.starts_with("AUTH PLAIN") {
-            "235 2.7.0 ok".into()
+            script.auth.into()
         } else if upper.starts_with("MAIL") {
             script.mail.into()
         } else if upper.starts_with("RCPT") {
@@ -512,6 +515,20 @@ async fn a_failed_handshake_retries_the_host_in_plaintext() {
 }
 
 #[tokio::test]
+async fn a_refused_starttls_goes_on_in_plaintext() {
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    // Advertised, but answered 502.
+    let script = Script { extensions: vec!["STARTTLS"], ..Script::default() };
+    let server = serve(ls.remove(0), script, 1);
+    let rcpts = [rcpt("bob@theirs.test")];
+    let outcomes = to_mx(config(port), &["127.0.0.1"], message(&rcpts, BODY)).await;
+    assert!(matches!(outcomes[0], Outcome::Delivered { .. }), "{:?}", outcomes[0]);
+    let seen = server.await.unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].verbs(), ["EHLO", "STARTTLS", "MAIL", "RCPT", "DATA", "QUIT"]);
+}
+
+#[tokio::test]
 async fn dsn_parameters_only_when_advertised() {
     let (port, mut ls) = listeners(&["127.0.0.1"]).await;
     let script = Script { extensions: vec!["DSN", "SIZE 100000", "8BITMIME"], ..Script::default() };
@@ -659,6 +676,32 @@ async fn smart_host_with_starttls_verified_and_auth() {
         seen[0].verbs(),
         ["EHLO", "STARTTLS", "EHLO", "AUTH", "MAIL", "RCPT", "DATA", "QUIT"]
     );
+}
+
+#[tokio::test]
+async fn smart_host_refusing_our_password_defers() {
+    let (cert, tls) = certificate("127.0.0.1");
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    let script = Script {
+        tls: ServerTls::StartTls(tls),
+        extensions: vec!["AUTH PLAIN"],
+        auth: "535 5.7.8 bad credentials",
+        ..Script::default()
+    };
+    let server = serve(ls.remove(0), script, 1);
+    let rcpts = [rcpt("bob@anywhere.test")];
+    let c = smart(port, SmartHostTls::Starttls, true, true);
+    let outcomes = to_smart_host(c, vec![cert], message(&rcpts, BODY)).await;
+    // Our configuration's fault, not the message's: deferred, not failed.
+    match &outcomes[0] {
+        Outcome::Deferred { host, reply: Some(r), .. } => {
+            assert_eq!(host.as_deref(), Some("127.0.0.1"));
+            assert_eq!(r.code, 535);
+        }
+        other => panic!("{other:?}"),
+    }
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].verbs(), ["EHLO", "STARTTLS", "EHLO", "AUTH", "QUIT"]);
 }
 
 #[tokio::test]
