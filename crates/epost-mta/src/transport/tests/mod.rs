@@ -31,7 +31,8 @@ struct Script {
     /// The reply to `AUTH PLAIN ...`.
     auth: &'static str,
     mail: &'static str,
-    rcpt: fn(&str) -> &'static str,
+    /// A reply to RCPT TO; `None`: it never answers (nor anything after).
+    rcpt: fn(&str) -> Option<&'static str>,
     data: &'static str,
     /// After the data; `None`: it never answers.
     end: Option<&'static str>,
@@ -57,7 +58,7 @@ impl Default for Script {
             tls: ServerTls::None,
             auth: "235 2.7.0 ok",
             mail: "250 2.1.0 ok",
-            rcpt: |_| "250 2.1.5 ok",
+            rcpt: |_| Some("250 2.1.5 ok"),
             data: "354 go ahead",
             end: Some("250 2.0.0 queued as 1"),
         }
@@ -179,7 +180,10 @@ async fn talk<S: AsyncRead + AsyncWrite + Unpin>(
         } else if upper.starts_with("MAIL") {
             script.mail.into()
         } else if upper.starts_with("RCPT") {
-            (script.rcpt)(&cmd).into()
+            match (script.rcpt)(&cmd) {
+                Some(reply) => reply.into(),
+                None => return drain(io).await,
+            }
         } else if upper == "DATA" {
             say(&mut io, script.data).await;
             if !script.data.starts_with("354") {
@@ -328,13 +332,13 @@ async fn each_recipient_gets_its_own_outcome() {
     let (port, mut ls) = listeners(&["127.0.0.1"]).await;
     let script = Script {
         rcpt: |cmd| {
-            if cmd.contains("nobody@") {
+            Some(if cmd.contains("nobody@") {
                 "550 5.1.1 no such user"
             } else if cmd.contains("later@") {
                 "452 4.2.2 mailbox full"
             } else {
                 "250 ok"
-            }
+            })
         },
         ..Script::default()
     };
@@ -367,7 +371,7 @@ async fn each_recipient_gets_its_own_outcome() {
 #[tokio::test]
 async fn no_data_when_every_recipient_was_refused() {
     let (port, mut ls) = listeners(&["127.0.0.1"]).await;
-    let script = Script { rcpt: |_| "550 5.7.1 go away", ..Script::default() };
+    let script = Script { rcpt: |_| Some("550 5.7.1 go away"), ..Script::default() };
     let server = serve(ls.remove(0), script, 1);
     let rcpts = [rcpt("bob@theirs.test"), rcpt("carol@theirs.test")];
     let outcomes = to_mx(config(port), &["127.0.0.1"], message(&rcpts, BODY)).await;
@@ -383,7 +387,7 @@ async fn the_data_reply_answers_for_every_accepted_recipient() {
     {
         let (port, mut ls) = listeners(&["127.0.0.1"]).await;
         let script = Script {
-            rcpt: |cmd| if cmd.contains("nobody@") { "550 5.1.1 no" } else { "250 ok" },
+            rcpt: |cmd| Some(if cmd.contains("nobody@") { "550 5.1.1 no" } else { "250 ok" }),
             end: Some(end),
             ..Script::default()
         };
@@ -609,6 +613,58 @@ async fn a_silent_greeting_times_out_and_moves_on() {
     }
     silent.await.unwrap();
     good.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_lost_midway_defers_what_was_not_decided() {
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    let script = Script {
+        rcpt: |cmd| if cmd.contains("carol@") { None } else { Some("550 5.1.1 no such user") },
+        ..Script::default()
+    };
+    let server = serve(ls.remove(0), script, 1);
+    let mut c = config(port);
+    c.timeouts.rcpt = Duration::from_millis(200);
+    let rcpts = [rcpt("bob@theirs.test"), rcpt("carol@theirs.test"), rcpt("dave@theirs.test")];
+    let outcomes = to_mx(c, &["127.0.0.1", "127.0.0.2"], message(&rcpts, BODY)).await;
+    // The refusal given stays; the rest wait for another try.
+    assert_eq!(status(&outcomes[0]), Some(Status { class: 5, subject: 1, detail: 1 }));
+    for o in &outcomes[1..] {
+        match o {
+            Outcome::Deferred { host, reason, .. } => {
+                assert_eq!(host.as_deref(), Some("127.0.0.1"));
+                assert!(reason.contains("RCPT TO: no answer within"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    let seen = server.await.unwrap();
+    assert_eq!(seen[0].verbs(), ["EHLO", "MAIL", "RCPT", "RCPT"]);
+}
+
+#[tokio::test]
+async fn a_large_message_arrives_whole() {
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    let script = Script { extensions: vec!["SIZE 10000000"], ..Script::default() };
+    let server = serve(ls.remove(0), script, 1);
+    let mut body = b"Subject: big\r\n\r\n".to_vec();
+    for i in 0..5000 {
+        body.extend_from_slice(
+            format!(".line {i} of a message longer than one block\r\n").as_bytes(),
+        );
+    }
+    let rcpts = [rcpt("bob@theirs.test")];
+    let outcomes = to_mx(config(port), &["127.0.0.1"], message(&rcpts, &body)).await;
+    assert!(matches!(outcomes[0], Outcome::Delivered { .. }), "{:?}", outcomes[0]);
+    let seen = server.await.unwrap();
+    assert!(body.len() > 3 * 64 * 1024);
+    assert!(seen[0].data.starts_with(b"Subject: big\r\n\r\n..line 0 of"));
+    assert!(seen[0].data.ends_with(b"\r\n..line 4999 of a message longer than one block\r\n.\r\n"));
+    assert_eq!(seen[0].data, data::stuffed(&body));
+    assert_eq!(
+        seen[0].command("MAIL"),
+        Some(format!("MAIL FROM:<alice@ours.test> SIZE={}", body.len()).as_str())
+    );
 }
 
 #[tokio::test]
