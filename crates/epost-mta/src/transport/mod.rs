@@ -13,6 +13,12 @@
 //! It never retries later and never bounces: the queue decides that from
 //! the outcomes. It never waits without a timeout, and tries a bounded
 //! number of addresses per attempt.
+//!
+//! Use: build one [`SmtpTransport`] per node from a [`TransportConfig`]
+//! (`TransportConfig::new(ehlo_name)` with Postfix's defaults, then the
+//! smart host, `dns`, timeouts as configured) and call
+//! [`Transport::send`] from as many tasks as the queue likes; it holds no
+//! state between attempts.
 
 mod config;
 mod data;
