@@ -32,8 +32,22 @@ pub(crate) struct Config {
     pub(crate) api: ApiConfig,
     pub(crate) identity: IdentityConfig,
     pub(crate) gateway: GatewayConfig,
+    pub(crate) dns: DnsConfig,
     pub(crate) log: LogConfig,
 }
+
+/// Where the node asks DNS questions (MX lookups of outbound mail, the
+/// checks of inbound mail): these servers over UDP and TCP, or, empty,
+/// the system's configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DnsConfig {
+    #[serde(deserialize_with = "value::dns_nameservers")]
+    pub(crate) nameservers: Vec<SocketAddr>,
+}
+
+/// Name servers a node may list: more are never asked in time.
+const MAX_NAMESERVERS: usize = 8;
 
 /// The mail gateway: where mail clients connect. An empty address (`None`)
 /// turns that protocol off.
@@ -547,6 +561,21 @@ impl Config {
                 "must be between 1 KiB and 1 GiB",
             ));
         }
+        let servers = &self.dns.nameservers;
+        if servers.len() > MAX_NAMESERVERS {
+            return Err(BadValue::new(
+                "dns.nameservers",
+                servers.len().to_string(),
+                format!("at most {MAX_NAMESERVERS} name servers"),
+            ));
+        }
+        if let Some(bad) = servers.iter().find(|a| a.port() == 0 || a.ip().is_unspecified()) {
+            return Err(BadValue::new(
+                "dns.nameservers",
+                quoted(&bad.to_string()),
+                "a name server is an address and a port that can be asked, e.g. \"127.0.0.1:53\"",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(BadValue::new("log.filter", quoted(&self.log.filter), e.to_string()));
         }
@@ -735,6 +764,16 @@ mod tests {
     }
 
     #[test]
+    fn dns_name_servers_read_as_addresses() {
+        let c = Config::parse("[dns]\nnameservers = [\"127.0.0.1:5353\", \"[::1]:53\"]\n", "t")
+            .unwrap();
+        let want: Vec<SocketAddr> =
+            vec!["127.0.0.1:5353".parse().unwrap(), "[::1]:53".parse().unwrap()];
+        assert_eq!(c.dns.nameservers, want);
+        assert!(Config::default().dns.nameservers.is_empty());
+    }
+
+    #[test]
     fn typed_values_read_as_the_file_says() {
         let c = Config::parse(
             "[storage]\nlease_days = 90\ngrace_secs = 7\n[gateway]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
@@ -793,6 +832,12 @@ mod tests {
                 &["identity.trusted_realms", "nope"],
             ),
             ("[log]\nfilter = \"info,[\"\n", &["log.filter"]),
+            (
+                "[dns]\nnameservers = [\"10.0.0.1\"]\n",
+                &["dns.nameservers", "\"10.0.0.1\"", "IP:PORT"],
+            ),
+            ("[dns]\nnameservers = [\"10.0.0.1:0\"]\n", &["dns.nameservers", "10.0.0.1:0"]),
+            ("[dns]\nnameservers = [\"0.0.0.0:53\"]\n", &["dns.nameservers", "0.0.0.0:53"]),
             (
                 "[network]\nban = [\"12D3KooWDpJ7As7BWAwRMfu1VU2WCqNjvq387JEYKDBj4kx6nXTN\", \"not-a-peer\"]\n",
                 &["network.ban", "\"not-a-peer\"", "not a peer id"],

@@ -15,3 +15,4 @@
 //! shares are in [`outbound`].
 
 pub mod outbound;
+pub mod transport;

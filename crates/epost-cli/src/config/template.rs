@@ -167,6 +167,12 @@ max_message_bytes = @
 # goes ("host:port"); empty: such mail is refused with a clear reply.
 smart_host = @
 
+[dns]
+# DNS servers for MX lookups of outgoing mail and the checks of incoming
+# mail, as "IP:PORT" (asked over UDP and TCP); empty: the system's
+# resolver configuration (/etc/resolv.conf).
+nameservers = @
+
 [log]
 # "text" or "json".
 format = @

@@ -104,6 +104,15 @@ fn socket<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<SocketAddr, D::E
     text.parse().map_err(|_| bad(key, &text, "must be IP:PORT (port 0 picks one)"))
 }
 
+fn sockets<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Vec<SocketAddr>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            text.parse().map_err(|_| bad(key, text, "must be IP:PORT, e.g. \"127.0.0.1:53\""))
+        })
+        .collect()
+}
+
 fn listen_addrs<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<Vec<Multiaddr>, D::Error> {
     multiaddrs(d, key, epost_dht::addr::parse_listen)
 }
@@ -190,4 +199,5 @@ keyed! {
     submission_listen: "gateway.submission_listen" => socket_or_off -> Option<SocketAddr>;
     imap_listen: "gateway.imap_listen" => socket_or_off -> Option<SocketAddr>;
     pop3_listen: "gateway.pop3_listen" => socket_or_off -> Option<SocketAddr>;
+    dns_nameservers: "dns.nameservers" => sockets -> Vec<SocketAddr>;
 }
