@@ -14,4 +14,6 @@
 //! The decisions are written in spec/internet.md. The types every part
 //! shares are in [`outbound`].
 
+pub mod dsn;
 pub mod outbound;
+pub mod queue;
