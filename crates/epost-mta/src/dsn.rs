@@ -280,7 +280,8 @@ mod tests {
     #[test]
     fn the_three_parts_and_their_fields() {
         // (action, ret, envid) -> lines that must be there / must not
-        let table: [(Action, Ret, Option<&str>, &[&str], &[&str]); 4] = [
+        type Row<'a> = (Action, Ret, Option<&'a str>, &'a [&'a str], &'a [&'a str]);
+        let table: [Row<'_>; 4] = [
             (
                 Action::Failed,
                 Ret::Headers,

@@ -53,12 +53,8 @@ impl fmt::Debug for SharedTransport {
 }
 
 impl Transport for SharedTransport {
-    fn send(
-        &self,
-        domain: &str,
-        message: Message<'_>,
-    ) -> impl Future<Output = Vec<Outcome>> + Send {
-        async move { self.inner.send_boxed(domain, message).await }
+    async fn send(&self, domain: &str, message: Message<'_>) -> Vec<Outcome> {
+        self.inner.send_boxed(domain, message).await
     }
 }
 

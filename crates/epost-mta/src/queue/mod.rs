@@ -171,7 +171,12 @@ struct Inner {
     wake: tokio::sync::Notify,
     next_id: AtomicU64,
     counters: Counters,
+    clock: Clock,
 }
+
+/// Where the queue reads the time: [`Timestamp::now`] (which honours
+/// `EPOST_CLOCK_SKEW_SECS`), or a test's own clock.
+pub type Clock = Arc<dyn Fn() -> Timestamp + Send + Sync>;
 
 /// The queue. Clone freely; every clone is the same queue.
 #[derive(Clone)]
@@ -199,6 +204,16 @@ impl Queue {
         dir: &Path,
         config: QueueConfig,
         signer: Arc<dyn Sign>,
+    ) -> Result<Self, OpenError> {
+        Self::open_with_clock(dir, config, signer, Arc::new(Timestamp::now)).await
+    }
+
+    /// [`Queue::open`] with another clock (tests live through days).
+    pub async fn open_with_clock(
+        dir: &Path,
+        config: QueueConfig,
+        signer: Arc<dyn Sign>,
+        clock: Clock,
     ) -> Result<Self, OpenError> {
         let dir = dir.to_path_buf();
         let (spool, loaded) = blocking(move || {
@@ -240,8 +255,13 @@ impl Queue {
                 wake: tokio::sync::Notify::new(),
                 next_id: AtomicU64::new(0),
                 counters,
+                clock,
             }),
         })
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        (self.inner.clock)()
     }
 
     pub fn config(&self) -> &QueueConfig {
@@ -264,7 +284,7 @@ impl Queue {
         signed.extend_from_slice(&submission.raw);
         let size = signed.len() as u64;
         self.reserve(size)?;
-        let now = Timestamp::now();
+        let now = self.now();
         let id = self.new_id(now);
         let record = Record {
             version: record::VERSION,
@@ -373,7 +393,7 @@ impl Queue {
             ],
             None => self.slots(),
         };
-        let now = Timestamp::now();
+        let now = self.now();
         let mut messages = 0;
         for slot in slots {
             let mut slot = slot.lock().await;

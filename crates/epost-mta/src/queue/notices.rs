@@ -111,7 +111,8 @@ mod tests {
         use RcptState::Pending;
         let from = Some("a@here.test");
         // (from, recipients, warn_delay) -> (report, quiet)
-        let table: Vec<(Option<&str>, Vec<(RcptState, Notify, bool)>, bool, Due)> = vec![
+        type Row<'a> = (Option<&'a str>, Vec<(RcptState, Notify, bool)>, bool, Due);
+        let table: Vec<Row<'_>> = vec![
             (
                 from,
                 vec![(failed(), DEFAULT, false)],

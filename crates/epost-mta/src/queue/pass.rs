@@ -141,7 +141,7 @@ impl Limits {
 impl Queue {
     /// Tries every due message once; returns what happened.
     pub async fn pass<T: Transport, F: FileDsn>(&self, transport: &T, filer: &F) -> PassReport {
-        let now = Timestamp::now();
+        let now = self.now();
         let mut due = Vec::new();
         for slot in self.slots() {
             let held = slot.lock().await;
@@ -257,7 +257,7 @@ impl Queue {
         filer: &F,
         report: &Mutex<PassReport>,
     ) {
-        let now = Timestamp::now();
+        let now = self.now();
         let schedule = self.config().schedule;
         let mut held = slot.lock().await;
         if held.removed {
