@@ -110,6 +110,7 @@ impl TestNet {
                 sweep_interval: Duration::from_secs(3600),
                 api_listen: loopback(),
                 api_token: format!("token-{i}"),
+                outbound: Default::default(),
             };
             std::fs::create_dir_all(&options.data_dir)?;
             let node = Node::start(options.clone()).await?;
