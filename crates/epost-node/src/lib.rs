@@ -210,7 +210,10 @@ impl Node {
             &workers,
         )
         .await
-        .map_err(|source| NodeError::Outbound { path: outbound_dir.display().to_string(), source })?;
+        .map_err(|source| NodeError::Outbound {
+            path: outbound_dir.display().to_string(),
+            source,
+        })?;
         let state = api::AppState {
             storage: storage.clone(),
             identity: identity.clone(),

@@ -6,8 +6,9 @@
 //! for other domains enters the outbound queue that sends the reports.
 
 use smtp_proto::{
-    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_CHUNKING, EXT_DSN, EXT_ENHANCED_STATUS_CODES,
-    EXT_HELP, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_CHUNKING, EXT_DSN,
+    EXT_ENHANCED_STATUS_CODES, EXT_HELP, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse,
 };
 
 use super::session::{Helo, Session, Step};

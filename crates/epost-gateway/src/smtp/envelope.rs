@@ -15,9 +15,9 @@
 
 use std::borrow::Cow;
 
+use epost_mta::outbound::{Notify, Ret};
 use epost_types::address::Address;
 use epost_types::mailbox::{Recipient, Route};
-use epost_mta::outbound::{Notify, Ret};
 use smtp_proto::{
     MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE,
     RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,

@@ -11,11 +11,9 @@ use crate::outbound::{ManageError, QueueChanged, QueueEntry, QueueId, RetryReque
 fn manage_error(e: ManageError) -> ApiError {
     match e {
         ManageError::NoSuchMessage(_) => ApiError::new(StatusCode::NOT_FOUND, "no_such_message", e),
-        other => ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "queue",
-            crate::chain::Chain(&other),
-        ),
+        other => {
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "queue", crate::chain::Chain(&other))
+        }
     }
 }
 

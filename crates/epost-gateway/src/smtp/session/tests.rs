@@ -210,7 +210,9 @@ async fn submission_offers_dsn_and_its_parameters_reach_the_envelope() {
     assert_eq!(dsn.of(&addr("other@foreign.test")), (Notify::default(), None));
     assert_eq!(dsn.of(&addr("quiet@foreign.test")), (never, None));
     // A bad NOTIFY is a syntax error.
-    let (bad, _) = h.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@foreign.test> NOTIFY=SOMETIMES\r\n").await;
+    let (bad, _) = h
+        .send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@foreign.test> NOTIFY=SOMETIMES\r\n")
+        .await;
     assert!(bad.contains("501 5.5.4 "), "{bad}");
 }
 
