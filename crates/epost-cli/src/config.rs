@@ -816,6 +816,9 @@ mod tests {
         assert_eq!(c.network.frag_requests_per_sec, dht.requests.frag.per_sec);
         assert_eq!(c.network.flood_block, dht.requests.flood_block);
         assert_eq!(c.storage.capacity, node.quota.capacity);
+        let queue = epost_node::outbound::QueueConfig::default();
+        assert_eq!(crate::settings::outbound_queue(&c).schedule, queue.schedule);
+        assert_eq!((c.outbound.per_domain, c.outbound.total), (4, 16));
         c.validate_all("defaults").unwrap();
     }
 
@@ -920,6 +923,20 @@ mod tests {
                 "[storage]\ncapacity_mib = 100\npeer_quota_floor_mib = 200\n",
                 &["storage.peer_quota_floor_mib", "= 200", "capacity_mib (100)"],
             ),
+            ("[outbound]\nmax_messages = 0\n", &["outbound.max_messages", "= 0"]),
+            ("[outbound]\nmax_mib = 1\n", &["outbound.max_mib", "= 1", "max_message_bytes"]),
+            ("[outbound]\nmin_backoff_secs = 0\n", &["outbound.min_backoff_secs", "= 0"]),
+            (
+                "[outbound]\nmax_backoff_secs = 10\n",
+                &["outbound.max_backoff_secs", "= 10", "min_backoff_secs"],
+            ),
+            ("[outbound]\nlifetime_secs = 100\n", &["outbound.lifetime_secs", "= 100"]),
+            (
+                "[outbound]\nlifetime_secs = 3600\ndelay_warning_secs = 3600\n",
+                &["outbound.delay_warning_secs", "= 3600", "below lifetime_secs"],
+            ),
+            ("[outbound]\ntotal = 0\n", &["outbound.total", "= 0"]),
+            ("[outbound]\nper_domain = 17\n", &["outbound.per_domain", "= 17", "total (16)"]),
         ];
         for (text, needles) in cases {
             let e = invalid(text);

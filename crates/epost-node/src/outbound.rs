@@ -22,7 +22,7 @@ pub use epost_mta::queue::{
 use epost_types::address::Address;
 use epost_types::mailbox::{Recipient, Route};
 use epost_types::time::Timestamp;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::mail::MailService;
 use crate::worker::{Worker, Workers};
@@ -78,12 +78,6 @@ impl FileDsn for Filer {
     }
 }
 
-/// What a pass could not do on our side (states not written, DSNs not
-/// filed), for the worker's status.
-#[derive(Debug, thiserror::Error)]
-#[error("delivery pass: {}", .0.join("; "))]
-struct PassErrors(Vec<String>);
-
 impl OutboundService {
     /// Opens the queue in `dir` and starts its worker.
     pub(crate) async fn start(
@@ -131,10 +125,10 @@ impl OutboundService {
                         "outbound delivery pass"
                     );
                 }
-                if !report.errors.is_empty() {
-                    let errors = PassErrors(report.errors);
-                    warn!(error = %errors, "outbound delivery pass");
-                    ctx.failed(&errors);
+                // Each is logged where it happened; the worker's status
+                // counts them and shows the last.
+                for error in &report.errors {
+                    ctx.failed(error);
                 }
             }
         });

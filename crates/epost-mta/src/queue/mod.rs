@@ -40,7 +40,7 @@ use tracing::info;
 use crate::outbound::{Recipient, Ret, Sign, SignError};
 pub use erased::{SharedSigner, SharedTransport};
 pub use listing::{QueueChanged, QueueEntry, RcptEntry, RetryRequest};
-pub use pass::{DsnFileError, FileDsn, PassReport};
+pub use pass::{DsnFileError, FileDsn, PassError, PassReport};
 pub use record::{QueueId, RcptRecord, RcptState, Record};
 pub use schedule::Schedule;
 use spool::{Spool, SpoolError};

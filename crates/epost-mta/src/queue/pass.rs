@@ -23,8 +23,8 @@ use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
 use super::notices;
-use super::record::{RcptState, Record};
-use super::{Queue, Slot, domain_of};
+use super::record::{QueueId, RcptState, Record};
+use super::{Persist, Queue, Slot, domain_of};
 use crate::dsn::{self, Action, RcptReport};
 use crate::outbound::{Message, Outcome, Recipient, Ret, Status, Transport};
 
@@ -48,8 +48,34 @@ pub enum DsnFileError {
     Temporary(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What went wrong on our side in a pass; the pass goes on after each.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// An attempt's outcomes are not on disk (they are in memory, and
+    /// written with the next change of the message).
+    #[error("cannot record the delivery outcomes of {id}")]
+    Record {
+        id: QueueId,
+        #[source]
+        source: Persist,
+    },
+    /// A DSN is still due; it is tried again at the next pass.
+    #[error("cannot file a delivery status notification for {id}")]
+    File {
+        id: QueueId,
+        #[source]
+        source: DsnFileError,
+    },
+    #[error("cannot update {id} in the outbound queue after a pass")]
+    Settle {
+        id: QueueId,
+        #[source]
+        source: Persist,
+    },
+}
+
 /// What one pass did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub struct PassReport {
     /// Messages that were due.
     pub messages: usize,
@@ -59,7 +85,7 @@ pub struct PassReport {
     /// DSNs filed.
     pub bounces: usize,
     /// What went wrong on our side (a state not written, a DSN not filed).
-    pub errors: Vec<String>,
+    pub errors: Vec<PassError>,
 }
 
 /// Reason given for a recipient the transport returned no outcome for.
@@ -242,9 +268,9 @@ impl Queue {
         report.delivered += delivered;
         report.deferred += deferred;
         report.failed += failed;
-        if let Err(e) = written {
-            warn!(id = %snapshot.id, error = %e, "cannot record delivery outcomes");
-            report.errors.push(format!("{}: cannot record outcomes: {e}", snapshot.id));
+        if let Err(source) = written {
+            warn!(id = %snapshot.id, error = %source, "cannot record delivery outcomes");
+            report.errors.push(PassError::Record { id: snapshot.id.clone(), source });
         }
     }
 
@@ -309,13 +335,13 @@ impl Queue {
                     self.counters().bounces.fetch_add(1, Ordering::Relaxed);
                     report.lock().unwrap_or_else(|p| p.into_inner()).bounces += 1;
                 }
-                Err(e) => {
-                    warn!(id = %record.id, error = %e, "cannot file a delivery status notification; tried again later");
+                Err(source) => {
+                    warn!(id = %record.id, error = %source, "cannot file a delivery status notification; tried again later");
                     report
                         .lock()
                         .unwrap_or_else(|p| p.into_inner())
                         .errors
-                        .push(format!("{}: cannot file a DSN: {e}", record.id));
+                        .push(PassError::File { id: record.id.clone(), source });
                     if !record.has_pending() {
                         record.next_attempt = now.checked_add(schedule.min_backoff).unwrap_or(now);
                     }
@@ -330,9 +356,14 @@ impl Queue {
         } else {
             self.persist(&held.record).await
         };
-        if let Err(e) = result {
-            warn!(error = %e, "cannot update the outbound queue after a pass");
-            report.lock().unwrap_or_else(|p| p.into_inner()).errors.push(e.to_string());
+        if let Err(source) = result {
+            warn!(error = %source, "cannot update the outbound queue after a pass");
+            let id = held.record.id.clone();
+            report
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .errors
+                .push(PassError::Settle { id, source });
         }
     }
 
