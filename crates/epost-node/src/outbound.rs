@@ -20,7 +20,7 @@ pub use epost_mta::queue::{
     QueueEntry, QueueFigures, QueueId, RetryRequest, SharedSigner, SharedTransport, Submission,
 };
 use epost_types::address::Address;
-use epost_types::mailbox::{Recipient, Route};
+use epost_types::mailbox::{MailErrorKind, Recipient, Route};
 use epost_types::time::Timestamp;
 use tracing::info;
 
@@ -68,11 +68,14 @@ impl FileDsn for Filer {
             return Err(DsnFileError::NoSender(to.to_owned()));
         };
         match self.mail.route(&address).await {
-            route @ (Route::Local | Route::Remote) => self
-                .mail
-                .deliver(None, &[Recipient::new(address, route)], &dsn)
-                .await
-                .map_err(|e| DsnFileError::Temporary(Box::new(e))),
+            route @ (Route::Local | Route::Remote) => {
+                self.mail.deliver(None, &[Recipient::new(address, route)], &dsn).await.map_err(
+                    |e| match e.kind() {
+                        MailErrorKind::Temporary => DsnFileError::Temporary(Box::new(e)),
+                        _ => DsnFileError::Refused { to: to.to_owned(), source: Box::new(e) },
+                    },
+                )
+            }
             Route::Foreign | Route::Unknown => Err(DsnFileError::NoSender(to.to_owned())),
         }
     }

@@ -43,6 +43,13 @@ pub enum DsnFileError {
     /// is dropped with a warning, never retried.
     #[error("the sender {0} cannot receive reports here")]
     NoSender(String),
+    /// The delivery refused it for good: dropped with a warning too.
+    #[error("the report to {to} was refused")]
+    Refused {
+        to: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Worth another try at the next pass.
     #[error("cannot file the report now")]
     Temporary(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -426,8 +433,8 @@ impl Queue {
             original: &original,
         });
         match filer.file(sender, dsn).await {
-            Err(DsnFileError::NoSender(who)) => {
-                warn!(id = %record.id, sender = %who, "the sender cannot receive its DSN here; dropped");
+            Err(e @ (DsnFileError::NoSender(_) | DsnFileError::Refused { .. })) => {
+                warn!(id = %record.id, error = %e, "the sender cannot receive its DSN; dropped");
                 Ok(())
             }
             other => other,
