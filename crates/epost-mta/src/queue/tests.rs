@@ -37,10 +37,6 @@ type Call = (String, Vec<String>, Vec<u8>);
 struct FakeTransport {
     script: Mutex<HashMap<String, VecDeque<Outcome>>>,
     calls: Mutex<Vec<Call>>,
-    in_flight: Mutex<HashMap<String, usize>>,
-    max_per_domain: AtomicUsize,
-    total_in_flight: AtomicUsize,
-    max_total: AtomicUsize,
 }
 
 impl FakeTransport {
@@ -57,19 +53,6 @@ impl Transport for FakeTransport {
     async fn send(&self, domain: &str, message: Message<'_>) -> Vec<Outcome> {
         let addresses: Vec<String> = message.recipients.iter().map(|r| r.address.clone()).collect();
         self.calls.lock().unwrap().push((domain.into(), addresses.clone(), message.body.to_vec()));
-        {
-            let mut flight = self.in_flight.lock().unwrap();
-            let n = flight.entry(domain.into()).or_default();
-            *n += 1;
-            self.max_per_domain.fetch_max(*n, Ordering::Relaxed);
-        }
-        let total = self.total_in_flight.fetch_add(1, Ordering::Relaxed) + 1;
-        self.max_total.fetch_max(total, Ordering::Relaxed);
-        for _ in 0..10 {
-            tokio::task::yield_now().await;
-        }
-        *self.in_flight.lock().unwrap().get_mut(domain).unwrap() -= 1;
-        self.total_in_flight.fetch_sub(1, Ordering::Relaxed);
         let mut script = self.script.lock().unwrap();
         addresses
             .iter()
@@ -476,19 +459,52 @@ async fn a_dsn_that_cannot_be_filed_is_tried_again() {
     assert_eq!(transport.calls.lock().unwrap().len(), 1);
 }
 
+/// Holds every send until released; says how many are in flight.
+struct Gated {
+    gate: tokio::sync::Semaphore,
+    in_flight: tokio::sync::watch::Sender<HashMap<String, usize>>,
+    max_per_domain: AtomicUsize,
+}
+
+impl Transport for Gated {
+    async fn send(&self, domain: &str, message: Message<'_>) -> Vec<Outcome> {
+        self.in_flight.send_modify(|m| {
+            let n = m.entry(domain.into()).or_default();
+            *n += 1;
+            self.max_per_domain.fetch_max(*n, Ordering::Relaxed);
+        });
+        let _permit = self.gate.acquire().await.unwrap();
+        self.in_flight.send_modify(|m| *m.get_mut(domain).unwrap() -= 1);
+        let deferred = Outcome::Deferred { host: None, reply: None, reason: "later".into() };
+        vec![deferred; message.recipients.len()]
+    }
+}
+
 #[tokio::test]
 async fn deliveries_run_in_parallel_within_the_limits() {
     let env = Env::with(QueueConfig { per_domain: 2, total: 3, ..QueueConfig::default() });
     let queue = env.open().await;
-    let (transport, filer) = (FakeTransport::default(), FakeFiler::default());
     for i in 0..6 {
         queue.enqueue(submission(Some("a@here.test"), &[&format!("r{i}@one.test")])).await.unwrap();
         queue.enqueue(submission(Some("a@here.test"), &[&format!("r{i}@two.test")])).await.unwrap();
     }
-    let report = queue.pass(&transport, &filer).await;
+    let (in_flight, mut watch) = tokio::sync::watch::channel(HashMap::new());
+    let transport = Arc::new(Gated {
+        gate: tokio::sync::Semaphore::new(0),
+        in_flight,
+        max_per_domain: AtomicUsize::new(0),
+    });
+    let pass = tokio::spawn({
+        let (queue, transport) = (queue.clone(), transport.clone());
+        async move { queue.pass(&*transport, &FakeFiler::default()).await }
+    });
+    // The total limit is reached, with no domain above its own.
+    watch.wait_for(|m| m.values().sum::<usize>() == 3).await.unwrap();
+    assert_eq!(transport.max_per_domain.load(Ordering::Relaxed), 2);
+    transport.gate.add_permits(100);
+    let report = pass.await.unwrap();
     assert_eq!(report.deferred, 12);
     assert_eq!(transport.max_per_domain.load(Ordering::Relaxed), 2);
-    assert_eq!(transport.max_total.load(Ordering::Relaxed), 3);
 }
 
 #[tokio::test]
