@@ -344,10 +344,16 @@ impl Queue {
     }
 
     fn new_id(&self, now: Timestamp) -> QueueId {
-        let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
-        // Milliseconds, then a counter: unique within this process, and a
-        // restart is at least a millisecond later.
-        QueueId(format!("{:012x}{:06x}", now.as_millis(), n & 0xff_ffff))
+        // Milliseconds, then a counter: unique within this process; a
+        // clock set back across a restart could repeat one, so an id
+        // still queued is skipped (its files must never be overwritten).
+        loop {
+            let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let id = QueueId(format!("{:012x}{:06x}", now.as_millis(), n & 0xff_ffff));
+            if !self.lock_index().contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     fn lock_index(&self) -> std::sync::MutexGuard<'_, BTreeMap<QueueId, SlotRef>> {

@@ -532,6 +532,20 @@ async fn retry_makes_due_and_delete_takes_out_without_a_bounce() {
 }
 
 #[tokio::test]
+async fn a_clock_set_back_across_a_restart_never_reuses_a_queued_id() {
+    let env = Env::new();
+    let first = env.open().await.enqueue(submission(Some("a@here.test"), &["b@far.test"])).await;
+    let first = first.unwrap();
+    // Same millisecond, fresh counter: the id it would make is taken.
+    let queue = env.open().await;
+    let second = queue.enqueue(submission(Some("a@here.test"), &["c@far.test"])).await.unwrap();
+    assert_ne!(first, second);
+    let listed = queue.list().await;
+    assert_eq!(listed.len(), 2);
+    assert_eq!(listed[0].recipients[0].address, "b@far.test");
+}
+
+#[tokio::test]
 async fn a_listing_serialises_as_json() {
     let env = Env::new();
     let queue = env.open().await;
