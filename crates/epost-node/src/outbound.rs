@@ -163,3 +163,38 @@ impl OutboundService {
         ));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn metrics_show_what_is_queued() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue =
+            Queue::open(dir.path(), QueueConfig::default(), Arc::new(Unsigned)).await.unwrap();
+        let raw = b"Subject: x\r\n\r\nhi\r\n".to_vec();
+        let size = raw.len();
+        queue
+            .enqueue(Submission {
+                reverse_path: Some("a@here.test".into()),
+                recipients: vec![epost_mta::outbound::Recipient {
+                    address: "b@far.test".into(),
+                    notify: Default::default(),
+                    orcpt: None,
+                }],
+                raw,
+                envid: None,
+                ret: None,
+                signing_domain: "here.test".into(),
+            })
+            .await
+            .unwrap();
+        let mut out = String::new();
+        OutboundService { queue }.render(&mut out);
+        assert!(out.contains("epost_outbound_queued_messages 1\n"), "{out}");
+        assert!(out.contains(&format!("epost_outbound_queued_bytes {size}\n")), "{out}");
+        assert!(out.contains("epost_outbound_deliveries_total{outcome=\"deferred\"} 0\n"), "{out}");
+        assert!(out.contains("epost_outbound_bounces_total 0\n"), "{out}");
+    }
+}
