@@ -166,7 +166,7 @@ fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
 }
 
 #[test]
-fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
+fn mail_for_other_domains_waits_in_the_queue_then_goes_to_the_smart_host() -> Result<()> {
     let mut cluster = Cluster::start(2, &ClusterConfig::default())?;
     // Node 1 is another organisation's mail server: realm example.net,
     // which node 0 does not trust.
@@ -191,10 +191,16 @@ fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
         );
         Ok(())
     };
-    // No smart host: refused with a clear reply, nothing kept.
-    submit(&cluster.nodes[0], "refused")?;
+    // No transport yet: queued durably (250), and deferred there.
+    submit(&cluster.nodes[0], "accepted")?;
+    let queue = cluster.nodes[0].cli_json(&["queue", "list"])?;
+    let queue = queue.as_array().context("a list")?;
+    ensure!(queue.len() == 1, "{queue:?}");
+    let rcpt = &queue[0]["recipients"][0];
+    ensure!(rcpt["address"] == "dave@example.net" && rcpt["state"] == "pending", "{queue:?}");
 
-    // With node 1's MX as the smart host, dave gets it.
+    // With node 1's MX as the smart host, the queued message survives the
+    // restart and goes out on a retry; dave gets it.
     let smart_host = addr(&cluster.nodes[1], "smtp")?;
     let node = &mut cluster.nodes[0];
     node.kill()?;
@@ -205,7 +211,17 @@ fn mail_for_other_domains_goes_to_the_smart_host_or_is_refused() -> Result<()> {
         text.replace("smart_host = \"\"", &format!("smart_host = {smart_host:?}")),
     )?;
     node.start()?;
-    submit(&cluster.nodes[0], "accepted")?;
+    ensure!(cluster.nodes[0].cli_json(&["queue", "list"])?.as_array().map(Vec::len) == Some(1));
+    cluster.nodes[0].cli(&["queue", "retry", "--all"])?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let queue = cluster.nodes[0].cli_json(&["queue", "list"])?;
+        if queue.as_array().is_some_and(Vec::is_empty) {
+            break;
+        }
+        ensure!(std::time::Instant::now() < deadline, "still queued: {queue:?}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
     let inbox = cluster.nodes[1].cli_json(&["inbox", "--user", "dave@example.net"])?;
     let inbox = inbox.as_array().context("a list")?;
     ensure!(inbox.len() == 1 && inbox[0]["subject"] == "across the border", "{inbox:?}");

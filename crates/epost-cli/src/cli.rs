@@ -158,6 +158,33 @@ pub(crate) enum Command {
     /// Signed, sealed notifications between users: send, list, watch.
     #[command(subcommand)]
     Notify(NotifyCommand),
+
+    /// The outbound queue of mail for other domains: list, retry, delete.
+    #[command(subcommand)]
+    Queue(QueueCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum QueueCommand {
+    /// Every queued message with its recipients' state, oldest first.
+    #[command(after_help = "Example:
+  epost queue list --json")]
+    List,
+    /// Try one message (or every one) again now, whatever its schedule.
+    #[command(after_help = "Examples:
+  epost queue retry 018c1a2b3c4d000001
+  epost queue retry --all")]
+    Retry {
+        /// The message's queue id, as `epost queue list` shows it.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Take a message out of the queue. No bounce is sent: tell the sender if needed.
+    #[command(after_help = "Example:
+  epost queue delete 018c1a2b3c4d000001")]
+    Delete { id: String },
 }
 
 #[derive(Debug, Subcommand)]

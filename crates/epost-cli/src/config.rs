@@ -33,6 +33,7 @@ pub(crate) struct Config {
     pub(crate) identity: IdentityConfig,
     pub(crate) gateway: GatewayConfig,
     pub(crate) dns: DnsConfig,
+    pub(crate) outbound: OutboundConfig,
     pub(crate) log: LogConfig,
 }
 
@@ -48,6 +49,48 @@ pub(crate) struct DnsConfig {
 
 /// Name servers a node may list: more are never asked in time.
 const MAX_NAMESERVERS: usize = 8;
+
+/// The outbound queue: mail for other domains, kept in
+/// `<data-dir>/outbound` until delivered or given up on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct OutboundConfig {
+    /// Most messages queued; a submission beyond is refused with 451.
+    pub(crate) max_messages: usize,
+    /// Most bytes queued.
+    #[serde(rename = "max_mib", with = "value::mib")]
+    pub(crate) max_bytes: u64,
+    /// The wait after the first failed attempt; doubled after each.
+    #[serde(rename = "min_backoff_secs", with = "value::secs")]
+    pub(crate) min_backoff: Duration,
+    #[serde(rename = "max_backoff_secs", with = "value::secs")]
+    pub(crate) max_backoff: Duration,
+    /// A recipient not delivered this long after queueing fails (bounced).
+    #[serde(rename = "lifetime_secs", with = "value::secs")]
+    pub(crate) lifetime: Duration,
+    /// ... and its sender is told of the delay once after this long (0: never).
+    #[serde(rename = "delay_warning_secs", with = "value::secs")]
+    pub(crate) delay_warning: Duration,
+    /// Deliveries at once to one domain, and in all.
+    pub(crate) per_domain: usize,
+    pub(crate) total: usize,
+}
+
+impl Default for OutboundConfig {
+    fn default() -> Self {
+        let q = epost_node::outbound::QueueConfig::default();
+        Self {
+            max_messages: q.max_messages,
+            max_bytes: q.max_bytes,
+            min_backoff: q.schedule.min_backoff,
+            max_backoff: q.schedule.max_backoff,
+            lifetime: q.schedule.lifetime,
+            delay_warning: q.schedule.delay_warning,
+            per_domain: q.per_domain,
+            total: q.total,
+        }
+    }
+}
 
 /// The mail gateway: where mail clients connect. An empty address (`None`)
 /// turns that protocol off.
@@ -75,8 +118,9 @@ pub(crate) struct GatewayConfig {
     pub(crate) tls_key: Option<PathBuf>,
     /// Largest message accepted, in bytes.
     pub(crate) max_message_bytes: usize,
-    /// "host:port" that takes authenticated users' mail for domains outside
-    /// the trusted realms; empty: such mail is refused.
+    /// "host:port" the outbound queue hands authenticated users' mail for
+    /// domains outside the trusted realms to; empty: no transport yet
+    /// (such mail waits in the queue, deferred).
     pub(crate) smart_host: String,
 }
 
@@ -576,6 +620,7 @@ impl Config {
                 "a name server is an address and a port that can be asked, e.g. \"127.0.0.1:53\"",
             ));
         }
+        self.validate_outbound()?;
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(BadValue::new("log.filter", quoted(&self.log.filter), e.to_string()));
         }
@@ -584,6 +629,71 @@ impl Config {
 }
 
 impl Config {
+    fn validate_outbound(&self) -> Result<(), BadValue> {
+        let o = &self.outbound;
+        if !(1..=1_000_000).contains(&o.max_messages) {
+            return Err(BadValue::new(
+                "outbound.max_messages",
+                o.max_messages.to_string(),
+                "must be between 1 and 1000000",
+            ));
+        }
+        if o.max_bytes < self.gateway.max_message_bytes as u64 {
+            return Err(BadValue::new(
+                "outbound.max_mib",
+                (o.max_bytes / (1024 * 1024)).to_string(),
+                format!(
+                    "must hold at least one message of gateway.max_message_bytes ({} bytes)",
+                    self.gateway.max_message_bytes
+                ),
+            ));
+        }
+        let secs = |d: Duration| d.as_secs();
+        if !(1..=86_400).contains(&secs(o.min_backoff)) {
+            return Err(BadValue::new(
+                "outbound.min_backoff_secs",
+                secs(o.min_backoff).to_string(),
+                "must be between 1 and 86400 seconds",
+            ));
+        }
+        if o.max_backoff < o.min_backoff || secs(o.max_backoff) > 7 * 86_400 {
+            return Err(BadValue::new(
+                "outbound.max_backoff_secs",
+                secs(o.max_backoff).to_string(),
+                "must be at least min_backoff_secs and at most 604800 seconds (a week)",
+            ));
+        }
+        if o.lifetime < o.min_backoff || secs(o.lifetime) > 30 * 86_400 {
+            return Err(BadValue::new(
+                "outbound.lifetime_secs",
+                secs(o.lifetime).to_string(),
+                "must be at least min_backoff_secs and at most 2592000 seconds (30 days)",
+            ));
+        }
+        if o.delay_warning >= o.lifetime && !o.delay_warning.is_zero() {
+            return Err(BadValue::new(
+                "outbound.delay_warning_secs",
+                secs(o.delay_warning).to_string(),
+                "must be below lifetime_secs, or 0 for no delay warning",
+            ));
+        }
+        if !(1..=1024).contains(&o.total) {
+            return Err(BadValue::new(
+                "outbound.total",
+                o.total.to_string(),
+                "must be between 1 and 1024",
+            ));
+        }
+        if o.per_domain == 0 || o.per_domain > o.total {
+            return Err(BadValue::new(
+                "outbound.per_domain",
+                o.per_domain.to_string(),
+                format!("must be between 1 and total ({})", o.total),
+            ));
+        }
+        Ok(())
+    }
+
     /// The limits that keep a node facing the internet standing
     /// (`spec/security.md` section 3.6).
     fn validate_defences(&self) -> Result<(), BadValue> {
@@ -735,6 +845,9 @@ mod tests {
         assert_eq!(c.network.frag_requests_per_sec, dht.requests.frag.per_sec);
         assert_eq!(c.network.flood_block, dht.requests.flood_block);
         assert_eq!(c.storage.capacity, node.quota.capacity);
+        let queue = epost_node::outbound::QueueConfig::default();
+        assert_eq!(crate::settings::outbound_queue(&c).schedule, queue.schedule);
+        assert_eq!((c.outbound.per_domain, c.outbound.total), (4, 16));
         c.validate_all("defaults").unwrap();
     }
 
@@ -855,6 +968,20 @@ mod tests {
                 "[storage]\ncapacity_mib = 100\npeer_quota_floor_mib = 200\n",
                 &["storage.peer_quota_floor_mib", "= 200", "capacity_mib (100)"],
             ),
+            ("[outbound]\nmax_messages = 0\n", &["outbound.max_messages", "= 0"]),
+            ("[outbound]\nmax_mib = 1\n", &["outbound.max_mib", "= 1", "max_message_bytes"]),
+            ("[outbound]\nmin_backoff_secs = 0\n", &["outbound.min_backoff_secs", "= 0"]),
+            (
+                "[outbound]\nmax_backoff_secs = 10\n",
+                &["outbound.max_backoff_secs", "= 10", "min_backoff_secs"],
+            ),
+            ("[outbound]\nlifetime_secs = 100\n", &["outbound.lifetime_secs", "= 100"]),
+            (
+                "[outbound]\nlifetime_secs = 3600\ndelay_warning_secs = 3600\n",
+                &["outbound.delay_warning_secs", "= 3600", "below lifetime_secs"],
+            ),
+            ("[outbound]\ntotal = 0\n", &["outbound.total", "= 0"]),
+            ("[outbound]\nper_domain = 17\n", &["outbound.per_domain", "= 17", "total (16)"]),
         ];
         for (text, needles) in cases {
             let e = invalid(text);

@@ -1,12 +1,10 @@
 //! Starting a node's mail gateway from the config.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use epost_gateway::context::Limits;
 use epost_gateway::node::NodeBackend;
-use epost_gateway::smarthost::SmartHost;
 use epost_gateway::tls::TlsSource;
 use epost_gateway::{Gateway, GatewayConfig as Listeners};
 use epost_node::Node;
@@ -33,15 +31,11 @@ pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) 
         tls,
         hostname: config.hostname.clone(),
         limits,
-        relay_for_submitters: !config.smart_host.is_empty(),
+        // Authenticated submitters' mail for other domains always goes
+        // into the node's outbound queue (MX mail never relays).
+        relay_for_submitters: true,
     };
-    let mut backend = NodeBackend::new(node.mail.clone(), node.identity.clone());
-    if !config.smart_host.is_empty() {
-        backend = backend.with_smart_host(SmartHost {
-            addr: config.smart_host.clone(),
-            hostname: config.hostname.clone(),
-            timeout: Duration::from_secs(60),
-        });
-    }
+    let backend = NodeBackend::new(node.mail.clone(), node.identity.clone())
+        .with_outbound(node.outbound.clone());
     Gateway::start(listeners, backend).await.context("cannot start the mail gateway")
 }

@@ -12,6 +12,7 @@ mod config;
 mod datadir;
 mod gateway;
 mod keys;
+mod outbound;
 mod output;
 mod settings;
 

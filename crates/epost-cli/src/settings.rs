@@ -18,6 +18,24 @@ pub(crate) fn backend(backend: config::Backend) -> epost_store::Backend {
     }
 }
 
+/// The outbound queue's settings; DSNs name the gateway's host name.
+pub(crate) fn outbound_queue(config: &Config) -> epost_node::outbound::QueueConfig {
+    let o = &config.outbound;
+    epost_node::outbound::QueueConfig {
+        max_messages: o.max_messages,
+        max_bytes: o.max_bytes,
+        schedule: epost_mta::queue::Schedule {
+            min_backoff: o.min_backoff,
+            max_backoff: o.max_backoff,
+            lifetime: o.lifetime,
+            delay_warning: o.delay_warning,
+        },
+        per_domain: o.per_domain,
+        total: o.total,
+        hostname: config.gateway.hostname.clone(),
+    }
+}
+
 pub(crate) fn dht(config: &Config) -> DhtConfig {
     let n = &config.network;
     let defaults = DhtConfig::default();

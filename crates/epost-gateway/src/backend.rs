@@ -21,6 +21,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use epost_mta::outbound::{Notify, Ret};
 use epost_types::address::Address;
 use epost_types::mail::FlagChange;
 pub use epost_types::mailbox::{Flagged, Vanished};
@@ -63,6 +64,39 @@ pub struct Envelope {
     pub to: Vec<Recipient>,
     /// The authenticated submitter, if any.
     pub submitter: Option<Address>,
+    /// What the client asked of delivery status notifications.
+    pub dsn: DsnRequest,
+}
+
+/// The DSN parameters of one transaction (RFC 3461): `RET` and `ENVID`
+/// of MAIL, `NOTIFY` and `ORCPT` of each RCPT that gave them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DsnRequest {
+    pub ret: Option<Ret>,
+    /// `ENVID`, xtext decoded.
+    pub envid: Option<String>,
+    /// The recipients that gave NOTIFY or ORCPT (the others take the
+    /// defaults), by address: a transaction names each recipient once.
+    pub recipients: Vec<RcptDsn>,
+}
+
+/// One recipient's DSN parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RcptDsn {
+    pub address: Address,
+    pub notify: Notify,
+    /// `ORCPT`, as `rfc822;<address>` (decoded).
+    pub orcpt: Option<String>,
+}
+
+impl DsnRequest {
+    /// NOTIFY and ORCPT of `address` (the defaults if it gave none).
+    pub fn of(&self, address: &Address) -> (Notify, Option<String>) {
+        self.recipients
+            .iter()
+            .find(|r| &r.address == address)
+            .map_or((Notify::default(), None), |r| (r.notify, r.orcpt.clone()))
+    }
 }
 
 /// Why a login failed.
@@ -175,8 +209,8 @@ pub trait MailBackend: Clone + Send + Sync + 'static {
 
     /// Stores `raw` durably for every recipient in `envelope.to`, by the
     /// route decided at RCPT; returns only once it is durable. A message
-    /// for a foreign recipient goes to the smart host, or fails with
-    /// `NotAllowed`.
+    /// for a foreign recipient goes into the node's outbound queue (with
+    /// the envelope's DSN parameters), or fails with `NotAllowed`.
     fn deliver(
         &self,
         envelope: Envelope,

@@ -91,7 +91,7 @@ pub struct Shared<B> {
     /// The name the gateway greets with.
     pub hostname: String,
     /// Whether SMTP accepts mail for foreign domains from authenticated
-    /// submitters (a smart host is configured behind the backend).
+    /// submitters (the backend queues them for delivery to other domains).
     pub relay_for_submitters: bool,
     /// Becomes true when the gateway shuts down; sessions finish the
     /// command at hand and say goodbye.

@@ -2,6 +2,9 @@
 //! gateway's [`MailBackend`] trait. Both speak [`epost_types::mailbox`],
 //! so nothing here translates: errors, flag changes and folder events
 //! pass through as they are, and delivery follows the routes RCPT took.
+//! Mail for foreign recipients goes into the node's outbound queue, with
+//! the envelope's DSN parameters; the submitter hears `250` once it is
+//! queued durably.
 //!
 //! The only module that names `epost_node` (the cargo feature `node`).
 
@@ -10,6 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use epost_node::identity::Identity;
 use epost_node::mail::{self, MailService, Mailbox};
+use epost_node::outbound::{OutboundService, Submission};
 use epost_types::address::Address;
 use epost_types::mail::{FlagChange, MailOp, MessageRef};
 use epost_types::mailbox::{Change, FolderChanged, MailError, Route, Vanished};
@@ -20,25 +24,70 @@ use crate::backend::{
     Account, AuthError, CopyReport, Envelope, FolderInfo, FolderSnapshot, MailBackend, MessageMeta,
     NewMessage, Quota, StoreReport, special_use,
 };
-use crate::smarthost::SmartHost;
 
 /// A node's mail, for the gateway.
 #[derive(Clone)]
 pub struct NodeBackend {
     mail: MailService,
     identity: Identity,
-    smart_host: Option<SmartHost>,
+    outbound: Option<OutboundService>,
 }
 
 impl NodeBackend {
     pub fn new(mail: MailService, identity: Identity) -> Self {
-        Self { mail, identity, smart_host: None }
+        Self { mail, identity, outbound: None }
     }
 
-    /// Mail for domains outside the trusted realms goes to `smart_host`.
-    pub fn with_smart_host(mut self, smart_host: SmartHost) -> Self {
-        self.smart_host = Some(smart_host);
+    /// Mail for domains outside the trusted realms goes into `outbound`.
+    pub fn with_outbound(mut self, outbound: OutboundService) -> Self {
+        self.outbound = Some(outbound);
         self
+    }
+
+    /// Queues `raw` for the foreign recipients of `envelope`.
+    async fn enqueue(
+        &self,
+        envelope: &Envelope,
+        foreign: Vec<Address>,
+        raw: &Bytes,
+    ) -> Result<(), MailError> {
+        let Some(outbound) = &self.outbound else {
+            let list: Vec<String> = foreign.iter().map(ToString::to_string).collect();
+            return Err(MailError::NotAllowed(format!(
+                "{} is outside the realms trusted here and this node sends no mail out",
+                list.join(", ")
+            )));
+        };
+        // The sender's domain signs; for `<>` the submitter's.
+        let signing_domain = envelope
+            .from
+            .as_deref()
+            .and_then(|f| f.parse::<Address>().ok())
+            .or_else(|| envelope.submitter.clone())
+            .map(|a| a.domain().to_owned())
+            .ok_or_else(|| {
+                MailError::NotAllowed("mail for other domains needs a sender of this realm".into())
+            })?;
+        let recipients = foreign
+            .iter()
+            .map(|address| {
+                let (notify, orcpt) = envelope.dsn.of(address);
+                epost_mta::outbound::Recipient { address: address.to_string(), notify, orcpt }
+            })
+            .collect();
+        let submission = Submission {
+            reverse_path: envelope.from.clone(),
+            recipients,
+            raw: raw.to_vec(),
+            envid: envelope.dsn.envid.clone(),
+            ret: envelope.dsn.ret,
+            signing_domain,
+        };
+        outbound
+            .enqueue(submission)
+            .await
+            .map(|_| ())
+            .map_err(|e| MailError::unavailable("cannot queue the message", e))
     }
 }
 
@@ -67,23 +116,17 @@ impl MailBackend for NodeBackend {
         // By the routes RCPT decided: nothing is looked up again.
         let mut ours = Vec::new();
         let mut foreign = Vec::new();
-        for rcpt in envelope.to {
+        for rcpt in &envelope.to {
             match rcpt.route {
-                Route::Local | Route::Remote => ours.push(rcpt),
-                Route::Unknown => return Err(MailError::UnknownUser(rcpt.address)),
-                Route::Foreign => foreign.push(rcpt.address.to_string()),
+                Route::Local | Route::Remote => ours.push(rcpt.clone()),
+                Route::Unknown => return Err(MailError::UnknownUser(rcpt.address.clone())),
+                Route::Foreign => foreign.push(rcpt.address.clone()),
             }
         }
-        // The relay first: it may fail without anything delivered here.
+        // The queue first: it may refuse (full, no DKIM key) without
+        // anything delivered here.
         if !foreign.is_empty() {
-            let Some(smart_host) = &self.smart_host else {
-                return Err(MailError::NotAllowed(format!(
-                    "{} is outside the realms trusted here and no smart host is configured",
-                    foreign.join(", ")
-                )));
-            };
-            // A refusal in the smart host's words; the rest is temporary.
-            smart_host.relay(envelope.from.as_deref(), &foreign, &raw).await?;
+            self.enqueue(&envelope, foreign, &raw).await?;
         }
         if ours.is_empty() {
             return Ok(());

@@ -27,8 +27,8 @@ pub struct GatewayConfig {
     pub tls: TlsSource,
     pub hostname: String,
     pub limits: Limits,
-    /// Authenticated submitters may send to foreign domains (the backend
-    /// hands those to the smart host).
+    /// Authenticated submitters may send to foreign domains (the node's
+    /// backend queues those for delivery; `epost node run` always sets it).
     pub relay_for_submitters: bool,
 }
 

@@ -14,5 +14,7 @@
 //! The decisions are written in spec/internet.md. The types every part
 //! shares are in [`outbound`].
 
+pub mod dsn;
 pub mod outbound;
 pub mod transport;
+pub mod queue;

@@ -10,6 +10,7 @@ pub use crate::identity::{RealmInfo, UserInfo};
 pub use crate::lease::{RenewProgress, RenewReport};
 pub use crate::logs::{AppendReport, HeadReport};
 pub use crate::notify::{Received, SendReport};
+pub use crate::outbound::{QueueChanged, QueueEntry, QueueFigures, QueueId, RetryRequest};
 pub use crate::storage::{CheckReport, PutReport, RefreshReport, RepairReport};
 pub use crate::worker::{WorkerInfo, WorkerState};
 

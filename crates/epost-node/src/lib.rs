@@ -20,6 +20,7 @@ pub mod logs;
 pub mod mail;
 mod migrate;
 pub mod notify;
+pub mod outbound;
 mod peers;
 mod records;
 mod stop;
@@ -58,6 +59,9 @@ pub struct NodeOptions {
     pub api_listen: SocketAddr,
     /// The control API's bearer token.
     pub api_token: String,
+    /// The outbound queue (in `<data-dir>/outbound`), its transport and
+    /// signer.
+    pub outbound: outbound::OutboundOptions,
 }
 
 /// Why a node could not start. Each names what to check.
@@ -71,6 +75,8 @@ pub enum NodeError {
     Overlay(#[from] OverlayError),
     #[error("cannot load this node's identity files: {0}")]
     Identity(#[from] identity::IdentityError),
+    #[error("cannot open the outbound queue in {path}: {source}")]
+    Outbound { path: String, source: outbound::OpenError },
     #[error("cannot serve the control API on {addr}: {source}")]
     Api { addr: SocketAddr, source: std::io::Error },
 }
@@ -87,6 +93,9 @@ pub struct Node {
     pub logs: logs::LogService,
     pub mail: mail::MailService,
     mail_task: mail::MailTask,
+    /// Mail for other domains, queued durably and delivered.
+    pub outbound: outbound::OutboundService,
+    outbound_task: worker::Worker,
     identity_task: worker::Worker,
     dht: Dht,
     storage_tasks: storage::StorageTasks,
@@ -193,11 +202,24 @@ impl Node {
             book.clone(),
             &workers,
         );
+        let outbound_dir = options.data_dir.join("outbound");
+        let (outbound, outbound_task) = outbound::OutboundService::start(
+            &outbound_dir,
+            options.outbound.clone(),
+            mail.clone(),
+            &workers,
+        )
+        .await
+        .map_err(|source| NodeError::Outbound {
+            path: outbound_dir.display().to_string(),
+            source,
+        })?;
         let state = api::AppState {
             storage: storage.clone(),
             identity: identity.clone(),
             logs: logs.clone(),
             mail: mail.clone(),
+            outbound: outbound.clone(),
             notifications: notifications.clone(),
             notify_holder: notify.clone(),
             dht: dht.client.clone(),
@@ -220,6 +242,8 @@ impl Node {
             logs,
             mail,
             mail_task,
+            outbound,
+            outbound_task,
             identity_task,
             dht,
             storage_tasks,
@@ -260,6 +284,8 @@ impl Node {
         // this node's peers go.
         self.storage_tasks.stop_repair().await;
         self.renew_task.shutdown(DRAIN).await;
+        // Before mail: its DSNs are filed through it.
+        self.outbound_task.shutdown(DRAIN).await;
         self.mail_task.shutdown(&self.mail).await;
         self.logs.shutdown().await;
         self.notifications_task.shutdown(DRAIN).await;

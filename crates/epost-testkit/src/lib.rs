@@ -55,6 +55,9 @@ pub struct NetConfig {
     /// Every node's overlay settings (limits, rates); listen and bootstrap
     /// addresses are each node's own.
     pub dht: DhtConfig,
+    /// The outbound queue and what it delivers with (by default nothing:
+    /// everything deferred).
+    pub outbound: epost_node::outbound::OutboundOptions,
 }
 
 impl Default for NetConfig {
@@ -75,6 +78,7 @@ impl Default for NetConfig {
                 ..Default::default()
             },
             dht: DhtConfig::default(),
+            outbound: Default::default(),
         }
     }
 }
@@ -110,6 +114,7 @@ impl TestNet {
                 sweep_interval: Duration::from_secs(3600),
                 api_listen: loopback(),
                 api_token: format!("token-{i}"),
+                outbound: config.outbound.clone(),
             };
             std::fs::create_dir_all(&options.data_dir)?;
             let node = Node::start(options.clone()).await?;

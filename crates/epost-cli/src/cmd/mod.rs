@@ -10,6 +10,7 @@ mod mail;
 pub(crate) mod node;
 mod notify;
 mod objects;
+mod queue;
 mod status;
 
 use anyhow::Result;
@@ -65,6 +66,7 @@ async fn on_node(dir: DataDir, command: Command, json: bool) -> Result<()> {
         Command::Notify(command) => notify::run(dir, command, json).await,
         Command::Mail(command) => mail::run(dir, command, json).await,
         Command::Folder(command) => folder::run(dir, command, json).await,
+        Command::Queue(command) => queue::run(dir, command, json).await,
         Command::Dev(args) => dev::run(Some(dir.root().to_path_buf()), &args, json).await,
     }
 }

@@ -92,6 +92,7 @@ impl Daemon {
             sweep_interval: settings::sweep_interval(config),
             api_listen: config.api.listen,
             api_token: token.clone(),
+            outbound: crate::outbound::options(config),
         };
         let node = Node::start(options)
             .await

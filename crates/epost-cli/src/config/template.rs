@@ -163,8 +163,9 @@ tls_cert = @
 tls_key = @
 # Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.
 max_message_bytes = @
-# Where authenticated users' mail for domains outside the trusted realms
-# goes ("host:port"); empty: such mail is refused with a clear reply.
+# Where the outbound queue hands authenticated users' mail for domains
+# outside the trusted realms ("host:port"); empty: no transport, and such
+# mail waits in the queue (deferred, "no transport configured").
 smart_host = @
 
 [dns]
@@ -172,6 +173,24 @@ smart_host = @
 # mail, as "IP:PORT" (asked over UDP and TCP); empty: the system's
 # resolver configuration (/etc/resolv.conf).
 nameservers = @
+
+[outbound]
+# The durable queue of mail for other domains (in <data-dir>/outbound).
+# Submission answers 250 once a message is in it. Beyond these limits a
+# submission is refused with 451 (try later).
+max_messages = @
+max_mib = @
+# Retries: the first after min_backoff_secs, each wait doubled up to
+# max_backoff_secs. A recipient not delivered lifetime_secs after queueing
+# fails and its sender gets a bounce (a DSN); after delay_warning_secs the
+# sender is told once that delivery is late (0: never).
+min_backoff_secs = @
+max_backoff_secs = @
+lifetime_secs = @
+delay_warning_secs = @
+# Deliveries at once to one domain, and in all.
+per_domain = @
+total = @
 
 [log]
 # "text" or "json".

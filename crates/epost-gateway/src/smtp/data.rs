@@ -222,13 +222,14 @@ impl<B: MailBackend> Session<B> {
             self.reply(552, [5, 3, 4], "Message too big for system");
             return Step::Continue;
         };
-        let envelope = Envelope { from: tx.from, to: tx.to, submitter: self.submitter.clone() };
+        let envelope =
+            Envelope { from: tx.from, to: tx.to, submitter: self.submitter.clone(), dsn: tx.dsn };
         match self.shared.backend.deliver(envelope, Bytes::from(raw)).await {
             Ok(()) => self.reply(250, [2, 0, 0], "Message accepted for delivery"),
             Err(e) => match e.kind() {
                 MailErrorKind::Temporary => self.reply(
                     451,
-                    [4, 3, 0],
+                    queue_status(&e),
                     format!("Temporary failure: {}", one_line(&e.with_causes())),
                 ),
                 MailErrorKind::TooLarge => self.reply(552, [5, 3, 4], "Message too big for system"),
@@ -249,6 +250,28 @@ impl<B: MailBackend> Session<B> {
         let helo = self.helo.as_ref().map(|h| h.name.as_str()).unwrap_or("unknown");
         received(helo, self.peer, &self.shared.hostname, with, SystemTime::now())
     }
+}
+
+/// The enhanced status of a temporary failure: the outbound queue's own
+/// when it refused (`4.3.5` no DKIM key here, `4.3.1` full), else `4.3.0`.
+fn queue_status(e: &epost_types::mailbox::MailError) -> [u8; 3] {
+    use epost_mta::queue::EnqueueError;
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        // A mail error's cause is shared (an `Arc`), which hides its type.
+        let inner = c.downcast_ref::<epost_types::mailbox::Cause>();
+        let queued = match inner {
+            Some(arc) => arc.downcast_ref::<EnqueueError>(),
+            None => c.downcast_ref::<EnqueueError>(),
+        };
+        match queued {
+            Some(EnqueueError::Sign(_)) => return [4, 3, 5],
+            Some(EnqueueError::Full { .. }) => return [4, 3, 1],
+            Some(_) => return [4, 3, 0],
+            None => cause = c.source(),
+        }
+    }
+    [4, 3, 0]
 }
 
 /// Makes a text safe for one reply or header line.
@@ -347,6 +370,28 @@ mod tests {
         let (body, _, done) = read_all(&[&big, b"\r\n.\r\n"], 100);
         assert!(done);
         assert!(body.is_none());
+    }
+
+    #[test]
+    fn queue_refusals_keep_their_status() {
+        use epost_mta::outbound::SignError;
+        use epost_mta::queue::EnqueueError;
+        use epost_types::mailbox::MailError;
+        let no_key = EnqueueError::Sign(SignError::NoKey { domain: "here.test".into() });
+        let table = [
+            (MailError::unavailable("cannot queue the message", no_key), [4, 3, 5]),
+            (
+                MailError::unavailable(
+                    "cannot queue the message",
+                    EnqueueError::Full { messages: 1, bytes: 2 },
+                ),
+                [4, 3, 1],
+            ),
+            (MailError::Stopped, [4, 3, 0]),
+        ];
+        for (e, status) in table {
+            assert_eq!(queue_status(&e), status, "{e:?}");
+        }
     }
 
     #[test]

@@ -2,11 +2,13 @@
 //!
 //! AUTH is offered only on the submission port, and only where a password
 //! may cross the wire: under TLS or from loopback. STARTTLS is offered
-//! until TLS is up.
+//! until TLS is up. DSN (RFC 3461) is offered on submission, where mail
+//! for other domains enters the outbound queue that sends the reports.
 
 use smtp_proto::{
-    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_CHUNKING, EXT_ENHANCED_STATUS_CODES,
-    EXT_HELP, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS, EhloResponse,
+    AUTH_LOGIN, AUTH_PLAIN, EXT_8BIT_MIME, EXT_AUTH, EXT_CHUNKING, EXT_DSN,
+    EXT_ENHANCED_STATUS_CODES, EXT_HELP, EXT_PIPELINING, EXT_SIZE, EXT_SMTP_UTF8, EXT_START_TLS,
+    EhloResponse,
 };
 
 use super::session::{Helo, Session, Step};
@@ -33,6 +35,9 @@ impl<B: MailBackend> Session<B> {
         response.size = self.shared.limits.max_message;
         if !self.tls && self.shared.tls.is_some() {
             response.capabilities |= EXT_START_TLS;
+        }
+        if self.mode == super::Mode::Submission {
+            response.capabilities |= EXT_DSN;
         }
         if self.auth_allowed() {
             response.capabilities |= EXT_AUTH;

@@ -7,18 +7,53 @@
 //! sender must be the authenticated address (or the null sender), as
 //! Postfix's `reject_sender_login_mismatch` does, so a user cannot send
 //! as someone else; foreign recipients are taken only when the gateway
-//! relays for submitters.
+//! relays for submitters (the node's outbound queue delivers them).
+//!
+//! On submission the DSN parameters (RFC 3461) are kept with the
+//! transaction: `RET` and `ENVID` of MAIL, `NOTIFY` and `ORCPT` of RCPT;
+//! on the MX port, which does not offer DSN, they are ignored.
 
 use std::borrow::Cow;
 
+use epost_mta::outbound::{Notify, Ret};
 use epost_types::address::Address;
 use epost_types::mailbox::{Recipient, Route};
-use smtp_proto::{MailFrom, RcptTo};
+use smtp_proto::{
+    MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE,
+    RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,
+};
 
 use super::Mode;
 use super::data::Body;
 use super::session::{Session, Step, Transaction};
-use crate::backend::MailBackend;
+use crate::backend::{DsnRequest, MailBackend, RcptDsn};
+
+/// `RET` from MAIL's flags.
+fn ret(flags: u64) -> Option<Ret> {
+    if flags & MAIL_RET_FULL != 0 {
+        Some(Ret::Full)
+    } else if flags & MAIL_RET_HDRS != 0 {
+        Some(Ret::Headers)
+    } else {
+        None
+    }
+}
+
+/// `NOTIFY` from RCPT's flags; `None` when not given.
+fn notify(flags: u64) -> Option<Notify> {
+    let asked = RCPT_NOTIFY_NEVER | RCPT_NOTIFY_SUCCESS | RCPT_NOTIFY_FAILURE | RCPT_NOTIFY_DELAY;
+    if flags & asked == 0 {
+        return None;
+    }
+    if flags & RCPT_NOTIFY_NEVER != 0 {
+        return Some(Notify { success: false, failure: false, delay: false });
+    }
+    Some(Notify {
+        success: flags & RCPT_NOTIFY_SUCCESS != 0,
+        failure: flags & RCPT_NOTIFY_FAILURE != 0,
+        delay: flags & RCPT_NOTIFY_DELAY != 0,
+    })
+}
 
 impl<B: MailBackend> Session<B> {
     pub(super) async fn mail(&mut self, from: MailFrom<Cow<'_, str>>) -> Step {
@@ -45,9 +80,18 @@ impl<B: MailBackend> Session<B> {
             self.reply(553, [5, 7, 1], super::data::one_line(&text));
             return Step::Continue;
         }
+        let dsn = match self.mode {
+            Mode::Submission => DsnRequest {
+                ret: ret(from.flags),
+                envid: from.env_id.as_deref().map(str::to_owned),
+                recipients: Vec::new(),
+            },
+            Mode::Inbound => DsnRequest::default(),
+        };
         self.tx = Some(Transaction {
             from: (!sender.is_empty()).then(|| sender.to_owned()),
             to: Vec::new(),
+            dsn,
             body: Body::new(limit),
         });
         self.reply(250, [2, 1, 0], "OK");
@@ -66,6 +110,7 @@ impl<B: MailBackend> Session<B> {
             return self.bad(501, [5, 1, 3], "Bad recipient address syntax");
         };
         if tx.to.iter().any(|r| r.address == rcpt) {
+            // Named twice: the first RCPT's parameters stand.
             self.reply(250, [2, 1, 5], "OK");
             return Step::Continue;
         }
@@ -98,7 +143,16 @@ impl<B: MailBackend> Session<B> {
             self.reply(550, [5, 7, 1], format!("<{rcpt}>: Relay access denied"));
             return Step::Continue;
         }
+        let submission = self.mode == Mode::Submission;
         if let Some(tx) = &mut self.tx {
+            let asked = notify(to.flags);
+            if submission && (asked.is_some() || to.orcpt.is_some()) {
+                tx.dsn.recipients.push(RcptDsn {
+                    address: rcpt.clone(),
+                    notify: asked.unwrap_or_default(),
+                    orcpt: to.orcpt.as_deref().map(|a| format!("rfc822;{a}")),
+                });
+            }
             tx.to.push(Recipient::new(rcpt, route));
         }
         self.reply(250, [2, 1, 5], "OK");

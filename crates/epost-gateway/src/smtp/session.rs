@@ -54,6 +54,8 @@ pub(super) struct Transaction {
     pub(super) from: Option<String>,
     /// The accepted recipients, each with the route RCPT decided.
     pub(super) to: Vec<Recipient>,
+    /// RET, ENVID, NOTIFY and ORCPT (submission only: DSN is offered there).
+    pub(super) dsn: crate::backend::DsnRequest,
     pub(super) body: Body,
 }
 

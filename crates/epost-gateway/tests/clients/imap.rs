@@ -139,6 +139,7 @@ async fn a_thunderbird_like_session_with_idle_and_move() {
         from: Some("carol@elsewhere.test".into()),
         to: vec![Recipient::new(addr("alice@example.test"), Route::Local)],
         submitter: None,
+        dsn: Default::default(),
     };
     let raw = Bytes::from_static(b"Subject: delivered\r\n\r\nhello while idle\r\n");
     running.backend.deliver(envelope, raw).await.unwrap();

@@ -10,6 +10,7 @@ mod logs;
 mod mail;
 mod notify;
 mod objects;
+mod queue;
 mod status;
 
 use std::net::SocketAddr;
@@ -40,6 +41,7 @@ pub(crate) struct AppState {
     pub(crate) identity: crate::identity::Identity,
     pub(crate) logs: crate::logs::LogService,
     pub(crate) mail: crate::mail::MailService,
+    pub(crate) outbound: crate::outbound::OutboundService,
     pub(crate) notifications: crate::notify::NotifyService,
     pub(crate) notify_holder: crate::notify::NotifyHolder,
     pub(crate) dht: DhtClient,
@@ -131,6 +133,9 @@ impl ApiServer {
             )
             .route("/v1/mail/{address}/folders/{folder}/{uid}", get(mail::message))
             .route("/v1/mail/{address}/folders/{folder}/{uid}/check", get(mail::check_message))
+            .route("/v1/queue", get(queue::list))
+            .route("/v1/queue/retry", post(queue::retry))
+            .route("/v1/queue/{id}", axum::routing::delete(queue::delete))
             .route("/v1/notify", post(notify::send))
             .route("/v1/notify/{address}", get(notify::list))
             .route("/v1/notify/{address}/watch", get(notify::watch))

@@ -104,6 +104,7 @@ pub(crate) async fn metrics(State(state): State<AppState>) -> impl IntoResponse 
     state.storage.metrics().render(&mut out);
     state.notify_holder.metrics().render(&mut out);
     state.workers.render(&mut out);
+    state.outbound.render(&mut out);
     let (fragments, bytes) = state.storage.local_usage();
     out.push_str(&format!(
         "# TYPE epost_local_fragments gauge\nepost_local_fragments {}\n# TYPE epost_local_bytes gauge\nepost_local_bytes {}\n",

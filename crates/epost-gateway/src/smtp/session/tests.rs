@@ -165,6 +165,58 @@ async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
 }
 
 #[tokio::test]
+async fn submission_offers_dsn_and_its_parameters_reach_the_envelope() {
+    use epost_mta::outbound::{Notify, Ret};
+
+    use crate::backend::{DsnRequest, RcptDsn};
+
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(!ehlo.contains("250-DSN\r\n") && !ehlo.contains("250 DSN\r\n"), "{ehlo}");
+
+    let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| s.relay = true);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("250-DSN\r\n") || ehlo.contains("250 DSN\r\n"), "{ehlo}");
+    h.login_plain("alice@example.test", "alice-pw").await;
+    let codes = h
+        .codes(
+            "MAIL FROM:<alice@example.test> RET=FULL ENVID=QQ+2B1\r\n\
+             RCPT TO:<friend@foreign.test> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Friend@foreign.test\r\n\
+             RCPT TO:<other@foreign.test>\r\n\
+             RCPT TO:<quiet@foreign.test> NOTIFY=NEVER\r\n\
+             DATA\r\n",
+        )
+        .await;
+    assert_eq!(codes, [250, 250, 250, 250, 354]);
+    assert_eq!(h.codes("hi\r\n.\r\n").await, [250]);
+    let relayed = h.gateway.backend.relayed();
+    let dsn = &relayed[0].0.dsn;
+    let never = Notify { success: false, failure: false, delay: false };
+    assert_eq!(
+        *dsn,
+        DsnRequest {
+            ret: Some(Ret::Full),
+            envid: Some("QQ+1".into()),
+            recipients: vec![
+                RcptDsn {
+                    address: addr("friend@foreign.test"),
+                    notify: Notify { success: true, failure: false, delay: true },
+                    orcpt: Some("rfc822;Friend@foreign.test".into()),
+                },
+                RcptDsn { address: addr("quiet@foreign.test"), notify: never, orcpt: None },
+            ],
+        }
+    );
+    assert_eq!(dsn.of(&addr("other@foreign.test")), (Notify::default(), None));
+    assert_eq!(dsn.of(&addr("quiet@foreign.test")), (never, None));
+    // A bad NOTIFY is a syntax error.
+    let (bad, _) = h
+        .send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<x@foreign.test> NOTIFY=SOMETIMES\r\n")
+        .await;
+    assert!(bad.contains("501 5.5.4 "), "{bad}");
+}
+
+#[tokio::test]
 async fn auth_login_and_the_throttle() {
     let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| {
         s.throttle = Throttle::new(std::time::Duration::from_secs(60), 5, 2);
