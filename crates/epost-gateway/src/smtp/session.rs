@@ -100,6 +100,14 @@ impl<B: MailBackend> Session<B> {
         session
     }
 
+    /// A session on an implicit-TLS port (submissions), secure from its
+    /// first byte: AUTH is offered at once, STARTTLS never.
+    pub(crate) fn under_tls(shared: Arc<Shared<B>>, mode: Mode, peer: IpAddr) -> Self {
+        let mut session = Self::new(shared, mode, peer);
+        session.tls = true;
+        session
+    }
+
     /// The replies produced so far, to be written.
     pub(crate) fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)

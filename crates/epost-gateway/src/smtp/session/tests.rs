@@ -139,6 +139,21 @@ async fn submission_needs_auth_and_tls_away_from_loopback() {
 }
 
 #[tokio::test]
+async fn submissions_is_secure_from_its_greeting_so_auth_is_offered_at_once() {
+    let setup = Setup { tls: Some(tls()), hostname: "mx.example.test", ..Setup::default() };
+    let peer = REMOTE.parse().unwrap();
+    let (mut h, greeting) =
+        Fed::open(setup.start(), |shared| Session::under_tls(shared, Mode::Submission, peer));
+    assert!(greeting.starts_with("220 mx.example.test "), "{greeting}");
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    let auth = h.login_plain("alice@example.test", "alice-pw").await;
+    assert!(auth.starts_with("235 2.7.0 "), "{auth}");
+    let (again, _) = h.send("STARTTLS\r\n").await;
+    assert!(again.starts_with("503 5.5.1 Already under TLS"), "{again}");
+}
+
+#[tokio::test]
 async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
     let mut h = Harness::new(Mode::Submission, LOOPBACK);
     h.send("EHLO client.test\r\n").await;
