@@ -63,6 +63,17 @@ impl MailBackend for NodeBackend {
         Ok(self.mail.route(rcpt).await)
     }
 
+    fn domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> =
+            self.identity.realms().into_iter().map(|realm| realm.domain).collect();
+        for domain in self.identity.trusted().domains() {
+            if domain != epost_types::identity::ANY_DOMAIN && !domains.iter().any(|d| d == domain) {
+                domains.push(domain.to_owned());
+            }
+        }
+        domains
+    }
+
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
         // By the routes RCPT decided: nothing is looked up again.
         let mut ours = Vec::new();

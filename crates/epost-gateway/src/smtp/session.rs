@@ -52,6 +52,8 @@ pub(super) struct Helo {
 #[derive(Debug)]
 pub(super) struct Transaction {
     pub(super) from: Option<String>,
+    /// MAIL said SMTPUTF8 (RFC 6531): addresses may be UTF-8.
+    pub(super) utf8: bool,
     /// The accepted recipients, each with the route RCPT decided.
     pub(super) to: Vec<Recipient>,
     pub(super) body: Body,
@@ -240,7 +242,7 @@ impl<B: MailBackend> Session<B> {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
             Request::Mail { from } => self.mail(from).await,
-            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Rcpt { to } => self.rcpt(to, line).await,
             Request::Data => self.data(),
             Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await,
             Request::Auth { mechanism, initial_response } => {
