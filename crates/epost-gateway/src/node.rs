@@ -60,7 +60,7 @@ impl MailBackend for NodeBackend {
     }
 
     async fn recipient(&self, rcpt: &Address) -> Result<Route, MailError> {
-        Ok(self.mail.route(rcpt).await)
+        self.mail.route(rcpt).await
     }
 
     fn domains(&self) -> Vec<String> {
