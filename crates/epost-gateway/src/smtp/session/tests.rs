@@ -423,7 +423,9 @@ async fn utf8_addresses_need_smtputf8_in_mail() {
     );
     assert_eq!(h.codes("DATA\r\nSubject: grüße\r\n\r\nhallo\r\n.\r\n").await, [354, 250]);
     let inbox = h.gateway.inbox("jörg@example.test").await;
-    assert_eq!(split_received(&inbox[0]).1, "Subject: grüße\r\n\r\nhallo\r\n".as_bytes());
+    let (received, rest) = split_received(&inbox[0]);
+    assert!(received.contains("with UTF8SMTP;"), "RFC 6531 section 4.3: {received}");
+    assert_eq!(rest, "Subject: grüße\r\n\r\nhallo\r\n".as_bytes());
     // An unknown UTF-8 user is still unknown, and the domain rules stay.
     h.send("MAIL FROM:<> SMTPUTF8\r\n").await;
     let (unknown, _) = h.send("RCPT TO:<jürgen@example.test>\r\n").await;
