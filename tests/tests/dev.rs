@@ -56,6 +56,29 @@ fn login(imap: &str, user: &str, password: &str) -> Result<()> {
     Ok(())
 }
 
+/// Logs in over IMAPS as a careful client does: trusting only the dev
+/// network's self-signed certificate, and checking that it names the
+/// address dialled (an IP address, as msmtp or fetchmail would use).
+fn login_imaps(imaps: &str, cafile: &std::path::Path, user: &str, password: &str) -> Result<()> {
+    let (host, port) = imaps.rsplit_once(':').context("imaps address")?;
+    let cafile = cafile.to_str().context("certificate path")?;
+    let script = format!(
+        "import imaplib, ssl\n\
+         ctx = ssl.create_default_context(cafile={cafile:?})\n\
+         assert ctx.check_hostname\n\
+         m = imaplib.IMAP4_SSL({host:?}, {port}, ssl_context=ctx)\n\
+         assert 'STARTTLS' not in ' '.join(m.capabilities).upper(), m.capabilities\n\
+         m.login({user:?}, {password:?}); m.logout()"
+    );
+    let out = std::process::Command::new("python3").args(["-c", &script]).output()?;
+    ensure!(
+        out.status.success(),
+        "IMAPS login as {user}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(())
+}
+
 #[test]
 fn a_restarted_dev_network_keeps_its_passwords() -> Result<()> {
     let root = tempfile::tempdir()?;
@@ -83,5 +106,14 @@ fn a_restarted_dev_network_keeps_its_passwords() -> Result<()> {
             user["password"].as_str().context("password")?,
         )?;
     }
-    stop(child)
+    let imaps = second["imaps"].as_str().context("no IMAPS address")?;
+    let alice = &second["users"][0];
+    let secure = login_imaps(
+        imaps,
+        &root.path().join("node0").join("gateway-cert.pem"),
+        alice["address"].as_str().context("address")?,
+        alice["password"].as_str().context("password")?,
+    );
+    stop(child)?;
+    secure
 }

@@ -108,6 +108,21 @@ pub(crate) struct GatewayConfig {
     pub(crate) imap_listen: Option<SocketAddr>,
     #[serde(deserialize_with = "value::pop3_listen", serialize_with = "value::serialize_off")]
     pub(crate) pop3_listen: Option<SocketAddr>,
+    /// The implicit-TLS ports (RFC 8314): submission, IMAP and POP3 with
+    /// TLS from the first byte.
+    #[serde(
+        deserialize_with = "value::submissions_listen",
+        serialize_with = "value::serialize_off"
+    )]
+    pub(crate) submissions_listen: Option<SocketAddr>,
+    #[serde(deserialize_with = "value::imaps_listen", serialize_with = "value::serialize_off")]
+    pub(crate) imaps_listen: Option<SocketAddr>,
+    #[serde(deserialize_with = "value::pop3s_listen", serialize_with = "value::serialize_off")]
+    pub(crate) pop3s_listen: Option<SocketAddr>,
+    /// Where `RCPT TO:<postmaster>` (no domain) goes; `None` (`""`):
+    /// `postmaster@` a realm this node serves (spec/mail.md).
+    #[serde(deserialize_with = "value::postmaster", serialize_with = "value::serialize_address")]
+    pub(crate) postmaster: Option<epost_types::address::Address>,
     /// The name the gateway greets with and puts in its TLS certificate.
     pub(crate) hostname: String,
     /// PEM certificate chain and key; both `None` (`""`): a self-signed
@@ -124,6 +139,31 @@ pub(crate) struct GatewayConfig {
     pub(crate) smart_host: String,
 }
 
+impl GatewayConfig {
+    /// Every protocol's listen address, by its key; `None` where it is off.
+    pub(crate) fn listeners(&self) -> [(&'static str, Option<SocketAddr>); 7] {
+        [
+            ("gateway.smtp_listen", self.smtp_listen),
+            ("gateway.submission_listen", self.submission_listen),
+            ("gateway.imap_listen", self.imap_listen),
+            ("gateway.pop3_listen", self.pop3_listen),
+            ("gateway.submissions_listen", self.submissions_listen),
+            ("gateway.imaps_listen", self.imaps_listen),
+            ("gateway.pop3s_listen", self.pop3s_listen),
+        ]
+    }
+
+    /// The first listener on the same fixed address as an earlier one
+    /// (port 0 never clashes: each gets its own port).
+    fn clashing_listener(&self) -> Option<(&'static str, SocketAddr)> {
+        let listeners = self.listeners();
+        listeners.iter().enumerate().find_map(|(i, (key, addr))| {
+            let addr = (*addr).filter(|a| a.port() != 0)?;
+            listeners[..i].iter().any(|(_, other)| *other == Some(addr)).then_some((*key, addr))
+        })
+    }
+}
+
 /// Loopback, port 0: several nodes on one machine must not fight over ports.
 const LOOPBACK_ANY_PORT: SocketAddr =
     SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
@@ -135,6 +175,10 @@ impl Default for GatewayConfig {
             submission_listen: Some(LOOPBACK_ANY_PORT),
             imap_listen: Some(LOOPBACK_ANY_PORT),
             pop3_listen: Some(LOOPBACK_ANY_PORT),
+            submissions_listen: Some(LOOPBACK_ANY_PORT),
+            imaps_listen: Some(LOOPBACK_ANY_PORT),
+            pop3s_listen: Some(LOOPBACK_ANY_PORT),
+            postmaster: None,
             hostname: "localhost".into(),
             tls_cert: None,
             tls_key: None,
@@ -578,6 +622,13 @@ impl Config {
                 "must be a host name such as mail.example.org",
             ));
         }
+        if let Some((key, addr)) = g.clashing_listener() {
+            return Err(BadValue::new(
+                key,
+                quoted(&addr.to_string()),
+                "another gateway protocol listens there already; give each its own port",
+            ));
+        }
         if g.tls_cert.is_some() != g.tls_key.is_some() {
             let shown = g.tls_cert.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
             return Err(BadValue::new(
@@ -887,6 +938,26 @@ mod tests {
     }
 
     #[test]
+    fn implicit_tls_ports_and_the_postmaster_read_as_written() {
+        let defaults = Config::default().gateway;
+        assert_eq!(defaults.imaps_listen, Some(LOOPBACK_ANY_PORT));
+        assert_eq!(defaults.postmaster, None);
+        let c = Config::parse(
+            "[gateway]\nsubmissions_listen = \"0.0.0.0:465\"\nimaps_listen = \"off\"\npop3s_listen = \"\"\npostmaster = \"Admin@Example.org\"\n",
+            "t",
+        )
+        .unwrap();
+        assert_eq!(c.gateway.submissions_listen, Some("0.0.0.0:465".parse().unwrap()));
+        assert_eq!((c.gateway.imaps_listen, c.gateway.pop3s_listen), (None, None));
+        assert_eq!(c.gateway.postmaster.as_ref().map(|a| a.as_str()), Some("Admin@example.org"));
+        let shown = toml::to_string(&c).unwrap();
+        assert!(shown.contains("imaps_listen = \"\"\n"), "{shown}");
+        assert_eq!(Config::parse(&shown, "t").unwrap(), c);
+        // Two protocols on port 0 of one address each get a port.
+        assert!(Config::parse("[gateway]\nimaps_listen = \"127.0.0.1:0\"\n", "t").is_ok());
+    }
+
+    #[test]
     fn typed_values_read_as_the_file_says() {
         let c = Config::parse(
             "[storage]\nlease_days = 90\ngrace_secs = 7\n[gateway]\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n",
@@ -935,9 +1006,15 @@ mod tests {
             ),
             (
                 "[gateway]\nsmtp_listen = \"127.0.0.1\"\n",
-                &["gateway.smtp_listen", "\"127.0.0.1\"", "\"\" to turn it off"],
+                &["gateway.smtp_listen", "\"127.0.0.1\"", "\"\" or \"off\" to turn it off"],
             ),
             ("[gateway]\npop3_listen = \"*:110\"\n", &["gateway.pop3_listen", "*:110"]),
+            ("[gateway]\nimaps_listen = \"993\"\n", &["gateway.imaps_listen", "\"993\""]),
+            (
+                "[gateway]\nimap_listen = \"127.0.0.1:993\"\nimaps_listen = \"127.0.0.1:993\"\n",
+                &["gateway.imaps_listen", "127.0.0.1:993", "own port"],
+            ),
+            ("[gateway]\npostmaster = \"root\"\n", &["gateway.postmaster", "\"root\"", "'@'"]),
             ("[gateway]\ntls_cert = \"c.pem\"\n", &["gateway.tls_cert", "c.pem", "go together"]),
             ("[gateway]\nsmart_host = \"mx\"\n", &["gateway.smart_host", "\"mx\""]),
             (

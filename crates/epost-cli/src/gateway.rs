@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use epost_gateway::context::Limits;
 use epost_gateway::node::NodeBackend;
-use epost_gateway::tls::TlsSource;
+use epost_gateway::tls::{TlsSource, self_signed_names};
 use epost_gateway::{Gateway, GatewayConfig as Listeners};
 use epost_node::Node;
 
@@ -19,7 +19,10 @@ pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) 
         (Some(cert), Some(key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
         _ => TlsSource::SelfSigned {
             dir: data_dir.to_path_buf(),
-            names: vec![config.hostname.clone()],
+            names: self_signed_names(
+                &config.hostname,
+                config.listeners().into_iter().filter_map(|(_, addr)| addr).map(|a| a.ip()),
+            ),
         },
     };
     let limits = Limits { max_message: config.max_message_bytes, ..Limits::default() };
@@ -28,6 +31,10 @@ pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) 
         submission: config.submission_listen,
         imap: config.imap_listen,
         pop3: config.pop3_listen,
+        submissions: config.submissions_listen,
+        imaps: config.imaps_listen,
+        pop3s: config.pop3s_listen,
+        postmaster: config.postmaster.clone(),
         tls,
         hostname: config.hostname.clone(),
         limits,

@@ -22,6 +22,17 @@ pub struct FoundRecord {
     pub value: Vec<u8>,
 }
 
+/// What a record lookup found, and whether the overlay was asked in full.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordLookup {
+    pub found: Vec<FoundRecord>,
+    /// The query ran to its end and peers answered it, so an empty
+    /// `found` means none of the closest holders has the record. False
+    /// when no peer could be asked (alone, or every one failed) or the
+    /// query timed out: then the record may exist all the same.
+    pub complete: bool,
+}
+
 /// A snapshot of the overlay as this node sees it.
 #[derive(Debug, Clone)]
 pub struct NetworkStatus {
@@ -116,7 +127,7 @@ pub(crate) enum Command {
     },
     GetRecord {
         key: Vec<u8>,
-        reply: oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>,
+        reply: oneshot::Sender<Result<RecordLookup, RecordError>>,
     },
     Frag(Rpc<Frag>),
     Notify(Rpc<Notify>),
@@ -211,6 +222,13 @@ impl DhtClient {
     /// Every copy of the record at `key` that the closest peers (and this
     /// node) hold. The caller validates them and picks (e.g. highest seq).
     pub async fn get_record(&self, key: &[u8]) -> Result<Vec<FoundRecord>, RecordError> {
+        self.lookup_record(key).await.map(|lookup| lookup.found)
+    }
+
+    /// Like [`Self::get_record`], saying also whether the overlay was
+    /// asked in full (so that "not found" can be told from "could not
+    /// ask").
+    pub async fn lookup_record(&self, key: &[u8]) -> Result<RecordLookup, RecordError> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::GetRecord { key: key.to_vec(), reply })
             .await

@@ -23,7 +23,8 @@ use tracing::{debug, info, warn};
 
 use crate::behaviour::{Behaviour, BehaviourEvent};
 use crate::client::{
-    Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError, RequestError,
+    Command, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
+    RecordLookup, RequestError,
 };
 use crate::config::RequestLimits;
 use crate::frag::{Frag, InboundFrag};
@@ -37,7 +38,7 @@ use crate::rpc::{Endpoint, Limits, Rpc};
 use crate::suspects::Suspects;
 
 type ClosestReply = oneshot::Sender<Result<Vec<PeerId>, QueryError>>;
-type GetReply = oneshot::Sender<Result<Vec<FoundRecord>, RecordError>>;
+type GetReply = oneshot::Sender<Result<RecordLookup, RecordError>>;
 
 /// Everything the event loop is connected to, besides the Swarm.
 pub(crate) struct Wiring {
@@ -72,7 +73,7 @@ pub(crate) struct EventLoop {
     replication: usize,
     record_ttl: Duration,
     closest: HashMap<QueryId, (Vec<u8>, usize, ClosestReply)>,
-    gets: HashMap<QueryId, (Vec<FoundRecord>, GetReply)>,
+    gets: HashMap<QueryId, (RecordLookup, GetReply)>,
     puts: HashMap<QueryId, oneshot::Sender<Result<(), RecordError>>>,
     frag: Endpoint<Frag>,
     notify: Endpoint<Notify>,
@@ -237,7 +238,7 @@ impl EventLoop {
             }
             Command::GetRecord { key, reply } => {
                 let id = self.swarm.behaviour_mut().kad.get_record(kad::RecordKey::new(&key));
-                self.gets.insert(id, (Vec::new(), reply));
+                self.gets.insert(id, (RecordLookup::default(), reply));
             }
             Command::Frag(rpc) => {
                 if let Some(rpc) = self.unless_held_off(rpc) {
@@ -551,16 +552,18 @@ impl EventLoop {
                 }
                 QueryResult::GetRecord(result) => {
                     let finished = step.last;
-                    if let Some((found, _)) = self.gets.get_mut(&id)
+                    let complete = asked_in_full(&result);
+                    if let Some((lookup, _)) = self.gets.get_mut(&id)
                         && let Ok(GetRecordOk::FoundRecord(peer_record)) = result
                     {
-                        found.push(FoundRecord {
+                        lookup.found.push(FoundRecord {
                             peer: peer_record.peer,
                             value: peer_record.record.value,
                         });
                     }
-                    if finished && let Some((found, reply)) = self.gets.remove(&id) {
-                        let _ = reply.send(Ok(found));
+                    if finished && let Some((mut lookup, reply)) = self.gets.remove(&id) {
+                        lookup.complete = complete;
+                        let _ = reply.send(Ok(lookup));
                     }
                 }
                 QueryResult::PutRecord(result) => {
@@ -608,6 +611,18 @@ impl EventLoop {
     }
 }
 
+/// Whether a record query's last step says the overlay was asked in
+/// full: it ended normally, or found nothing having heard from at least
+/// one peer. Alone (no peer to ask), every peer failing, or a timeout:
+/// not asked in full.
+fn asked_in_full(last: &Result<GetRecordOk, kad::GetRecordError>) -> bool {
+    match last {
+        Ok(_) => true,
+        Err(kad::GetRecordError::NotFound { closest_peers, .. }) => !closest_peers.is_empty(),
+        Err(kad::GetRecordError::Timeout { .. }) => false,
+    }
+}
+
 /// Whether a dial error says the peer could not be reached (rather than
 /// that the dial was not made: already connected, aborted, denied here).
 fn dial_failed(error: &libp2p::swarm::DialError) -> bool {
@@ -643,4 +658,27 @@ pub fn closest_of(key: &[u8], mut peers: Vec<PeerId>, count: usize) -> Vec<PeerI
     peers.sort_by_cached_key(|peer| target.distance(&kad::KBucketKey::from(*peer)));
     peers.truncate(count);
     peers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lookup_is_complete_only_when_peers_answered_it_to_its_end() {
+        let key = || kad::RecordKey::new(&b"k".as_slice());
+        let peer = PeerId::random();
+        let finished =
+            GetRecordOk::FinishedWithNoAdditionalRecord { cache_candidates: Default::default() };
+        let cases: [(Result<GetRecordOk, kad::GetRecordError>, bool); 4] = [
+            (Ok(finished), true),
+            (Err(kad::GetRecordError::NotFound { key: key(), closest_peers: vec![peer] }), true),
+            // Alone, or every peer asked failed: nobody answered.
+            (Err(kad::GetRecordError::NotFound { key: key(), closest_peers: vec![] }), false),
+            (Err(kad::GetRecordError::Timeout { key: key() }), false),
+        ];
+        for (last, want) in cases {
+            assert_eq!(asked_in_full(&last), want, "{last:?}");
+        }
+    }
 }

@@ -57,7 +57,7 @@ use std::sync::Arc;
 pub use behaviour::KAD_PROTOCOL;
 pub use client::{
     DhtClient, DhtEvent, DialError, FoundRecord, NetworkStatus, QueryError, RecordError,
-    RequestError,
+    RecordLookup, RequestError,
 };
 pub use config::{ConnectionLimits, DhtConfig, ReachConfig, RelayLimits, RequestLimits};
 pub use event_loop::closest_of;

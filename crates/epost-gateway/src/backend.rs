@@ -207,6 +207,12 @@ pub trait MailBackend: Clone + Send + Sync + 'static {
     /// The session decides from it whether to accept the recipient.
     fn recipient(&self, rcpt: &Address) -> impl Future<Output = Result<Route, MailError>> + Send;
 
+    /// The mail domains served here, the realms this node holds first:
+    /// where a bare `RCPT TO:<postmaster>` is tried as `postmaster@`.
+    fn domains(&self) -> Vec<String> {
+        Vec::new()
+    }
+
     /// Stores `raw` durably for every recipient in `envelope.to`, by the
     /// route decided at RCPT; returns only once it is durable. A message
     /// for a foreign recipient goes into the node's outbound queue (with

@@ -93,6 +93,8 @@ pub struct Shared<B> {
     /// Whether SMTP accepts mail for foreign domains from authenticated
     /// submitters (the backend queues them for delivery to other domains).
     pub relay_for_submitters: bool,
+    /// Where `RCPT TO:<postmaster>` goes, if configured.
+    pub postmaster: Option<epost_types::address::Address>,
     /// Becomes true when the gateway shuts down; sessions finish the
     /// command at hand and say goodbye.
     pub stopped: tokio::sync::watch::Receiver<bool>,

@@ -130,6 +130,26 @@ pub(crate) async fn serve<L: LineSession>(
     }
 }
 
+/// Serves a connection that is under TLS from its first byte (the
+/// implicit-TLS ports): the session was told so before its first read,
+/// so it refuses STARTTLS itself; should it ask anyway, the connection
+/// ends.
+pub(crate) async fn serve_secure<L: LineSession>(
+    mut stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    protocol: &'static str,
+    mut session: L,
+    timeouts: Timeouts,
+    stopped: watch::Receiver<bool>,
+) {
+    match drive(&mut stream, &mut session, stopped, timeouts).await {
+        Ok(_) => {
+            let _ = stream.shutdown().await;
+        }
+        Err(e) => debug!(%peer, protocol, error = %e, "connection ended"),
+    }
+}
+
 /// Runs the session over `io` until it closes or asks for TLS.
 async fn drive<L, S>(
     io: &mut S,

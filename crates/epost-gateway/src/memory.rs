@@ -113,6 +113,10 @@ impl MailBackend for MemoryBackend {
         })
     }
 
+    fn domains(&self) -> Vec<String> {
+        self.lock().domains.clone()
+    }
+
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {
         let mut targets = Vec::new();
         {

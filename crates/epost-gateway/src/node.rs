@@ -109,7 +109,18 @@ impl MailBackend for NodeBackend {
     }
 
     async fn recipient(&self, rcpt: &Address) -> Result<Route, MailError> {
-        Ok(self.mail.route(rcpt).await)
+        self.mail.route(rcpt).await
+    }
+
+    fn domains(&self) -> Vec<String> {
+        let mut domains: Vec<String> =
+            self.identity.realms().into_iter().map(|realm| realm.domain).collect();
+        for domain in self.identity.trusted().domains() {
+            if domain != epost_types::identity::ANY_DOMAIN && !domains.iter().any(|d| d == domain) {
+                domains.push(domain.to_owned());
+            }
+        }
+        domains
     }
 
     async fn deliver(&self, envelope: Envelope, raw: Bytes) -> Result<(), MailError> {

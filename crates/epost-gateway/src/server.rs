@@ -1,19 +1,30 @@
 //! Listeners: one accept loop per configured protocol, a session task per
 //! connection (bounded in all: past the bound a client hears the
 //! protocol's "try later" at once), and an orderly shutdown.
+//!
+//! The implicit-TLS ports (RFC 8314: submissions, IMAPS, POP3S) run the
+//! same sessions as their STARTTLS siblings, begun already secure: the
+//! handshake comes first, within [`HANDSHAKE`], while holding the
+//! connection's session permit, so the session bound is also the bound
+//! on handshakes in progress. A client past that bound is closed without
+//! a word (a plaintext "try later" means nothing to a TLS client).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
+
+use epost_types::address::Address;
 
 use crate::backend::MailBackend;
 use crate::context::{Limits, Shared};
 use crate::tls::{TlsError, TlsSource, acceptor};
 use crate::{imap, pop3, smtp};
+use tokio_rustls::server::TlsStream;
 
 /// What to serve where. Every listener is optional; port 0 picks a port.
 #[derive(Debug, Clone)]
@@ -24,6 +35,15 @@ pub struct GatewayConfig {
     pub submission: Option<SocketAddr>,
     pub imap: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
+    /// Submission over implicit TLS (RFC 8314, port 465).
+    pub submissions: Option<SocketAddr>,
+    /// IMAP over implicit TLS (port 993).
+    pub imaps: Option<SocketAddr>,
+    /// POP3 over implicit TLS (port 995).
+    pub pop3s: Option<SocketAddr>,
+    /// Where `RCPT TO:<postmaster>` goes when set; else `postmaster@` a
+    /// realm the backend serves (spec/mail.md).
+    pub postmaster: Option<Address>,
     pub tls: TlsSource,
     pub hostname: String,
     pub limits: Limits,
@@ -53,6 +73,9 @@ pub struct BoundAddrs {
     pub submission: Option<SocketAddr>,
     pub imap: Option<SocketAddr>,
     pub pop3: Option<SocketAddr>,
+    pub submissions: Option<SocketAddr>,
+    pub imaps: Option<SocketAddr>,
+    pub pop3s: Option<SocketAddr>,
 }
 
 /// A running gateway.
@@ -62,23 +85,47 @@ pub struct Gateway {
     loops: JoinSet<()>,
 }
 
-#[derive(Clone, Copy)]
+/// The longest a TLS handshake on an implicit-TLS port may take (less
+/// if the idle timeout is shorter), as for IMAP's STARTTLS.
+const HANDSHAKE: Duration = Duration::from_secs(60);
+
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Protocol {
     Smtp(smtp::Mode),
     Imap,
     Pop3,
 }
 
-impl Protocol {
-    fn name(self) -> &'static str {
-        match self {
-            Protocol::Smtp(smtp::Mode::Inbound) => "SMTP",
-            Protocol::Smtp(smtp::Mode::Submission) => "submission",
-            Protocol::Imap => "IMAP",
-            Protocol::Pop3 => "POP3",
-        }
+/// One listener's service: the protocol, and whether TLS comes first.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Service {
+    protocol: Protocol,
+    implicit_tls: bool,
+}
+
+impl Service {
+    const fn plain(protocol: Protocol) -> Self {
+        Self { protocol, implicit_tls: false }
     }
 
+    const fn secure(protocol: Protocol) -> Self {
+        Self { protocol, implicit_tls: true }
+    }
+
+    fn name(self) -> &'static str {
+        match (self.protocol, self.implicit_tls) {
+            (Protocol::Smtp(smtp::Mode::Inbound), _) => "SMTP",
+            (Protocol::Smtp(smtp::Mode::Submission), false) => "submission",
+            (Protocol::Smtp(smtp::Mode::Submission), true) => "submissions",
+            (Protocol::Imap, false) => "IMAP",
+            (Protocol::Imap, true) => "IMAPS",
+            (Protocol::Pop3, false) => "POP3",
+            (Protocol::Pop3, true) => "POP3S",
+        }
+    }
+}
+
+impl Protocol {
     /// What a client past the session limit hears before the close.
     fn refusal(self, hostname: &str) -> String {
         match self {
@@ -108,38 +155,39 @@ impl Gateway {
             throttle: config.limits.throttle(),
             hostname: config.hostname.clone(),
             relay_for_submitters: config.relay_for_submitters,
+            postmaster: config.postmaster.clone(),
             stopped,
             recent: Default::default(),
         });
         let sessions = Arc::new(Semaphore::new(config.limits.max_sessions));
         let mut addrs = BoundAddrs::default();
         let mut loops = JoinSet::new();
+        let submission = Protocol::Smtp(smtp::Mode::Submission);
         let wanted = [
-            (config.smtp, Protocol::Smtp(smtp::Mode::Inbound)),
-            (config.submission, Protocol::Smtp(smtp::Mode::Submission)),
-            (config.imap, Protocol::Imap),
-            (config.pop3, Protocol::Pop3),
+            (config.smtp, Service::plain(Protocol::Smtp(smtp::Mode::Inbound)), &mut addrs.smtp),
+            (config.submission, Service::plain(submission), &mut addrs.submission),
+            (config.imap, Service::plain(Protocol::Imap), &mut addrs.imap),
+            (config.pop3, Service::plain(Protocol::Pop3), &mut addrs.pop3),
+            (config.submissions, Service::secure(submission), &mut addrs.submissions),
+            (config.imaps, Service::secure(Protocol::Imap), &mut addrs.imaps),
+            (config.pop3s, Service::secure(Protocol::Pop3), &mut addrs.pop3s),
         ];
-        for (addr, protocol) in wanted {
+        for (addr, service, slot) in wanted {
             let Some(addr) = addr else { continue };
+            let protocol = service.name();
             let listener = TcpListener::bind(addr).await.map_err(|source| GatewayError::Bind {
-                protocol: protocol.name(),
+                protocol,
                 addr,
                 source,
             })?;
             let bound = listener.local_addr().map_err(|source| GatewayError::Bind {
-                protocol: protocol.name(),
+                protocol,
                 addr,
                 source,
             })?;
-            info!(protocol = protocol.name(), %bound, "gateway listening");
-            match protocol {
-                Protocol::Smtp(smtp::Mode::Inbound) => addrs.smtp = Some(bound),
-                Protocol::Smtp(smtp::Mode::Submission) => addrs.submission = Some(bound),
-                Protocol::Imap => addrs.imap = Some(bound),
-                Protocol::Pop3 => addrs.pop3 = Some(bound),
-            }
-            loops.spawn(accept_loop(listener, protocol, shared.clone(), sessions.clone()));
+            info!(protocol, %bound, "gateway listening");
+            *slot = Some(bound);
+            loops.spawn(accept_loop(listener, service, shared.clone(), sessions.clone()));
         }
         Ok(Self { addrs, stop, loops })
     }
@@ -154,10 +202,11 @@ impl Gateway {
 
 async fn accept_loop<B: MailBackend>(
     listener: TcpListener,
-    protocol: Protocol,
+    service: Service,
     shared: Arc<Shared<B>>,
     sessions: Arc<Semaphore>,
 ) {
+    let protocol = service.protocol;
     let mut stopped = shared.stopped.clone();
     let mut running = JoinSet::new();
     loop {
@@ -170,23 +219,33 @@ async fn accept_loop<B: MailBackend>(
             Ok(accepted) => accepted,
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment.
-                warn!(protocol = protocol.name(), error = %e, "accept failed");
+                warn!(protocol = service.name(), error = %e, "accept failed");
                 tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
         let Ok(permit) = sessions.clone().try_acquire_owned() else {
             debug!(%peer, "too many sessions; refusing");
-            refuse(stream, &protocol.refusal(&shared.hostname));
+            if !service.implicit_tls {
+                refuse(stream, &protocol.refusal(&shared.hostname));
+            }
             continue;
         };
         crate::socket::accepted(&stream);
         let shared = shared.clone();
         running.spawn(async move {
-            match protocol {
-                Protocol::Smtp(mode) => smtp::serve(stream, peer, shared, mode).await,
-                Protocol::Imap => imap::serve(stream, peer, shared).await,
-                Protocol::Pop3 => pop3::serve(stream, peer, shared).await,
+            if !service.implicit_tls {
+                match protocol {
+                    Protocol::Smtp(mode) => smtp::serve(stream, peer, shared, mode).await,
+                    Protocol::Imap => imap::serve(stream, peer, shared).await,
+                    Protocol::Pop3 => pop3::serve(stream, peer, shared).await,
+                }
+            } else if let Some(tls) = handshake(stream, peer, service, &shared).await {
+                match protocol {
+                    Protocol::Smtp(mode) => smtp::serve_tls(tls, peer, shared, mode).await,
+                    Protocol::Imap => imap::serve_tls(tls, peer, shared).await,
+                    Protocol::Pop3 => pop3::serve_tls(tls, peer, shared).await,
+                }
             }
             drop(permit);
         });
@@ -198,6 +257,34 @@ async fn accept_loop<B: MailBackend>(
     }
 }
 
+/// The TLS handshake of an implicit-TLS port, bounded in time; `None`
+/// when it failed, timed out or the gateway stopped meanwhile.
+async fn handshake<B: MailBackend>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    service: Service,
+    shared: &Shared<B>,
+) -> Option<TlsStream<TcpStream>> {
+    let acceptor = shared.tls.clone()?;
+    let limit = HANDSHAKE.min(shared.limits.idle_timeout);
+    let mut stopped = shared.stopped.clone();
+    let protocol = service.name();
+    tokio::select! {
+        done = tokio::time::timeout(limit, acceptor.accept(stream)) => match done {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(error)) => {
+                debug!(%peer, protocol, %error, "TLS handshake failed");
+                None
+            }
+            Err(_) => {
+                debug!(%peer, protocol, "TLS handshake timed out");
+                None
+            }
+        },
+        _ = stopped.wait_for(|&s| s) => None,
+    }
+}
+
 /// Tells a client past the session limit to come back later, without a
 /// task or a wait: one non-blocking write into the fresh socket's empty
 /// send buffer (a few dozen bytes always fit), then the close.
@@ -206,4 +293,129 @@ fn refuse(stream: tokio::net::TcpStream, refusal: &str) {
     let Ok(mut stream) = stream.into_std() else { return };
     let _ = stream.write(refusal.as_bytes());
     let _ = stream.shutdown(std::net::Shutdown::Write);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::memory::MemoryBackend;
+    use crate::testing::addr;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, ServerName};
+    use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+    use tokio_rustls::client::TlsStream as ClientTls;
+
+    /// A gateway with only the implicit-TLS ports, on loopback.
+    async fn start(dir: &std::path::Path) -> Gateway {
+        let backend = MemoryBackend::new(&["example.test"]);
+        backend.add_user(&addr("alice@example.test"), "alice-pw");
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let config = GatewayConfig {
+            smtp: None,
+            submission: None,
+            imap: None,
+            pop3: None,
+            submissions: Some(any),
+            imaps: Some(any),
+            pop3s: Some(any),
+            postmaster: None,
+            tls: TlsSource::SelfSigned {
+                dir: dir.into(),
+                names: crate::tls::self_signed_names("gw.example.test", [any.ip()]),
+            },
+            hostname: "gw.example.test".into(),
+            limits: Limits::default(),
+            relay_for_submitters: false,
+        };
+        Gateway::start(config, backend).await.unwrap()
+    }
+
+    /// A client that trusts only the gateway's certificate and checks it
+    /// names the address dialled (127.0.0.1).
+    async fn connect(
+        at: Option<SocketAddr>,
+        dir: &std::path::Path,
+    ) -> BufReader<ClientTls<TcpStream>> {
+        let cert = CertificateDer::from_pem_file(dir.join("gateway-cert.pem")).unwrap();
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).unwrap();
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let at = at.expect("listening");
+        let tcp = TcpStream::connect(at).await.unwrap();
+        let name = ServerName::IpAddress(at.ip().into());
+        let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await;
+        BufReader::new(tls.unwrap())
+    }
+
+    /// Sends `say` (unless empty), then reads lines up to and including
+    /// the one starting with `last`.
+    async fn exchange<S: tokio::io::AsyncRead + AsyncWriteExt + Unpin>(
+        client: &mut BufReader<S>,
+        say: &str,
+        last: &str,
+    ) -> String {
+        if !say.is_empty() {
+            client.get_mut().write_all(say.as_bytes()).await.unwrap();
+            client.get_mut().flush().await.unwrap();
+        }
+        let mut heard = String::new();
+        loop {
+            let mut line = String::new();
+            assert!(client.read_line(&mut line).await.unwrap() > 0, "closed; heard {heard:?}");
+            heard.push_str(&line);
+            if line.starts_with(last) {
+                return heard;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn implicit_tls_ports_greet_under_tls_and_offer_no_starttls() {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = start(dir.path()).await;
+        let addrs = gateway.addrs;
+        assert!(addrs.smtp.is_none() && addrs.imap.is_none(), "only what was asked for");
+
+        let mut smtp = connect(addrs.submissions, dir.path()).await;
+        assert!(exchange(&mut smtp, "", "220 ").await.starts_with("220 gw.example.test "));
+        let ehlo = exchange(&mut smtp, "EHLO client.test\r\n", "250 ").await;
+        assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
+        let plain = data_encoding::BASE64.encode(b"\0alice@example.test\0alice-pw");
+        let auth = exchange(&mut smtp, &format!("AUTH PLAIN {plain}\r\n"), "235 ").await;
+        assert!(auth.starts_with("235 "), "{auth}");
+        assert!(exchange(&mut smtp, "STARTTLS\r\n", "503 ").await.starts_with("503 "));
+
+        let mut imap = connect(addrs.imaps, dir.path()).await;
+        let greeting = exchange(&mut imap, "", "* OK").await;
+        assert!(greeting.contains("AUTH=PLAIN") && !greeting.contains("STARTTLS"), "{greeting}");
+        let login = exchange(&mut imap, "a LOGIN alice@example.test alice-pw\r\n", "a ").await;
+        assert!(login.starts_with("a OK"), "{login}");
+
+        let mut pop3 = connect(addrs.pop3s, dir.path()).await;
+        assert!(exchange(&mut pop3, "", "+OK").await.starts_with("+OK"));
+        let capa = exchange(&mut pop3, "CAPA\r\n", ".").await;
+        assert!(capa.contains("USER") && !capa.contains("STLS"), "{capa}");
+        exchange(&mut pop3, "USER alice@example.test\r\n", "+OK").await;
+        assert!(exchange(&mut pop3, "PASS alice-pw\r\n", "").await.starts_with("+OK"));
+
+        gateway.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_plaintext_client_on_an_implicit_tls_port_is_closed_unanswered() {
+        let dir = tempfile::tempdir().unwrap();
+        let gateway = start(dir.path()).await;
+        let mut tcp = TcpStream::connect(gateway.addrs.imaps.unwrap()).await.unwrap();
+        tcp.write_all(b"a CAPABILITY\r\n").await.unwrap();
+        let mut heard = Vec::new();
+        // The handshake fails on the first bytes: at most a TLS alert, never IMAP.
+        let _ = tcp.read_to_end(&mut heard).await;
+        assert!(!heard.starts_with(b"*") && !heard.starts_with(b"a "), "{heard:?}");
+        gateway.shutdown().await;
+    }
 }

@@ -20,7 +20,7 @@ pub use epost_mta::queue::{
     QueueEntry, QueueFigures, QueueId, RetryRequest, SharedSigner, SharedTransport, Submission,
 };
 use epost_types::address::Address;
-use epost_types::mailbox::{MailErrorKind, Recipient, Route};
+use epost_types::mailbox::{MailError, MailErrorKind, Recipient, Route};
 use epost_types::time::Timestamp;
 use tracing::info;
 
@@ -67,17 +67,24 @@ impl FileDsn for Filer {
         let Ok(address) = to.parse::<Address>() else {
             return Err(DsnFileError::NoSender(to.to_owned()));
         };
-        match self.mail.route(&address).await {
-            route @ (Route::Local | Route::Remote) => {
-                self.mail.deliver(None, &[Recipient::new(address, route)], &dsn).await.map_err(
-                    |e| match e.kind() {
-                        MailErrorKind::Temporary => DsnFileError::Temporary(Box::new(e)),
-                        _ => DsnFileError::Refused { to: to.to_owned(), source: Box::new(e) },
-                    },
-                )
+        let route = self.mail.route(&address).await.map_err(|e| refusal(to, e))?;
+        match route {
+            Route::Local | Route::Remote => {
+                self.mail
+                    .deliver(None, &[Recipient::new(address, route)], &dsn)
+                    .await
+                    .map_err(|e| refusal(to, e))
             }
             Route::Foreign | Route::Unknown => Err(DsnFileError::NoSender(to.to_owned())),
         }
+    }
+}
+
+/// A mail error met filing a DSN to `to`: try later, or never.
+fn refusal(to: &str, e: MailError) -> DsnFileError {
+    match e.kind() {
+        MailErrorKind::Temporary => DsnFileError::Temporary(Box::new(e)),
+        _ => DsnFileError::Refused { to: to.to_owned(), source: Box::new(e) },
     }
 }
 

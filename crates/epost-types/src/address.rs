@@ -1,9 +1,11 @@
 //! User addresses, `local@domain`, as certificates and mail routing use
 //! them.
 //!
-//! Deliberately a strict subset of RFC 5321: the local part is an ASCII
-//! dot-atom (no quoted strings, no comments), the domain is LDH labels (no
-//! address literals; internationalised domains in their `xn--` form). The
+//! Deliberately a strict subset of RFC 5321: the local part is a dot-atom
+//! (no quoted strings, no comments) whose atoms may hold UTF-8 beyond
+//! ASCII as RFC 6531 allows (letters, marks, symbols; never controls or
+//! spaces; taken byte for byte, not normalised), the domain is LDH labels
+//! (no address literals; internationalised domains in their `xn--` form). The
 //! domain is lowercased, because DNS is case-insensitive and an address is
 //! hashed into DHT keys where "Example.org" and "example.org" must meet.
 //! The local part keeps its case, as RFC 5321 section 2.4 requires.
@@ -33,11 +35,11 @@ pub struct Address {
 pub enum AddressError {
     #[error("an address is local@domain; there is no '@'")]
     MissingAt,
-    #[error("the address is {len} characters; at most {MAX_ADDRESS_LEN} are allowed")]
+    #[error("the address is {len} octets; at most {MAX_ADDRESS_LEN} are allowed")]
     TooLong { len: usize },
     #[error("the part before '@' is empty")]
     EmptyLocal,
-    #[error("the part before '@' is {len} characters; at most {MAX_LOCAL_LEN} are allowed")]
+    #[error("the part before '@' is {len} octets; at most {MAX_LOCAL_LEN} are allowed")]
     LocalTooLong { len: usize },
     #[error("character {position} of the part before '@' ({found:?}) is not allowed")]
     BadLocalChar { position: usize, found: char },
@@ -69,6 +71,12 @@ impl Address {
     pub fn as_str(&self) -> &str {
         &self.text
     }
+
+    /// Whether the address is all ASCII; one that is not may travel only
+    /// where SMTPUTF8 (RFC 6531) was agreed.
+    pub fn is_ascii(&self) -> bool {
+        self.text.is_ascii()
+    }
 }
 
 /// A mail domain as addresses use it: checked by the same rules and
@@ -83,16 +91,30 @@ pub fn canonical_domain(domain: &str) -> Result<String, AddressError> {
     Ok(domain)
 }
 
-/// RFC 5322 `atext`, the characters of a dot-atom other than '.'.
+/// RFC 5322 `atext`, the characters of a dot-atom other than '.', with
+/// RFC 6532's `UTF8-non-ascii` less what no one types as part of a name:
+/// controls (C1 included), white space, and format characters such as
+/// bidirectional overrides and zero-width joiners, which would let two
+/// addresses that look alike differ.
 fn is_atext(c: char) -> bool {
-    c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c)
+    if c.is_ascii() {
+        return c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~".contains(c);
+    }
+    !c.is_control() && !c.is_whitespace() && !is_format(c)
+}
+
+/// Unicode's invisible format characters (general category Cf) that
+/// matter in text: soft hyphen, zero-width and bidirectional marks,
+/// overrides and isolates, word joiners, the byte-order mark.
+fn is_format(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
 }
 
 impl FromStr for Address {
     type Err = AddressError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let len = s.chars().count();
+        let len = s.len();
         if len > MAX_ADDRESS_LEN {
             return Err(AddressError::TooLong { len });
         }
@@ -110,7 +132,8 @@ fn check_local(local: &str) -> Result<(), AddressError> {
     if local.is_empty() {
         return Err(AddressError::EmptyLocal);
     }
-    let len = local.chars().count();
+    // Octets, as RFC 6531 section 3.3 counts a UTF-8 local part.
+    let len = local.len();
     if len > MAX_LOCAL_LEN {
         return Err(AddressError::LocalTooLong { len });
     }
@@ -199,6 +222,26 @@ mod tests {
     }
 
     #[test]
+    fn accepts_utf8_local_parts_as_rfc_6531_does() {
+        for (text, local) in [
+            ("josé@example.org", "josé"),
+            ("Δοκιμή@Example.ORG", "Δοκιμή"),
+            ("用户.名@example.org", "用户.名"),
+            ("θ+tag@example.org", "θ+tag"),
+        ] {
+            let a = parse(text).unwrap();
+            assert_eq!(a.local(), local, "{text}");
+            assert!(!a.is_ascii(), "{text}");
+            assert_eq!(parse(a.as_str()), Ok(a.clone()), "{text} parses back");
+        }
+        assert!(parse("jose@example.org").unwrap().is_ascii());
+        // Dots keep their rules between UTF-8 atoms too.
+        assert_eq!(parse("é..é@example.org"), Err(AddressError::BadLocalDot));
+        // No normalisation: composed and decomposed é are two addresses.
+        assert_ne!(parse("jos\u{e9}@example.org"), parse("jose\u{301}@example.org"));
+    }
+
+    #[test]
     fn refuses_with_a_reason() {
         assert_eq!(parse("alice"), Err(AddressError::MissingAt));
         assert_eq!(parse("@example.org"), Err(AddressError::EmptyLocal));
@@ -214,8 +257,28 @@ mod tests {
             Err(AddressError::BadLocalChar { position: 2, found: ' ' })
         );
         assert_eq!(
-            parse("josé@example.org"),
-            Err(AddressError::BadLocalChar { position: 3, found: 'é' })
+            parse("jo\u{202e}se@example.org"),
+            Err(AddressError::BadLocalChar { position: 2, found: '\u{202e}' })
+        );
+        assert_eq!(
+            parse("jo\u{a0}se@example.org"),
+            Err(AddressError::BadLocalChar { position: 2, found: '\u{a0}' })
+        );
+        assert_eq!(
+            parse("jo\u{85}se@example.org"),
+            Err(AddressError::BadLocalChar { position: 2, found: '\u{85}' })
+        );
+        assert_eq!(
+            parse("a\u{200b}b@example.org"),
+            Err(AddressError::BadLocalChar { position: 1, found: '\u{200b}' })
+        );
+        // UTF-8 in the domain stays refused: its A-label (xn--) is the name.
+        assert!(matches!(parse("josé@bücher.example"), Err(AddressError::BadLabelChar { .. })));
+        // 32 two-octet characters are 64 octets; 33 are 66: too long.
+        assert!(parse(&format!("{}@example.org", "é".repeat(32))).is_ok());
+        assert_eq!(
+            parse(&format!("{}@example.org", "é".repeat(33))),
+            Err(AddressError::LocalTooLong { len: 66 })
         );
         assert_eq!(parse("a@example..org"), Err(AddressError::EmptyLabel));
         assert_eq!(parse("a@example.org."), Err(AddressError::EmptyLabel));

@@ -96,6 +96,10 @@ impl Setup {
                 submission: submission.then_some(loopback),
                 imap: imap.then_some(loopback),
                 pop3: None,
+                submissions: None,
+                imaps: None,
+                pop3s: None,
+                postmaster: None,
                 tls: TlsSource::SelfSigned {
                     dir: tls.path().to_path_buf(),
                     names: vec!["localhost".into()],

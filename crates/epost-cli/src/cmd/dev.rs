@@ -23,7 +23,7 @@ pub(crate) const REALM: &str = "example.test";
 const USERS: [&str; 4] = ["alice", "bob", "carol", "postmaster"];
 /// Ports tried first, so a mail client set up once keeps working; taken
 /// ones fall back to ports the OS picks.
-const PORTS: [u16; 4] = [2525, 2587, 2143, 2110];
+const PORTS: [u16; 7] = [2525, 2587, 2143, 2110, 2465, 2993, 2995];
 
 #[derive(Debug, Serialize, serde::Deserialize)]
 struct DevUser {
@@ -38,6 +38,9 @@ struct DevInfo {
     submission: Option<String>,
     imap: Option<String>,
     pop3: Option<String>,
+    submissions: Option<String>,
+    imaps: Option<String>,
+    pop3s: Option<String>,
     users: Vec<DevUser>,
     nodes: Vec<String>,
 }
@@ -95,15 +98,21 @@ async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Resu
             c.gateway.submission_listen = None;
             c.gateway.imap_listen = None;
             c.gateway.pop3_listen = None;
+            c.gateway.submissions_listen = None;
+            c.gateway.imaps_listen = None;
+            c.gateway.pop3s_listen = None;
         };
         let daemon = if i == 0 {
-            let [smtp, submission, imap, pop3] =
+            let [smtp, submission, imap, pop3, submissions, imaps, pop3s] =
                 PORTS.map(|p| Some(SocketAddr::from((Ipv4Addr::LOCALHOST, p))));
             let mut fixed = config.clone();
             fixed.gateway.smtp_listen = smtp;
             fixed.gateway.submission_listen = submission;
             fixed.gateway.imap_listen = imap;
             fixed.gateway.pop3_listen = pop3;
+            fixed.gateway.submissions_listen = submissions;
+            fixed.gateway.imaps_listen = imaps;
+            fixed.gateway.pop3s_listen = pop3s;
             match Daemon::start(&dir, &fixed).await {
                 Ok(daemon) => daemon,
                 Err(e) => {
@@ -160,6 +169,9 @@ async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Resu
         submission: gateway.submission.clone(),
         imap: gateway.imap.clone(),
         pop3: gateway.pop3.clone(),
+        submissions: gateway.submissions.clone(),
+        imaps: gateway.imaps.clone(),
+        pop3s: gateway.pop3s.clone(),
         users,
         nodes: daemons.iter().map(|d| d.info.peer_id.clone()).collect(),
     })
@@ -235,6 +247,9 @@ fn welcome(info: &DevInfo) -> String {
         show(&info.imap)
     );
     let _ = writeln!(text, "  POP3         {}", show(&info.pop3));
+    let _ = writeln!(text, "  submissions  {}   (TLS from the start)", show(&info.submissions));
+    let _ = writeln!(text, "  IMAPS        {}", show(&info.imaps));
+    let _ = writeln!(text, "  POP3S        {}", show(&info.pop3s));
     let _ = writeln!(text);
     for user in &info.users {
         let _ = writeln!(text, "  {:<24} password {}", user.address, user.password);
@@ -248,6 +263,15 @@ fn welcome(info: &DevInfo) -> String {
     let _ = writeln!(
         text,
         "  user name = the full address, normal password, no SSL or STARTTLS (self-signed)."
+    );
+    let _ = writeln!(
+        text,
+        "  The self-signed certificate ({}/node0/gateway-cert.pem) names localhost,",
+        info.data_dir
+    );
+    let _ = writeln!(
+        text,
+        "  127.0.0.1 and ::1: trust it once and clients that check names (msmtp, fetchmail, neomutt) connect by address."
     );
     let _ = writeln!(text, "Or from a shell:");
     let _ = writeln!(

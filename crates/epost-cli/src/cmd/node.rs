@@ -31,6 +31,13 @@ pub(crate) struct NodeInfo {
     pub(crate) imap: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) pop3: Option<String>,
+    /// The implicit-TLS ports (RFC 8314).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) submissions: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) imaps: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) pop3s: Option<String>,
 }
 
 pub(crate) async fn run(dir: &DataDir, args: &NodeRunArgs) -> Result<()> {
@@ -118,6 +125,9 @@ impl Daemon {
             submission: shown(gateway.addrs.submission),
             imap: shown(gateway.addrs.imap),
             pop3: shown(gateway.addrs.pop3),
+            submissions: shown(gateway.addrs.submissions),
+            imaps: shown(gateway.addrs.imaps),
+            pop3s: shown(gateway.addrs.pop3s),
         };
         replace_file(&dir.node_info_path(), &serde_json::to_vec_pretty(&info)?)?;
         Ok(Self { node, gateway, info, info_path: dir.node_info_path() })

@@ -155,10 +155,20 @@ smtp_listen = @
 submission_listen = @
 imap_listen = @
 pop3_listen = @
+# The same with TLS from the first byte (RFC 8314), beside STARTTLS above:
+# for a real server "0.0.0.0:465", "0.0.0.0:993", "0.0.0.0:995".
+submissions_listen = @
+imaps_listen = @
+pop3s_listen = @
+# Where mail to a bare <postmaster> goes (a user of a trusted realm); empty:
+# postmaster@ the first realm this node holds, or trusts, that has one.
+postmaster = @
 # The name in greetings and in the self-signed certificate.
 hostname = @
-# PEM certificate chain and private key for STARTTLS; leave both empty for a
-# self-signed certificate made on first start (kept in the data directory).
+# PEM certificate chain and private key for STARTTLS and the TLS ports; leave
+# both empty for a self-signed certificate made on first start (kept in the
+# data directory; it names localhost, 127.0.0.1, ::1, the hostname and the
+# addresses above, and is made again with the same key if one is missing).
 tls_cert = @
 tls_key = @
 # Largest message accepted (SMTP SIZE, IMAP APPEND), in bytes.

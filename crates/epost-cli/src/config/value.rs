@@ -91,12 +91,32 @@ fn socket_or_off<'de, D: Deserializer<'de>>(
     key: &str,
 ) -> Result<Option<SocketAddr>, D::Error> {
     let text = String::deserialize(d)?;
+    if text.is_empty() || text == "off" {
+        return Ok(None);
+    }
+    text.parse().map(Some).map_err(|_| {
+        bad(key, &text, "must be IP:PORT (port 0 picks one), or \"\" or \"off\" to turn it off")
+    })
+}
+
+/// A mail address, `""` meaning none.
+fn address_or_none<'de, D: Deserializer<'de>>(
+    d: D,
+    key: &str,
+) -> Result<Option<epost_types::address::Address>, D::Error> {
+    let text = String::deserialize(d)?;
     if text.is_empty() {
         return Ok(None);
     }
-    text.parse()
-        .map(Some)
-        .map_err(|_| bad(key, &text, "must be IP:PORT (port 0 picks one), or \"\" to turn it off"))
+    text.parse().map(Some).map_err(|e| bad(key, &text, format!("not a mail address: {e}")))
+}
+
+/// An address written as text, `""` for none.
+pub(super) fn serialize_address<S: Serializer>(
+    value: &Option<epost_types::address::Address>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    value.as_ref().map(|a| a.as_str()).unwrap_or("").serialize(s)
 }
 
 fn socket<'de, D: Deserializer<'de>>(d: D, key: &str) -> Result<SocketAddr, D::Error> {
@@ -200,4 +220,8 @@ keyed! {
     imap_listen: "gateway.imap_listen" => socket_or_off -> Option<SocketAddr>;
     pop3_listen: "gateway.pop3_listen" => socket_or_off -> Option<SocketAddr>;
     dns_nameservers: "dns.nameservers" => sockets -> Vec<SocketAddr>;
+    submissions_listen: "gateway.submissions_listen" => socket_or_off -> Option<SocketAddr>;
+    imaps_listen: "gateway.imaps_listen" => socket_or_off -> Option<SocketAddr>;
+    pop3s_listen: "gateway.pop3s_listen" => socket_or_off -> Option<SocketAddr>;
+    postmaster: "gateway.postmaster" => address_or_none -> Option<epost_types::address::Address>;
 }

@@ -70,6 +70,22 @@ pub(crate) async fn run<B: MailBackend>(tcp: TcpStream, peer: SocketAddr, shared
     let _ = tls.shutdown().await;
 }
 
+/// Serves an IMAPS (implicit TLS) connection whose handshake is done:
+/// the session starts secure, so the greeting offers AUTH=PLAIN and no
+/// STARTTLS.
+pub(crate) async fn run_tls<B: MailBackend>(
+    tls: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared<B>>,
+) {
+    let mut session = Session::new(shared.clone(), peer.ip(), true);
+    let mut tls = BufWriter::new(tls);
+    if Conn::new(&mut tls, &shared).serve(&mut session, true).await == End::Compress {
+        return compressed(tls.into_inner(), &mut session, &shared).await;
+    }
+    let _ = tls.shutdown().await;
+}
+
 /// The rest of a connection after COMPRESS DEFLATE.
 async fn compressed<S, B>(stream: S, session: &mut Session<B>, shared: &Shared<B>)
 where

@@ -79,3 +79,12 @@ pub(crate) async fn serve<B: MailBackend>(
 ) {
     conn::run(stream, peer, shared).await
 }
+
+/// Serves one connection of the implicit-TLS port, its handshake done.
+pub(crate) async fn serve_tls<B: MailBackend>(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared<B>>,
+) {
+    conn::run_tls(stream, peer, shared).await
+}

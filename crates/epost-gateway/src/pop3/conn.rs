@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::session::Session;
 use crate::backend::MailBackend;
@@ -24,6 +25,21 @@ pub(super) async fn serve<B: MailBackend>(
     let timeouts = Timeouts::new(&shared.limits, shared.limits.idle_timeout);
     let (tls, stopped) = (shared.tls.clone(), shared.stopped.clone());
     line::serve(stream, peer, "POP3", session, timeouts, tls, stopped).await;
+}
+
+/// Serves a POP3S (implicit TLS) connection whose handshake is done: the
+/// session starts secure, so it takes passwords at once and offers no
+/// STLS.
+pub(super) async fn serve_tls<B: MailBackend>(
+    stream: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared<B>>,
+) {
+    let mut session = Session::new(shared.clone(), peer.ip());
+    session.tls_started();
+    let timeouts = Timeouts::new(&shared.limits, shared.limits.idle_timeout);
+    let stopped = shared.stopped.clone();
+    line::serve_secure(stream, peer, "POP3", session, timeouts, stopped).await;
 }
 
 impl<B: MailBackend> LineSession for Session<B> {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use super::Mode;
 use super::session::Session;
@@ -33,6 +34,21 @@ pub(super) async fn serve<B: MailBackend>(
     let timeouts = Timeouts::new(&shared.limits, SMTP_IDLE);
     let (tls, stopped) = (shared.tls.clone(), shared.stopped.clone());
     line::serve(stream, peer, "SMTP", session, timeouts, tls, stopped).await;
+}
+
+/// Serves a submissions (implicit TLS, RFC 8314) connection whose
+/// handshake is done: the session starts secure, so it offers AUTH at
+/// once and no STARTTLS.
+pub(super) async fn serve_tls<B: MailBackend>(
+    stream: TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared<B>>,
+    mode: Mode,
+) {
+    let session = Session::under_tls(shared.clone(), mode, peer.ip());
+    let timeouts = Timeouts::new(&shared.limits, SMTP_IDLE);
+    let stopped = shared.stopped.clone();
+    line::serve_secure(stream, peer, "SMTP", session, timeouts, stopped).await;
 }
 
 impl<B: MailBackend> LineSession for Session<B> {

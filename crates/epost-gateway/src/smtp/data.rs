@@ -247,8 +247,13 @@ impl<B: MailBackend> Session<B> {
             (true, true) if self.submitter.is_some() => "ESMTPSA",
             (true, true) => "ESMTPS",
         };
+        // RFC 6531 section 4.3: UTF8SMTP[S][A] for an SMTPUTF8 transaction.
+        let with = match self.tx.as_ref().is_some_and(|tx| tx.utf8) {
+            true => with.replacen("ESMTP", "UTF8SMTP", 1),
+            false => with.to_owned(),
+        };
         let helo = self.helo.as_ref().map(|h| h.name.as_str()).unwrap_or("unknown");
-        received(helo, self.peer, &self.shared.hostname, with, SystemTime::now())
+        received(helo, self.peer, &self.shared.hostname, &with, SystemTime::now())
     }
 }
 

@@ -12,6 +12,12 @@
 //! On submission the DSN parameters (RFC 3461) are kept with the
 //! transaction: `RET` and `ENVID` of MAIL, `NOTIFY` and `ORCPT` of RCPT;
 //! on the MX port, which does not offer DSN, they are ignored.
+//!
+//! A bare `<postmaster>` is taken on every port ([`super::postmaster`]).
+//! An address with UTF-8 in it is taken only in a transaction whose MAIL
+//! said SMTPUTF8 (RFC 6531), else `553 5.6.7`. A recipient the backend
+//! cannot look up now (the overlay unreachable) is `451 4.4.3`, never
+//! `550`: `550 5.1.1` is for a realm that certainly has no such user.
 
 use std::borrow::Cow;
 
@@ -19,7 +25,7 @@ use epost_mta::outbound::{Notify, Ret};
 use epost_types::address::Address;
 use epost_types::mailbox::{Recipient, Route};
 use smtp_proto::{
-    MAIL_RET_FULL, MAIL_RET_HDRS, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE,
+    MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE,
     RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,
 };
 
@@ -72,6 +78,12 @@ impl<B: MailBackend> Session<B> {
             return Step::Continue;
         }
         let sender = from.address.as_ref();
+        let utf8 = from.flags & MAIL_SMTPUTF8 != 0;
+        if !utf8 && !sender.is_ascii() {
+            let text = format!("<{sender}>: Non-ASCII sender address needs SMTPUTF8");
+            self.reply(553, [5, 6, 7], super::data::one_line(&text));
+            return Step::Continue;
+        }
         if let Some(submitter) = &self.submitter
             && !sender.is_empty()
             && sender.parse::<Address>().ok().as_ref() != Some(submitter)
@@ -90,6 +102,7 @@ impl<B: MailBackend> Session<B> {
         };
         self.tx = Some(Transaction {
             from: (!sender.is_empty()).then(|| sender.to_owned()),
+            utf8,
             to: Vec::new(),
             dsn,
             body: Body::new(limit),
@@ -98,12 +111,25 @@ impl<B: MailBackend> Session<B> {
         Step::Continue
     }
 
-    pub(super) async fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>) -> Step {
+    /// RCPT; `line` is the command as sent (the parser reads `<>` and
+    /// `<postmaster>` alike).
+    pub(super) async fn rcpt(&mut self, to: RcptTo<Cow<'_, str>>, line: &[u8]) -> Step {
         let Some(tx) = &self.tx else {
             return self.bad(503, [5, 5, 1], "Need MAIL command first");
         };
         if tx.to.len() >= self.shared.limits.max_recipients {
             self.reply(452, [4, 5, 3], "Too many recipients");
+            return Step::Continue;
+        }
+        if to.address.is_empty() {
+            if !super::postmaster::named(line) {
+                return self.bad(501, [5, 1, 3], "Bad recipient address syntax");
+            }
+            return self.rcpt_postmaster().await;
+        }
+        if !tx.utf8 && !to.address.is_ascii() {
+            let text = format!("<{}>: Non-ASCII recipient address needs SMTPUTF8", to.address);
+            self.reply(553, [5, 6, 7], super::data::one_line(&text));
             return Step::Continue;
         }
         let Ok(rcpt) = to.address.parse::<Address>() else {
@@ -116,12 +142,7 @@ impl<B: MailBackend> Session<B> {
         }
         let route = match self.shared.backend.recipient(&rcpt).await {
             Ok(route) => route,
-            Err(why) => {
-                let why = why.with_causes();
-                let text = format!("<{rcpt}>: Cannot check the recipient now: {why}");
-                self.reply(451, [4, 4, 3], super::data::one_line(&text));
-                return Step::Continue;
-            }
+            Err(why) => return self.cannot_check(&rcpt.to_string(), why),
         };
         let accept = match route {
             Route::Local | Route::Remote => true,
@@ -156,6 +177,43 @@ impl<B: MailBackend> Session<B> {
             tx.to.push(Recipient::new(rcpt, route));
         }
         self.reply(250, [2, 1, 5], "OK");
+        Step::Continue
+    }
+
+    /// A bare `<postmaster>`: the first of the candidates that is a user
+    /// of ours, on any port, from anyone.
+    async fn rcpt_postmaster(&mut self) -> Step {
+        let domains = self.shared.backend.domains();
+        let candidates = super::postmaster::candidates(self.shared.postmaster.as_ref(), &domains);
+        for address in candidates {
+            let route = match self.shared.backend.recipient(&address).await {
+                Ok(route) => route,
+                Err(why) => return self.cannot_check("postmaster", why),
+            };
+            if !matches!(route, Route::Local | Route::Remote) {
+                continue;
+            }
+            if let Some(tx) = &mut self.tx
+                && !tx.to.iter().any(|r| r.address == address)
+            {
+                tx.to.push(Recipient::new(address, route));
+            }
+            self.reply(250, [2, 1, 5], "OK");
+            return Step::Continue;
+        }
+        self.reply(
+            550,
+            [5, 1, 1],
+            "<postmaster>: Recipient address rejected: no postmaster here (set gateway.postmaster)",
+        );
+        Step::Continue
+    }
+
+    /// The recipient could not be looked up now: try again later.
+    fn cannot_check(&mut self, rcpt: &str, why: epost_types::mailbox::MailError) -> Step {
+        let why = why.with_causes();
+        let text = format!("<{rcpt}>: Cannot check the recipient now: {why}");
+        self.reply(451, [4, 4, 3], super::data::one_line(&text));
         Step::Continue
     }
 

@@ -1,6 +1,7 @@
 //! SMTP (RFC 5321): inbound mail for our users (MX) and authenticated
-//! submission (RFC 6409), with STARTTLS, SIZE, 8BITMIME, PIPELINING,
-//! CHUNKING, SMTPUTF8 and AUTH PLAIN/LOGIN.
+//! submission (RFC 6409), with STARTTLS (or TLS from the first byte on
+//! the submissions port), SIZE, 8BITMIME, PIPELINING, CHUNKING, SMTPUTF8
+//! and AUTH PLAIN/LOGIN.
 //!
 //! [`session`] is the protocol as a state machine fed with bytes (commands
 //! parsed by `smtp-proto`); one file per command family beside it; [`conn`]
@@ -14,6 +15,7 @@ mod conn;
 mod data;
 mod ehlo;
 mod envelope;
+mod postmaster;
 mod session;
 
 use std::net::SocketAddr;
@@ -47,4 +49,14 @@ pub(crate) async fn serve<B: MailBackend>(
     mode: Mode,
 ) {
     conn::serve(stream, peer, shared, mode).await
+}
+
+/// Serves one connection of the implicit-TLS port, its handshake done.
+pub(crate) async fn serve_tls<B: MailBackend>(
+    stream: tokio_rustls::server::TlsStream<TcpStream>,
+    peer: SocketAddr,
+    shared: Arc<Shared<B>>,
+    mode: Mode,
+) {
+    conn::serve_tls(stream, peer, shared, mode).await
 }

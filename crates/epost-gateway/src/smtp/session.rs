@@ -52,6 +52,8 @@ pub(super) struct Helo {
 #[derive(Debug)]
 pub(super) struct Transaction {
     pub(super) from: Option<String>,
+    /// MAIL said SMTPUTF8 (RFC 6531): addresses may be UTF-8.
+    pub(super) utf8: bool,
     /// The accepted recipients, each with the route RCPT decided.
     pub(super) to: Vec<Recipient>,
     /// RET, ENVID, NOTIFY and ORCPT (submission only: DSN is offered there).
@@ -99,6 +101,14 @@ impl<B: MailBackend> Session<B> {
         };
         let greeting = format!("{} ESMTP epost", session.shared.hostname);
         session.reply_plain(220, &greeting);
+        session
+    }
+
+    /// A session on an implicit-TLS port (submissions), secure from its
+    /// first byte: AUTH is offered at once, STARTTLS never.
+    pub(crate) fn under_tls(shared: Arc<Shared<B>>, mode: Mode, peer: IpAddr) -> Self {
+        let mut session = Self::new(shared, mode, peer);
+        session.tls = true;
         session
     }
 
@@ -234,7 +244,7 @@ impl<B: MailBackend> Session<B> {
             Request::Ehlo { host } => self.ehlo(&host, true),
             Request::Helo { host } => self.ehlo(&host, false),
             Request::Mail { from } => self.mail(from).await,
-            Request::Rcpt { to } => self.rcpt(to).await,
+            Request::Rcpt { to } => self.rcpt(to, line).await,
             Request::Data => self.data(),
             Request::Bdat { chunk_size, is_last } => self.bdat(chunk_size, is_last).await,
             Request::Auth { mechanism, initial_response } => {

@@ -136,6 +136,7 @@ pub(crate) fn identity_error(e: IdentityError) -> ApiError {
         E::Certificate(_) | E::Presence(_) => (StatusCode::BAD_REQUEST, "untrusted"),
         E::Password(_) => (StatusCode::BAD_REQUEST, "bad_password"),
         E::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_published"),
+        E::Unreachable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unreachable"),
         E::Io { .. } | E::Damaged { .. } | E::Rng(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }

@@ -64,7 +64,7 @@ pub(crate) async fn send(
     let mut to = Vec::new();
     for rcpt in query.to.split(',').filter(|s| !s.trim().is_empty()) {
         let rcpt = parse_address(rcpt)?;
-        match state.mail.route(&rcpt).await {
+        match state.mail.route(&rcpt).await.map_err(mail_error)? {
             route @ (Route::Local | Route::Remote) => to.push(Recipient::new(rcpt, route)),
             Route::Unknown => {
                 return Err(ApiError::new(

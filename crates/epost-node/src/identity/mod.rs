@@ -92,6 +92,10 @@ pub enum IdentityError {
         "no valid certificate for {address} was found in the overlay (is its realm trusted here?)"
     )]
     NoCertificate { address: Address },
+    /// The overlay could not be asked in full (no peer answered, or the
+    /// lookup timed out): the certificate may exist all the same.
+    #[error("cannot look up {address} in the overlay now: {why}")]
+    Unreachable { address: Address, why: String },
     #[error(transparent)]
     Bundle(#[from] BundleError),
     #[error(transparent)]
@@ -494,12 +498,23 @@ impl Identity {
             }
         }
         let key = RecordKey::for_certificate(address).encode();
-        let found = self.inner.dht.get_record(&key).await.unwrap_or_default();
+        let lookup = self.inner.dht.lookup_record(&key).await.map_err(|e| {
+            IdentityError::Unreachable { address: address.clone(), why: e.to_string() }
+        })?;
         let trust = self.trusted();
         let now = Timestamp::now();
-        let newest =
-            record::newest_record(&key, found.iter().map(|r| r.value.as_slice()), &trust, now)
-                .ok_or_else(|| IdentityError::NoCertificate { address: address.clone() })?;
+        let found = lookup.found.iter().map(|r| r.value.as_slice());
+        let Some(newest) = record::newest_record(&key, found, &trust, now) else {
+            // "Not found" only if the holders were asked and answered.
+            return Err(if lookup.complete {
+                IdentityError::NoCertificate { address: address.clone() }
+            } else {
+                IdentityError::Unreachable {
+                    address: address.clone(),
+                    why: "no peer answered the lookup".into(),
+                }
+            });
+        };
         let envelope = SignedEnvelope::decode(newest)
             .map_err(|_| IdentityError::NoCertificate { address: address.clone() })?;
         let cert = Certificate::verify(&envelope, &trust, now)?;

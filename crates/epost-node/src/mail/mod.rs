@@ -147,21 +147,20 @@ impl MailService {
             .map_err(|_| MailError::Stopped)
     }
 
-    /// Whether and how mail for `address` can be delivered.
-    pub async fn route(&self, address: &Address) -> Route {
+    /// Whether and how mail for `address` can be delivered; an error
+    /// when it cannot be told now (the overlay could not be asked).
+    pub async fn route(&self, address: &Address) -> Result<Route, MailError> {
         if self.inner.identity.user(address).is_ok() {
-            return Route::Local;
+            return Ok(Route::Local);
         }
         let trusted = self.inner.identity.trusted();
         let ours = trusted.keys(address.domain()).next().is_some()
             || trusted.keys(ANY_DOMAIN).next().is_some();
         if !ours {
-            return Route::Foreign;
+            return Ok(Route::Foreign);
         }
-        match self.inner.identity.lookup_certificate(address).await {
-            Ok(_) => Route::Remote,
-            Err(_) => Route::Unknown,
-        }
+        let found = self.inner.identity.lookup_certificate(address).await;
+        route_of_lookup(found.map(|_| ()))
     }
 
     /// Stores a message durably, sealed under the convergence secret of
@@ -518,4 +517,51 @@ async fn receive(service: MailService, ctx: WorkerCtx) {
     }
     // Finish what was started; anything else is filed by the next start's pass.
     while filing.next().await.is_some() {}
+}
+
+/// The route of an address of a trusted realm not hosted here, from what
+/// looking up its certificate said: found is `Remote`; certainly absent
+/// (every holder asked answered, none has a valid one) is `Unknown`;
+/// anything else (the overlay could not be asked, a local failure) is
+/// an error to try again on, never `Unknown`.
+fn route_of_lookup(found: Result<(), IdentityError>) -> Result<Route, MailError> {
+    match found {
+        Ok(()) => Ok(Route::Remote),
+        Err(IdentityError::NoCertificate { .. } | IdentityError::Certificate(_)) => {
+            Ok(Route::Unknown)
+        }
+        Err(why) => Err(MailError::unavailable("the certificate lookup failed", why)),
+    }
+}
+
+#[cfg(test)]
+mod route_tests {
+    use super::*;
+    use epost_types::mailbox::MailErrorKind;
+
+    #[test]
+    fn unknown_only_when_the_realm_certainly_has_no_such_user() {
+        let bob: Address = "bob@example.org".parse().unwrap();
+        let no_cert = || IdentityError::NoCertificate { address: bob.clone() };
+        let unreachable =
+            || IdentityError::Unreachable { address: bob.clone(), why: "no peer answered".into() };
+        let publish = || IdentityError::Publish("the overlay is shutting down".into());
+        // (what the lookup said, the route, or the kind of error)
+        let cases: [(Result<(), IdentityError>, Result<Route, MailErrorKind>); 4] = [
+            (Ok(()), Ok(Route::Remote)),
+            (Err(no_cert()), Ok(Route::Unknown)),
+            (Err(unreachable()), Err(MailErrorKind::Temporary)),
+            (Err(publish()), Err(MailErrorKind::Temporary)),
+        ];
+        for (found, want) in cases {
+            let shown = format!("{found:?}");
+            let got = route_of_lookup(found).map_err(|e| e.kind());
+            assert_eq!(got, want, "{shown}");
+        }
+        let e = route_of_lookup(Err(unreachable())).unwrap_err();
+        assert_eq!(
+            e.with_causes(),
+            "the certificate lookup failed: cannot look up bob@example.org in the overlay now: no peer answered"
+        );
+    }
 }

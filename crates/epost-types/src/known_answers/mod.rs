@@ -245,13 +245,20 @@ fn keyfiles() -> Value {
 }
 
 fn addresses() -> Value {
-    let valid = ["alice@example.org", "Alice.Smith+tag@Mail.Example.ORG", "bob@localhost"];
+    let valid = [
+        "alice@example.org",
+        "Alice.Smith+tag@Mail.Example.ORG",
+        "bob@localhost",
+        "josé@Example.org",
+    ];
     let invalid = [
         "alice",
         "@example.org",
         "a..b@example.org",
         "a@-x.org",
-        "josé@example.org",
+        "jo\u{202e}se@example.org",
+        "jos\u{a0}@example.org",
+        "josé@bücher.example",
         "a@[127.0.0.1]",
     ];
     json!({

@@ -139,6 +139,21 @@ async fn submission_needs_auth_and_tls_away_from_loopback() {
 }
 
 #[tokio::test]
+async fn submissions_is_secure_from_its_greeting_so_auth_is_offered_at_once() {
+    let setup = Setup { tls: Some(tls()), hostname: "mx.example.test", ..Setup::default() };
+    let peer = REMOTE.parse().unwrap();
+    let (mut h, greeting) =
+        Fed::open(setup.start(), |shared| Session::under_tls(shared, Mode::Submission, peer));
+    assert!(greeting.starts_with("220 mx.example.test "), "{greeting}");
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("AUTH PLAIN LOGIN") && !ehlo.contains("STARTTLS"), "{ehlo}");
+    let auth = h.login_plain("alice@example.test", "alice-pw").await;
+    assert!(auth.starts_with("235 2.7.0 "), "{auth}");
+    let (again, _) = h.send("STARTTLS\r\n").await;
+    assert!(again.starts_with("503 5.5.1 Already under TLS"), "{again}");
+}
+
+#[tokio::test]
 async fn submission_sender_must_be_the_login_and_relaying_is_configured() {
     let mut h = Harness::new(Mode::Submission, LOOPBACK);
     h.send("EHLO client.test\r\n").await;
@@ -338,6 +353,10 @@ impl MailBackend for Flaky {
         self.0.recipient(rcpt).await
     }
 
+    fn domains(&self) -> Vec<String> {
+        vec!["flaky.test".into(), "example.test".into()]
+    }
+
     async fn deliver(&self, _: crate::backend::Envelope, _: bytes::Bytes) -> Result<(), MailError> {
         Err(MailError::Unavailable { what: "no storage quorum".into(), cause: None })
     }
@@ -361,4 +380,108 @@ async fn backend_trouble_is_a_temporary_failure() {
     assert!(lines[1].starts_with("454 4.7.0 "), "{out}");
     assert!(lines[3].starts_with("451 4.4.3 <x@flaky.test>: "), "{out}");
     assert!(lines[6].starts_with("451 4.3.0 Temporary failure: no storage quorum"), "{out}");
+}
+
+/// The realm's users with a postmaster among them.
+const WITH_POSTMASTER: [(&str, &str); 3] = [
+    ("alice@example.test", "alice-pw"),
+    ("bob@example.test", "bob-pw"),
+    ("postmaster@example.test", "pm-pw"),
+];
+
+/// Sends one message from outside to `rcpt` (as written) on `mode`;
+/// returns the RCPT reply and the reply to the data.
+async fn send_to(h: &mut Harness, rcpt: &str) -> (String, String) {
+    h.send("EHLO client.test\r\nMAIL FROM:<someone@elsewhere.test>\r\n").await;
+    let (rcpt, _) = h.send(format!("RCPT TO:{rcpt}\r\n")).await;
+    let (data, _) = h.send("DATA\r\nSubject: to the postmaster\r\n\r\nhi\r\n.\r\n").await;
+    (rcpt, data)
+}
+
+#[tokio::test]
+async fn a_bare_postmaster_is_taken_on_every_port_and_delivered() {
+    // postmaster@ the realm, when it is a user; on MX and on submission
+    // (after AUTH, as every submission needs).
+    let mut mx = Harness::with(Mode::Inbound, REMOTE, |s| s.users = &WITH_POSTMASTER);
+    let (rcpt, data) = send_to(&mut mx, "<Postmaster>").await;
+    assert!(rcpt.starts_with("250 2.1.5 "), "{rcpt}");
+    assert_eq!(reply_codes(&data), [354, 250], "{data}");
+    assert_eq!(mx.gateway.inbox("postmaster@example.test").await.len(), 1);
+    let mut sub = Harness::with(Mode::Submission, LOOPBACK, |s| s.users = &WITH_POSTMASTER);
+    sub.send("EHLO client.test\r\n").await;
+    assert!(sub.login_plain("alice@example.test", "alice-pw").await.starts_with("235"));
+    assert_eq!(
+        sub.codes("MAIL FROM:<alice@example.test>\r\nRCPT TO:<postmaster>\r\nDATA\r\n").await,
+        [250, 250, 354]
+    );
+    assert_eq!(sub.codes("Subject: x\r\n\r\nhi\r\n.\r\n").await, [250]);
+    assert_eq!(sub.gateway.inbox("postmaster@example.test").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_configured_postmaster_comes_first_and_none_at_all_is_a_clear_refusal() {
+    let mut h = Harness::with(Mode::Inbound, REMOTE, |s| {
+        s.users = &WITH_POSTMASTER;
+        s.postmaster = Some(addr("alice@example.test"));
+    });
+    let (rcpt, _) = send_to(&mut h, "<postmaster>").await;
+    assert!(rcpt.starts_with("250 "), "{rcpt}");
+    assert_eq!(h.gateway.inbox("alice@example.test").await.len(), 1);
+    assert!(h.gateway.inbox("postmaster@example.test").await.is_empty());
+
+    // No postmaster user and none configured.
+    let mut h = Harness::new(Mode::Inbound, REMOTE);
+    let (rcpt, _) = send_to(&mut h, "<postmaster>").await;
+    assert!(rcpt.starts_with("550 5.1.1 <postmaster>: "), "{rcpt}");
+    assert!(rcpt.contains("gateway.postmaster"), "says what to set: {rcpt}");
+    // `<>` is no recipient at all.
+    h.send("RSET\r\nMAIL FROM:<>\r\n").await;
+    let (empty, _) = h.send("RCPT TO:<>\r\n").await;
+    assert!(empty.starts_with("501 5.1.3 "), "{empty}");
+}
+
+#[tokio::test]
+async fn a_postmaster_that_cannot_be_looked_up_now_is_a_temporary_failure() {
+    let gateway = Setup { hostname: "mx.example.test", ..Setup::default() }.start_over(Flaky);
+    let mut session = Session::new(gateway.shared.clone(), Mode::Inbound, REMOTE.parse().unwrap());
+    session.take_output();
+    session.feed(b"EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<postmaster>\r\n").await;
+    let out = String::from_utf8(session.take_output()).unwrap();
+    let last = out.lines().last().unwrap();
+    assert!(last.starts_with("451 4.4.3 <postmaster>: Cannot check"), "{out}");
+}
+
+/// The realm's users with one whose local part is not ASCII.
+const WITH_UTF8: [(&str, &str); 2] =
+    [("alice@example.test", "alice-pw"), ("jörg@example.test", "j-pw")];
+
+#[tokio::test]
+async fn utf8_addresses_need_smtputf8_in_mail() {
+    let mut h = Harness::with(Mode::Inbound, REMOTE, |s| s.users = &WITH_UTF8);
+    let (ehlo, _) = h.send("EHLO client.test\r\n").await;
+    assert!(ehlo.contains("250-SMTPUTF8\r\n"), "{ehlo}");
+    // Without SMTPUTF8: refused, sender or recipient.
+    let (mail, _) = h.send("MAIL FROM:<josé@elsewhere.test>\r\n").await;
+    assert!(mail.starts_with("553 5.6.7 "), "{mail}");
+    assert_eq!(h.codes("MAIL FROM:<jose@elsewhere.test>\r\n").await, [250]);
+    let (rcpt, _) = h.send("RCPT TO:<jörg@example.test>\r\n").await;
+    assert!(rcpt.starts_with("553 5.6.7 "), "{rcpt}");
+    // With it: taken and delivered.
+    h.send("RSET\r\n").await;
+    assert_eq!(
+        h.codes("MAIL FROM:<josé@elsewhere.test> SMTPUTF8\r\nRCPT TO:<jörg@example.test>\r\n")
+            .await,
+        [250, 250]
+    );
+    assert_eq!(h.codes("DATA\r\nSubject: grüße\r\n\r\nhallo\r\n.\r\n").await, [354, 250]);
+    let inbox = h.gateway.inbox("jörg@example.test").await;
+    let (received, rest) = split_received(&inbox[0]);
+    assert!(received.contains("with UTF8SMTP;"), "RFC 6531 section 4.3: {received}");
+    assert_eq!(rest, "Subject: grüße\r\n\r\nhallo\r\n".as_bytes());
+    // An unknown UTF-8 user is still unknown, and the domain rules stay.
+    h.send("MAIL FROM:<> SMTPUTF8\r\n").await;
+    let (unknown, _) = h.send("RCPT TO:<jürgen@example.test>\r\n").await;
+    assert!(unknown.starts_with("550 5.1.1 "), "{unknown}");
+    let (idn, _) = h.send("RCPT TO:<jörg@bücher.example>\r\n").await;
+    assert!(idn.starts_with("501 5.1.3 "), "{idn}");
 }
