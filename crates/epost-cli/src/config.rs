@@ -74,6 +74,9 @@ pub(crate) struct OutboundConfig {
     /// Deliveries at once to one domain, and in all.
     pub(crate) per_domain: usize,
     pub(crate) total: usize,
+    /// The port of other domains' MX hosts: 25 on the internet; another
+    /// only in a lab or a test, whose "internet" listens elsewhere.
+    pub(crate) mx_port: u16,
 }
 
 impl Default for OutboundConfig {
@@ -88,6 +91,7 @@ impl Default for OutboundConfig {
             delay_warning: q.schedule.delay_warning,
             per_domain: q.per_domain,
             total: q.total,
+            mx_port: 25,
         }
     }
 }
@@ -133,10 +137,22 @@ pub(crate) struct GatewayConfig {
     pub(crate) tls_key: Option<PathBuf>,
     /// Largest message accepted, in bytes.
     pub(crate) max_message_bytes: usize,
-    /// "host:port" the outbound queue hands authenticated users' mail for
-    /// domains outside the trusted realms to; empty: no transport yet
-    /// (such mail waits in the queue, deferred).
+    /// "host:port" the outbound queue hands all mail for domains outside
+    /// the trusted realms to; empty: the queue delivers to each domain's
+    /// MX hosts itself.
     pub(crate) smart_host: String,
+    /// How the smart host's connection is protected: "may" (STARTTLS when
+    /// offered, else plaintext: a relay given as host:port before this key
+    /// existed keeps working), "starttls", "implicit" or "none".
+    pub(crate) smart_host_tls: epost_mta::transport::SmartHostTls,
+    /// With "starttls" and "implicit": check the smart host's certificate
+    /// against the system's roots and its name.
+    pub(crate) smart_host_verify: bool,
+    /// AUTH to the smart host (over TLS only): the user name, and a file
+    /// whose first line is the password; both or neither.
+    pub(crate) smart_host_user: String,
+    #[serde(with = "value::path_or_none")]
+    pub(crate) smart_host_password_file: Option<PathBuf>,
 }
 
 impl GatewayConfig {
@@ -184,6 +200,10 @@ impl Default for GatewayConfig {
             tls_key: None,
             max_message_bytes: epost_gateway::context::Limits::default().max_message,
             smart_host: String::new(),
+            smart_host_tls: epost_mta::transport::SmartHostTls::May,
+            smart_host_verify: true,
+            smart_host_user: String::new(),
+            smart_host_password_file: None,
         }
     }
 }
@@ -649,6 +669,25 @@ impl Config {
                 ));
             }
         }
+        if g.smart_host_user.is_empty() != g.smart_host_password_file.is_none() {
+            return Err(BadValue::new(
+                "gateway.smart_host_user",
+                quoted(&g.smart_host_user),
+                "smart_host_user and smart_host_password_file go together: give both, or neither for no AUTH",
+            ));
+        }
+        if !g.smart_host_user.is_empty()
+            && matches!(
+                g.smart_host_tls,
+                epost_mta::transport::SmartHostTls::May | epost_mta::transport::SmartHostTls::None
+            )
+        {
+            return Err(BadValue::new(
+                "gateway.smart_host_tls",
+                toml::Value::try_from(g.smart_host_tls).map(|v| v.to_string()).unwrap_or_default(),
+                "a password is sent only over TLS: with smart_host_user set, use \"starttls\" or \"implicit\"",
+            ));
+        }
         if !(1024..=1024 * 1024 * 1024).contains(&g.max_message_bytes) {
             return Err(BadValue::new(
                 "gateway.max_message_bytes",
@@ -682,6 +721,9 @@ impl Config {
 impl Config {
     fn validate_outbound(&self) -> Result<(), BadValue> {
         let o = &self.outbound;
+        if o.mx_port == 0 {
+            return Err(BadValue::new("outbound.mx_port", "0", "must be a port, 1 to 65535"));
+        }
         if !(1..=1_000_000).contains(&o.max_messages) {
             return Err(BadValue::new(
                 "outbound.max_messages",
@@ -1017,6 +1059,13 @@ mod tests {
             ("[gateway]\npostmaster = \"root\"\n", &["gateway.postmaster", "\"root\"", "'@'"]),
             ("[gateway]\ntls_cert = \"c.pem\"\n", &["gateway.tls_cert", "c.pem", "go together"]),
             ("[gateway]\nsmart_host = \"mx\"\n", &["gateway.smart_host", "\"mx\""]),
+            ("[gateway]\nsmart_host_user = \"u\"\n", &["gateway.smart_host_user", "go together"]),
+            (
+                "[gateway]\nsmart_host_user = \"u\"\nsmart_host_password_file = \"p\"\n",
+                &["gateway.smart_host_tls", "\"may\"", "only over TLS"],
+            ),
+            ("[gateway]\nsmart_host_tls = \"sometimes\"\n", &["smart_host_tls", "sometimes"]),
+            ("[outbound]\nmx_port = 0\n", &["outbound.mx_port", "1 to 65535"]),
             (
                 "[identity]\ntrusted_realms = { \"example.org\" = [\"nope\"] }\n",
                 &["identity.trusted_realms", "nope"],

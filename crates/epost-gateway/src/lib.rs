@@ -22,7 +22,6 @@ mod pop3;
 #[cfg(test)]
 mod proptests;
 pub mod server;
-pub mod smarthost;
 pub mod smtp;
 mod socket;
 #[cfg(any(test, feature = "fuzzing"))]

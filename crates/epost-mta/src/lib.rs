@@ -16,5 +16,5 @@
 
 pub mod dsn;
 pub mod outbound;
-pub mod transport;
 pub mod queue;
+pub mod transport;

@@ -69,12 +69,11 @@ impl FileDsn for Filer {
         };
         let route = self.mail.route(&address).await.map_err(|e| refusal(to, e))?;
         match route {
-            Route::Local | Route::Remote => {
-                self.mail
-                    .deliver(None, &[Recipient::new(address, route)], &dsn)
-                    .await
-                    .map_err(|e| refusal(to, e))
-            }
+            Route::Local | Route::Remote => self
+                .mail
+                .deliver(None, &[Recipient::new(address, route)], &dsn)
+                .await
+                .map_err(|e| refusal(to, e)),
             Route::Foreign | Route::Unknown => Err(DsnFileError::NoSender(to.to_owned())),
         }
     }

@@ -99,7 +99,7 @@ impl Daemon {
             sweep_interval: settings::sweep_interval(config),
             api_listen: config.api.listen,
             api_token: token.clone(),
-            outbound: crate::outbound::options(config),
+            outbound: crate::outbound::options(config)?,
         };
         let node = Node::start(options)
             .await

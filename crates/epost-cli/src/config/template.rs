@@ -177,6 +177,16 @@ max_message_bytes = @
 # outside the trusted realms ("host:port"); empty: no transport, and such
 # mail waits in the queue (deferred, "no transport configured").
 smart_host = @
+# How the smart host's connection is protected: "may" (STARTTLS when
+# offered, any certificate; plaintext if not), "starttls" (required),
+# "implicit" (TLS from the first byte, port 465) or "none".
+smart_host_tls = @
+# With "starttls" and "implicit": check its certificate and name.
+smart_host_verify = @
+# AUTH to the smart host, over TLS only: the user, and a file whose first
+# line is the password (both, or "" for no AUTH).
+smart_host_user = @
+smart_host_password_file = @
 
 [dns]
 # DNS servers for MX lookups of outgoing mail and the checks of incoming
@@ -201,6 +211,8 @@ delay_warning_secs = @
 # Deliveries at once to one domain, and in all.
 per_domain = @
 total = @
+# The port of other domains' MX hosts: 25, but in a lab or a test.
+mx_port = @
 
 [log]
 # "text" or "json".

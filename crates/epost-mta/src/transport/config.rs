@@ -234,7 +234,7 @@ impl SmartHost {
         }
         match (&self.username, &self.password) {
             (Some(_), None) | (None, Some(_)) => return Err(ConfigError::HalfCredentials),
-            (Some(_), Some(_)) if self.tls == SmartHostTls::None => {
+            (Some(_), Some(_)) if matches!(self.tls, SmartHostTls::None | SmartHostTls::May) => {
                 return Err(ConfigError::CredentialsInClear);
             }
             _ => {}
@@ -252,6 +252,10 @@ pub enum SmartHostTls {
     Starttls,
     /// TLS from the first byte (port 465, RFC 8314).
     Implicit,
+    /// STARTTLS when offered, any certificate, plaintext when not or when
+    /// the handshake fails (Postfix's `may`): what a relay given only as
+    /// `host:port` gets, as before TLS was configurable; no AUTH.
+    May,
     /// No TLS at all: a relay on the same host or a trusted network; no AUTH.
     None,
 }
@@ -267,7 +271,9 @@ pub enum ConfigError {
     SmartHostAddr(String),
     #[error("smart_host: username and password go together")]
     HalfCredentials,
-    #[error("smart_host: a password is sent only over TLS; tls = \"none\" allows no AUTH")]
+    #[error(
+        "smart_host: a password is sent only over TLS; tls = \"none\" or \"may\" allows no AUTH"
+    )]
     CredentialsInClear,
 }
 

@@ -105,6 +105,9 @@ impl SmtpTransport {
                 let security = match s.tls {
                     SmartHostTls::Starttls => Security::RequireStartTls(connector()?),
                     SmartHostTls::Implicit => Security::Implicit(connector()?),
+                    SmartHostTls::May => {
+                        Security::Opportunistic(tls::opportunistic().map_err(TransportError::Tls)?)
+                    }
                     SmartHostTls::None => Security::Plaintext,
                 };
                 let credentials = match (&s.username, &s.password) {
@@ -218,7 +221,14 @@ impl SmtpTransport {
         let mut last = None;
         for ip in addrs.into_iter().take(self.config.max_addresses) {
             let peer = Peer { name: host, addr: SocketAddr::new(ip, smart.host.port) };
-            match session::deliver(&setup, peer, &smart.security, message).await {
+            let result = match session::deliver(&setup, peer, &smart.security, message).await {
+                // `may`: a failed handshake is tried again in plaintext.
+                Err(e) if e.is_handshake() && smart.host.tls == SmartHostTls::May => {
+                    session::deliver(&setup, peer, &Security::Plaintext, message).await
+                }
+                result => result,
+            };
+            match result {
                 Ok(outcomes) => return outcomes,
                 Err(e) => {
                     tracing::info!(host, %ip, error = %session::chain(&e), "smart host");

@@ -834,3 +834,29 @@ async fn smart_host_in_plaintext_when_configured() {
     assert!(!seen[0].tls);
     assert_eq!(seen[0].verbs(), ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]);
 }
+
+#[tokio::test]
+async fn smart_host_may_takes_tls_when_offered_and_goes_on_without() {
+    // Offered (a self-signed certificate): taken, unverified.
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    let (_, tls) = certificate("relay.lab");
+    let server =
+        serve(ls.remove(0), Script { tls: ServerTls::StartTls(tls), ..Script::default() }, 1);
+    let rcpts = [rcpt("bob@anywhere.test")];
+    let c = smart(port, SmartHostTls::May, true, false);
+    let outcomes = to_smart_host(c, vec![], message(&rcpts, BODY)).await;
+    assert!(matches!(outcomes[0], Outcome::Delivered { .. }), "{:?}", outcomes[0]);
+    let seen = server.await.unwrap();
+    assert!(seen[0].tls);
+    assert_eq!(seen[0].verbs(), ["EHLO", "STARTTLS", "EHLO", "MAIL", "RCPT", "DATA", "QUIT"]);
+
+    // Not offered: plaintext, as the relay of an older config was spoken to.
+    let (port, mut ls) = listeners(&["127.0.0.1"]).await;
+    let server = serve(ls.remove(0), Script::default(), 1);
+    let c = smart(port, SmartHostTls::May, true, false);
+    let outcomes = to_smart_host(c, vec![], message(&rcpts, BODY)).await;
+    assert!(matches!(outcomes[0], Outcome::Delivered { .. }), "{:?}", outcomes[0]);
+    let seen = server.await.unwrap();
+    assert!(!seen[0].tls);
+    assert_eq!(seen[0].verbs(), ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]);
+}
