@@ -166,7 +166,7 @@ fn cli_send_inbox_read_and_a_thousand_message_mbox_round_trip() -> Result<()> {
 }
 
 #[test]
-fn mail_for_other_domains_waits_in_the_queue_then_goes_to_the_smart_host() -> Result<()> {
+fn mail_for_other_domains_goes_through_the_queue_to_the_smart_host() -> Result<()> {
     let mut cluster = Cluster::start(2, &ClusterConfig::default())?;
     // Node 1 is another organisation's mail server: realm example.net,
     // which node 0 does not trust.
@@ -191,16 +191,10 @@ fn mail_for_other_domains_waits_in_the_queue_then_goes_to_the_smart_host() -> Re
         );
         Ok(())
     };
-    // No transport yet: queued durably (250), and deferred there.
-    submit(&cluster.nodes[0], "accepted")?;
-    let queue = cluster.nodes[0].cli_json(&["queue", "list"])?;
-    let queue = queue.as_array().context("a list")?;
-    ensure!(queue.len() == 1, "{queue:?}");
-    let rcpt = &queue[0]["recipients"][0];
-    ensure!(rcpt["address"] == "dave@example.net" && rcpt["state"] == "pending", "{queue:?}");
-
-    // With node 1's MX as the smart host, the queued message survives the
-    // restart and goes out on a retry; dave gets it.
+    // With node 1's MX as the smart host, alice's mail is queued durably
+    // (250) and handed to it ("may": its self-signed STARTTLS is taken,
+    // unverified); dave gets it. Without a smart host the queue would ask
+    // DNS for example.net's MX, which the tests of internet mail cover.
     let smart_host = addr(&cluster.nodes[1], "smtp")?;
     let node = &mut cluster.nodes[0];
     node.kill()?;
@@ -211,7 +205,7 @@ fn mail_for_other_domains_waits_in_the_queue_then_goes_to_the_smart_host() -> Re
         text.replace("smart_host = \"\"", &format!("smart_host = {smart_host:?}")),
     )?;
     node.start()?;
-    ensure!(cluster.nodes[0].cli_json(&["queue", "list"])?.as_array().map(Vec::len) == Some(1));
+    submit(&cluster.nodes[0], "accepted")?;
     cluster.nodes[0].cli(&["queue", "retry", "--all"])?;
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
