@@ -14,4 +14,7 @@
 //! The decisions are written in spec/internet.md. The types every part
 //! shares are in [`outbound`].
 
+pub mod dkim;
+mod header;
+pub mod inbound;
 pub mod outbound;
