@@ -134,8 +134,8 @@ impl Sign for Signer {
             domain: domain.to_owned(),
             source: Box::new(source),
         };
-        let ed = sign_with(&keys.ed25519.1, &name, &keys.ed25519.0, &fields, message)
-            .map_err(failed)?;
+        let ed =
+            sign_with(&keys.ed25519.1, &name, &keys.ed25519.0, &fields, message).map_err(failed)?;
         let rsa = sign_with(&keys.rsa.1, &name, &keys.rsa.0, &fields, message).map_err(failed)?;
         let mut out = ed.into_bytes();
         out.extend_from_slice(rsa.as_bytes());
@@ -190,4 +190,4 @@ impl<K: SigningKey> SigningKey for Borrowed<'_, K> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

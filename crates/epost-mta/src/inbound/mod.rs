@@ -15,15 +15,13 @@ pub mod results;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use mail_auth::common::headers::HeaderWriter;
 use mail_auth::hickory_resolver::config::{
     ConnectionConfig, NameServerConfig, ResolverConfig, ResolverOpts,
 };
 use mail_auth::hickory_resolver::net::NetError;
 use mail_auth::{
     AuthenticatedMessage, AuthenticationResults, DmarcOutput, DmarcResult, MessageAuthenticator,
-    Parameters, dmarc::Policy, dmarc::verify::DmarcParameters,
-    spf::verify::SpfParameters,
+    Parameters, dmarc::Policy, dmarc::verify::DmarcParameters, spf::verify::SpfParameters,
 };
 
 pub use cache::TxtCache;
@@ -109,12 +107,22 @@ impl Verifier {
             )
         }
         .map_err(VerifierError::Resolver)?;
-        Ok(Verifier { authenticator, cache: TxtCache::default(), hostname: hostname.into(), policy })
+        Ok(Verifier {
+            authenticator,
+            cache: TxtCache::default(),
+            hostname: hostname.into(),
+            policy,
+        })
     }
 
     /// The TXT answers cache (tests and static records prime it).
     pub fn cache(&self) -> &TxtCache {
         &self.cache
+    }
+
+    #[cfg(test)]
+    pub(crate) fn authenticator(&self) -> &MessageAuthenticator {
+        &self.authenticator
     }
 
     pub fn hostname(&self) -> &str {
@@ -187,8 +195,7 @@ impl Verifier {
         } else {
             None
         };
-        let dkim =
-            auth.verify_dkim(Parameters::new(&message).with_txt_cache(&self.cache)).await;
+        let dkim = auth.verify_dkim(Parameters::new(&message).with_txt_cache(&self.cache)).await;
 
         // DMARC's SPF identity is MAIL FROM's domain, or the HELO name
         // for a null reverse path (RFC 7489 section 3.1.2).
@@ -205,23 +212,35 @@ impl Verifier {
             .await;
 
         let from = message.from.first().map(String::as_str).unwrap_or_default();
-        let mut results = AuthenticationResults::new(host);
-        if let Some(spf) = &spf_mail_from {
-            results = results.with_spf_mailfrom_result(spf, ip, mail_from, helo);
+        // Each builder's text is `host;\r\n\tmethod=...`; the parts are
+        // put together so that a method with nothing to say still says
+        // `none` (RFC 8601 section 2.7.1).
+        let part =
+            |results: AuthenticationResults<'_>| results.to_string()[host.len()..].to_owned();
+        let mut spf = AuthenticationResults::new(host);
+        if let Some(output) = &spf_mail_from {
+            spf = spf.with_spf_mailfrom_result(output, ip, mail_from, helo);
         }
-        if let Some(spf) = &spf_helo {
-            results = results.with_spf_ehlo_result(spf, ip, helo);
+        if let Some(output) = &spf_helo {
+            spf = spf.with_spf_ehlo_result(output, ip, helo);
         }
-        results = results.with_dkim_results(&dkim, from);
-        if !dmarc.domain().is_empty() {
-            results = results.with_dmarc_result(&dmarc);
+        let mut header = format!("Authentication-Results: {host}{}", part(spf));
+        if spf_mail_from.is_none() && spf_helo.is_none() {
+            header.push_str(";\r\n\tspf=none");
         }
+        if dkim.is_empty() {
+            header.push_str(";\r\n\tdkim=none");
+        } else {
+            header.push_str(&part(AuthenticationResults::new(host).with_dkim_results(&dkim, from)));
+        }
+        if dmarc.domain().is_empty() {
+            header.push_str(";\r\n\tdmarc=none");
+        } else {
+            header.push_str(&part(AuthenticationResults::new(host).with_dmarc_result(&dmarc)));
+        }
+        header.push_str("\r\n");
         let evaluation = evaluation(&dmarc);
-        Checked {
-            verdict: policy::decide(&evaluation, self.policy),
-            header: results.to_header(),
-            evaluation,
-        }
+        Checked { verdict: policy::decide(&evaluation, self.policy), header, evaluation }
     }
 }
 

@@ -86,9 +86,11 @@ pub fn decide(evaluation: &Evaluation, policy: InboundPolicy) -> Verdict {
                 "Rejected by the DMARC policy of {domain}: the message is not authenticated as from {domain} (SPF and DKIM fail or do not align)"
             ),
         }),
-        (DmarcOutcome::Fail, Sender::Reject | Sender::Quarantine, Mode::Reject | Mode::Quarantine) => {
-            Verdict::Deliver { quarantine: true }
-        }
+        (
+            DmarcOutcome::Fail,
+            Sender::Reject | Sender::Quarantine,
+            Mode::Reject | Mode::Quarantine,
+        ) => Verdict::Deliver { quarantine: true },
         (DmarcOutcome::TempError, Sender::Reject | Sender::Unknown, Mode::Reject) => {
             Verdict::Defer(Reply {
                 code: 451,
@@ -158,9 +160,11 @@ mod tests {
         struct C {
             dmarc: DmarcMode,
         }
-        for (text, mode) in
-            [("reject", DmarcMode::Reject), ("quarantine", DmarcMode::Quarantine), ("none", DmarcMode::None)]
-        {
+        for (text, mode) in [
+            ("reject", DmarcMode::Reject),
+            ("quarantine", DmarcMode::Quarantine),
+            ("none", DmarcMode::None),
+        ] {
             let c: C = serde_json::from_str(&format!("{{\"dmarc\":\"{text}\"}}")).unwrap();
             assert_eq!(c.dmarc, mode);
         }

@@ -59,7 +59,11 @@ Subject: hi\r\n\
 authentication-results: (forged)\r\n mx.example.org;\r\n\tdmarc=pass\r\n\
 \r\n\
 Authentication-Results: mx.example.org; in the body\r\n";
-        let out = with_results(message, "mx.example.org", "Authentication-Results: mx.example.org; none\r\n");
+        let out = with_results(
+            message,
+            "mx.example.org",
+            "Authentication-Results: mx.example.org; none\r\n",
+        );
         let text = String::from_utf8(out).unwrap();
         assert_eq!(
             text,
