@@ -93,6 +93,8 @@ pub struct Shared<B> {
     /// Whether SMTP accepts mail for foreign domains from authenticated
     /// submitters (a smart host is configured behind the backend).
     pub relay_for_submitters: bool,
+    /// Checks of unauthenticated MX mail before delivery.
+    pub inbound: Option<crate::inbound::InboundChecks>,
     /// Becomes true when the gateway shuts down; sessions finish the
     /// command at hand and say goodbye.
     pub stopped: tokio::sync::watch::Receiver<bool>,

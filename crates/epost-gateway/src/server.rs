@@ -30,6 +30,8 @@ pub struct GatewayConfig {
     /// Authenticated submitters may send to foreign domains (the backend
     /// hands those to the smart host).
     pub relay_for_submitters: bool,
+    /// SPF/DKIM/DMARC checks of MX mail; `None` delivers it unchecked.
+    pub inbound: Option<crate::inbound::InboundChecks>,
 }
 
 /// Why the gateway could not start.
@@ -108,6 +110,7 @@ impl Gateway {
             throttle: config.limits.throttle(),
             hostname: config.hostname.clone(),
             relay_for_submitters: config.relay_for_submitters,
+            inbound: config.inbound.clone(),
             stopped,
             recent: Default::default(),
         });

@@ -43,6 +43,8 @@ pub(crate) struct Setup {
     pub(crate) throttle: Throttle,
     pub(crate) hostname: &'static str,
     pub(crate) relay: bool,
+    /// Checks of MX mail (none: delivered unchecked).
+    pub(crate) inbound: Option<crate::inbound::InboundChecks>,
 }
 
 impl Default for Setup {
@@ -54,6 +56,7 @@ impl Default for Setup {
             throttle: Throttle::default(),
             hostname: "gw.example.test",
             relay: false,
+            inbound: None,
         }
     }
 }
@@ -89,6 +92,7 @@ impl Setup {
             throttle: self.throttle,
             hostname: self.hostname.into(),
             relay_for_submitters: self.relay,
+            inbound: self.inbound,
             stopped,
             recent: Default::default(),
         });
