@@ -32,7 +32,36 @@ pub(crate) struct Config {
     pub(crate) api: ApiConfig,
     pub(crate) identity: IdentityConfig,
     pub(crate) gateway: GatewayConfig,
+    pub(crate) inbound: InboundConfig,
+    pub(crate) dns: DnsConfig,
     pub(crate) log: LogConfig,
+}
+
+/// Checks of mail from outside at the MX (spec/internet.md section 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct InboundConfig {
+    /// How far a sender domain's DMARC policy is honoured: `reject`
+    /// (refuse what its `p=reject` covers), `quarantine` (deliver marked),
+    /// `none` (only the Authentication-Results header).
+    pub(crate) dmarc: epost_mta::inbound::DmarcMode,
+    /// Check clients on loopback too (tests); off, they are this machine.
+    pub(crate) check_loopback: bool,
+}
+
+/// Where DNS questions go (spec/internet.md section 2).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct DnsConfig {
+    /// "ip:port" of each server; empty: the system's resolver configuration.
+    pub(crate) nameservers: Vec<SocketAddr>,
+}
+
+impl DnsConfig {
+    /// The form epost-mta takes.
+    pub(crate) fn to_mta(&self) -> epost_mta::outbound::DnsConfig {
+        epost_mta::outbound::DnsConfig { nameservers: self.nameservers.clone() }
+    }
 }
 
 /// The mail gateway: where mail clients connect. An empty address (`None`)
@@ -547,6 +576,13 @@ impl Config {
                 "must be between 1 KiB and 1 GiB",
             ));
         }
+        if let Some(addr) = self.dns.nameservers.iter().find(|a| a.port() == 0) {
+            return Err(BadValue::new(
+                "dns.nameservers",
+                quoted(&addr.to_string()),
+                "a DNS server needs its port, e.g. \"127.0.0.1:53\"",
+            ));
+        }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.filter) {
             return Err(BadValue::new("log.filter", quoted(&self.log.filter), e.to_string()));
         }
@@ -756,6 +792,9 @@ mod tests {
         // (file, what the message must hold)
         let cases: &[(&str, &[&str])] = &[
             ("[storage]\ndata_fragments = 0\n", &["storage.data_fragments", "= 0"]),
+            ("[inbound]\ndmarc = \"drop\"\n", &["dmarc", "drop", "reject"]),
+            ("[dns]\nnameservers = [\"127.0.0.1:0\"]\n", &["dns.nameservers", "127.0.0.1:0"]),
+            ("[dns]\nnameservers = [\"ns.example\"]\n", &["nameservers", "line 2"]),
             ("[storage]\nlease_days = 1\n", &["storage.lease_days", "= 1"]),
             ("[storage]\nrenew_after_days = 180\n", &["storage.renew_after_days", "180"]),
             ("[storage]\ngrace_secs = 0\n", &["storage.grace_secs", "= 0"]),

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use epost_gateway::context::Limits;
+use epost_gateway::inbound::InboundChecks;
 use epost_gateway::node::NodeBackend;
 use epost_gateway::smarthost::SmartHost;
 use epost_gateway::tls::TlsSource;
@@ -15,7 +16,13 @@ use crate::config::GatewayConfig;
 
 /// Serves `node`'s mail per `config`; the TLS certificate, if self-signed,
 /// is kept in `data_dir`.
-pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) -> Result<Gateway> {
+/// `inbound` checks the MX's mail from outside.
+pub(crate) async fn start(
+    node: &Node,
+    config: &GatewayConfig,
+    data_dir: &Path,
+    inbound: Option<InboundChecks>,
+) -> Result<Gateway> {
     // Validated at load: both paths or neither.
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
@@ -34,6 +41,7 @@ pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) 
         hostname: config.hostname.clone(),
         limits,
         relay_for_submitters: !config.smart_host.is_empty(),
+        inbound,
     };
     let mut backend = NodeBackend::new(node.mail.clone(), node.identity.clone());
     if !config.smart_host.is_empty() {

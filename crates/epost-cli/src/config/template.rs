@@ -167,6 +167,22 @@ max_message_bytes = @
 # goes ("host:port"); empty: such mail is refused with a clear reply.
 smart_host = @
 
+[inbound]
+# Mail from outside at the MX is checked with SPF, DKIM and DMARC, and the
+# results go into an Authentication-Results header. How far the sender
+# domain's DMARC policy is honoured: "reject" (refuse with 550 what its
+# p=reject covers, deliver marked what p=quarantine covers), "quarantine"
+# (never refuse, deliver marked), "none" (only the header).
+dmarc = @
+# Check mail from clients on loopback too. Off: a loopback client is this
+# machine (a local script, or a filter in front that checked already).
+check_loopback = @
+
+[dns]
+# DNS servers for MX lookups and the inbound checks, as "ip:port" strings,
+# e.g. ["127.0.0.1:53"]; empty: the system's resolver configuration.
+nameservers = @
+
 [log]
 # "text" or "json".
 format = @

@@ -131,6 +131,20 @@ impl Verifier {
 
     /// Runs the checks on `mail` and decides.
     pub async fn check(&self, mail: Mail<'_>) -> Checked {
+        if mail.client_ip.is_loopback() && !self.policy.check_loopback {
+            return Checked {
+                verdict: Verdict::Deliver { quarantine: false },
+                header: format!(
+                    "Authentication-Results: {}; none (local client, not checked)\r\n",
+                    self.hostname
+                ),
+                evaluation: Evaluation {
+                    outcome: DmarcOutcome::None,
+                    policy: SenderPolicy::None,
+                    domain: String::new(),
+                },
+            };
+        }
         match tokio::time::timeout(CHECK_TIMEOUT, self.run(mail)).await {
             Ok(checked) => checked,
             Err(_) => {

@@ -25,6 +25,10 @@ pub enum DmarcMode {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct InboundPolicy {
     pub dmarc: DmarcMode,
+    /// Check clients on loopback too. Off by default: a loopback client
+    /// is this machine (a local script, a filter in front of us), and
+    /// tests and `epost dev` send from there without DNS of their own.
+    pub check_loopback: bool,
 }
 
 /// The DMARC result of one message (RFC 7489 section 11.2).
@@ -137,7 +141,8 @@ mod tests {
         ];
         for (outcome, sender, mode, want) in table {
             let evaluation = Evaluation { outcome, policy: sender, domain: "example.org".into() };
-            let got = match decide(&evaluation, InboundPolicy { dmarc: mode }) {
+            let policy = InboundPolicy { dmarc: mode, check_loopback: false };
+            let got = match decide(&evaluation, policy) {
                 Verdict::Refuse(reply) => {
                     assert_eq!(reply.status.unwrap().to_string(), "5.7.1");
                     assert!(reply.text.contains("example.org"));

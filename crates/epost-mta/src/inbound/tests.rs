@@ -109,9 +109,20 @@ async fn a_dns_failure_with_a_reject_at_stake_defers() {
 #[tokio::test]
 async fn the_policy_none_only_records() {
     let (mut verifier, _) = world("v=DMARC1; p=reject");
-    verifier.policy = InboundPolicy { dmarc: DmarcMode::None };
+    verifier.policy = InboundPolicy { dmarc: DmarcMode::None, check_loopback: false };
     let checked = verifier.check(mail("198.51.100.7", MESSAGE)).await;
     assert_eq!(checked.verdict, Verdict::Deliver { quarantine: false });
     assert_eq!(checked.evaluation.outcome, DmarcOutcome::Fail);
     assert_eq!(checked.evaluation.policy, SenderPolicy::Reject);
+}
+
+#[tokio::test]
+async fn loopback_clients_are_not_checked_unless_asked() {
+    let (mut verifier, _) = world("v=DMARC1; p=reject");
+    let checked = verifier.check(mail("127.0.0.1", MESSAGE)).await;
+    assert_eq!(checked.verdict, Verdict::Deliver { quarantine: false });
+    assert!(checked.header.contains("none (local client, not checked)"), "{}", checked.header);
+    verifier.policy.check_loopback = true;
+    let checked = verifier.check(mail("127.0.0.1", MESSAGE)).await;
+    assert!(matches!(checked.verdict, Verdict::Refuse(_)), "{checked:?}");
 }
