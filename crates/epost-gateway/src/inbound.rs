@@ -29,6 +29,8 @@ pub enum Checked {
     /// Deliver these bytes: the message with the results header on top
     /// (and forged results under our name removed).
     Deliver(Vec<u8>),
+    /// Deliver the message as received (it was not checked).
+    AsReceived,
     /// Answer the end of data with this reply instead (a 5xx refuses, a
     /// 4xx asks the sender to retry).
     Refuse { code: u16, status: [u8; 3], text: String },

@@ -263,6 +263,7 @@ impl<B: MailBackend> Session<B> {
         let mail = Inbound { client_ip: self.peer, helo, mail_from: from, message: &raw };
         match checks.0.verify(mail).await {
             Checked::Deliver(message) => Ok(message),
+            Checked::AsReceived => Ok(raw),
             Checked::Refuse { code, status, text } => Err((code, status, text)),
         }
     }

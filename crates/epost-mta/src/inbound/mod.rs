@@ -59,8 +59,9 @@ pub struct Mail<'a> {
 pub struct Checked {
     pub verdict: Verdict,
     /// The `Authentication-Results:` field, CRLF ended, to put on top
-    /// (with [`with_results`]).
-    pub header: String,
+    /// (with [`with_results`]); `None` when the mail was not checked (a
+    /// loopback client): deliver it as received.
+    pub header: Option<String>,
     pub evaluation: Evaluation,
 }
 
@@ -134,10 +135,7 @@ impl Verifier {
         if mail.client_ip.is_loopback() && !self.policy.check_loopback {
             return Checked {
                 verdict: Verdict::Deliver { quarantine: false },
-                header: format!(
-                    "Authentication-Results: {}; none (local client, not checked)\r\n",
-                    self.hostname
-                ),
+                header: None,
                 evaluation: Evaluation {
                     outcome: DmarcOutcome::None,
                     policy: SenderPolicy::None,
@@ -155,10 +153,10 @@ impl Verifier {
                 };
                 Checked {
                     verdict: policy::decide(&evaluation, self.policy),
-                    header: format!(
+                    header: Some(format!(
                         "Authentication-Results: {}; dmarc=temperror (the checks timed out)\r\n",
                         self.hostname
-                    ),
+                    )),
                     evaluation,
                 }
             }
@@ -176,7 +174,7 @@ impl Verifier {
             };
             return Checked {
                 verdict: policy::decide(&evaluation, self.policy),
-                header: format!("Authentication-Results: {}; none\r\n", self.hostname),
+                header: Some(format!("Authentication-Results: {}; none\r\n", self.hostname)),
                 evaluation,
             };
         };
@@ -254,7 +252,11 @@ impl Verifier {
         }
         header.push_str("\r\n");
         let evaluation = evaluation(&dmarc);
-        Checked { verdict: policy::decide(&evaluation, self.policy), header, evaluation }
+        Checked {
+            verdict: policy::decide(&evaluation, self.policy),
+            header: Some(header),
+            evaluation,
+        }
     }
 }
 

@@ -55,7 +55,7 @@ async fn our_own_signed_mail_from_the_right_host_passes() {
     message.extend_from_slice(MESSAGE);
     let checked = verifier.check(mail("192.0.2.10", &message)).await;
     assert_eq!(checked.verdict, Verdict::Deliver { quarantine: false });
-    let header = &checked.header;
+    let header = checked.header.as_deref().unwrap();
     assert!(header.starts_with("Authentication-Results: mx.other.test;"), "{header}");
     assert!(header.contains("spf=pass"), "{header}");
     assert!(header.contains("smtp.mailfrom=alice@example.org"), "{header}");
@@ -73,9 +73,9 @@ async fn a_forgery_under_p_reject_is_refused_and_under_quarantine_marked() {
     let checked = verifier.check(mail("198.51.100.7", MESSAGE)).await;
     let Verdict::Refuse(reply) = &checked.verdict else { panic!("{checked:?}") };
     assert_eq!((reply.code, reply.status.unwrap().to_string()), (550, "5.7.1".into()));
-    assert!(checked.header.contains("spf=fail"), "{}", checked.header);
-    assert!(checked.header.contains("dkim=none"), "{}", checked.header);
-    assert!(checked.header.contains("dmarc=fail"), "{}", checked.header);
+    assert!(checked.header.as_deref().unwrap().contains("spf=fail"), "{:?}", checked.header);
+    assert!(checked.header.as_deref().unwrap().contains("dkim=none"), "{:?}", checked.header);
+    assert!(checked.header.as_deref().unwrap().contains("dmarc=fail"), "{:?}", checked.header);
 
     // Signed, but the body changed on the way.
     let (verifier, signer) = world("v=DMARC1; p=quarantine");
@@ -87,8 +87,8 @@ async fn a_forgery_under_p_reject_is_refused_and_under_quarantine_marked() {
     assert_eq!(checked.verdict, Verdict::Deliver { quarantine: true });
     // mail-auth says `neutral` for a body hash that does not match.
     assert!(
-        checked.header.contains("dkim=neutral (body hash did not verify)"),
-        "{}",
+        checked.header.as_deref().unwrap().contains("dkim=neutral (body hash did not verify)"),
+        "{:?}",
         checked.header
     );
 }
@@ -121,7 +121,7 @@ async fn loopback_clients_are_not_checked_unless_asked() {
     let (mut verifier, _) = world("v=DMARC1; p=reject");
     let checked = verifier.check(mail("127.0.0.1", MESSAGE)).await;
     assert_eq!(checked.verdict, Verdict::Deliver { quarantine: false });
-    assert!(checked.header.contains("none (local client, not checked)"), "{}", checked.header);
+    assert_eq!(checked.header, None);
     verifier.policy.check_loopback = true;
     let checked = verifier.check(mail("127.0.0.1", MESSAGE)).await;
     assert!(matches!(checked.verdict, Verdict::Refuse(_)), "{checked:?}");
