@@ -22,10 +22,9 @@ pub use record::DnsRecord;
 
 use crate::outbound::{Sign, SignError};
 
-/// The header fields signed when present, in this order (`From` always:
-/// a message without one cannot be signed). `From` is listed once more
-/// than it occurs ("oversigned"), so a second `From` added on the way
-/// breaks the signature instead of fooling a reader.
+/// The header fields signed when present, in this order. `From` is
+/// listed once more than it occurs ("oversigned"), so a second `From`
+/// added on the way breaks the signature instead of fooling a reader.
 pub const SIGNED_FIELDS: [&str; 19] = [
     "From",
     "To",
