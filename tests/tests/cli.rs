@@ -91,3 +91,52 @@ fn commands_on_an_uninitialised_dir_say_what_to_do() -> Result<()> {
     assert!(err.contains("init"), "{err}");
     Ok(())
 }
+
+#[test]
+fn realm_dkim_makes_keys_once_and_prints_the_same_records() -> Result<()> {
+    let tmp = tempfile::tempdir()?;
+    run_ok(epost(tmp.path())?.arg("init"))?;
+    let first: serde_json::Value = serde_json::from_str(&run_ok(epost(tmp.path())?.args([
+        "--json",
+        "realm",
+        "dkim",
+        "Example.ORG",
+    ]))?)?;
+    assert_eq!(first["domain"], "example.org");
+    assert_eq!(first["created"], true);
+    let records = first["records"].as_array().expect("records");
+    assert_eq!(records.len(), 2);
+    let zone = |i: usize| records[i]["zone"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        zone(0).starts_with("epost-ed-")
+            && zone(0).contains("._domainkey.example.org. IN TXT \"v=DKIM1; k=ed25519; p="),
+        "{}",
+        zone(0)
+    );
+    assert!(
+        zone(1).starts_with("epost-rsa-") && zone(1).contains("\"v=DKIM1; k=rsa; p="),
+        "{}",
+        zone(1)
+    );
+    // A 2048-bit key's text is longer than one TXT string: split at 255.
+    assert!(zone(1).contains("\" \""), "{}", zone(1));
+
+    let again: serde_json::Value = serde_json::from_str(&run_ok(epost(tmp.path())?.args([
+        "--json",
+        "realm",
+        "dkim",
+        "example.org",
+    ]))?)?;
+    assert_eq!(again["created"], false);
+    assert_eq!(again["records"], first["records"]);
+    for entry in std::fs::read_dir(tmp.path().join("dkim/example.org"))? {
+        assert_eq!(entry?.metadata()?.permissions().mode() & 0o777, 0o600);
+    }
+
+    let text = run_ok(epost(tmp.path())?.args(["realm", "dkim", "example.org"]))?;
+    assert!(text.contains(&zone(0)) && text.contains(&zone(1)), "{text}");
+    let bad = run(epost(tmp.path())?.args(["realm", "dkim", "../etc"]))?;
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("not a domain name"));
+    Ok(())
+}

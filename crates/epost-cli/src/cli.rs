@@ -298,6 +298,14 @@ pub(crate) enum RealmCommand {
     },
     /// List the realm keys held here and the realms trusted.
     List,
+    /// Make DOMAIN's DKIM keys in this data directory if missing, print the DNS TXT records to publish.
+    #[command(
+        after_help = "Example:\n  epost realm dkim example.org\nRun again, it prints the same records. The keys are DIR/dkim/DOMAIN/*.pem (mode 0600):\ncopy that directory to the realm's other nodes; nodes read their keys at start."
+    )]
+    Dkim {
+        /// The mail domain, e.g. example.org.
+        domain: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

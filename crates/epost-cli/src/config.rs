@@ -32,6 +32,7 @@ pub(crate) struct Config {
     pub(crate) api: ApiConfig,
     pub(crate) identity: IdentityConfig,
     pub(crate) gateway: GatewayConfig,
+    pub(crate) inbound: InboundConfig,
     pub(crate) dns: DnsConfig,
     pub(crate) outbound: OutboundConfig,
     pub(crate) log: LogConfig,
@@ -49,6 +50,18 @@ pub(crate) struct DnsConfig {
 
 /// Name servers a node may list: more are never asked in time.
 const MAX_NAMESERVERS: usize = 8;
+
+/// Checks of mail from outside at the MX (spec/internet.md section 6).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub(crate) struct InboundConfig {
+    /// How far a sender domain's DMARC policy is honoured: `reject`
+    /// (refuse what its `p=reject` covers), `quarantine` (deliver marked),
+    /// `none` (only the Authentication-Results header).
+    pub(crate) dmarc: epost_mta::inbound::DmarcMode,
+    /// Check clients on loopback too (tests); off, they are this machine.
+    pub(crate) check_loopback: bool,
+}
 
 /// The outbound queue: mail for other domains, kept in
 /// `<data-dir>/outbound` until delivered or given up on.
@@ -93,6 +106,13 @@ impl Default for OutboundConfig {
             total: q.total,
             mx_port: 25,
         }
+    }
+}
+
+impl DnsConfig {
+    /// The form epost-mta takes.
+    pub(crate) fn to_mta(&self) -> epost_mta::outbound::DnsConfig {
+        epost_mta::outbound::DnsConfig { nameservers: self.nameservers.clone() }
     }
 }
 
@@ -1021,6 +1041,9 @@ mod tests {
         // (file, what the message must hold)
         let cases: &[(&str, &[&str])] = &[
             ("[storage]\ndata_fragments = 0\n", &["storage.data_fragments", "= 0"]),
+            ("[inbound]\ndmarc = \"drop\"\n", &["dmarc", "drop", "reject"]),
+            ("[dns]\nnameservers = [\"127.0.0.1:0\"]\n", &["dns.nameservers", "127.0.0.1:0"]),
+            ("[dns]\nnameservers = [\"ns.example\"]\n", &["nameservers", "line 2"]),
             ("[storage]\nlease_days = 1\n", &["storage.lease_days", "= 1"]),
             ("[storage]\nrenew_after_days = 180\n", &["storage.renew_after_days", "180"]),
             ("[storage]\ngrace_secs = 0\n", &["storage.grace_secs", "= 0"]),

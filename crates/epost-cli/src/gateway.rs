@@ -4,6 +4,7 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use epost_gateway::context::Limits;
+use epost_gateway::inbound::InboundChecks;
 use epost_gateway::node::NodeBackend;
 use epost_gateway::tls::{TlsSource, self_signed_names};
 use epost_gateway::{Gateway, GatewayConfig as Listeners};
@@ -13,7 +14,13 @@ use crate::config::GatewayConfig;
 
 /// Serves `node`'s mail per `config`; the TLS certificate, if self-signed,
 /// is kept in `data_dir`.
-pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) -> Result<Gateway> {
+/// `inbound` checks the MX's mail from outside.
+pub(crate) async fn start(
+    node: &Node,
+    config: &GatewayConfig,
+    data_dir: &Path,
+    inbound: Option<InboundChecks>,
+) -> Result<Gateway> {
     // Validated at load: both paths or neither.
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => TlsSource::Files { cert: cert.clone(), key: key.clone() },
@@ -41,6 +48,7 @@ pub(crate) async fn start(node: &Node, config: &GatewayConfig, data_dir: &Path) 
         // Authenticated submitters' mail for other domains always goes
         // into the node's outbound queue (MX mail never relays).
         relay_for_submitters: true,
+        inbound,
     };
     let backend = NodeBackend::new(node.mail.clone(), node.identity.clone())
         .with_outbound(node.outbound.clone());

@@ -11,6 +11,7 @@ mod cmd;
 mod config;
 mod datadir;
 mod gateway;
+mod inbound;
 mod keys;
 mod outbound;
 mod output;

@@ -95,6 +95,8 @@ pub struct Shared<B> {
     pub relay_for_submitters: bool,
     /// Where `RCPT TO:<postmaster>` goes, if configured.
     pub postmaster: Option<epost_types::address::Address>,
+    /// Checks of unauthenticated MX mail before delivery.
+    pub inbound: Option<crate::inbound::InboundChecks>,
     /// Becomes true when the gateway shuts down; sessions finish the
     /// command at hand and say goodbye.
     pub stopped: tokio::sync::watch::Receiver<bool>,

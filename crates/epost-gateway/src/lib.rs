@@ -14,6 +14,7 @@ pub mod context;
 #[doc(hidden)]
 pub mod fuzzing;
 mod imap;
+pub mod inbound;
 mod line;
 pub mod memory;
 #[cfg(feature = "node")]

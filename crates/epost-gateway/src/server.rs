@@ -50,6 +50,8 @@ pub struct GatewayConfig {
     /// Authenticated submitters may send to foreign domains (the node's
     /// backend queues those for delivery; `epost node run` always sets it).
     pub relay_for_submitters: bool,
+    /// SPF/DKIM/DMARC checks of MX mail; `None` delivers it unchecked.
+    pub inbound: Option<crate::inbound::InboundChecks>,
 }
 
 /// Why the gateway could not start.
@@ -156,6 +158,7 @@ impl Gateway {
             hostname: config.hostname.clone(),
             relay_for_submitters: config.relay_for_submitters,
             postmaster: config.postmaster.clone(),
+            inbound: config.inbound.clone(),
             stopped,
             recent: Default::default(),
         });

@@ -45,6 +45,8 @@ pub(crate) struct Setup {
     pub(crate) relay: bool,
     /// `gateway.postmaster`.
     pub(crate) postmaster: Option<Address>,
+    /// Checks of MX mail (none: delivered unchecked).
+    pub(crate) inbound: Option<crate::inbound::InboundChecks>,
 }
 
 impl Default for Setup {
@@ -57,6 +59,7 @@ impl Default for Setup {
             hostname: "gw.example.test",
             relay: false,
             postmaster: None,
+            inbound: None,
         }
     }
 }
@@ -93,6 +96,7 @@ impl Setup {
             hostname: self.hostname.into(),
             relay_for_submitters: self.relay,
             postmaster: self.postmaster,
+            inbound: self.inbound,
             stopped,
             recent: Default::default(),
         });

@@ -14,7 +14,10 @@
 //! The decisions are written in spec/internet.md. The types every part
 //! shares are in [`outbound`].
 
+pub mod dkim;
 pub mod dsn;
+mod header;
+pub mod inbound;
 pub mod outbound;
 pub mod queue;
 pub mod transport;

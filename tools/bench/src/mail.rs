@@ -107,6 +107,7 @@ impl Setup {
                 hostname: format!("node{node}.{REALM}"),
                 limits: Limits::default(),
                 relay_for_submitters: false,
+                inbound: None,
             };
             let backend =
                 NodeBackend::new(net.node(node).mail.clone(), net.node(node).identity.clone());

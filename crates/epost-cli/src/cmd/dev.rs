@@ -89,6 +89,7 @@ async fn start_all(root: &Path, nodes: usize, daemons: &mut Vec<Daemon>) -> Resu
     for i in 0..nodes {
         let dir = DataDir::resolve(Some(root.join(format!("node{i}"))))?;
         prepare(&dir)?;
+        dkim_keys(root, &dir, i)?;
         let mut config = Config::load(&dir.config_path())?;
         config.network.listen = vec![loopback_any_port()];
         config.network.bootstrap =
@@ -189,6 +190,20 @@ fn prepare(dir: &DataDir) -> Result<()> {
     config.network.listen = vec![loopback_any_port()];
     let text = config::template(&config)?;
     write_new_file(&dir.config_path(), text.as_bytes(), 0o644)?;
+    Ok(())
+}
+
+/// The realm's DKIM keys, made on node 0 and copied to the others (as an
+/// operator copies them), before the node starts and loads them: mail
+/// leaving the dev network is signed out of the box.
+fn dkim_keys(root: &Path, dir: &DataDir, i: usize) -> Result<()> {
+    if i == 0 {
+        epost_mta::dkim::keys::ensure(dir.root(), REALM, epost_types::time::Timestamp::now())
+            .context("cannot make the dev realm's DKIM keys")?;
+    } else {
+        epost_mta::dkim::keys::copy_domain(&root.join("node0"), dir.root(), REALM)
+            .context("cannot copy the dev realm's DKIM keys")?;
+    }
     Ok(())
 }
 

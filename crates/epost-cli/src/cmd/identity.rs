@@ -19,8 +19,13 @@ const ARMOR_BEGIN: &str = "-----BEGIN EPOST USER-----";
 const ARMOR_END: &str = "-----END EPOST USER-----";
 
 pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> Result<()> {
+    // Files in the data directory, not the running node's API.
+    if let RealmCommand::Dkim { domain } = &command {
+        return super::dkim::run(dir, domain, json);
+    }
     let client = ApiClient::connect(dir)?;
     match command {
+        RealmCommand::Dkim { .. } => {}
         RealmCommand::Init { domain } => {
             let realm: RealmInfo = client.post("/v1/realms", &RealmInit { domain }).await?;
             emit(json, &realm, |r| {

@@ -2,6 +2,7 @@
 
 mod config;
 mod dev;
+mod dkim;
 mod folder;
 mod identity;
 mod init;

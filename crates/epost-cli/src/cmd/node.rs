@@ -99,7 +99,7 @@ impl Daemon {
             sweep_interval: settings::sweep_interval(config),
             api_listen: config.api.listen,
             api_token: token.clone(),
-            outbound: crate::outbound::options(config)?,
+            outbound: crate::outbound::options(config, dir.root())?,
         };
         let node = Node::start(options)
             .await
@@ -107,7 +107,11 @@ impl Daemon {
         // Only now, with the data directory ours: a second instance that
         // fails to start must not replace the running node's token.
         crate::datadir::write_private(&dir.api_token_path(), token.as_bytes())?;
-        let gateway = match crate::gateway::start(&node, &config.gateway, dir.root()).await {
+        let started = match crate::inbound::checks(config) {
+            Ok(inbound) => crate::gateway::start(&node, &config.gateway, dir.root(), inbound).await,
+            Err(e) => Err(e),
+        };
+        let gateway = match started {
             Ok(gateway) => gateway,
             Err(e) => {
                 node.shutdown().await;

@@ -214,6 +214,17 @@ total = @
 # The port of other domains' MX hosts: 25, but in a lab or a test.
 mx_port = @
 
+[inbound]
+# Mail from outside at the MX is checked with SPF, DKIM and DMARC, and the
+# results go into an Authentication-Results header. How far the sender
+# domain's DMARC policy is honoured: "reject" (refuse with 550 what its
+# p=reject covers, deliver marked what p=quarantine covers), "quarantine"
+# (never refuse, deliver marked), "none" (only the header).
+dmarc = @
+# Check mail from clients on loopback too. Off: a loopback client is this
+# machine (a local script, or a filter in front that checked already).
+check_loopback = @
+
 [log]
 # "text" or "json".
 format = @

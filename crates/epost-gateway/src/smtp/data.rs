@@ -18,10 +18,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 
+use super::Mode;
 use super::session::{Input, Session, Step};
 use epost_types::mailbox::MailErrorKind;
 
 use crate::backend::{Envelope, MailBackend};
+use crate::inbound::{Checked, Inbound};
 
 /// The stored message being received: our trace header, then the
 /// client's bytes, up to the limit.
@@ -222,6 +224,13 @@ impl<B: MailBackend> Session<B> {
             self.reply(552, [5, 3, 4], "Message too big for system");
             return Step::Continue;
         };
+        let raw = match self.check_inbound(tx.from.as_deref(), raw).await {
+            Ok(raw) => raw,
+            Err((code, status, text)) => {
+                self.reply(code, status, one_line(&text));
+                return Step::Continue;
+            }
+        };
         let envelope =
             Envelope { from: tx.from, to: tx.to, submitter: self.submitter.clone(), dsn: tx.dsn };
         match self.shared.backend.deliver(envelope, Bytes::from(raw)).await {
@@ -237,6 +246,27 @@ impl<B: MailBackend> Session<B> {
             },
         }
         Step::Continue
+    }
+
+    /// MX mail from an unauthenticated client goes through the inbound
+    /// checks when they are configured: the message to deliver (results
+    /// header on top), or the reply refusing it.
+    async fn check_inbound(
+        &self,
+        from: Option<&str>,
+        raw: Vec<u8>,
+    ) -> Result<Vec<u8>, (u16, [u8; 3], String)> {
+        let Some(checks) = &self.shared.inbound else { return Ok(raw) };
+        if self.mode != Mode::Inbound || self.submitter.is_some() {
+            return Ok(raw);
+        }
+        let helo = self.helo.as_ref().map(|h| h.name.as_str()).unwrap_or_default();
+        let mail = Inbound { client_ip: self.peer, helo, mail_from: from, message: &raw };
+        match checks.0.verify(mail).await {
+            Checked::Deliver(message) => Ok(message),
+            Checked::AsReceived => Ok(raw),
+            Checked::Refuse { code, status, text } => Err((code, status, text)),
+        }
     }
 
     fn received_header(&self) -> String {

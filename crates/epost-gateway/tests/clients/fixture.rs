@@ -51,6 +51,7 @@ impl Running {
             hostname: "gateway.example.test".into(),
             limits: Default::default(),
             relay_for_submitters: false,
+            inbound: None,
         };
         adjust(&mut config);
         let gateway = Gateway::start(config, backend.clone()).await.unwrap();

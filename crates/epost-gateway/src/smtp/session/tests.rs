@@ -485,3 +485,66 @@ async fn utf8_addresses_need_smtputf8_in_mail() {
     let (idn, _) = h.send("RCPT TO:<jörg@bücher.example>\r\n").await;
     assert!(idn.starts_with("501 5.1.3 "), "{idn}");
 }
+
+/// Refuses mail from `forger@`, marks the rest; counts its calls.
+#[derive(Default)]
+struct FakeChecks {
+    calls: std::sync::atomic::AtomicUsize,
+}
+
+impl crate::inbound::Verify for FakeChecks {
+    fn verify<'a>(
+        &'a self,
+        mail: crate::inbound::Inbound<'a>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = crate::inbound::Checked> + Send + 'a>> {
+        use crate::inbound::Checked;
+        self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Box::pin(async move {
+            if mail.mail_from.is_some_and(|f| f.starts_with("forger@")) {
+                return Checked::Refuse {
+                    code: 550,
+                    status: [5, 7, 1],
+                    text: "Rejected by the DMARC policy of bank.test".into(),
+                };
+            }
+            let mut out = format!("X-Checked: {} {}\r\n", mail.client_ip, mail.helo).into_bytes();
+            out.extend_from_slice(mail.message);
+            Checked::Deliver(out)
+        })
+    }
+}
+
+#[tokio::test]
+async fn mx_mail_is_checked_and_refused_or_marked_and_submission_is_not() {
+    let checks = std::sync::Arc::new(FakeChecks::default());
+    let inbound = Some(crate::inbound::InboundChecks(checks.clone()));
+    let mut h = Harness::with(Mode::Inbound, REMOTE, |s| s.inbound = inbound.clone());
+    h.send("EHLO client.test\r\n").await;
+    h.send("MAIL FROM:<forger@bank.test>\r\nRCPT TO:<bob@example.test>\r\n").await;
+    assert_eq!(h.codes("DATA\r\n").await, [354]);
+    let (reply, _) = h.send("Subject: pay\r\n\r\nnow\r\n.\r\n").await;
+    assert!(reply.starts_with("550 5.7.1 Rejected by the DMARC policy"), "{reply}");
+    assert!(h.gateway.inbox("bob@example.test").await.is_empty());
+
+    // The session goes on; BDAT goes through the same door.
+    h.send("MAIL FROM:<friend@elsewhere.test>\r\nRCPT TO:<bob@example.test>\r\n").await;
+    let (reply, _) = h.send("BDAT 17 LAST\r\nSubject: hi\r\n\r\nyo").await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    let inbox = h.gateway.inbox("bob@example.test").await;
+    assert_eq!(inbox.len(), 1);
+    let text = String::from_utf8_lossy(&inbox[0]);
+    assert!(
+        text.starts_with("X-Checked: 192.0.2.10 client.test\r\nReceived: from client.test"),
+        "{text}"
+    );
+    assert_eq!(checks.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+
+    // Submission is our users' own mail: not checked.
+    let mut h = Harness::with(Mode::Submission, LOOPBACK, |s| s.inbound = inbound.clone());
+    h.send("EHLO me\r\n").await;
+    assert!(h.login_plain("alice@example.test", "alice-pw").await.starts_with("235"));
+    h.send("MAIL FROM:<alice@example.test>\r\nRCPT TO:<bob@example.test>\r\nDATA\r\n").await;
+    let (reply, _) = h.send("Subject: hi\r\n\r\nyo\r\n.\r\n").await;
+    assert!(reply.starts_with("250 "), "{reply}");
+    assert_eq!(checks.calls.load(std::sync::atomic::Ordering::SeqCst), 2);
+}
