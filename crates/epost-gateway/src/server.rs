@@ -322,6 +322,7 @@ mod tests {
             imaps: Some(any),
             pop3s: Some(any),
             postmaster: None,
+            inbound: None,
             tls: TlsSource::SelfSigned {
                 dir: dir.into(),
                 names: crate::tls::self_signed_names("gw.example.test", [any.ip()]),
