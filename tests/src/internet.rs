@@ -365,9 +365,24 @@ alternate_config_directories = {d}/etc
     /// Stops it (the remote MX "down"); [`Postfix::restart`] brings it back
     /// on the same port with the same queue.
     pub fn stop(&mut self) -> Result<()> {
-        let _ = Command::new("postfix").args(["-c", &self.etc(), "stop"]).output();
-        if let Some(mut child) = self.child.take() {
-            child.wait()?;
+        let Some(mut child) = self.child.take() else { return Ok(()) };
+        let said = Command::new("postfix").args(["-c", &self.etc(), "stop"]).output()?;
+        let deadline = Instant::now() + START;
+        while child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                // Its master first (the script waits for it), then the script.
+                if let Ok(pid) = std::fs::read_to_string(self.dir.join("queue/pid/master.pid")) {
+                    let _ = Command::new("kill").args(["-KILL", pid.trim()]).status();
+                }
+                let _ = child.kill();
+                child.wait()?;
+                bail!(
+                    "postfix did not stop in {START:?} and was killed; `postfix stop` said: {}{}",
+                    String::from_utf8_lossy(&said.stdout),
+                    String::from_utf8_lossy(&said.stderr)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
     }
@@ -397,7 +412,9 @@ alternate_config_directories = {d}/etc
 
 impl Drop for Postfix {
     fn drop(&mut self) {
-        let _ = self.stop();
+        if let Err(e) = self.stop() {
+            eprintln!("{e}");
+        }
     }
 }
 
