@@ -303,8 +303,7 @@ mod tests {
     use super::*;
     use crate::memory::MemoryBackend;
     use crate::testing::addr;
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::{CertificateDer, ServerName};
+    use rustls::pki_types::ServerName;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
     use tokio_rustls::client::TlsStream as ClientTls;
 
@@ -340,15 +339,7 @@ mod tests {
         at: Option<SocketAddr>,
         dir: &std::path::Path,
     ) -> BufReader<ClientTls<TcpStream>> {
-        let cert = CertificateDer::from_pem_file(dir.join("gateway-cert.pem")).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
+        let config = crate::tls::client_trusting(dir);
         let at = at.expect("listening");
         let tcp = TcpStream::connect(at).await.unwrap();
         let name = ServerName::IpAddress(at.ip().into());

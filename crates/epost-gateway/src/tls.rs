@@ -206,6 +206,21 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), TlsError> {
     write().map_err(|source| TlsError::Write { path: path.into(), source })
 }
 
+/// A TLS client that trusts only the self-signed certificate kept in
+/// `dir` (and checks the name it is given against it).
+#[cfg(test)]
+pub(crate) fn client_trusting(dir: &Path) -> rustls::ClientConfig {
+    let cert = CertificateDer::from_pem_file(dir.join("gateway-cert.pem")).unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,16 +230,7 @@ mod tests {
     /// client trusting only `dir`'s certificate and expecting `name`.
     async fn handshake(acceptor: TlsAcceptor, dir: &Path, name: &str) -> Result<(), io::Error> {
         use rustls::pki_types::ServerName;
-        let cert = CertificateDer::from_pem_file(dir.join("gateway-cert.pem")).unwrap();
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(cert).unwrap();
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let connector = tokio_rustls::TlsConnector::from(Arc::new(config));
+        let connector = tokio_rustls::TlsConnector::from(Arc::new(client_trusting(dir)));
         let (client, server) = tokio::io::duplex(64 * 1024);
         let served = tokio::spawn(async move {
             let mut tls = acceptor.accept(server).await?;
