@@ -12,9 +12,22 @@ use anyhow::{Context, Result, bail, ensure};
 use epost_e2e::{epost, run};
 use serde_json::Value;
 
+/// A running `epost dev`, ended however the test ends: [`stop`] asks it
+/// to stop and checks it did; a test that fails first kills it here.
+struct Dev(Option<Child>);
+
+impl Drop for Dev {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
 /// Starts `epost dev` on `dir`; returns it and its description (the
 /// `--json` line it prints once ready).
-fn dev(dir: &std::path::Path) -> Result<(Child, Value)> {
+fn dev(dir: &std::path::Path) -> Result<(Dev, Value)> {
     let mut child = epost(dir)?
         .args(["--json", "dev", "--nodes", "1"])
         .env("RUST_LOG", "warn")
@@ -29,7 +42,10 @@ fn dev(dir: &std::path::Path) -> Result<(Child, Value)> {
         for _ in lines {}
     });
     match rx.recv_timeout(Duration::from_secs(120)) {
-        Ok(Some(Ok(line))) => Ok((child, serde_json::from_str(&line)?)),
+        Ok(Some(Ok(line))) => {
+            let dev = Dev(Some(child));
+            Ok((dev, serde_json::from_str(&line)?))
+        }
         _ => {
             let _ = child.kill();
             bail!("epost dev did not become ready")
@@ -37,11 +53,13 @@ fn dev(dir: &std::path::Path) -> Result<(Child, Value)> {
     }
 }
 
-fn stop(mut child: Child) -> Result<()> {
+fn stop(mut dev: Dev) -> Result<()> {
+    let child = dev.0.as_mut().context("stopped already")?;
     let sent =
         std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status()?;
     ensure!(sent.success(), "cannot interrupt epost dev");
     let status = child.wait()?;
+    dev.0 = None;
     ensure!(status.success(), "epost dev exited with {status}");
     Ok(())
 }
