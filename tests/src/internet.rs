@@ -357,6 +357,28 @@ alternate_config_directories = {d}/etc
         }
     }
 
+    /// Waits (bounded) until Postfix's own queue is empty: everything it
+    /// accepted has been delivered or bounced. Postfix announces this to
+    /// nobody, so its queue listing is read until it says so.
+    pub fn settled(&self, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = Command::new("postqueue").args(["-c", &self.etc(), "-j"]).output()?;
+            ensure!(out.status.success(), "postqueue: {}", String::from_utf8_lossy(&out.stderr));
+            if out.stdout.iter().all(u8::is_ascii_whitespace) {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "Postfix still holds {} after {timeout:?}\n{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    self.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// What Postfix logged.
     pub fn log(&self) -> String {
         self_log(&self.dir)

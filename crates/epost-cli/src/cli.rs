@@ -167,9 +167,17 @@ pub(crate) enum Command {
 #[derive(Debug, Subcommand)]
 pub(crate) enum QueueCommand {
     /// Every queued message with its recipients' state, oldest first.
-    #[command(after_help = "Example:
-  epost queue list --json")]
-    List,
+    #[command(after_help = "Examples:
+  epost queue list --json
+  epost queue list --wait-empty --timeout 60   (answers once everything has left)")]
+    List {
+        /// Answer once the queue is empty (or at --timeout, with what is left).
+        #[arg(long)]
+        wait_empty: bool,
+        /// Seconds to wait for --wait-empty (at most 300).
+        #[arg(long, value_name = "SECS", default_value_t = 30, requires = "wait_empty")]
+        timeout: u64,
+    },
     /// Try one message (or every one) again now, whatever its schedule.
     #[command(after_help = "Examples:
   epost queue retry 018c1a2b3c4d000001

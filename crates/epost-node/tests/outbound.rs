@@ -66,12 +66,9 @@ async fn a_refused_message_bounces_into_the_senders_inbox() {
     assert!(dsn.contains("Subject: out\r\n"), "{dsn}");
     // Reported and done: the queue lets it go (the filing's answer and
     // the removal follow the INBOX change closely).
-    let gone = async {
-        while !outbound.queue().list().await.is_empty() {
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    };
-    tokio::time::timeout(std::time::Duration::from_secs(30), gone).await.expect("still queued");
+    let drained = outbound.queue().drained();
+    tokio::time::timeout(std::time::Duration::from_secs(30), drained).await.expect("still queued");
+    assert!(outbound.queue().list().await.is_empty());
     let figures = outbound.queue().figures();
     assert_eq!((figures.messages, figures.failed, figures.bounces), (0, 1, 1));
     net.shutdown().await;

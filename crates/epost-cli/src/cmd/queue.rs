@@ -12,8 +12,13 @@ use crate::output::emit;
 pub(crate) async fn run(dir: &DataDir, command: QueueCommand, json: bool) -> Result<()> {
     let client = ApiClient::connect(dir)?;
     match command {
-        QueueCommand::List => {
-            let list: Vec<QueueEntry> = client.get_json("/v1/queue").await?;
+        QueueCommand::List { wait_empty, timeout } => {
+            let path = if wait_empty {
+                format!("/v1/queue?wait_empty_secs={timeout}")
+            } else {
+                "/v1/queue".to_owned()
+            };
+            let list: Vec<QueueEntry> = client.get_json(&path).await?;
             emit(json, &list, |entries| human(entries))?;
         }
         QueueCommand::Retry { id, all: _ } => {

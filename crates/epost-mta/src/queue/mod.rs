@@ -166,8 +166,9 @@ struct Inner {
     /// Every queued message. The std mutex is never held across an await;
     /// a slot's own mutex serialises its state writes.
     index: Mutex<BTreeMap<QueueId, SlotRef>>,
-    /// Messages and bytes queued, reserved before the files are written.
-    usage: Mutex<(usize, u64)>,
+    /// Messages and bytes queued, reserved before the files are written;
+    /// a watch, so that [`Queue::drained`] can wait for it.
+    usage: tokio::sync::watch::Sender<(usize, u64)>,
     wake: tokio::sync::Notify,
     next_id: AtomicU64,
     counters: Counters,
@@ -251,7 +252,7 @@ impl Queue {
                 config,
                 signer,
                 index: Mutex::new(index),
-                usage: Mutex::new(usage),
+                usage: tokio::sync::watch::Sender::new(usage),
                 wake: tokio::sync::Notify::new(),
                 next_id: AtomicU64::new(0),
                 counters,
@@ -326,21 +327,33 @@ impl Queue {
     }
 
     fn reserve(&self, size: u64) -> Result<(), EnqueueError> {
-        let mut usage = self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
-        let (messages, bytes) = *usage;
-        if messages >= self.inner.config.max_messages
-            || bytes.saturating_add(size) > self.inner.config.max_bytes
-        {
-            return Err(EnqueueError::Full { messages, bytes });
-        }
-        *usage = (messages + 1, bytes + size);
-        Ok(())
+        let mut refused = None;
+        self.inner.usage.send_if_modified(|usage| {
+            let (messages, bytes) = *usage;
+            if messages >= self.inner.config.max_messages
+                || bytes.saturating_add(size) > self.inner.config.max_bytes
+            {
+                refused = Some(EnqueueError::Full { messages, bytes });
+                return false;
+            }
+            *usage = (messages + 1, bytes + size);
+            true
+        });
+        refused.map_or(Ok(()), Err)
     }
 
     fn release(&self, size: u64) {
-        let mut usage = self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
-        usage.0 = usage.0.saturating_sub(1);
-        usage.1 = usage.1.saturating_sub(size);
+        self.inner.usage.send_modify(|usage| {
+            usage.0 = usage.0.saturating_sub(1);
+            usage.1 = usage.1.saturating_sub(size);
+        });
+    }
+
+    /// Returns once nothing is queued (or being queued).
+    pub async fn drained(&self) {
+        let mut usage = self.inner.usage.subscribe();
+        // The sender lives in `self`, so the wait ends only by the count.
+        let _ = usage.wait_for(|(messages, _)| *messages == 0).await;
     }
 
     fn new_id(&self, now: Timestamp) -> QueueId {
@@ -476,7 +489,7 @@ impl Queue {
 
     /// What the queue holds now, and what it did since start.
     pub fn figures(&self) -> QueueFigures {
-        let (messages, bytes) = *self.inner.usage.lock().unwrap_or_else(|p| p.into_inner());
+        let (messages, bytes) = *self.inner.usage.borrow();
         let c = &self.inner.counters;
         QueueFigures {
             messages,

@@ -2,7 +2,7 @@
 //! Retry makes messages due now; delete takes one out without a bounce.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
 use super::{ApiError, AppState};
@@ -25,8 +25,24 @@ fn parse_id(text: &str) -> Result<QueueId, ApiError> {
     }
 }
 
-pub(crate) async fn list(State(state): State<AppState>) -> Json<Vec<QueueEntry>> {
-    Json(state.outbound.queue().list().await)
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ListQuery {
+    /// Answer once the queue is empty, or after this many seconds (at
+    /// most 300), whichever comes first.
+    wait_empty_secs: Option<u64>,
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Query(query): Query<ListQuery>,
+) -> Json<Vec<QueueEntry>> {
+    let queue = state.outbound.queue();
+    if let Some(secs) = query.wait_empty_secs {
+        let wait = std::time::Duration::from_secs(secs.min(300));
+        // Past the wait, the answer is what is still queued.
+        let _ = tokio::time::timeout(wait, queue.drained()).await;
+    }
+    Json(queue.list().await)
 }
 
 pub(crate) async fn retry(
