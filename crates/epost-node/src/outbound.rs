@@ -64,9 +64,10 @@ struct Filer {
 
 impl FileDsn for Filer {
     async fn file(&self, to: &str, dsn: Vec<u8>) -> Result<(), DsnFileError> {
-        let Ok(address) = to.parse::<Address>() else {
-            return Err(DsnFileError::NoSender(to.to_owned()));
-        };
+        // Not an address: refused for good, with the parser's reason.
+        let address = to
+            .parse::<Address>()
+            .map_err(|e| DsnFileError::Refused { to: to.to_owned(), source: Box::new(e) })?;
         let route = self.mail.route(&address).await.map_err(|e| refusal(to, e))?;
         match route {
             Route::Local | Route::Remote => self

@@ -39,8 +39,9 @@ pub trait FileDsn: Send + Sync {
 /// Why a DSN was not filed.
 #[derive(Debug, thiserror::Error)]
 pub enum DsnFileError {
-    /// The sender cannot get mail here (no such user any more): the DSN
-    /// is dropped with a warning, never retried.
+    /// The sender (this address) is no user who can get mail here, a
+    /// decision with no error beneath it: the DSN is dropped with a
+    /// warning, never retried.
     #[error("the sender {0} cannot receive reports here")]
     NoSender(String),
     /// The delivery refused it for good: dropped with a warning too.

@@ -70,14 +70,7 @@ async fn transport(port: u16, zone: Vec<Entry>) -> SmtpTransport {
 
 #[tokio::test]
 async fn mx_hosts_by_preference_then_delivery() {
-    let (port, mut ls) = listeners(&["127.0.0.1", "127.0.0.2"]).await;
-    let second = ls.pop().unwrap();
-    let busy = serve(
-        ls.pop().unwrap(),
-        Script { greeting: Some("421 4.3.2 busy"), ..Script::default() },
-        1,
-    );
-    let good = serve(second, Script::default(), 1);
+    let (port, busy, good) = busy_then_good().await;
     let zone = vec![
         mx("theirs.test", 20, "mx2.theirs.test."),
         mx("theirs.test", 10, "mx1.theirs.test."),

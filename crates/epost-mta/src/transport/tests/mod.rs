@@ -243,6 +243,20 @@ fn certificate(name: &str) -> (CertificateDer<'static>, Arc<rustls::ServerConfig
 
 /// Listeners on the same port of several loopback addresses (MX hosts
 /// share the transport's one port); addresses left unbound refuse.
+/// Two hosts on one port: 127.0.0.1 greets with `421` (busy), 127.0.0.2
+/// takes one transaction.
+async fn busy_then_good() -> (u16, JoinHandle<Vec<Seen>>, JoinHandle<Vec<Seen>>) {
+    let (port, mut ls) = listeners(&["127.0.0.1", "127.0.0.2"]).await;
+    let second = ls.pop().unwrap();
+    let busy = serve(
+        ls.pop().unwrap(),
+        Script { greeting: Some("421 4.3.2 busy"), ..Script::default() },
+        1,
+    );
+    let good = serve(second, Script::default(), 1);
+    (port, busy, good)
+}
+
 async fn listeners(ips: &[&str]) -> (u16, Vec<TcpListener>) {
     'again: for _ in 0..20 {
         let first = TcpListener::bind((ips[0], 0)).await.unwrap();
@@ -425,14 +439,7 @@ async fn a_refused_mail_from_answers_for_all() {
 
 #[tokio::test]
 async fn a_4xx_greeting_moves_on_to_the_next_host() {
-    let (port, mut ls) = listeners(&["127.0.0.1", "127.0.0.2"]).await;
-    let second = ls.pop().unwrap();
-    let busy = serve(
-        ls.pop().unwrap(),
-        Script { greeting: Some("421 4.3.2 busy"), ..Script::default() },
-        1,
-    );
-    let good = serve(second, Script::default(), 1);
+    let (port, busy, good) = busy_then_good().await;
     let rcpts = [rcpt("bob@theirs.test")];
     let outcomes = to_mx(config(port), &["127.0.0.1", "127.0.0.2"], message(&rcpts, BODY)).await;
     match &outcomes[0] {
