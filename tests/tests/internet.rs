@@ -27,6 +27,19 @@ fn send(addr: &str, from: &str, to: &str, message: &Path, extra: &[&str]) -> Res
     Ok(stdout)
 }
 
+/// Postfix as the MX of elsewhere.test, whose one user is bob.
+fn elsewhere(dir: &Path) -> Result<Postfix> {
+    Postfix::start(
+        &dir.join("postfix"),
+        &PostfixConfig {
+            domain: "elsewhere.test".into(),
+            users: vec!["bob".into()],
+            relay: Vec::new(),
+            extra: Vec::new(),
+        },
+    )
+}
+
 /// The harness itself: dnsmasq answers what the zone says (and NXDOMAIN
 /// for the rest of `.test`), Postfix keeps mail for its user and refuses
 /// a stranger.
@@ -53,15 +66,7 @@ fn the_test_internet_answers_and_keeps_mail() -> Result<()> {
     ensure!(answers.contains(&format!("long.elsewhere.test TXT {}", "k".repeat(600))), "{answers}");
     ensure!(answers.contains("nowhere.test A NXDOMAIN"), "{answers}");
 
-    let postfix = Postfix::start(
-        &dir.path().join("postfix"),
-        &PostfixConfig {
-            domain: "elsewhere.test".into(),
-            users: vec!["bob".into()],
-            relay: Vec::new(),
-            extra: Vec::new(),
-        },
-    )?;
+    let postfix = elsewhere(dir.path())?;
     let message = dir.path().join("m.eml");
     std::fs::write(
         &message,
@@ -136,15 +141,7 @@ impl World {
     fn new(nodes: usize) -> Result<Self> {
         let dir = tempfile::tempdir()?;
         let mut dns = Dns::start(&dir.path().join("dns"), &Zone::new())?;
-        let mut postfix = Postfix::start(
-            &dir.path().join("postfix"),
-            &PostfixConfig {
-                domain: "elsewhere.test".into(),
-                users: vec!["bob".into()],
-                relay: Vec::new(),
-                extra: Vec::new(),
-            },
-        )?;
+        let mut postfix = elsewhere(dir.path())?;
         let config = ClusterConfig {
             settings: vec![
                 ("nameservers", format!("[{:?}]", dns.addr.to_string())),
