@@ -215,8 +215,16 @@ impl EventLoop {
                             return;
                         }
                         if holders.is_empty() {
-                            // Alone in the overlay, our own copy is all there is.
-                            let _ = reply.send(Ok(()));
+                            // Alone in the overlay, our own copy is all
+                            // there is. Connected but with no peer in the
+                            // table yet (just joined), it is not placed.
+                            let outcome = match self.swarm.connected_peers().next() {
+                                None => Ok(()),
+                                Some(_) => Err(RecordError::QuorumFailed(
+                                    "connected, but no peer is in the routing table yet".into(),
+                                )),
+                            };
+                            let _ = reply.send(outcome);
                             return;
                         }
                         Ok(self.swarm.behaviour_mut().kad.put_record_to(

@@ -105,7 +105,8 @@ async fn a_flooding_peer_is_throttled_then_cut_off_and_honest_peers_are_served()
         .collect();
     let _ = puts.collect::<Vec<_>>().await;
     let wait = holder.dht().defence_until(|s| s.flood_blocks >= 2);
-    assert!(tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok(), "never cut off");
+    let cut = tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok();
+    assert!(cut, "never cut off: {:?}", holder.dht().defence());
     assert!(metric(holder, "epost_requests_throttled_total{protocol=\"kad_put\"}").await > 1);
     assert_eq!(metric(holder, "epost_flood_blocked_peers").await, 2);
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use epost_dht::{
     Dht, DhtClient, DhtConfig, InboundFrag, InboundNotify, Multiaddr, PeerId, RecordRejection,
@@ -75,7 +76,8 @@ pub(crate) struct Rogue {
 type Held = BTreeMap<(WireId, u8), Vec<u8>>;
 
 impl Rogue {
-    /// Starts a rogue that joins through `bootstrap`. `lies` land in its
+    /// Starts a rogue that joins through `bootstrap`, once a peer is in its
+    /// routing table (what it puts reaches someone). `lies` land in its
     /// routing table unchecked (made-up peers make it lie in every routing
     /// answer).
     pub(crate) async fn start(
@@ -84,7 +86,9 @@ impl Rogue {
         fragments: Fragments,
         lies: Vec<(PeerId, Multiaddr)>,
     ) -> Self {
-        Self::start_with(seed, bootstrap, fragments, lies, DhtConfig::default()).await
+        let rogue = Self::start_with(seed, bootstrap, fragments, lies, DhtConfig::default()).await;
+        routable(&rogue.dht).await;
+        rogue
     }
 
     /// [`Self::start`] with the rogue's own overlay settings (a rogue that
@@ -140,6 +144,20 @@ impl Rogue {
         }
         self.overlay.shutdown().await;
     }
+}
+
+/// Waits, at most 30 s and on peer events, until `dht`'s routing table
+/// holds a peer: connected is not yet routable, and a put before that
+/// reaches no one.
+async fn routable(dht: &DhtClient) {
+    let mut events = dht.subscribe();
+    let wait = async {
+        while dht.status().await.is_some_and(|s| s.known_peers == 0) {
+            let _ = tokio::time::timeout(Duration::from_millis(200), events.recv()).await;
+        }
+    };
+    let joined = tokio::time::timeout(Duration::from_secs(30), wait).await.is_ok();
+    assert!(joined, "the rogue never had a peer in its routing table");
 }
 
 async fn serve_fragments(
