@@ -36,6 +36,7 @@ pub enum EnvelopeKind {
     Presence,
     Notification,
     Receipt,
+    MxRecord,
     Other(u16),
 }
 
@@ -47,6 +48,7 @@ impl EnvelopeKind {
             EnvelopeKind::Presence => 3,
             EnvelopeKind::Notification => 4,
             EnvelopeKind::Receipt => 5,
+            EnvelopeKind::MxRecord => 6,
             EnvelopeKind::Other(code) => code,
         }
     }
@@ -58,6 +60,7 @@ impl EnvelopeKind {
             3 => EnvelopeKind::Presence,
             4 => EnvelopeKind::Notification,
             5 => EnvelopeKind::Receipt,
+            6 => EnvelopeKind::MxRecord,
             other => EnvelopeKind::Other(other),
         }
     }

@@ -2,8 +2,8 @@
 //! a record it is offered ([`validate_record`]) and every reader picks
 //! among the copies it is given ([`newest_record`]).
 //!
-//! Kademlia records hold three kinds of small signed value: log heads,
-//! user certificates and presence. A record key is one tag byte naming
+//! Kademlia records hold four kinds of small signed value: log heads,
+//! user certificates, presence and realms' MX records. A record key is one tag byte naming
 //! the kind followed by 32 bytes: the log id, or a hash of the address.
 //! Holders refuse a record that is malformed, badly signed, of the wrong
 //! kind, stored under a key it does not belong to, certified by a realm
@@ -19,6 +19,7 @@ use crate::cbor::DecodeError;
 use crate::envelope::{EnvelopeError, EnvelopeKind, SignedEnvelope};
 use crate::hash::sha256_parts;
 use crate::id::LogId;
+use crate::identity::mx::{MxError, MxRecord};
 use crate::identity::{CertError, Certificate, Presence, PresenceError, TrustedRealms};
 use crate::limits::MAX_RECORD;
 use crate::log::{LogHead, LogHeadError};
@@ -29,6 +30,8 @@ use crate::time::Timestamp;
 pub const CERT_DOMAIN: &[u8] = b"epost/v1/cert";
 /// Hash prefix of a presence record's key.
 pub const PRESENCE_DOMAIN: &[u8] = b"epost/v1/presence";
+/// Hash prefix of a realm's MX record key.
+pub const MX_DOMAIN: &[u8] = b"epost/v1/mx";
 /// Hash prefix of an inbox (where notifications for an address wait).
 pub const INBOX_DOMAIN: &[u8] = b"epost/v1/inbox";
 
@@ -47,6 +50,11 @@ pub fn presence_key(address: &Address) -> [u8; 32] {
     sha256_parts(&[PRESENCE_DOMAIN, address.as_str().as_bytes()])
 }
 
+/// SHA-256("epost/v1/mx" || lowercase domain): where the realm's MX record is kept.
+pub fn mx_key(domain: &str) -> [u8; 32] {
+    sha256_parts(&[MX_DOMAIN, domain.to_ascii_lowercase().as_bytes()])
+}
+
 /// SHA-256("epost/v1/inbox" || address): the nodes closest to it buffer
 /// the address's notifications. Not a record key.
 pub fn inbox_key(address: &Address) -> [u8; 32] {
@@ -62,6 +70,8 @@ pub enum RecordKey {
     Certificate([u8; 32]),
     /// Tag 0x03: the presence of the address with this [`presence_key`].
     Presence([u8; 32]),
+    /// Tag 0x04: the MX record of the domain with this [`mx_key`].
+    Mx([u8; 32]),
 }
 
 /// Why bytes are not a record key.
@@ -82,6 +92,8 @@ impl RecordKey {
     pub const CERTIFICATE_TAG: u8 = 0x02;
     /// The first byte of a presence's key.
     pub const PRESENCE_TAG: u8 = 0x03;
+    /// The first byte of an MX record's key.
+    pub const MX_TAG: u8 = 0x04;
 
     pub fn for_certificate(address: &Address) -> Self {
         RecordKey::Certificate(cert_key(address))
@@ -91,11 +103,16 @@ impl RecordKey {
         RecordKey::Presence(presence_key(address))
     }
 
+    pub fn for_mx(domain: &str) -> Self {
+        RecordKey::Mx(mx_key(domain))
+    }
+
     pub const fn tag(&self) -> u8 {
         match self {
             RecordKey::LogHead(_) => Self::LOG_HEAD_TAG,
             RecordKey::Certificate(_) => Self::CERTIFICATE_TAG,
             RecordKey::Presence(_) => Self::PRESENCE_TAG,
+            RecordKey::Mx(_) => Self::MX_TAG,
         }
     }
 
@@ -105,13 +122,14 @@ impl RecordKey {
             RecordKey::LogHead(_) => EnvelopeKind::LogHead,
             RecordKey::Certificate(_) => EnvelopeKind::Certificate,
             RecordKey::Presence(_) => EnvelopeKind::Presence,
+            RecordKey::Mx(_) => EnvelopeKind::MxRecord,
         }
     }
 
     fn hash(&self) -> &[u8; 32] {
         match self {
             RecordKey::LogHead(log) => log.as_bytes(),
-            RecordKey::Certificate(hash) | RecordKey::Presence(hash) => hash,
+            RecordKey::Certificate(hash) | RecordKey::Presence(hash) | RecordKey::Mx(hash) => hash,
         }
     }
 
@@ -131,6 +149,7 @@ impl RecordKey {
             Self::LOG_HEAD_TAG => Ok(RecordKey::LogHead(LogId::from_bytes(hash))),
             Self::CERTIFICATE_TAG => Ok(RecordKey::Certificate(hash)),
             Self::PRESENCE_TAG => Ok(RecordKey::Presence(hash)),
+            Self::MX_TAG => Ok(RecordKey::Mx(hash)),
             tag => Err(RecordKeyError::UnknownTag { tag }),
         }
     }
@@ -143,12 +162,13 @@ impl From<LogId> for RecordKey {
 }
 
 impl fmt::Display for RecordKey {
-    /// `log/<base32>`, `cert/<base32>` or `presence/<base32>`.
+    /// `log/<base32>`, `cert/<base32>`, `presence/<base32>` or `mx/<base32>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
             RecordKey::LogHead(_) => "log",
             RecordKey::Certificate(_) => "cert",
             RecordKey::Presence(_) => "presence",
+            RecordKey::Mx(_) => "mx",
         };
         write!(f, "{name}/{}", text::encode(self.hash()))
     }
@@ -171,9 +191,9 @@ pub enum RecordRefusal {
     WrongKind,
     #[error("the record does not belong under this key")]
     WrongKey,
-    #[error("the certificate is not signed by a realm key trusted for its domain")]
+    #[error("the certificate or MX record is not signed by a realm key trusted for its domain")]
     Untrusted,
-    #[error("the certificate has expired")]
+    #[error("the certificate or MX record has expired")]
     Expired,
     #[error("the presence is dated {time}, too far after now ({now})")]
     FromTheFuture { time: Timestamp, now: Timestamp },
@@ -198,6 +218,8 @@ pub enum Malformation {
     Certificate(CertError),
     #[error(transparent)]
     Presence(PresenceError),
+    #[error(transparent)]
+    Mx(MxError),
 }
 
 impl From<RecordKeyError> for RecordRefusal {
@@ -250,13 +272,24 @@ impl From<PresenceError> for RecordRefusal {
     }
 }
 
+impl From<MxError> for RecordRefusal {
+    fn from(error: MxError) -> Self {
+        match error {
+            MxError::Envelope(e) => e.into(),
+            MxError::Untrusted { .. } => RecordRefusal::Untrusted,
+            MxError::Expired { .. } => RecordRefusal::Expired,
+            other => Malformation::Mx(other).into(),
+        }
+    }
+}
+
 /// Whether a holder keeps `value` under `key`, given the value it holds
 /// now (`current`, if any), the realms it trusts and its clock.
 ///
 /// A record is refused unless it is valid on its own (see
 /// [`RecordRefusal`]) and either nothing valid is held, or it is newer
-/// than what is held (log head: higher `seq`; certificate: higher
-/// `serial`; presence: later `time`), or it is byte-identical to it (a
+/// than what is held (log head: higher `seq`; certificate and MX record:
+/// higher `serial`; presence: later `time`), or it is byte-identical to it (a
 /// republish). Presence is checked against the key inside its own
 /// envelope only: a holder has no certificate at hand, so readers check
 /// the signer against the user's certificate ([`Presence::newest`]).
@@ -303,7 +336,7 @@ pub fn newest_record<'a>(
 }
 
 /// Checks `value` on its own and returns its order: the head's `seq`,
-/// the certificate's `serial`, or the presence's `time`.
+/// the certificate's or MX record's `serial`, or the presence's `time`.
 fn judge(
     key: &RecordKey,
     value: &[u8],
@@ -344,6 +377,14 @@ fn judge(
                 return Err(RecordRefusal::FromTheFuture { time: presence.time, now });
             }
             Ok(presence.time.as_millis())
+        }
+        RecordKey::Mx(hash) => {
+            let record = MxRecord::verify_signature(&envelope)?;
+            if mx_key(&record.domain) != *hash {
+                return Err(RecordRefusal::WrongKey);
+            }
+            MxRecord::verify(&envelope, trust, now)?;
+            Ok(record.serial)
         }
     }
 }
@@ -473,6 +514,44 @@ mod tests {
         tampered.payload =
             crate::cbor::encode(&LogHead { seq: 6, ..LogHead::verify(&tampered).unwrap() });
         assert_eq!(check(key, &tampered.encode(), None), Err(RecordRefusal::BadSignature));
+    }
+
+    fn mx(signer: &SigningKey, domain: &str, serial: u64, expires: u64) -> Vec<u8> {
+        let nodes = vec![SigningKey::from_seed([0x71; 32]).verifying_key()];
+        let record = MxRecord::new(domain, nodes, serial, Timestamp(1), Timestamp(expires));
+        MxRecord::issue(signer, &record).unwrap().encode()
+    }
+
+    #[test]
+    fn mx_records_need_trust_time_their_own_key_and_a_higher_serial() {
+        let key = RecordKey::for_mx("Example.org");
+        assert_eq!(key, RecordKey::for_mx("example.org"), "the key ignores case");
+        let live = NOW.0 + 1;
+        assert_eq!(check(key, &mx(&realm(), "example.org", 2, live), None), Ok(()));
+        let held = mx(&realm(), "example.org", 2, live);
+        assert_eq!(check(key, &mx(&realm(), "example.org", 3, live), Some(&held)), Ok(()));
+        assert_eq!(
+            check(key, &mx(&realm(), "example.org", 1, live), Some(&held)),
+            Err(RecordRefusal::Stale { offered: 1, held: 2 })
+        );
+        let stranger = SigningKey::from_seed([0x66; 32]);
+        assert_eq!(
+            check(key, &mx(&stranger, "example.org", 9, live), None),
+            Err(RecordRefusal::Untrusted)
+        );
+        assert_eq!(
+            check(key, &mx(&realm(), "example.org", 9, NOW.0), None),
+            Err(RecordRefusal::Expired)
+        );
+        assert_eq!(
+            check(RecordKey::for_mx("other.org"), &mx(&realm(), "example.org", 2, live), None),
+            Err(RecordRefusal::WrongKey)
+        );
+        // A certificate is not an MX record, even under an MX key.
+        assert_eq!(check(key, &cert(2), None), Err(RecordRefusal::WrongKind));
+        let encoded = key.encode();
+        assert_eq!(encoded[0], RecordKey::MX_TAG);
+        assert_eq!(RecordKey::decode(&encoded), Ok(key));
     }
 
     #[test]

@@ -11,9 +11,11 @@
 //! without asking the realm.
 //!
 //! [`bundle`] is the `epost user export` file; [`password`] hashes gateway
-//! login passwords. Normative text: `spec/identity.md`.
+//! login passwords; [`mx`] is the realm's list of the nodes that relay
+//! internet mail into it. Normative text: `spec/identity.md`.
 
 pub mod bundle;
+pub mod mx;
 pub mod password;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -12,7 +12,11 @@
 //!
 //! The opener learns the signer's key; whether that key is the sender's
 //! is checked against the sender's certificate by the caller
-//! ([`Notification::check_sender`]), who looks the certificate up.
+//! ([`Notification::check_sender`]), who looks the certificate up. Mail
+//! from the internet is announced by the realm's MX as
+//! `postmaster@<domain>`, signed by the MX node's own key
+//! ([`Notification::seal_relayed`]); the caller checks that key against
+//! the realm's MX record instead ([`Notification::check_relay`]).
 //! Normative text: `spec/notify.md`.
 
 use std::fmt;
@@ -26,6 +30,8 @@ use crate::capability::Capability;
 use crate::cbor::{self, DecodeError, Versioned};
 use crate::envelope::{EnvelopeError, EnvelopeKind, SignedEnvelope};
 use crate::hash::sha256_parts;
+use crate::address::AddressError;
+use crate::identity::mx::MxRecord;
 use crate::identity::{Certificate, UserKeys};
 use crate::limits::{MAX_ENVELOPE_PAYLOAD, MAX_NOTIFICATION, MAX_RECEIPT_IDS, MAX_SUMMARY};
 use crate::record::inbox_key;
@@ -116,6 +122,8 @@ pub enum SealNotificationError {
     SenderMismatch { from: Address, keys: Address },
     #[error("the notification is to {to}, but the certificate is {cert}'s")]
     RecipientMismatch { to: Address, cert: Address },
+    #[error("a relayed notification is from postmaster@{domain}, not from {from}")]
+    NotRelayAddress { from: Address, domain: String },
     #[error("the sealed notification is {len} bytes; at most {MAX_NOTIFICATION} are allowed")]
     TooLarge { len: usize },
     #[error(transparent)]
@@ -147,6 +155,8 @@ pub enum OpenNotificationError {
         "the notification claims to be from {from} but is not signed by that address's certified key"
     )]
     SenderNotCertified { from: Address },
+    #[error("the notification is relayed for {domain} by a node its MX record does not name")]
+    RelayNotNamed { domain: String },
 }
 
 /// Why a receipt was not signed or not trusted.
@@ -216,6 +226,47 @@ impl Notification {
         seal_notification(sender, recipient_cert, notification, expires, None)
     }
 
+    /// Signs `notification` with an MX node's own key, for mail it took
+    /// from the internet: the notification must be from the relay
+    /// address of the recipient's domain ([`relay_address`]).
+    pub fn seal_relayed(
+        node_key: &SigningKey,
+        recipient_cert: &Certificate,
+        notification: &Notification,
+        expires: Timestamp,
+    ) -> Result<SealedNotification, SealNotificationError> {
+        if !notification.is_relayed() {
+            return Err(SealNotificationError::NotRelayAddress {
+                from: notification.from.clone(),
+                domain: notification.to.domain().to_owned(),
+            });
+        }
+        seal_signed(node_key, recipient_cert, notification, expires, None)
+    }
+
+    /// Whether this claims to be relayed by the recipient realm's MX: it
+    /// is from `postmaster@` the recipient's domain.
+    pub fn is_relayed(&self) -> bool {
+        relay_address(self.to.domain()).is_ok_and(|relay| relay == self.from)
+    }
+
+    /// Checks that `signer`, the key [`SealedNotification::open`]
+    /// returned, is a node that `mx` (the recipient realm's verified MX
+    /// record) names, and that this is a relayed notification.
+    pub fn check_relay(
+        &self,
+        signer: &VerifyingKey,
+        mx: &MxRecord,
+    ) -> Result<(), OpenNotificationError> {
+        if !self.is_relayed() {
+            return Err(OpenNotificationError::SenderNotCertified { from: self.from.clone() });
+        }
+        if !mx.domain.eq_ignore_ascii_case(self.to.domain()) || !mx.names(signer) {
+            return Err(OpenNotificationError::RelayNotNamed { domain: self.to.domain().into() });
+        }
+        Ok(())
+    }
+
     /// Checks that `signer`, the key [`SealedNotification::open`]
     /// returned, is the certified key of the claimed sender. The caller
     /// looks up and verifies `sender_cert` (the certificate of `from`).
@@ -239,14 +290,31 @@ pub(crate) fn seal_notification(
     expires: Timestamp,
     ikm_e: Option<&[u8; 32]>,
 ) -> Result<SealedNotification, SealNotificationError> {
-    check_summary(&notification.summary)
-        .map_err(|len| SealNotificationError::SummaryTooLong { len })?;
     if notification.from != sender.address {
         return Err(SealNotificationError::SenderMismatch {
             from: notification.from.clone(),
             keys: sender.address.clone(),
         });
     }
+    seal_signed(&sender.signing, recipient_cert, notification, expires, ikm_e)
+}
+
+/// `postmaster@<domain>`: who the realm's MX announces internet mail as.
+pub fn relay_address(domain: &str) -> Result<Address, AddressError> {
+    format!("postmaster@{domain}").parse()
+}
+
+/// Signs with `signing` and seals to the recipient; the caller has
+/// checked that the key may speak for `notification.from`.
+fn seal_signed(
+    signing: &SigningKey,
+    recipient_cert: &Certificate,
+    notification: &Notification,
+    expires: Timestamp,
+    ikm_e: Option<&[u8; 32]>,
+) -> Result<SealedNotification, SealNotificationError> {
+    check_summary(&notification.summary)
+        .map_err(|len| SealNotificationError::SummaryTooLong { len })?;
     if notification.to != recipient_cert.address {
         return Err(SealNotificationError::RecipientMismatch {
             to: notification.to.clone(),
@@ -254,7 +322,7 @@ pub(crate) fn seal_notification(
         });
     }
     let envelope = SignedEnvelope::sign(
-        &sender.signing,
+        signing,
         EnvelopeKind::Notification,
         cbor::encode(notification),
     )?;

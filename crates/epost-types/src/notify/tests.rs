@@ -271,3 +271,37 @@ proptest! {
 fn notice_of(sealed: &SealedNotification) -> Notification {
     sealed.open(&bob()).unwrap().0
 }
+
+#[test]
+fn a_relayed_notice_holds_only_while_the_mx_record_names_its_node() {
+    let node = SigningKey::from_seed([0x61; 32]);
+    let relay = relay_address("example.org").unwrap();
+    let relayed = Notification { from: relay, ..notice() };
+    let sealed =
+        Notification::seal_relayed(&node, &cert_of(&bob()), &relayed, Timestamp(9_000)).unwrap();
+    let (opened, signer) = sealed.open(&bob()).unwrap();
+    assert!(opened.is_relayed());
+    assert_eq!(signer, node.verifying_key());
+    let named = |nodes, domain| MxRecord::new(domain, nodes, 1, Timestamp(0), Timestamp(10));
+    let mx = named(vec![node.verifying_key()], "Example.org");
+    assert_eq!(opened.check_relay(&signer, &mx), Ok(()));
+    // Another node, or another realm's record, does not do.
+    let other = named(vec![alice().verifying_key()], "example.org");
+    assert!(matches!(
+        opened.check_relay(&signer, &other),
+        Err(OpenNotificationError::RelayNotNamed { .. })
+    ));
+    let elsewhere = named(vec![node.verifying_key()], "elsewhere.org");
+    assert!(opened.check_relay(&signer, &elsewhere).is_err());
+    // A user's notice is not relayed, however its signer is named.
+    let plain = notice();
+    assert!(!plain.is_relayed());
+    assert!(matches!(
+        plain.check_relay(&signer, &mx),
+        Err(OpenNotificationError::SenderNotCertified { .. })
+    ));
+    assert!(matches!(
+        Notification::seal_relayed(&node, &cert_of(&bob()), &plain, Timestamp(9_000)),
+        Err(SealNotificationError::NotRelayAddress { .. })
+    ));
+}
