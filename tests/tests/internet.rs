@@ -136,6 +136,7 @@ struct World {
 
 const ALICE: &str = "alice@example.test";
 const ALICE_PW: &str = "alice-pw";
+const CAROL: &str = "carol@example.test";
 
 impl World {
     fn new(nodes: usize) -> Result<Self> {
@@ -340,5 +341,45 @@ fn forged_mail_is_refused_and_a_cut_off_mx_says_try_later() -> Result<()> {
         verdict.starts_with("refused 451"),
         "an unknown user with the overlay cut off: {verdict}"
     );
+    Ok(())
+}
+
+/// Internet mail for a user hosted on another node than the MX, with no
+/// postmaster anywhere: the MX says "try later" (451 4.3.5, naming the
+/// command) until the realm's MX record names it; then the mail Postfix
+/// relays is announced through the overlay, signed by the MX node, and
+/// lands in carol's INBOX on her node with the MX's checks.
+#[test]
+fn the_named_mx_takes_mail_for_a_user_hosted_on_another_node() -> Result<()> {
+    let world = World::new(2)?;
+    realm::host(&world.cluster, CAROL, "carol-pw", 1)?;
+    let mail = world.message(
+        "far.eml",
+        "From: Bob <bob@elsewhere.test>\nTo: <carol@example.test>\nSubject: far\n\nHello carol.\n",
+    )?;
+    let mx = world.cluster.nodes[0].gateway("smtp")?;
+    let verdict = send(&mx, "bob@elsewhere.test", CAROL, &mail, &["--ehlo", "mx.elsewhere.test"])?;
+    ensure!(
+        verdict.starts_with("refused 451 ") && verdict.contains("epost realm mx add example.test"),
+        "not named yet: {verdict}"
+    );
+
+    let named = world.cluster.nodes[0].cli_json(&["realm", "mx", "add", "example.test"])?;
+    ensure!(named["this_node"] == true && named["serial"] == 1, "{named}");
+    let shown = world.cluster.nodes[1].cli_json(&["realm", "mx", "show", "example.test"])?;
+    ensure!(shown["nodes"] == named["nodes"] && shown["this_node"] == false, "{shown}");
+
+    let verdict = send(&world.postfix.smtp.to_string(), "bob@elsewhere.test", CAROL, &mail, &[])?;
+    ensure!(verdict == "sent", "{verdict}");
+    let carol = &world.cluster.nodes[1];
+    let listed =
+        carol.cli_json(&["inbox", "--user", CAROL, "--wait-messages", "1", "--timeout", "60"])?;
+    let inbox = listed.as_array().context("a list")?;
+    ensure!(inbox.len() == 1 && inbox[0]["subject"] == "far", "{inbox:?}\n{}", world.postfix.log());
+    let uid = inbox[0]["uid"].as_u64().context("uid")?.to_string();
+    let raw = carol.cli(&["read", "--user", CAROL, &uid])?;
+    let results = header(&raw, "Authentication-Results")
+        .with_context(|| format!("no Authentication-Results in {raw}"))?;
+    ensure!(results.contains("spf=pass") && results.contains("dmarc=pass"), "{results}");
     Ok(())
 }

@@ -314,6 +314,22 @@ pub(crate) enum RealmCommand {
         /// The mail domain, e.g. example.org.
         domain: String,
     },
+    /// Name the nodes that may take DOMAIN's mail from the internet for users hosted anywhere (the realm's MX).
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  epost realm mx add example.org 12D3KooW...   (on the node holding the realm key)\n  epost realm mx show example.org --json\nA node the record does not name answers 451 4.3.5 for users it does not host.\nPublish DNS MX records for the same nodes' gateways."
+    )]
+    Mx(MxCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MxCommand {
+    /// Name a node (its peer id, as `epost status` prints it; default: this node).
+    Add { domain: String, peer: Option<String> },
+    /// Take a node out (default: this node).
+    Remove { domain: String, peer: Option<String> },
+    /// Show the realm's current MX record, as the overlay holds it.
+    Show { domain: String },
 }
 
 #[derive(Debug, Subcommand)]

@@ -96,6 +96,27 @@ pub struct StartOptions {
     pub remembered_peers: Vec<Multiaddr>,
 }
 
+/// The Ed25519 public key inside `peer` (an identity-hashed peer id, as
+/// every epost node's is), so a peer id names a key that signs: a realm's
+/// MX record names its nodes by it. `None` for any other kind of id.
+pub fn ed25519_key_of(peer: &PeerId) -> Option<epost_types::sign::VerifyingKey> {
+    const IDENTITY: u64 = 0x00;
+    let hash: &libp2p::multihash::Multihash<64> = peer.as_ref();
+    if hash.code() != IDENTITY {
+        return None;
+    }
+    let key = libp2p::identity::PublicKey::try_decode_protobuf(hash.digest()).ok()?;
+    let key = key.try_into_ed25519().ok()?;
+    Some(epost_types::sign::VerifyingKey::from_bytes(key.to_bytes()))
+}
+
+/// The peer id of the node whose Ed25519 key is `key` (the inverse of
+/// [`ed25519_key_of`]); `None` if the bytes are no curve point.
+pub fn peer_id_of_key(key: &epost_types::sign::VerifyingKey) -> Option<PeerId> {
+    let key = libp2p::identity::ed25519::PublicKey::try_from_bytes(key.as_bytes()).ok()?;
+    Some(libp2p::identity::PublicKey::from(key).to_peer_id())
+}
+
 /// The peer id an Ed25519 seed gives, without starting anything.
 pub fn peer_id_of(identity_seed: [u8; 32]) -> Result<PeerId, StartError> {
     let mut seed = identity_seed;

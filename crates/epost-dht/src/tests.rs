@@ -252,3 +252,15 @@ async fn only_validly_signed_records_are_kept_by_peers() {
         net.shutdown().await;
     }
 }
+
+/// A node's peer id holds the very key its seed signs with (ring and
+/// libp2p read an Ed25519 seed alike), so a realm can name it by peer id.
+#[test]
+fn a_peer_id_names_the_key_its_seed_signs_with() {
+    let seed = [0x5a; 32];
+    let peer = crate::peer_id_of(seed).unwrap();
+    let key = SigningKey::from_seed(seed).verifying_key();
+    assert_eq!(crate::ed25519_key_of(&peer), Some(key));
+    assert_eq!(crate::peer_id_of_key(&key), Some(peer));
+    assert_eq!(crate::ed25519_key_of(&libp2p::PeerId::random()), None, "not an Ed25519 id");
+}

@@ -207,6 +207,19 @@ pub trait MailBackend: Clone + Send + Sync + 'static {
     /// The session decides from it whether to accept the recipient.
     fn recipient(&self, rcpt: &Address) -> impl Future<Output = Result<Route, MailError>> + Send;
 
+    /// Whether mail to `rcpt`, a user hosted elsewhere (`Route::Remote`),
+    /// can be announced from here for `submitter` (none: mail from the
+    /// internet, which this node relays only as a named MX of the realm).
+    /// `NotAllowed` says it cannot; another error, that it cannot tell now.
+    fn can_announce(
+        &self,
+        submitter: Option<&Address>,
+        rcpt: &Address,
+    ) -> impl Future<Output = Result<(), MailError>> + Send {
+        let _ = (submitter, rcpt);
+        std::future::ready(Ok(()))
+    }
+
     /// The mail domains served here, the realms this node holds first:
     /// where a bare `RCPT TO:<postmaster>` is tried as `postmaster@`.
     fn domains(&self) -> Vec<String> {

@@ -112,6 +112,14 @@ impl MailBackend for NodeBackend {
         self.mail.route(rcpt).await
     }
 
+    async fn can_announce(
+        &self,
+        submitter: Option<&Address>,
+        rcpt: &Address,
+    ) -> Result<(), MailError> {
+        self.mail.can_announce(submitter, rcpt).await
+    }
+
     fn domains(&self) -> Vec<String> {
         let mut domains: Vec<String> =
             self.identity.realms().into_iter().map(|realm| realm.domain).collect();

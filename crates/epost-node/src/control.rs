@@ -80,6 +80,29 @@ pub struct Realms {
     pub trusted: epost_types::identity::TrustedRealms,
 }
 
+/// `POST /v1/realms/{domain}/mx`: name a node in the realm's MX record
+/// (`named`), or take it out; `peer` is its peer id, or this node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MxChange {
+    pub peer: Option<String>,
+    pub named: bool,
+}
+
+/// `GET /v1/realms/{domain}/mx`, and the answer to an [`MxChange`]: the
+/// realm's current MX record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MxInfo {
+    pub domain: String,
+    /// The named nodes' peer ids.
+    pub nodes: Vec<String>,
+    pub serial: u64,
+    /// Unix milliseconds.
+    pub expires: u64,
+    /// Whether this node is one of them.
+    pub this_node: bool,
+}
+
 /// `POST /v1/trust`: trust a realm key, for one domain or (`None`) any.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -151,8 +151,13 @@ impl Node {
         let peer_memory =
             peers::PeerMemory::start(options.data_dir.clone(), dht.client.clone(), &workers);
         let listen_text = dht.started.listen_addrs.iter().map(ToString::to_string).collect();
-        let (identity, identity_task) =
-            identity::Identity::start(loaded, dht.client.clone(), listen_text, &workers);
+        let (identity, identity_task) = identity::Identity::start(
+            loaded,
+            dht.client.clone(),
+            epost_types::sign::SigningKey::from_seed(options.identity_seed),
+            listen_text,
+            &workers,
+        );
         let metrics = Arc::new(Metrics::default());
         let local = LocalFragments::new(store.clone(), options.storage.quota, dht.started.peer_id);
         let (storage, storage_tasks) = StorageService::start(

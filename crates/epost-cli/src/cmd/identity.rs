@@ -5,12 +5,12 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use epost_node::control::{
-    AddUser, ExportUser, ImportUser, RealmInfo, RealmInit, Realms, SetPassword, Trust, Trusted,
-    UserInfo,
+    AddUser, ExportUser, ImportUser, MxChange, MxInfo, RealmInfo, RealmInit, Realms, SetPassword,
+    Trust, Trusted, UserInfo,
 };
 use serde_json::json;
 
-use crate::cli::{RealmCommand, UserCommand};
+use crate::cli::{MxCommand, RealmCommand, UserCommand};
 use crate::client::{ApiClient, path_segment};
 use crate::datadir::DataDir;
 use crate::output::emit;
@@ -34,6 +34,31 @@ pub(crate) async fn realm(dir: &DataDir, command: RealmCommand, json: bool) -> R
                     "realm {} {verb}; its public key (give it to `epost realm trust` elsewhere):\n{}",
                     r.domain, r.key
                 )
+            })?;
+        }
+        RealmCommand::Mx(command) => {
+            let (domain, change) = match command {
+                MxCommand::Add { domain, peer } => (domain, Some(MxChange { peer, named: true })),
+                MxCommand::Remove { domain, peer } => {
+                    (domain, Some(MxChange { peer, named: false }))
+                }
+                MxCommand::Show { domain } => (domain, None),
+            };
+            let path = format!("/v1/realms/{}/mx", path_segment(&domain));
+            let record: MxInfo = match change {
+                Some(change) => client.post(&path, &change).await?,
+                None => client.get_json(&path).await?,
+            };
+            emit(json, &record, |r| {
+                let mut lines = vec![format!(
+                    "MX record of {} (serial {}): {} node(s){}",
+                    r.domain,
+                    r.serial,
+                    r.nodes.len(),
+                    if r.this_node { ", this node among them" } else { "" }
+                )];
+                lines.extend(r.nodes.iter().map(|n| format!("  {n}")));
+                lines.join("\n")
             })?;
         }
         RealmCommand::Trust { key, domain } => {

@@ -23,7 +23,7 @@ use std::borrow::Cow;
 
 use epost_mta::outbound::{Notify, Ret};
 use epost_types::address::Address;
-use epost_types::mailbox::{Recipient, Route};
+use epost_types::mailbox::{MailError, Recipient, Route};
 use smtp_proto::{
     MAIL_RET_FULL, MAIL_RET_HDRS, MAIL_SMTPUTF8, MailFrom, RCPT_NOTIFY_DELAY, RCPT_NOTIFY_FAILURE,
     RCPT_NOTIFY_NEVER, RCPT_NOTIFY_SUCCESS, RcptTo,
@@ -145,7 +145,19 @@ impl<B: MailBackend> Session<B> {
             Err(why) => return self.cannot_check(&rcpt.to_string(), why),
         };
         let accept = match route {
-            Route::Local | Route::Remote => true,
+            Route::Local => true,
+            Route::Remote => {
+                let submitter = self.submitter.clone();
+                match self.shared.backend.can_announce(submitter.as_ref(), &rcpt).await {
+                    Ok(()) => true,
+                    Err(MailError::NotAllowed(why)) => {
+                        let text = format!("<{rcpt}>: Cannot relay to this user from here: {why}");
+                        self.reply(451, [4, 3, 5], super::data::one_line(&text));
+                        return Step::Continue;
+                    }
+                    Err(why) => return self.cannot_check(&rcpt.to_string(), why),
+                }
+            }
             Route::Foreign => {
                 self.submitter.is_some()
                     && self.mode == Mode::Submission

@@ -1,5 +1,6 @@
-//! `/v1/realms`, `/v1/trust`, `/v1/users`: realm keys, trust, and the
-//! users this node hosts (add, import, export, password).
+//! `/v1/realms`, `/v1/trust`, `/v1/users`: realm keys, trust, the
+//! realm's MX record, and the users this node hosts (add, import,
+//! export, password).
 
 use std::str::FromStr;
 
@@ -12,7 +13,8 @@ use epost_types::sign::VerifyingKey;
 
 use super::{ApiError, AppState};
 use crate::control::{
-    AddUser, ExportUser, ImportUser, RealmInit, Realms, SetPassword, Trust, Trusted,
+    AddUser, ExportUser, ImportUser, MxChange, MxInfo, RealmInit, Realms, SetPassword, Trust,
+    Trusted,
 };
 use crate::identity::{IdentityError, RealmInfo, UserInfo};
 
@@ -25,6 +27,54 @@ pub(crate) async fn realm_init(
 
 pub(crate) async fn realms(State(state): State<AppState>) -> Json<Realms> {
     Json(Realms { held: state.identity.realms(), trusted: (*state.identity.trusted()).clone() })
+}
+
+pub(crate) async fn mx(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+) -> Result<Json<MxInfo>, ApiError> {
+    let record = state.identity.lookup_mx(&domain).await.map_err(identity_error)?;
+    Ok(Json(mx_info(&state, &record)))
+}
+
+pub(crate) async fn mx_change(
+    State(state): State<AppState>,
+    Path(domain): Path<String>,
+    Json(body): Json<MxChange>,
+) -> Result<Json<MxInfo>, ApiError> {
+    let node = match body.peer.as_deref().map(str::trim) {
+        None | Some("") => state.identity.node_key().verifying_key(),
+        Some(text) => epost_dht::PeerId::from_str(text)
+            .ok()
+            .as_ref()
+            .and_then(epost_dht::ed25519_key_of)
+            .ok_or_else(|| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad_peer",
+                    format!("{text:?} is not an epost node's peer id (`epost status` prints it)"),
+                )
+            })?,
+    };
+    let record = state.identity.mx_set(&domain, node, body.named).await.map_err(identity_error)?;
+    Ok(Json(mx_info(&state, &record)))
+}
+
+fn mx_info(state: &AppState, record: &epost_types::identity::mx::MxRecord) -> MxInfo {
+    let me = state.identity.node_key().verifying_key();
+    MxInfo {
+        domain: record.domain.clone(),
+        nodes: record
+            .nodes
+            .iter()
+            .map(|key| {
+                epost_dht::peer_id_of_key(key).map_or_else(|| key.to_string(), |p| p.to_string())
+            })
+            .collect(),
+        serial: record.serial,
+        expires: record.expires.as_millis(),
+        this_node: record.names(&me),
+    }
 }
 
 pub(crate) async fn trust(
@@ -132,11 +182,15 @@ pub(crate) fn identity_error(e: IdentityError) -> ApiError {
         E::UserExists { .. } => (StatusCode::CONFLICT, "user_exists"),
         E::UnknownUser { .. } => (StatusCode::NOT_FOUND, "unknown_user"),
         E::NoCertificate { .. } => (StatusCode::NOT_FOUND, "no_certificate"),
+        E::NoMxRecord { .. } => (StatusCode::NOT_FOUND, "no_mx_record"),
+        E::Mx(_) => (StatusCode::BAD_REQUEST, "bad_mx_record"),
         E::Bundle(_) => (StatusCode::BAD_REQUEST, "bad_bundle"),
         E::Certificate(_) | E::Presence(_) => (StatusCode::BAD_REQUEST, "untrusted"),
         E::Password(_) => (StatusCode::BAD_REQUEST, "bad_password"),
         E::Publish(_) => (StatusCode::SERVICE_UNAVAILABLE, "not_published"),
-        E::Unreachable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unreachable"),
+        E::Unreachable { .. } | E::MxUnreachable { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "unreachable")
+        }
         E::Io { .. } | E::Damaged { .. } | E::Rng(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal")
         }

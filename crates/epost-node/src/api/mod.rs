@@ -105,6 +105,7 @@ impl ApiServer {
             .route("/v1/repair", post(objects::repair))
             .route("/v1/renew", post(objects::renew).get(objects::renew_progress))
             .route("/v1/realms", get(identity::realms).post(identity::realm_init))
+            .route("/v1/realms/{domain}/mx", get(identity::mx).post(identity::mx_change))
             .route("/v1/trust", post(identity::trust))
             .route("/v1/users", get(identity::users).post(identity::add_user))
             .route("/v1/users/import", post(identity::import_user))

@@ -18,6 +18,7 @@ use crate::fsutil::write_atomic;
 const BUNDLE: &str = "bundle";
 const CERT: &str = "cert";
 const PASSWORD: &str = "password";
+const MX: &str = "mx";
 
 pub(super) struct Disk {
     root: PathBuf,
@@ -58,6 +59,30 @@ impl Disk {
     ) -> Result<(), IdentityError> {
         let name = epost_types::text::encode(address.as_str().as_bytes());
         write(&self.issued_dir().join(format!("{name}.{CERT}")), &envelope.encode(), false)
+    }
+
+    fn mx_dir(&self) -> PathBuf {
+        self.root.join("mx")
+    }
+
+    /// Every MX record a realm held here issued (the newest of each
+    /// domain), to republish and renew.
+    pub(super) fn load_mx(&self) -> Result<Vec<SignedEnvelope>, IdentityError> {
+        let mut out = Vec::new();
+        for path in list(&self.mx_dir(), MX)? {
+            let bytes = read(&path)?;
+            out.push(SignedEnvelope::decode(&bytes).map_err(|e| damaged(&path, e))?);
+        }
+        Ok(out)
+    }
+
+    /// `mx/<domain>.mx` (a canonical domain is a file name).
+    pub(super) fn save_mx(
+        &self,
+        domain: &str,
+        envelope: &SignedEnvelope,
+    ) -> Result<(), IdentityError> {
+        write(&self.mx_dir().join(format!("{domain}.{MX}")), &envelope.encode(), false)
     }
 
     fn trust_path(&self) -> PathBuf {

@@ -9,7 +9,10 @@
 //!   merged with those the config lists;
 //! - `users/<base32 of the address>.bundle`: a hosted user's key bundle
 //!   (keys and realm-signed certificate, the `epost user export` format);
-//! - `users/<base32 of the address>.password`: the gateway password hash.
+//! - `users/<base32 of the address>.password`: the gateway password hash;
+//! - `issued/<base32 of the address>.cert`: the certificates a realm here
+//!   issued, to renew;
+//! - `mx/<domain>.mx`: the MX record a realm here issued, to republish.
 //!
 //! The state sits behind a synchronous mutex that is never held across an
 //! await; the trust list is also published through a `watch` so the
@@ -17,6 +20,7 @@
 
 mod disk;
 mod logins;
+mod mx;
 mod records;
 
 use std::collections::{BTreeMap, HashMap};
@@ -108,6 +112,14 @@ pub enum IdentityError {
     Rng(#[from] RngError),
     #[error("cannot publish in the overlay: {0}")]
     Publish(String),
+    #[error(
+        "{domain} names no MX node in the overlay (`epost realm mx add {domain} PEER-ID` on the node holding its realm key)"
+    )]
+    NoMxRecord { domain: String },
+    #[error("cannot look up the MX record of {domain} in the overlay now: {why}")]
+    MxUnreachable { domain: String, why: String },
+    #[error(transparent)]
+    Mx(#[from] epost_types::identity::mx::MxError),
 }
 
 /// A user hosted on this node: their keys and current certificate.
@@ -148,6 +160,8 @@ struct State {
     added: TrustedRealms,
     users: BTreeMap<Address, Arc<HostedUser>>,
     certs: HashMap<Address, (Certificate, Instant)>,
+    /// Looked-up MX records that name this node, by domain.
+    mx: HashMap<String, (epost_types::identity::mx::MxRecord, Instant)>,
 }
 
 /// Identity loaded from disk, before the overlay starts (the overlay's
@@ -189,7 +203,14 @@ impl LoadedIdentity {
                 Ok((user.keys.address.clone(), Arc::new(user)))
             })
             .collect::<Result<BTreeMap<_, _>, IdentityError>>()?;
-        let state = State { realms, realm_secrets, added, users, certs: HashMap::new() };
+        let state = State {
+            realms,
+            realm_secrets,
+            added,
+            users,
+            certs: HashMap::new(),
+            mx: HashMap::new(),
+        };
         let (trust, _) = watch::channel(Arc::new(effective_trust(&config.trusted, &state)));
         Ok(Self { disk, config, state, trust })
     }
@@ -210,6 +231,8 @@ struct Inner {
     disk: disk::Disk,
     config: IdentityConfig,
     dht: DhtClient,
+    /// The node's overlay key, which signs what it relays as an MX.
+    node_key: SigningKey,
     peer_id: Vec<u8>,
     listen_addrs: Vec<String>,
     state: Mutex<State>,
@@ -223,6 +246,7 @@ impl Identity {
     pub(crate) fn start(
         loaded: LoadedIdentity,
         dht: DhtClient,
+        node_key: SigningKey,
         listen_addrs: Vec<String>,
         workers: &Workers,
     ) -> (Self, Worker) {
@@ -232,6 +256,7 @@ impl Identity {
                 disk: loaded.disk,
                 config: loaded.config,
                 dht,
+                node_key,
                 peer_id,
                 listen_addrs,
                 state: Mutex::new(loaded.state),
@@ -540,6 +565,9 @@ impl Identity {
         if let Err(e) = self.renew_issued().await {
             warn!(error = %Chain(&e), "cannot renew the certificates issued here");
         }
+        if let Err(e) = self.renew_mx().await {
+            warn!(error = %Chain(&e), "cannot republish the MX records issued here");
+        }
         let users: Vec<Arc<HostedUser>> = self.state().users.values().cloned().collect();
         for user in users {
             let user = match self.adopt_renewed(&user).await {
@@ -695,12 +723,13 @@ impl Identity {
     }
 }
 
-fn log_put_failure(address: &Address, what: &str, error: &RecordError) {
+/// `of` is the address (or domain) whose record it is.
+fn log_put_failure(of: &dyn std::fmt::Display, what: &str, error: &RecordError) {
     match error {
         RecordError::QuorumFailed(_) => {
-            debug!(%address, what, "no peer took the record yet; kept here, republished later")
+            debug!(%of, what, "no peer took the record yet; kept here, republished later")
         }
-        other => warn!(%address, what, error = %other, "cannot publish"),
+        other => warn!(%of, what, error = %other, "cannot publish"),
     }
 }
 

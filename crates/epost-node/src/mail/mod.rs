@@ -33,6 +33,7 @@ use epost_types::identity::ANY_DOMAIN;
 use epost_types::mail::{MessageManifest, MessageRef, Piece};
 use epost_types::mailbox::{Change, MailError, Recipient, Route, StoredObjects};
 use epost_types::mime::{self, MessageOutline};
+use epost_types::notify::relay_address;
 use epost_types::time::Timestamp;
 use futures::StreamExt;
 use tokio::sync::broadcast;
@@ -83,6 +84,15 @@ struct Inner {
     manifests: Mutex<cache::Cache<Arc<MessageManifest>>>,
     /// Tells the mailbox tasks to stop.
     mailboxes_stop: Stop,
+}
+
+/// Who signs the notification that announces mail to a user hosted
+/// elsewhere.
+enum Announcer {
+    /// A user hosted here (the submitter, or the realm's postmaster).
+    User(Address),
+    /// This node, as a named MX of the recipient's realm.
+    Mx,
 }
 
 /// The filing worker and the mailbox tasks, for an orderly shutdown.
@@ -277,7 +287,8 @@ impl MailService {
     /// it was accepted (Local or Remote; any other is refused), and returns
     /// once it is durable for all of them. Mail for a remote recipient is
     /// announced by a notification signed by `submitter` if hosted here,
-    /// else by `postmaster@<recipient's domain>` hosted here.
+    /// else by `postmaster@<recipient's domain>` hosted here, else by this
+    /// node if the realm's MX record names it.
     pub async fn deliver(
         &self,
         submitter: Option<&Address>,
@@ -312,21 +323,21 @@ impl MailService {
                         )));
                     }
                 }
-                let signer = self.signer(submitter, address)?;
-                self.inner
-                    .notifications
-                    .send(&signer, address, Some(capability), summary)
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| match e {
-                        NotifyError::Identity(IdentityError::NoCertificate { .. }) => {
-                            MailError::Undeliverable {
-                                address: address.clone(),
-                                cause: Arc::new(e),
-                            }
-                        }
-                        other => MailError::unavailable("cannot announce the message", other),
-                    })
+                let notifications = &self.inner.notifications;
+                let sent = match self.announcer(submitter, address).await? {
+                    Announcer::User(signer) => {
+                        notifications.send(&signer, address, Some(capability), summary).await
+                    }
+                    Announcer::Mx => {
+                        notifications.send_relayed(address, Some(capability), summary).await
+                    }
+                };
+                sent.map(|_| ()).map_err(|e| match e {
+                    NotifyError::Identity(IdentityError::NoCertificate { .. }) => {
+                        MailError::Undeliverable { address: address.clone(), cause: Arc::new(e) }
+                    }
+                    other => MailError::unavailable("cannot announce the message", other),
+                })
             }
         });
         for result in futures::future::join_all(sends).await {
@@ -335,21 +346,46 @@ impl MailService {
         Ok(())
     }
 
-    fn signer(&self, submitter: Option<&Address>, rcpt: &Address) -> Result<Address, MailError> {
+    /// Who announces mail for `rcpt`, hosted elsewhere: the submitter if
+    /// hosted here, else a `postmaster@` of its domain hosted here, else
+    /// this node as a named MX of the realm. An error says why none can
+    /// (`NotAllowed`: this node is not named; `Unavailable`: the MX
+    /// record cannot be looked up now).
+    async fn announcer(
+        &self,
+        submitter: Option<&Address>,
+        rcpt: &Address,
+    ) -> Result<Announcer, MailError> {
         if let Some(submitter) = submitter
             && self.inner.identity.user(submitter).is_ok()
         {
-            return Ok(submitter.clone());
+            return Ok(Announcer::User(submitter.clone()));
         }
-        let postmaster: Address = format!("postmaster@{}", rcpt.domain())
-            .parse()
+        let domain = rcpt.domain();
+        let postmaster = relay_address(domain)
             .map_err(|_| MailError::NotAllowed(format!("no postmaster for {rcpt}")))?;
         if self.inner.identity.user(&postmaster).is_ok() {
-            return Ok(postmaster);
+            return Ok(Announcer::User(postmaster));
         }
-        Err(MailError::NotAllowed(format!(
-            "{rcpt} is hosted on another node and this node hosts no {postmaster} to relay for it"
-        )))
+        match self.inner.identity.relays_for(domain).await {
+            Ok(true) => Ok(Announcer::Mx),
+            Ok(false) => Err(MailError::NotAllowed(format!(
+                "{rcpt} is hosted on another node, and the MX record of {domain} does not name                  this node (`epost realm mx add {domain} {}` on the node holding its realm key)",
+                self.inner.identity.node_peer_id()
+            ))),
+            Err(e) => Err(MailError::unavailable("cannot look up the realm's MX record", e)),
+        }
+    }
+
+    /// Whether mail for `rcpt` (hosted elsewhere) can be announced from
+    /// here, as [`Self::deliver`] would: what the MX asks at RCPT, so
+    /// that a node that cannot relay says so before the message comes.
+    pub async fn can_announce(
+        &self,
+        submitter: Option<&Address>,
+        rcpt: &Address,
+    ) -> Result<(), MailError> {
+        self.announcer(submitter, rcpt).await.map(drop)
     }
 
     /// Files one received notification into INBOX if it is mail.

@@ -20,6 +20,7 @@ mod buffer;
 mod holder;
 pub mod metrics;
 mod rate;
+mod sender;
 mod service;
 
 #[cfg(test)]

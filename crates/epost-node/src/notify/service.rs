@@ -20,7 +20,9 @@ use epost_dht::{DhtClient, PeerId};
 use epost_store::Store;
 use epost_types::address::Address;
 use epost_types::capability::Capability;
-use epost_types::notify::{Notification, Receipt, SealNotificationError, SealedNotification};
+use epost_types::notify::{
+    Notification, Receipt, SealNotificationError, SealedNotification, relay_address,
+};
 use epost_types::record::inbox_key;
 use epost_types::time::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -188,6 +190,39 @@ impl NotifyService {
         let expires = Timestamp::now().saturating_add(inner.lease);
         let sealed = Notification::seal(&sender.keys, &recipient, &notification, expires)
             .map_err(NotifyError::Seal)?;
+        self.spread(to, sealed).await
+    }
+
+    /// Sends a notification to `to` as its realm's MX: from
+    /// `postmaster@<to's domain>`, signed with this node's key (which the
+    /// realm's MX record must name for the recipient to take it).
+    pub async fn send_relayed(
+        &self,
+        to: &Address,
+        capability: Option<Capability>,
+        summary: String,
+    ) -> Result<SendReport, NotifyError> {
+        let inner = &self.inner;
+        let from = relay_address(to.domain()).map_err(IdentityError::BadAddress)?;
+        let recipient = inner.identity.lookup_certificate(to).await?;
+        let notification =
+            Notification::new(from, to.clone(), capability, summary, Timestamp::now())
+                .map_err(NotifyError::Seal)?;
+        let expires = Timestamp::now().saturating_add(inner.lease);
+        let node_key = inner.identity.node_key();
+        let sealed = Notification::seal_relayed(node_key, &recipient, &notification, expires)
+            .map_err(NotifyError::Seal)?;
+        self.spread(to, sealed).await
+    }
+
+    /// Leaves `sealed` with `to`'s inbox holders and, if it is online, at
+    /// its home node: done once one of them kept it.
+    async fn spread(
+        &self,
+        to: &Address,
+        sealed: SealedNotification,
+    ) -> Result<SendReport, NotifyError> {
+        let inner = &self.inner;
         let id = sealed.id;
 
         let me = inner.dht.local_peer_id();
@@ -540,15 +575,8 @@ async fn check(
     if !limits.has_room(&notification.from) {
         return Checked::Later;
     }
-    let cert = match inner.identity.lookup_certificate(&notification.from).await {
-        Ok(cert) => cert,
-        Err(e) => {
-            warn!(%address, from = %notification.from, error = %Chain(&e), "dropped a notification from an uncertified sender");
-            return Checked::Done;
-        }
-    };
-    if let Err(e) = notification.check_sender(&signer, &cert) {
-        warn!(%address, error = %Chain(&e), "dropped a notification with a forged sender");
+    if let Err(e) = super::sender::check(&inner.identity, &notification, &signer).await {
+        warn!(%address, from = %notification.from, error = %Chain(&e), "dropped a notification whose sender does not check");
         return Checked::Done;
     }
     limits.spend(&notification.from);

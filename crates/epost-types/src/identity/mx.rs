@@ -26,7 +26,8 @@ pub const MX_RECORD_VERSION: u8 = 1;
 pub const MAX_MX_NODES: usize = 32;
 
 /// The realm's statement that the nodes whose keys are `nodes` may relay
-/// internet mail for `domain`, from `issued` until `expires`. Trust it
+/// internet mail for `domain`, from `issued` until `expires` (none: the
+/// realm names no MX). Trust it
 /// only through [`MxRecord::verify`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -54,7 +55,7 @@ pub enum MxError {
     Payload(#[from] DecodeError),
     #[error("the MX record expires at {expires}, not after it is issued at {issued}")]
     BadValidity { issued: Timestamp, expires: Timestamp },
-    #[error("an MX record names 1 to {MAX_MX_NODES} nodes, not {count}")]
+    #[error("an MX record names at most {MAX_MX_NODES} nodes, not {count}")]
     BadNodeCount { count: usize },
     #[error("an MX record's domain must be lowercase and non-empty, not {domain:?}")]
     BadDomain { domain: String },
@@ -141,7 +142,7 @@ impl MxRecord {
         if self.expires <= self.issued {
             return Err(MxError::BadValidity { issued: self.issued, expires: self.expires });
         }
-        if self.nodes.is_empty() || self.nodes.len() > MAX_MX_NODES {
+        if self.nodes.len() > MAX_MX_NODES {
             return Err(MxError::BadNodeCount { count: self.nodes.len() });
         }
         if self.domain.is_empty() || self.domain != self.domain.to_ascii_lowercase() {
@@ -191,16 +192,17 @@ mod tests {
     fn untrusted_expired_and_malformed_records_are_refused() {
         let stranger = SigningKey::from_seed([0x52; 32]);
         let forged = MxRecord::issue(&stranger, &record(vec![node(1)])).unwrap();
-        assert!(matches!(
-            MxRecord::verify(&forged, &trust(), NOW),
-            Err(MxError::Untrusted { .. })
-        ));
+        assert!(matches!(MxRecord::verify(&forged, &trust(), NOW), Err(MxError::Untrusted { .. })));
         let issued = MxRecord::issue(&realm(), &record(vec![node(1)])).unwrap();
         let later = Timestamp(NOW.0 + 1000);
         assert!(matches!(MxRecord::verify(&issued, &trust(), later), Err(MxError::Expired { .. })));
+        // Naming no node is how a realm takes its last MX back.
+        let none = MxRecord::issue(&realm(), &record(Vec::new())).unwrap();
+        assert!(!MxRecord::verify(&none, &trust(), NOW).unwrap().names(&node(1)));
+        let crowd = (0..=MAX_MX_NODES as u8).map(node).collect();
         assert!(matches!(
-            MxRecord::issue(&realm(), &record(Vec::new())),
-            Err(MxError::BadNodeCount { count: 0 })
+            MxRecord::issue(&realm(), &record(crowd)),
+            Err(MxError::BadNodeCount { count }) if count == MAX_MX_NODES + 1
         ));
         let backwards = MxRecord::new("example.org", vec![node(1)], 1, NOW, NOW);
         assert!(matches!(MxRecord::issue(&realm(), &backwards), Err(MxError::BadValidity { .. })));

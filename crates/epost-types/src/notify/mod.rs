@@ -26,11 +26,11 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::address::Address;
+use crate::address::AddressError;
 use crate::capability::Capability;
 use crate::cbor::{self, DecodeError, Versioned};
 use crate::envelope::{EnvelopeError, EnvelopeKind, SignedEnvelope};
 use crate::hash::sha256_parts;
-use crate::address::AddressError;
 use crate::identity::mx::MxRecord;
 use crate::identity::{Certificate, UserKeys};
 use crate::limits::{MAX_ENVELOPE_PAYLOAD, MAX_NOTIFICATION, MAX_RECEIPT_IDS, MAX_SUMMARY};
@@ -321,11 +321,8 @@ fn seal_signed(
             cert: recipient_cert.address.clone(),
         });
     }
-    let envelope = SignedEnvelope::sign(
-        signing,
-        EnvelopeKind::Notification,
-        cbor::encode(notification),
-    )?;
+    let envelope =
+        SignedEnvelope::sign(signing, EnvelopeKind::Notification, cbor::encode(notification))?;
     // The capability's key is inside: zeroize the plaintext after use.
     let plaintext = Zeroizing::new(envelope.encode());
     let inbox = inbox_key(&notification.to);

@@ -331,7 +331,9 @@ async fn bdat_chunks_make_one_message() {
     assert_eq!(reply_codes(&out), [503, 250]);
 }
 
-/// A backend whose overlay is down for one domain and for delivery.
+/// A backend whose overlay is down for one domain and for delivery, and
+/// which cannot relay to two users hosted elsewhere: `far` (this node is
+/// not the realm's MX) and `away` (the MX record cannot be looked up).
 #[derive(Clone)]
 struct Flaky(MemoryBackend);
 
@@ -350,7 +352,20 @@ impl MailBackend for Flaky {
         if rcpt.domain() == "flaky.test" {
             return Err(MailError::Unavailable { what: "overlay unreachable".into(), cause: None });
         }
+        if ["far", "away"].contains(&rcpt.local()) {
+            return Ok(Route::Remote);
+        }
         self.0.recipient(rcpt).await
+    }
+
+    async fn can_announce(&self, _: Option<&Address>, rcpt: &Address) -> Result<(), MailError> {
+        match rcpt.local() {
+            "far" => Err(MailError::NotAllowed("the MX record does not name this node".into())),
+            "away" => {
+                Err(MailError::Unavailable { what: "no MX record answer".into(), cause: None })
+            }
+            _ => Ok(()),
+        }
     }
 
     fn domains(&self) -> Vec<String> {
@@ -380,6 +395,23 @@ async fn backend_trouble_is_a_temporary_failure() {
     assert!(lines[1].starts_with("454 4.7.0 "), "{out}");
     assert!(lines[3].starts_with("451 4.4.3 <x@flaky.test>: "), "{out}");
     assert!(lines[6].starts_with("451 4.3.0 Temporary failure: no storage quorum"), "{out}");
+}
+
+#[tokio::test]
+async fn a_node_that_cannot_relay_to_a_user_elsewhere_says_try_later_at_rcpt() {
+    let gateway = Setup { hostname: "mx.example.test", ..Setup::default() }.start_over(Flaky);
+    let mut session = Session::new(gateway.shared.clone(), Mode::Inbound, REMOTE.parse().unwrap());
+    session.take_output();
+    let batch = "EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<far@example.test>\r\n\
+                 RCPT TO:<away@example.test>\r\n";
+    assert_eq!(session.feed(batch.as_bytes()).await, Step::Continue);
+    let out = String::from_utf8(session.take_output()).unwrap();
+    let lines: Vec<&str> = out.lines().filter(|l| l.as_bytes().get(3) == Some(&b' ')).collect();
+    assert!(
+        lines[2].starts_with("451 4.3.5 <far@example.test>: Cannot relay to this user from here: the MX record does not name this node"),
+        "{out}"
+    );
+    assert!(lines[3].starts_with("451 4.4.3 <away@example.test>: "), "{out}");
 }
 
 /// The realm's users with a postmaster among them.
