@@ -211,7 +211,9 @@ impl SmartHost {
             None if host.contains(':') => return Err(bad()),
             None => host,
         };
-        let port: u16 = port.parse().map_err(|_| bad())?;
+        let port: u16 = port
+            .parse()
+            .map_err(|source| ConfigError::SmartHostPort { addr: addr.to_owned(), source })?;
         if host.is_empty() || port == 0 {
             return Err(bad());
         }
@@ -269,6 +271,12 @@ pub enum ConfigError {
     Zero(&'static str),
     #[error("smart_host {0:?}: expected host:port (or [ipv6]:port)")]
     SmartHostAddr(String),
+    #[error("smart_host {addr:?}: the port is not a number from 1 to 65535")]
+    SmartHostPort {
+        addr: String,
+        #[source]
+        source: std::num::ParseIntError,
+    },
     #[error("smart_host: username and password go together")]
     HalfCredentials,
     #[error(
@@ -312,6 +320,10 @@ mod tests {
         for bad in ["relay", "relay:", ":25", "relay:0", "relay:70000", "::1:25", "[::1:25"] {
             assert!(SmartHost::parse(bad).is_err(), "{bad}");
         }
+        // A port that is no number keeps the parser's word as its cause.
+        let error = SmartHost::parse("relay:smtp").unwrap_err();
+        assert!(matches!(&error, ConfigError::SmartHostPort { addr, .. } if addr == "relay:smtp"));
+        assert!(std::error::Error::source(&error).is_some());
     }
 
     #[test]

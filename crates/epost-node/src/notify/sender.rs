@@ -16,6 +16,20 @@ pub(super) enum SenderError {
     Forged(#[source] OpenNotificationError),
 }
 
+impl SenderError {
+    /// The overlay could not be asked now: the notification stays with
+    /// its holders and the next pull tries again (dropping it would lose
+    /// mail to a passing partition).
+    pub(super) fn is_temporary(&self) -> bool {
+        matches!(
+            self,
+            SenderError::Lookup(
+                IdentityError::Unreachable { .. } | IdentityError::MxUnreachable { .. }
+            )
+        )
+    }
+}
+
 /// Checks that `signer` (what the notification opened with) may speak
 /// for its `from`. A relayed notification is first tried as a user's
 /// (a realm that hosts a real postmaster) and then against the MX record.
@@ -33,4 +47,28 @@ pub(super) async fn check(
     }
     let mx = identity.lookup_mx(notification.to.domain()).await.map_err(SenderError::Lookup)?;
     notification.check_relay(signer, &mx).map_err(SenderError::Forged)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_overlay_that_cannot_be_asked_is_temporary() {
+        let address: epost_types::address::Address = "a@example.org".parse().unwrap();
+        let domain = "example.org".to_owned();
+        let why = "no peer answered".to_owned();
+        let cases = [
+            (IdentityError::Unreachable { address: address.clone(), why: why.clone() }, true),
+            (IdentityError::MxUnreachable { domain: domain.clone(), why }, true),
+            (IdentityError::NoCertificate { address: address.clone() }, false),
+            (IdentityError::NoMxRecord { domain }, false),
+        ];
+        for (error, temporary) in cases {
+            let shown = error.to_string();
+            assert_eq!(SenderError::Lookup(error).is_temporary(), temporary, "{shown}");
+        }
+        let forged = OpenNotificationError::SenderNotCertified { from: address };
+        assert!(!SenderError::Forged(forged).is_temporary());
+    }
 }

@@ -525,7 +525,8 @@ type Opened = Result<
 enum Checked {
     /// Dropped for good: receipt it.
     Done,
-    /// Over the sender's rate: leave it with the holders for later.
+    /// Over the sender's rate, or the sender cannot be checked now:
+    /// leave it with the holders for later.
     Later,
     /// Passed every check: keep it durably, then receipt it.
     Keep(Box<Kept>),
@@ -575,9 +576,16 @@ async fn check(
     if !limits.has_room(&notification.from) {
         return Checked::Later;
     }
-    if let Err(e) = super::sender::check(&inner.identity, &notification, &signer).await {
-        warn!(%address, from = %notification.from, error = %Chain(&e), "dropped a notification whose sender does not check");
-        return Checked::Done;
+    match super::sender::check(&inner.identity, &notification, &signer).await {
+        Ok(()) => {}
+        Err(e) if e.is_temporary() => {
+            debug!(%address, from = %notification.from, error = %Chain(&e), "the sender cannot be checked now; left with the holders");
+            return Checked::Later;
+        }
+        Err(e) => {
+            warn!(%address, from = %notification.from, error = %Chain(&e), "dropped a notification whose sender does not check");
+            return Checked::Done;
+        }
     }
     limits.spend(&notification.from);
     page_nonces.insert(seen_key.clone());
