@@ -44,12 +44,7 @@ impl Disk {
     /// Every certificate a realm held here issued (the newest of each
     /// address), so it can renew them wherever their users now live.
     pub(super) fn load_issued(&self) -> Result<Vec<SignedEnvelope>, IdentityError> {
-        let mut out = Vec::new();
-        for path in list(&self.issued_dir(), CERT)? {
-            let bytes = read(&path)?;
-            out.push(SignedEnvelope::decode(&bytes).map_err(|e| damaged(&path, e))?);
-        }
-        Ok(out)
+        load_envelopes(&self.issued_dir(), CERT)
     }
 
     pub(super) fn save_issued(
@@ -68,12 +63,7 @@ impl Disk {
     /// Every MX record a realm held here issued (the newest of each
     /// domain), to republish and renew.
     pub(super) fn load_mx(&self) -> Result<Vec<SignedEnvelope>, IdentityError> {
-        let mut out = Vec::new();
-        for path in list(&self.mx_dir(), MX)? {
-            let bytes = read(&path)?;
-            out.push(SignedEnvelope::decode(&bytes).map_err(|e| damaged(&path, e))?);
-        }
-        Ok(out)
+        load_envelopes(&self.mx_dir(), MX)
     }
 
     /// `mx/<domain>.mx` (a canonical domain is a file name).
@@ -223,6 +213,16 @@ fn list(dir: &Path, ext: &str) -> Result<Vec<PathBuf>, IdentityError> {
     }
     paths.sort();
     Ok(paths)
+}
+
+/// Every `*.ext` file in `dir` as a signed envelope (none if `dir` is missing).
+fn load_envelopes(dir: &Path, ext: &str) -> Result<Vec<SignedEnvelope>, IdentityError> {
+    let mut out = Vec::new();
+    for path in list(dir, ext)? {
+        let bytes = read(&path)?;
+        out.push(SignedEnvelope::decode(&bytes).map_err(|e| damaged(&path, e))?);
+    }
+    Ok(out)
 }
 
 fn stem(path: &Path) -> String {
