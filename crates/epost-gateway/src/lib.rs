@@ -27,6 +27,7 @@ pub mod smtp;
 mod socket;
 #[cfg(any(test, feature = "fuzzing"))]
 mod testing;
+mod throttle;
 pub mod tls;
 
 pub use server::{BoundAddrs, Gateway, GatewayConfig, GatewayError};

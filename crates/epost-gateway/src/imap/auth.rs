@@ -203,7 +203,7 @@ impl<B: MailBackend> Session<B> {
         };
         match self.shared.backend.account(&address).await {
             Ok(account) => {
-                self.shared.throttle.succeeded(&user);
+                self.shared.throttle.succeeded(self.peer, &user);
                 self.user = Some((address, account));
                 Done::now(ok(&tag, Some(Code::Capability(self.capabilities())), "logged in"))
             }

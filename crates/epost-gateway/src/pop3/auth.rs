@@ -99,7 +99,7 @@ impl<B: MailBackend> Session<B> {
                 return Step::Continue;
             }
         };
-        shared.throttle.succeeded(&user);
+        shared.throttle.succeeded(self.peer, &user);
         let account = match shared.backend.account(&address).await {
             Ok(account) => account,
             Err(e) => {

@@ -133,7 +133,7 @@ impl<B: MailBackend> Session<B> {
         }
         match shared.backend.authenticate(&user, &password).await {
             Ok(address) => {
-                shared.throttle.succeeded(&user);
+                shared.throttle.succeeded(self.peer, &user);
                 self.submitter = Some(address);
                 self.reply(235, [2, 7, 0], "Authentication successful");
                 Step::Continue

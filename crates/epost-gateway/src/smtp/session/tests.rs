@@ -257,6 +257,42 @@ async fn auth_login_and_the_throttle() {
 }
 
 #[tokio::test]
+async fn a_guesser_elsewhere_never_locks_the_user_out() {
+    let mut setup = Setup { hostname: "mx.example.test", ..Setup::default() };
+    setup.throttle = Throttle::new(std::time::Duration::from_secs(60), 1, 2);
+    let gateway = setup.start();
+    let plain = |user: &str, password: &str| {
+        let token = data_encoding::BASE64.encode(format!("\0{user}\0{password}").as_bytes());
+        format!("AUTH PLAIN {token}\r\n")
+    };
+    // Both over TLS (implicit, port 465), as AUTH from afar must be.
+    let mut guesser = Session::under_tls(
+        gateway.shared.clone(),
+        Mode::Submission,
+        "198.51.100.66".parse().unwrap(),
+    );
+    let guesses = format!(
+        "EHLO x.test\r\n{}{}{}",
+        plain("alice@example.test", "guess-1"),
+        plain("alice@example.test", "guess-2"),
+        plain("alice@example.test", "alice-pw")
+    );
+    guesser.feed(guesses.as_bytes()).await;
+    let out = String::from_utf8(guesser.take_output()).unwrap();
+    let codes: Vec<&str> = out.lines().filter(|l| l.as_bytes().get(3) == Some(&b' ')).collect();
+    assert!(codes[2].starts_with("535 ") && codes[3].starts_with("535 "), "{out}");
+    assert!(codes[4].starts_with("454 4.7.0 "), "the guesser is stopped: {out}");
+    // alice, from her own address, has her password checked.
+    let mut alice =
+        Session::under_tls(gateway.shared.clone(), Mode::Submission, REMOTE.parse().unwrap());
+    alice
+        .feed(format!("EHLO laptop.test\r\n{}", plain("alice@example.test", "alice-pw")).as_bytes())
+        .await;
+    let out = String::from_utf8(alice.take_output()).unwrap();
+    assert!(out.contains("\r\n235 "), "{out}");
+}
+
+#[tokio::test]
 async fn sizes_are_enforced_at_mail_and_during_data() {
     let mut h = Harness::with(Mode::Inbound, REMOTE, |s| s.limits.max_message = 100);
     let (ehlo, _) = h.send("EHLO client.test\r\n").await;
